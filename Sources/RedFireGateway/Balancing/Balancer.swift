@@ -1,0 +1,77 @@
+import Atomics
+
+/// One instance as a balancer sees it: its runtime facts plus the weight and address from the snapshot.
+public struct PoolMember: Sendable {
+    public let runtime: InstanceRuntime
+    public let url: UpstreamURL
+    public let weight: Int
+    public let version: String?
+    public let metadata: [String: String]
+    /// `scheme://host:port`, built once per snapshot rather than per request.
+    let baseURL: String
+
+    init(runtime: InstanceRuntime, url: UpstreamURL, weight: Int, version: String?, metadata: [String: String]) {
+        self.runtime = runtime
+        self.url = url
+        self.weight = weight
+        self.version = version
+        self.metadata = metadata
+        self.baseURL = url.description
+    }
+
+    var id: String { runtime.id }
+}
+
+/// Chooses one member of a pool for a request. A balancer is built for one fixed list of eligible
+/// members (a snapshot) and is rebuilt whenever that list changes, so any precomputation (schedules,
+/// rings) happens off the request path.
+protocol Balancer: Sendable {
+    /// Picks a member, skipping those in `excluding` (instances already tried by this request).
+    /// `hashKey` is only computed for balancers that want one.
+    func pick(hashKey: String?, excluding: [InstanceRuntime]) -> PoolMember?
+}
+
+extension Balancer {
+    func pick() -> PoolMember? { pick(hashKey: nil, excluding: []) }
+}
+
+/// Builds the balancer for a strategy over a fixed list of members.
+enum BalancerFactory {
+    static func make(_ kind: BalancingStrategyKind, members: [PoolMember]) -> any Balancer {
+        switch kind {
+        case .roundRobin: return SmoothWeightedRoundRobin(members: members)
+        case .random: return WeightedRandom(members: members)
+        case .leastConnections: return LeastConnections(members: members)
+        case .powerOfTwo: return PowerOfTwoChoices(members: members)
+        case .consistentHash: return ConsistentHashRing(members: members)
+        }
+    }
+}
+
+func isExcluded(_ member: PoolMember, _ excluding: [InstanceRuntime]) -> Bool {
+    guard !excluding.isEmpty else { return false }
+    return excluding.contains { $0 === member.runtime }
+}
+
+/// A lock-free pseudo-random source for balancing decisions: splitmix64 over an atomic counter.
+/// Not for secrets; it only has to spread load evenly and cost a few nanoseconds.
+enum FastRandom {
+    private static let state = ManagedAtomic<UInt64>(UInt64(truncatingIfNeeded: ContinuousClock.now.hashValue) | 1)
+
+    static func next() -> UInt64 {
+        let value = state.wrappingIncrementThenLoad(by: 0x9E37_79B9_7F4A_7C15, ordering: .relaxed)
+        return mix(value)
+    }
+
+    static func mix(_ input: UInt64) -> UInt64 {
+        var z = input
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..<bound` (bound > 0).
+    static func below(_ bound: Int) -> Int {
+        Int(truncatingIfNeeded: next().multipliedFullWidth(by: UInt64(bound)).high)
+    }
+}

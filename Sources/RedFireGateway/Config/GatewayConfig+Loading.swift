@@ -1,0 +1,240 @@
+import Foundation
+import Yams
+
+extension GatewayConfig {
+    /// Loads and validates a configuration file. Throws `ConfigError` listing every problem found.
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GatewayConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions and encoding)" : "does not exist"
+            throw ConfigError(source: path, problems: [ConfigProblem(path: "", line: nil, message: "the file \(reason)")])
+        }
+        return try parse(yaml: text, source: path, environment: environment)
+    }
+
+    /// Parses and validates YAML text. Throws `ConfigError` listing every problem found.
+    public static func parse(yaml: String, source: String = "config", environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GatewayConfig {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: yaml) else {
+                throw ConfigError(source: source, problems: [ConfigProblem(path: "", line: nil, message: "the file is empty")])
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch let error as YamlError {
+            throw ConfigError(source: source, problems: [Self.problem(from: error)])
+        }
+        let reader = ConfigReader(environment: environment)
+        let config = decode(root, reader: reader)
+        if reader.problems.isEmpty, let config {
+            return config
+        }
+        throw ConfigError(source: source, problems: reader.problems)
+    }
+
+    private static func problem(from error: YamlError) -> ConfigProblem {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return ConfigProblem(path: "", line: mark.line, message: "invalid YAML: \(problem)")
+        default:
+            return ConfigProblem(path: "", line: nil, message: "invalid YAML: \(error)")
+        }
+    }
+
+    private static func decode(_ root: Node, reader: ConfigReader) -> GatewayConfig? {
+        guard let top = reader.object(root, path: "") else { return nil }
+        var config = GatewayConfig()
+        if let text = top.string("listen") {
+            if let address = ListenAddress(parsing: text) { config.listen = address }
+            else { reader.report("listen", top.node("listen"), "expected HOST:PORT, found \"\(text)\"") }
+        }
+        if let grace = top.duration("shutdown_grace") { config.shutdownGrace = grace }
+
+        var instanceIDs: [String: String] = [:]
+        if let entries = top.namedEntries("services") {
+            for entry in entries {
+                if let service = decodeService(name: entry.name, path: entry.path, node: entry.node, reader: reader) {
+                    for instance in service.instances {
+                        if let other = instanceIDs[instance.id] {
+                            reader.report("\(entry.path).instances", entry.node, "instance id \"\(instance.id)\" is already used by service \(other)")
+                        }
+                        instanceIDs[instance.id] = service.name
+                    }
+                    config.services.append(service)
+                }
+            }
+        } else if !top.has("services") {
+            reader.report("services", root, "is required: at least one service")
+        }
+
+        if let routes = top.list("routes") {
+            var prefixes: Set<String> = []
+            for (path, node) in routes {
+                guard let route = decodeRoute(path: path, node: node, reader: reader) else { continue }
+                if !config.services.contains(where: { $0.name == route.service }) {
+                    let known = config.services.map(\.name).joined(separator: ", ")
+                    reader.report("\(path).service", node, "no service named \"\(route.service)\" (known: \(known.isEmpty ? "none" : known))")
+                }
+                if !prefixes.insert(route.prefix).inserted {
+                    reader.report("\(path).prefix", node, "prefix \"\(route.prefix)\" is already routed")
+                }
+                config.routes.append(route)
+            }
+        } else if !top.has("routes") {
+            reader.report("routes", root, "is required: at least one route")
+        }
+        top.finish()
+        return config
+    }
+
+    private static func decodeService(name: String, path: String, node: Node, reader: ConfigReader) -> ServiceConfig? {
+        guard isValidName(name) else {
+            reader.report(path, node, "service names may use letters, digits, '_' and '-' only")
+            return nil
+        }
+        guard let object = reader.object(node, path: path) else { return nil }
+        var service = ServiceConfig(name: name)
+        if let text = object.string("strategy", oneOf: BalancingStrategyKind.allCases.map(\.rawValue)) {
+            service.strategy = BalancingStrategyKind(rawValue: text)!
+        }
+        if let text = object.string("hash_key") {
+            if let key = HashKey(parsing: text) { service.hashKey = key }
+            else { reader.report(object.childPath("hash_key"), object.node("hash_key"), "expected client_ip or header:NAME, found \"\(text)\"") }
+        }
+        if let panic = object.bool("panic_routing") { service.panicRouting = panic }
+
+        if let instances = object.list("instances") {
+            for (index, element) in instances.enumerated() {
+                if let instance = decodeInstance(service: name, index: index, path: element.path, node: element.node, reader: reader) {
+                    service.instances.append(instance)
+                }
+            }
+        }
+        if let check = object.object("health_check") {
+            var health = HealthCheckConfig()
+            if let enabled = check.bool("enabled") { health.enabled = enabled }
+            if let path = check.string("path") {
+                if path.hasPrefix("/") { health.path = path }
+                else { reader.report(check.childPath("path"), check.node("path"), "must start with /") }
+            }
+            if let value = check.duration("interval", atLeast: .milliseconds(10)) { health.interval = value }
+            if let value = check.duration("jitter") { health.jitter = value }
+            if let value = check.duration("timeout", atLeast: .milliseconds(1)) { health.timeout = value }
+            if let value = check.int("healthy_threshold", in: 1...100) { health.healthyThreshold = value }
+            if let value = check.int("unhealthy_threshold", in: 1...100) { health.unhealthyThreshold = value }
+            if let statuses = check.stringList("expected_status") {
+                var ranges: [ClosedRange<Int>] = []
+                for text in statuses {
+                    if let range = parseStatusRange(text) { ranges.append(range) }
+                    else { reader.report(check.childPath("expected_status"), check.node("expected_status"), "expected a status code (200) or a range (200-399), found \"\(text)\"") }
+                }
+                if !ranges.isEmpty { health.expectedStatus = ranges }
+            }
+            check.finish()
+            service.healthCheck = health
+        }
+        if let object = object.object("timeouts") {
+            var timeouts = TimeoutConfig()
+            if let value = object.duration("connect", atLeast: .milliseconds(1)) { timeouts.connect = value }
+            if let value = object.duration("response_headers", atLeast: .milliseconds(1)) { timeouts.responseHeaders = value }
+            if let value = object.duration("idle", atLeast: .milliseconds(1)) { timeouts.idle = value }
+            object.finish()
+            service.timeouts = timeouts
+        }
+        if let object = object.object("retries") {
+            var retries = RetryConfig()
+            if let value = object.int("attempts", in: 1...10) { retries.attempts = value }
+            if let value = object.double("budget_ratio", in: 0...1) { retries.budgetRatio = value }
+            if let value = object.int("min_retries", in: 0...10_000) { retries.minRetries = value }
+            object.finish()
+            service.retries = retries
+        }
+        if let object = object.object("passive_ejection") {
+            var ejection = PassiveEjectionConfig()
+            if let value = object.bool("enabled") { ejection.enabled = value }
+            if let value = object.int("consecutive_failures", in: 1...1000) { ejection.consecutiveFailures = value }
+            if let value = object.duration("base_time", atLeast: .milliseconds(1)) { ejection.baseTime = value }
+            if let value = object.duration("max_time", atLeast: .milliseconds(1)) { ejection.maxTime = value }
+            if ejection.maxTime < ejection.baseTime {
+                reader.report(object.childPath("max_time"), object.node, "must not be shorter than base_time")
+            }
+            object.finish()
+            service.passiveEjection = ejection
+        }
+        object.finish()
+        return service
+    }
+
+    private static func decodeInstance(service: String, index: Int, path: String, node: Node, reader: ConfigReader) -> InstanceConfig? {
+        guard let object = reader.object(node, path: path) else { return nil }
+        defer { object.finish() }
+        let id = object.string("id") ?? "\(service)-\(index + 1)"
+        if !isValidName(id) {
+            reader.report(object.childPath("id"), object.node("id"), "instance ids may use letters, digits, '_', '.' and '-' only")
+        }
+        guard let urlText = object.require(object.string("url"), "url") else { return nil }
+        guard let url = UpstreamURL(parsing: urlText) else {
+            reader.report(object.childPath("url"), object.node("url"), "expected http://HOST:PORT (no path), found \"\(urlText)\"")
+            return nil
+        }
+        var instance = InstanceConfig(id: id, url: url)
+        if let weight = object.int("weight", in: 1...1000) { instance.weight = weight }
+        instance.version = object.string("version")
+        if let metadata = object.object("metadata") {
+            for key in metadata.keys {
+                if let value = metadata.string(key) { instance.metadata[key] = value }
+            }
+            metadata.finish()
+        }
+        return instance
+    }
+
+    private static func decodeRoute(path: String, node: Node, reader: ConfigReader) -> RouteConfig? {
+        guard let object = reader.object(node, path: path) else { return nil }
+        defer { object.finish() }
+        let prefix = object.require(object.string("prefix"), "prefix")
+        let service = object.require(object.string("service"), "service")
+        let methods = object.stringList("methods")
+        let strip = object.bool("strip_prefix")
+        let version = object.string("version")
+        let name = object.string("name")
+        guard var prefix, let service else { return nil }
+        if !prefix.hasPrefix("/") {
+            reader.report(object.childPath("prefix"), object.node("prefix"), "must start with /")
+            return nil
+        }
+        if prefix.contains("?") || prefix.contains("%") || prefix.contains("//") || prefix.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
+            reader.report(object.childPath("prefix"), object.node("prefix"), "must be a plain path (no query, percent-encoding, empty or dot segments)")
+            return nil
+        }
+        while prefix.count > 1 && prefix.hasSuffix("/") { prefix.removeLast() }
+        var normalizedMethods: [String]?
+        if let methods {
+            normalizedMethods = []
+            for method in methods {
+                let upper = method.uppercased()
+                if upper.isEmpty || !upper.allSatisfy({ $0.isASCII && $0.isLetter }) {
+                    reader.report(object.childPath("methods"), object.node("methods"), "\"\(method)\" is not an HTTP method")
+                } else if !normalizedMethods!.contains(upper) {
+                    normalizedMethods!.append(upper)
+                }
+            }
+        }
+        return RouteConfig(prefix: prefix, service: service, methods: normalizedMethods, stripPrefix: strip ?? false, version: version, name: name)
+    }
+
+    private static func parseStatusRange(_ text: String) -> ClosedRange<Int>? {
+        let parts = text.split(separator: "-", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let low = Int(parts[0]), (100...599).contains(low) else { return nil }
+        if parts.count == 1 { return low...low }
+        guard let high = Int(parts[1]), (low...599).contains(high) else { return nil }
+        return low...high
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 128 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }
+    }
+}

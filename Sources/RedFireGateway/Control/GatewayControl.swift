@@ -1,0 +1,80 @@
+import Foundation
+
+/// The one way to change the gateway's runtime state. The admin API and the operations console both
+/// call it; every call is written to the audit trail and, when it changes something, to the events.
+public final class GatewayControl: Sendable {
+    public let registry: ServiceRegistry
+    public let audit: AuditTrail
+
+    public init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail()) {
+        self.registry = registry
+        self.audit = audit
+    }
+
+    /// Takes an instance out of rotation: no new requests; in-flight ones finish. The state reads
+    /// `draining` until in-flight reaches zero, then `drained`. Survives health changes and reloads.
+    public func drain(service: String, instance id: String, actor: String) throws(ControlError) {
+        try perform("drain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
+            let runtime = try registry.instance(service: service, id: id)
+            guard !runtime.drainFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            registry.rebuild()
+            registry.record(.drain, service: service, instance: id, "\(id) draining (\(runtime.inFlight) in flight) by \(actor)")
+        }
+    }
+
+    /// Returns a drained or draining instance to rotation.
+    public func undrain(service: String, instance id: String, actor: String) throws(ControlError) {
+        try perform("undrain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
+            let runtime = try registry.instance(service: service, id: id)
+            guard runtime.drainFlag.exchange(false, ordering: .acquiringAndReleasing) else { return }
+            registry.rebuild()
+            registry.record(.drain, service: service, instance: id, "\(id) back in rotation by \(actor)")
+        }
+    }
+
+    /// Switches a service's balancing strategy. In-flight requests are unaffected; new requests use the
+    /// new strategy from the next snapshot on.
+    public func setStrategy(service: String, strategy: BalancingStrategyKind, actor: String) throws(ControlError) {
+        try perform("set_strategy", target: "\(service)=\(strategy.rawValue)", actor: actor) { () throws(ControlError) in
+            let before = registry.state.service(named: service)?.strategy
+            try registry.setStrategy(service: service, strategy: strategy)
+            if before != strategy {
+                registry.record(.strategy, service: service, instance: nil, "\(service) strategy \(before?.rawValue ?? "?") → \(strategy.rawValue) by \(actor)")
+            }
+        }
+    }
+
+    /// Registers an instance at runtime. With a `leaseTTL` it must send heartbeats within each TTL, or it
+    /// leaves rotation and the registry.
+    public func register(service: String, instance: InstanceConfig, leaseTTL: Duration?, actor: String) throws(ControlError) {
+        try perform("register", target: "\(service)/\(instance.id)", actor: actor) { () throws(ControlError) in
+            guard GatewayConfig.isValidName(instance.id) else { throw .invalid("instance ids may use letters, digits, '_', '.' and '-' only") }
+            guard (1...1000).contains(instance.weight) else { throw .invalid("weight must be between 1 and 1000") }
+            if let ttl = leaseTTL, ttl < .milliseconds(100) { throw .invalid("lease TTL must be at least 100ms") }
+            _ = try registry.register(service: service, instance: instance, ttl: leaseTTL, now: .now)
+            registry.record(.registration, service: service, instance: instance.id, "\(instance.id) registered at \(instance.url) by \(actor)")
+        }
+    }
+
+    public func deregister(service: String, instance id: String, actor: String) throws(ControlError) {
+        try perform("deregister", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
+            try registry.deregister(service: service, id: id)
+            registry.record(.registration, service: service, instance: id, "\(id) deregistered by \(actor)")
+        }
+    }
+
+    public func heartbeat(service: String, instance id: String, actor: String) throws(ControlError) {
+        // Heartbeats are frequent and change nothing visible: they are not audited.
+        try registry.heartbeat(service: service, id: id, now: .now)
+    }
+
+    private func perform(_ action: String, target: String, actor: String, _ body: () throws(ControlError) -> Void) throws(ControlError) {
+        do {
+            try body()
+            audit.append(AuditEntry(at: Date(), actor: actor, action: action, target: target, result: "ok"))
+        } catch {
+            audit.append(AuditEntry(at: Date(), actor: actor, action: action, target: target, result: error.code))
+            throw error
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Every error the gateway itself answers with, defined once: code, status and the message a client
+/// sees. The list is documented in `docs/errors.md`; codes are stable, messages may improve.
+public struct GatewayErrorCode: Sendable, Hashable {
+    public let code: String
+    public let status: HTTPResponse.Status
+    public let message: String
+
+    public static let routeNotFound = Self(code: "route_not_found", status: .notFound, message: "No route matches this path.")
+    public static let methodNotAllowed = Self(code: "method_not_allowed", status: .methodNotAllowed, message: "This method is not allowed on this route.")
+    public static let upstreamUnavailable = Self(code: "upstream_unavailable", status: .serviceUnavailable, message: "No healthy instance of the service is available. Retry later.")
+    public static let upstreamTimeout = Self(code: "upstream_timeout", status: .gatewayTimeout, message: "The service did not answer in time.")
+    public static let badGateway = Self(code: "bad_gateway", status: .badGateway, message: "The service could not be reached or gave an invalid response.")
+    public static let notReady = Self(code: "not_ready", status: .serviceUnavailable, message: "No route has a healthy instance yet.")
+    public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
+
+    public static let all: [GatewayErrorCode] = [.routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady, .internalError]
+}
+
+/// The one JSON error body: `{"error":{"code":"...","message":"...","request_id":"..."}}`, built by
+/// hand (no JSONEncoder per request); request IDs are validated to JSON-safe characters before use.
+enum ErrorEnvelope {
+    static let contentType = "application/json"
+
+    static func response(_ error: GatewayErrorCode, requestID: String, headers extra: HTTPFields = [:]) -> Response {
+        var body = ByteBuffer()
+        body.reserveCapacity(80 + error.code.utf8.count + error.message.utf8.count + requestID.utf8.count)
+        body.writeStaticString("{\"error\":{\"code\":\"")
+        body.writeString(error.code)
+        body.writeStaticString("\",\"message\":")
+        writeJSONString(error.message, to: &body)
+        body.writeStaticString(",\"request_id\":")
+        writeJSONString(requestID, to: &body)
+        body.writeStaticString("}}")
+        var headers = extra
+        headers[.contentType] = contentType
+        headers[.requestID] = requestID
+        headers[.cacheControl] = "no-store"
+        return Response(status: error.status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    static func writeJSONString(_ text: String, to buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": buffer.writeStaticString("\\\"")
+            case "\\": buffer.writeStaticString("\\\\")
+            case "\n": buffer.writeStaticString("\\n")
+            case "\r": buffer.writeStaticString("\\r")
+            case "\t": buffer.writeStaticString("\\t")
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+                } else {
+                    buffer.writeString(String(scalar))
+                }
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+}
+
+extension HTTPField.Name {
+    static let requestID = Self("X-Request-ID")!
+    static let forwardedFor = Self("X-Forwarded-For")!
+    static let forwardedProto = Self("X-Forwarded-Proto")!
+    static let forwardedHost = Self("X-Forwarded-Host")!
+    static let gatewayService = Self("X-Gateway-Service")!
+    static let idempotencyKey = Self("Idempotency-Key")!
+    static let keepAlive = Self("Keep-Alive")!
+    static let proxyConnection = Self("Proxy-Connection")!
+    static let upgradeField = Self("Upgrade")!
+    static let trailer = Self("Trailer")!
+    static let te = Self("TE")!
+}

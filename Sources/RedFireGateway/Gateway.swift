@@ -1,0 +1,111 @@
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// The gateway assembled from a configuration: registry, control surface, health checks and the HTTP
+/// server. Run it as a `Service` (the CLI puts it in a `ServiceGroup` that turns SIGTERM/SIGINT into a
+/// graceful shutdown: stop accepting, let in-flight requests finish, exit).
+public final class Gateway: Service {
+    public let registry: ServiceRegistry
+    public let control: GatewayControl
+    public let logger: Logger
+    let transport: HTTPClientTransport
+    let eventLoopGroup: any EventLoopGroup
+    private let listenAddress: ListenAddress
+    private let listening = ListeningSignal()
+
+    public init(config: GatewayConfig, logger: Logger = Logger(label: "redfire.gateway"), eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.logger = logger
+        self.eventLoopGroup = eventLoopGroup
+        self.listenAddress = config.listen
+        self.registry = ServiceRegistry(config: config, logger: logger)
+        self.control = GatewayControl(registry: registry)
+        self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// Waits until the server is accepting connections and returns the port it is bound to (useful when
+    /// the configuration asks for port 0). Throws if the server failed to start.
+    public func waitUntilListening() async throws -> Int {
+        try await listening.wait()
+    }
+
+    public func run() async throws {
+        let responder = GatewayResponder(registry: registry, forwarder: Forwarder(transport: transport, registry: registry, logger: logger))
+        let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
+        let app = Application(
+            responder: responder,
+            configuration: .init(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil),
+            services: [TransportShutdown(transport: transport), maintenance],
+            onServerRunning: { [listening] channel in
+                listening.succeed(port: channel.localAddress?.port ?? 0)
+            },
+            eventLoopGroupProvider: .shared(eventLoopGroup),
+            logger: logger
+        )
+        do {
+            try await app.run()
+            listening.fail(GatewayStartError.stopped)
+        } catch {
+            listening.fail(error)
+            throw error
+        }
+    }
+}
+
+/// Why the gateway did not start listening.
+public enum GatewayStartError: Error {
+    case stopped
+}
+
+/// Closes the upstream connection pools once the server has drained (services stop in reverse order).
+struct TransportShutdown: Service {
+    let transport: HTTPClientTransport
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        await transport.shutdown()
+    }
+}
+
+/// One-shot signal carrying the bound port to any number of waiters.
+final class ListeningSignal: Sendable {
+    private enum State {
+        case waiting([CheckedContinuation<Int, any Error>])
+        case listening(Int)
+        case failed(any Error)
+    }
+    private let state = Mutex(State.waiting([]))
+
+    func wait() async throws -> Int {
+        try await withCheckedThrowingContinuation { continuation in
+            state.withLock { state in
+                switch state {
+                case .waiting(let waiters): state = .waiting(waiters + [continuation])
+                case .listening(let port): continuation.resume(returning: port)
+                case .failed(let error): continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    func succeed(port: Int) {
+        let waiters: [CheckedContinuation<Int, any Error>] = state.withLock { state in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = .listening(port)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    func fail(_ error: any Error) {
+        let waiters: [CheckedContinuation<Int, any Error>] = state.withLock { state in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = .failed(error)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+}

@@ -1,0 +1,13 @@
+import Hummingbird
+import NIOCore
+
+/// Per-request context: Hummingbird's core storage plus the TCP peer's address.
+public struct GatewayRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+}

@@ -1,0 +1,50 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The gateway's request path: request ID, the gateway's own probes, route match, method check, then
+/// forwarding. Reads the current `GatewayState` once per request.
+struct GatewayResponder: HTTPResponder {
+    typealias Context = GatewayRequestContext
+
+    let registry: ServiceRegistry
+    let forwarder: Forwarder
+
+    static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
+    static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let head = request.head
+        let requestID: String
+        if let supplied = head.headerFields[.requestID], GatewayRequestID.isWellFormed(supplied) {
+            requestID = supplied
+        } else {
+            requestID = GatewayRequestID.generate()
+        }
+        let target = head.path ?? "/"
+        let path: Substring = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
+
+        switch path {
+        case "/health":
+            return Self.json(.ok, Self.okBody, requestID: requestID)
+        case "/ready":
+            if registry.state.isReady { return Self.json(.ok, Self.readyBody, requestID: requestID) }
+            return ErrorEnvelope.response(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
+        default:
+            break
+        }
+
+        let state = registry.state
+        guard let route = state.route(for: path) else {
+            return ErrorEnvelope.response(.routeNotFound, requestID: requestID)
+        }
+        if let allowed = route.allowedMethods, !allowed.contains(head.method) {
+            return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
+        }
+        return await forwarder.forward(request, route: route, requestID: requestID, clientIP: context.remoteAddress?.ipAddress)
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json", .requestID: requestID, .cacheControl: "no-store"], body: .init(byteBuffer: body))
+    }
+}

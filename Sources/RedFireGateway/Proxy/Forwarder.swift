@@ -1,0 +1,147 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// Forwards one request to one instance of a route's service: picks an instance, streams the request
+/// and the response through, retries where that is safe, and accounts in-flight requests exactly.
+struct Forwarder: Sendable {
+    let transport: any UpstreamTransport
+    let registry: ServiceRegistry
+    let logger: Logger
+
+    /// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2).
+    static func isIdempotent(_ method: HTTPRequest.Method) -> Bool {
+        switch method {
+        case .get, .head, .options, .put, .delete, .trace: return true
+        default: return false
+        }
+    }
+
+    func forward(_ request: Request, route: RouteEntry, requestID: String, clientIP: String?) async -> Response {
+        let pool = route.pool
+        guard !pool.eligible.isEmpty else {
+            return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: [.retryAfter: retryAfter(pool)])
+        }
+        let service = pool.service
+        pool.shared.retryBudget.recordRequest()
+
+        let head = request.head
+        let target = upstreamTarget(head.path ?? "/", route: route)
+        let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID)
+        let body = Self.declaredBody(request)
+        let retriable = Self.isIdempotent(head.method) || head.headerFields.contains(.idempotencyKey)
+        let hashKey: String?
+        if pool.strategy == .consistentHash {
+            switch service.hashKey {
+            case .clientIP: hashKey = clientIP
+            case .header(let name): hashKey = HTTPField.Name(name).flatMap { head.headerFields[$0] }
+            }
+        } else {
+            hashKey = nil
+        }
+
+        var tried: [InstanceRuntime] = []
+        var lastFailure: UpstreamFailure?
+        var attempt = 0
+        while attempt < service.retries.attempts {
+            guard let member = pool.balancer.pick(hashKey: hashKey, excluding: tried) else { break }
+            let runtime = member.runtime
+            // The snapshot may predate a drain; a drained instance takes no new request.
+            if runtime.isDraining {
+                tried.append(runtime)
+                continue
+            }
+            attempt += 1
+            runtime.inFlightCounter.wrappingIncrement(ordering: .relaxed)
+            runtime.dispatchedCounter.wrappingIncrement(ordering: .relaxed)
+            let upstreamRequest = UpstreamRequest(method: head.method, url: member.baseURL + target, headers: headers, body: body)
+            let response: UpstreamResponse
+            do {
+                response = try await transport.execute(upstreamRequest, timeouts: service.timeouts)
+            } catch {
+                runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
+                recordOutcome(runtime, failed: true, service: service)
+                logger.warning("upstream request failed", metadata: [
+                    "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
+                    "upstream": .string(member.baseURL), "failure": .string("\(error)"), "attempt": .stringConvertible(attempt),
+                ])
+                lastFailure = error
+                tried.append(runtime)
+                let bodyUntouched = body.map { !$0.stream.wasRead } ?? true
+                guard retriable, bodyUntouched, error != .responseTimeout,
+                      attempt < service.retries.attempts, pool.shared.retryBudget.tryWithdraw() else { break }
+                continue
+            }
+            recordOutcome(runtime, failed: response.status.code >= 500, service: service)
+            return streamedResponse(response, runtime: runtime, requestID: requestID)
+        }
+        switch lastFailure {
+        case .none: return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: [.retryAfter: retryAfter(pool)])
+        case .connectTimeout, .responseTimeout: return ErrorEnvelope.response(.upstreamTimeout, requestID: requestID)
+        case .connectFailed, .connectionFailed: return ErrorEnvelope.response(.badGateway, requestID: requestID)
+        }
+    }
+
+    /// The request target the instance sees: the original path and query, minus the route prefix when
+    /// the route strips it.
+    func upstreamTarget(_ original: String, route: RouteEntry) -> String {
+        guard route.config.stripPrefix, route.prefixUTF8.count > 1 else { return original }
+        let rest = original.utf8.dropFirst(route.prefixUTF8.count)
+        let text = String(Substring(rest))
+        return text.hasPrefix("/") ? text : "/" + text
+    }
+
+    /// A body is sent upstream only when the client declared one (RFC 9112 §6.1): `Content-Length`
+    /// or `Transfer-Encoding`. A GET without either reaches the instance without a body.
+    static func declaredBody(_ request: Request) -> UpstreamRequestBody? {
+        let fields = request.head.headerFields
+        if let text = fields[.contentLength], let length = Int(text) {
+            return UpstreamRequestBody(stream: TrackedRequestBody(body: request.body), length: length)
+        }
+        if fields.contains(.transferEncoding) {
+            return UpstreamRequestBody(stream: TrackedRequestBody(body: request.body), length: nil)
+        }
+        return nil
+    }
+
+    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, requestID: String) -> Response {
+        let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID)
+        let lease = InFlightLease(runtime: runtime)
+        let upstreamBody = upstream.body
+        return Response(status: upstream.status, headers: headers, body: ResponseBody { writer in
+            // The lease lives as long as this closure: the in-flight count drops when the body is done,
+            // fails, or is abandoned because the client went away.
+            defer { withExtendedLifetime(lease) {} }
+            for try await chunk in upstreamBody {
+                try await writer.write(chunk)
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    private func recordOutcome(_ runtime: InstanceRuntime, failed: Bool, service: ServiceConfig) {
+        guard let ejection = runtime.recordOutcome(failed: failed, config: service.passiveEjection, now: .now) else { return }
+        registry.rebuild()
+        registry.record(.ejection, service: service.name, instance: runtime.id,
+                        "\(runtime.id) ejected for \(ConfigDuration.format(ejection)) after \(service.passiveEjection.consecutiveFailures) consecutive failures")
+    }
+
+    private func retryAfter(_ pool: ServicePool) -> String {
+        let seconds = pool.service.healthCheck.enabled ? max(1, Int(pool.service.healthCheck.interval.secondsDouble.rounded(.up))) : 1
+        return String(seconds)
+    }
+}
+
+/// Holds one unit of an instance's in-flight count until released by deinit.
+final class InFlightLease: Sendable {
+    let runtime: InstanceRuntime
+
+    init(runtime: InstanceRuntime) {
+        self.runtime = runtime
+    }
+
+    deinit {
+        runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
+    }
+}

@@ -1,0 +1,102 @@
+import AsyncHTTPClient
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// `UpstreamTransport` over AsyncHTTPClient, configured as a proxy: no redirects, no decompression,
+/// HTTP/1 only, pooled keep-alive connections sized for concurrency, no connection-establishment retry
+/// loop (a refused connection fails at once so the gateway can fail over), no tracing.
+///
+/// AsyncHTTPClient's timeouts are per client, so there is one client per distinct `timeouts` setting.
+final class HTTPClientTransport: UpstreamTransport {
+    private let eventLoopGroup: any EventLoopGroup
+    private let clients = Mutex<[TimeoutConfig: HTTPClient]>([:])
+    private let logger: Logger
+
+    /// Connections kept per upstream instance; AsyncHTTPClient opens more when needed and parks the rest.
+    static let connectionsPerHost = 512
+
+    init(eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+    }
+
+    private func client(for timeouts: TimeoutConfig) -> HTTPClient {
+        clients.withLock { clients in
+            if let client = clients[timeouts] { return client }
+            var configuration = HTTPClient.Configuration(
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: .nanoseconds(timeouts.connect.nanosecondsClamped),
+                               read: .nanoseconds(timeouts.idle.nanosecondsClamped)),
+                connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: Self.connectionsPerHost),
+                decompression: .disabled
+            )
+            configuration.httpVersion = .http1Only
+            configuration.connectionPool.retryConnectionEstablishment = false
+            configuration.tracing.tracer = nil
+            let client = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration, backgroundActivityLogger: logger)
+            clients[timeouts] = client
+            return client
+        }
+    }
+
+    func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+        var outbound = HTTPClientRequest(url: request.url)
+        outbound.method = HTTPMethod(rawValue: request.method.rawValue)
+        outbound.headers = Self.headers(request.headers)
+        if let body = request.body {
+            outbound.body = .stream(body.stream, length: body.length.map { .known(Int64($0)) } ?? .unknown)
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await client(for: timeouts).execute(outbound, deadline: .now() + .nanoseconds(timeouts.responseHeaders.nanosecondsClamped))
+        } catch {
+            throw Self.classify(error)
+        }
+        var fields = HTTPFields()
+        fields.reserveCapacity(response.headers.count)
+        for (name, value) in response.headers {
+            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
+        }
+        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields, body: response.body)
+    }
+
+    /// HTTPFields keeps each cookie as its own field; HTTP/1.1 wants one `Cookie` line (RFC 6265 §5.4).
+    static func headers(_ fields: HTTPFields) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count)
+        var cookies: [String] = []
+        for field in fields {
+            if field.name == .cookie { cookies.append(field.value) } else { headers.add(name: field.name.rawName, value: field.value) }
+        }
+        if !cookies.isEmpty { headers.add(name: "Cookie", value: cookies.joined(separator: "; ")) }
+        return headers
+    }
+
+    static func classify(_ error: any Error) -> UpstreamFailure {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout, .getConnectionFromPoolTimeout: return .connectTimeout
+            case .deadlineExceeded, .readTimeout: return .responseTimeout
+            default: return .connectionFailed
+            }
+        }
+        if error is NIOConnectionError { return .connectFailed }
+        if let error = error as? ChannelError, case .connectTimeout = error { return .connectTimeout }
+        if let error = error as? IOError, [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode) {
+            return .connectFailed
+        }
+        return .connectionFailed
+    }
+
+    func shutdown() async {
+        let all = clients.withLock { clients in
+            defer { clients.removeAll() }
+            return Array(clients.values)
+        }
+        for client in all { try? await client.shutdown() }
+    }
+}

@@ -1,0 +1,46 @@
+import HTTPTypes
+import NIOCore
+
+/// A request ready to go to one instance.
+struct UpstreamRequest: Sendable {
+    var method: HTTPRequest.Method
+    /// `scheme://host:port/path?query`.
+    var url: String
+    var headers: HTTPFields
+    var body: UpstreamRequestBody?
+}
+
+/// The client's body, streamed through. `length` is the declared `Content-Length`, if any.
+struct UpstreamRequestBody: Sendable {
+    var stream: TrackedRequestBody
+    var length: Int?
+}
+
+/// An instance's response; `body` streams and must be consumed or dropped (dropping aborts it).
+struct UpstreamResponse: Sendable {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var body: any AsyncSequence<ByteBuffer, any Error> & Sendable
+}
+
+/// How a forwarding attempt failed, in the terms that decide status, retry and ejection.
+enum UpstreamFailure: Error, Sendable, Equatable {
+    /// No connection could be made: nothing was sent.
+    case connectFailed
+    /// Connecting took longer than the service's `timeouts.connect`: nothing was sent.
+    case connectTimeout
+    /// The response headers did not arrive within `timeouts.response_headers`.
+    case responseTimeout
+    /// The connection broke or the instance answered with something that is not HTTP.
+    case connectionFailed
+
+    var nothingSent: Bool { self == .connectFailed || self == .connectTimeout }
+}
+
+/// The upstream side of the gateway, kept behind one small protocol so that the HTTP client can be
+/// replaced (e.g. by a NIO-native forwarder) without touching routing, balancing or telemetry.
+protocol UpstreamTransport: Sendable {
+    /// Sends `request` with the service's timeouts; throws `UpstreamFailure` on failure.
+    func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse
+    func shutdown() async
+}

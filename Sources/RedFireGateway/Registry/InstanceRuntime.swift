@@ -1,0 +1,193 @@
+import Atomics
+import Synchronization
+
+/// Health as seen by active checks.
+public enum HealthStatus: String, Sendable, Codable {
+    /// Not checked yet. Eligible for traffic: a new instance serves at once, and one failing first
+    /// check takes it out (see `InstanceRuntime.recordCheck`).
+    case unknown
+    case healthy
+    case unhealthy
+}
+
+/// What an operator or a client sees of an instance, derived from health, ejection and drain.
+public enum InstanceState: String, Sendable, Codable {
+    case unknown
+    case healthy
+    case unhealthy
+    /// Taken out by passive ejection until a time.
+    case ejected
+    /// Gets no new requests; in-flight requests still run.
+    case draining
+    /// Draining with nothing left in flight.
+    case drained
+}
+
+/// The result of one active health check, kept for the admin API and the console.
+public struct HealthCheckResult: Sendable, Equatable {
+    public var passed: Bool
+    public var reason: String
+    public var at: ContinuousClock.Instant
+}
+
+/// The mutable facts about one instance that survive snapshot swaps and config reloads: in-flight
+/// count, health, drain and ejection. Counters are atomics (touched per request); the rest sits
+/// behind a short mutex, touched only by health checks, ejections and operator actions.
+public final class InstanceRuntime: Sendable {
+    public let id: String
+    public let serviceName: String
+
+    /// Requests dispatched to this instance whose response has not finished yet.
+    let inFlightCounter = ManagedAtomic<Int>(0)
+    /// Requests ever dispatched (used by tests and the console).
+    let dispatchedCounter = ManagedAtomic<Int>(0)
+    let consecutiveFailures = ManagedAtomic<Int>(0)
+    let drainFlag = ManagedAtomic<Bool>(false)
+    /// Set once when the instance leaves the registry; its health-check loop then stops.
+    let removedFlag = ManagedAtomic<Bool>(false)
+    let checkerStarted = ManagedAtomic<Bool>(false)
+
+    private struct Mutable {
+        var health: HealthStatus = .unknown
+        var consecutivePasses = 0
+        var consecutiveCheckFailures = 0
+        var recentChecks: [HealthCheckResult] = []
+        var ejectedUntil: ContinuousClock.Instant?
+        var ejectionCount = 0
+        var lastEjectionAt: ContinuousClock.Instant?
+        var leaseExpiresAt: ContinuousClock.Instant?
+        var leaseTTL: Duration?
+    }
+    private let mutable = Mutex(Mutable())
+
+    init(id: String, serviceName: String, initialHealth: HealthStatus = .unknown) {
+        self.id = id
+        self.serviceName = serviceName
+        self.mutable.withLock { $0.health = initialHealth }
+    }
+
+    public var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
+    public var dispatched: Int { dispatchedCounter.load(ordering: .relaxed) }
+    public var isDraining: Bool { drainFlag.load(ordering: .acquiring) }
+    public var health: HealthStatus { mutable.withLock { $0.health } }
+    public var recentChecks: [HealthCheckResult] { mutable.withLock { $0.recentChecks } }
+    public var ejectedUntil: ContinuousClock.Instant? { mutable.withLock { $0.ejectedUntil } }
+    public var leaseExpiresAt: ContinuousClock.Instant? { mutable.withLock { $0.leaseExpiresAt } }
+
+    /// The state to show, derived from health, ejection and drain (drain wins: it is an operator decision).
+    public var state: InstanceState {
+        if isDraining { return inFlight == 0 ? .drained : .draining }
+        return mutable.withLock { m in
+            if m.ejectedUntil != nil { return .ejected }
+            switch m.health {
+            case .unknown: return .unknown
+            case .healthy: return .healthy
+            case .unhealthy: return .unhealthy
+            }
+        }
+    }
+
+    /// Whether the balancer may choose this instance for a new request.
+    var isEligible: Bool {
+        if isDraining || removedFlag.load(ordering: .relaxed) { return false }
+        return mutable.withLock { $0.health != .unhealthy && $0.ejectedUntil == nil }
+    }
+
+    /// Whether the instance could serve if the service is in panic mode (anything not drained or removed).
+    var isPanicCandidate: Bool {
+        !isDraining && !removedFlag.load(ordering: .relaxed)
+    }
+
+    // MARK: Active health checks
+
+    /// Records one check; returns true when the instance's eligibility changed.
+    func recordCheck(passed: Bool, reason: String, config: HealthCheckConfig, now: ContinuousClock.Instant) -> HealthTransition? {
+        mutable.withLock { m in
+            m.recentChecks.append(HealthCheckResult(passed: passed, reason: reason, at: now))
+            if m.recentChecks.count > 10 { m.recentChecks.removeFirst(m.recentChecks.count - 10) }
+            let before = m.health
+            var endedEjection = false
+            if passed {
+                m.consecutivePasses += 1
+                m.consecutiveCheckFailures = 0
+                if m.ejectedUntil != nil {
+                    m.ejectedUntil = nil
+                    endedEjection = true
+                }
+                // A never-verified instance becomes healthy on its first pass.
+                if m.health == .unknown || (m.health == .unhealthy && m.consecutivePasses >= config.healthyThreshold) {
+                    m.health = .healthy
+                }
+            } else {
+                m.consecutiveCheckFailures += 1
+                m.consecutivePasses = 0
+                // A never-verified instance leaves rotation on its first failure.
+                if m.health == .unknown || (m.health == .healthy && m.consecutiveCheckFailures >= config.unhealthyThreshold) {
+                    m.health = .unhealthy
+                }
+            }
+            if before != m.health || endedEjection {
+                return HealthTransition(from: before, to: m.health, endedEjection: endedEjection, reason: reason)
+            }
+            return nil
+        }
+    }
+
+    // MARK: Passive ejection
+
+    /// Records the outcome of a proxied request. Returns the ejection length when this outcome ejects.
+    func recordOutcome(failed: Bool, config: PassiveEjectionConfig, now: ContinuousClock.Instant) -> Duration? {
+        guard failed else {
+            if consecutiveFailures.load(ordering: .relaxed) != 0 { consecutiveFailures.store(0, ordering: .relaxed) }
+            return nil
+        }
+        guard config.enabled else { return nil }
+        let failures = consecutiveFailures.wrappingIncrementThenLoad(ordering: .relaxed)
+        guard failures >= config.consecutiveFailures else { return nil }
+        return mutable.withLock { m in
+            guard m.ejectedUntil == nil else { return nil }
+            // Repeated ejections double the time; a quiet spell of max_time forgets the history.
+            if let last = m.lastEjectionAt, now - last > config.maxTime + config.maxTime { m.ejectionCount = 0 }
+            let multiplier = 1 << min(m.ejectionCount, 20)
+            let length = min(config.baseTime * multiplier, config.maxTime)
+            m.ejectionCount += 1
+            m.lastEjectionAt = now
+            m.ejectedUntil = now + length
+            consecutiveFailures.store(0, ordering: .relaxed)
+            return length
+        }
+    }
+
+    /// Ends an ejection whose time has passed; returns true if one ended.
+    func expireEjection(now: ContinuousClock.Instant) -> Bool {
+        mutable.withLock { m in
+            guard let until = m.ejectedUntil, until <= now else { return false }
+            m.ejectedUntil = nil
+            return true
+        }
+    }
+
+    // MARK: Leases
+
+    func renewLease(ttl: Duration, now: ContinuousClock.Instant) {
+        mutable.withLock {
+            $0.leaseTTL = ttl
+            $0.leaseExpiresAt = now + ttl
+        }
+    }
+
+    func leaseExpired(now: ContinuousClock.Instant) -> Bool {
+        mutable.withLock { m in
+            guard let expiry = m.leaseExpiresAt else { return false }
+            return expiry <= now
+        }
+    }
+}
+
+/// A change of an instance's health worth an event and a snapshot rebuild.
+struct HealthTransition: Sendable {
+    var from: HealthStatus
+    var to: HealthStatus
+    var endedEjection: Bool
+    var reason: String
+}

@@ -1,0 +1,118 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+
+/// The registry's background work, as one service: an active health-check loop per instance, lease
+/// expiry for registered instances, and the end of passive ejections. Stops on graceful shutdown.
+final class RegistryMaintenance: Service {
+    let registry: ServiceRegistry
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+    /// How often leases and ejections are looked at.
+    static let tick: Duration = .milliseconds(100)
+
+    private let checkTasks = Mutex<[String: Task<Void, Never>]>([:])
+
+    init(registry: ServiceRegistry, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.registry = registry
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+    }
+
+    func run() async throws {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
+        configuration.httpVersion = .http1Only
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.tracing.tracer = nil
+        let client = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration, backgroundActivityLogger: logger)
+
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            startChecks(client: client)
+            let now = ContinuousClock.now
+            for (service, id) in registry.expireLeases(now: now) {
+                registry.record(.lease, service: service, instance: id, "\(id) lease expired: removed from rotation")
+            }
+            var ended: [InstanceRuntime] = []
+            for runtime in registry.allRuntimes where runtime.expireEjection(now: now) { ended.append(runtime) }
+            if !ended.isEmpty {
+                registry.rebuild()
+                for runtime in ended {
+                    registry.record(.ejection, service: runtime.serviceName, instance: runtime.id, "\(runtime.id) ejection ended: back in rotation")
+                }
+            }
+            try? await Task.sleep(for: Self.tick)
+        }
+        let tasks = checkTasks.withLock { tasks in
+            defer { tasks.removeAll() }
+            return Array(tasks.values)
+        }
+        for task in tasks { task.cancel() }
+        for task in tasks { await task.value }
+        try? await client.shutdown()
+    }
+
+    private func startChecks(client: HTTPClient) {
+        let runtimes = registry.allRuntimes
+        checkTasks.withLock { tasks in
+            tasks = tasks.filter { id, task in
+                if runtimes.contains(where: { $0.id == id }) { return true }
+                task.cancel()
+                return false
+            }
+            for runtime in runtimes where !runtime.checkerStarted.exchange(true, ordering: .relaxed) {
+                tasks[runtime.id]?.cancel()
+                tasks[runtime.id] = Task { [registry, logger] in
+                    await Self.checkLoop(runtime: runtime, registry: registry, client: client, logger: logger)
+                }
+            }
+        }
+    }
+
+    private static func checkLoop(runtime: InstanceRuntime, registry: ServiceRegistry, client: HTTPClient, logger: Logger) async {
+        while !Task.isCancelled && !runtime.removedFlag.load(ordering: .relaxed) {
+            guard let pool = registry.state.service(named: runtime.serviceName),
+                  let member = pool.members.first(where: { $0.runtime === runtime }) else { return }
+            let check = pool.service.healthCheck
+            guard check.enabled else {
+                try? await Task.sleep(for: check.interval)
+                continue
+            }
+            let (passed, reason) = await probe(member: member, check: check, client: client)
+            if Task.isCancelled { return }
+            if let transition = runtime.recordCheck(passed: passed, reason: reason, config: check, now: .now) {
+                registry.rebuild()
+                if transition.from != transition.to {
+                    registry.record(.health, service: runtime.serviceName, instance: runtime.id,
+                                    "\(runtime.id) \(transition.from.rawValue) → \(transition.to.rawValue) (\(reason))")
+                } else if transition.endedEjection {
+                    registry.record(.ejection, service: runtime.serviceName, instance: runtime.id, "\(runtime.id) ejection ended by a passing health check")
+                }
+            }
+            let jitterNanos = check.jitter.nanosecondsClamped
+            let jitter: Duration = jitterNanos > 0 ? .nanoseconds(Int64(FastRandom.below(Int(jitterNanos)))) : .zero
+            try? await Task.sleep(for: check.interval + jitter)
+        }
+    }
+
+    private static func probe(member: PoolMember, check: HealthCheckConfig, client: HTTPClient) async -> (Bool, String) {
+        var request = HTTPClientRequest(url: member.baseURL + check.path)
+        request.method = .GET
+        request.headers.add(name: "User-Agent", value: "redfire-gateway-health-check")
+        do {
+            let response = try await client.execute(request, deadline: .now() + .nanoseconds(check.timeout.nanosecondsClamped))
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            let code = Int(response.status.code)
+            return check.accepts(status: code) ? (true, "HTTP \(code)") : (false, "HTTP \(code)")
+        } catch {
+            switch HTTPClientTransport.classify(error) {
+            case .connectFailed: return (false, "connection refused")
+            case .connectTimeout: return (false, "connect timeout")
+            case .responseTimeout: return (false, "timeout after \(ConfigDuration.format(check.timeout))")
+            case .connectionFailed: return (false, "connection failed")
+            }
+        }
+    }
+}

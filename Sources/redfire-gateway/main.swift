@@ -1,0 +1,4 @@
+import ArgumentParser
+import RedFireGateway
+import DemoServices
+print("x")
