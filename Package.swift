@@ -41,6 +41,7 @@ let package = Package(
         .target(
             name: "DemoServices",
             dependencies: [
+                "RedFireGateway",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

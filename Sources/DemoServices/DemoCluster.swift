@@ -1,0 +1,79 @@
+import RedFireGateway
+
+/// The demo's upstream side: two instances of each of the five services on free loopback ports, and
+/// the gateway configuration that routes to them. Used by `redfire-gateway demo` and by the tests.
+public final class DemoCluster: Sendable {
+    public let instances: [DemoInstance]
+
+    private init(instances: [DemoInstance]) {
+        self.instances = instances
+    }
+
+    /// Starts `perService` instances of every demo service.
+    public static func start(perService: Int = 2) async throws -> DemoCluster {
+        var instances: [DemoInstance] = []
+        do {
+            for kind in DemoServiceKind.allCases {
+                for index in 1...perService {
+                    instances.append(try await DemoInstance.start(service: kind, id: "\(kind.rawValue)-\(index)"))
+                }
+            }
+        } catch {
+            for instance in instances { await instance.stop() }
+            throw error
+        }
+        return DemoCluster(instances: instances)
+    }
+
+    public func instances(of kind: DemoServiceKind) -> [DemoInstance] {
+        instances.filter { $0.service == kind }
+    }
+
+    public func instance(id: String) -> DemoInstance? {
+        instances.first { $0.id == id }
+    }
+
+    public func stop() async {
+        for instance in instances { await instance.stop() }
+    }
+
+    /// The strategy each demo service starts with, so that every strategy is visible at once.
+    public static func strategy(for kind: DemoServiceKind) -> BalancingStrategyKind {
+        switch kind {
+        case .userTrading: return .roundRobin
+        case .vnpyCore: return .leastConnections
+        case .strategyData: return .powerOfTwo
+        case .gatewayAdapter: return .consistentHash
+        case .monitor: return .random
+        }
+    }
+
+    /// A configuration routing the five prefixes to these instances, with fast health checks and
+    /// retries on, so that failover is visible within a couple of seconds.
+    public func gatewayConfig(listen: ListenAddress) -> GatewayConfig {
+        var config = GatewayConfig()
+        config.listen = listen
+        config.shutdownGrace = .seconds(10)
+        for kind in DemoServiceKind.allCases {
+            var service = ServiceConfig(name: kind.rawValue)
+            service.strategy = Self.strategy(for: kind)
+            if kind == .gatewayAdapter { service.hashKey = .header("X-Account-Id") }
+            service.instances = instances(of: kind).enumerated().map { index, instance in
+                InstanceConfig(id: instance.id, url: UpstreamURL(host: instance.host, port: instance.port),
+                               weight: kind == .userTrading && index == 1 ? 2 : 1, version: "1.0.\(index)")
+            }
+            service.healthCheck.interval = .seconds(1)
+            service.healthCheck.jitter = .milliseconds(200)
+            service.healthCheck.timeout = .milliseconds(500)
+            service.healthCheck.healthyThreshold = 2
+            service.healthCheck.unhealthyThreshold = 2
+            service.timeouts.responseHeaders = .seconds(5)
+            service.retries.attempts = 2
+            service.passiveEjection.consecutiveFailures = 3
+            service.passiveEjection.baseTime = .seconds(10)
+            config.services.append(service)
+            config.routes.append(RouteConfig(prefix: kind.prefix, service: kind.rawValue))
+        }
+        return config
+    }
+}

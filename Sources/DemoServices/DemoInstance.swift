@@ -1,0 +1,223 @@
+import Atomics
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// One instance of a demo service: a real HTTP server on loopback that answers the service's resources,
+/// `/health`, and a few test helpers on any path:
+/// - `…/_echo`: reports method, path, query, headers, body length and checksum of what it received;
+/// - `…/_download?bytes=N`: streams N deterministic bytes;
+/// - `?sleep_ms=N` on any request: waits before answering; `?status=N`: answers with that status.
+/// Every response carries `X-Demo-Instance`. Behaviour can be switched (slow, failing) to show failover,
+/// and `stop()` takes the instance down.
+public final class DemoInstance: Sendable {
+    public let service: DemoServiceKind
+    public let id: String
+    public let host: String
+    private let behaviourState = Mutex(DemoBehaviour.normal)
+    private let requestCounter = ManagedAtomic<Int>(0)
+    private let inFlightCounter = ManagedAtomic<Int>(0)
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let boundPort = ManagedAtomic<Int>(0)
+
+    private init(service: DemoServiceKind, id: String, host: String) {
+        self.service = service
+        self.id = id
+        self.host = host
+    }
+
+    /// Starts an instance on `host:port` (port 0: any free port) and returns once it accepts connections.
+    public static func start(service: DemoServiceKind, id: String, host: String = "127.0.0.1", port: Int = 0) async throws -> DemoInstance {
+        let instance = DemoInstance(service: service, id: id, host: host)
+        try await instance.launch(port: port)
+        return instance
+    }
+
+    private func launch(port: Int) async throws {
+        var logger = Logger(label: "redfire.demo.\(id)")
+        logger.logLevel = .critical
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(
+            responder: DemoResponder(instance: self),
+            configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in
+                continuation.yield(channel.localAddress?.port ?? 0)
+                continuation.finish()
+            },
+            logger: logger
+        )
+        let runTask = Task {
+            defer { continuation.finish() }
+            try await app.run()
+        }
+        task.withLock { $0 = runTask }
+        var iterator = stream.makeAsyncIterator()
+        guard let bound = await iterator.next() else {
+            _ = try await runTask.value
+            throw DemoError.failedToStart(id)
+        }
+        boundPort.store(bound, ordering: .releasing)
+    }
+
+    /// The port the instance listens on.
+    public var port: Int { boundPort.load(ordering: .acquiring) }
+    public var url: String { "http://\(host):\(port)" }
+    /// Requests answered so far (health checks excluded).
+    public var requestCount: Int { requestCounter.load(ordering: .relaxed) }
+    /// Requests being answered right now (health checks excluded).
+    public var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
+
+    public var behaviour: DemoBehaviour {
+        get { behaviourState.withLock { $0 } }
+    }
+
+    public func setBehaviour(_ behaviour: DemoBehaviour) {
+        behaviourState.withLock { $0 = behaviour }
+    }
+
+    /// Stops the server: the port refuses connections afterwards.
+    public func stop() async {
+        guard let running = task.withLock({ task -> Task<Void, any Error>? in defer { task = nil }; return task }) else { return }
+        running.cancel()
+        _ = try? await running.value
+    }
+
+    /// Starts a stopped instance again on the same port.
+    public func restart() async throws {
+        try await launch(port: port)
+    }
+
+    fileprivate func countRequest() { requestCounter.wrappingIncrement(ordering: .relaxed) }
+    fileprivate func enter() { inFlightCounter.wrappingIncrement(ordering: .relaxed) }
+    fileprivate func leave() { inFlightCounter.wrappingDecrement(ordering: .relaxed) }
+}
+
+public enum DemoError: Error {
+    case failedToStart(String)
+}
+
+/// What `…/_echo` reports.
+public struct EchoReport: Codable, Sendable {
+    public var instance: String
+    public var method: String
+    public var path: String
+    public var query: String?
+    /// Header names lowercased, each with all its values.
+    public var headers: [String: [String]]
+    public var bodyLength: Int
+    public var bodyChecksum: String
+
+    enum CodingKeys: String, CodingKey {
+        case instance, method, path, query, headers
+        case bodyLength = "body_length"
+        case bodyChecksum = "body_checksum"
+    }
+}
+
+struct DemoResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+    let instance: DemoInstance
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let target = request.head.path ?? "/"
+        let path = String(target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "/")
+        let query = target.contains("?") ? String(target[target.index(after: target.firstIndex(of: "?")!)...]) : nil
+        let parameters = Self.parameters(query)
+        let isHealth = path == "/health"
+        if !isHealth {
+            instance.countRequest()
+            instance.enter()
+        }
+        defer { if !isHealth { instance.leave() } }
+
+        switch instance.behaviour {
+        case .normal: break
+        case .slow(let delay): try await Task.sleep(for: delay)
+        case .failing: return json(.internalServerError, ["error": "instance \(instance.id) is failing on purpose"])
+        }
+        if let sleep = parameters["sleep_ms"].flatMap(Int.init), sleep > 0 {
+            try await Task.sleep(for: .milliseconds(sleep))
+        }
+        if isHealth {
+            return json(.ok, ["status": "ok", "service": instance.service.rawValue, "instance": instance.id])
+        }
+        if path.hasSuffix("/_echo") {
+            return try await echo(request, path: path, query: query)
+        }
+        if path.hasSuffix("/_download") {
+            return download(bytes: parameters["bytes"].flatMap(Int.init) ?? 0)
+        }
+        // Drain any body so the connection stays reusable.
+        var body = request.body.makeAsyncIterator()
+        while try await body.next() != nil {}
+        let status = parameters["status"].flatMap(Int.init).map { HTTPResponse.Status(code: $0) } ?? (request.method == .post ? .created : .ok)
+        return json(status, resource(path: path, method: request.method))
+    }
+
+    private func resource(path: String, method: HTTPRequest.Method) -> [String: String] {
+        var payload = ["service": instance.service.rawValue, "instance": instance.id, "path": path, "method": method.rawValue]
+        let relative = path.hasPrefix(instance.service.prefix) ? String(path.dropFirst(instance.service.prefix.count)) : path
+        switch (instance.service, relative) {
+        case (.userTrading, "/orders"): payload["data"] = method == .post ? "order accepted" : "2 open orders: BUY 10 rb2501 @ 3650, SELL 5 IF2412 @ 3920"
+        case (.userTrading, "/positions"): payload["data"] = "rb2501 long 10, IF2412 short 5"
+        case (.userTrading, "/accounts"): payload["data"] = "balance 1000000.00 CNY, available 812345.67"
+        case (.vnpyCore, "/ticks"): payload["data"] = "rb2501 last 3652 bid 3651 ask 3653"
+        case (.vnpyCore, "/contracts"): payload["data"] = "rb2501, IF2412, au2502"
+        case (.strategyData, "/strategies"): payload["data"] = "momentum-1 running, meanrev-2 stopped"
+        case (.gatewayAdapter, "/adapters"): payload["data"] = "ctp connected, ib disconnected"
+        case (.monitor, "/status"): payload["data"] = "all systems nominal"
+        case (.monitor, "/alerts"): payload["data"] = "no active alerts"
+        default: break
+        }
+        return payload
+    }
+
+    private func echo(_ request: Request, path: String, query: String?) async throws -> Response {
+        var checksum = StreamChecksum()
+        for try await chunk in request.body { checksum.update(chunk) }
+        var headers: [String: [String]] = [:]
+        for field in request.head.headerFields { headers[field.name.canonicalName, default: []].append(field.value) }
+        if let authority = request.head.authority { headers["host", default: []].append(authority) }
+        let report = EchoReport(instance: instance.id, method: request.method.rawValue, path: path, query: query,
+                                headers: headers, bodyLength: checksum.count, bodyChecksum: checksum.hex)
+        let data = try JSONEncoder().encode(report)
+        return Response(status: .ok, headers: [.contentType: "application/json", .demoInstance: instance.id], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func download(bytes: Int) -> Response {
+        let total = max(0, bytes)
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream", .demoInstance: instance.id],
+                        body: ResponseBody(contentLength: total) { writer in
+            var offset = 0
+            while offset < total {
+                let length = min(64 * 1024, total - offset)
+                try await writer.write(StreamChecksum.patternChunk(offset: offset, length: length))
+                offset += length
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    private func json(_ status: HTTPResponse.Status, _ payload: [String: String]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json", .demoInstance: instance.id], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func parameters(_ query: String?) -> [String: String] {
+        guard let query else { return [:] }
+        var result: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            result[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return result
+    }
+}
+
+extension HTTPField.Name {
+    /// The instance that answered, on every demo response.
+    public static let demoInstance = Self("X-Demo-Instance")!
+}

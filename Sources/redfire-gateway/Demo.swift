@@ -1,0 +1,59 @@
+import ArgumentParser
+import DemoServices
+import Foundation
+import Logging
+import RedFireGateway
+
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway in front of five demo services (two instances each) with synthetic traffic."
+    )
+
+    @Option(name: .long, help: "Gateway listen address (HOST:PORT).")
+    var listen: String = "127.0.0.1:8080"
+
+    @Option(name: .long, help: "Synthetic requests per second through the gateway (0 for none).")
+    var rate: Int = 20
+
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard rate >= 0 && rate <= 100_000 else { throw ValidationError("--rate must be between 0 and 100000") }
+    }
+
+    func run() async throws {
+        let logger = try logging.bootstrap()
+        guard let address = try parseListen(listen) else { return }
+        let cluster = try await DemoCluster.start()
+        let config = cluster.gatewayConfig(listen: address)
+        let gateway = Gateway(config: config, logger: logger)
+        let traffic = TrafficGenerator(baseURL: "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(address.port)", rate: rate) {
+            _ = try await gateway.waitUntilListening()
+        }
+        do {
+            try await runGateway(gateway, services: [traffic], config: config, logger: logger) { port in
+                let host = address.host == "0.0.0.0" ? "127.0.0.1" : address.host
+                var banner = """
+
+                RedFire Gateway demo
+                  gateway:   http://\(host):\(port)
+                  try:       curl -i http://\(host):\(port)/api/v1/trading/orders
+                  probes:    http://\(host):\(port)/health  http://\(host):\(port)/ready
+                  services:
+
+                """
+                for kind in DemoServiceKind.allCases {
+                    let ids = cluster.instances(of: kind).map { "\($0.id) (\($0.url))" }.joined(separator: ", ")
+                    banner += "    \(kind.prefix)/  →  \(kind.rawValue) [\(DemoCluster.strategy(for: kind).rawValue)]: \(ids)\n"
+                }
+                banner += "  traffic:   \(rate) req/s (change with --rate N, 0 for none)\n"
+                banner += "  stop:      Ctrl-C (in-flight requests finish first)\n"
+                FileHandle.standardOutput.write(Data((banner + "\n").utf8))
+            }
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+        await cluster.stop()
+    }
+}

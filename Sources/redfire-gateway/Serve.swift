@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import RedFireGateway
+import ServiceLifecycle
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway from a configuration file.")
+
+    @Option(name: .long, help: "Path to the YAML configuration.")
+    var config: String
+
+    @Option(name: .long, help: "Override the configuration's listen address (HOST:PORT).")
+    var listen: String?
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = try logging.bootstrap()
+        var gatewayConfig: GatewayConfig
+        do {
+            gatewayConfig = try GatewayConfig.load(path: config)
+        } catch let error as ConfigError {
+            printError(error.description)
+            throw Exit.invalidConfig
+        }
+        if let address = try parseListen(listen) { gatewayConfig.listen = address }
+        let finalConfig = gatewayConfig
+        let gateway = Gateway(config: finalConfig, logger: logger)
+        try await runGateway(gateway, services: [], config: finalConfig, logger: logger) { port in
+            logger.info("RedFire Gateway listening on \(finalConfig.listen.host):\(port) (\(finalConfig.services.count) services, \(finalConfig.routes.count) routes)")
+        }
+    }
+}
+
+/// Runs the gateway (and companions) until SIGTERM/SIGINT, then shuts down gracefully: the listener
+/// closes, in-flight requests get up to `shutdown_grace` to finish, and the process exits 0.
+func runGateway(_ gateway: Gateway, services: [any Service], config: GatewayConfig, logger: Logger,
+                onListening: @escaping @Sendable (Int) async -> Void) async throws {
+    var groupConfiguration = ServiceGroupConfiguration(
+        services: [.init(service: gateway)] + services.map { .init(service: $0) },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
+    )
+    groupConfiguration.maximumGracefulShutdownDuration = config.shutdownGrace
+    let group = ServiceGroup(configuration: groupConfiguration)
+    let announcer = Task {
+        if let port = try? await gateway.waitUntilListening() { await onListening(port) }
+    }
+    defer { announcer.cancel() }
+    do {
+        try await group.run()
+        logger.info("RedFire Gateway stopped")
+    } catch let error as IOError where error.errnoCode == EADDRINUSE {
+        printError("error: cannot listen on \(config.listen): the address is already in use. Stop the other process or choose another port with --listen HOST:PORT.")
+        throw Exit.startFailed
+    } catch let error as IOError where error.errnoCode == EACCES {
+        printError("error: cannot listen on \(config.listen): permission denied (ports below 1024 need privileges).")
+        throw Exit.startFailed
+    } catch let error as IOError where error.errnoCode == EADDRNOTAVAIL {
+        printError("error: cannot listen on \(config.listen): no such local address.")
+        throw Exit.startFailed
+    }
+}

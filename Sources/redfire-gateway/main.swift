@@ -1,4 +1,0 @@
-import ArgumentParser
-import RedFireGateway
-import DemoServices
-print("x")
