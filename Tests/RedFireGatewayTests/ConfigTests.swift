@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+
+@testable import RedFireGateway
+
+@Suite("Configuration")
+struct ConfigTests {
+    static var examplePath: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("examples/gateway.yaml").path
+    }
+
+    @Test func exampleFileLoadsWithEveryService() throws {
+        let config = try GatewayConfig.load(path: Self.examplePath, environment: [:])
+        #expect(config.services.map(\.name) == ["user_trading", "vnpy_core", "strategy_data", "gateway_adapter", "monitor"])
+        #expect(config.routes.count == 6)
+        let trading = try #require(config.service(named: "user_trading"))
+        #expect(trading.instances[1].weight == 2)
+        #expect(trading.retries.attempts == 2)
+        #expect(trading.retries.budgetRatio == 0.2)
+        #expect(trading.passiveEjection.maxTime == .seconds(300))
+        #expect(config.service(named: "vnpy_core")?.instances.map(\.id) == ["vnpy_core-1", "vnpy_core-2"])
+        #expect(config.service(named: "gateway_adapter")?.hashKey == .header("X-Account-Id"))
+        #expect(config.service(named: "monitor")?.instances[0].url.host == "10.0.5.11")
+        #expect(config.routes.last?.methods == ["GET"])
+    }
+
+    @Test func defaultsApplyWhenKeysAreAbsent() throws {
+        let config = try GatewayConfig.parse(yaml: """
+        services:
+          svc:
+            instances: [{url: "http://127.0.0.1:9000"}]
+        routes:
+          - {prefix: /api, service: svc}
+        """, environment: [:])
+        let service = config.services[0]
+        #expect(config.listen == ListenAddress(host: "0.0.0.0", port: 8080))
+        #expect(config.shutdownGrace == .seconds(30))
+        #expect(service.strategy == .roundRobin)
+        #expect(service.healthCheck == HealthCheckConfig())
+        #expect(service.timeouts == TimeoutConfig())
+        #expect(service.retries.attempts == 1)
+        #expect(config.routes[0].stripPrefix == false)
+    }
+
+    @Test(arguments: [("250ms", Duration.milliseconds(250)), ("5s", .seconds(5)), ("2m", .seconds(120)), ("1h", .seconds(3600)), ("1m30s", .seconds(90)), ("1.5s", .milliseconds(1500))])
+    func durations(text: String, expected: Duration) {
+        #expect(ConfigDuration.parse(text) == expected)
+    }
+
+    @Test(arguments: ["5", "five", "5 s", "-1s", "5sec", ""])
+    func invalidDurations(text: String) {
+        #expect(ConfigDuration.parse(text) == nil)
+    }
+
+    @Test func environmentSubstitution() throws {
+        let yaml = """
+        listen: ${LISTEN}
+        services:
+          svc:
+            instances: [{url: "http://${HOST:-127.0.0.1}:${PORT}"}]
+        routes: [{prefix: /api, service: svc}]
+        """
+        let config = try GatewayConfig.parse(yaml: yaml, environment: ["LISTEN": "127.0.0.1:9999", "PORT": "7000"])
+        #expect(config.listen.port == 9999)
+        #expect(config.services[0].instances[0].url == UpstreamURL(host: "127.0.0.1", port: 7000))
+
+        let error = #expect(throws: ConfigError.self) { try GatewayConfig.parse(yaml: yaml, environment: ["LISTEN": "127.0.0.1:1"]) }
+        #expect(error?.problems.map(\.path) == ["services.svc.instances[0].url"])
+        #expect(error?.problems.first?.message.contains("PORT") == true)
+    }
+
+    /// Every problem in a broken file is reported at once, each with its key path and line.
+    @Test func brokenFileReportsEveryProblemWithKeyPath() throws {
+        let yaml = """
+        listen: 127.0.0.1:8080
+        shutdown_grace: soon
+        services:
+          user_trading:
+            strategy: round_robbin
+            instances:
+              - url: http://127.0.0.1:9001
+                wieght: 2
+              - url: ftp://example
+            health_check:
+              interval: 5
+              unhealthy_threshold: 0
+          vnpy_core:
+            instances: [{url: "http://127.0.0.1:9002"}]
+            timeouts: {connect: 1x}
+        routes:
+          - prefix: /api/v1/trading
+            service: user_trading
+          - prefix: /api/v1/strategy
+            service: strategy_data
+          - prefix: api/v1/vnpy
+            service: vnpy_core
+        colour: blue
+        """
+        let error = try #require(throws: ConfigError.self) { try GatewayConfig.parse(yaml: yaml, environment: [:]) }
+        let byPath = Dictionary(grouping: error.problems, by: \.path)
+        #expect(byPath["shutdown_grace"]?.first?.message.contains("invalid duration") == true)
+        #expect(byPath["shutdown_grace"]?.first?.line == 2)
+        #expect(byPath["services.user_trading.strategy"]?.first?.message.contains("round_robin") == true)
+        #expect(byPath["services.user_trading.instances[0].wieght"]?.first?.message.contains("unknown key") == true)
+        #expect(byPath["services.user_trading.instances[0].wieght"]?.first?.message.contains("weight") == true)
+        #expect(byPath["services.user_trading.instances[0].wieght"]?.first?.line == 8)
+        #expect(byPath["services.user_trading.instances[1].url"] != nil)
+        #expect(byPath["services.user_trading.health_check.interval"] != nil)
+        #expect(byPath["services.user_trading.health_check.unhealthy_threshold"] != nil)
+        #expect(byPath["services.vnpy_core.timeouts.connect"] != nil)
+        #expect(byPath["routes[1].service"]?.first?.message.contains("strategy_data") == true)
+        #expect(byPath["routes[2].prefix"] != nil)
+        #expect(byPath["colour"]?.first?.message == "unknown key")
+        #expect(error.problems.count == 10, "\(error)")
+    }
+
+    @Test func invalidYAMLReportsItsLine() {
+        let error = #expect(throws: ConfigError.self) { try GatewayConfig.parse(yaml: "services:\n  a: [1, 2\nroutes: x\n", environment: [:]) }
+        #expect(error?.problems.first?.line != nil)
+        #expect(error?.problems.first?.message.contains("invalid YAML") == true)
+    }
+
+    @Test func duplicateInstanceIdsAndPrefixesAreRefused() {
+        let yaml = """
+        services:
+          a: {instances: [{id: x, url: "http://127.0.0.1:1"}]}
+          b: {instances: [{id: x, url: "http://127.0.0.1:2"}]}
+        routes:
+          - {prefix: /a, service: a}
+          - {prefix: /a/, service: b}
+        """
+        let error = #expect(throws: ConfigError.self) { try GatewayConfig.parse(yaml: yaml, environment: [:]) }
+        #expect(error?.problems.contains { $0.path == "services.b.instances" && $0.message.contains("already used") } == true)
+        #expect(error?.problems.contains { $0.path == "routes[1].prefix" } == true)
+    }
+
+    @Test func missingFileIsAClearError() {
+        let error = #expect(throws: ConfigError.self) { try GatewayConfig.load(path: "/nonexistent/gateway.yaml") }
+        #expect(error?.description.contains("does not exist") == true)
+    }
+}

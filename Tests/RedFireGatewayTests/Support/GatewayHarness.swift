@@ -1,0 +1,155 @@
+import AsyncHTTPClient
+import DemoServices
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Testing
+
+@testable import RedFireGateway
+
+/// A real gateway on an ephemeral loopback port, run in a ServiceGroup like the CLI runs it, with a real
+/// HTTP client pointed at it.
+final class GatewayHarness: Sendable {
+    let gateway: Gateway
+    let port: Int
+    let client: HTTPClient
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    static let quietLogger: Logger = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    private init(gateway: Gateway, port: Int, group: ServiceGroup, task: Task<Void, any Error>) {
+        self.gateway = gateway
+        self.port = port
+        self.group = group
+        self.task = task
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5)), decompression: .disabled)
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        configuration.tracing.tracer = nil
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    static func start(_ config: GatewayConfig) async throws -> GatewayHarness {
+        var config = config
+        config.listen = ListenAddress(host: "127.0.0.1", port: 0)
+        let gateway = Gateway(config: config, logger: quietLogger)
+        let group = ServiceGroup(configuration: .init(services: [gateway], logger: quietLogger))
+        let task = Task { try await group.run() }
+        let port = try await gateway.waitUntilListening()
+        return GatewayHarness(gateway: gateway, port: port, group: group, task: task)
+    }
+
+    var registry: ServiceRegistry { gateway.registry }
+    var control: GatewayControl { gateway.control }
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    func shutdown() async {
+        try? await client.shutdown()
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+
+    struct Reply: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: String
+
+        var instance: String? { headers.first(name: "X-Demo-Instance") }
+
+        func json() throws -> [String: Any] {
+            try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+        }
+
+        var errorCode: String? {
+            ((try? json())?["error"] as? [String: Any])?["code"] as? String
+        }
+    }
+
+    func send(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil, timeout: TimeAmount = .seconds(30)) async throws -> Reply {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(body) }
+        let response = try await client.execute(request, timeout: timeout)
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
+    }
+
+    func send(_ path: String, headers: [(String, String)] = [], timeout: TimeAmount = .seconds(30)) async throws -> Reply {
+        try await send(.GET, path, headers: headers, timeout: timeout)
+    }
+
+    func echo(_ path: String, headers: [(String, String)] = []) async throws -> EchoReport {
+        try await echo(.GET, path, headers: headers)
+    }
+
+    func echo(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: ByteBuffer? = nil) async throws -> EchoReport {
+        let reply = try await send(method, path, headers: headers, body: body)
+        #expect(reply.status == 200, "echo answered \(reply.status): \(reply.body)")
+        return try JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
+    }
+}
+
+/// Waits for a condition, polling; fails the test with `message` if it does not hold within `timeout`.
+@discardableResult
+func waitUntil(timeout: Duration = .seconds(10), _ message: @autoclosure () -> String = "condition", _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    let holds = try await condition()
+    #expect(holds, "timed out waiting for \(message())")
+    return holds
+}
+
+/// Config for one service over the given demo instances, with fast health checks.
+func serviceConfig(_ name: String, _ instances: [DemoInstance], weights: [Int]? = nil, strategy: BalancingStrategyKind = .roundRobin) -> ServiceConfig {
+    var service = ServiceConfig(name: name)
+    service.strategy = strategy
+    service.instances = instances.enumerated().map { index, instance in
+        InstanceConfig(id: instance.id, url: UpstreamURL(host: "127.0.0.1", port: instance.port), weight: weights?[index] ?? 1)
+    }
+    service.healthCheck.interval = .milliseconds(100)
+    service.healthCheck.jitter = .milliseconds(20)
+    service.healthCheck.timeout = .milliseconds(500)
+    service.healthCheck.healthyThreshold = 2
+    service.healthCheck.unhealthyThreshold = 2
+    return service
+}
+
+func startInstances(_ kind: DemoServiceKind, count: Int, prefix: String? = nil) async throws -> [DemoInstance] {
+    var result: [DemoInstance] = []
+    for index in 1...count {
+        result.append(try await DemoInstance.start(service: kind, id: "\(prefix ?? kind.rawValue)-\(index)"))
+    }
+    return result
+}
+
+func stopAll(_ instances: [DemoInstance]) async {
+    for instance in instances { await instance.stop() }
+}
+
+/// A gateway with one route `/api/v1/trading` → service `user_trading` over `instances`.
+func tradingGateway(_ instances: [DemoInstance], configure: (inout ServiceConfig) -> Void = { _ in }, routes: [RouteConfig]? = nil) async throws -> GatewayHarness {
+    var service = serviceConfig("user_trading", instances)
+    configure(&service)
+    var config = GatewayConfig()
+    config.services = [service]
+    config.routes = routes ?? [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+    let harness = try await GatewayHarness.start(config)
+    // Wait for the first health checks so that tests start from a known state.
+    if service.healthCheck.enabled {
+        await waitUntil("all instances checked") {
+            harness.registry.state.services[0].members.allSatisfy { $0.runtime.health != .unknown }
+        }
+    }
+    return harness
+}
