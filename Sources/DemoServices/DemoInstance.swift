@@ -193,7 +193,7 @@ struct DemoResponder: HTTPResponder {
                         body: ResponseBody(contentLength: total) { writer in
             var offset = 0
             while offset < total {
-                let length = min(64 * 1024, total - offset)
+                let length = min(StreamChecksum.patternChunkSize, total - offset)
                 try await writer.write(StreamChecksum.patternChunk(offset: offset, length: length))
                 offset += length
             }

@@ -45,14 +45,18 @@ public struct StreamChecksum: Sendable {
         return String(repeating: "0", count: 16 - text.count) + text
     }
 
-    /// The deterministic content of `/_download?bytes=N`: byte i is `i % 251`.
+    /// The deterministic content of `/_download?bytes=N`: byte i is `i % 251`. Chunks are copied out of
+    /// a precomputed table, so serving a large download costs a memcpy per chunk.
     public static func patternChunk(offset: Int, length: Int) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(length)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { pointer in
-            for index in 0..<length { pointer[index] = UInt8((offset + index) % 251) }
-            return length
-        }
-        return buffer
+        precondition(length <= patternChunkSize)
+        let start = offset % 251
+        return patternTable.getSlice(at: start, length: length)!
     }
+
+    public static let patternChunkSize = 64 * 1024
+    private static let patternTable: ByteBuffer = {
+        var buffer = ByteBuffer()
+        buffer.writeBytes((0..<(patternChunkSize + 251)).map { UInt8($0 % 251) })
+        return buffer
+    }()
 }

@@ -1,0 +1,238 @@
+import AsyncHTTPClient
+import DemoServices
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import RedFireGateway
+
+@Suite("Forwarding")
+struct ForwardingTests {
+    @Test func hopByHopHeadersNeverReachTheUpstreamAndForwardingHeadersDo() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let report = try await gateway.echo(.POST, "/api/v1/trading/_echo", headers: [
+            ("Connection", "keep-alive, X-Private-Hop"),
+            ("X-Private-Hop", "secret"),
+            ("Keep-Alive", "timeout=5"),
+            ("Proxy-Connection", "keep-alive"),
+            ("TE", "trailers"),
+            ("Trailer", "X-Checksum"),
+            ("Upgrade", "websocket"),
+            ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+            ("X-Forwarded-For", "203.0.113.7"),
+            ("X-Request-ID", "client-trace-123"),
+            ("X-Custom", "kept"),
+        ], body: ByteBuffer(string: "hello"))
+        for name in ["connection", "x-private-hop", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization", "transfer-encoding"] {
+            #expect(report.headers[name] == nil, "\(name) reached the upstream")
+        }
+        #expect(report.headers["x-custom"] == ["kept"])
+        #expect(report.headers["x-forwarded-for"] == ["203.0.113.7, 127.0.0.1"])
+        #expect(report.headers["x-forwarded-proto"] == ["http"])
+        #expect(report.headers["x-forwarded-host"] == ["127.0.0.1:\(gateway.port)"])
+        #expect(report.headers["x-request-id"] == ["client-trace-123"])
+        #expect(report.headers["x-gateway-service"] == ["api-gateway"])
+        #expect(report.bodyLength == 5)
+        #expect(report.method == "POST")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func getWithoutBodyReachesUpstreamWithoutBodyOrTransferEncoding() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let report = try await gateway.echo("/api/v1/trading/_echo")
+        #expect(report.headers["transfer-encoding"] == nil)
+        #expect(report.headers["content-length"] == nil)
+        #expect(report.bodyLength == 0)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func requestIDIsKeptWhenWellFormedAndGeneratedOtherwise() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let kept = try await gateway.send("/api/v1/trading/orders", headers: [("X-Request-ID", "abc-123")])
+        #expect(kept.headers.first(name: "X-Request-ID") == "abc-123")
+        let replaced = try await gateway.send("/api/v1/trading/orders", headers: [("X-Request-ID", "bad id\"{}")])
+        let generated = try #require(replaced.headers.first(name: "X-Request-ID"))
+        #expect(generated != "bad id\"{}")
+        #expect(generated.count == 32)
+        let other = try await gateway.send("/api/v1/trading/orders")
+        #expect(other.headers.first(name: "X-Request-ID") != generated)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func responsesPassThroughUnchanged() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let reply = try await gateway.send("/api/v1/trading/orders?status=418")
+        #expect(reply.status == 418)
+        #expect(reply.headers.first(name: "X-Demo-Instance") == "user_trading-1")
+        #expect(try reply.json()["path"] as? String == "/api/v1/trading/orders")
+        // An upstream redirect is passed to the client, never followed.
+        let redirect = try await gateway.send("/api/v1/trading/orders?status=302")
+        #expect(redirect.status == 302)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// Bodies of the gateway's own errors never carry addresses, ports or internal error text.
+    static func expectClean(_ reply: GatewayHarness.Reply, ports: [Int]) {
+        #expect(!reply.body.contains("127.0.0.1"))
+        for port in ports { #expect(!reply.body.contains(String(port))) }
+        #expect(!reply.body.lowercased().contains("error:"))
+        #expect(!reply.body.contains("NIO"))
+        #expect(!reply.body.contains("HTTPClient"))
+        #expect(reply.headers.first(name: "Content-Type") == "application/json")
+        #expect(reply.headers.first(name: "X-Request-ID") != nil)
+    }
+
+    @Test func allInstancesDownAnswers503FastWithRetryAfter() async throws {
+        let instances = try await startInstances(.userTrading, count: 2)
+        let gateway = try await tradingGateway(instances)
+        let ports = instances.map(\.port)
+        await stopAll(instances)
+        await waitUntil("both unhealthy") { gateway.registry.state.services[0].eligible.isEmpty }
+        let started = ContinuousClock.now
+        let reply = try await gateway.send("/api/v1/trading/orders")
+        let elapsed = ContinuousClock.now - started
+        #expect(reply.status == 503)
+        #expect(reply.errorCode == "upstream_unavailable")
+        #expect(reply.headers.first(name: "Retry-After") == "1")
+        #expect(elapsed < .milliseconds(50), "503 took \(elapsed)")
+        Self.expectClean(reply, ports: ports)
+        await gateway.shutdown()
+    }
+
+    @Test func hungUpstreamAnswers504AfterTheResponseTimeout() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances) { $0.timeouts.responseHeaders = .milliseconds(300) }
+        let started = ContinuousClock.now
+        let reply = try await gateway.send("/api/v1/trading/orders?sleep_ms=3000")
+        let elapsed = ContinuousClock.now - started
+        #expect(reply.status == 504)
+        #expect(reply.errorCode == "upstream_timeout")
+        #expect(elapsed >= .milliseconds(300) && elapsed < .milliseconds(1500), "504 after \(elapsed)")
+        Self.expectClean(reply, ports: instances.map(\.port))
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func refusedConnectionAnswers502() async throws {
+        // A port that refuses: bind, note it, close it.
+        let instances = try await startInstances(.userTrading, count: 1)
+        let port = instances[0].port
+        await instances[0].stop()
+        let gateway = try await tradingGateway(instances) { $0.healthCheck.enabled = false }
+        let reply = try await gateway.send("/api/v1/trading/orders")
+        #expect(reply.status == 502)
+        #expect(reply.errorCode == "bad_gateway")
+        Self.expectClean(reply, ports: [port])
+        await gateway.shutdown()
+    }
+
+    @Test func garbageFromUpstreamAnswers502() async throws {
+        let garbage = try await GarbageServer.start()
+        var service = ServiceConfig(name: "user_trading")
+        service.instances = [InstanceConfig(id: "garbage", url: UpstreamURL(host: "127.0.0.1", port: garbage.port))]
+        service.healthCheck.enabled = false
+        var config = GatewayConfig()
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        let gateway = try await GatewayHarness.start(config)
+        let reply = try await gateway.send("/api/v1/trading/orders")
+        #expect(reply.status == 502)
+        Self.expectClean(reply, ports: [garbage.port])
+        await gateway.shutdown()
+        try await garbage.close()
+    }
+
+    @Test func retriesMoveIdempotentRequestsToAnotherInstance() async throws {
+        let instances = try await startInstances(.userTrading, count: 2)
+        let gateway = try await tradingGateway(instances) {
+            $0.healthCheck.enabled = false
+            $0.passiveEjection.enabled = false
+            $0.retries.attempts = 2
+        }
+        await instances[0].stop()
+        for _ in 0..<6 {
+            let reply = try await gateway.send("/api/v1/trading/orders")
+            #expect(reply.status == 200)
+            #expect(reply.instance == "user_trading-2")
+        }
+        // A POST without Idempotency-Key is never retried; with one, it is (nothing was sent).
+        var statuses: [Int] = []
+        for _ in 0..<4 { statuses.append(try await gateway.send(.POST, "/api/v1/trading/orders").status) }
+        #expect(statuses.filter { $0 == 502 }.count == 2, "\(statuses)")
+        #expect(statuses.filter { $0 == 201 }.count == 2, "\(statuses)")
+        for _ in 0..<4 {
+            #expect(try await gateway.send(.POST, "/api/v1/trading/orders", headers: [("Idempotency-Key", UUID().uuidString)]).status == 201)
+        }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func passiveEjectionRemovesAFailingInstance() async throws {
+        let instances = try await startInstances(.userTrading, count: 2)
+        let gateway = try await tradingGateway(instances) {
+            $0.healthCheck.enabled = false
+            $0.passiveEjection.consecutiveFailures = 3
+            $0.passiveEjection.baseTime = .milliseconds(500)
+        }
+        instances[0].setBehaviour(.failing)
+        var failures = 0
+        for _ in 0..<10 where try await gateway.send("/api/v1/trading/orders").status == 500 { failures += 1 }
+        #expect(failures == 3)
+        let runtime = try #require(gateway.registry.runtime(id: "user_trading-1"))
+        #expect(runtime.state == .ejected)
+        instances[0].setBehaviour(.normal)
+        await waitUntil("ejection ends") { runtime.state != .ejected }
+        #expect(gateway.registry.state.services[0].eligible.count == 2)
+        #expect(gateway.registry.events.recent().contains { $0.kind == .ejection })
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func panicRoutingSpreadsOverUnhealthyInstancesWhenConfigured() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances) {
+            $0.panicRouting = true
+            $0.healthCheck.path = "/does-not-exist?status=500"
+        }
+        await waitUntil("panic") { gateway.registry.state.services[0].panic }
+        #expect(try await gateway.send("/api/v1/trading/orders").status == 200)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}
+
+/// A TCP server that answers every connection with bytes that are not HTTP.
+final class GarbageServer: Sendable {
+    let channel: any Channel
+    var port: Int { channel.localAddress!.port! }
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    static func start() async throws -> GarbageServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.pipeline.addHandler(GarbageHandler())
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return GarbageServer(channel: channel)
+    }
+
+    func close() async throws { try await channel.close() }
+
+    final class GarbageHandler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            context.writeAndFlush(NIOAny(ByteBuffer(string: "SSH-2.0-OpenSSH_9.2\r\n\u{0}\u{1}garbage\r\n\r\n")), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+}

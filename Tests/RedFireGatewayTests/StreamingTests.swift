@@ -1,0 +1,108 @@
+import AsyncHTTPClient
+import DemoServices
+import Foundation
+import NIOCore
+import Testing
+
+@testable import RedFireGateway
+
+/// Resident memory of this process, from /proc (the gateway, the upstream and the client all live here,
+/// so the bound covers all three).
+func residentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        let kilobytes = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+        return kilobytes * 1024
+    }
+    return 0
+}
+
+/// Samples resident memory until stopped and reports the peak.
+final class PeakMemory: Sendable {
+    private let task: Task<Int, Never>
+
+    init() {
+        task = Task {
+            var peak = residentBytes()
+            while !Task.isCancelled {
+                peak = max(peak, residentBytes())
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return max(peak, residentBytes())
+        }
+    }
+
+    func stop() async -> Int {
+        task.cancel()
+        return await task.value
+    }
+}
+
+@Suite("Streaming", .serialized)
+struct StreamingTests {
+    static let size = 100 * 1024 * 1024
+
+    @Test func hundredMegabyteUploadAndDownloadStreamWithBoundedMemory() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        _ = try await gateway.send("/api/v1/trading/orders")  // warm up pools and buffers
+        let baseline = residentBytes()
+        let peak = PeakMemory()
+
+        // Upload: 100 MB streamed from the client; the upstream checksums what it receives.
+        var chunk = ByteBuffer()
+        chunk.writeBytes((0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        let chunkCount = Self.size / chunk.readableBytes
+        var expected = StreamChecksum()
+        for _ in 0..<chunkCount { expected.update(chunk) }
+        var upload = HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/_echo")
+        upload.method = .PUT
+        let sendChunk = chunk
+        upload.body = .stream(AsyncStream<ByteBuffer> { continuation in
+            for _ in 0..<chunkCount { continuation.yield(sendChunk) }
+            continuation.finish()
+        }, length: .known(Int64(Self.size)))
+        let uploadResponse = try await gateway.client.execute(upload, timeout: .seconds(120))
+        #expect(uploadResponse.status == .ok)
+        let report = try JSONDecoder().decode(EchoReport.self, from: Data(buffer: try await uploadResponse.body.collect(upTo: 1 << 20)))
+        #expect(report.bodyLength == Self.size)
+        #expect(report.bodyChecksum == expected.hex)
+
+        // Download: 100 MB streamed from the upstream; the client checksums what it receives.
+        let download = try await gateway.client.execute(HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/_download?bytes=\(Self.size)"), timeout: .seconds(120))
+        #expect(download.status == .ok)
+        #expect(download.headers.first(name: "Content-Length") == String(Self.size))
+        var received = StreamChecksum()
+        for try await part in download.body { received.update(part) }
+        var pattern = StreamChecksum()
+        var offset = 0
+        while offset < Self.size {
+            let length = min(StreamChecksum.patternChunkSize, Self.size - offset)
+            pattern.update(StreamChecksum.patternChunk(offset: offset, length: length))
+            offset += length
+        }
+        #expect(received.count == Self.size)
+        #expect(received.hex == pattern.hex)
+
+        let growth = await peak.stop() - baseline
+        #expect(growth < 64 * 1024 * 1024, "resident memory grew by \(growth / 1024 / 1024) MB")
+        print("streaming 2×100 MB: resident memory grew by \(growth / 1024 / 1024) MB")
+        #expect(gateway.registry.runtime(id: "user_trading-1")?.inFlight == 0)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func clientAbandoningAResponseReleasesTheInFlightCount() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let response = try await gateway.client.execute(HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/_download?bytes=\(Self.size)"), timeout: .seconds(30))
+        var iterator = response.body.makeAsyncIterator()
+        _ = try await iterator.next()
+        let runtime = try #require(gateway.registry.runtime(id: "user_trading-1"))
+        #expect(runtime.inFlight == 1)
+        try await gateway.client.shutdown()  // the client goes away mid-body
+        await waitUntil("in-flight released") { runtime.inFlight == 0 }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}
