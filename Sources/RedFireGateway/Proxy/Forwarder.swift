@@ -69,8 +69,10 @@ struct Forwarder: Sendable {
                 lastFailure = error
                 tried.append(runtime)
                 let bodyUntouched = body.map { !$0.stream.wasRead } ?? true
-                guard retriable, bodyUntouched, error != .responseTimeout,
-                      attempt < service.retries.attempts, pool.shared.retryBudget.tryWithdraw() else { break }
+                // A request that never reached an instance adds no load when sent elsewhere, so only
+                // retries of requests that may have been sent draw on the retry budget.
+                guard retriable, bodyUntouched, error != .responseTimeout, attempt < service.retries.attempts,
+                      error.nothingSent || pool.shared.retryBudget.tryWithdraw() else { break }
                 continue
             }
             recordOutcome(runtime, failed: response.status.code >= 500, service: service)
