@@ -73,13 +73,13 @@ extension GatewayConfig {
         if let routes = top.list("routes") {
             var prefixes: Set<String> = []
             for (path, node) in routes {
-                guard let route = decodeRoute(path: path, node: node, reader: reader) else { continue }
+                guard let (route, keyNodes) = decodeRoute(path: path, node: node, reader: reader) else { continue }
                 if !config.services.contains(where: { $0.name == route.service }) {
                     let known = config.services.map(\.name).joined(separator: ", ")
-                    reader.report("\(path).service", node, "no service named \"\(route.service)\" (known: \(known.isEmpty ? "none" : known))")
+                    reader.report("\(path).service", keyNodes.service ?? node, "no service named \"\(route.service)\" (known: \(known.isEmpty ? "none" : known))")
                 }
                 if !prefixes.insert(route.prefix).inserted {
-                    reader.report("\(path).prefix", node, "prefix \"\(route.prefix)\" is already routed")
+                    reader.report("\(path).prefix", keyNodes.prefix ?? node, "prefix \"\(route.prefix)\" is already routed")
                 }
                 config.routes.append(route)
             }
@@ -192,7 +192,7 @@ extension GatewayConfig {
         return instance
     }
 
-    private static func decodeRoute(path: String, node: Node, reader: ConfigReader) -> RouteConfig? {
+    private static func decodeRoute(path: String, node: Node, reader: ConfigReader) -> (RouteConfig, (prefix: Node?, service: Node?))? {
         guard let object = reader.object(node, path: path) else { return nil }
         defer { object.finish() }
         let prefix = object.require(object.string("prefix"), "prefix")
@@ -223,7 +223,8 @@ extension GatewayConfig {
                 }
             }
         }
-        return RouteConfig(prefix: prefix, service: service, methods: normalizedMethods, stripPrefix: strip ?? false, version: version, name: name)
+        let route = RouteConfig(prefix: prefix, service: service, methods: normalizedMethods, stripPrefix: strip ?? false, version: version, name: name)
+        return (route, (object.node("prefix"), object.node("service")))
     }
 
     private static func parseStatusRange(_ text: String) -> ClosedRange<Int>? {

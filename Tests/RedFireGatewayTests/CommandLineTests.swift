@@ -1,0 +1,161 @@
+import AsyncHTTPClient
+import DemoServices
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+@testable import RedFireGateway
+
+/// The real `redfire-gateway` executable, run as a child process.
+final class GatewayProcess: Sendable {
+    let process: Process
+    private final class Output: Sendable {
+        let text = Mutex("")
+    }
+    private let stdout = Output()
+    private let stderr = Output()
+
+    static var executable: URL {
+        // The test bundle sits in the build products folder next to the executable.
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [products, products.deletingLastPathComponent()].map { $0.appendingPathComponent("redfire-gateway") }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
+    }
+
+    init(_ arguments: [String]) throws {
+        process = Process()
+        process.executableURL = Self.executable
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let stdout = self.stdout, stderr = self.stderr
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            stdout.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+        err.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            stderr.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+        try process.run()
+    }
+
+    var output: String { stdout.text.withLock { $0 } }
+    var errorOutput: String { stderr.text.withLock { $0 } }
+
+    func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
+        await waitUntil(timeout: timeout, "process exit") { !process.isRunning }
+        guard !process.isRunning else {
+            process.terminate()
+            return nil
+        }
+        // Let the pipes drain.
+        try? await Task.sleep(for: .milliseconds(50))
+        return process.terminationStatus
+    }
+
+    static func run(_ arguments: [String]) async throws -> (status: Int32?, stdout: String, stderr: String) {
+        let child = try GatewayProcess(arguments)
+        let status = await child.waitForExit()
+        return (status, child.output, child.errorOutput)
+    }
+}
+
+@Suite("Command line", .serialized)
+struct CommandLineTests {
+    static func writeConfig(_ text: String) throws -> String {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("gateway.yaml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func configCheckAcceptsTheExample() async throws {
+        let result = try await GatewayProcess.run(["config", "check", ConfigTests.examplePath])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("OK (5 services"))
+    }
+
+    @Test func configCheckReportsEveryProblemWithItsKeyPath() async throws {
+        let path = try Self.writeConfig("""
+        services:
+          user_trading:
+            instances:
+              - url: http://127.0.0.1:9001
+                wieght: 2
+            health_check: {interval: 5}
+        routes:
+          - prefix: /api/v1/trading
+            service: user_tradng
+        """)
+        let result = try await GatewayProcess.run(["config", "check", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("3 problems"))
+        #expect(result.stderr.contains("services.user_trading.instances[0].wieght (line 5): unknown key"))
+        #expect(result.stderr.contains("services.user_trading.health_check.interval (line 6): invalid duration"))
+        #expect(result.stderr.contains("routes[0].service (line 9): no service named \"user_tradng\""))
+    }
+
+    @Test func unreadableConfigIsAClearError() async throws {
+        let result = try await GatewayProcess.run(["serve", "--config", "/nonexistent/gateway.yaml"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("does not exist"))
+    }
+
+    static func config(upstreamPort: Int) -> String {
+        """
+        listen: 127.0.0.1:0
+        shutdown_grace: 10s
+        services:
+          user_trading:
+            instances: [{url: "http://127.0.0.1:\(upstreamPort)"}]
+        routes:
+          - {prefix: /api/v1/trading, service: user_trading}
+        """
+    }
+
+    @Test func portInUseExitsWithAnActionableMessage() async throws {
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = holder.localAddress!.port!
+        let path = try Self.writeConfig(Self.config(upstreamPort: 1))
+        let result = try await GatewayProcess.run(["serve", "--config", path, "--listen", "127.0.0.1:\(port)"])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("already in use"))
+        #expect(result.stderr.contains("--listen"))
+        try await holder.close()
+    }
+
+    @Test func sigtermLetsInFlightRequestsFinishThenExitsZero() async throws {
+        let upstream = try await DemoInstance.start(service: .userTrading, id: "slow-1")
+        let path = try Self.writeConfig(Self.config(upstreamPort: upstream.port))
+        let child = try GatewayProcess(["serve", "--config", path])
+        await waitUntil("listening") { child.output.contains("listening on") }
+        let line = try #require(child.output.split(separator: "\n").first { $0.contains("listening on") })
+        let port = try #require(line.split(separator: ":").compactMap { Int($0.prefix { $0.isNumber }) }.last)
+
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let requests = (0..<3).map { _ in
+            Task {
+                let response = try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/trading/orders?sleep_ms=1500"), timeout: .seconds(20))
+                let body = try await response.body.collect(upTo: 1 << 20)
+                return (Int(response.status.code), String(buffer: body))
+            }
+        }
+        await waitUntil("requests in flight upstream") { upstream.inFlight == 3 }
+        kill(child.process.processIdentifier, SIGTERM)
+        for request in requests {
+            let (status, body) = try await request.value
+            #expect(status == 200)
+            #expect(body.contains("slow-1"))
+        }
+        let status = await child.waitForExit()
+        #expect(status == 0, "\(child.errorOutput)")
+        #expect(child.process.terminationReason == .exit)
+        try await client.shutdown()
+        await upstream.stop()
+    }
+}
