@@ -14,6 +14,7 @@ struct GatewayResponder: HTTPResponder {
     static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        let start = ContinuousClock.now
         let head = request.head
         let requestID: String
         if let supplied = head.headerFields[.requestID], GatewayRequestID.isWellFormed(supplied) {
@@ -34,14 +35,19 @@ struct GatewayResponder: HTTPResponder {
             break
         }
 
+        var recorder = RequestRecorder(start: start, gateway: registry.telemetry.gateway)
         let state = registry.state
         guard let route = state.route(for: path) else {
+            recorder.finish(status: 404)
             return ErrorEnvelope.response(.routeNotFound, requestID: requestID)
         }
+        recorder.route = route.metrics
+        recorder.service = route.pool.metrics
         if let allowed = route.allowedMethods, !allowed.contains(head.method) {
+            recorder.finish(status: 405)
             return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
         }
-        return await forwarder.forward(request, route: route, requestID: requestID, clientIP: context.remoteAddress?.ipAddress)
+        return await forwarder.forward(request, route: route, requestID: requestID, clientIP: context.remoteAddress?.ipAddress, recorder: recorder)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> Response {

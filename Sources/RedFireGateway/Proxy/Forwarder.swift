@@ -18,9 +18,10 @@ struct Forwarder: Sendable {
         }
     }
 
-    func forward(_ request: Request, route: RouteEntry, requestID: String, clientIP: String?) async -> Response {
+    func forward(_ request: Request, route: RouteEntry, requestID: String, clientIP: String?, recorder: RequestRecorder) async -> Response {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
+            recorder.finish(status: 503)
             return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: [.retryAfter: retryAfter(pool)])
         }
         let service = pool.service
@@ -44,6 +45,9 @@ struct Forwarder: Sendable {
         var tried: [InstanceRuntime] = []
         var lastFailure: UpstreamFailure?
         var attempt = 0
+        var upstreamTime: Duration = .zero
+        var upstreamErrors = 0
+        var upstreamTimeouts = 0
         while attempt < service.retries.attempts {
             guard let member = pool.balancer.pick(hashKey: hashKey, excluding: tried) else { break }
             let runtime = member.runtime
@@ -57,9 +61,18 @@ struct Forwarder: Sendable {
             runtime.dispatchedCounter.wrappingIncrement(ordering: .relaxed)
             let upstreamRequest = UpstreamRequest(method: head.method, url: member.baseURL + target, headers: headers, body: body)
             let response: UpstreamResponse
+            let dispatched = ContinuousClock.now
             do {
                 response = try await transport.execute(upstreamRequest, timeouts: service.timeouts)
             } catch {
+                let failedAt = ContinuousClock.now
+                upstreamTime += failedAt - dispatched
+                let timedOut = error == .responseTimeout || error == .connectTimeout
+                if timedOut { upstreamTimeouts += 1 } else { upstreamErrors += 1 }
+                runtime.metrics.record(RequestSample(status: timedOut ? 504 : 502, totalMicros: TelemetryClock.micros(failedAt - dispatched),
+                                                     upstreamMicros: TelemetryClock.micros(failedAt - dispatched), bytesIn: 0, bytesOut: 0,
+                                                     upstreamErrors: timedOut ? 0 : 1, upstreamTimeouts: timedOut ? 1 : 0),
+                                       second: TelemetryClock.second(failedAt))
                 runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
                 recordOutcome(runtime, failed: true, service: service)
                 logger.warning("upstream request failed", metadata: [
@@ -76,13 +89,21 @@ struct Forwarder: Sendable {
                 continue
             }
             recordOutcome(runtime, failed: response.status.code >= 500, service: service)
-            return streamedResponse(response, runtime: runtime, requestID: requestID)
+            return streamedResponse(response, runtime: runtime, requestID: requestID, recorder: recorder, dispatched: dispatched,
+                                    earlierUpstreamTime: upstreamTime, body: body, upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
         }
+        let error: GatewayErrorCode
+        var errorHeaders: HTTPFields = [:]
         switch lastFailure {
-        case .none: return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: [.retryAfter: retryAfter(pool)])
-        case .connectTimeout, .responseTimeout: return ErrorEnvelope.response(.upstreamTimeout, requestID: requestID)
-        case .connectFailed, .connectionFailed: return ErrorEnvelope.response(.badGateway, requestID: requestID)
+        case .none:
+            error = .upstreamUnavailable
+            errorHeaders[.retryAfter] = retryAfter(pool)
+        case .connectTimeout, .responseTimeout: error = .upstreamTimeout
+        case .connectFailed, .connectionFailed: error = .badGateway
         }
+        recorder.finish(status: error.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
+                        upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
+        return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
     }
 
     /// The request target the instance sees: the original path and query, minus the route prefix when
@@ -107,18 +128,35 @@ struct Forwarder: Sendable {
         return nil
     }
 
-    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, requestID: String) -> Response {
+    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, requestID: String, recorder: RequestRecorder,
+                                  dispatched: ContinuousClock.Instant, earlierUpstreamTime: Duration, body: UpstreamRequestBody?,
+                                  upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
         let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID)
         let lease = InFlightLease(runtime: runtime)
         let upstreamBody = upstream.body
-        return Response(status: upstream.status, headers: headers, body: ResponseBody { writer in
+        let status = upstream.status
+        return Response(status: status, headers: headers, body: ResponseBody { writer in
             // The lease lives as long as this closure: the in-flight count drops when the body is done,
             // fails, or is abandoned because the client went away.
             defer { withExtendedLifetime(lease) {} }
-            for try await chunk in upstreamBody {
-                try await writer.write(chunk)
+            var bytesOut = 0
+            func record() {
+                let now = ContinuousClock.now
+                recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
+                                bytesIn: body?.stream.bytesRead ?? 0, bytesOut: bytesOut,
+                                upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, now: now)
             }
-            try await writer.finish(nil)
+            do {
+                for try await chunk in upstreamBody {
+                    bytesOut += chunk.readableBytes
+                    try await writer.write(chunk)
+                }
+                try await writer.finish(nil)
+            } catch {
+                record()
+                throw error
+            }
+            record()
         })
     }
 

@@ -8,7 +8,7 @@ public final class GatewayState: AtomicReference, Sendable {
     public let generation: Int
     public let config: GatewayConfig
     /// Routes ordered longest prefix first.
-    let routes: [RouteEntry]
+    public let routes: [RouteEntry]
     /// Every service's pool without any version filter, in file order.
     public let services: [ServicePool]
 
@@ -49,16 +49,18 @@ public final class GatewayState: AtomicReference, Sendable {
 }
 
 /// A route resolved against the current services.
-final class RouteEntry: Sendable {
+public final class RouteEntry: Sendable {
     let config: RouteConfig
     let prefixUTF8: [UInt8]
     let allowedMethods: Set<HTTPRequest.Method>?
     /// Value of the `Allow` header for 405 answers.
     let allowHeader: String
     let pool: ServicePool
+    public let metrics: MetricSeries
 
-    init(config: RouteConfig, pool: ServicePool) {
+    init(config: RouteConfig, pool: ServicePool, metrics: MetricSeries) {
         self.config = config
+        self.metrics = metrics
         self.prefixUTF8 = Array(config.prefix.utf8)
         self.pool = pool
         if let methods = config.methods {
@@ -73,7 +75,7 @@ final class RouteEntry: Sendable {
         }
     }
 
-    var name: String { config.name }
+    public var name: String { config.name }
 }
 
 /// The instances of one service (optionally narrowed to one API version) and the balancer over the
@@ -89,8 +91,10 @@ public final class ServicePool: Sendable {
     public let panic: Bool
     let balancer: any Balancer
     let shared: ServiceShared
+    public let metrics: MetricSeries
 
-    init(service: ServiceConfig, strategy: BalancingStrategyKind, members: [PoolMember], shared: ServiceShared) {
+    init(service: ServiceConfig, strategy: BalancingStrategyKind, members: [PoolMember], shared: ServiceShared, metrics: MetricSeries) {
+        self.metrics = metrics
         self.service = service
         self.strategy = strategy
         self.members = members

@@ -60,7 +60,11 @@ public final class InstanceRuntime: Sendable {
     }
     private let mutable = Mutex(Mutable())
 
-    init(id: String, serviceName: String, initialHealth: HealthStatus = .unknown) {
+    /// This instance's telemetry.
+    public let metrics: MetricSeries
+
+    init(id: String, serviceName: String, initialHealth: HealthStatus = .unknown, metrics: MetricSeries? = nil) {
+        self.metrics = metrics ?? MetricSeries(name: id)
         self.id = id
         self.serviceName = serviceName
         self.mutable.withLock { $0.health = initialHealth }

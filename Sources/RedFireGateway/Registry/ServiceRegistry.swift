@@ -10,6 +10,7 @@ public final class ServiceRegistry: Sendable {
     private let current: ManagedAtomic<GatewayState>
     private let data: Mutex<RegistryData>
     public let events: EventLog
+    public let telemetry: Telemetry
     let logger: Logger
 
     struct DynamicInstance {
@@ -29,11 +30,12 @@ public final class ServiceRegistry: Sendable {
         var shared: [String: ServiceShared] = [:]
     }
 
-    public init(config: GatewayConfig, events: EventLog = EventLog(), logger: Logger = Logger(label: "redfire.registry")) {
+    public init(config: GatewayConfig, events: EventLog = EventLog(), telemetry: Telemetry = Telemetry(), logger: Logger = Logger(label: "redfire.registry")) {
         self.events = events
+        self.telemetry = telemetry
         self.logger = logger
         var data = RegistryData(config: config)
-        let state = Self.build(&data)
+        let state = Self.build(&data, telemetry: telemetry)
         self.data = Mutex(data)
         self.current = ManagedAtomic(state)
     }
@@ -66,10 +68,10 @@ public final class ServiceRegistry: Sendable {
     }
 
     private func publish(_ data: inout RegistryData) {
-        current.store(Self.build(&data), ordering: .releasing)
+        current.store(Self.build(&data, telemetry: telemetry), ordering: .releasing)
     }
 
-    private static func build(_ data: inout RegistryData) -> GatewayState {
+    private static func build(_ data: inout RegistryData, telemetry: Telemetry) -> GatewayState {
         data.generation += 1
         var seen: Set<String> = []
         var pools: [ServicePool] = []
@@ -87,7 +89,8 @@ public final class ServiceRegistry: Sendable {
                 } else {
                     data.runtimes[instance.id]?.runtime.removedFlag.store(true, ordering: .relaxed)
                     runtime = InstanceRuntime(id: instance.id, serviceName: service.name,
-                                              initialHealth: service.healthCheck.enabled ? .unknown : .healthy)
+                                              initialHealth: service.healthCheck.enabled ? .unknown : .healthy,
+                                              metrics: telemetry.instance(instance.id))
                     data.runtimes[instance.id] = (runtime, instance.url)
                 }
                 members.append(PoolMember(runtime: runtime, url: instance.url, weight: instance.weight, version: instance.version, metadata: instance.metadata))
@@ -102,7 +105,7 @@ public final class ServiceRegistry: Sendable {
             }
             membersByService[service.name] = members
             effectiveServices[service.name] = (service, strategy, shared)
-            pools.append(ServicePool(service: service, strategy: strategy, members: members, shared: shared))
+            pools.append(ServicePool(service: service, strategy: strategy, members: members, shared: shared, metrics: telemetry.service(service.name)))
         }
         // Instances no longer configured or registered leave for good.
         for (id, entry) in data.runtimes where !seen.contains(id) {
@@ -116,12 +119,13 @@ public final class ServiceRegistry: Sendable {
             let pool: ServicePool
             if let version = route.version {
                 let members = all.filter { Self.version($0.version, matches: version) }
-                pool = ServicePool(service: service, strategy: strategy, members: members, shared: shared)
+                pool = ServicePool(service: service, strategy: strategy, members: members, shared: shared, metrics: telemetry.service(service.name))
             } else {
                 pool = pools.first { $0.name == route.service }!
             }
-            routes.append(RouteEntry(config: route, pool: pool))
+            routes.append(RouteEntry(config: route, pool: pool, metrics: telemetry.route(route.name)))
         }
+        telemetry.retain(routes: Set(data.config.routes.map(\.name)), services: Set(data.config.services.map(\.name)), instances: seen)
         routes.sort { $0.prefixUTF8.count > $1.prefixUTF8.count }
         return GatewayState(generation: data.generation, config: data.config, routes: routes, services: pools)
     }

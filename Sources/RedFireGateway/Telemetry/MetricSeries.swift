@@ -1,0 +1,187 @@
+import Synchronization
+
+/// Counts for one span of time. Every field is a plain count; rates come from dividing by the window.
+public struct MetricCounters: Sendable, Equatable {
+    public var requests = 0
+    public var status2xx = 0
+    public var status3xx = 0
+    public var status4xx = 0
+    public var status5xx = 0
+    public var unauthorized = 0
+    public var forbidden = 0
+    public var rateLimited = 0
+    /// Attempts that failed to get a response from an instance (refused, reset, garbage).
+    public var upstreamErrors = 0
+    /// Attempts that timed out waiting for an instance.
+    public var upstreamTimeouts = 0
+    public var bytesIn = 0
+    public var bytesOut = 0
+
+    public init() {}
+
+    mutating func add(_ other: MetricCounters) {
+        requests += other.requests
+        status2xx += other.status2xx
+        status3xx += other.status3xx
+        status4xx += other.status4xx
+        status5xx += other.status5xx
+        unauthorized += other.unauthorized
+        forbidden += other.forbidden
+        rateLimited += other.rateLimited
+        upstreamErrors += other.upstreamErrors
+        upstreamTimeouts += other.upstreamTimeouts
+        bytesIn += other.bytesIn
+        bytesOut += other.bytesOut
+    }
+}
+
+/// What one finished request contributes to its series.
+struct RequestSample: Sendable {
+    var status: Int
+    var totalMicros: UInt64
+    /// Time spent waiting on instances (all attempts); 0 when the gateway answered itself.
+    var upstreamMicros: UInt64
+    var bytesIn: Int
+    var bytesOut: Int
+    var upstreamErrors: Int = 0
+    var upstreamTimeouts: Int = 0
+}
+
+/// A merged view of a series over a window.
+public struct MetricWindow: Sendable {
+    public var seconds: Int
+    public var counters: MetricCounters
+    /// Total latency as the client saw it.
+    public var latency: LatencyHistogram
+    /// The gateway's own share: total minus time spent waiting on instances.
+    public var addedLatency: LatencyHistogram
+
+    public var requestsPerSecond: Double { seconds > 0 ? Double(counters.requests) / Double(seconds) : 0 }
+    public var errorRatio: Double { counters.requests > 0 ? Double(counters.status5xx) / Double(counters.requests) : 0 }
+}
+
+/// Per-second telemetry of one route, service or instance: a ring of one-second buckets for the last
+/// minute and a ring of 15-second buckets for the long window (default 15 minutes). Recording takes
+/// this series' own short mutex — never a lock shared across series — and allocates nothing: the
+/// buckets and their histograms are allocated once and reset in place when reused.
+public final class MetricSeries: Sendable {
+    public let name: String
+
+    struct Bucket {
+        var start: Int64 = .min
+        var counters = MetricCounters()
+        var latency = LatencyHistogram()
+        var added = LatencyHistogram()
+
+        mutating func record(_ sample: RequestSample) {
+            counters.requests += 1
+            switch sample.status {
+            case 200..<300: counters.status2xx += 1
+            case 300..<400: counters.status3xx += 1
+            case 400..<500:
+                counters.status4xx += 1
+                if sample.status == 401 { counters.unauthorized += 1 }
+                if sample.status == 403 { counters.forbidden += 1 }
+                if sample.status == 429 { counters.rateLimited += 1 }
+            case 500..<600: counters.status5xx += 1
+            default: break
+            }
+            counters.upstreamErrors += sample.upstreamErrors
+            counters.upstreamTimeouts += sample.upstreamTimeouts
+            counters.bytesIn += sample.bytesIn
+            counters.bytesOut += sample.bytesOut
+            latency.record(micros: sample.totalMicros)
+            added.record(micros: sample.totalMicros &- min(sample.upstreamMicros, sample.totalMicros))
+        }
+
+        mutating func reuse(start: Int64) {
+            self.start = start
+            counters = MetricCounters()
+            latency.reset()
+            added.reset()
+        }
+    }
+
+    struct Rings {
+        var fine: [Bucket]
+        var coarse: [Bucket]
+    }
+
+    static let fineSeconds = 60
+    static let coarseSeconds: Int64 = 15
+    private let rings: Mutex<Rings>
+    /// Length of the long window in seconds.
+    public let retention: Int
+
+    public init(name: String, retention: Duration = .seconds(900)) {
+        self.name = name
+        let coarseCount = max(4, Int(retention.components.seconds / Self.coarseSeconds))
+        self.retention = coarseCount * Int(Self.coarseSeconds)
+        self.rings = Mutex(Rings(fine: Array(repeating: Bucket(), count: Self.fineSeconds),
+                                 coarse: Array(repeating: Bucket(), count: coarseCount)))
+    }
+
+    func record(_ sample: RequestSample, second: Int64) {
+        rings.withLock { rings in
+            let fineIndex = Int(second % Int64(rings.fine.count))
+            if rings.fine[fineIndex].start != second { rings.fine[fineIndex].reuse(start: second) }
+            rings.fine[fineIndex].record(sample)
+            let coarseStart = second - second % Self.coarseSeconds
+            let coarseIndex = Int((coarseStart / Self.coarseSeconds) % Int64(rings.coarse.count))
+            if rings.coarse[coarseIndex].start != coarseStart { rings.coarse[coarseIndex].reuse(start: coarseStart) }
+            rings.coarse[coarseIndex].record(sample)
+        }
+    }
+
+    /// Merges the buckets of the last `seconds` (up to and including the current second). Windows up
+    /// to a minute use one-second buckets; longer ones use 15-second buckets.
+    public func window(seconds requested: Int, now: Int64 = TelemetryClock.second()) -> MetricWindow {
+        let seconds = min(max(1, requested), retention)
+        var result = MetricWindow(seconds: seconds, counters: MetricCounters(), latency: LatencyHistogram(), addedLatency: LatencyHistogram())
+        rings.withLock { rings in
+            if seconds <= Self.fineSeconds {
+                let oldest = now - Int64(seconds) + 1
+                for bucket in rings.fine where bucket.start >= oldest && bucket.start <= now {
+                    result.counters.add(bucket.counters)
+                    result.latency.merge(bucket.latency)
+                    result.addedLatency.merge(bucket.added)
+                }
+            } else {
+                let oldest = now - Int64(seconds) + 1
+                for bucket in rings.coarse where bucket.start + Self.coarseSeconds > oldest && bucket.start <= now {
+                    result.counters.add(bucket.counters)
+                    result.latency.merge(bucket.latency)
+                    result.addedLatency.merge(bucket.added)
+                }
+            }
+        }
+        return result
+    }
+
+    /// Counts per second for the last `count` seconds (≤ 60), oldest first — the console's sparklines.
+    public func perSecond(_ count: Int = 60, now: Int64 = TelemetryClock.second(), _ field: (MetricCounters) -> Int = { $0.requests }) -> [Int] {
+        let count = min(max(1, count), Self.fineSeconds)
+        return rings.withLock { rings in
+            (0..<count).map { offset in
+                let second = now - Int64(count - 1 - offset)
+                let bucket = rings.fine[Int(second % Int64(rings.fine.count))]
+                return bucket.start == second ? field(bucket.counters) : 0
+            }
+        }
+    }
+}
+
+/// The clock telemetry buckets are keyed by: whole seconds of the monotonic clock.
+public enum TelemetryClock {
+    private static let origin = ContinuousClock.now
+
+    public static func second(_ instant: ContinuousClock.Instant = .now) -> Int64 {
+        (instant - origin).components.seconds + 1
+    }
+
+    static func micros(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0 else { return 0 }
+        return UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
+    }
+}

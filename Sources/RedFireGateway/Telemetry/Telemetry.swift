@@ -1,0 +1,68 @@
+import Synchronization
+
+/// All metric series of the gateway: one for the whole gateway, one per route, per service and per
+/// instance. Series are looked up by name only when a snapshot is built; requests reach them through
+/// references held by the snapshot, so a reload keeps every series whose route, service or instance
+/// still exists.
+public final class Telemetry: Sendable {
+    /// Every request the gateway answered, matched or not.
+    public let gateway: MetricSeries
+    public let retention: Duration
+    private let series = Mutex<[String: MetricSeries]>([:])
+
+    public init(retention: Duration = .seconds(900)) {
+        self.retention = retention
+        self.gateway = MetricSeries(name: "gateway", retention: retention)
+    }
+
+    func route(_ name: String) -> MetricSeries { lookup("route:" + name, name) }
+    func service(_ name: String) -> MetricSeries { lookup("service:" + name, name) }
+    func instance(_ id: String) -> MetricSeries { lookup("instance:" + id, id) }
+
+    /// Forgets series whose owner left (called on rebuild with the keys still in use).
+    func retain(routes: Set<String>, services: Set<String>, instances: Set<String>) {
+        series.withLock { series in
+            series = series.filter { key, _ in
+                if key.hasPrefix("route:") { return routes.contains(String(key.dropFirst(6))) }
+                if key.hasPrefix("service:") { return services.contains(String(key.dropFirst(8))) }
+                return instances.contains(String(key.dropFirst(9)))
+            }
+        }
+    }
+
+    private func lookup(_ key: String, _ name: String) -> MetricSeries {
+        series.withLock { series in
+            if let existing = series[key] { return existing }
+            let created = MetricSeries(name: name, retention: retention)
+            series[key] = created
+            return created
+        }
+    }
+}
+
+/// Collects what one request contributes to telemetry and records it once, when the request is done.
+struct RequestRecorder: Sendable {
+    let start: ContinuousClock.Instant
+    let gateway: MetricSeries
+    var route: MetricSeries?
+    var service: MetricSeries?
+
+    init(start: ContinuousClock.Instant, gateway: MetricSeries) {
+        self.start = start
+        self.gateway = gateway
+    }
+
+    /// Records the request's outcome in the gateway, route and service series (and the instance that
+    /// answered, if any).
+    func finish(status: Int, instance: MetricSeries? = nil, upstream: Duration = .zero, bytesIn: Int = 0, bytesOut: Int = 0,
+                upstreamErrors: Int = 0, upstreamTimeouts: Int = 0, now: ContinuousClock.Instant = .now) {
+        let sample = RequestSample(status: status, totalMicros: TelemetryClock.micros(now - start),
+                                   upstreamMicros: TelemetryClock.micros(upstream), bytesIn: bytesIn, bytesOut: bytesOut,
+                                   upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
+        let second = TelemetryClock.second(now)
+        gateway.record(sample, second: second)
+        route?.record(sample, second: second)
+        service?.record(sample, second: second)
+        instance?.record(sample, second: second)
+    }
+}

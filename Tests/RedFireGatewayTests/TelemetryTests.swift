@@ -1,0 +1,108 @@
+import DemoServices
+import Testing
+
+@testable import RedFireGateway
+
+@Suite("Telemetry")
+struct TelemetryTests {
+    @Test func histogramBucketsAreContiguousAndNarrow() {
+        for index in 0..<(LatencyHistogram.bucketCount - 1) {
+            #expect(LatencyHistogram.upperBound(index) == LatencyHistogram.lowerBound(index + 1))
+            let lower = LatencyHistogram.lowerBound(index), upper = LatencyHistogram.upperBound(index)
+            #expect(LatencyHistogram.index(micros: lower) == index)
+            #expect(LatencyHistogram.index(micros: upper - 1) == index)
+            if lower >= 4 { #expect(Double(upper - lower) / Double(lower) <= 0.25) }
+        }
+    }
+
+    @Test func quantilesAreWithinABucket() {
+        var histogram = LatencyHistogram()
+        for micros in 1...10_000 { histogram.record(micros: UInt64(micros)) }
+        #expect(histogram.count == 10_000)
+        #expect(histogram.maxMicros == 10_000)
+        let p50 = Double(histogram.quantile(0.5)!), p99 = Double(histogram.quantile(0.99)!)
+        #expect(abs(p50 - 5_000) / 5_000 < 0.15, "p50 \(p50)")
+        #expect(abs(p99 - 9_900) / 9_900 < 0.15, "p99 \(p99)")
+        #expect(histogram.quantile(1.0) == 10_000)
+        #expect(LatencyHistogram().quantile(0.5) == nil)
+    }
+
+    @Test func seriesMergesWindowsAndForgetsOldSeconds() {
+        let series = MetricSeries(name: "t", retention: .seconds(120))
+        for second in Int64(1)...Int64(100) {
+            series.record(RequestSample(status: second % 10 == 0 ? 500 : 200, totalMicros: 1000, upstreamMicros: 900, bytesIn: 10, bytesOut: 20), second: second)
+        }
+        let last10 = series.window(seconds: 10, now: 100)
+        #expect(last10.counters.requests == 10)
+        #expect(last10.counters.status5xx == 1)
+        #expect(last10.counters.bytesOut == 200)
+        #expect(last10.requestsPerSecond == 1)
+        #expect(last10.addedLatency.quantile(0.5)! < 120)
+        #expect(series.window(seconds: 60, now: 100).counters.requests == 60)
+        // Long windows use 15-second buckets: the 120 s window covers everything recorded.
+        #expect(series.window(seconds: 120, now: 100).counters.requests == 100)
+        #expect(series.perSecond(5, now: 102) == [1, 1, 1, 0, 0])
+        // A minute later the one-second ring has moved on.
+        #expect(series.window(seconds: 10, now: 200).counters.requests == 0)
+    }
+
+    @Test func gatewayCountsAKnownMixExactly() async throws {
+        let instances = try await startInstances(.userTrading, count: 2)
+        let gateway = try await tradingGateway(instances, routes: [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", methods: ["GET"])])
+        for _ in 0..<100 { #expect(try await gateway.send("/api/v1/trading/orders").status == 200) }
+        for _ in 0..<10 { #expect(try await gateway.send("/api/v1/trading/orders?status=500").status == 500) }
+        for _ in 0..<5 { #expect(try await gateway.send(.DELETE, "/api/v1/trading/orders").status == 405) }
+        for _ in 0..<3 { #expect(try await gateway.send("/nowhere").status == 404) }
+
+        let state = gateway.registry.state
+        let route = state.routes[0].metrics.window(seconds: 60)
+        #expect(route.counters.requests == 115)
+        #expect(route.counters.status2xx == 100)
+        #expect(route.counters.status5xx == 10)
+        #expect(route.counters.status4xx == 5)
+        let service = state.services[0].metrics.window(seconds: 60)
+        #expect(service.counters.requests == 115)
+        let perInstance = state.services[0].members.map { $0.runtime.metrics.window(seconds: 60).counters.requests }
+        #expect(perInstance.reduce(0, +) == 110)
+        #expect(perInstance.allSatisfy { $0 == 55 })
+        let all = gateway.registry.telemetry.gateway.window(seconds: 60)
+        #expect(all.counters.requests == 118)
+        #expect(all.counters.status4xx == 8)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func latencyOfASlowUpstreamReadsRight() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        var observed: [UInt64] = []
+        for _ in 0..<20 {
+            let started = ContinuousClock.now
+            #expect(try await gateway.send("/api/v1/trading/orders?sleep_ms=50").status == 200)
+            observed.append(TelemetryClock.micros(ContinuousClock.now - started))
+        }
+        observed.sort()
+        let window = gateway.registry.state.routes[0].metrics.window(seconds: 60)
+        let p50 = window.latency.quantile(0.5)!, p99 = window.latency.quantile(0.99)!
+        // 50–60 ms on a quiet machine; when other tests load the two cores, never more than what the
+        // client itself measured (plus one bucket's width).
+        let p50Bound = max(60_000, observed[9] + observed[9] / 4), p99Bound = max(60_000, observed[19] + observed[19] / 4)
+        #expect(p50 >= 50_000 && p50 <= p50Bound, "p50 \(p50) µs, client saw \(observed[9]) µs")
+        #expect(p99 >= 50_000 && p99 <= p99Bound, "p99 \(p99) µs, client saw \(observed[19]) µs")
+        // Almost all of it is the upstream's time.
+        #expect(window.addedLatency.quantile(0.5)! < 10_000)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func metricsSurviveAReload() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        for _ in 0..<7 { _ = try await gateway.send("/api/v1/trading/orders") }
+        gateway.registry.apply(gateway.registry.state.config)
+        #expect(gateway.registry.state.routes[0].metrics.window(seconds: 60).counters.requests == 7)
+        #expect(gateway.registry.state.services[0].members[0].runtime.metrics.window(seconds: 60).counters.requests == 7)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}
