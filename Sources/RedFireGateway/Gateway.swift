@@ -21,7 +21,7 @@ public final class Gateway: Service {
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.listenAddress = config.listen
-        self.registry = ServiceRegistry(config: config, logger: logger)
+        self.registry = ServiceRegistry(config: config, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
         self.control = GatewayControl(registry: registry)
         self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
     }
@@ -33,7 +33,8 @@ public final class Gateway: Service {
     }
 
     public func run() async throws {
-        let responder = GatewayResponder(registry: registry, forwarder: Forwarder(transport: transport, registry: registry, logger: logger))
+        let responder = GatewayResponder(registry: registry, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
+                                         admin: AdminAPI(control: control, token: registry.state.config.adminToken).responder())
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let app = Application(
             responder: responder,

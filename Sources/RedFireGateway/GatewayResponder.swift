@@ -9,6 +9,7 @@ struct GatewayResponder: HTTPResponder {
 
     let registry: ServiceRegistry
     let forwarder: Forwarder
+    let admin: AdminResponder
 
     static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
     static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
@@ -33,6 +34,12 @@ struct GatewayResponder: HTTPResponder {
             return ErrorEnvelope.response(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
         default:
             break
+        }
+
+        if path.hasPrefix("/gateway/") || path == "/gateway" {
+            var context = context
+            context.requestID = requestID
+            return await admin.respond(to: request, context: context)
         }
 
         var recorder = RequestRecorder(start: start, gateway: registry.telemetry.gateway)

@@ -21,17 +21,28 @@ struct Demo: AsyncParsableCommand {
         guard rate >= 0 && rate <= 100_000 else { throw ValidationError("--rate must be between 0 and 100000") }
     }
 
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in
+            let text = String(generator.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - text.count) + text
+        }.joined()
+    }
+
     func run() async throws {
         let logger = try logging.bootstrap()
         guard let address = try parseListen(listen) else { return }
         let cluster = try await DemoCluster.start()
-        let config = cluster.gatewayConfig(listen: address)
-        let gateway = Gateway(config: config, logger: logger)
+        var config = cluster.gatewayConfig(listen: address)
+        let adminToken = ProcessInfo.processInfo.environment["REDFIRE_ADMIN_TOKEN"] ?? Self.randomToken()
+        config.adminToken = adminToken
+        let finalConfig = config
+        let gateway = Gateway(config: finalConfig, logger: logger)
         let traffic = TrafficGenerator(baseURL: "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(address.port)", rate: rate) {
             _ = try await gateway.waitUntilListening()
         }
         do {
-            try await runGateway(gateway, services: [traffic], config: config, logger: logger) { port in
+            try await runGateway(gateway, services: [traffic], config: finalConfig, logger: logger) { port in
                 let host = address.host == "0.0.0.0" ? "127.0.0.1" : address.host
                 var banner = """
 
@@ -39,6 +50,7 @@ struct Demo: AsyncParsableCommand {
                   gateway:   http://\(host):\(port)
                   try:       curl -i http://\(host):\(port)/api/v1/trading/orders
                   probes:    http://\(host):\(port)/health  http://\(host):\(port)/ready
+                  admin:     curl -H 'Authorization: Bearer \(adminToken)' http://\(host):\(port)/gateway/services
                   services:
 
                 """

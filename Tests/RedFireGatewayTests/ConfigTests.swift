@@ -135,6 +135,20 @@ struct ConfigTests {
         #expect(error?.problems.contains { $0.path == "routes[1].prefix" } == true)
     }
 
+    @Test func adminAndTelemetrySettings() throws {
+        let yaml = """
+        admin: {token: "${ADMIN_TOKEN}"}
+        telemetry: {retention: 30m}
+        services: {svc: {instances: [{url: "http://127.0.0.1:1"}]}}
+        routes: [{prefix: /a, service: svc}]
+        """
+        let config = try GatewayConfig.parse(yaml: yaml, environment: ["ADMIN_TOKEN": "0123456789abcdef0123"])
+        #expect(config.adminToken == "0123456789abcdef0123")
+        #expect(config.telemetryRetention == .seconds(1800))
+        let error = #expect(throws: ConfigError.self) { try GatewayConfig.parse(yaml: yaml, environment: ["ADMIN_TOKEN": "short"]) }
+        #expect(error?.problems.map(\.path) == ["admin.token"])
+    }
+
     @Test func missingFileIsAClearError() {
         let error = #expect(throws: ConfigError.self) { try GatewayConfig.load(path: "/nonexistent/gateway.yaml") }
         #expect(error?.description.contains("does not exist") == true)

@@ -52,6 +52,20 @@ extension GatewayConfig {
             else { reader.report("listen", top.node("listen"), "expected HOST:PORT, found \"\(text)\"") }
         }
         if let grace = top.duration("shutdown_grace") { config.shutdownGrace = grace }
+        if let admin = top.object("admin") {
+            if let token = admin.string("token") {
+                if token.utf8.count >= 16 { config.adminToken = token }
+                else { reader.report(admin.childPath("token"), admin.node("token"), "must be at least 16 characters") }
+            }
+            admin.finish()
+        }
+        if let telemetry = top.object("telemetry") {
+            if let retention = telemetry.duration("retention", atLeast: .seconds(60)) {
+                if retention <= .seconds(86_400) { config.telemetryRetention = retention }
+                else { reader.report(telemetry.childPath("retention"), telemetry.node("retention"), "must be at most 24h") }
+            }
+            telemetry.finish()
+        }
 
         var instanceIDs: [String: String] = [:]
         if let entries = top.namedEntries("services") {

@@ -11,6 +11,10 @@ public struct GatewayConfig: Sendable, Equatable {
     public var services: [ServiceConfig] = []
     /// `routes` — path prefixes mapped to services, in file order.
     public var routes: [RouteConfig] = []
+    /// `admin.token` — bearer token for `/gateway/*`. Default none: the admin API answers 403.
+    public var adminToken: String?
+    /// `telemetry.retention` — how far back per-route/service/instance metrics go. Default `15m`.
+    public var telemetryRetention: Duration = .seconds(900)
 
     public init() {}
 

@@ -15,9 +15,24 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let upstreamTimeout = Self(code: "upstream_timeout", status: .gatewayTimeout, message: "The service did not answer in time.")
     public static let badGateway = Self(code: "bad_gateway", status: .badGateway, message: "The service could not be reached or gave an invalid response.")
     public static let notReady = Self(code: "not_ready", status: .serviceUnavailable, message: "No route has a healthy instance yet.")
+    public static let unauthorized = Self(code: "unauthorized", status: .unauthorized, message: "Credentials are missing or invalid.")
+    public static let adminDisabled = Self(code: "admin_disabled", status: .forbidden, message: "The admin API is disabled: set admin.token in the configuration.")
+    public static let notFound = Self(code: "not_found", status: .notFound, message: "No such admin resource.")
+    public static let serviceNotFound = Self(code: "service_not_found", status: .notFound, message: "No such service.")
+    public static let instanceNotFound = Self(code: "instance_not_found", status: .notFound, message: "No such instance.")
+    public static let conflict = Self(code: "conflict", status: .conflict, message: "The request conflicts with the current state.")
+    public static let invalidRequest = Self(code: "invalid_request", status: .badRequest, message: "The request is malformed.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
-    public static let all: [GatewayErrorCode] = [.routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady, .internalError]
+    public static let all: [GatewayErrorCode] = [
+        .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
+        .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .internalError,
+    ]
+
+    /// The same code with a more specific message (admin API answers name what was not found).
+    func with(message: String) -> GatewayErrorCode {
+        GatewayErrorCode(code: code, status: status, message: message)
+    }
 }
 
 /// The one JSON error body: `{"error":{"code":"...","message":"...","request_id":"..."}}`, built by

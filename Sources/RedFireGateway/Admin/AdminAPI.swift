@@ -1,0 +1,214 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The admin API under `/gateway/*`: services and instances with their state and recent figures,
+/// registration, drain, strategy, routes, stats and the audit trail. Every change goes through
+/// `GatewayControl`. Until user authentication exists it is protected by a bearer token from the
+/// configuration (`admin.token`); without one it is disabled.
+struct AdminAPI: Sendable {
+    let control: GatewayControl
+    let token: String?
+
+    var registry: ServiceRegistry { control.registry }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+
+    func responder() -> AdminResponder {
+        let router = Router(context: GatewayRequestContext.self)
+        router.get("/gateway/services") { _, context in
+            try json(["services": registry.state.services.map(serviceView)], context)
+        }
+        router.get("/gateway/services/:name") { _, context in
+            let name = try context.parameters.require("name")
+            guard let pool = registry.state.service(named: name) else { throw ControlError.serviceNotFound(name) }
+            return try json(serviceView(pool), context)
+        }
+        router.post("/gateway/services/:name/instances") { request, context in
+            let name = try context.parameters.require("name")
+            let body = try await decode(RegisterBody.self, request)
+            guard let url = UpstreamURL(parsing: body.url) else { throw ControlError.invalid("url must be http://HOST:PORT") }
+            var ttl: Duration?
+            if let text = body.leaseTtl {
+                guard let parsed = ConfigDuration.parse(text) else { throw ControlError.invalid("lease_ttl must be a duration such as 10s") }
+                ttl = parsed
+            }
+            let instance = InstanceConfig(id: body.id, url: url, weight: body.weight ?? 1, version: body.version, metadata: body.metadata ?? [:])
+            try control.register(service: name, instance: instance, leaseTTL: ttl, actor: actor(context))
+            return try json(instanceView(name, id: body.id), context, status: .created)
+        }
+        router.put("/gateway/services/:name/instances/:id/heartbeat") { _, context in
+            let (name, id) = try (context.parameters.require("name"), context.parameters.require("id"))
+            try control.heartbeat(service: name, instance: id, actor: actor(context))
+            return try json(instanceView(name, id: id), context)
+        }
+        router.delete("/gateway/services/:name/instances/:id") { _, context in
+            let (name, id) = try (context.parameters.require("name"), context.parameters.require("id"))
+            try control.deregister(service: name, instance: id, actor: actor(context))
+            return Response(status: .noContent, headers: [.requestID: context.requestID])
+        }
+        router.post("/gateway/services/:name/instances/:id/drain") { _, context in
+            let (name, id) = try (context.parameters.require("name"), context.parameters.require("id"))
+            try control.drain(service: name, instance: id, actor: actor(context))
+            return try json(instanceView(name, id: id), context)
+        }
+        router.post("/gateway/services/:name/instances/:id/undrain") { _, context in
+            let (name, id) = try (context.parameters.require("name"), context.parameters.require("id"))
+            try control.undrain(service: name, instance: id, actor: actor(context))
+            return try json(instanceView(name, id: id), context)
+        }
+        router.put("/gateway/services/:name/strategy") { request, context in
+            let name = try context.parameters.require("name")
+            let body = try await decode(StrategyBody.self, request)
+            guard let strategy = BalancingStrategyKind(rawValue: body.strategy) else {
+                throw ControlError.invalid("strategy must be one of \(BalancingStrategyKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            try control.setStrategy(service: name, strategy: strategy, actor: actor(context))
+            guard let pool = registry.state.service(named: name) else { throw ControlError.serviceNotFound(name) }
+            return try json(serviceView(pool), context)
+        }
+        router.get("/gateway/routes") { _, context in
+            try json(["routes": registry.state.config.routes.map {
+                RouteView(name: $0.name, prefix: $0.prefix, service: $0.service, methods: $0.methods, stripPrefix: $0.stripPrefix, version: $0.version)
+            }], context)
+        }
+        router.get("/gateway/stats") { request, context in
+            let text = request.uri.queryParameters.get("window") ?? "1m"
+            guard let duration = ConfigDuration.parse(text), duration >= .seconds(1) else {
+                throw ControlError.invalid("window must be a duration such as 10s, 1m or 15m")
+            }
+            return try json(stats(window: text, seconds: Int(duration.components.seconds)), context)
+        }
+        router.get("/gateway/audit") { _, context in
+            let formatter = ISO8601DateFormatter()
+            return try json(["entries": control.audit.recent(1000).map {
+                AuditView(at: formatter.string(from: $0.at), actor: $0.actor, action: $0.action, target: $0.target, result: $0.result)
+            }], context)
+        }
+        router.get("/gateway/events") { _, context in
+            let formatter = ISO8601DateFormatter()
+            return try json(["events": registry.events.recent(500).map {
+                EventView(at: formatter.string(from: $0.at), kind: $0.kind.rawValue, service: $0.service, instance: $0.instance, message: $0.message)
+            }], context)
+        }
+        return AdminResponder(router: router.buildResponder(), token: token)
+    }
+
+    private func actor(_ context: GatewayRequestContext) -> String { "admin-api" }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
+        var request = request
+        let body = try await request.collectBody(upTo: 64 * 1024)
+        do {
+            return try Self.decoder.decode(type, from: Data(buffer: body))
+        } catch {
+            throw ControlError.invalid("the body must be a JSON object with the documented fields")
+        }
+    }
+
+    private func json(_ value: some Encodable, _ context: GatewayRequestContext, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try Self.encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json", .requestID: context.requestID, .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private func serviceView(_ pool: ServicePool) -> ServiceView {
+        let window = pool.metrics.window(seconds: 60)
+        return ServiceView(name: pool.name, strategy: pool.strategy.rawValue, hashKey: pool.service.hashKey.description, panic: pool.panic,
+                           eligibleInstances: pool.eligible.count, requestsPerSecond: window.requestsPerSecond, errorRatio: window.errorRatio,
+                           p99Ms: window.latency.quantile(0.99).map { Double($0) / 1000 },
+                           instances: pool.members.map(instanceView))
+    }
+
+    private func instanceView(_ service: String, id: String) throws -> InstanceView {
+        guard let member = registry.state.service(named: service)?.members.first(where: { $0.id == id }) else {
+            throw ControlError.instanceNotFound(service: service, id: id)
+        }
+        return instanceView(member)
+    }
+
+    private func instanceView(_ member: PoolMember) -> InstanceView {
+        let runtime = member.runtime
+        let now = ContinuousClock.now
+        let window = runtime.metrics.window(seconds: 60)
+        func ms(_ duration: Duration) -> Int { Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000) }
+        return InstanceView(id: runtime.id, url: member.url.description, state: runtime.state.rawValue, health: runtime.health.rawValue,
+                            weight: member.weight, version: member.version, metadata: member.metadata, inFlight: runtime.inFlight,
+                            dispatched: runtime.dispatched, requestsPerSecond: window.requestsPerSecond, errorRatio: window.errorRatio,
+                            p99Ms: window.latency.quantile(0.99).map { Double($0) / 1000 },
+                            ejectedForMs: runtime.ejectedUntil.map { max(0, ms($0 - now)) },
+                            leaseExpiresInMs: runtime.leaseExpiresAt.map { max(0, ms($0 - now)) },
+                            lastChecks: runtime.recentChecks.reversed().map { CheckView(passed: $0.passed, reason: $0.reason, ageMs: ms(now - $0.at)) })
+    }
+
+    private func stats(window: String, seconds: Int) -> StatsView {
+        let state = registry.state
+        var routes: [String: WindowView] = [:]
+        for route in state.routes { routes[route.name] = WindowView(route.metrics.window(seconds: seconds)) }
+        var services: [String: WindowView] = [:]
+        var instances: [String: WindowView] = [:]
+        for pool in state.services {
+            services[pool.name] = WindowView(pool.metrics.window(seconds: seconds))
+            for member in pool.members { instances[member.id] = WindowView(member.runtime.metrics.window(seconds: seconds)) }
+        }
+        let gateway = registry.telemetry.gateway.window(seconds: seconds)
+        return StatsView(window: window, windowSeconds: gateway.seconds, generation: state.generation, gateway: WindowView(gateway),
+                         routes: routes, services: services, instances: instances)
+    }
+}
+
+/// Authenticates admin requests and turns every failure into the error envelope.
+struct AdminResponder: Sendable {
+    let router: RouterResponder<GatewayRequestContext>
+    let token: String?
+
+    func respond(to request: Request, context: GatewayRequestContext) async -> Response {
+        guard let token else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+              Self.constantTimeEquals(String(header.dropFirst(7)), token) else {
+            return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: [.wwwAuthenticate: #"Bearer realm="redfire-gateway-admin""#])
+        }
+        do {
+            let response = try await router.respond(to: request, context: context)
+            // The router answers unknown paths with a bare 404; give it the envelope.
+            if response.status == .notFound && response.headers[.contentType] == nil {
+                return ErrorEnvelope.response(.notFound, requestID: context.requestID)
+            }
+            return response
+        } catch let error as ControlError {
+            let code: GatewayErrorCode
+            switch error {
+            case .serviceNotFound: code = .serviceNotFound
+            case .instanceNotFound: code = .instanceNotFound
+            case .conflict: code = .conflict
+            case .invalid: code = .invalidRequest
+            }
+            return ErrorEnvelope.response(code.with(message: error.description), requestID: context.requestID)
+        } catch let error as HTTPError where error.status == .notFound {
+            return ErrorEnvelope.response(.notFound, requestID: context.requestID)
+        } catch {
+            return ErrorEnvelope.response(.internalError, requestID: context.requestID)
+        }
+    }
+
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for index in 0..<max(x.count, y.count) {
+            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
+        }
+        return difference == 0
+    }
+}

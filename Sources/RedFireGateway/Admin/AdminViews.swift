@@ -1,0 +1,134 @@
+import Foundation
+
+/// JSON shapes of the admin API (keys are snake_case on the wire).
+struct ServiceView: Codable, Sendable {
+    var name: String
+    var strategy: String
+    var hashKey: String
+    var panic: Bool
+    var eligibleInstances: Int
+    var requestsPerSecond: Double
+    var errorRatio: Double
+    var p99Ms: Double?
+    var instances: [InstanceView]
+}
+
+struct InstanceView: Codable, Sendable {
+    var id: String
+    var url: String
+    var state: String
+    var health: String
+    var weight: Int
+    var version: String?
+    var metadata: [String: String]
+    var inFlight: Int
+    var dispatched: Int
+    var requestsPerSecond: Double
+    var errorRatio: Double
+    var p99Ms: Double?
+    var ejectedForMs: Int?
+    var leaseExpiresInMs: Int?
+    var lastChecks: [CheckView]
+}
+
+struct CheckView: Codable, Sendable {
+    var passed: Bool
+    var reason: String
+    var ageMs: Int
+}
+
+struct RouteView: Codable, Sendable {
+    var name: String
+    var prefix: String
+    var service: String
+    var methods: [String]?
+    var stripPrefix: Bool
+    var version: String?
+}
+
+struct WindowView: Codable, Sendable {
+    var requests: Int
+    var requestsPerSecond: Double
+    var status2xx: Int
+    var status3xx: Int
+    var status4xx: Int
+    var status5xx: Int
+    var unauthorized: Int
+    var forbidden: Int
+    var rateLimited: Int
+    var upstreamErrors: Int
+    var upstreamTimeouts: Int
+    var bytesIn: Int
+    var bytesOut: Int
+    var latencyMs: LatencyView
+    var addedLatencyMs: LatencyView
+
+    enum CodingKeys: String, CodingKey {
+        case requests, requestsPerSecond, unauthorized, forbidden, rateLimited, upstreamErrors, upstreamTimeouts, bytesIn, bytesOut, latencyMs, addedLatencyMs
+        case status2xx = "status_2xx", status3xx = "status_3xx", status4xx = "status_4xx", status5xx = "status_5xx"
+    }
+}
+
+struct LatencyView: Codable, Sendable {
+    var p50: Double?
+    var p90: Double?
+    var p99: Double?
+    var p999: Double?
+    var max: Double?
+}
+
+struct StatsView: Codable, Sendable {
+    var window: String
+    var windowSeconds: Int
+    var generation: Int
+    var gateway: WindowView
+    var routes: [String: WindowView]
+    var services: [String: WindowView]
+    var instances: [String: WindowView]
+}
+
+struct AuditView: Codable, Sendable {
+    var at: String
+    var actor: String
+    var action: String
+    var target: String
+    var result: String
+}
+
+struct EventView: Codable, Sendable {
+    var at: String
+    var kind: String
+    var service: String?
+    var instance: String?
+    var message: String
+}
+
+struct RegisterBody: Codable, Sendable {
+    var id: String
+    var url: String
+    var weight: Int?
+    var version: String?
+    var metadata: [String: String]?
+    var leaseTtl: String?
+}
+
+struct StrategyBody: Codable, Sendable {
+    var strategy: String
+}
+
+extension LatencyView {
+    init(_ histogram: LatencyHistogram) {
+        func ms(_ q: Double) -> Double? { histogram.quantile(q).map { Double($0) / 1000 } }
+        self.init(p50: ms(0.5), p90: ms(0.9), p99: ms(0.99), p999: ms(0.999), max: histogram.count > 0 ? Double(histogram.maxMicros) / 1000 : nil)
+    }
+}
+
+extension WindowView {
+    init(_ window: MetricWindow) {
+        let c = window.counters
+        self.init(requests: c.requests, requestsPerSecond: window.requestsPerSecond, status2xx: c.status2xx, status3xx: c.status3xx,
+                  status4xx: c.status4xx, status5xx: c.status5xx, unauthorized: c.unauthorized, forbidden: c.forbidden,
+                  rateLimited: c.rateLimited, upstreamErrors: c.upstreamErrors, upstreamTimeouts: c.upstreamTimeouts,
+                  bytesIn: c.bytesIn, bytesOut: c.bytesOut, latencyMs: LatencyView(window.latency), addedLatencyMs: LatencyView(window.addedLatency))
+    }
+}

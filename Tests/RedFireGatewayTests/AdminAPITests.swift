@@ -1,0 +1,133 @@
+import AsyncHTTPClient
+import DemoServices
+import Foundation
+import NIOCore
+import Testing
+
+@testable import RedFireGateway
+
+@Suite("Admin API")
+struct AdminAPITests {
+    static let token = "test-admin-token-0123456789"
+    static let auth = [("Authorization", "Bearer \(token)")]
+
+    static func gateway(_ instances: [DemoInstance], token: String? = AdminAPITests.token) async throws -> GatewayHarness {
+        var service = serviceConfig("user_trading", instances)
+        service.healthCheck.interval = .milliseconds(100)
+        var config = GatewayConfig()
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.adminToken = token
+        return try await GatewayHarness.start(config)
+    }
+
+    static func object(_ reply: GatewayHarness.Reply) throws -> [String: Any] { try reply.json() }
+
+    @Test func adminAPIRequiresTheToken() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let disabled = try await Self.gateway(instances, token: nil)
+        let off = try await disabled.send("/gateway/services", headers: Self.auth)
+        #expect(off.status == 403)
+        #expect(off.errorCode == "admin_disabled")
+        await disabled.shutdown()
+
+        let gateway = try await Self.gateway(instances)
+        for headers in [[], [("Authorization", "Bearer wrong-token-wrong-token")], [("Authorization", "Basic \(Self.token)")]] {
+            let reply = try await gateway.send("/gateway/services", headers: headers)
+            #expect(reply.status == 401)
+            #expect(reply.errorCode == "unauthorized")
+            #expect(reply.headers.first(name: "WWW-Authenticate")?.hasPrefix("Bearer") == true)
+            #expect(!reply.body.contains(Self.token))
+        }
+        #expect(try await gateway.send("/gateway/services", headers: Self.auth).status == 200)
+        let missing = try await gateway.send("/gateway/nothing-here", headers: Self.auth)
+        #expect(missing.status == 404)
+        #expect(missing.errorCode == "not_found", "\(missing.body)")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func drainThroughTheAPIShowsProgressAndIsAudited() async throws {
+        let instances = try await startInstances(.userTrading, count: 2)
+        let gateway = try await Self.gateway(instances)
+        let slow = (0..<4).map { _ in Task { try await gateway.send("/api/v1/trading/orders?sleep_ms=800") } }
+        let runtime = try #require(gateway.registry.runtime(id: "user_trading-1"))
+        await waitUntil("slow requests in flight") { runtime.inFlight == 2 }
+
+        let drained = try await gateway.send(.POST, "/gateway/services/user_trading/instances/user_trading-1/drain", headers: Self.auth)
+        #expect(drained.status == 200)
+        #expect(try Self.object(drained)["state"] as? String == "draining")
+        #expect(try Self.object(drained)["in_flight"] as? Int == 2)
+
+        var sawStates: [String] = []
+        await waitUntil("drained") {
+            let service = try? Self.object(await gateway.send("/gateway/services/user_trading", headers: Self.auth))
+            let instance = (service?["instances"] as? [[String: Any]])?.first { $0["id"] as? String == "user_trading-1" }
+            if let state = instance?["state"] as? String, sawStates.last != state { sawStates.append(state) }
+            return sawStates.last == "drained"
+        }
+        #expect(sawStates.first == "draining")
+        for request in slow { #expect(try await request.value.status == 200) }
+
+        let audit = try Self.object(await gateway.send("/gateway/audit", headers: Self.auth))
+        let entries = try #require(audit["entries"] as? [[String: Any]])
+        #expect(entries.last?["action"] as? String == "drain")
+        #expect(entries.last?["actor"] as? String == "admin-api")
+        #expect(entries.last?["target"] as? String == "user_trading/user_trading-1")
+        #expect(entries.last?["result"] as? String == "ok")
+
+        let undrained = try await gateway.send(.POST, "/gateway/services/user_trading/instances/user_trading-1/undrain", headers: Self.auth)
+        #expect(try Self.object(undrained)["state"] as? String != "drained")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func registerHeartbeatDeregisterAndStrategy() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let extra = try await startInstances(.userTrading, count: 1, prefix: "dyn")
+        let gateway = try await Self.gateway(instances)
+        let body = ByteBuffer(string: #"{"id":"dyn-1","url":"http://127.0.0.1:\#(extra[0].port)","weight":3,"lease_ttl":"2s","metadata":{"zone":"b"}}"#)
+        let created = try await gateway.send(.POST, "/gateway/services/user_trading/instances", headers: Self.auth, body: body)
+        #expect(created.status == 201, "\(created.body)")
+        #expect(try Self.object(created)["weight"] as? Int == 3)
+        #expect((try Self.object(created)["lease_expires_in_ms"] as? Int ?? 0) > 1000)
+        #expect(try await gateway.send(.PUT, "/gateway/services/user_trading/instances/dyn-1/heartbeat", headers: Self.auth).status == 200)
+
+        let strategy = try await gateway.send(.PUT, "/gateway/services/user_trading/strategy", headers: Self.auth, body: ByteBuffer(string: #"{"strategy":"least_connections"}"#))
+        #expect(try Self.object(strategy)["strategy"] as? String == "least_connections")
+        let bad = try await gateway.send(.PUT, "/gateway/services/user_trading/strategy", headers: Self.auth, body: ByteBuffer(string: #"{"strategy":"fastest"}"#))
+        #expect(bad.status == 400)
+        #expect(bad.errorCode == "invalid_request")
+        let garbage = try await gateway.send(.POST, "/gateway/services/user_trading/instances", headers: Self.auth, body: ByteBuffer(string: "not json"))
+        #expect(garbage.status == 400)
+        let unknown = try await gateway.send(.POST, "/gateway/services/ghost/instances/x/drain", headers: Self.auth)
+        #expect(unknown.status == 404)
+        #expect(unknown.errorCode == "service_not_found")
+
+        #expect(try await gateway.send(.DELETE, "/gateway/services/user_trading/instances/dyn-1", headers: Self.auth).status == 204)
+        let services = try Self.object(await gateway.send("/gateway/services", headers: Self.auth))
+        let list = try #require(services["services"] as? [[String: Any]])
+        #expect((list.first?["instances"] as? [[String: Any]])?.map { $0["id"] as? String } == ["user_trading-1"])
+        #expect(gateway.control.audit.recent().map(\.action) == ["register", "set_strategy", "drain", "deregister"])
+        await gateway.shutdown()
+        await stopAll(instances + extra)
+    }
+
+    @Test func statsReportAKnownMix() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await Self.gateway(instances)
+        for _ in 0..<100 { _ = try await gateway.send("/api/v1/trading/orders") }
+        for _ in 0..<10 { _ = try await gateway.send("/api/v1/trading/orders?status=500") }
+        let stats = try Self.object(await gateway.send("/gateway/stats?window=1m", headers: Self.auth))
+        #expect(stats["window_seconds"] as? Int == 60)
+        let route = try #require((stats["routes"] as? [String: Any])?["/api/v1/trading"] as? [String: Any])
+        #expect(route["requests"] as? Int == 110)
+        #expect(route["status_2xx"] as? Int == 100)
+        #expect(route["status_5xx"] as? Int == 10)
+        let service = try #require((stats["services"] as? [String: Any])?["user_trading"] as? [String: Any])
+        #expect(service["requests"] as? Int == 110)
+        #expect(try await gateway.send("/gateway/stats?window=soon", headers: Self.auth).status == 400)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}
