@@ -17,12 +17,15 @@ public final class Gateway: Service {
     private let listenAddress: ListenAddress
     private let listening = ListeningSignal()
 
-    public init(config: GatewayConfig, logger: Logger = Logger(label: "redfire.gateway"), eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    /// - Parameters:
+    ///   - configPath: the file `config` came from; enables reload (admin API and SIGHUP).
+    public init(config: GatewayConfig, configPath: String? = nil, logger: Logger = Logger(label: "redfire.gateway"),
+                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.listenAddress = config.listen
         self.registry = ServiceRegistry(config: config, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
-        self.control = GatewayControl(registry: registry)
+        self.control = GatewayControl(registry: registry, configPath: configPath)
         self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
@@ -34,12 +37,12 @@ public final class Gateway: Service {
 
     public func run() async throws {
         let responder = GatewayResponder(registry: registry, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
-                                         admin: AdminAPI(control: control, token: registry.state.config.adminToken).responder())
+                                         admin: AdminAPI(control: control).responder())
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let app = Application(
             responder: responder,
             configuration: .init(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil),
-            services: [TransportShutdown(transport: transport), maintenance],
+            services: [TransportShutdown(transport: transport), maintenance] + (control.configPath != nil ? [ReloadOnHangup(control: control)] : []),
             onServerRunning: { [listening] channel in
                 listening.succeed(port: channel.localAddress?.port ?? 0)
             },

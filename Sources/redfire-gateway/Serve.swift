@@ -27,7 +27,7 @@ struct Serve: AsyncParsableCommand {
         }
         if let address = try parseListen(listen) { gatewayConfig.listen = address }
         let finalConfig = gatewayConfig
-        let gateway = Gateway(config: finalConfig, logger: logger)
+        let gateway = Gateway(config: finalConfig, configPath: config, logger: logger)
         try await runGateway(gateway, services: [], config: finalConfig, logger: logger) { port in
             logger.info("RedFire Gateway listening on \(finalConfig.listen.host):\(port) (\(finalConfig.services.count) services, \(finalConfig.routes.count) routes)")
         }

@@ -9,7 +9,6 @@ import NIOCore
 /// configuration (`admin.token`); without one it is disabled.
 struct AdminAPI: Sendable {
     let control: GatewayControl
-    let token: String?
 
     var registry: ServiceRegistry { control.registry }
 
@@ -103,7 +102,16 @@ struct AdminAPI: Sendable {
                 EventView(at: formatter.string(from: $0.at), kind: $0.kind.rawValue, service: $0.service, instance: $0.instance, message: $0.message)
             }], context)
         }
-        return AdminResponder(router: router.buildResponder(), token: token)
+        router.post("/gateway/config/reload") { _, context in
+            let result = control.reload(actor: actor(context))
+            guard result.applied else {
+                let problems = result.problems.map { ProblemView(path: $0.path, line: $0.line, message: $0.message) }
+                let details = try Self.encoder.encode(ReloadView(applied: false, generation: result.generation, problems: problems, restartRequired: []))
+                return ErrorEnvelope.response(.invalidConfig, requestID: context.requestID, details: ByteBuffer(bytes: details))
+            }
+            return try json(ReloadView(applied: true, generation: result.generation, problems: [], restartRequired: result.restartRequired), context)
+        }
+        return AdminResponder(router: router.buildResponder(), registry: registry)
     }
 
     private func actor(_ context: GatewayRequestContext) -> String { "admin-api" }
@@ -172,10 +180,11 @@ struct AdminAPI: Sendable {
 /// Authenticates admin requests and turns every failure into the error envelope.
 struct AdminResponder: Sendable {
     let router: RouterResponder<GatewayRequestContext>
-    let token: String?
+    let registry: ServiceRegistry
 
     func respond(to request: Request, context: GatewayRequestContext) async -> Response {
-        guard let token else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
+        // Read per request, so a reload can rotate the token.
+        guard let token = registry.state.config.adminToken else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
               Self.constantTimeEquals(String(header.dropFirst(7)), token) else {
             return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: [.wwwAuthenticate: #"Bearer realm="redfire-gateway-admin""#])

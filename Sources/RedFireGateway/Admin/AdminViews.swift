@@ -132,3 +132,16 @@ extension WindowView {
                   bytesIn: c.bytesIn, bytesOut: c.bytesOut, latencyMs: LatencyView(window.latency), addedLatencyMs: LatencyView(window.addedLatency))
     }
 }
+
+struct ProblemView: Codable, Sendable {
+    var path: String
+    var line: Int?
+    var message: String
+}
+
+struct ReloadView: Codable, Sendable {
+    var applied: Bool
+    var generation: Int
+    var problems: [ProblemView]
+    var restartRequired: [String]
+}

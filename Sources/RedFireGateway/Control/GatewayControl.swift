@@ -1,14 +1,19 @@
 import Foundation
+import Synchronization
 
 /// The one way to change the gateway's runtime state. The admin API and the operations console both
 /// call it; every call is written to the audit trail and, when it changes something, to the events.
 public final class GatewayControl: Sendable {
     public let registry: ServiceRegistry
     public let audit: AuditTrail
+    /// The file `reload` reads; nil when the gateway was built from a value.
+    public let configPath: String?
+    let reloadOutcomes = Mutex<(succeeded: Int, failed: Int)>((0, 0))
 
-    public init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail()) {
+    public init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil) {
         self.registry = registry
         self.audit = audit
+        self.configPath = configPath
     }
 
     /// Takes an instance out of rotation: no new requests; in-flight ones finish. The state reads
@@ -68,7 +73,7 @@ public final class GatewayControl: Sendable {
         try registry.heartbeat(service: service, id: id, now: .now)
     }
 
-    private func perform(_ action: String, target: String, actor: String, _ body: () throws(ControlError) -> Void) throws(ControlError) {
+    func perform(_ action: String, target: String, actor: String, _ body: () throws(ControlError) -> Void) throws(ControlError) {
         do {
             try body()
             audit.append(AuditEntry(at: Date(), actor: actor, action: action, target: target, result: "ok"))

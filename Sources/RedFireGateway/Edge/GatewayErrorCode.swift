@@ -22,11 +22,12 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let instanceNotFound = Self(code: "instance_not_found", status: .notFound, message: "No such instance.")
     public static let conflict = Self(code: "conflict", status: .conflict, message: "The request conflicts with the current state.")
     public static let invalidRequest = Self(code: "invalid_request", status: .badRequest, message: "The request is malformed.")
+    public static let invalidConfig = Self(code: "invalid_config", status: .unprocessableContent, message: "The configuration file was refused; the running configuration is unchanged.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
     public static let all: [GatewayErrorCode] = [
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
-        .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .internalError,
+        .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).
@@ -40,7 +41,8 @@ public struct GatewayErrorCode: Sendable, Hashable {
 enum ErrorEnvelope {
     static let contentType = "application/json"
 
-    static func response(_ error: GatewayErrorCode, requestID: String, headers extra: HTTPFields = [:]) -> Response {
+    /// - Parameter details: a JSON value placed beside `error` as `"details"` (e.g. a refused reload's problems).
+    static func response(_ error: GatewayErrorCode, requestID: String, headers extra: HTTPFields = [:], details: ByteBuffer? = nil) -> Response {
         var body = ByteBuffer()
         body.reserveCapacity(80 + error.code.utf8.count + error.message.utf8.count + requestID.utf8.count)
         body.writeStaticString("{\"error\":{\"code\":\"")
@@ -49,7 +51,12 @@ enum ErrorEnvelope {
         writeJSONString(error.message, to: &body)
         body.writeStaticString(",\"request_id\":")
         writeJSONString(requestID, to: &body)
-        body.writeStaticString("}}")
+        body.writeStaticString("}")
+        if var details {
+            body.writeStaticString(",\"details\":")
+            body.writeBuffer(&details)
+        }
+        body.writeStaticString("}")
         var headers = extra
         headers[.contentType] = contentType
         headers[.requestID] = requestID

@@ -36,10 +36,10 @@ final class GatewayHarness: Sendable {
         self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    static func start(_ config: GatewayConfig) async throws -> GatewayHarness {
+    static func start(_ config: GatewayConfig, configPath: String? = nil) async throws -> GatewayHarness {
         var config = config
         config.listen = ListenAddress(host: "127.0.0.1", port: 0)
-        let gateway = Gateway(config: config, logger: quietLogger)
+        let gateway = Gateway(config: config, configPath: configPath, logger: quietLogger)
         let group = ServiceGroup(configuration: .init(services: [gateway], logger: quietLogger))
         let task = Task { try await group.run() }
         let port = try await gateway.waitUntilListening()

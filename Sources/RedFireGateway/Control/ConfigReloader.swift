@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// The outcome of one reload attempt.
+public struct ReloadResult: Sendable {
+    public var applied: Bool
+    public var generation: Int
+    /// Every problem found, when the file was refused.
+    public var problems: [ConfigProblem]
+    /// Settings that changed in the file but only take effect on restart.
+    public var restartRequired: [String]
+}
+
+extension GatewayControl {
+    /// Reloads the configuration file the gateway was started with: validates it, then swaps it in
+    /// atomically. An invalid file is refused with its problems and the running configuration stays.
+    /// Health, drain state, in-flight counts and metrics of instances that still exist survive.
+    public func reload(actor: String) -> ReloadResult {
+        guard let path = configPath else {
+            let result = ReloadResult(applied: false, generation: registry.state.generation,
+                                      problems: [ConfigProblem(path: "", line: nil, message: "the gateway was not started from a file")], restartRequired: [])
+            audit.append(AuditEntry(at: Date(), actor: actor, action: "reload", target: "config", result: "no_file"))
+            return result
+        }
+        let current = registry.state.config
+        var config: GatewayConfig
+        do {
+            config = try GatewayConfig.load(path: path)
+        } catch let error as ConfigError {
+            reloadOutcomes.withLock { $0.failed += 1 }
+            audit.append(AuditEntry(at: Date(), actor: actor, action: "reload", target: path, result: "invalid_config"))
+            registry.record(.reload, service: nil, instance: nil, "reload of \(path) refused by \(actor): \(error.problems.count) problem(s); running configuration kept")
+            return ReloadResult(applied: false, generation: registry.state.generation, problems: error.problems, restartRequired: [])
+        } catch {
+            reloadOutcomes.withLock { $0.failed += 1 }
+            return ReloadResult(applied: false, generation: registry.state.generation,
+                                problems: [ConfigProblem(path: "", line: nil, message: "the file could not be read")], restartRequired: [])
+        }
+        // The listener and the metric rings are fixed for the life of the process (and `--listen` may
+        // override the file): both keep their running values until a restart.
+        config.listen = current.listen
+        var restart: [String] = []
+        if config.telemetryRetention != current.telemetryRetention { restart.append("telemetry.retention") }
+        config.telemetryRetention = current.telemetryRetention
+        registry.apply(config)
+        reloadOutcomes.withLock { $0.succeeded += 1 }
+        audit.append(AuditEntry(at: Date(), actor: actor, action: "reload", target: path, result: "ok"))
+        registry.record(.reload, service: nil, instance: nil, "configuration reloaded by \(actor) (generation \(registry.state.generation))"
+                        + (restart.isEmpty ? "" : "; restart needed for \(restart.joined(separator: ", "))"))
+        return ReloadResult(applied: true, generation: registry.state.generation, problems: [], restartRequired: restart)
+    }
+
+    /// Reloads counted by outcome, for telemetry.
+    public var reloadCounts: (succeeded: Int, failed: Int) {
+        reloadOutcomes.withLock { ($0.succeeded, $0.failed) }
+    }
+}
+
+/// Reloads the configuration on SIGHUP, until graceful shutdown.
+struct ReloadOnHangup: Service {
+    let control: GatewayControl
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            _ = control.reload(actor: "SIGHUP")
+        }
+    }
+}
