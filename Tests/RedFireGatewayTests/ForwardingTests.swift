@@ -97,13 +97,20 @@ struct ForwardingTests {
         let ports = instances.map(\.port)
         await stopAll(instances)
         await waitUntil("both unhealthy") { gateway.registry.state.services[0].eligible.isEmpty }
-        let started = ContinuousClock.now
-        let reply = try await gateway.send("/api/v1/trading/orders")
-        let elapsed = ContinuousClock.now - started
-        #expect(reply.status == 503)
-        #expect(reply.errorCode == "upstream_unavailable")
-        #expect(reply.headers.first(name: "Retry-After") == "1")
-        #expect(elapsed < .milliseconds(50), "503 took \(elapsed)")
+        // Median of five on a warm connection: the answer must not wait for anything (no connect
+        // attempt, no timer); the median keeps a loaded test machine's scheduling noise out.
+        var durations: [Duration] = []
+        var reply = try await gateway.send("/health")
+        for _ in 0..<5 {
+            let started = ContinuousClock.now
+            reply = try await gateway.send("/api/v1/trading/orders")
+            durations.append(ContinuousClock.now - started)
+            #expect(reply.status == 503)
+            #expect(reply.errorCode == "upstream_unavailable")
+            #expect(reply.headers.first(name: "Retry-After") == "1")
+        }
+        let median = durations.sorted()[2]
+        #expect(median < .milliseconds(50), "503 took \(median) (median of \(durations))")
         Self.expectClean(reply, ports: ports)
         await gateway.shutdown()
     }

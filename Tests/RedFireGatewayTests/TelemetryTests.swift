@@ -48,7 +48,9 @@ struct TelemetryTests {
 
     @Test func gatewayCountsAKnownMixExactly() async throws {
         let instances = try await startInstances(.userTrading, count: 2)
-        let gateway = try await tradingGateway(instances, routes: [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", methods: ["GET"])])
+        // No passive ejection: ten 500s would eject both instances and bend the round robin.
+        let gateway = try await tradingGateway(instances, configure: { $0.passiveEjection.enabled = false },
+                                               routes: [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", methods: ["GET"])])
         for _ in 0..<100 { #expect(try await gateway.send("/api/v1/trading/orders").status == 200) }
         for _ in 0..<10 { #expect(try await gateway.send("/api/v1/trading/orders?status=500").status == 500) }
         for _ in 0..<5 { #expect(try await gateway.send(.DELETE, "/api/v1/trading/orders").status == 405) }
