@@ -60,7 +60,8 @@ struct ReloadTests {
         #expect(gateway.control.reload(actor: "test").applied)
         var counts: [String: Int] = [:]
         for _ in 0..<30 { counts[try await gateway.send("/api/v1/trading/orders").instance ?? "?", default: 0] += 1 }
-        #expect(counts == ["user_trading-1": 10, "user_trading-2": 20])
+        // 1:2 (a health check finishing mid-way may restart the round-robin cycle once: ±1).
+        #expect((9...11).contains(counts["user_trading-1"] ?? 0) && (19...21).contains(counts["user_trading-2"] ?? 0), "\(counts)")
 
         // A broken file is refused with its problems; nothing changes.
         let generation = gateway.registry.state.generation
