@@ -36,7 +36,7 @@ public final class Gateway: Service {
     }
 
     public func run() async throws {
-        let responder = GatewayResponder(registry: registry, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
+        let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
                                          admin: AdminAPI(control: control).responder())
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let app = Application(

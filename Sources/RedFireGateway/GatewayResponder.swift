@@ -8,6 +8,7 @@ struct GatewayResponder: HTTPResponder {
     typealias Context = GatewayRequestContext
 
     let registry: ServiceRegistry
+    let control: GatewayControl
     let forwarder: Forwarder
     let admin: AdminResponder
 
@@ -29,6 +30,10 @@ struct GatewayResponder: HTTPResponder {
         switch path {
         case "/health":
             return Self.json(.ok, Self.okBody, requestID: requestID)
+        case "/metrics":
+            let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts)
+            return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
+                            body: .init(byteBuffer: body))
         case "/ready":
             if registry.state.isReady { return Self.json(.ok, Self.readyBody, requestID: requestID) }
             return ErrorEnvelope.response(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
@@ -43,6 +48,7 @@ struct GatewayResponder: HTTPResponder {
         }
 
         var recorder = RequestRecorder(start: start, gateway: registry.telemetry.gateway)
+        recorder.method = PrometheusExposition.methodLabel(head.method)
         let state = registry.state
         guard let route = state.route(for: path) else {
             recorder.finish(status: 404)

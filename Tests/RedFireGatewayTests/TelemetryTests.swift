@@ -1,4 +1,5 @@
 import DemoServices
+import Foundation
 import Testing
 
 @testable import RedFireGateway
@@ -106,5 +107,76 @@ struct TelemetryTests {
         #expect(gateway.registry.state.services[0].members[0].runtime.metrics.window(seconds: 60).counters.requests == 7)
         await gateway.shutdown()
         await stopAll(instances)
+    }
+}
+
+@Suite("Prometheus")
+struct PrometheusTests {
+    static func value(_ text: String, _ series: String) -> Double? {
+        for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
+            return Double(line.dropFirst(series.count + 1))
+        }
+        return nil
+    }
+
+    @Test func metricsReportAKnownMixExactly() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances) { $0.passiveEjection.enabled = false }
+        for _ in 0..<100 { _ = try await gateway.send("/api/v1/trading/orders") }
+        for _ in 0..<10 { _ = try await gateway.send("/api/v1/trading/orders?status=500") }
+        for _ in 0..<5 { _ = try await gateway.send("/api/v1/trading/orders?status=429") }
+        for _ in 0..<2 { _ = try await gateway.send("/elsewhere") }
+        let reply = try await gateway.send("/metrics")
+        #expect(reply.status == 200)
+        #expect(reply.headers.first(name: "Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        let text = reply.body
+        let route = #"route="/api/v1/trading",service="user_trading""#
+        #expect(Self.value(text, #"gateway_requests_total{\#(route),method="GET",code="200"}"#) == 100)
+        #expect(Self.value(text, #"gateway_requests_total{\#(route),method="GET",code="500"}"#) == 10)
+        #expect(Self.value(text, #"gateway_requests_total{\#(route),method="GET",code="429"}"#) == 5)
+        #expect(Self.value(text, #"gateway_requests_total{route="",service="",method="GET",code="404"}"#) == 2)
+        #expect(Self.value(text, #"gateway_ratelimit_rejections_total{route="/api/v1/trading"}"#) == 5)
+        #expect(Self.value(text, #"gateway_request_duration_seconds_count{\#(route)}"#) == 115)
+        #expect(Self.value(text, #"gateway_request_duration_seconds_bucket{\#(route),le="+Inf"}"#) == 115)
+        #expect(Self.value(text, #"gateway_upstream_requests_total{service="user_trading",instance="user_trading-1",code="200"}"#) == 100)
+        #expect(Self.value(text, #"gateway_upstream_duration_seconds_count{service="user_trading",instance="user_trading-1"}"#) == 115)
+        #expect(Self.value(text, #"gateway_instance_healthy{service="user_trading",instance="user_trading-1"}"#) == 1)
+        #expect(Self.value(text, #"gateway_instance_inflight{service="user_trading",instance="user_trading-1"}"#) == 0)
+        #expect((Self.value(text, #"gateway_health_checks_total{service="user_trading",instance="user_trading-1",result="pass"}"#) ?? 0) >= 1)
+        #expect(Self.value(text, #"gateway_config_reloads_total{result="success"}"#) == 0)
+        // Buckets are cumulative and never decrease.
+        var previous = 0.0
+        for line in text.split(separator: "\n") where line.hasPrefix("gateway_request_duration_seconds_bucket{\(route)") {
+            let value = Double(line.split(separator: " ").last!)!
+            #expect(value >= previous)
+            previous = value
+        }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}
+
+@Suite("Grafana dashboard")
+struct GrafanaDashboardTests {
+    /// The shipped dashboard only queries metric names the gateway exports.
+    @Test func dashboardUsesExportedMetricNames() throws {
+        let path = URL(fileURLWithPath: ConfigTests.examplePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("docs/grafana-dashboard.json").path
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        let exported = ["gateway_requests_total", "gateway_request_duration_seconds_bucket", "gateway_ratelimit_rejections_total",
+                        "gateway_upstream_requests_total", "gateway_upstream_duration_seconds_bucket", "gateway_instance_healthy",
+                        "gateway_instance_inflight", "gateway_health_checks_total", "gateway_config_reloads_total"]
+        var used: Set<String> = []
+        for panel in panels {
+            for target in panel["targets"] as? [[String: Any]] ?? [] {
+                let expr = try #require(target["expr"] as? String)
+                let names = expr.split(whereSeparator: { !($0.isLetter || $0 == "_") }).filter { $0.hasPrefix("gateway_") }.map(String.init)
+                #expect(!names.isEmpty)
+                for name in names { #expect(exported.contains(name), "\(name) is not exported"); used.insert(name) }
+            }
+        }
+        #expect(used == Set(exported))
     }
 }

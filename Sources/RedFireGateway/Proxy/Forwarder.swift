@@ -69,7 +69,7 @@ struct Forwarder: Sendable {
                 upstreamTime += failedAt - dispatched
                 let timedOut = error == .responseTimeout || error == .connectTimeout
                 if timedOut { upstreamTimeouts += 1 } else { upstreamErrors += 1 }
-                runtime.metrics.record(RequestSample(status: timedOut ? 504 : 502, totalMicros: TelemetryClock.micros(failedAt - dispatched),
+                runtime.metrics.record(RequestSample(status: timedOut ? 504 : 502, method: recorder.method, totalMicros: TelemetryClock.micros(failedAt - dispatched),
                                                      upstreamMicros: TelemetryClock.micros(failedAt - dispatched), bytesIn: 0, bytesOut: 0,
                                                      upstreamErrors: timedOut ? 0 : 1, upstreamTimeouts: timedOut ? 1 : 0),
                                        second: TelemetryClock.second(failedAt))

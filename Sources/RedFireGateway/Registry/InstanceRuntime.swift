@@ -46,6 +46,9 @@ public final class InstanceRuntime: Sendable {
     /// Set once when the instance leaves the registry; its health-check loop then stops.
     let removedFlag = ManagedAtomic<Bool>(false)
     let checkerStarted = ManagedAtomic<Bool>(false)
+    /// Active health checks run, by result.
+    let checksPassed = ManagedAtomic<Int>(0)
+    let checksFailed = ManagedAtomic<Int>(0)
 
     private struct Mutable {
         var health: HealthStatus = .unknown
@@ -106,7 +109,8 @@ public final class InstanceRuntime: Sendable {
 
     /// Records one check; returns true when the instance's eligibility changed.
     func recordCheck(passed: Bool, reason: String, config: HealthCheckConfig, now: ContinuousClock.Instant) -> HealthTransition? {
-        mutable.withLock { m in
+        (passed ? checksPassed : checksFailed).wrappingIncrement(ordering: .relaxed)
+        return mutable.withLock { m in
             m.recentChecks.append(HealthCheckResult(passed: passed, reason: reason, at: now))
             if m.recentChecks.count > 10 { m.recentChecks.removeFirst(m.recentChecks.count - 10) }
             let before = m.health

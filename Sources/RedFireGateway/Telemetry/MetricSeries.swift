@@ -38,6 +38,9 @@ public struct MetricCounters: Sendable, Equatable {
 /// What one finished request contributes to its series.
 struct RequestSample: Sendable {
     var status: Int
+    /// The request method as a bounded label (`PrometheusExposition.methodLabel`).
+    var method: String = ""
+
     var totalMicros: UInt64
     /// Time spent waiting on instances (all attempts); 0 when the gateway answered itself.
     var upstreamMicros: UInt64
@@ -105,7 +108,33 @@ public final class MetricSeries: Sendable {
     struct Rings {
         var fine: [Bucket]
         var coarse: [Bucket]
+        var totals = Totals()
     }
+
+    /// Counts since start, for Prometheus (counters must only grow).
+    struct Totals {
+        var byMethodAndCode: [MethodCode: Int] = [:]
+        /// Cumulative-by-construction counts per `PrometheusExposition.durationBounds` bucket (+Inf last).
+        var durationBuckets = Array(repeating: 0, count: PrometheusExposition.durationBounds.count + 1)
+        var durationSumMicros: UInt64 = 0
+        var count = 0
+
+        mutating func record(_ sample: RequestSample, micros: UInt64) {
+            byMethodAndCode[MethodCode(method: sample.method, code: sample.status), default: 0] += 1
+            durationBuckets[PrometheusExposition.durationBucket(micros: micros)] += 1
+            durationSumMicros &+= micros
+            count += 1
+        }
+    }
+
+    struct MethodCode: Hashable {
+        var method: String
+        var code: Int
+    }
+
+    /// Whether the Prometheus duration histogram measures time waiting on the instance (instance
+    /// series: `gateway_upstream_duration_seconds`) rather than total time (routes and services).
+    let totalsMeasureUpstream: Bool
 
     static let fineSeconds = 60
     static let coarseSeconds: Int64 = 15
@@ -113,8 +142,9 @@ public final class MetricSeries: Sendable {
     /// Length of the long window in seconds.
     public let retention: Int
 
-    public init(name: String, retention: Duration = .seconds(900)) {
+    public init(name: String, retention: Duration = .seconds(900), totalsMeasureUpstream: Bool = false) {
         self.name = name
+        self.totalsMeasureUpstream = totalsMeasureUpstream
         let coarseCount = max(4, Int(retention.components.seconds / Self.coarseSeconds))
         self.retention = coarseCount * Int(Self.coarseSeconds)
         self.rings = Mutex(Rings(fine: Array(repeating: Bucket(), count: Self.fineSeconds),
@@ -130,7 +160,13 @@ public final class MetricSeries: Sendable {
             let coarseIndex = Int((coarseStart / Self.coarseSeconds) % Int64(rings.coarse.count))
             if rings.coarse[coarseIndex].start != coarseStart { rings.coarse[coarseIndex].reuse(start: coarseStart) }
             rings.coarse[coarseIndex].record(sample)
+            rings.totals.record(sample, micros: totalsMeasureUpstream ? sample.upstreamMicros : sample.totalMicros)
         }
+    }
+
+    /// A copy of the totals since start.
+    func totals() -> Totals {
+        rings.withLock { $0.totals }
     }
 
     /// Merges the buckets of the last `seconds` (up to and including the current second). Windows up

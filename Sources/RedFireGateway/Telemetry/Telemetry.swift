@@ -17,7 +17,7 @@ public final class Telemetry: Sendable {
 
     func route(_ name: String) -> MetricSeries { lookup("route:" + name, name) }
     func service(_ name: String) -> MetricSeries { lookup("service:" + name, name) }
-    func instance(_ id: String) -> MetricSeries { lookup("instance:" + id, id) }
+    func instance(_ id: String) -> MetricSeries { lookup("instance:" + id, id, totalsMeasureUpstream: true) }
 
     /// Forgets series whose owner left (called on rebuild with the keys still in use).
     func retain(routes: Set<String>, services: Set<String>, instances: Set<String>) {
@@ -30,10 +30,10 @@ public final class Telemetry: Sendable {
         }
     }
 
-    private func lookup(_ key: String, _ name: String) -> MetricSeries {
+    private func lookup(_ key: String, _ name: String, totalsMeasureUpstream: Bool = false) -> MetricSeries {
         series.withLock { series in
             if let existing = series[key] { return existing }
-            let created = MetricSeries(name: name, retention: retention)
+            let created = MetricSeries(name: name, retention: retention, totalsMeasureUpstream: totalsMeasureUpstream)
             series[key] = created
             return created
         }
@@ -43,6 +43,8 @@ public final class Telemetry: Sendable {
 /// Collects what one request contributes to telemetry and records it once, when the request is done.
 struct RequestRecorder: Sendable {
     let start: ContinuousClock.Instant
+    var method: String = ""
+
     let gateway: MetricSeries
     var route: MetricSeries?
     var service: MetricSeries?
@@ -56,7 +58,7 @@ struct RequestRecorder: Sendable {
     /// answered, if any).
     func finish(status: Int, instance: MetricSeries? = nil, upstream: Duration = .zero, bytesIn: Int = 0, bytesOut: Int = 0,
                 upstreamErrors: Int = 0, upstreamTimeouts: Int = 0, now: ContinuousClock.Instant = .now) {
-        let sample = RequestSample(status: status, totalMicros: TelemetryClock.micros(now - start),
+        let sample = RequestSample(status: status, method: method, totalMicros: TelemetryClock.micros(now - start),
                                    upstreamMicros: TelemetryClock.micros(upstream), bytesIn: bytesIn, bytesOut: bytesOut,
                                    upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
         let second = TelemetryClock.second(now)

@@ -1,0 +1,156 @@
+import HTTPTypes
+import NIOCore
+
+/// Renders the gateway's telemetry in the Prometheus text format (version 0.0.4) at scrape time, from
+/// the same series the console and `/gateway/stats` read. Nothing extra happens per request: the
+/// series keep totals since start beside their rings. Label values are bounded: route names, service
+/// names, instance ids, standard methods (others are `OTHER`) and status codes — never raw paths or
+/// user ids.
+enum PrometheusExposition {
+    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// Upper bounds (`le`) of the duration histograms, in microseconds.
+    static let durationBounds: [UInt64] = [500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+                                           1_000_000, 2_500_000, 5_000_000, 10_000_000]
+    static let durationLabels: [String] = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
+                                           "1", "2.5", "5", "10", "+Inf"]
+
+    static func durationBucket(micros: UInt64) -> Int {
+        var low = 0, high = durationBounds.count
+        while low < high {
+            let mid = (low + high) / 2
+            if micros <= durationBounds[mid] { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+
+    static func methodLabel(_ method: HTTPRequest.Method) -> String {
+        switch method {
+        case .get, .head, .post, .put, .delete, .patch, .options, .connect, .trace: return method.rawValue
+        default: return "OTHER"
+        }
+    }
+
+    static func render(registry: ServiceRegistry, reloads: (succeeded: Int, failed: Int)) -> ByteBuffer {
+        var out = ""
+        out.reserveCapacity(16 * 1024)
+        let state = registry.state
+
+        header(&out, "gateway_requests_total", "counter", "Requests answered by the gateway, by route, service, method and status code.")
+        var routed: [MetricSeries.MethodCode: Int] = [:]
+        var routeTotals: [(RouteEntry, MetricSeries.Totals)] = []
+        for route in state.routes {
+            let totals = route.metrics.totals()
+            routeTotals.append((route, totals))
+            for (key, count) in totals.byMethodAndCode.sorted(by: order) {
+                routed[key, default: 0] += count
+                sample(&out, "gateway_requests_total", [("route", route.name), ("service", route.pool.name), ("method", key.method), ("code", String(key.code))], count)
+            }
+        }
+        // Requests no route matched (404) carry empty route and service labels.
+        for (key, count) in registry.telemetry.gateway.totals().byMethodAndCode.sorted(by: order) {
+            let unrouted = count - (routed[key] ?? 0)
+            if unrouted > 0 {
+                sample(&out, "gateway_requests_total", [("route", ""), ("service", ""), ("method", key.method), ("code", String(key.code))], unrouted)
+            }
+        }
+
+        header(&out, "gateway_request_duration_seconds", "histogram", "Time from receiving a request to the end of its response, by route.")
+        for (route, totals) in routeTotals {
+            histogram(&out, "gateway_request_duration_seconds", [("route", route.name), ("service", route.pool.name)], totals)
+        }
+
+        header(&out, "gateway_ratelimit_rejections_total", "counter", "Requests refused with 429, by route.")
+        for (route, totals) in routeTotals {
+            let rejected = totals.byMethodAndCode.reduce(0) { $0 + ($1.key.code == 429 ? $1.value : 0) }
+            sample(&out, "gateway_ratelimit_rejections_total", [("route", route.name)], rejected)
+        }
+
+        var instanceTotals: [(ServicePool, PoolMember, MetricSeries.Totals)] = []
+        for pool in state.services {
+            for member in pool.members { instanceTotals.append((pool, member, member.runtime.metrics.totals())) }
+        }
+        header(&out, "gateway_upstream_requests_total", "counter", "Attempts sent to instances, by status code (502/504 for attempts that got no response).")
+        for (pool, member, totals) in instanceTotals {
+            var byCode: [Int: Int] = [:]
+            for (key, count) in totals.byMethodAndCode { byCode[key.code, default: 0] += count }
+            for (code, count) in byCode.sorted(by: { $0.key < $1.key }) {
+                sample(&out, "gateway_upstream_requests_total", [("service", pool.name), ("instance", member.id), ("code", String(code))], count)
+            }
+        }
+        header(&out, "gateway_upstream_duration_seconds", "histogram", "Time spent waiting on an instance per attempt, to the end of its response.")
+        for (pool, member, totals) in instanceTotals {
+            histogram(&out, "gateway_upstream_duration_seconds", [("service", pool.name), ("instance", member.id)], totals)
+        }
+
+        header(&out, "gateway_instance_healthy", "gauge", "1 when the instance may receive new requests (healthy or not yet checked, not ejected, not draining).")
+        for pool in state.services {
+            for member in pool.members {
+                sample(&out, "gateway_instance_healthy", [("service", pool.name), ("instance", member.id)], member.runtime.isEligible ? 1 : 0)
+            }
+        }
+        header(&out, "gateway_instance_inflight", "gauge", "Requests dispatched to the instance whose response has not finished.")
+        for pool in state.services {
+            for member in pool.members {
+                sample(&out, "gateway_instance_inflight", [("service", pool.name), ("instance", member.id)], member.runtime.inFlight)
+            }
+        }
+        header(&out, "gateway_health_checks_total", "counter", "Active health checks, by result.")
+        for pool in state.services {
+            for member in pool.members {
+                let labels = [("service", pool.name), ("instance", member.id)]
+                sample(&out, "gateway_health_checks_total", labels + [("result", "pass")], member.runtime.checksPassed.load(ordering: .relaxed))
+                sample(&out, "gateway_health_checks_total", labels + [("result", "fail")], member.runtime.checksFailed.load(ordering: .relaxed))
+            }
+        }
+        header(&out, "gateway_config_reloads_total", "counter", "Configuration reloads, by result.")
+        sample(&out, "gateway_config_reloads_total", [("result", "success")], reloads.succeeded)
+        sample(&out, "gateway_config_reloads_total", [("result", "failure")], reloads.failed)
+        return ByteBuffer(string: out)
+    }
+
+    private static func order(_ a: (key: MetricSeries.MethodCode, value: Int), _ b: (key: MetricSeries.MethodCode, value: Int)) -> Bool {
+        (a.key.method, a.key.code) < (b.key.method, b.key.code)
+    }
+
+    private static func header(_ out: inout String, _ name: String, _ type: String, _ help: String) {
+        out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    private static func sample(_ out: inout String, _ name: String, _ labels: [(String, String)], _ value: Int) {
+        out += name
+        appendLabels(&out, labels)
+        out += " \(value)\n"
+    }
+
+    private static func appendLabels(_ out: inout String, _ labels: [(String, String)]) {
+        guard !labels.isEmpty else { return }
+        out += "{"
+        for (index, (name, value)) in labels.enumerated() {
+            if index > 0 { out += "," }
+            out += name + "=\""
+            for character in value {
+                switch character {
+                case "\\": out += "\\\\"
+                case "\"": out += "\\\""
+                case "\n": out += "\\n"
+                default: out.append(character)
+                }
+            }
+            out += "\""
+        }
+        out += "}"
+    }
+
+    private static func histogram(_ out: inout String, _ name: String, _ labels: [(String, String)], _ totals: MetricSeries.Totals) {
+        var cumulative = 0
+        for (index, label) in durationLabels.enumerated() {
+            cumulative += totals.durationBuckets[index]
+            sample(&out, name + "_bucket", labels + [("le", label)], cumulative)
+        }
+        out += name + "_sum"
+        appendLabels(&out, labels)
+        out += " \(Double(totals.durationSumMicros) / 1_000_000)\n"
+        sample(&out, name + "_count", labels, totals.count)
+    }
+}
