@@ -25,7 +25,7 @@ public final class Gateway: Service {
         self.eventLoopGroup = eventLoopGroup
         self.listenAddress = config.listen
         self.registry = ServiceRegistry(config: config, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
-        self.control = GatewayControl(registry: registry, configPath: configPath)
+        self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory)
         self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
     }
 

@@ -101,3 +101,29 @@ struct ReloadTests {
     }
 
 }
+
+@Suite("Operator state across restarts")
+struct OperatorStateTests {
+    @Test func drainAndStrategySurviveARestart() async throws {
+        let instances = try await startInstances(.userTrading, count: 2)
+        let path = try CommandLineTests.writeConfig(ReloadTests.yaml(instances, weights: [1, 1]))
+        let first = try await GatewayHarness.start(try GatewayConfig.load(path: path), configPath: path)
+        try first.control.drain(service: "user_trading", instance: "user_trading-2", actor: "test")
+        try first.control.setStrategy(service: "user_trading", strategy: .leastConnections, actor: "test")
+        await first.shutdown()
+        let saved = (path as NSString).deletingLastPathComponent + "/data/operator-state.json"
+        #expect(FileManager.default.fileExists(atPath: saved))
+
+        let second = try await GatewayHarness.start(try GatewayConfig.load(path: path), configPath: path)
+        #expect(second.registry.runtime(id: "user_trading-2")?.state == .drained)
+        #expect(second.registry.state.services[0].strategy == .leastConnections)
+        for _ in 0..<5 { #expect(try await second.send("/api/v1/trading/orders").instance == "user_trading-1") }
+        try second.control.undrain(service: "user_trading", instance: "user_trading-2", actor: "test")
+        await second.shutdown()
+
+        let third = try await GatewayHarness.start(try GatewayConfig.load(path: path), configPath: path)
+        #expect(third.registry.runtime(id: "user_trading-2")?.isDraining == false)
+        await third.shutdown()
+        await stopAll(instances)
+    }
+}

@@ -11,7 +11,14 @@ extension GatewayConfig {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions and encoding)" : "does not exist"
             throw ConfigError(source: path, problems: [ConfigProblem(path: "", line: nil, message: "the file \(reason)")])
         }
-        return try parse(yaml: text, source: path, environment: environment)
+        var config = try parse(yaml: text, source: path, environment: environment)
+        let directory = (path as NSString).deletingLastPathComponent
+        if let relative = config.dataDirectory, !relative.hasPrefix("/") {
+            config.dataDirectory = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(relative)
+        } else if config.dataDirectory == nil {
+            config.dataDirectory = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent("data")
+        }
+        return config
     }
 
     /// Parses and validates YAML text. Throws `ConfigError` listing every problem found.
@@ -52,6 +59,9 @@ extension GatewayConfig {
             else { reader.report("listen", top.node("listen"), "expected HOST:PORT, found \"\(text)\"") }
         }
         if let grace = top.duration("shutdown_grace") { config.shutdownGrace = grace }
+        if let directory = top.string("data_dir") {
+            if directory.isEmpty { reader.report("data_dir", top.node("data_dir"), "must not be empty") } else { config.dataDirectory = directory }
+        }
         if let admin = top.object("admin") {
             if let token = admin.string("token") {
                 if token.utf8.count >= 16 { config.adminToken = token }

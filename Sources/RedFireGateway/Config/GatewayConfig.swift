@@ -13,6 +13,9 @@ public struct GatewayConfig: Sendable, Equatable {
     public var routes: [RouteConfig] = []
     /// `admin.token` — bearer token for `/gateway/*`. Default none: the admin API answers 403.
     public var adminToken: String?
+    /// `data_dir` — where the gateway keeps state across restarts (operator decisions). Default `data/`
+    /// next to the configuration file; none when the configuration did not come from a file.
+    public var dataDirectory: String?
     /// `telemetry.retention` — how far back per-route/service/instance metrics go. Default `15m`.
     public var telemetryRetention: Duration = .seconds(900)
 

@@ -9,11 +9,24 @@ public final class GatewayControl: Sendable {
     /// The file `reload` reads; nil when the gateway was built from a value.
     public let configPath: String?
     let reloadOutcomes = Mutex<(succeeded: Int, failed: Int)>((0, 0))
+    let store: OperatorStateStore?
 
-    public init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil) {
+    /// - Parameter dataDirectory: where drain and strategy decisions are kept across restarts; the
+    ///   saved decisions are applied now.
+    public init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil, dataDirectory: String? = nil) {
         self.registry = registry
         self.audit = audit
         self.configPath = configPath
+        self.store = dataDirectory.map { OperatorStateStore(directory: $0, logger: registry.logger) }
+        if let saved = store?.load() {
+            registry.restore(saved)
+            registry.record(.operatorAction, service: nil, instance: nil,
+                            "restored operator state: \(saved.drained.values.reduce(0) { $0 + $1.count }) drained instance(s), \(saved.strategies.count) strategy choice(s)")
+        }
+    }
+
+    private func persist() {
+        store?.save(registry.operatorState())
     }
 
     /// Takes an instance out of rotation: no new requests; in-flight ones finish. The state reads
@@ -23,6 +36,7 @@ public final class GatewayControl: Sendable {
             let runtime = try registry.instance(service: service, id: id)
             guard !runtime.drainFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
             registry.rebuild()
+            persist()
             registry.record(.drain, service: service, instance: id, "\(id) draining (\(runtime.inFlight) in flight) by \(actor)")
         }
     }
@@ -33,6 +47,7 @@ public final class GatewayControl: Sendable {
             let runtime = try registry.instance(service: service, id: id)
             guard runtime.drainFlag.exchange(false, ordering: .acquiringAndReleasing) else { return }
             registry.rebuild()
+            persist()
             registry.record(.drain, service: service, instance: id, "\(id) back in rotation by \(actor)")
         }
     }
@@ -43,6 +58,7 @@ public final class GatewayControl: Sendable {
         try perform("set_strategy", target: "\(service)=\(strategy.rawValue)", actor: actor) { () throws(ControlError) in
             let before = registry.state.service(named: service)?.strategy
             try registry.setStrategy(service: service, strategy: strategy)
+            persist()
             if before != strategy {
                 registry.record(.strategy, service: service, instance: nil, "\(service) strategy \(before?.rawValue ?? "?") → \(strategy.rawValue) by \(actor)")
             }

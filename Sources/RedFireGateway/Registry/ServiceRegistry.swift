@@ -136,6 +136,40 @@ public final class ServiceRegistry: Sendable {
         return version == selector || version.hasPrefix(selector + ".")
     }
 
+    // MARK: Operator state (persisted across restarts)
+
+    /// Drained instances and operator-chosen strategies, as they are now.
+    func operatorState() -> OperatorStateStore.State {
+        data.withLock { data in
+            var state = OperatorStateStore.State()
+            for (id, entry) in data.runtimes where entry.runtime.isDraining {
+                state.drained[entry.runtime.serviceName, default: []].append(id)
+            }
+            for key in state.drained.keys { state.drained[key]?.sort() }
+            state.strategies = data.strategyOverrides.mapValues(\.rawValue)
+            return state
+        }
+    }
+
+    /// Re-applies saved operator decisions to the services and instances that still exist.
+    func restore(_ state: OperatorStateStore.State) {
+        data.withLock { data in
+            for (service, ids) in state.drained {
+                for id in ids {
+                    if let runtime = data.runtimes[id]?.runtime, runtime.serviceName == service {
+                        runtime.drainFlag.store(true, ordering: .releasing)
+                    }
+                }
+            }
+            for (service, raw) in state.strategies {
+                if data.config.service(named: service) != nil, let strategy = BalancingStrategyKind(rawValue: raw) {
+                    data.strategyOverrides[service] = strategy
+                }
+            }
+            publish(&data)
+        }
+    }
+
     // MARK: Changes (called through GatewayControl and the health checker)
 
     func setStrategy(service: String, strategy: BalancingStrategyKind) throws(ControlError) {
