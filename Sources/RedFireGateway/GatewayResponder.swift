@@ -13,6 +13,8 @@ struct GatewayResponder: HTTPResponder {
     let admin: AdminResponder
 
     static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
+    static let openAPIBody = ByteBuffer(string: OpenAPIDocument.json)
+    static let docsBody = ByteBuffer(string: APIReferencePage.html)
     static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
 
     func respond(to request: Request, context: Context) async throws -> Response {
@@ -30,6 +32,12 @@ struct GatewayResponder: HTTPResponder {
         switch path {
         case "/health":
             return Self.json(.ok, Self.okBody, requestID: requestID)
+        case "/gateway/openapi.json":
+            return Self.json(.ok, Self.openAPIBody, requestID: requestID)
+        case "/gateway/docs":
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .requestID: requestID,
+                                                   .contentSecurityPolicy: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"],
+                            body: .init(byteBuffer: Self.docsBody))
         case "/metrics":
             let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts)
             return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],

@@ -26,6 +26,11 @@ struct AdminAPI: Sendable {
     }()
 
     func responder() -> AdminResponder {
+        AdminResponder(router: router().buildResponder(), registry: registry)
+    }
+
+    /// The admin routes (also read by the test that checks the OpenAPI document covers them all).
+    func router() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.get("/gateway/services") { _, context in
             try json(["services": registry.state.services.map(serviceView)], context)
@@ -111,7 +116,7 @@ struct AdminAPI: Sendable {
             }
             return try json(ReloadView(applied: true, generation: result.generation, problems: [], restartRequired: result.restartRequired), context)
         }
-        return AdminResponder(router: router.buildResponder(), registry: registry)
+        return router
     }
 
     private func actor(_ context: GatewayRequestContext) -> String { "admin-api" }

@@ -1,0 +1,1597 @@
+/// The OpenAPI 3.1 document of the gateway's own API, served at `/gateway/openapi.json` and printed
+/// by `redfire-gateway openapi`. A test checks that every route the gateway serves is documented here;
+/// `.ci/run` validates it with openapi-spec-validator.
+enum OpenAPIDocument {
+    static let json = #"""
+{
+  "openapi": "3.1.0",
+  "info": {
+    "title": "RedFire Gateway",
+    "version": "0.1.0",
+    "description": "The gateway's own API: probes, metrics and the admin API under /gateway. Every error the gateway produces uses the ErrorEnvelope schema."
+  },
+  "servers": [
+    {
+      "url": "/"
+    }
+  ],
+  "tags": [
+    {
+      "name": "probes"
+    },
+    {
+      "name": "docs"
+    },
+    {
+      "name": "admin"
+    }
+  ],
+  "paths": {
+    "/health": {
+      "get": {
+        "summary": "Liveness: 200 while the process runs",
+        "operationId": "health",
+        "tags": [
+          "probes"
+        ],
+        "responses": {
+          "200": {
+            "description": "alive",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "status": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          }
+        },
+        "security": []
+      }
+    },
+    "/ready": {
+      "get": {
+        "summary": "Readiness: 200 when at least one route has a healthy instance",
+        "operationId": "ready",
+        "tags": [
+          "probes"
+        ],
+        "responses": {
+          "200": {
+            "description": "ready",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "status": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "503": {
+            "description": "not ready",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "security": []
+      }
+    },
+    "/metrics": {
+      "get": {
+        "summary": "Prometheus metrics (text format 0.0.4)",
+        "operationId": "metrics",
+        "tags": [
+          "probes"
+        ],
+        "responses": {
+          "200": {
+            "description": "metrics",
+            "content": {
+              "text/plain": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        },
+        "security": []
+      }
+    },
+    "/gateway/openapi.json": {
+      "get": {
+        "summary": "This document",
+        "operationId": "openapi",
+        "tags": [
+          "docs"
+        ],
+        "responses": {
+          "200": {
+            "description": "the OpenAPI document",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
+          }
+        },
+        "security": []
+      }
+    },
+    "/gateway/docs": {
+      "get": {
+        "summary": "Human-readable API reference (self-contained HTML)",
+        "operationId": "docs",
+        "tags": [
+          "docs"
+        ],
+        "responses": {
+          "200": {
+            "description": "HTML page",
+            "content": {
+              "text/html": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        },
+        "security": []
+      }
+    },
+    "/gateway/services": {
+      "get": {
+        "summary": "List services with their instances, states and recent figures",
+        "operationId": "listServices",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "services",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "services"
+                  ],
+                  "properties": {
+                    "services": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/Service"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/services/{name}": {
+      "get": {
+        "summary": "One service",
+        "operationId": "getService",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "the service",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Service"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "no such service",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "service name",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/services/{name}/instances": {
+      "post": {
+        "summary": "Register an instance, optionally with a lease",
+        "operationId": "registerInstance",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "201": {
+            "description": "registered",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Instance"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "invalid body",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "no such service",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "id in use or defined in the file",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "service name",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/RegisterInstance"
+              }
+            }
+          }
+        },
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/services/{name}/instances/{id}": {
+      "delete": {
+        "summary": "Deregister a registered instance",
+        "operationId": "deregisterInstance",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "204": {
+            "description": "deregistered"
+          },
+          "404": {
+            "description": "no such service or instance",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "409": {
+            "description": "defined in the configuration file",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "service name",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "instance id",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/services/{name}/instances/{id}/heartbeat": {
+      "put": {
+        "summary": "Renew a registered instance's lease",
+        "operationId": "heartbeat",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "renewed",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Instance"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "no such service or instance",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "service name",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "instance id",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/services/{name}/instances/{id}/drain": {
+      "post": {
+        "summary": "Drain: no new requests; in-flight requests finish",
+        "operationId": "drainInstance",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "draining or drained",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Instance"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "no such service or instance",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "service name",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "instance id",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/services/{name}/instances/{id}/undrain": {
+      "post": {
+        "summary": "Return a drained instance to rotation",
+        "operationId": "undrainInstance",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "in rotation",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Instance"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "no such service or instance",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "service name",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "instance id",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/services/{name}/strategy": {
+      "put": {
+        "summary": "Switch the balancing strategy",
+        "operationId": "setStrategy",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "the service",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Service"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "unknown strategy",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "404": {
+            "description": "no such service",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "name",
+            "in": "path",
+            "required": true,
+            "description": "service name",
+            "schema": {
+              "type": "string"
+            }
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/SetStrategy"
+              }
+            }
+          }
+        },
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/routes": {
+      "get": {
+        "summary": "List routes",
+        "operationId": "listRoutes",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "routes",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "routes"
+                  ],
+                  "properties": {
+                    "routes": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/Route"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/stats": {
+      "get": {
+        "summary": "Counts, rates and latency over a window for the gateway and every route, service and instance",
+        "operationId": "stats",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "stats",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Stats"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "bad window",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "parameters": [
+          {
+            "name": "window",
+            "in": "query",
+            "required": false,
+            "description": "duration such as 10s, 1m, 15m (default 1m)",
+            "schema": {
+              "type": "string",
+              "default": "1m"
+            }
+          }
+        ],
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/audit": {
+      "get": {
+        "summary": "Operator actions: who, what, when, result",
+        "operationId": "audit",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "entries",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "entries"
+                  ],
+                  "properties": {
+                    "entries": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/AuditEntry"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/events": {
+      "get": {
+        "summary": "Health transitions, ejections, drains, strategy changes, registrations, reloads",
+        "operationId": "events",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "events",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "events"
+                  ],
+                  "properties": {
+                    "events": {
+                      "type": "array",
+                      "items": {
+                        "$ref": "#/components/schemas/Event"
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
+    "/gateway/config/reload": {
+      "post": {
+        "summary": "Re-read and apply the configuration file",
+        "operationId": "reload",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "applied",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Reload"
+                }
+              }
+            }
+          },
+          "422": {
+            "description": "refused; running configuration unchanged",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    }
+  },
+  "components": {
+    "schemas": {
+      "ErrorEnvelope": {
+        "type": "object",
+        "required": [
+          "error"
+        ],
+        "properties": {
+          "error": {
+            "type": "object",
+            "required": [
+              "code",
+              "message",
+              "request_id"
+            ],
+            "properties": {
+              "code": {
+                "type": "string"
+              },
+              "message": {
+                "type": "string"
+              },
+              "request_id": {
+                "type": "string"
+              }
+            }
+          },
+          "details": {
+            "description": "extra data for some errors (a refused reload's problems)"
+          }
+        }
+      },
+      "Check": {
+        "type": "object",
+        "required": [
+          "passed",
+          "reason",
+          "age_ms"
+        ],
+        "properties": {
+          "passed": {
+            "type": "boolean"
+          },
+          "reason": {
+            "type": "string"
+          },
+          "age_ms": {
+            "type": "integer"
+          }
+        }
+      },
+      "Instance": {
+        "type": "object",
+        "required": [
+          "id",
+          "url",
+          "state",
+          "health",
+          "weight",
+          "in_flight"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "url": {
+            "type": "string"
+          },
+          "state": {
+            "type": "string",
+            "enum": [
+              "unknown",
+              "healthy",
+              "unhealthy",
+              "ejected",
+              "draining",
+              "drained"
+            ]
+          },
+          "health": {
+            "type": "string",
+            "enum": [
+              "unknown",
+              "healthy",
+              "unhealthy"
+            ]
+          },
+          "weight": {
+            "type": "integer"
+          },
+          "version": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "metadata": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            }
+          },
+          "in_flight": {
+            "type": "integer"
+          },
+          "dispatched": {
+            "type": "integer"
+          },
+          "requests_per_second": {
+            "type": "number"
+          },
+          "error_ratio": {
+            "type": "number"
+          },
+          "p99_ms": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "ejected_for_ms": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "lease_expires_in_ms": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "last_checks": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Check"
+            }
+          }
+        }
+      },
+      "Service": {
+        "type": "object",
+        "required": [
+          "name",
+          "strategy",
+          "instances"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "strategy": {
+            "type": "string",
+            "enum": [
+              "round_robin",
+              "random",
+              "least_connections",
+              "power_of_two",
+              "consistent_hash"
+            ]
+          },
+          "hash_key": {
+            "type": "string"
+          },
+          "panic": {
+            "type": "boolean"
+          },
+          "eligible_instances": {
+            "type": "integer"
+          },
+          "requests_per_second": {
+            "type": "number"
+          },
+          "error_ratio": {
+            "type": "number"
+          },
+          "p99_ms": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "instances": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Instance"
+            }
+          }
+        }
+      },
+      "RegisterInstance": {
+        "type": "object",
+        "required": [
+          "id",
+          "url"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "url": {
+            "type": "string",
+            "description": "http://HOST:PORT"
+          },
+          "weight": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000
+          },
+          "version": {
+            "type": "string"
+          },
+          "metadata": {
+            "type": "object",
+            "additionalProperties": {
+              "type": "string"
+            }
+          },
+          "lease_ttl": {
+            "type": "string",
+            "description": "duration such as 10s; without it the instance has no lease"
+          }
+        }
+      },
+      "SetStrategy": {
+        "type": "object",
+        "required": [
+          "strategy"
+        ],
+        "properties": {
+          "strategy": {
+            "type": "string",
+            "enum": [
+              "round_robin",
+              "random",
+              "least_connections",
+              "power_of_two",
+              "consistent_hash"
+            ]
+          }
+        }
+      },
+      "Route": {
+        "type": "object",
+        "required": [
+          "name",
+          "prefix",
+          "service",
+          "strip_prefix"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "prefix": {
+            "type": "string"
+          },
+          "service": {
+            "type": "string"
+          },
+          "methods": {
+            "type": [
+              "array",
+              "null"
+            ],
+            "items": {
+              "type": "string"
+            }
+          },
+          "strip_prefix": {
+            "type": "boolean"
+          },
+          "version": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        }
+      },
+      "Latency": {
+        "type": "object",
+        "properties": {
+          "p50": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "p90": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "p99": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "p999": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "max": {
+            "type": [
+              "number",
+              "null"
+            ]
+          }
+        }
+      },
+      "Window": {
+        "type": "object",
+        "properties": {
+          "requests": {
+            "type": "integer"
+          },
+          "status_2xx": {
+            "type": "integer"
+          },
+          "status_3xx": {
+            "type": "integer"
+          },
+          "status_4xx": {
+            "type": "integer"
+          },
+          "status_5xx": {
+            "type": "integer"
+          },
+          "unauthorized": {
+            "type": "integer"
+          },
+          "forbidden": {
+            "type": "integer"
+          },
+          "rate_limited": {
+            "type": "integer"
+          },
+          "upstream_errors": {
+            "type": "integer"
+          },
+          "upstream_timeouts": {
+            "type": "integer"
+          },
+          "bytes_in": {
+            "type": "integer"
+          },
+          "bytes_out": {
+            "type": "integer"
+          },
+          "requests_per_second": {
+            "type": "number"
+          },
+          "latency_ms": {
+            "$ref": "#/components/schemas/Latency"
+          },
+          "added_latency_ms": {
+            "$ref": "#/components/schemas/Latency"
+          }
+        }
+      },
+      "Stats": {
+        "type": "object",
+        "required": [
+          "window",
+          "window_seconds",
+          "gateway",
+          "routes",
+          "services",
+          "instances"
+        ],
+        "properties": {
+          "window": {
+            "type": "string"
+          },
+          "window_seconds": {
+            "type": "integer"
+          },
+          "generation": {
+            "type": "integer"
+          },
+          "gateway": {
+            "$ref": "#/components/schemas/Window"
+          },
+          "routes": {
+            "type": "object",
+            "additionalProperties": {
+              "$ref": "#/components/schemas/Window"
+            }
+          },
+          "services": {
+            "type": "object",
+            "additionalProperties": {
+              "$ref": "#/components/schemas/Window"
+            }
+          },
+          "instances": {
+            "type": "object",
+            "additionalProperties": {
+              "$ref": "#/components/schemas/Window"
+            }
+          }
+        }
+      },
+      "AuditEntry": {
+        "type": "object",
+        "required": [
+          "at",
+          "actor",
+          "action",
+          "target",
+          "result"
+        ],
+        "properties": {
+          "at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "actor": {
+            "type": "string"
+          },
+          "action": {
+            "type": "string"
+          },
+          "target": {
+            "type": "string"
+          },
+          "result": {
+            "type": "string"
+          }
+        }
+      },
+      "Event": {
+        "type": "object",
+        "required": [
+          "at",
+          "kind",
+          "message"
+        ],
+        "properties": {
+          "at": {
+            "type": "string",
+            "format": "date-time"
+          },
+          "kind": {
+            "type": "string"
+          },
+          "service": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "instance": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "message": {
+            "type": "string"
+          }
+        }
+      },
+      "Reload": {
+        "type": "object",
+        "required": [
+          "applied",
+          "generation"
+        ],
+        "properties": {
+          "applied": {
+            "type": "boolean"
+          },
+          "generation": {
+            "type": "integer"
+          },
+          "problems": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "properties": {
+                "path": {
+                  "type": "string"
+                },
+                "line": {
+                  "type": [
+                    "integer",
+                    "null"
+                  ]
+                },
+                "message": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "restart_required": {
+            "type": "array",
+            "items": {
+              "type": "string"
+            }
+          }
+        }
+      }
+    },
+    "securitySchemes": {
+      "adminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "admin.token from the configuration"
+      }
+    }
+  }
+}
+"""#
+}
+
+/// Public access to the gateway's API description.
+public enum GatewayAPIDocument {
+    /// The OpenAPI 3.1 document, as served at `/gateway/openapi.json`.
+    public static var openAPIJSON: String { OpenAPIDocument.json }
+}
