@@ -117,6 +117,28 @@ struct AdminAPITests {
         await stopAll(instances + extra)
     }
 
+    @Test func deregisterWithDrainWaitsForInFlightRequests() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let extra = try await startInstances(.userTrading, count: 1, prefix: "dyn")
+        let gateway = try await Self.gateway(instances)
+        let body = ByteBuffer(string: #"{"id":"dyn-1","url":"http://127.0.0.1:\#(extra[0].port)"}"#)
+        #expect(try await gateway.send(.POST, "/gateway/services/user_trading/instances", headers: Self.auth, body: body).status == 201)
+        let runtime = try #require(gateway.registry.runtime(id: "dyn-1"))
+        await waitUntil("dyn-1 checked") { runtime.health == .healthy }
+        let slow = (0..<4).map { _ in Task { try await gateway.send("/api/v1/trading/orders?sleep_ms=700") } }
+        await waitUntil("slow request on dyn-1") { runtime.inFlight >= 1 }
+
+        let reply = try await gateway.send(.DELETE, "/gateway/services/user_trading/instances/dyn-1?drain=true&deadline=10s", headers: Self.auth)
+        #expect(reply.status == 202)
+        #expect(try Self.object(reply)["state"] as? String == "draining")
+        #expect(gateway.registry.runtime(id: "dyn-1") != nil)
+        await waitUntil("removed once idle") { gateway.registry.runtime(id: "dyn-1") == nil }
+        for request in slow { #expect(try await request.value.status == 200) }
+        #expect(gateway.registry.events.recent().contains { $0.message.contains("dyn-1 drained and deregistered") })
+        await gateway.shutdown()
+        await stopAll(instances + extra)
+    }
+
     @Test func statsReportAKnownMix() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
         let gateway = try await Self.gateway(instances)

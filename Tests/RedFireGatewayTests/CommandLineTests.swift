@@ -11,8 +11,26 @@ import Testing
 /// The real `redfire-gateway` executable, run as a child process.
 final class GatewayProcess: Sendable {
     let process: Process
+    /// Bytes read so far from one of the child's pipes, by a dedicated thread doing blocking reads, so
+    /// chunks arrive in order and multi-byte characters are never split when decoded.
     private final class Output: Sendable {
-        let text = Mutex("")
+        let bytes = Mutex(Data())
+        let finished = Mutex(false)
+
+        func drain(_ handle: FileHandle) {
+            let thread = Thread { [self] in
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    bytes.withLock { $0.append(chunk) }
+                }
+                finished.withLock { $0 = true }
+            }
+            thread.start()
+        }
+
+        var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
+        var isFinished: Bool { finished.withLock { $0 } }
     }
     private let stdout = Output()
     private let stderr = Output()
@@ -31,20 +49,13 @@ final class GatewayProcess: Sendable {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        let stdout = self.stdout, stderr = self.stderr
-        out.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            stdout.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
-        err.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            stderr.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
         try process.run()
+        stdout.drain(out.fileHandleForReading)
+        stderr.drain(err.fileHandleForReading)
     }
 
-    var output: String { stdout.text.withLock { $0 } }
-    var errorOutput: String { stderr.text.withLock { $0 } }
+    var output: String { stdout.text }
+    var errorOutput: String { stderr.text }
 
     func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
         await waitUntil(timeout: timeout, "process exit") { !process.isRunning }
@@ -52,8 +63,8 @@ final class GatewayProcess: Sendable {
             process.terminate()
             return nil
         }
-        // Let the pipes drain.
-        try? await Task.sleep(for: .milliseconds(50))
+        // Everything the child wrote is read once both pipes reach end of file.
+        await waitUntil(timeout: .seconds(5), "output read to the end") { stdout.isFinished && stderr.isFinished }
         return process.terminationStatus
     }
 

@@ -58,8 +58,17 @@ struct AdminAPI: Sendable {
             try control.heartbeat(service: name, instance: id, actor: actor(context))
             return try json(instanceView(name, id: id), context)
         }
-        router.delete("/gateway/services/:name/instances/:id") { _, context in
+        router.delete("/gateway/services/:name/instances/:id") { request, context in
             let (name, id) = try (context.parameters.require("name"), context.parameters.require("id"))
+            if request.uri.queryParameters.get("drain") == "true" {
+                var deadline: Duration = .seconds(30)
+                if let text = request.uri.queryParameters.get("deadline") {
+                    guard let parsed = ConfigDuration.parse(text) else { throw ControlError.invalid("deadline must be a duration such as 30s") }
+                    deadline = parsed
+                }
+                try control.deregisterAfterDrain(service: name, instance: id, deadline: deadline, actor: actor(context))
+                return try json(instanceView(name, id: id), context, status: .accepted)
+            }
             try control.deregister(service: name, instance: id, actor: actor(context))
             return Response(status: .noContent, headers: [.requestID: context.requestID])
         }

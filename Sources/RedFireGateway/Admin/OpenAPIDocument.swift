@@ -380,12 +380,22 @@ enum OpenAPIDocument {
     },
     "/gateway/services/{name}/instances/{id}": {
       "delete": {
-        "summary": "Deregister a registered instance",
+        "summary": "Deregister a registered instance; with drain=true, drain it first and remove it when nothing is in flight or the deadline passes",
         "operationId": "deregisterInstance",
         "tags": [
           "admin"
         ],
         "responses": {
+          "202": {
+            "description": "draining; removed when idle or at the deadline",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Instance"
+                }
+              }
+            }
+          },
           "204": {
             "description": "deregistered"
           },
@@ -445,6 +455,24 @@ enum OpenAPIDocument {
             "in": "path",
             "required": true,
             "description": "instance id",
+            "schema": {
+              "type": "string"
+            }
+          },
+          {
+            "name": "drain",
+            "in": "query",
+            "required": false,
+            "description": "true: drain first, deregister when nothing is in flight or at the deadline",
+            "schema": {
+              "type": "boolean"
+            }
+          },
+          {
+            "name": "deadline",
+            "in": "query",
+            "required": false,
+            "description": "with drain=true: longest wait, a duration such as 30s (default 30s)",
             "schema": {
               "type": "string"
             }

@@ -84,6 +84,15 @@ public final class GatewayControl: Sendable {
         }
     }
 
+    /// Drains a registered instance, then deregisters it when nothing is left in flight or when
+    /// `deadline` has passed, whichever comes first.
+    public func deregisterAfterDrain(service: String, instance id: String, deadline: Duration, actor: String) throws(ControlError) {
+        try perform("deregister_after_drain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
+            try registry.scheduleRemoval(service: service, id: id, deadline: .now + deadline)
+            registry.record(.drain, service: service, instance: id, "\(id) draining before deregistration (deadline \(ConfigDuration.format(deadline))) by \(actor)")
+        }
+    }
+
     public func heartbeat(service: String, instance id: String, actor: String) throws(ControlError) {
         // Heartbeats are frequent and change nothing visible: they are not audited.
         try registry.heartbeat(service: service, id: id, now: .now)

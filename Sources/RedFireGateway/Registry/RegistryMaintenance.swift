@@ -35,6 +35,10 @@ final class RegistryMaintenance: Service {
             for (service, id) in registry.expireLeases(now: now) {
                 registry.record(.lease, service: service, instance: id, "\(id) lease expired: removed from rotation")
             }
+            for (service, id, inFlight) in registry.completeRemovals(now: now) {
+                registry.record(.registration, service: service, instance: id,
+                                inFlight == 0 ? "\(id) drained and deregistered" : "\(id) deregistered at its drain deadline with \(inFlight) in flight")
+            }
             var ended: [InstanceRuntime] = []
             for runtime in registry.allRuntimes where runtime.expireEjection(now: now) { ended.append(runtime) }
             if !ended.isEmpty {

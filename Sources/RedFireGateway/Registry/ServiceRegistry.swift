@@ -28,6 +28,8 @@ public final class ServiceRegistry: Sendable {
         /// Strategies chosen by an operator, kept until the file's strategy for the service changes.
         var strategyOverrides: [String: BalancingStrategyKind] = [:]
         var shared: [String: ServiceShared] = [:]
+        /// Registered instances being drained before removal: id → (service, deadline).
+        var pendingRemovals: [String: (service: String, deadline: ContinuousClock.Instant)] = [:]
     }
 
     public init(config: GatewayConfig, events: EventLog = EventLog(), telemetry: Telemetry = Telemetry(), logger: Logger = Logger(label: "redfire.registry")) {
@@ -212,6 +214,39 @@ public final class ServiceRegistry: Sendable {
             list.removeAll { $0.config.id == id }
             data.dynamic[service] = list
             publish(&data)
+        }
+    }
+
+    /// Drains a registered instance and removes it once nothing is in flight or the deadline passes.
+    func scheduleRemoval(service: String, id: String, deadline: ContinuousClock.Instant) throws(ControlError) {
+        try data.withLock { data throws(ControlError) in
+            guard data.config.service(named: service) != nil else { throw .serviceNotFound(service) }
+            guard data.dynamic[service]?.contains(where: { $0.config.id == id }) == true, let runtime = data.runtimes[id]?.runtime else {
+                if data.config.service(named: service)!.instances.contains(where: { $0.id == id }) {
+                    throw .conflict("instance \(id) is defined in the configuration file; drain it instead")
+                }
+                throw .instanceNotFound(service: service, id: id)
+            }
+            runtime.drainFlag.store(true, ordering: .releasing)
+            data.pendingRemovals[id] = (service, deadline)
+            publish(&data)
+        }
+    }
+
+    /// Removes the instances scheduled for removal that are idle or past their deadline.
+    func completeRemovals(now: ContinuousClock.Instant) -> [(service: String, id: String, inFlight: Int)] {
+        data.withLock { data in
+            guard !data.pendingRemovals.isEmpty else { return [] }
+            var removed: [(String, String, Int)] = []
+            for (id, pending) in data.pendingRemovals {
+                let inFlight = data.runtimes[id]?.runtime.inFlight ?? 0
+                guard inFlight == 0 || now >= pending.deadline else { continue }
+                data.dynamic[pending.service]?.removeAll { $0.config.id == id }
+                data.pendingRemovals[id] = nil
+                removed.append((pending.service, id, inFlight))
+            }
+            if !removed.isEmpty { publish(&data) }
+            return removed
         }
     }
 
