@@ -32,7 +32,7 @@ public final class ServiceRegistry: Sendable {
         var pendingRemovals: [String: (service: String, deadline: ContinuousClock.Instant)] = [:]
     }
 
-    public init(config: GatewayConfig, events: EventLog = EventLog(), telemetry: Telemetry = Telemetry(), logger: Logger = Logger(label: "redfire.registry")) {
+    public init(config: GatewayConfig, events: EventLog = EventLog(capacity: 1000), telemetry: Telemetry = Telemetry(), logger: Logger = Logger(label: "redfire.registry")) {
         self.events = events
         self.telemetry = telemetry
         self.logger = logger
