@@ -55,7 +55,7 @@ struct GatewayResponder: HTTPResponder {
             return await admin.respond(to: request, context: context)
         }
 
-        var recorder = RequestRecorder(start: start, gateway: registry.telemetry.gateway)
+        var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
         recorder.method = PrometheusExposition.methodLabel(head.method)
         let state = registry.state
         guard let route = state.route(for: path) else {

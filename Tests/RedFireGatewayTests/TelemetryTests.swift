@@ -68,7 +68,7 @@ struct TelemetryTests {
         let perInstance = state.services[0].members.map { $0.runtime.metrics.window(seconds: 60).counters.requests }
         #expect(perInstance.reduce(0, +) == 110)
         #expect(perInstance.allSatisfy { $0 == 55 })
-        let all = gateway.registry.telemetry.gateway.window(seconds: 60)
+        let all = gateway.registry.telemetry.gatewayWindow(seconds: 60, state: state)
         #expect(all.counters.requests == 118)
         #expect(all.counters.status4xx == 8)
         await gateway.shutdown()

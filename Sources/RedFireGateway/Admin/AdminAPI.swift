@@ -185,7 +185,7 @@ struct AdminAPI: Sendable {
             services[pool.name] = WindowView(pool.metrics.window(seconds: seconds))
             for member in pool.members { instances[member.id] = WindowView(member.runtime.metrics.window(seconds: seconds)) }
         }
-        let gateway = registry.telemetry.gateway.window(seconds: seconds)
+        let gateway = registry.telemetry.gatewayWindow(seconds: seconds, state: state)
         return StatsView(window: window, windowSeconds: gateway.seconds, generation: state.generation, gateway: WindowView(gateway),
                          routes: routes, services: services, instances: instances)
     }

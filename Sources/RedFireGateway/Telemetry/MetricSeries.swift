@@ -59,6 +59,12 @@ public struct MetricWindow: Sendable {
     /// The gateway's own share: total minus time spent waiting on instances.
     public var addedLatency: LatencyHistogram
 
+    mutating func merge(_ other: MetricWindow) {
+        counters.add(other.counters)
+        latency.merge(other.latency)
+        addedLatency.merge(other.addedLatency)
+    }
+
     public var requestsPerSecond: Double { seconds > 0 ? Double(counters.requests) / Double(seconds) : 0 }
     public var errorRatio: Double { counters.requests > 0 ? Double(counters.status5xx) / Double(counters.requests) : 0 }
 }

@@ -37,22 +37,17 @@ enum PrometheusExposition {
         let state = registry.state
 
         header(&out, "gateway_requests_total", "counter", "Requests answered by the gateway, by route, service, method and status code.")
-        var routed: [MetricSeries.MethodCode: Int] = [:]
         var routeTotals: [(RouteEntry, MetricSeries.Totals)] = []
         for route in state.routes {
             let totals = route.metrics.totals()
             routeTotals.append((route, totals))
             for (key, count) in totals.byMethodAndCode.sorted(by: order) {
-                routed[key, default: 0] += count
                 sample(&out, "gateway_requests_total", [("route", route.name), ("service", route.pool.name), ("method", key.method), ("code", String(key.code))], count)
             }
         }
         // Requests no route matched (404) carry empty route and service labels.
-        for (key, count) in registry.telemetry.gateway.totals().byMethodAndCode.sorted(by: order) {
-            let unrouted = count - (routed[key] ?? 0)
-            if unrouted > 0 {
-                sample(&out, "gateway_requests_total", [("route", ""), ("service", ""), ("method", key.method), ("code", String(key.code))], unrouted)
-            }
+        for (key, count) in registry.telemetry.unrouted.totals().byMethodAndCode.sorted(by: order) {
+            sample(&out, "gateway_requests_total", [("route", ""), ("service", ""), ("method", key.method), ("code", String(key.code))], count)
         }
 
         header(&out, "gateway_request_duration_seconds", "histogram", "Time from receiving a request to the end of its response, by route.")

@@ -5,14 +5,23 @@ import Synchronization
 /// references held by the snapshot, so a reload keeps every series whose route, service or instance
 /// still exists.
 public final class Telemetry: Sendable {
-    /// Every request the gateway answered, matched or not.
-    public let gateway: MetricSeries
+    /// Requests no route matched. Every other request is counted by exactly one route, so the
+    /// gateway-wide figures are the sum of the routes and this series — and no series is shared by
+    /// all requests (no gateway-wide lock on the request path).
+    public let unrouted: MetricSeries
     public let retention: Duration
     private let series = Mutex<[String: MetricSeries]>([:])
 
     public init(retention: Duration = .seconds(900)) {
         self.retention = retention
-        self.gateway = MetricSeries(name: "gateway", retention: retention)
+        self.unrouted = MetricSeries(name: "unrouted", retention: retention)
+    }
+
+    /// Gateway-wide figures over a window: the routes of `state` plus unrouted requests.
+    public func gatewayWindow(seconds: Int, state: GatewayState, now: Int64 = TelemetryClock.second()) -> MetricWindow {
+        var window = unrouted.window(seconds: seconds, now: now)
+        for route in state.routes { window.merge(route.metrics.window(seconds: seconds, now: now)) }
+        return window
     }
 
     func route(_ name: String) -> MetricSeries { lookup("route:" + name, name) }
@@ -44,26 +53,24 @@ public final class Telemetry: Sendable {
 struct RequestRecorder: Sendable {
     let start: ContinuousClock.Instant
     var method: String = ""
-
-    let gateway: MetricSeries
-    var route: MetricSeries?
+    /// The route's series once a route matched; until then the unrouted series.
+    var route: MetricSeries
     var service: MetricSeries?
 
-    init(start: ContinuousClock.Instant, gateway: MetricSeries) {
+    init(start: ContinuousClock.Instant, unrouted: MetricSeries) {
         self.start = start
-        self.gateway = gateway
+        self.route = unrouted
     }
 
-    /// Records the request's outcome in the gateway, route and service series (and the instance that
-    /// answered, if any).
+    /// Records the request's outcome in the route (or unrouted) and service series, and the instance
+    /// that answered, if any.
     func finish(status: Int, instance: MetricSeries? = nil, upstream: Duration = .zero, bytesIn: Int = 0, bytesOut: Int = 0,
                 upstreamErrors: Int = 0, upstreamTimeouts: Int = 0, now: ContinuousClock.Instant = .now) {
         let sample = RequestSample(status: status, method: method, totalMicros: TelemetryClock.micros(now - start),
                                    upstreamMicros: TelemetryClock.micros(upstream), bytesIn: bytesIn, bytesOut: bytesOut,
                                    upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
         let second = TelemetryClock.second(now)
-        gateway.record(sample, second: second)
-        route?.record(sample, second: second)
+        route.record(sample, second: second)
         service?.record(sample, second: second)
         instance?.record(sample, second: second)
     }
