@@ -1,0 +1,47 @@
+import Benchmark
+import HTTPTypes
+@_spi(Benchmarks) import RedFireGateway
+
+let benchmarks: @Sendable () -> Void = {
+    let configuration = Benchmark.Configuration(
+        metrics: [.wallClock, .mallocCountTotal, .throughput],
+        scalingFactor: .kilo,
+        maxDuration: .seconds(3)
+    )
+
+    // One request's telemetry as the request path records it, into one series (route, service and
+    // instance each cost one of these).
+    Benchmark("metric recording", configuration: configuration) { benchmark in
+        let series = BenchmarkHooks.metricSeries()
+        var second: Int64 = 1
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations {
+            if index & 1023 == 0 { second += 1 }  // cross bucket boundaries as real time does
+            BenchmarkHooks.record(series, status: 200, totalMicros: UInt64(800 + index & 255), upstreamMicros: 700, second: second)
+        }
+    }
+
+    Benchmark("route match (10 routes)", configuration: configuration) { benchmark in
+        let state = BenchmarkHooks.state(prefixes: (0..<10).map { "/api/v1/service\($0)" } + ["/api/v1/trading"])
+        let path: Substring = "/api/v1/trading/orders/42"
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.match(state, path: path)) }
+    }
+
+    for strategy in BalancingStrategyKind.allCases {
+        Benchmark("balancer pick: \(strategy.rawValue) (5 instances)", configuration: configuration) { benchmark in
+            let pick = BenchmarkHooks.picker(strategy, weights: [1, 2, 1, 3, 1])
+            benchmark.startMeasurement()
+            for index in benchmark.scaledIterations { blackHole(pick(strategy == .consistentHash ? "acct-\(index & 63)" : nil)) }
+        }
+    }
+
+    Benchmark("header rewriting (10 fields)", configuration: configuration) { benchmark in
+        var fields = HTTPFields()
+        for index in 0..<8 { fields.append(HTTPField(name: HTTPField.Name("X-Field-\(index)")!, value: "value-\(index)")) }
+        fields[.connection] = "keep-alive"
+        fields[.userAgent] = "wrk"
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.upstreamHeaders(fields)) }
+    }
+}

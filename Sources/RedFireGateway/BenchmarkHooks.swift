@@ -1,0 +1,46 @@
+import HTTPTypes
+
+/// Entry points for the micro-benchmarks in `Benchmarks/` (a separate package, so that `swift build`
+/// and `swift test` never build the benchmark dependency). Not part of the gateway's API.
+@_spi(Benchmarks) public enum BenchmarkHooks {
+    /// A fresh metric series with the default retention.
+    public static func metricSeries() -> MetricSeries {
+        MetricSeries(name: "bench")
+    }
+
+    /// Records one request into `series`, exactly as the request path does.
+    public static func record(_ series: MetricSeries, status: Int, totalMicros: UInt64, upstreamMicros: UInt64, second: Int64) {
+        series.record(RequestSample(status: status, method: "GET", totalMicros: totalMicros, upstreamMicros: upstreamMicros,
+                                    bytesIn: 0, bytesOut: 512), second: second)
+    }
+
+    /// A snapshot with the given route prefixes over one service.
+    public static func state(prefixes: [String]) -> GatewayState {
+        var config = GatewayConfig()
+        var service = ServiceConfig(name: "svc")
+        service.instances = [InstanceConfig(id: "svc-1", url: UpstreamURL(host: "127.0.0.1", port: 9001))]
+        config.services = [service]
+        config.routes = prefixes.map { RouteConfig(prefix: $0, service: "svc") }
+        return ServiceRegistry(config: config).state
+    }
+
+    /// Route matching as the request path does it; returns the matched route's prefix.
+    public static func match(_ state: GatewayState, path: Substring) -> String? {
+        state.route(for: path)?.config.prefix
+    }
+
+    /// A picker for a strategy over `weights.count` instances; returns the picked instance id.
+    public static func picker(_ strategy: BalancingStrategyKind, weights: [Int]) -> @Sendable (String?) -> String? {
+        let members = weights.enumerated().map { index, weight in
+            PoolMember(runtime: InstanceRuntime(id: "i\(index)", serviceName: "svc"), url: UpstreamURL(host: "127.0.0.1", port: 9000 + index),
+                       weight: weight, version: nil, metadata: [:])
+        }
+        let balancer = BalancerFactory.make(strategy, members: members)
+        return { key in balancer.pick(hashKey: key, excluding: [])?.id }
+    }
+
+    /// The header rewriting of a forwarded request.
+    public static func upstreamHeaders(_ fields: HTTPFields) -> HTTPFields {
+        HeaderPolicy.upstreamHeaders(fields, clientIP: "127.0.0.1", clientHost: "gateway.example", requestID: "0123456789abcdef0123456789abcdef")
+    }
+}
