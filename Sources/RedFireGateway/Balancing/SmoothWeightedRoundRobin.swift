@@ -126,9 +126,20 @@ struct PowerOfTwoChoices: Balancer {
 
     func pick(hashKey: String?, excluding: [InstanceRuntime]) -> PoolMember? {
         guard let first = random.pick(hashKey: nil, excluding: excluding) else { return nil }
-        guard members.count > 1, let second = random.pick(hashKey: nil, excluding: excluding + [first.runtime]) else { return first }
+        guard members.count > 1, let second = secondChoice(other: first, excluding: excluding) else { return first }
         let a = first.runtime.inFlight * second.weight
         let b = second.runtime.inFlight * first.weight
         return b < a ? second : first
+    }
+
+    /// A second weighted draw different from `other`. Redrawing a few times avoids building an
+    /// exclusion list (an allocation) on every request; only unlucky or excluding picks fall back to it.
+    private func secondChoice(other: PoolMember, excluding: [InstanceRuntime]) -> PoolMember? {
+        if excluding.isEmpty {
+            for _ in 0..<4 {
+                if let candidate = random.pick(hashKey: nil, excluding: []), candidate.runtime !== other.runtime { return candidate }
+            }
+        }
+        return random.pick(hashKey: nil, excluding: excluding + [other.runtime])
     }
 }
