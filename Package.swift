@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "redfire-gateway", targets: ["redfire-gateway"]),
         .library(name: "RedFireGateway", targets: ["RedFireGateway"]),
         .library(name: "DemoServices", targets: ["DemoServices"]),
+        .library(name: "RedFireDashboard", targets: ["RedFireDashboard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -39,6 +40,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CNcurses",
+            pkgConfig: "ncursesw",
+            providers: [.apt(["libncurses-dev"])]
+        ),
+        .target(name: "CTerminalSupport"),
+        .target(
+            name: "RedFireDashboard",
+            dependencies: [
+                "RedFireGateway",
+                "CNcurses",
+                "CTerminalSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "DemoServices",
             dependencies: [
@@ -56,6 +75,7 @@ let package = Package(
             dependencies: [
                 "RedFireGateway",
                 "DemoServices",
+                "RedFireDashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -69,6 +89,18 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RedFireDashboardTests",
+            dependencies: [
+                "RedFireDashboard",
+                "RedFireGateway",
+                "DemoServices",
+                "redfire-gateway",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            exclude: ["Snapshots"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,3 +1,4 @@
+import Atomics
 import Hummingbird
 import Logging
 import NIOCore
@@ -16,15 +17,20 @@ public final class Gateway: Service {
     let eventLoopGroup: any EventLoopGroup
     private let listenAddress: ListenAddress
     private let listening = ListeningSignal()
+    let startedAt = ContinuousClock.now
+    let connections = ConnectionCount()
+    private let port = ManagedAtomic<Int>(0)
 
     /// - Parameters:
     ///   - configPath: the file `config` came from; enables reload (admin API and SIGHUP).
+    ///   - events: where events go; pass one to share it with a log handler (the console shows both).
     public init(config: GatewayConfig, configPath: String? = nil, logger: Logger = Logger(label: "redfire.gateway"),
+                events: EventLog = EventLog(capacity: 1000),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.listenAddress = config.listen
-        self.registry = ServiceRegistry(config: config, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
+        self.registry = ServiceRegistry(config: config, events: events, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory)
         self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
     }
@@ -35,15 +41,24 @@ public final class Gateway: Service {
         try await listening.wait()
     }
 
+    /// The port the server is bound to, once listening.
+    var boundPort: Int? {
+        let value = port.load(ordering: .relaxed)
+        return value == 0 ? nil : value
+    }
+
     public func run() async throws {
         let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
                                          admin: AdminAPI(control: control).responder())
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
+        let connections = self.connections
         let app = Application(
             responder: responder,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionCountHandler(count: connections)])),
             configuration: .init(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil),
             services: [TransportShutdown(transport: transport), maintenance] + (control.configPath != nil ? [ReloadOnHangup(control: control)] : []),
-            onServerRunning: { [listening] channel in
+            onServerRunning: { [listening, port] channel in
+                port.store(channel.localAddress?.port ?? 0, ordering: .relaxed)
                 listening.succeed(port: channel.localAddress?.port ?? 0)
             },
             eventLoopGroupProvider: .shared(eventLoopGroup),
@@ -112,4 +127,25 @@ final class ListeningSignal: Sendable {
         }
         for waiter in waiters { waiter.resume(throwing: error) }
     }
+}
+
+/// Open client connections (the console's header).
+final class ConnectionCount: Sendable {
+    private let value = Atomic<Int>(0)
+    var open: Int { value.load(ordering: .relaxed) }
+    func opened() { value.add(1, ordering: .relaxed) }
+    func closed() { value.subtract(1, ordering: .relaxed) }
+}
+
+/// Counts a connection from the moment its pipeline is built until it is torn down at close.
+final class ConnectionCountHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = Any
+    let count: ConnectionCount
+
+    init(count: ConnectionCount) {
+        self.count = count
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { count.opened() }
+    func handlerRemoved(context: ChannelHandlerContext) { count.closed() }
 }

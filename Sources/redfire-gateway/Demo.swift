@@ -2,6 +2,7 @@ import ArgumentParser
 import DemoServices
 import Foundation
 import Logging
+import RedFireDashboard
 import RedFireGateway
 
 struct Demo: AsyncParsableCommand {
@@ -17,6 +18,8 @@ struct Demo: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
+    @OptionGroup var console: ConsoleFlags
+
     func validate() throws {
         guard rate >= 0 && rate <= 100_000 else { throw ValidationError("--rate must be between 0 and 100000") }
     }
@@ -30,19 +33,27 @@ struct Demo: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = try logging.bootstrap()
         guard let address = try parseListen(listen) else { return }
+        let events = EventLog(capacity: 1000)
+        var setup: ConsoleSetup?
+        if console.wantsConsole {
+            let logPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("redfire-gateway-demo-\(ProcessInfo.processInfo.processIdentifier).log")
+            setup = try ConsoleSetup.prepare(flags: console, config: ConsoleConfig(), configDirectory: nil, defaultLogPath: logPath, events: events)
+        }
+        let logger = try logging.bootstrap(console: setup?.sink)
         let cluster = try await DemoCluster.start()
         var config = cluster.gatewayConfig(listen: address)
         let adminToken = ProcessInfo.processInfo.environment["REDFIRE_ADMIN_TOKEN"] ?? Self.randomToken()
         config.adminToken = adminToken
         let finalConfig = config
-        let gateway = Gateway(config: finalConfig, logger: logger)
+        let gateway = Gateway(config: finalConfig, logger: logger, events: events)
+        let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
+        let logSink = setup?.sink
         let traffic = TrafficGenerator(baseURL: "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(address.port)", rate: rate) {
             _ = try await gateway.waitUntilListening()
         }
         do {
-            try await runGateway(gateway, services: [traffic], config: finalConfig, logger: logger) { port in
+            try await runGateway(gateway, services: [traffic], config: finalConfig, logger: logger, console: dashboard) { port in
                 let host = address.host == "0.0.0.0" ? "127.0.0.1" : address.host
                 var banner = """
 
@@ -60,7 +71,14 @@ struct Demo: AsyncParsableCommand {
                 }
                 banner += "  traffic:   \(rate) req/s (change with --rate N, 0 for none)\n"
                 banner += "  stop:      Ctrl-C (in-flight requests finish first)\n"
-                FileHandle.standardOutput.write(Data((banner + "\n").utf8))
+                if let logSink {
+                    // The dashboard owns the screen: the banner (with the admin token) goes to the log file.
+                    logger.info("\(banner)")
+                    events.append(GatewayEvent(at: Date(), kind: .operatorAction,
+                                               message: "demo ready: curl http://\(host):\(port)/api/v1/trading/orders; admin token and URLs in \(logSink.path)"))
+                } else {
+                    FileHandle.standardOutput.write(Data((banner + "\n").utf8))
+                }
             }
         } catch {
             await cluster.stop()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import RedFireDashboard
 import RedFireGateway
 
 @main
@@ -26,11 +27,13 @@ struct LoggingOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
-    func bootstrap() throws -> Logger {
+    /// Sends logs to standard output, or to the console's sink while the dashboard owns the terminal.
+    func bootstrap(console sink: ConsoleLogSink? = nil) throws -> Logger {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("unknown log level \"\(logLevel)\"")
         }
         LoggingSystem.bootstrap { label in
+            if let sink { return ConsoleLogHandler(label: label, sink: sink, level: level) }
             var handler = StreamLogHandler.standardOutput(label: label)
             handler.logLevel = level
             return handler

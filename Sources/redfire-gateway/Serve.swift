@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOCore
+import RedFireDashboard
 import RedFireGateway
 import ServiceLifecycle
 
@@ -16,8 +17,9 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var logging: LoggingOptions
 
+    @OptionGroup var console: ConsoleFlags
+
     func run() async throws {
-        let logger = try logging.bootstrap()
         var gatewayConfig: GatewayConfig
         do {
             gatewayConfig = try GatewayConfig.load(path: config)
@@ -27,8 +29,18 @@ struct Serve: AsyncParsableCommand {
         }
         if let address = try parseListen(listen) { gatewayConfig.listen = address }
         let finalConfig = gatewayConfig
-        let gateway = Gateway(config: finalConfig, configPath: config, logger: logger)
-        try await runGateway(gateway, services: [], config: finalConfig, logger: logger) { port in
+        let events = EventLog(capacity: 1000)
+        var setup: ConsoleSetup?
+        if console.wantsConsole {
+            let directory = (config as NSString).deletingLastPathComponent
+            setup = try ConsoleSetup.prepare(flags: console, config: finalConfig.console, configDirectory: directory.isEmpty ? "." : directory,
+                                             defaultLogPath: ((finalConfig.dataDirectory ?? "data") as NSString).appendingPathComponent("gateway.log"),
+                                             events: events)
+        }
+        let logger = try logging.bootstrap(console: setup?.sink)
+        let gateway = Gateway(config: finalConfig, configPath: config, logger: logger, events: events)
+        let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
+        try await runGateway(gateway, services: [], config: finalConfig, logger: logger, console: dashboard) { port in
             logger.info("RedFire Gateway listening on \(finalConfig.listen.host):\(port) (\(finalConfig.services.count) services, \(finalConfig.routes.count) routes)")
         }
     }
@@ -36,10 +48,14 @@ struct Serve: AsyncParsableCommand {
 
 /// Runs the gateway (and companions) until SIGTERM/SIGINT, then shuts down gracefully: the listener
 /// closes, in-flight requests get up to `shutdown_grace` to finish, and the process exits 0.
-func runGateway(_ gateway: Gateway, services: [any Service], config: GatewayConfig, logger: Logger,
+///
+/// With a `console`, the dashboard owns the terminal from start to exit: quitting it shuts the group
+/// down gracefully (it shows the progress) and the terminal is restored before this returns.
+func runGateway(_ gateway: Gateway, services: [any Service], config: GatewayConfig, logger: Logger, console: Console? = nil,
                 onListening: @escaping @Sendable (Int) async -> Void) async throws {
     var groupConfiguration = ServiceGroupConfiguration(
-        services: [.init(service: gateway)] + services.map { .init(service: $0) },
+        services: [.init(service: gateway)] + services.map { .init(service: $0) }
+            + (console.map { [.init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)] } ?? []),
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     )
@@ -49,8 +65,15 @@ func runGateway(_ gateway: Gateway, services: [any Service], config: GatewayConf
         if let port = try? await gateway.waitUntilListening() { await onListening(port) }
     }
     defer { announcer.cancel() }
+    console?.start()
     do {
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            await console?.stop()
+            throw error
+        }
+        await console?.stop()
         logger.info("RedFire Gateway stopped")
     } catch let error as IOError where error.errnoCode == EADDRINUSE {
         printError("error: cannot listen on \(config.listen): the address is already in use. Stop the other process or choose another port with --listen HOST:PORT.")

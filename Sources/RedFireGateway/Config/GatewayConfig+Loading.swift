@@ -13,6 +13,13 @@ extension GatewayConfig {
         }
         var config = try parse(yaml: text, source: path, environment: environment)
         let directory = (path as NSString).deletingLastPathComponent
+        // Relative file paths in the configuration are relative to the configuration file.
+        if let file = config.console.logFile, !file.hasPrefix("/") {
+            config.console.logFile = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(file)
+        }
+        if config.console.theme.contains("/") && !config.console.theme.hasPrefix("/") {
+            config.console.theme = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(config.console.theme)
+        }
         if let relative = config.dataDirectory, !relative.hasPrefix("/") {
             config.dataDirectory = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(relative)
         } else if config.dataDirectory == nil {
@@ -75,6 +82,17 @@ extension GatewayConfig {
                 else { reader.report(telemetry.childPath("retention"), telemetry.node("retention"), "must be at most 24h") }
             }
             telemetry.finish()
+        }
+        if let console = top.object("console") {
+            if let theme = console.string("theme") {
+                if theme.isEmpty { reader.report(console.childPath("theme"), console.node("theme"), "must not be empty") } else { config.console.theme = theme }
+            }
+            if let rate = console.double("refresh_rate", in: 1...30) { config.console.refreshRate = rate }
+            if let file = console.string("log_file") {
+                if file.isEmpty { reader.report(console.childPath("log_file"), console.node("log_file"), "must not be empty") } else { config.console.logFile = file }
+            }
+            if let readOnly = console.bool("read_only") { config.console.readOnly = readOnly }
+            console.finish()
         }
 
         var instanceIDs: [String: String] = [:]

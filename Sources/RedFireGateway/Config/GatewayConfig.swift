@@ -18,12 +18,29 @@ public struct GatewayConfig: Sendable, Equatable {
     public var dataDirectory: String?
     /// `telemetry.retention` — how far back per-route/service/instance metrics go. Default `15m`.
     public var telemetryRetention: Duration = .seconds(900)
+    /// `console` — the operations console's settings (read at start).
+    public var console = ConsoleConfig()
 
     public init() {}
 
     public func service(named name: String) -> ServiceConfig? {
         services.first { $0.name == name }
     }
+}
+
+/// `console` — how the operations console looks and behaves. Command-line flags override these.
+public struct ConsoleConfig: Sendable, Equatable {
+    /// `console.theme` — a shipped theme's name or a path to a theme file. Default `default-dark`.
+    public var theme: String = "default-dark"
+    /// `console.refresh_rate` — data refreshes per second, 1–30. Default 4.
+    public var refreshRate: Double = 4
+    /// `console.log_file` — where logs go while the console owns the terminal. Default
+    /// `gateway.log` in the data directory.
+    public var logFile: String?
+    /// `console.read_only` — show everything, bind no action keys. Default false.
+    public var readOnly = false
+
+    public init() {}
 }
 
 /// A `HOST:PORT` pair (`[::1]:8080` for IPv6).

@@ -10,7 +10,7 @@ public final class BoundedLog<Entry: Sendable>: Sendable {
         self.capacity = capacity
     }
 
-    func append(_ entry: Entry) {
+    public func append(_ entry: Entry) {
         entries.withLock {
             $0.append(entry)
             if $0.count > capacity { $0.removeFirst($0.count - capacity) }

@@ -30,12 +30,12 @@ extension GatewayControl {
         do {
             config = try GatewayConfig.load(path: path)
         } catch let error as ConfigError {
-            reloadOutcomes.withLock { $0.failed += 1 }
+            reloadOutcomes.withLock { $0.failed += 1; $0.lastFailed = true }
             audit.append(AuditEntry(at: Date(), actor: actor, action: "reload", target: path, result: "invalid_config"))
             registry.record(.reload, service: nil, instance: nil, "reload of \(path) refused by \(actor): \(error.problems.count) problem(s); running configuration kept")
             return ReloadResult(applied: false, generation: registry.state.generation, problems: error.problems, restartRequired: [])
         } catch {
-            reloadOutcomes.withLock { $0.failed += 1 }
+            reloadOutcomes.withLock { $0.failed += 1; $0.lastFailed = true }
             return ReloadResult(applied: false, generation: registry.state.generation,
                                 problems: [ConfigProblem(path: "", line: nil, message: "the file could not be read")], restartRequired: [])
         }
@@ -46,7 +46,7 @@ extension GatewayControl {
         if config.telemetryRetention != current.telemetryRetention { restart.append("telemetry.retention") }
         config.telemetryRetention = current.telemetryRetention
         registry.apply(config)
-        reloadOutcomes.withLock { $0.succeeded += 1 }
+        reloadOutcomes.withLock { $0.succeeded += 1; $0.lastFailed = false }
         audit.append(AuditEntry(at: Date(), actor: actor, action: "reload", target: path, result: "ok"))
         registry.record(.reload, service: nil, instance: nil, "configuration reloaded by \(actor) (generation \(registry.state.generation))"
                         + (restart.isEmpty ? "" : "; restart needed for \(restart.joined(separator: ", "))"))

@@ -4,11 +4,18 @@ import Synchronization
 /// The one way to change the gateway's runtime state. The admin API and the operations console both
 /// call it; every call is written to the audit trail and, when it changes something, to the events.
 public final class GatewayControl: Sendable {
+    /// Reload attempts since start, and whether the last one was refused.
+    struct ReloadOutcomes {
+        var succeeded = 0
+        var failed = 0
+        var lastFailed = false
+    }
+
     public let registry: ServiceRegistry
     public let audit: AuditTrail
     /// The file `reload` reads; nil when the gateway was built from a value.
     public let configPath: String?
-    let reloadOutcomes = Mutex<(succeeded: Int, failed: Int)>((0, 0))
+    let reloadOutcomes = Mutex(ReloadOutcomes())
     let store: OperatorStateStore?
 
     /// - Parameter dataDirectory: where drain and strategy decisions are kept across restarts; the

@@ -14,7 +14,7 @@ public struct LatencyHistogram: Sendable, Equatable {
         counts = Array(repeating: 0, count: Self.bucketCount)
     }
 
-    static func index(micros: UInt64) -> Int {
+    public static func index(micros: UInt64) -> Int {
         if micros < 4 { return Int(micros) }
         let exponent = 63 - micros.leadingZeroBitCount
         let sub = Int((micros >> UInt64(exponent - 2)) & 3)

@@ -206,6 +206,7 @@ public final class MetricSeries: Sendable {
         return rings.withLock { rings in
             (0..<count).map { offset in
                 let second = now - Int64(count - 1 - offset)
+                guard second >= 0 else { return 0 }  // before the clock's origin (process start)
                 let bucket = rings.fine[Int(second % Int64(rings.fine.count))]
                 return bucket.start == second ? field(bucket.counters) : 0
             }

@@ -1,0 +1,262 @@
+import Foundation
+
+/// A consistent, read-only picture of the gateway's state and telemetry at one moment: what the
+/// operations console draws. Building one reads the current `GatewayState` once and every series over
+/// the same window and the same clock second, so the figures of one frame agree with each other.
+public struct GatewaySnapshot: Sendable {
+    /// Counts and latency quantiles of one route, service, instance or the whole gateway over a window.
+    public struct Figures: Sendable, Equatable {
+        public var requests = 0
+        public var requestsPerSecond = 0.0
+        public var status2xx = 0
+        public var status3xx = 0
+        public var status4xx = 0
+        public var status5xx = 0
+        public var unauthorized = 0
+        public var forbidden = 0
+        public var rateLimited = 0
+        public var upstreamErrors = 0
+        public var upstreamTimeouts = 0
+        /// Latency quantiles in microseconds; nil without requests.
+        public var p50: UInt64?
+        public var p90: UInt64?
+        public var p99: UInt64?
+        public var p999: UInt64?
+        public var max: UInt64?
+        public var meanMicros: Double?
+        public var windowSeconds = 1
+
+        public init() {}
+
+        public init(_ window: MetricWindow) {
+            let c = window.counters
+            requests = c.requests
+            requestsPerSecond = window.requestsPerSecond
+            status2xx = c.status2xx
+            status3xx = c.status3xx
+            status4xx = c.status4xx
+            status5xx = c.status5xx
+            unauthorized = c.unauthorized
+            forbidden = c.forbidden
+            rateLimited = c.rateLimited
+            upstreamErrors = c.upstreamErrors
+            upstreamTimeouts = c.upstreamTimeouts
+            p50 = window.latency.quantile(0.5)
+            p90 = window.latency.quantile(0.9)
+            p99 = window.latency.quantile(0.99)
+            p999 = window.latency.quantile(0.999)
+            max = window.latency.count > 0 ? window.latency.maxMicros : nil
+            meanMicros = window.latency.count > 0 ? Double(window.latency.sumMicros) / Double(window.latency.count) : nil
+            windowSeconds = window.seconds
+        }
+
+        /// Share of requests answered 5xx.
+        public var errorRatio: Double { requests > 0 ? Double(status5xx) / Double(requests) : 0 }
+        public var rateLimitedPerSecond: Double { Double(rateLimited) / Double(Swift.max(1, windowSeconds)) }
+    }
+
+    public struct Check: Sendable, Equatable {
+        public var passed: Bool
+        public var reason: String
+        public var age: Duration
+
+        public init(passed: Bool, reason: String, age: Duration) {
+            self.passed = passed
+            self.reason = reason
+            self.age = age
+        }
+    }
+
+    public struct Instance: Sendable, Equatable {
+        public var id: String
+        public var service: String
+        /// `scheme://host:port`.
+        public var address: String
+        public var state: InstanceState
+        public var health: HealthStatus
+        public var weight: Int
+        public var inFlight: Int
+        public var figures: Figures
+        /// Newest first.
+        public var recentChecks: [Check]
+        public var ejectedFor: Duration?
+        public var leaseExpiresIn: Duration?
+        /// Requests this instance served in the last 60 seconds (the strategy preview's input).
+        public var requestsLastMinute: Int
+        /// Mean latency over the last 60 seconds, in microseconds.
+        public var meanMicrosLastMinute: Double?
+        /// Whether the balancer may choose it now.
+        public var eligible: Bool
+
+        public init(id: String, service: String, address: String, state: InstanceState, health: HealthStatus = .healthy,
+                    weight: Int = 1, inFlight: Int = 0, figures: Figures = Figures(), recentChecks: [Check] = [],
+                    ejectedFor: Duration? = nil, leaseExpiresIn: Duration? = nil, requestsLastMinute: Int = 0,
+                    meanMicrosLastMinute: Double? = nil, eligible: Bool = true) {
+            self.id = id
+            self.service = service
+            self.address = address
+            self.state = state
+            self.health = health
+            self.weight = weight
+            self.inFlight = inFlight
+            self.figures = figures
+            self.recentChecks = recentChecks
+            self.ejectedFor = ejectedFor
+            self.leaseExpiresIn = leaseExpiresIn
+            self.requestsLastMinute = requestsLastMinute
+            self.meanMicrosLastMinute = meanMicrosLastMinute
+            self.eligible = eligible
+        }
+    }
+
+    public struct Service: Sendable, Equatable {
+        public var name: String
+        public var strategy: BalancingStrategyKind
+        public var panic: Bool
+        public var figures: Figures
+        public var latency: LatencyHistogram
+        public var instances: [Instance]
+
+        public init(name: String, strategy: BalancingStrategyKind, panic: Bool = false, figures: Figures = Figures(),
+                    latency: LatencyHistogram = LatencyHistogram(), instances: [Instance]) {
+            self.name = name
+            self.strategy = strategy
+            self.panic = panic
+            self.figures = figures
+            self.latency = latency
+            self.instances = instances
+        }
+
+        /// Instances that serve traffic and passed their checks (or are not checked).
+        public var healthyCount: Int { instances.filter { $0.eligible }.count }
+    }
+
+    public struct Route: Sendable, Equatable {
+        public var name: String
+        public var prefix: String
+        public var service: String
+        public var figures: Figures
+        public var latency: LatencyHistogram
+        /// Requests per second for the last 60 seconds, oldest first.
+        public var requestsSeries: [Int]
+        /// 429 answers per second for the last 60 seconds, oldest first.
+        public var rateLimitedSeries: [Int]
+
+        public init(name: String, prefix: String, service: String, figures: Figures = Figures(), latency: LatencyHistogram = LatencyHistogram(),
+                    requestsSeries: [Int] = Array(repeating: 0, count: 60), rateLimitedSeries: [Int] = Array(repeating: 0, count: 60)) {
+            self.name = name
+            self.prefix = prefix
+            self.service = service
+            self.figures = figures
+            self.latency = latency
+            self.requestsSeries = requestsSeries
+            self.rateLimitedSeries = rateLimitedSeries
+        }
+    }
+
+    /// A client the rate limiter turned away most often: a client IP, user id or API key name (never a secret).
+    public struct LimitedKey: Sendable, Equatable {
+        public var key: String
+        public var rejections: Int
+
+        public init(key: String, rejections: Int) {
+            self.key = key
+            self.rejections = rejections
+        }
+    }
+
+    public var takenAt: Date
+    public var uptime: Duration
+    /// Increases with every rebuild of the routing state (reload, health change, drain, registration).
+    public var generation: Int
+    /// Successful configuration loads since start (1 = the file the gateway started with).
+    public var configVersion: Int
+    public var listen: String
+    public var windowSeconds: Int
+    public var gateway: Figures
+    public var openConnections: Int
+    /// The last reload attempt was refused (the running configuration is older than the file).
+    public var lastReloadFailed: Bool
+    public var services: [Service]
+    /// In file order.
+    public var routes: [Route]
+    /// 429 answers per second over the last 60 seconds, all routes.
+    public var rateLimitedSeries: [Int]
+    public var topLimitedKeys: [LimitedKey]
+    /// Newest last.
+    public var events: [GatewayEvent]
+
+    public init(takenAt: Date = Date(timeIntervalSince1970: 0), uptime: Duration = .zero, generation: Int = 1, configVersion: Int = 1,
+                listen: String = "127.0.0.1:8080", windowSeconds: Int = 60, gateway: Figures = Figures(), openConnections: Int = 0,
+                lastReloadFailed: Bool = false, services: [Service] = [], routes: [Route] = [],
+                rateLimitedSeries: [Int] = Array(repeating: 0, count: 60), topLimitedKeys: [LimitedKey] = [], events: [GatewayEvent] = []) {
+        self.takenAt = takenAt
+        self.uptime = uptime
+        self.generation = generation
+        self.configVersion = configVersion
+        self.listen = listen
+        self.windowSeconds = windowSeconds
+        self.gateway = gateway
+        self.openConnections = openConnections
+        self.lastReloadFailed = lastReloadFailed
+        self.services = services
+        self.routes = routes
+        self.rateLimitedSeries = rateLimitedSeries
+        self.topLimitedKeys = topLimitedKeys
+        self.events = events
+    }
+
+    public func service(named name: String) -> Service? { services.first { $0.name == name } }
+
+    public func instance(id: String) -> Instance? {
+        for service in services { if let found = service.instances.first(where: { $0.id == id }) { return found } }
+        return nil
+    }
+}
+
+extension Gateway {
+    /// The console's view of the gateway over the last `windowSeconds`.
+    public func snapshot(windowSeconds: Int, eventLimit: Int = 200) -> GatewaySnapshot {
+        let state = registry.state
+        let now = ContinuousClock.now
+        let second = TelemetryClock.second(now)
+        let routeOrder = Dictionary(uniqueKeysWithValues: state.config.routes.enumerated().map { ($1.name, $0) })
+        var rateLimited = Array(repeating: 0, count: 60)
+        var routes: [GatewaySnapshot.Route] = []
+        for entry in state.routes.sorted(by: { (routeOrder[$0.name] ?? 0) < (routeOrder[$1.name] ?? 0) }) {
+            let window = entry.metrics.window(seconds: windowSeconds, now: second)
+            let limited = entry.metrics.perSecond(60, now: second) { $0.rateLimited }
+            for index in limited.indices { rateLimited[index] += limited[index] }
+            routes.append(GatewaySnapshot.Route(name: entry.name, prefix: entry.config.prefix, service: entry.pool.name,
+                                                figures: .init(window), latency: window.latency,
+                                                requestsSeries: entry.metrics.perSecond(60, now: second), rateLimitedSeries: limited))
+        }
+        let services = state.services.map { pool in
+            let window = pool.metrics.window(seconds: windowSeconds, now: second)
+            let eligible = Set(pool.eligible.map { ObjectIdentifier($0.runtime) })
+            let instances = pool.members.map { member in
+                let runtime = member.runtime
+                let minute = windowSeconds == 60 ? nil : runtime.metrics.window(seconds: 60, now: second)
+                let figures = GatewaySnapshot.Figures(runtime.metrics.window(seconds: windowSeconds, now: second))
+                let lastMinute = minute.map { GatewaySnapshot.Figures($0) } ?? figures
+                return GatewaySnapshot.Instance(
+                    id: runtime.id, service: pool.name, address: member.url.description, state: runtime.state, health: runtime.health,
+                    weight: member.weight, inFlight: runtime.inFlight, figures: figures,
+                    recentChecks: runtime.recentChecks.reversed().map { .init(passed: $0.passed, reason: $0.reason, age: now - $0.at) },
+                    ejectedFor: runtime.ejectedUntil.map { max(.zero, $0 - now) },
+                    leaseExpiresIn: runtime.leaseExpiresAt.map { max(.zero, $0 - now) },
+                    requestsLastMinute: lastMinute.requests, meanMicrosLastMinute: lastMinute.meanMicros,
+                    eligible: eligible.contains(ObjectIdentifier(runtime)))
+            }
+            return GatewaySnapshot.Service(name: pool.name, strategy: pool.strategy, panic: pool.panic, figures: .init(window),
+                                           latency: window.latency, instances: instances)
+        }
+        let outcomes = control.reloadOutcomes.withLock { $0 }
+        return GatewaySnapshot(
+            takenAt: Date(), uptime: now - startedAt, generation: state.generation, configVersion: 1 + outcomes.succeeded,
+            listen: "\(state.config.listen.host):\(boundPort ?? state.config.listen.port)", windowSeconds: windowSeconds,
+            gateway: .init(registry.telemetry.gatewayWindow(seconds: windowSeconds, state: state, now: second)),
+            openConnections: connections.open, lastReloadFailed: outcomes.lastFailed, services: services, routes: routes,
+            rateLimitedSeries: rateLimited, topLimitedKeys: [], events: registry.events.recent(eventLimit))
+    }
+}
