@@ -25,6 +25,8 @@ struct Frame {
         self.glyphs = glyphs
         self.size = size
         self.buffer = ScreenBuffer(size: size)
+        // Without a UTF-8 locale non-ASCII characters vanish: transliterate everything drawn.
+        self.buffer.asciiOnly = glyphs.bar != "█"
     }
 
     struct Rect {
@@ -60,8 +62,9 @@ struct Frame {
             drawEvents(Rect(row: right.row + histogramHeight + limitHeight, column: right.column, width: right.width,
                             height: right.height - histogramHeight - limitHeight))
         } else {
-            let servicesHeight = body.height * 9 / 20
-            let routesHeight = body.height * 6 / 20
+            let eventsHeight = body.height < 30 ? 4 : body.height / 4
+            let servicesHeight = (body.height - eventsHeight) * 3 / 5
+            let routesHeight = body.height - eventsHeight - servicesHeight
             drawServices(Rect(row: body.row, column: 0, width: body.width, height: servicesHeight))
             drawRoutes(Rect(row: body.row + servicesHeight, column: 0, width: body.width, height: routesHeight))
             drawEvents(Rect(row: body.row + servicesHeight + routesHeight, column: 0, width: body.width,
@@ -88,8 +91,9 @@ struct Frame {
     mutating func drawHeader() {
         buffer.fill(row: 0, role: .header)
         let g = snapshot.gateway
-        let segments = [
-            "RedFire Gateway",
+        let wide = size.width >= 120
+        var segments = [
+            wide ? "RedFire Gateway" : "RedFire",
             "up \(Format.duration(snapshot.uptime))",
             "config v\(snapshot.configVersion)",
             "\(Format.rate(g.requestsPerSecond)) req/s",
@@ -100,6 +104,8 @@ struct Frame {
             "conns \(snapshot.openConnections)",
             "window \(state.window.label)",
         ]
+        // At 80 columns the config version moves to the second line and the window to the footer.
+        if !wide { segments.removeAll { $0.hasPrefix("config v") || $0.hasPrefix("window ") } }
         var text = ""
         for segment in segments {
             let candidate = text.isEmpty ? " " + segment : text + "  " + segment
@@ -121,7 +127,7 @@ struct Frame {
         if snapshot.lastReloadFailed { banners.append(("CONFIG RELOAD FAILED", .bannerCritical)) }
         if state.readOnly { banners.append(("READ-ONLY", .banner)) }
         if banners.isEmpty {
-            let info = " listening \(snapshot.listen)  \(glyphs.bullet)  generation \(snapshot.generation)  \(glyphs.bullet)  theme \(themeName)"
+            let info = " listening \(snapshot.listen)  \(glyphs.bullet)  config v\(snapshot.configVersion)  \(glyphs.bullet)  generation \(snapshot.generation)  \(glyphs.bullet)  theme \(themeName)"
             buffer.put(info, row: 1, column: 0, role: .dim)
         } else {
             var column = 1
@@ -149,12 +155,13 @@ struct Frame {
             buffer.put(" " + message, row: row, column: 0, role: .footer)
             return
         }
-        var hints: [(String, String)] = [("?", "help"), ("q", "quit"), ("Tab", "pane"), ("↵", "detail")]
+        var hints: [(String, String)] = [("?", "help"), ("q", "quit")]
         if !state.readOnly { hints += [("d", "drain"), ("s", "strategy")] }
-        hints += [("w", state.window.label), ("p", state.paused ? "resume" : "pause"), ("/", state.filter.isEmpty ? "filter" : "filter:\(state.filter)")]
+        hints += [("w", state.window.label), ("p", state.paused ? "resume" : "pause"), ("/", state.filter.isEmpty ? "filter" : "filter:\(state.filter)"),
+                  ("Tab", "pane"), ("↵", "detail")]
         var column = 0
         let logText = state.logPath.map { "log: \($0) " } ?? ""
-        let limit = size.width - min(logText.count, size.width / 2)
+        let limit = size.width - min(logText.count, size.width / 3)
         for (key, label) in hints {
             let keyText = " " + (unicode || key != "↵" ? key : "Enter")
             guard column + keyText.count + label.count + 2 <= limit else { break }
@@ -163,7 +170,8 @@ struct Frame {
         }
         if !logText.isEmpty {
             let width = size.width - column - 1
-            let text = logText.count > width ? String(glyphs.ellipsis) + String(logText.suffix(width - 1)) : logText
+            // Cut the path from the left: the file name is what matters.
+            let text = logText.count > width ? "log: " + String(glyphs.ellipsis) + String(logText.suffix(max(0, width - 6))) : logText
             buffer.put(text, row: row, column: size.width - text.count, role: .footer)
         }
     }
@@ -408,14 +416,22 @@ struct Frame {
     /// Bars per latency bucket (log-spaced, merged to fit the height), with p50/p90/p99/p99.9/max marked.
     mutating func drawHistogram(_ histogram: LatencyHistogram, figures: GatewaySnapshot.Figures, in rect: Rect) {
         guard rect.height >= 2 else { return }
-        let summary = "p50 \(Format.latency(figures.p50, unicode: unicode))  p90 \(Format.latency(figures.p90, unicode: unicode))  p99 \(Format.latency(figures.p99, unicode: unicode))  p99.9 \(Format.latency(figures.p999, unicode: unicode))  max \(Format.latency(figures.max, unicode: unicode))"
-        buffer.put(" " + summary, row: rect.row + rect.height - 1, column: rect.column, role: .histogramMarker, width: rect.width)
+        let first = "p50 \(Format.latency(figures.p50, unicode: unicode))  p90 \(Format.latency(figures.p90, unicode: unicode))  p99 \(Format.latency(figures.p99, unicode: unicode))"
+        let second = "p99.9 \(Format.latency(figures.p999, unicode: unicode))  max \(Format.latency(figures.max, unicode: unicode))"
+        var summaryRows = 1
+        if first.count + second.count + 3 <= rect.width || rect.height < 4 {
+            buffer.put(" " + first + "  " + second, row: rect.row + rect.height - 1, column: rect.column, role: .histogramMarker, width: rect.width)
+        } else {
+            summaryRows = 2
+            buffer.put(" " + first, row: rect.row + rect.height - 2, column: rect.column, role: .histogramMarker, width: rect.width)
+            buffer.put(" " + second, row: rect.row + rect.height - 1, column: rect.column, role: .histogramMarker, width: rect.width)
+        }
         let buckets = histogram.buckets
         guard let first = buckets.first, let last = buckets.last else {
             buffer.put("  no requests in the last \(state.window.label)", row: rect.row, column: rect.column, role: .dim)
             return
         }
-        let rows = rect.height - 1
+        let rows = rect.height - summaryRows
         // Log-spaced groups between the smallest and largest bucket seen.
         let lowIndex = LatencyHistogram.index(micros: first.lower)
         let highIndex = LatencyHistogram.index(micros: last.lower)
@@ -429,7 +445,7 @@ struct Frame {
         let top = max(1, counts.max() ?? 1)
         let labelWidth = 8
         let countWidth = 7
-        let markerWidth = 12
+        let markerWidth = 18
         let barWidth = max(4, rect.width - labelWidth - countWidth - markerWidth - 4)
         var markers = Array(repeating: [String](), count: groups)
         for (label, value) in [("p50", figures.p50), ("p90", figures.p90), ("p99", figures.p99), ("p99.9", figures.p999), ("max", figures.max)] {

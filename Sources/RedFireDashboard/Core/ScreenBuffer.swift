@@ -54,6 +54,8 @@ public struct ScreenBuffer: Sendable, Equatable {
     public let size: ScreenSize
     public private(set) var characters: [Character]
     public private(set) var roles: [ThemeRole]
+    /// Replace every non-ASCII character written (for terminals whose locale is not UTF-8).
+    public var asciiOnly = false
 
     public init(size: ScreenSize, fill role: ThemeRole = .text) {
         self.size = size
@@ -75,12 +77,28 @@ public struct ScreenBuffer: Sendable, Equatable {
         for character in text {
             guard col < limit else { break }
             if col >= 0 {
-                characters[row * size.width + col] = character
+                characters[row * size.width + col] = asciiOnly && !character.isASCII ? Self.transliterate(character) : character
                 roles[row * size.width + col] = role
             }
             col += 1
         }
         return col
+    }
+
+    static func transliterate(_ character: Character) -> Character {
+        switch character {
+        case "→", "▸", "▶": return ">"
+        case "←", "◂", "◀": return "<"
+        case "↑": return "^"
+        case "↓": return "v"
+        case "µ": return "u"
+        case "…": return "~"
+        case "·", "│", "┃": return "|"
+        case "─", "━", "—", "–": return "-"
+        case "×": return "x"
+        case "┌", "┐", "└", "┘", "├", "┤", "┼": return "+"
+        default: return character.isLetter ? "?" : "#"
+        }
     }
 
     /// Fills `width` cells of a row with one character and role.

@@ -1,0 +1,157 @@
+import Foundation
+import RedFireGateway
+import Testing
+
+@testable import RedFireDashboard
+
+/// Frames compared with golden files in `Snapshots/` (text, then the role of every cell). Set
+/// `RECORD_SNAPSHOTS=1` to rewrite them after an intended change, and review the diff.
+@Suite("Console rendering")
+struct RenderTests {
+    static let snapshotDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Snapshots")
+
+    static func assertMatchesGolden(_ name: String, _ content: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let url = snapshotDirectory.appendingPathComponent(name + ".txt")
+        if ProcessInfo.processInfo.environment["RECORD_SNAPSHOTS"] == "1" || !FileManager.default.fileExists(atPath: url.path) {
+            try content.write(to: url, atomically: true, encoding: .utf8)
+            Issue.record("recorded \(url.lastPathComponent); review it and run again", sourceLocation: sourceLocation)
+            return
+        }
+        let golden = try String(contentsOf: url, encoding: .utf8)
+        if golden != content {
+            let goldenLines = golden.split(separator: "\n", omittingEmptySubsequences: false)
+            let lines = content.split(separator: "\n", omittingEmptySubsequences: false)
+            let first = zip(goldenLines, lines).enumerated().first { $0.element.0 != $0.element.1 }
+            Issue.record("\(name) differs from its golden file at line \((first?.offset ?? min(goldenLines.count, lines.count)) + 1):\n  golden: \(first.map { String($0.element.0) } ?? "")\n  now:    \(first.map { String($0.element.1) } ?? "")",
+                         sourceLocation: sourceLocation)
+        }
+    }
+
+    static func frame(_ scenario: Fixtures.Scenario, _ size: ScreenSize, capabilities: TerminalCapabilities = .color256,
+                      view: ViewState = Fixtures.view()) -> ScreenBuffer {
+        render(view, Fixtures.snapshot(scenario), theme: Fixtures.theme, capabilities: capabilities, size: size)
+    }
+
+    static func document(_ buffer: ScreenBuffer) -> String {
+        buffer.lines.joined(separator: "\n") + "\n--- roles (ThemeRole.maskCode) ---\n" + buffer.styleMask.joined(separator: "\n") + "\n"
+    }
+
+    /// The attributes each cell gets on a terminal without colour: R reverse, B bold, U underline,
+    /// D dim, `.` plain (combinations use the first that applies, in that order).
+    static func monochromeMask(_ buffer: ScreenBuffer, theme: Theme) -> [String] {
+        let caps = TerminalCapabilities(colors: 0, unicode: false)
+        var codes: [ThemeRole: Character] = [:]
+        for role in ThemeRole.allCases {
+            let attributes = theme.resolve(role, for: caps).attributes
+            codes[role] = attributes.contains(.reverse) ? "R" : attributes.contains(.bold) ? "B" : attributes.contains(.underline) ? "U" : attributes.contains(.dim) ? "D" : "."
+        }
+        return buffer.styleMask.indices.map { row in
+            String((0..<buffer.size.width).map { codes[buffer[row, $0].1]! })
+        }
+    }
+
+    @Test(arguments: Fixtures.Scenario.allCases, [ScreenSize(width: 80, height: 24), ScreenSize(width: 160, height: 48)])
+    func colourFramesMatchTheirGoldenFiles(scenario: Fixtures.Scenario, size: ScreenSize) throws {
+        try Self.assertMatchesGolden("\(scenario.rawValue)-\(size.width)x\(size.height)", Self.document(Self.frame(scenario, size)))
+    }
+
+    @Test(arguments: Fixtures.Scenario.allCases)
+    func monochromeAsciiFramesMatchTheirGoldenFiles(scenario: Fixtures.Scenario) throws {
+        let theme = try Theme.named("mono")
+        let buffer = Self.frame(scenario, ScreenSize(width: 80, height: 24), capabilities: TerminalCapabilities(colors: 0, unicode: false))
+        let content = buffer.lines.joined(separator: "\n") + "\n--- attributes without colour (R reverse, B bold, U underline, D dim) ---\n"
+            + Self.monochromeMask(buffer, theme: theme).joined(separator: "\n") + "\n"
+        try Self.assertMatchesGolden("\(scenario.rawValue)-80x24-mono-ascii", content)
+    }
+
+    @Test func healthyFrameShowsWhatAnOperatorNeeds() {
+        let text = Self.frame(.healthy, ScreenSize(width: 80, height: 24)).text
+        #expect(text.contains("RedFire"))
+        #expect(text.contains("up 1h02m"))
+        #expect(text.contains("config v3"))
+        #expect(text.contains("conns 57"))
+        for (service, strategy, _) in Fixtures.services.prefix(3) {
+            #expect(text.contains(service))
+            #expect(text.contains(strategy.rawValue))
+        }
+        #expect(text.contains("user_trading-1"))
+        #expect(text.contains("healthy"))
+        #expect(text.contains("/api/v1/trading"))
+        #expect(text.contains("redfire/gateway.log"), "the log file's path is in the footer")
+        #expect(!text.contains("NO HEALTHY"))
+    }
+
+    @Test func degradedFrameRaisesBannersAndNamesStatesInText() {
+        let buffer = Self.frame(.degraded, ScreenSize(width: 160, height: 48))
+        let text = buffer.text
+        #expect(text.contains("NO HEALTHY INSTANCE: vnpy_core"))
+        #expect(text.contains("CONFIG RELOAD FAILED"))
+        #expect(text.contains("UNHEALTHY"))
+        #expect(text.contains("FAIL connection re"))
+        #expect(text.contains("ejected 12s"))
+        #expect(text.contains("lease 2.4s"))
+        #expect(text.contains("203.0.113.7"), "top limited keys are listed")
+        // State is carried by colour role AND text: the UNHEALTHY cells use the `unhealthy` role.
+        let row = buffer.lines.firstIndex { $0.contains("vnpy_core-1") && $0.contains("UNHEALTHY") }!
+        let column = buffer.lines[row].distance(from: buffer.lines[row].startIndex, to: buffer.lines[row].range(of: "UNHEALTHY")!.lowerBound)
+        #expect(buffer[row, column].1 == .unhealthy)
+    }
+
+    @Test func drainingFrameCountsInFlightDown() {
+        let text = Self.frame(.draining, ScreenSize(width: 80, height: 24)).text
+        #expect(text.contains("draining (3)"))
+        #expect(text.contains("drained"))
+    }
+
+    @Test func wideFrameShowsHistogramWithQuantileMarks() {
+        let text = Self.frame(.healthy, ScreenSize(width: 160, height: 48)).text
+        #expect(text.contains("Latency · service user_trading · 1m"))
+        for mark in ["p50", "p90", "p99", "p99.9", "max"] { #expect(text.contains("◂") && text.contains(mark)) }
+        #expect(text.contains("Rate limiting"))
+        #expect(text.contains("ADDRESS"))
+        #expect(text.contains("127.0.0.1:9101"))
+    }
+
+    @Test func tooSmallTerminalSaysWhatItNeeds() {
+        let text = Self.frame(.healthy, ScreenSize(width: 60, height: 20)).text
+        #expect(text.contains("terminal too small: need 80×24"))
+        #expect(!text.contains("user_trading"))
+    }
+
+    @Test func asciiFallbackUsesNoUnicodeGlyphs() {
+        let buffer = Self.frame(.healthy, ScreenSize(width: 120, height: 40), capabilities: TerminalCapabilities(colors: 8, unicode: false))
+        let nonASCII = buffer.text.unicodeScalars.filter { !$0.isASCII }
+        #expect(nonASCII.isEmpty, "non-ASCII: \(String(String.UnicodeScalarView(nonASCII.prefix(10))))")
+    }
+
+    @Test func detailViewShowsHistogramAndChecks() {
+        let snapshot = Fixtures.snapshot(.degraded)
+        var view = Fixtures.view()
+        view.detail = .instance(service: "vnpy_core", id: "vnpy_core-1")
+        var text = render(view, snapshot, theme: Fixtures.theme, capabilities: .color256, size: .minimum).text
+        #expect(text.contains("Instance vnpy_core-1 of vnpy_core"))
+        #expect(text.contains("FAIL connection refused"))
+        view.detail = .route("/api/v1/trading")
+        text = render(view, snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 100, height: 40)).text
+        #expect(text.contains("Route /api/v1/trading"))
+        #expect(text.contains("p99.9"))
+    }
+
+    @Test func pausedAndStaleBanners() {
+        var view = Fixtures.view { $0.paused = true }
+        #expect(render(view, Fixtures.snapshot(.healthy), theme: Fixtures.theme, capabilities: .color256, size: .minimum).text.contains("PAUSED"))
+        view = Fixtures.view { $0.now = Fixtures.takenAt.addingTimeInterval(9) }
+        #expect(render(view, Fixtures.snapshot(.healthy), theme: Fixtures.theme, capabilities: .color256, size: .minimum).text.contains("STALE 9s"))
+    }
+
+    @Test func strategyPickerPreviewsTheLastMinute() {
+        let snapshot = Fixtures.snapshot(.healthy)
+        var view = Fixtures.view()
+        view.modal = .strategy(.init(service: "user_trading", current: .roundRobin, index: 0))
+        let text = render(view, snapshot, theme: Fixtures.theme, capabilities: .color256, size: .minimum).text
+        // Weights 1 and 2: round robin sends a third and two thirds of the 1200 requests.
+        #expect(text.contains("Last minute: 1200 requests"))
+        #expect(text.contains("400 33%"))
+        #expect(text.contains("800 67%"))
+    }
+}
