@@ -99,6 +99,7 @@ let package = Package(
                 "DemoServices",
                 "redfire-gateway",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["Snapshots"],
             swiftSettings: swiftSettings

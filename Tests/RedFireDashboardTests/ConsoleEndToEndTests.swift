@@ -1,0 +1,144 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The real `redfire-gateway demo` with its dashboard in a real terminal (a tmux pane), driven with
+/// keys, checked through the screen and the admin API.
+@Suite("Console end to end", .serialized)
+struct ConsoleEndToEndTests {
+    /// A tmux server of its own, so the test never touches the user's sessions.
+    struct Tmux {
+        let socket = "redfire-test-\(UUID().uuidString.prefix(8))"
+
+        /// Runs `tmux -L socket ARGS` and returns its standard output. posix_spawn + waitpid rather than
+        /// `Process`: the tmux server that `new-session` starts outlives the client and must not hold
+        /// any pipe of ours.
+        @discardableResult
+        func run(_ arguments: [String]) throws -> String {
+            let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: outputPath) }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            let argv = ["tmux", "-L", socket] + arguments
+            var cArguments = argv.map { strdup($0) } + [nil]
+            defer { for pointer in cArguments { free(pointer) } }
+            var pid: pid_t = 0
+            let spawned = posix_spawnp(&pid, "tmux", &actions, nil, &cArguments, environ)
+            guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .ENOENT) }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            return (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        }
+
+        func capture() -> String { (try? run(["capture-pane", "-p", "-t", "console"])) ?? "" }
+        func keys(_ keys: String...) throws { try run(["send-keys", "-t", "console"] + keys) }
+        func kill() { _ = try? run(["kill-server"]) }
+    }
+
+    static var executable: String {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [products, products.deletingLastPathComponent()].map { $0.appendingPathComponent("redfire-gateway").path }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
+    }
+
+    static var tmuxAvailable: Bool {
+        ["/usr/bin/tmux", "/usr/local/bin/tmux"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static func freePort() throws -> Int {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? channel.close().wait() }
+        return channel.localAddress!.port!
+    }
+
+    func waitFor(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        let holds = try await condition()
+        #expect(holds, "timed out waiting for \(what)")
+        return holds
+    }
+
+    func instanceState(_ client: HTTPClient, port: Int, token: String, id: String) async throws -> String? {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/gateway/services/user_trading")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await client.execute(request, timeout: .seconds(5))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        struct Service: Decodable {
+            struct Instance: Decodable {
+                var id: String
+                var state: String
+            }
+            var instances: [Instance]
+        }
+        return try JSONDecoder().decode(Service.self, from: body).instances.first { $0.id == id }?.state
+    }
+
+    @Test(.enabled(if: tmuxAvailable, "needs tmux"))
+    func drainResizeAndQuitFromTheDashboard() async throws {
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        let port = try Self.freePort()
+        let token = "console-e2e-token-0123456789"
+        try tmux.run(["new-session", "-d", "-s", "console", "-x", "120", "-y", "40", "env", "-i", "PATH=/usr/bin:/bin", "TERM=xterm-256color",
+                      "LANG=C.UTF-8", "HOME=\(NSHomeDirectory())", "PS1=$ ", "bash", "--norc", "--noprofile"])
+        try tmux.keys("REDFIRE_ADMIN_TOKEN=\(token) \(Self.executable) demo --listen 127.0.0.1:\(port) --rate 30; echo \"exit=$?\"", "Enter")
+
+        // The dashboard comes up with all five services and their instances.
+        let services = ["user_trading", "vnpy_core", "strategy_data", "gateway_adapter", "monitor"]
+        guard try await waitFor("all five services on screen", { let screen = tmux.capture(); return services.allSatisfy { screen.contains($0) } && screen.contains("healthy") }) else {
+            Issue.record("screen:\n\(tmux.capture())")
+            return
+        }
+
+        // Select user_trading-1 (the row under its service), drain it, confirm.
+        try tmux.keys("Down")
+        try tmux.keys("d")
+        _ = try await waitFor("the drain confirmation") { tmux.capture().contains("Drain user_trading-1?") }
+        #expect(tmux.capture().contains("Leaves 1 healthy instance of user_trading"))
+        try tmux.keys("Tab")
+        try tmux.keys("Enter")
+
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let drained = try await waitFor("user_trading-1 drained in /gateway/services") {
+            try await instanceState(client, port: port, token: token, id: "user_trading-1") == "drained"
+        }
+        try await client.shutdown()
+        #expect(drained)
+        _ = try await waitFor("the screen to say drained") {
+            tmux.capture().split(separator: "\n").contains { $0.contains("user_trading-1") && $0.contains("drained") }
+        }
+
+        // Resize live: smaller than the minimum shows what it needs, back to a usable size redraws.
+        try tmux.run(["resize-window", "-t", "console", "-x", "70", "-y", "20"])
+        _ = try await waitFor("the too-small screen") { tmux.capture().contains("terminal too small: need 80×24") }
+        try tmux.run(["resize-window", "-t", "console", "-x", "100", "-y", "30"])
+        _ = try await waitFor("the dashboard at 100×30") {
+            let screen = tmux.capture()
+            return screen.contains("user_trading-1") && !screen.contains("too small") && screen.split(separator: "\n").allSatisfy { $0.count <= 100 }
+        }
+
+        // Quit: asks first, then shuts down gracefully and gives the terminal back.
+        try tmux.keys("q")
+        _ = try await waitFor("the quit confirmation") { tmux.capture().contains("Quit RedFire Gateway?") }
+        try tmux.keys("Tab")
+        try tmux.keys("Enter")
+        let exited = try await waitFor("the process to exit") { tmux.capture().contains("exit=") }
+        let screen = tmux.capture()
+        #expect(exited)
+        #expect(screen.contains("exit=0"), "screen:\n\(screen)")
+        #expect(!screen.contains("Services 5"), "the dashboard is gone: \(screen)")
+        // The shell is usable again: it echoes what we type.
+        try tmux.keys("echo shell-is-back", "Enter")
+        _ = try await waitFor("a working shell") { tmux.capture().contains("\nshell-is-back") }
+    }
+}
