@@ -27,6 +27,14 @@ static void crash_handler(int signal_number) {
     redfire_restore_terminal_now(STDOUT_FILENO);
     if (signal_number > 0 && signal_number < NSIG) sigaction(signal_number, &previous_actions[signal_number], NULL);
     raise(signal_number);
+    // The previous handler returned (a crash reporter that leaves termination to the default action):
+    // end the process the default way rather than let it run on with a broken terminal.
+    struct sigaction default_action;
+    memset(&default_action, 0, sizeof(default_action));
+    default_action.sa_handler = SIG_DFL;
+    sigemptyset(&default_action.sa_mask);
+    sigaction(signal_number, &default_action, NULL);
+    raise(signal_number);
 }
 
 void redfire_install_crash_handlers(void) {

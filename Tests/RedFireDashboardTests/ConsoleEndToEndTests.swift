@@ -132,12 +132,57 @@ struct ConsoleEndToEndTests {
         _ = try await waitFor("the quit confirmation") { tmux.capture().contains("Quit RedFire Gateway?") }
         try tmux.keys("Tab")
         try tmux.keys("Enter")
-        let exited = try await waitFor("the process to exit") { tmux.capture().contains("exit=") }
+        let exited = try await waitFor("the process to exit") { tmux.capture().contains("\nexit=") }
         let screen = tmux.capture()
         #expect(exited)
         #expect(screen.contains("exit=0"), "screen:\n\(screen)")
         #expect(!screen.contains("Services 5"), "the dashboard is gone: \(screen)")
         // The shell is usable again: it echoes what we type.
+        try tmux.keys("echo shell-is-back", "Enter")
+        _ = try await waitFor("a working shell") { tmux.capture().contains("\nshell-is-back") }
+    }
+
+    /// Starts the demo with its dashboard in a fresh pane and waits until it shows; returns the
+    /// demo's process id.
+    func startDemo(_ tmux: Tmux, environment: [String] = []) async throws -> pid_t? {
+        let port = try Self.freePort()
+        try tmux.run(["new-session", "-d", "-s", "console", "-x", "100", "-y", "30", "env", "-i", "PATH=/usr/bin:/bin", "TERM=xterm-256color",
+                      "LANG=C.UTF-8", "HOME=\(NSHomeDirectory())", "PS1=$ "] + environment + ["bash", "--norc", "--noprofile"])
+        try tmux.keys("\(Self.executable) demo --listen 127.0.0.1:\(port) --rate 30; echo \"exit=$?\"", "Enter")
+        guard try await waitFor("the dashboard", { tmux.capture().contains("Services 5") }) else { return nil }
+        let shell = pid_t(try tmux.run(["list-panes", "-t", "console", "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        // The demo is the shell's only child.
+        let children = (try? String(contentsOfFile: "/proc/\(shell)/task/\(shell)/children", encoding: .utf8)) ?? ""
+        return children.split(separator: " ").first.flatMap { pid_t($0) }
+    }
+
+    @Test(.enabled(if: tmuxAvailable, "needs tmux"))
+    func sigtermShutsDownGracefullyAndRestoresTheTerminal() async throws {
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        guard let pid = try await startDemo(tmux) else { Issue.record("no demo process"); return }
+        kill(pid, SIGTERM)
+        _ = try await waitFor("the process to exit") { tmux.capture().contains("\nexit=") }
+        let screen = tmux.capture()
+        #expect(screen.contains("exit=0"), "screen:\n\(screen)")
+        #expect(!screen.contains("Services 5"))
+    }
+
+    @Test(.enabled(if: tmuxAvailable, "needs tmux"))
+    func aCrashRestoresTheTerminalBeforeTheCrashReport() async throws {
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        // A segmentation fault delivered from outside stands in for any crash of the process.
+        guard let pid = try await startDemo(tmux, environment: ["SWIFT_BACKTRACE=enable=yes,interactive=no,symbolicate=off"]) else {
+            Issue.record("no demo process")
+            return
+        }
+        kill(pid, SIGSEGV)
+        _ = try await waitFor("the process to die", timeout: .seconds(90)) { tmux.capture().contains("\nexit=") }
+        let screen = try tmux.run(["capture-pane", "-p", "-t", "console", "-S", "-200"])
+        #expect(screen.contains("exit=139"), "killed by SIGSEGV: \(screen)")
+        #expect(screen.contains("Crash") || screen.contains("SIGSEGV") || screen.contains("Thread"), "the crash report printed on the normal screen:\n\(screen)")
+        #expect(!tmux.capture().contains("Services 5"), "the dashboard is gone")
         try tmux.keys("echo shell-is-back", "Enter")
         _ = try await waitFor("a working shell") { tmux.capture().contains("\nshell-is-back") }
     }
