@@ -22,6 +22,8 @@ public final class DemoInstance: Sendable {
     private let inFlightCounter = ManagedAtomic<Int>(0)
     private let task = Mutex<Task<Void, any Error>?>(nil)
     private let boundPort = ManagedAtomic<Int>(0)
+    /// Holds the port while the instance is stopped.
+    private let reserved = Mutex<PortReservation?>(nil)
 
     private init(service: DemoServiceKind, id: String, host: String) {
         self.service = service
@@ -78,21 +80,58 @@ public final class DemoInstance: Sendable {
         behaviourState.withLock { $0 = behaviour }
     }
 
-    /// Stops the server: the port refuses connections afterwards.
+    /// Stops the server: the port refuses connections afterwards. The port stays reserved (bound, not
+    /// listening), so no other server — in this process or another — can take it before `restart()`.
     public func stop() async {
         guard let running = task.withLock({ task -> Task<Void, any Error>? in defer { task = nil }; return task }) else { return }
         running.cancel()
         _ = try? await running.value
+        // The listener closes on its event loop just after the server task ends: retry briefly.
+        for _ in 0..<200 {
+            if let reservation = PortReservation(host: host, port: port) {
+                reserved.withLock { $0 = reservation }
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Starts a stopped instance again on the same port.
     public func restart() async throws {
+        reserved.withLock { $0 = nil }
         try await launch(port: port)
     }
 
     fileprivate func countRequest() { requestCounter.wrappingIncrement(ordering: .relaxed) }
     fileprivate func enter() { inFlightCounter.wrappingIncrement(ordering: .relaxed) }
     fileprivate func leave() { inFlightCounter.wrappingDecrement(ordering: .relaxed) }
+}
+
+/// A socket bound to a port without listening: connections to it are refused, and the port cannot
+/// be handed to anyone else while it is held. Closed when released.
+final class PortReservation: Sendable {
+    let descriptor: Int32
+
+    init?(host: String, port: Int) {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return nil }
+        var on: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            close(descriptor)
+            return nil
+        }
+        self.descriptor = descriptor
+    }
+
+    deinit { close(descriptor) }
 }
 
 public enum DemoError: Error {

@@ -91,7 +91,7 @@ struct ConsoleEndToEndTests {
         let token = "console-e2e-token-0123456789"
         try tmux.run(["new-session", "-d", "-s", "console", "-x", "120", "-y", "40", "env", "-i", "PATH=/usr/bin:/bin", "TERM=xterm-256color",
                       "LANG=C.UTF-8", "HOME=\(NSHomeDirectory())", "PS1=$ ", "bash", "--norc", "--noprofile"])
-        try tmux.keys("REDFIRE_ADMIN_TOKEN=\(token) \(Self.executable) demo --listen 127.0.0.1:\(port) --rate 30; echo \"exit=$?\"", "Enter")
+        try tmux.keys("REDFIRE_ADMIN_TOKEN=\(token) \(Self.executable) demo --listen 127.0.0.1:\(port) --rate 5; echo \"exit=$?\"", "Enter")
 
         // The dashboard comes up with all five services and their instances.
         let services = ["user_trading", "vnpy_core", "strategy_data", "gateway_adapter", "monitor"]
@@ -148,7 +148,7 @@ struct ConsoleEndToEndTests {
         let port = try Self.freePort()
         try tmux.run(["new-session", "-d", "-s", "console", "-x", "100", "-y", "30", "env", "-i", "PATH=/usr/bin:/bin", "TERM=xterm-256color",
                       "LANG=C.UTF-8", "HOME=\(NSHomeDirectory())", "PS1=$ "] + environment + ["bash", "--norc", "--noprofile"])
-        try tmux.keys("\(Self.executable) demo --listen 127.0.0.1:\(port) --rate 30; echo \"exit=$?\"", "Enter")
+        try tmux.keys("\(Self.executable) demo --listen 127.0.0.1:\(port) --rate 5; echo \"exit=$?\"", "Enter")
         guard try await waitFor("the dashboard", { tmux.capture().contains("Services 5") }) else { return nil }
         let shell = pid_t(try tmux.run(["list-panes", "-t", "console", "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         // The demo is the shell's only child.
