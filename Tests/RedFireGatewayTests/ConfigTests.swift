@@ -41,6 +41,30 @@ struct ConfigTests {
         #expect(service.timeouts == TimeoutConfig())
         #expect(service.retries.attempts == 1)
         #expect(config.routes[0].stripPrefix == false)
+        #expect(config.console == ConsoleConfig())
+        #expect(config.console.theme == "default-dark" && config.console.refreshRate == 4)
+    }
+
+    @Test func consoleSectionIsReadAndChecked() throws {
+        let base = """
+        services:
+          svc:
+            instances: [{url: "http://127.0.0.1:9000"}]
+        routes:
+          - {prefix: /api, service: svc}
+
+        """
+        let config = try GatewayConfig.parse(yaml: base + "console: {theme: high-contrast, refresh_rate: 10, log_file: /tmp/g.log, read_only: true}", environment: [:])
+        #expect(config.console.theme == "high-contrast")
+        #expect(config.console.refreshRate == 10)
+        #expect(config.console.logFile == "/tmp/g.log")
+        #expect(config.console.readOnly)
+        let error = #expect(throws: ConfigError.self) {
+            try GatewayConfig.parse(yaml: base + "console: {refresh_rate: 100, them: x}", environment: [:])
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("console.refresh_rate (line 6)"))
+        #expect(text.contains("console.them (line 6): unknown key"))
     }
 
     @Test(arguments: [("250ms", Duration.milliseconds(250)), ("5s", .seconds(5)), ("2m", .seconds(120)), ("1h", .seconds(3600)), ("1m30s", .seconds(90)), ("1.5s", .milliseconds(1500))])
