@@ -3,6 +3,7 @@
 // that the main package's `swift build` and `swift test` never build the benchmark dependency.
 //
 //   cd Benchmarks && swift package --allow-writing-to-package-directory benchmark --target GatewayBenchmarks
+//   cd Benchmarks && swift package --allow-writing-to-package-directory benchmark --target ConsoleBenchmarks
 import PackageDescription
 
 import struct Foundation.URL
@@ -27,6 +28,16 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             path: "Benchmarks/GatewayBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "ConsoleBenchmarks",
+            dependencies: [
+                .product(name: "RedFireDashboard", package: gatewayPackage),
+                .product(name: "RedFireGateway", package: gatewayPackage),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/ConsoleBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
     ]

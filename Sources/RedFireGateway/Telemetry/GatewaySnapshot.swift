@@ -28,10 +28,13 @@ public struct GatewaySnapshot: Sendable {
 
         public init() {}
 
-        public init(_ window: MetricWindow) {
+        /// - Parameter elapsed: seconds the series can have data for (the process's uptime), so rates
+        ///   right after start are not diluted by the part of the window before it.
+        public init(_ window: MetricWindow, elapsed: Int = .max) {
             let c = window.counters
             requests = c.requests
-            requestsPerSecond = window.requestsPerSecond
+            windowSeconds = Swift.max(1, Swift.min(window.seconds, elapsed))
+            requestsPerSecond = Double(c.requests) / Double(windowSeconds)
             status2xx = c.status2xx
             status3xx = c.status3xx
             status4xx = c.status4xx
@@ -47,7 +50,6 @@ public struct GatewaySnapshot: Sendable {
             p999 = window.latency.quantile(0.999)
             max = window.latency.count > 0 ? window.latency.maxMicros : nil
             meanMicros = window.latency.count > 0 ? Double(window.latency.sumMicros) / Double(window.latency.count) : nil
-            windowSeconds = window.seconds
         }
 
         /// Share of requests answered 5xx.
@@ -220,6 +222,8 @@ extension Gateway {
         let state = registry.state
         let now = ContinuousClock.now
         let second = TelemetryClock.second(now)
+        let elapsed = Int((now - startedAt).components.seconds) + 1
+        func figures(_ window: MetricWindow) -> GatewaySnapshot.Figures { GatewaySnapshot.Figures(window, elapsed: elapsed) }
         let routeOrder = Dictionary(uniqueKeysWithValues: state.config.routes.enumerated().map { ($1.name, $0) })
         var rateLimited = Array(repeating: 0, count: 60)
         var routes: [GatewaySnapshot.Route] = []
@@ -228,7 +232,7 @@ extension Gateway {
             let limited = entry.metrics.perSecond(60, now: second) { $0.rateLimited }
             for index in limited.indices { rateLimited[index] += limited[index] }
             routes.append(GatewaySnapshot.Route(name: entry.name, prefix: entry.config.prefix, service: entry.pool.name,
-                                                figures: .init(window), latency: window.latency,
+                                                figures: figures(window), latency: window.latency,
                                                 requestsSeries: entry.metrics.perSecond(60, now: second), rateLimitedSeries: limited))
         }
         let services = state.services.map { pool in
@@ -237,25 +241,25 @@ extension Gateway {
             let instances = pool.members.map { member in
                 let runtime = member.runtime
                 let minute = windowSeconds == 60 ? nil : runtime.metrics.window(seconds: 60, now: second)
-                let figures = GatewaySnapshot.Figures(runtime.metrics.window(seconds: windowSeconds, now: second))
-                let lastMinute = minute.map { GatewaySnapshot.Figures($0) } ?? figures
+                let current = figures(runtime.metrics.window(seconds: windowSeconds, now: second))
+                let lastMinute = minute.map { figures($0) } ?? current
                 return GatewaySnapshot.Instance(
                     id: runtime.id, service: pool.name, address: member.url.description, state: runtime.state, health: runtime.health,
-                    weight: member.weight, inFlight: runtime.inFlight, figures: figures,
+                    weight: member.weight, inFlight: runtime.inFlight, figures: current,
                     recentChecks: runtime.recentChecks.reversed().map { .init(passed: $0.passed, reason: $0.reason, age: now - $0.at) },
                     ejectedFor: runtime.ejectedUntil.map { max(.zero, $0 - now) },
                     leaseExpiresIn: runtime.leaseExpiresAt.map { max(.zero, $0 - now) },
                     requestsLastMinute: lastMinute.requests, meanMicrosLastMinute: lastMinute.meanMicros,
                     eligible: eligible.contains(ObjectIdentifier(runtime)))
             }
-            return GatewaySnapshot.Service(name: pool.name, strategy: pool.strategy, panic: pool.panic, figures: .init(window),
+            return GatewaySnapshot.Service(name: pool.name, strategy: pool.strategy, panic: pool.panic, figures: figures(window),
                                            latency: window.latency, instances: instances)
         }
         let outcomes = control.reloadOutcomes.withLock { $0 }
         return GatewaySnapshot(
             takenAt: Date(), uptime: now - startedAt, generation: state.generation, configVersion: 1 + outcomes.succeeded,
             listen: "\(state.config.listen.host):\(boundPort ?? state.config.listen.port)", windowSeconds: windowSeconds,
-            gateway: .init(registry.telemetry.gatewayWindow(seconds: windowSeconds, state: state, now: second)),
+            gateway: figures(registry.telemetry.gatewayWindow(seconds: windowSeconds, state: state, now: second)),
             openConnections: connections.open, lastReloadFailed: outcomes.lastFailed, services: services, routes: routes,
             rateLimitedSeries: rateLimited, topLimitedKeys: [], events: registry.events.recent(eventLimit))
     }
