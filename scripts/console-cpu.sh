@@ -23,7 +23,7 @@ for _ in $(seq 1 100); do
     tmux -L "$socket" capture-pane -p | grep -q "Services 5" && break
     sleep 0.1
 done
-pid=$(pgrep -f "demo --listen 127.0.0.1:$port" | head -1)
+pid=$(pgrep -f "^$bin demo --listen 127.0.0.1:$port" | head -1)
 tid=""
 for task in /proc/"$pid"/task/*; do
     if [ "$(cat "$task/comm")" = "redfire-console" ]; then tid=$(basename "$task"); fi

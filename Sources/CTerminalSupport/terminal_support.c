@@ -54,3 +54,9 @@ void redfire_remove_crash_handlers(void) {
         sigaction(crash_signals[i], &previous_actions[crash_signals[i]], NULL);
     }
 }
+
+#include <pthread.h>
+
+void redfire_name_current_thread(const char *name) {
+    pthread_setname_np(pthread_self(), name);
+}

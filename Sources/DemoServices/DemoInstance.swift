@@ -87,7 +87,7 @@ public final class DemoInstance: Sendable {
         running.cancel()
         _ = try? await running.value
         // The listener closes on its event loop just after the server task ends: retry briefly.
-        for _ in 0..<200 {
+        for _ in 0..<50 {
             if let reservation = PortReservation(host: host, port: port) {
                 reserved.withLock { $0 = reservation }
                 return
@@ -99,7 +99,16 @@ public final class DemoInstance: Sendable {
     /// Starts a stopped instance again on the same port.
     public func restart() async throws {
         reserved.withLock { $0 = nil }
-        try await launch(port: port)
+        // If the port could not be reserved, the old listener may still be closing: retry briefly.
+        let deadline = ContinuousClock.now + .seconds(2)
+        while true {
+            do {
+                try await launch(port: port)
+                return
+            } catch let error as IOError where error.errnoCode == EADDRINUSE && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
     }
 
     fileprivate func countRequest() { requestCounter.wrappingIncrement(ordering: .relaxed) }

@@ -12,9 +12,15 @@ struct ConsoleEndToEndTests {
     struct Tmux {
         let socket = "redfire-test-\(UUID().uuidString.prefix(8))"
 
-        /// Runs `tmux -L socket ARGS` and returns its standard output. posix_spawn + waitpid rather than
-        /// `Process`: the tmux server that `new-session` starts outlives the client and must not hold
-        /// any pipe of ours.
+        /// glibc's `posix_spawn_file_actions_addclosefrom_np` (not visible to Swift's Glibc module).
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        static let addCloseFrom: AddCloseFrom? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+            .map { unsafeBitCast($0, to: AddCloseFrom.self) }
+
+        /// Runs `tmux -L socket ARGS` and returns its standard output. posix_spawn + waitpid: the tmux
+        /// server that `new-session` starts outlives the client, so it must not inherit any of our
+        /// descriptors (another test's pipe would never see end of file); everything above stderr is
+        /// closed in the child.
         @discardableResult
         func run(_ arguments: [String]) throws -> String {
             let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(UUID().uuidString)").path
@@ -25,11 +31,26 @@ struct ConsoleEndToEndTests {
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            guard let addCloseFrom = Self.addCloseFrom else { throw POSIXError(.ENOSYS) }
+            _ = addCloseFrom(&actions, 3)
             let argv = ["tmux", "-L", socket] + arguments
             var cArguments = argv.map { strdup($0) } + [nil]
             defer { for pointer in cArguments { free(pointer) } }
+            // The calling thread blocks most signals (the concurrency runtime's threads do); tmux and
+            // everything it starts must get a clean mask and default dispositions.
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var emptyMask = sigset_t()
+            sigemptyset(&emptyMask)
+            posix_spawnattr_setsigmask(&attributes, &emptyMask)
+            var defaults = sigset_t()
+            sigemptyset(&defaults)
+            for signal in [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGCHLD, SIGPIPE, SIGUSR1, SIGUSR2, SIGWINCH] { sigaddset(&defaults, signal) }
+            posix_spawnattr_setsigdefault(&attributes, &defaults)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
             var pid: pid_t = 0
-            let spawned = posix_spawnp(&pid, "tmux", &actions, nil, &cArguments, environ)
+            let spawned = posix_spawnp(&pid, "tmux", &actions, &attributes, &cArguments, environ)
             guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .ENOENT) }
             var status: Int32 = 0
             while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
@@ -112,8 +133,14 @@ struct ConsoleEndToEndTests {
         let drained = try await waitFor("user_trading-1 drained in /gateway/services") {
             try await instanceState(client, port: port, token: token, id: "user_trading-1") == "drained"
         }
+        // The action is audited as done by the console.
+        var audit = HTTPClientRequest(url: "http://127.0.0.1:\(port)/gateway/audit")
+        audit.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let auditBody = try await client.execute(audit, timeout: .seconds(5)).body.collect(upTo: 1 << 20)
+        let auditText = String(buffer: auditBody)
         try await client.shutdown()
         #expect(drained)
+        #expect(auditText.contains("\"actor\":\"console\"") && auditText.contains("user_trading-1") && auditText.contains("\"action\":\"drain\""), "audit: \(auditText)")
         _ = try await waitFor("the screen to say drained") {
             tmux.capture().split(separator: "\n").contains { $0.contains("user_trading-1") && $0.contains("drained") }
         }

@@ -55,13 +55,13 @@ struct RenderTests {
         try Self.assertMatchesGolden("\(scenario.rawValue)-\(size.width)x\(size.height)", Self.document(Self.frame(scenario, size)))
     }
 
-    @Test(arguments: Fixtures.Scenario.allCases)
-    func monochromeAsciiFramesMatchTheirGoldenFiles(scenario: Fixtures.Scenario) throws {
+    @Test(arguments: Fixtures.Scenario.allCases, [ScreenSize(width: 80, height: 24), ScreenSize(width: 160, height: 48)])
+    func monochromeAsciiFramesMatchTheirGoldenFiles(scenario: Fixtures.Scenario, size: ScreenSize) throws {
         let theme = try Theme.named("mono")
-        let buffer = Self.frame(scenario, ScreenSize(width: 80, height: 24), capabilities: TerminalCapabilities(colors: 0, unicode: false))
+        let buffer = Self.frame(scenario, size, capabilities: TerminalCapabilities(colors: 0, unicode: false))
         let content = buffer.lines.joined(separator: "\n") + "\n--- attributes without colour (R reverse, B bold, U underline, D dim) ---\n"
             + Self.monochromeMask(buffer, theme: theme).joined(separator: "\n") + "\n"
-        try Self.assertMatchesGolden("\(scenario.rawValue)-80x24-mono-ascii", content)
+        try Self.assertMatchesGolden("\(scenario.rawValue)-\(size.width)x\(size.height)-mono-ascii", content)
     }
 
     @Test func healthyFrameShowsWhatAnOperatorNeeds() {

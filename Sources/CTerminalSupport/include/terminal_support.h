@@ -15,4 +15,7 @@ void redfire_install_crash_handlers(void);
 /// Puts back the handlers that were there before `redfire_install_crash_handlers`.
 void redfire_remove_crash_handlers(void);
 
+/// Names the calling thread (visible in `top -H`, /proc/PID/task/TID/comm and profilers; 15 bytes max).
+void redfire_name_current_thread(const char *name);
+
 #endif

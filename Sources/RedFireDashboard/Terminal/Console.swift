@@ -1,4 +1,5 @@
 import CNcurses
+import CTerminalSupport
 import Foundation
 import Logging
 import RedFireGateway
@@ -68,6 +69,8 @@ public final class Console: Service, Sendable {
         }
         guard first else { return }
         let thread = Thread { [self] in
+            // Named for `top -H`, /proc and profilers (Foundation does not name the OS thread here).
+            redfire_name_current_thread("redfire-console")
             self.uiLoop()
             let waiters = self.shared.withLock { shared -> [CheckedContinuation<Void, Never>] in
                 shared.finished = true
