@@ -1,4 +1,5 @@
 import Foundation
+import RedFireGateway
 import Yams
 
 /// A named part of the screen a theme gives a style to. `themes/README.md` lists every role.
@@ -305,19 +306,4 @@ extension Theme {
         if let builtin = BuiltinThemes.files[nameOrPath] { return try parse(yaml: builtin, file: "themes/\(nameOrPath).yaml") }
         throw ThemeError(file: nameOrPath, problems: [(nil, "no such theme; shipped themes: \(builtinNames.joined(separator: ", "))")])
     }
-}
-
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    guard !a.isEmpty else { return b.count }
-    guard !b.isEmpty else { return a.count }
-    var previous = Array(0...b.count)
-    for i in 1...a.count {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...b.count {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return previous[b.count]
 }

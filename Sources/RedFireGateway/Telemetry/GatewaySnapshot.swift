@@ -5,18 +5,11 @@ import Foundation
 /// the same window and the same clock second, so the figures of one frame agree with each other.
 public struct GatewaySnapshot: Sendable {
     /// Counts and latency quantiles of one route, service, instance or the whole gateway over a window.
+    /// The counts are the window's `MetricCounters`, readable directly (`figures.status5xx`).
+    @dynamicMemberLookup
     public struct Figures: Sendable, Equatable {
-        public var requests = 0
+        public var counters = MetricCounters()
         public var requestsPerSecond = 0.0
-        public var status2xx = 0
-        public var status3xx = 0
-        public var status4xx = 0
-        public var status5xx = 0
-        public var unauthorized = 0
-        public var forbidden = 0
-        public var rateLimited = 0
-        public var upstreamErrors = 0
-        public var upstreamTimeouts = 0
         /// Latency quantiles in microseconds; nil without requests.
         public var p50: UInt64?
         public var p90: UInt64?
@@ -28,22 +21,17 @@ public struct GatewaySnapshot: Sendable {
 
         public init() {}
 
+        public subscript<Value>(dynamicMember keyPath: WritableKeyPath<MetricCounters, Value>) -> Value {
+            get { counters[keyPath: keyPath] }
+            set { counters[keyPath: keyPath] = newValue }
+        }
+
         /// - Parameter elapsed: seconds the series can have data for (the process's uptime), so rates
         ///   right after start are not diluted by the part of the window before it.
         public init(_ window: MetricWindow, elapsed: Int = .max) {
-            let c = window.counters
-            requests = c.requests
+            counters = window.counters
             windowSeconds = Swift.max(1, Swift.min(window.seconds, elapsed))
-            requestsPerSecond = Double(c.requests) / Double(windowSeconds)
-            status2xx = c.status2xx
-            status3xx = c.status3xx
-            status4xx = c.status4xx
-            status5xx = c.status5xx
-            unauthorized = c.unauthorized
-            forbidden = c.forbidden
-            rateLimited = c.rateLimited
-            upstreamErrors = c.upstreamErrors
-            upstreamTimeouts = c.upstreamTimeouts
+            requestsPerSecond = Double(counters.requests) / Double(windowSeconds)
             p50 = window.latency.quantile(0.5)
             p90 = window.latency.quantile(0.9)
             p99 = window.latency.quantile(0.99)
@@ -53,8 +41,8 @@ public struct GatewaySnapshot: Sendable {
         }
 
         /// Share of requests answered 5xx.
-        public var errorRatio: Double { requests > 0 ? Double(status5xx) / Double(requests) : 0 }
-        public var rateLimitedPerSecond: Double { Double(rateLimited) / Double(Swift.max(1, windowSeconds)) }
+        public var errorRatio: Double { counters.requests > 0 ? Double(counters.status5xx) / Double(counters.requests) : 0 }
+        public var rateLimitedPerSecond: Double { Double(counters.rateLimited) / Double(Swift.max(1, windowSeconds)) }
     }
 
     public struct Check: Sendable, Equatable {
