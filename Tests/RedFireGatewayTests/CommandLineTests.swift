@@ -42,14 +42,20 @@ final class GatewayProcess: Sendable {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
     }
 
-    init(_ arguments: [String]) throws {
+    /// - Parameter input: written to the child's standard input, which is then closed.
+    init(_ arguments: [String], input: String? = nil) throws {
         process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
-        let out = Pipe(), err = Pipe()
+        let out = Pipe(), err = Pipe(), stdin = Pipe()
         process.standardOutput = out
         process.standardError = err
+        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try? stdin.fileHandleForWriting.close()
+        }
         stdout.drain(out.fileHandleForReading)
         stderr.drain(err.fileHandleForReading)
     }
@@ -68,8 +74,8 @@ final class GatewayProcess: Sendable {
         return process.terminationStatus
     }
 
-    static func run(_ arguments: [String]) async throws -> (status: Int32?, stdout: String, stderr: String) {
-        let child = try GatewayProcess(arguments)
+    static func run(_ arguments: [String], input: String? = nil) async throws -> (status: Int32?, stdout: String, stderr: String) {
+        let child = try GatewayProcess(arguments, input: input)
         let status = await child.waitForExit()
         return (status, child.output, child.errorOutput)
     }
@@ -109,6 +115,41 @@ struct CommandLineTests {
         #expect(result.stderr.contains("services.user_trading.instances[0].wieght (line 5): unknown key"))
         #expect(result.stderr.contains("services.user_trading.health_check.interval (line 6): invalid duration"))
         #expect(result.stderr.contains("routes[0].service (line 9): no service named \"user_tradng\""))
+    }
+
+    @Test func usersCommandManagesTheStoreNamedByTheConfig() async throws {
+        let path = try Self.writeConfig("""
+        services:
+          svc:
+            instances: [{url: "http://127.0.0.1:9000"}]
+        routes:
+          - {prefix: /api, service: svc}
+        auth:
+          bcrypt_cost: 4
+          roles:
+            trader: [trading:read, trading:write]
+            admin: ["gateway:admin"]
+        """)
+        var result = try await GatewayProcess.run(["users", "add", "alice", "--role", "trader", "--password-stdin", "--config", path],
+                                                  input: "correct-horse-battery\n")
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("added alice (id 1) with roles trader"))
+        result = try await GatewayProcess.run(["users", "add", "bob", "--password-stdin", "--config", path], input: "short\n")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("password: must be at least 10 characters"))
+        result = try await GatewayProcess.run(["users", "grant", "alice", "root", "--config", path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("no role root in auth.roles; roles: admin, trader"))
+        #expect(try await GatewayProcess.run(["users", "grant", "alice", "admin", "--config", path]).status == 0)
+        #expect(try await GatewayProcess.run(["users", "disable", "alice", "--config", path]).status == 0)
+        result = try await GatewayProcess.run(["users", "list", "--config", path])
+        #expect(result.stdout.contains("alice"))
+        #expect(result.stdout.contains("disabled"))
+        #expect(result.stdout.contains("gateway:admin,trading:read,trading:write"))
+        #expect(!result.stdout.contains("$2"), "no hash is ever printed")
+        // The store is the file next to the configuration, under data/.
+        let database = (path as NSString).deletingLastPathComponent + "/data/auth.sqlite"
+        #expect(FileManager.default.fileExists(atPath: database))
     }
 
     @Test func unreadableConfigIsAClearError() async throws {

@@ -20,6 +20,9 @@ extension GatewayConfig {
         if config.console.theme.contains("/") && !config.console.theme.hasPrefix("/") {
             config.console.theme = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(config.console.theme)
         }
+        if let database = config.auth.database, !database.hasPrefix("/") {
+            config.auth.database = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(database)
+        }
         if let relative = config.dataDirectory, !relative.hasPrefix("/") {
             config.dataDirectory = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(relative)
         } else if config.dataDirectory == nil {
@@ -82,6 +85,26 @@ extension GatewayConfig {
                 else { reader.report(telemetry.childPath("retention"), telemetry.node("retention"), "must be at most 24h") }
             }
             telemetry.finish()
+        }
+        if let auth = top.object("auth") {
+            if let database = auth.string("database") {
+                if database.isEmpty { reader.report(auth.childPath("database"), auth.node("database"), "must not be empty") } else { config.auth.database = database }
+            }
+            if let cost = auth.int("bcrypt_cost", in: 4...31) { config.auth.bcryptCost = cost }
+            if let roles = auth.object("roles") {
+                for role in roles.keys {
+                    guard let permissions = roles.stringList(role) else { continue }
+                    if !GatewayConfig.isValidName(role) {
+                        reader.report(roles.childPath(role), roles.node(role), "role names use letters, digits, '_', '.' and '-' only")
+                    }
+                    for permission in permissions where !GatewayConfig.isValidPermission(permission) {
+                        reader.report(roles.childPath(role), roles.node(role), "\"\(permission)\" is not a permission: use AREA:ACTION, e.g. trading:read")
+                    }
+                    config.auth.roles[role] = permissions
+                }
+                roles.finish()
+            }
+            auth.finish()
         }
         if let console = top.object("console") {
             if let theme = console.string("theme") {
@@ -279,5 +302,11 @@ extension GatewayConfig {
 
     static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 128 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }
+    }
+
+    /// `area:action`, each a name; the action may be `*` (every action of the area).
+    static func isValidPermission(_ permission: String) -> Bool {
+        let parts = permission.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 2 && isValidName(String(parts[0])) && (parts[1] == "*" || isValidName(String(parts[1])))
     }
 }

@@ -20,11 +20,36 @@ public struct GatewayConfig: Sendable, Equatable {
     public var telemetryRetention: Duration = .seconds(900)
     /// `console` — the operations console's settings (read at start).
     public var console = ConsoleConfig()
+    /// `auth` — the user store and roles.
+    public var auth = AuthConfig()
 
     public init() {}
 
     public func service(named name: String) -> ServiceConfig? {
         services.first { $0.name == name }
+    }
+}
+
+/// `auth` — where users live and what their roles allow.
+public struct AuthConfig: Sendable, Equatable {
+    /// `auth.database` — the SQLite file of users and roles. Default `auth.sqlite` in the data directory.
+    public var database: String?
+    /// `auth.bcrypt_cost` — bcrypt work factor for password hashes, 4–31. Default 12.
+    public var bcryptCost = 12
+    /// `auth.roles` — role name → permissions (`area:action`, e.g. `trading:read`). A user's
+    /// permissions are the union of their roles'.
+    public var roles: [String: [String]] = [:]
+
+    public init() {}
+
+    /// The permissions granted by `roles` (unknown roles grant nothing).
+    public func permissions(of roles: [String]) -> [String] {
+        Set(roles.flatMap { self.roles[$0] ?? [] }).sorted()
+    }
+
+    /// The database path for a configuration whose data directory is `dataDirectory`.
+    public func databasePath(dataDirectory: String?) -> String {
+        database ?? ((dataDirectory ?? "data") as NSString).appendingPathComponent("auth.sqlite")
     }
 }
 

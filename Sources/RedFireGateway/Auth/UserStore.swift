@@ -1,0 +1,226 @@
+import Foundation
+import GRDB
+import HummingbirdBcrypt
+import NIOPosix
+
+/// A user of the gateway: who may log in, and with which roles.
+public struct User: Sendable, Equatable {
+    public var id: Int64
+    public var username: String
+    public var email: String?
+    public var disabled: Bool
+    public var createdAt: Date
+    public var roles: [String]
+}
+
+public enum UserStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    case usernameTaken(String)
+    case noSuchUser(String)
+    /// Input that breaks a rule; each entry names the field and what is wrong.
+    case invalid([FieldProblem])
+
+    public var description: String {
+        switch self {
+        case .usernameTaken(let name): return "the username \(name) is taken"
+        case .noSuchUser(let name): return "no user named \(name)"
+        case .invalid(let problems): return problems.map { "\($0.field): \($0.message)" }.joined(separator: "; ")
+        }
+    }
+}
+
+/// One thing wrong with a field of a request (registration, password change).
+public struct FieldProblem: Sendable, Equatable {
+    public var field: String
+    public var message: String
+
+    public init(field: String, message: String) {
+        self.field = field
+        self.message = message
+    }
+}
+
+/// Users and their roles in an embedded SQLite database (GRDB), migrated at open. Passwords are
+/// stored as bcrypt hashes; hashing and verifying run on NIO's blocking thread pool, never on an
+/// event loop or the concurrency pool's few threads.
+public final class UserStore: Sendable {
+    public let path: String
+    let database: DatabaseQueue
+    let bcryptCost: Int
+    /// A real hash of a random password, verified against when a username does not exist, so that an
+    /// unknown user costs the same time as a wrong password.
+    private let decoyHash: String
+
+    /// Opens (creating the file and its directory if needed) and migrates the database at `path`.
+    public init(path: String, bcryptCost: Int = 12) throws {
+        self.path = path
+        self.bcryptCost = bcryptCost
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(5)
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+        decoyHash = Bcrypt.hash(UUID().uuidString, cost: UInt8(bcryptCost))
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: users and roles") { db in
+            try db.create(table: "users") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("username", .text).notNull().unique().collate(.nocase)
+                table.column("email", .text)
+                table.column("password_hash", .text).notNull()
+                table.column("disabled", .boolean).notNull().defaults(to: false)
+                table.column("created_at", .datetime).notNull()
+            }
+            try db.create(table: "user_roles") { table in
+                table.column("user_id", .integer).notNull().references("users", onDelete: .cascade)
+                table.column("role", .text).notNull()
+                table.primaryKey(["user_id", "role"])
+            }
+        }
+        return migrator
+    }
+
+    // MARK: Rules
+
+    /// Usernames: 3–32 characters of letters, digits, `_`, `.`, `-`, starting with a letter or digit.
+    public static func usernameProblems(_ username: String) -> [FieldProblem] {
+        var problems: [FieldProblem] = []
+        if !(3...32).contains(username.count) { problems.append(.init(field: "username", message: "must be 3 to 32 characters")) }
+        let allowed = username.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
+        if !allowed { problems.append(.init(field: "username", message: "may use letters, digits, '_', '.' and '-' only")) }
+        if let first = username.unicodeScalars.first, !CharacterSet.alphanumerics.contains(first) {
+            problems.append(.init(field: "username", message: "must start with a letter or digit"))
+        }
+        return problems
+    }
+
+    /// Passwords: 10–128 characters, not containing the username, not one repeated character (NIST SP 800-63B:
+    /// length over composition rules).
+    public static func passwordProblems(_ password: String, username: String) -> [FieldProblem] {
+        var problems: [FieldProblem] = []
+        if password.count < 10 { problems.append(.init(field: "password", message: "must be at least 10 characters")) }
+        if password.count > 128 { problems.append(.init(field: "password", message: "must be at most 128 characters")) }
+        if username.count >= 3 && password.lowercased().contains(username.lowercased()) {
+            problems.append(.init(field: "password", message: "must not contain the username"))
+        }
+        if let first = password.first, password.allSatisfy({ $0 == first }), !password.isEmpty {
+            problems.append(.init(field: "password", message: "must not repeat one character"))
+        }
+        return problems
+    }
+
+    public static func emailProblems(_ email: String?) -> [FieldProblem] {
+        guard let email else { return [] }
+        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
+        guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !email.contains(where: \.isWhitespace) else {
+            return [.init(field: "email", message: "is not an email address")]
+        }
+        return []
+    }
+
+    // MARK: Hashing off the event loops
+
+    func hash(_ password: String) async throws -> String {
+        let cost = UInt8(bcryptCost)
+        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+    }
+
+    func verify(_ password: String, hash: String) async throws -> Bool {
+        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+    }
+
+    // MARK: Users
+
+    @discardableResult
+    public func addUser(username: String, password: String, email: String? = nil, roles: [String] = []) async throws -> User {
+        let problems = Self.usernameProblems(username) + Self.passwordProblems(password, username: username) + Self.emailProblems(email)
+        guard problems.isEmpty else { throw UserStoreError.invalid(problems) }
+        let passwordHash = try await hash(password)
+        let now = Date()
+        return try await database.write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE username = ?", arguments: [username]) != nil {
+                throw UserStoreError.usernameTaken(username)
+            }
+            try db.execute(sql: "INSERT INTO users (username, email, password_hash, disabled, created_at) VALUES (?, ?, ?, 0, ?)",
+                           arguments: [username, email, passwordHash, now])
+            let id = db.lastInsertedRowID
+            for role in Set(roles) { try db.execute(sql: "INSERT INTO user_roles (user_id, role) VALUES (?, ?)", arguments: [id, role]) }
+            return User(id: id, username: username, email: email, disabled: false, createdAt: now, roles: Set(roles).sorted())
+        }
+    }
+
+    public func user(named username: String) async throws -> User? {
+        try await database.read { db in try Self.fetchUsers(db, where: "WHERE u.username = ?", [username]).first }
+    }
+
+    public func users() async throws -> [User] {
+        try await database.read { db in try Self.fetchUsers(db, where: "", []) }
+    }
+
+    private static func fetchUsers(_ db: Database, where clause: String, _ arguments: StatementArguments) throws -> [User] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT u.id, u.username, u.email, u.disabled, u.created_at, group_concat(r.role, ' ') AS roles
+            FROM users u LEFT JOIN user_roles r ON r.user_id = u.id \(clause)
+            GROUP BY u.id ORDER BY u.username
+            """, arguments: arguments)
+        return rows.map { row in
+            let roles: String? = row["roles"]
+            return User(id: row["id"], username: row["username"], email: row["email"], disabled: row["disabled"], createdAt: row["created_at"],
+                        roles: (roles ?? "").split(separator: " ").map(String.init).sorted())
+        }
+    }
+
+    public func setDisabled(_ username: String, _ disabled: Bool) async throws {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE users SET disabled = ? WHERE username = ?", arguments: [disabled, username])
+            guard db.changesCount == 1 else { throw UserStoreError.noSuchUser(username) }
+        }
+    }
+
+    public func setPassword(_ username: String, _ password: String) async throws {
+        let problems = Self.passwordProblems(password, username: username)
+        guard problems.isEmpty else { throw UserStoreError.invalid(problems) }
+        let passwordHash = try await hash(password)
+        try await database.write { db in
+            try db.execute(sql: "UPDATE users SET password_hash = ? WHERE username = ?", arguments: [passwordHash, username])
+            guard db.changesCount == 1 else { throw UserStoreError.noSuchUser(username) }
+        }
+    }
+
+    public func grant(_ username: String, role: String) async throws {
+        try await database.write { db in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE username = ?", arguments: [username]) else {
+                throw UserStoreError.noSuchUser(username)
+            }
+            try db.execute(sql: "INSERT OR IGNORE INTO user_roles (user_id, role) VALUES (?, ?)", arguments: [id, role])
+        }
+    }
+
+    public func revoke(_ username: String, role: String) async throws {
+        try await database.write { db in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE username = ?", arguments: [username]) else {
+                throw UserStoreError.noSuchUser(username)
+            }
+            try db.execute(sql: "DELETE FROM user_roles WHERE user_id = ? AND role = ?", arguments: [id, role])
+        }
+    }
+
+    /// The user when `password` is theirs and they are not disabled; nil otherwise. An unknown
+    /// username costs one bcrypt verification too, so it cannot be told apart by timing.
+    public func authenticate(username: String, password: String) async throws -> User? {
+        let found = try await database.read { db -> (User, String)? in
+            guard let user = try Self.fetchUsers(db, where: "WHERE u.username = ?", [username]).first,
+                  let hash = try String.fetchOne(db, sql: "SELECT password_hash FROM users WHERE id = ?", arguments: [user.id]) else { return nil }
+            return (user, hash)
+        }
+        guard let (user, hash) = found else {
+            _ = try await verify(password, hash: decoyHash)
+            return nil
+        }
+        guard try await verify(password, hash: hash), !user.disabled else { return nil }
+        return user
+    }
+}
