@@ -48,8 +48,19 @@ public final class Gateway: Service {
     }
 
     public func run() async throws {
+        let config = registry.state.config
+        var authEndpoints: AuthEndpoints?
+        if config.auth.isEnabled {
+            do {
+                let service = try await AuthService(config: config.auth, dataDirectory: config.dataDirectory)
+                authEndpoints = AuthEndpoints(auth: service, registrationOpen: config.auth.registration)
+            } catch {
+                listening.fail(error)
+                throw error
+            }
+        }
         let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
-                                         admin: AdminAPI(control: control).responder())
+                                         admin: AdminAPI(control: control).responder(), auth: authEndpoints)
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let connections = self.connections
         let app = Application(

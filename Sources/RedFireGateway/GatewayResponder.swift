@@ -11,6 +11,8 @@ struct GatewayResponder: HTTPResponder {
     let control: GatewayControl
     let forwarder: Forwarder
     let admin: AdminResponder
+    /// `/api/v1/auth/*` when authentication is configured.
+    let auth: AuthEndpoints?
 
     static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
     static let openAPIBody = ByteBuffer(string: OpenAPIDocument.json)
@@ -53,6 +55,10 @@ struct GatewayResponder: HTTPResponder {
             var context = context
             context.requestID = requestID
             return await admin.respond(to: request, context: context)
+        }
+
+        if let auth, path.hasPrefix(AuthEndpoints.prefix) {
+            return await auth.respond(to: request, path: path, requestID: requestID)
         }
 
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)

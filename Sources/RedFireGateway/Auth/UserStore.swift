@@ -80,6 +80,7 @@ public final class UserStore: Sendable {
                 table.primaryKey(["user_id", "role"])
             }
         }
+        registerRefreshMigration(&migrator)
         return migrator
     }
 
@@ -160,7 +161,7 @@ public final class UserStore: Sendable {
         try await database.read { db in try Self.fetchUsers(db, where: "", []) }
     }
 
-    private static func fetchUsers(_ db: Database, where clause: String, _ arguments: StatementArguments) throws -> [User] {
+    static func fetchUsers(_ db: Database, where clause: String, _ arguments: StatementArguments) throws -> [User] {
         let rows = try Row.fetchAll(db, sql: """
             SELECT u.id, u.username, u.email, u.disabled, u.created_at, group_concat(r.role, ' ') AS roles
             FROM users u LEFT JOIN user_roles r ON r.user_id = u.id \(clause)

@@ -91,6 +91,28 @@ extension GatewayConfig {
                 if database.isEmpty { reader.report(auth.childPath("database"), auth.node("database"), "must not be empty") } else { config.auth.database = database }
             }
             if let cost = auth.int("bcrypt_cost", in: 4...31) { config.auth.bcryptCost = cost }
+            if let secret = auth.string("jwt_secret") {
+                if secret.utf8.count >= 32 { config.auth.jwtSecret = secret }
+                else { reader.report(auth.childPath("jwt_secret"), auth.node("jwt_secret"), "must be at least 32 bytes (use ${JWT_SECRET} and a long random value)") }
+            }
+            if let file = auth.string("jwt_secret_file") {
+                if let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) {
+                    if text.utf8.count >= 32 { config.auth.jwtSecret = text }
+                    else { reader.report(auth.childPath("jwt_secret_file"), auth.node("jwt_secret_file"), "the secret in \(file) must be at least 32 bytes") }
+                } else {
+                    reader.report(auth.childPath("jwt_secret_file"), auth.node("jwt_secret_file"), "cannot read \(file)")
+                }
+            }
+            if let kid = auth.string("key_id") {
+                if GatewayConfig.isValidName(kid) { config.auth.keyID = kid } else { reader.report(auth.childPath("key_id"), auth.node("key_id"), "use letters, digits, '_', '.' and '-'") }
+            }
+            if let issuer = auth.string("issuer"), !issuer.isEmpty { config.auth.issuer = issuer }
+            if let audience = auth.string("audience"), !audience.isEmpty { config.auth.audience = audience }
+            if let ttl = auth.duration("access_token_ttl", atLeast: .seconds(10)) { config.auth.accessTokenTTL = ttl }
+            if let ttl = auth.duration("refresh_token_ttl", atLeast: .seconds(60)) { config.auth.refreshTokenTTL = ttl }
+            if let leeway = auth.duration("leeway") { config.auth.leeway = leeway }
+            if let registration = auth.bool("registration") { config.auth.registration = registration }
+            if let roles = auth.stringList("default_roles") { config.auth.defaultRoles = roles }
             if let roles = auth.object("roles") {
                 for role in roles.keys {
                     guard let permissions = roles.stringList(role) else { continue }
@@ -105,6 +127,9 @@ extension GatewayConfig {
                 roles.finish()
             }
             auth.finish()
+            for role in config.auth.defaultRoles where config.auth.roles[role] == nil {
+                reader.report("auth.default_roles", nil, "no role \(role) in auth.roles")
+            }
         }
         if let console = top.object("console") {
             if let theme = console.string("theme") {

@@ -39,8 +39,29 @@ public struct AuthConfig: Sendable, Equatable {
     /// `auth.roles` — role name → permissions (`area:action`, e.g. `trading:read`). A user's
     /// permissions are the union of their roles'.
     public var roles: [String: [String]] = [:]
+    /// `auth.jwt_secret` (or the contents of `auth.jwt_secret_file`) — the HS256 signing secret of
+    /// access tokens, at least 32 bytes. Without one the auth endpoints are off.
+    public var jwtSecret: String?
+    /// `auth.key_id` — the `kid` of the signing key. Default `k1`.
+    public var keyID = "k1"
+    /// `auth.issuer` / `auth.audience` — `iss` and `aud` of access tokens, checked on every token.
+    public var issuer = "redfire-gateway"
+    public var audience = "redfire-api"
+    /// `auth.access_token_ttl` — default 15 minutes.
+    public var accessTokenTTL: Duration = .seconds(900)
+    /// `auth.refresh_token_ttl` — default 30 days.
+    public var refreshTokenTTL: Duration = .seconds(30 * 86_400)
+    /// `auth.leeway` — clock skew tolerated on `exp` and `nbf`. Default 30 s.
+    public var leeway: Duration = .seconds(30)
+    /// `auth.registration` — whether `POST /api/v1/auth/register` is open. Default true.
+    public var registration = true
+    /// `auth.default_roles` — roles a self-registered user gets. Default none.
+    public var defaultRoles: [String] = []
 
     public init() {}
+
+    /// Whether the gateway serves `/api/v1/auth/*` (a signing secret is configured).
+    public var isEnabled: Bool { jwtSecret != nil }
 
     /// The permissions granted by `roles` (unknown roles grant nothing).
     public func permissions(of roles: [String]) -> [String] {

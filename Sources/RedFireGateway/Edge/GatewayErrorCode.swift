@@ -23,11 +23,17 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let conflict = Self(code: "conflict", status: .conflict, message: "The request conflicts with the current state.")
     public static let invalidRequest = Self(code: "invalid_request", status: .badRequest, message: "The request is malformed.")
     public static let invalidConfig = Self(code: "invalid_config", status: .unprocessableContent, message: "The configuration file was refused; the running configuration is unchanged.")
+    public static let invalidCredentials = Self(code: "invalid_credentials", status: .unauthorized, message: "The username or password is wrong.")
+    public static let invalidToken = Self(code: "invalid_token", status: .unauthorized, message: "The token is missing, malformed, expired or revoked.")
+    public static let usernameTaken = Self(code: "username_taken", status: .conflict, message: "This username is taken.")
+    public static let registrationClosed = Self(code: "registration_closed", status: .forbidden, message: "Registration is closed on this gateway.")
+    public static let validationFailed = Self(code: "validation_failed", status: .badRequest, message: "Some fields are invalid; see details.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
     public static let all: [GatewayErrorCode] = [
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
+        .invalidCredentials, .invalidToken, .usernameTaken, .registrationClosed, .validationFailed,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).

@@ -1,0 +1,197 @@
+import AsyncHTTPClient
+import DemoServices
+import Foundation
+import NIOCore
+import Testing
+
+@testable import RedFireGateway
+
+/// Register, login, refresh rotation, logout and token verification through the real gateway, with a
+/// real SQLite user store.
+@Suite("Authentication flow")
+struct AuthFlowTests {
+    static let secret = "test-signing-secret-0123456789abcdef"
+
+    static func authGateway(configure: (inout AuthConfig) -> Void = { _ in }) async throws -> (GatewayHarness, [DemoInstance]) {
+        let instances = try await startInstances(.userTrading, count: 1)
+        var config = GatewayConfig()
+        config.services = [serviceConfig("user_trading", instances)]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-auth-\(UUID().uuidString)").path
+        config.auth.jwtSecret = secret
+        config.auth.bcryptCost = 4
+        config.auth.roles = ["trader": ["trading:read", "trading:write"]]
+        config.auth.defaultRoles = ["trader"]
+        configure(&config.auth)
+        return (try await GatewayHarness.start(config), instances)
+    }
+
+    func post(_ gateway: GatewayHarness, _ path: String, _ json: String, token: String? = nil) async throws -> GatewayHarness.Reply {
+        try await gateway.send(.POST, path, headers: [("Content-Type", "application/json")] + (token.map { [("Authorization", "Bearer \($0)")] } ?? []),
+                               body: ByteBuffer(string: json))
+    }
+
+    func tokens(_ reply: GatewayHarness.Reply) throws -> (access: String, refresh: String) {
+        let object = try reply.json()
+        return (try #require(object["access_token"] as? String), try #require(object["refresh_token"] as? String))
+    }
+
+    func me(_ gateway: GatewayHarness, _ token: String) async throws -> GatewayHarness.Reply {
+        try await gateway.send("/api/v1/auth/me", headers: [("Authorization", "Bearer \(token)")])
+    }
+
+    @Test func registerLoginRefreshLogout() async throws {
+        let (gateway, instances) = try await Self.authGateway()
+        var reply = try await post(gateway, "/api/v1/auth/register", #"{"username":"alice","password":"correct-horse-battery","email":"alice@example.com"}"#)
+        #expect(reply.status == 201, "\(reply.body)")
+        #expect(try reply.json()["username"] as? String == "alice")
+        #expect(try reply.json()["roles"] as? [String] == ["trader"])
+        #expect(!reply.body.contains("password") && !reply.body.contains("$2"), "never the hash: \(reply.body)")
+
+        reply = try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"correct-horse-battery"}"#)
+        #expect(reply.status == 200)
+        #expect(try reply.json()["token_type"] as? String == "Bearer")
+        #expect(try reply.json()["expires_in"] as? Int == 900)
+        #expect(reply.headers.first(name: "Cache-Control") == "no-store")
+        let first = try tokens(reply)
+
+        reply = try await me(gateway, first.access)
+        #expect(reply.status == 200)
+        #expect(try reply.json()["username"] as? String == "alice")
+        #expect(try reply.json()["permissions"] as? [String] == ["trading:read", "trading:write"])
+
+        reply = try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(first.refresh)"}"#)
+        #expect(reply.status == 200)
+        let second = try tokens(reply)
+        #expect(second.refresh != first.refresh)
+        #expect(try await me(gateway, second.access).status == 200)
+
+        #expect(try await post(gateway, "/api/v1/auth/logout", "{}", token: second.access).status == 204)
+        // After logout the access token and the session's refresh token are both refused.
+        reply = try await me(gateway, second.access)
+        #expect(reply.status == 401)
+        #expect(reply.errorCode == "invalid_token")
+        #expect(reply.headers.first(name: "WWW-Authenticate")?.contains(#"error="invalid_token""#) == true)
+        #expect(try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(second.refresh)"}"#).status == 401)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func reusingARotatedRefreshTokenRevokesTheFamily() async throws {
+        let (gateway, instances) = try await Self.authGateway()
+        _ = try await post(gateway, "/api/v1/auth/register", #"{"username":"alice","password":"correct-horse-battery"}"#)
+        let first = try tokens(try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"correct-horse-battery"}"#))
+        let second = try tokens(try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(first.refresh)"}"#))
+        // The rotated-out token comes back (stolen copy): refused, and the newest token of the family dies too.
+        #expect(try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(first.refresh)"}"#).status == 401)
+        #expect(try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(second.refresh)"}"#).status == 401)
+
+        // Two concurrent refreshes of one token: exactly one 200.
+        let fresh = try tokens(try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"correct-horse-battery"}"#))
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<2 { group.addTask { try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(fresh.refresh)"}"#).status } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(statuses.sorted() == [200, 401], "\(statuses)")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func wrongUsernameAndWrongPasswordLookTheSame() async throws {
+        let (gateway, instances) = try await Self.authGateway()
+        _ = try await post(gateway, "/api/v1/auth/register", #"{"username":"alice","password":"correct-horse-battery"}"#)
+        let wrongPassword = try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"not-the-password"}"#)
+        let wrongUser = try await post(gateway, "/api/v1/auth/login", #"{"username":"mallory","password":"correct-horse-battery"}"#)
+        #expect(wrongPassword.status == 401 && wrongUser.status == 401)
+        #expect(wrongPassword.errorCode == "invalid_credentials" && wrongUser.errorCode == "invalid_credentials")
+        func withoutRequestID(_ body: String) throws -> String {
+            var object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [String: [String: Any]]
+            object["error"]?["request_id"] = nil
+            return String(decoding: try JSONSerialization.data(withJSONObject: object, options: .sortedKeys), as: UTF8.self)
+        }
+        #expect(try withoutRequestID(wrongPassword.body) == withoutRequestID(wrongUser.body))
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func registrationRefusesTakenNamesWeakInputAndCanBeClosed() async throws {
+        let (gateway, instances) = try await Self.authGateway()
+        _ = try await post(gateway, "/api/v1/auth/register", #"{"username":"alice","password":"correct-horse-battery"}"#)
+        var reply = try await post(gateway, "/api/v1/auth/register", #"{"username":"alice","password":"another-long-secret"}"#)
+        #expect(reply.status == 409 && reply.errorCode == "username_taken")
+        reply = try await post(gateway, "/api/v1/auth/register", #"{"username":"b!","password":"short"}"#)
+        #expect(reply.status == 400 && reply.errorCode == "validation_failed")
+        let details = try #require((try reply.json())["error"] as? [String: Any])
+        _ = details
+        let fields = ((try reply.json())["details"] as? [[String: String]])?.compactMap { $0["field"] } ?? []
+        #expect(Set(fields) == ["username", "password"], "\(reply.body)")
+        reply = try await post(gateway, "/api/v1/auth/register", "not json")
+        #expect(reply.status == 400 && reply.errorCode == "invalid_request")
+        #expect(try await gateway.send(.GET, "/api/v1/auth/login").status == 405)
+        await gateway.shutdown()
+        await stopAll(instances)
+
+        let (closed, more) = try await Self.authGateway { $0.registration = false }
+        reply = try await post(closed, "/api/v1/auth/register", #"{"username":"carol","password":"correct-horse-battery"}"#)
+        #expect(reply.status == 403 && reply.errorCode == "registration_closed")
+        await closed.shutdown()
+        await stopAll(more)
+    }
+
+    @Test func forgedAndForeignTokensAreRefused() async throws {
+        let (gateway, instances) = try await Self.authGateway()
+        _ = try await post(gateway, "/api/v1/auth/register", #"{"username":"alice","password":"correct-horse-battery"}"#)
+        let good = try tokens(try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"correct-horse-battery"}"#)).access
+        let parts = good.split(separator: ".").map(String.init)
+        func b64(_ json: String) -> String {
+            Data(json.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        }
+        let payload = String(decoding: AuthService.base64URLDecode(Substring(parts[1]))!, as: UTF8.self)
+        let cases: [(String, String)] = [
+            ("alg none", b64(#"{"alg":"none","typ":"JWT","kid":"k1"}"#) + "." + parts[1] + "."),
+            ("other algorithm", b64(#"{"alg":"HS512","typ":"JWT","kid":"k1"}"#) + "." + parts[1] + "." + parts[2]),
+            ("RS256 header", b64(#"{"alg":"RS256","typ":"JWT","kid":"k1"}"#) + "." + parts[1] + "." + parts[2]),
+            ("unknown kid", b64(#"{"alg":"HS256","typ":"JWT","kid":"k2"}"#) + "." + parts[1] + "." + parts[2]),
+            ("tampered payload", parts[0] + "." + b64(payload.replacingOccurrences(of: "alice", with: "admin")) + "." + parts[2]),
+            ("tampered signature", parts[0] + "." + parts[1] + "." + String(parts[2].reversed())),
+            ("garbage", "not-a-token"),
+            ("refresh token as access token", "x.y.z"),
+        ]
+        for (name, token) in cases {
+            let reply = try await me(gateway, token)
+            #expect(reply.status == 401, "\(name): \(reply.status)")
+            #expect(reply.errorCode == "invalid_token", "\(name)")
+            #expect(!reply.body.contains(token), "\(name): the token is not echoed")
+        }
+        #expect(try await gateway.send("/api/v1/auth/me").status == 401, "no credentials")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}
+
+/// Claims checks on tokens signed with the gateway's own key (so only the claims are wrong).
+@Suite("Access token claims")
+struct AccessTokenClaimTests {
+    @Test func claimsAreCheckedWithLeeway() async throws {
+        var config = AuthConfig()
+        config.jwtSecret = AuthFlowTests.secret
+        config.bcryptCost = 4
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-claims-\(UUID().uuidString)").path
+        let auth = try await AuthService(config: config, dataDirectory: directory)
+        let now = Date()
+        func token(_ change: (inout AccessClaims) -> Void) async throws -> String {
+            var claims = AccessClaims(sub: .init(value: "1"), name: "alice", roles: [], permissions: [], iat: .init(value: now), nbf: .init(value: now),
+                                      exp: .init(value: now.addingTimeInterval(600)), iss: .init(value: config.issuer), aud: .init(value: [config.audience]),
+                                      jti: .init(value: UUID().uuidString), typ: "access", sid: "s")
+            change(&claims)
+            return try await auth.keys.sign(claims, kid: .init(string: config.keyID))
+        }
+        #expect(await auth.verifyAccessToken(try await token { _ in }) != nil, "a correct token verifies")
+        #expect(await auth.verifyAccessToken(try await token { $0.exp = .init(value: now.addingTimeInterval(-10)) }) != nil, "expired within leeway")
+        #expect(await auth.verifyAccessToken(try await token { $0.exp = .init(value: now.addingTimeInterval(-60)) }) == nil, "expired")
+        #expect(await auth.verifyAccessToken(try await token { $0.nbf = .init(value: now.addingTimeInterval(120)) }) == nil, "not yet valid")
+        #expect(await auth.verifyAccessToken(try await token { $0.iss = .init(value: "someone-else") }) == nil, "wrong issuer")
+        #expect(await auth.verifyAccessToken(try await token { $0.aud = .init(value: ["other-api"]) }) == nil, "wrong audience")
+        #expect(await auth.verifyAccessToken(try await token { $0.typ = "refresh" }) == nil, "not an access token")
+    }
+}
