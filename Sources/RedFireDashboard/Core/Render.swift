@@ -5,7 +5,7 @@ import RedFireGateway
 /// snapshot tests can compare text and style masks. The theme only contributes its name (the
 /// buffer holds roles; the terminal layer maps roles to the theme's colours).
 public func render(_ state: ViewState, _ snapshot: GatewaySnapshot, theme: Theme, capabilities: TerminalCapabilities, size: ScreenSize) -> ScreenBuffer {
-    var frame = Frame(state: state, snapshot: snapshot, themeName: theme.name, glyphs: capabilities.glyphs, size: size)
+    var frame = Frame(state: state, snapshot: snapshot, themeName: theme.name, unicode: capabilities.unicode, size: size)
     frame.draw()
     return frame.buffer
 }
@@ -14,19 +14,21 @@ struct Frame {
     let state: ViewState
     let snapshot: GatewaySnapshot
     let themeName: String
+    /// The locale prints Unicode; otherwise glyphs are ASCII and everything drawn is transliterated.
+    let unicode: Bool
     let glyphs: Glyphs
     let size: ScreenSize
     var buffer: ScreenBuffer
 
-    init(state: ViewState, snapshot: GatewaySnapshot, themeName: String, glyphs: Glyphs, size: ScreenSize) {
+    init(state: ViewState, snapshot: GatewaySnapshot, themeName: String, unicode: Bool, size: ScreenSize) {
         self.state = state
         self.snapshot = snapshot
         self.themeName = themeName
-        self.glyphs = glyphs
+        self.unicode = unicode
+        self.glyphs = unicode ? .unicode : .ascii
         self.size = size
         self.buffer = ScreenBuffer(size: size)
-        // Without a UTF-8 locale non-ASCII characters vanish: transliterate everything drawn.
-        self.buffer.asciiOnly = glyphs.bar != "█"
+        self.buffer.asciiOnly = !unicode
     }
 
     struct Rect {
@@ -35,8 +37,6 @@ struct Frame {
         var width: Int
         var height: Int
     }
-
-    var unicode: Bool { glyphs.bar == "█" }
 
     mutating func draw() {
         guard size.width >= ScreenSize.minimum.width && size.height >= ScreenSize.minimum.height else {
@@ -83,8 +83,7 @@ struct Frame {
                      "now \(size.width)×\(size.height) — enlarge the window, or press q to quit"]
         for (index, line) in lines.enumerated() {
             let row = size.height / 2 - 1 + index
-            let text = unicode ? line : line.replacingOccurrences(of: "×", with: "x").replacingOccurrences(of: "—", with: "-")
-            buffer.put(text, row: row, column: max(0, (size.width - text.count) / 2), role: index == 0 ? .warning : .text)
+            buffer.put(line, row: row, column: max(0, (size.width - line.count) / 2), role: index == 0 ? .warning : .text)
         }
     }
 
@@ -315,7 +314,7 @@ struct Frame {
         let top = max(1, points.max() ?? 1)
         var text = String(repeating: " ", count: max(0, width - points.count))
         for value in points {
-            if value == 0 { text.append(unicode ? " " : " "); continue }
+            if value == 0 { text.append(" "); continue }
             let level = min(glyphs.sparks.count - 1, max(0, Int((Double(value) / Double(top) * Double(glyphs.sparks.count - 1)).rounded(.up))))
             text.append(glyphs.sparks[level])
         }

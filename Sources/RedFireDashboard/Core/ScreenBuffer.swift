@@ -12,8 +12,6 @@ public struct TerminalCapabilities: Sendable, Equatable {
     public static let color256 = TerminalCapabilities(colors: 256, unicode: true)
     public static let monochrome = TerminalCapabilities(colors: 0, unicode: true)
     public static let ascii = TerminalCapabilities(colors: 8, unicode: false)
-
-    var glyphs: Glyphs { unicode ? .unicode : .ascii }
 }
 
 /// The characters that differ between a Unicode and an ASCII terminal.

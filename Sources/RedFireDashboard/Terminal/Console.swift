@@ -175,8 +175,8 @@ public final class Console: Service, Sendable {
                 screen.draw(render(view, snapshot, theme: theme, capabilities: screen.capabilities, size: screen.size))
                 dirty = false
             }
-            let waitMillis = max(1, min(250, Int(((nextRefresh - ContinuousClock.now).components.attoseconds / 1_000_000_000_000_000))
-                                        + Int((nextRefresh - ContinuousClock.now).components.seconds) * 1000))
+            let untilRefresh = (nextRefresh - ContinuousClock.now).components
+            let waitMillis = max(1, min(250, Int(untilRefresh.seconds) * 1000 + Int(untilRefresh.attoseconds / 1_000_000_000_000_000)))
             guard let key = screen.readKey(timeoutMillis: waitMillis) else { continue }
             dirty = true
             if key == .resize { screen.resized() }
@@ -212,7 +212,7 @@ public final class Console: Service, Sendable {
                 view.message = result.applied ? "configuration reloaded (generation \(result.generation))"
                     : "reload refused: " + (result.problems.first.map { $0.description } ?? "unknown problem")
             case .quit:
-                view.shuttingDown = snapshot(inFlightOf: gateway)
+                view.shuttingDown = inFlightRequests()
                 requestQuit()
             }
         } catch {
@@ -220,7 +220,7 @@ public final class Console: Service, Sendable {
         }
     }
 
-    private func snapshot(inFlightOf gateway: Gateway) -> Int {
+    private func inFlightRequests() -> Int {
         gateway.registry.state.services.reduce(0) { $0 + $1.members.reduce(0) { $0 + $1.runtime.inFlight } }
     }
 }
