@@ -50,9 +50,11 @@ public final class Gateway: Service {
     public func run() async throws {
         let config = registry.state.config
         var authEndpoints: AuthEndpoints?
+        var authService: AuthService?
         if config.auth.isEnabled {
             do {
                 let service = try await AuthService(config: config.auth, dataDirectory: config.dataDirectory)
+                authService = service
                 authEndpoints = AuthEndpoints(auth: service, registrationOpen: config.auth.registration)
             } catch {
                 listening.fail(error)
@@ -60,7 +62,7 @@ public final class Gateway: Service {
             }
         }
         let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
-                                         admin: AdminAPI(control: control).responder(), auth: authEndpoints)
+                                         admin: AdminAPI(control: control).responder(auth: authService), auth: authEndpoints)
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let connections = self.connections
         let app = Application(

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import DemoServices
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Testing
 
 @testable import RedFireGateway
@@ -193,5 +194,51 @@ struct AccessTokenClaimTests {
         #expect(await auth.verifyAccessToken(try await token { $0.iss = .init(value: "someone-else") }) == nil, "wrong issuer")
         #expect(await auth.verifyAccessToken(try await token { $0.aud = .init(value: ["other-api"]) }) == nil, "wrong audience")
         #expect(await auth.verifyAccessToken(try await token { $0.typ = "refresh" }) == nil, "not an access token")
+    }
+}
+
+/// `/gateway/*` needs `gateway:admin`: a trader's token is refused on every admin route, an admin's
+/// works and is audited under the admin's name; the docs stay public.
+@Suite("Admin API permissions")
+struct AdminPermissionTests {
+    @Test func traderGets403OnEveryAdminRouteAndAdminGetsThrough() async throws {
+        let (gateway, instances) = try await AuthFlowTests.authGateway { $0.roles["admin"] = ["gateway:admin"] }
+        func post(_ path: String, _ json: String) async throws -> GatewayHarness.Reply {
+            try await gateway.send(.POST, path, headers: [("Content-Type", "application/json")], body: ByteBuffer(string: json))
+        }
+        _ = try await post("/api/v1/auth/register", #"{"username":"trader1","password":"correct-horse-battery"}"#)
+        _ = try await post("/api/v1/auth/register", #"{"username":"boss","password":"correct-horse-battery"}"#)
+        let store = try UserStore(path: gateway.registry.state.config.auth.databasePath(dataDirectory: gateway.registry.state.config.dataDirectory), bcryptCost: 4)
+        try await store.grant("boss", role: "admin")
+        let trader = try #require(try await post("/api/v1/auth/login", #"{"username":"trader1","password":"correct-horse-battery"}"#).json()["access_token"] as? String)
+        let admin = try #require(try await post("/api/v1/auth/login", #"{"username":"boss","password":"correct-horse-battery"}"#).json()["access_token"] as? String)
+
+        let router = AdminAPI(control: gateway.control).router()
+        var checked = 0
+        for route in router.routes {
+            let path = "/" + route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? ($0 == ":name" ? "user_trading" : "user_trading-1") : String($0) }
+                .joined(separator: "/")
+            let method = HTTPMethod(rawValue: route.method.rawValue)
+            let reply = try await gateway.send(method, path, headers: [("Authorization", "Bearer \(trader)")])
+            #expect(reply.status == 403, "\(route.method) \(path): \(reply.status)")
+            #expect(reply.errorCode == "forbidden")
+            #expect(reply.body.contains("gateway:admin"), "the 403 names the missing permission")
+            checked += 1
+        }
+        #expect(checked >= 13, "every admin route was tried")
+        #expect(try await gateway.send("/gateway/services", headers: [("Authorization", "Bearer not-a-token")]).status == 401)
+        #expect(try await gateway.send("/gateway/services").status == 401)
+
+        var reply = try await gateway.send("/gateway/services", headers: [("Authorization", "Bearer \(admin)")])
+        #expect(reply.status == 200)
+        reply = try await gateway.send(.POST, "/gateway/services/user_trading/instances/user_trading-1/drain", headers: [("Authorization", "Bearer \(admin)")])
+        #expect(reply.status == 200 || reply.status == 204, "\(reply.body)")
+        #expect(gateway.control.audit.recent(1).first?.actor == "admin-api:boss")
+
+        // Public: the API description.
+        #expect(try await gateway.send("/gateway/openapi.json").status == 200)
+        #expect(try await gateway.send("/gateway/docs").status == 200)
+        await gateway.shutdown()
+        await stopAll(instances)
     }
 }

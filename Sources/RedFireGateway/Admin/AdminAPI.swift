@@ -25,8 +25,9 @@ struct AdminAPI: Sendable {
         return decoder
     }()
 
-    func responder() -> AdminResponder {
-        AdminResponder(router: router().buildResponder(), registry: registry)
+    /// - Parameter auth: when set, an access token with `gateway:admin` is accepted besides `admin.token`.
+    func responder(auth: AuthService? = nil) -> AdminResponder {
+        AdminResponder(router: router().buildResponder(), registry: registry, auth: auth)
     }
 
     /// The admin routes (also read by the test that checks the OpenAPI document covers them all).
@@ -128,7 +129,7 @@ struct AdminAPI: Sendable {
         return router
     }
 
-    private func actor(_ context: GatewayRequestContext) -> String { "admin-api" }
+    private func actor(_ context: GatewayRequestContext) -> String { context.actor }
 
     private func decode<T: Decodable>(_ type: T.Type, _ request: Request) async throws -> T {
         var request = request
@@ -191,17 +192,35 @@ struct AdminAPI: Sendable {
     }
 }
 
-/// Authenticates admin requests and turns every failure into the error envelope.
+/// Authenticates admin requests and turns every failure into the error envelope. Accepted: the
+/// configured `admin.token` (an operator's break-glass credential), or a user's access token whose
+/// permissions include `gateway:admin` (or `gateway:*`); a valid token without it is 403.
 struct AdminResponder: Sendable {
     let router: RouterResponder<GatewayRequestContext>
     let registry: ServiceRegistry
+    let auth: AuthService?
+
+    static let permission = "gateway:admin"
 
     func respond(to request: Request, context: GatewayRequestContext) async -> Response {
+        var context = context
         // Read per request, so a reload can rotate the token.
-        guard let token = registry.state.config.adminToken else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              Self.constantTimeEquals(String(header.dropFirst(7)), token) else {
-            return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: [.wwwAuthenticate: #"Bearer realm="redfire-gateway-admin""#])
+        let adminToken = registry.state.config.adminToken
+        guard adminToken != nil || auth != nil else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
+        let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="redfire-gateway-admin""#]
+        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+            return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
+        }
+        let presented = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        if let adminToken, Self.constantTimeEquals(presented, adminToken) {
+            context.actor = "admin-api"
+        } else if let auth, let identity = await auth.verifyAccessToken(presented) {
+            guard identity.permissions.contains(Self.permission) || identity.permissions.contains("gateway:*") else {
+                return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
+            }
+            context.actor = "admin-api:\(identity.username)"
+        } else {
+            return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
         }
         do {
             let response = try await router.respond(to: request, context: context)

@@ -463,6 +463,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -530,6 +533,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -627,6 +633,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -734,6 +743,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -810,6 +822,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -886,6 +901,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -962,6 +980,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -1049,6 +1070,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -1106,6 +1130,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -1174,6 +1201,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -1231,6 +1261,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -1288,6 +1321,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -1344,6 +1380,9 @@ enum OpenAPIDocument {
         "security": [
           {
             "adminToken": []
+          },
+          {
+            "accessToken": []
           }
         ]
       }
@@ -1971,13 +2010,13 @@ enum OpenAPIDocument {
       "adminToken": {
         "type": "http",
         "scheme": "bearer",
-        "description": "admin.token from the configuration"
+        "description": "admin.token from the configuration (operators' break-glass credential)"
       },
       "accessToken": {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "access_token from /api/v1/auth/login"
+        "description": "access_token from /api/v1/auth/login; the admin API needs the gateway:admin permission (403 forbidden otherwise)"
       }
     }
   }

@@ -16,7 +16,8 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let badGateway = Self(code: "bad_gateway", status: .badGateway, message: "The service could not be reached or gave an invalid response.")
     public static let notReady = Self(code: "not_ready", status: .serviceUnavailable, message: "No route has a healthy instance yet.")
     public static let unauthorized = Self(code: "unauthorized", status: .unauthorized, message: "Credentials are missing or invalid.")
-    public static let adminDisabled = Self(code: "admin_disabled", status: .forbidden, message: "The admin API is disabled: set admin.token in the configuration.")
+    public static let adminDisabled = Self(code: "admin_disabled", status: .forbidden, message: "The admin API is disabled: set admin.token or auth in the configuration.")
+    public static let forbidden = Self(code: "forbidden", status: .forbidden, message: "The credentials lack a permission this needs.")
     public static let notFound = Self(code: "not_found", status: .notFound, message: "No such admin resource.")
     public static let serviceNotFound = Self(code: "service_not_found", status: .notFound, message: "No such service.")
     public static let instanceNotFound = Self(code: "instance_not_found", status: .notFound, message: "No such instance.")
@@ -33,7 +34,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let all: [GatewayErrorCode] = [
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
-        .invalidCredentials, .invalidToken, .usernameTaken, .registrationClosed, .validationFailed,
+        .forbidden, .invalidCredentials, .invalidToken, .usernameTaken, .registrationClosed, .validationFailed,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).
