@@ -48,9 +48,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // libncursesw from libncurses-dev (the module map links ncursesw and tinfo). No pkgConfig:
+        // SwiftPM would drop its -D flags anyway (the header defines what they would) and warn.
         .systemLibrary(
             name: "CNcurses",
-            pkgConfig: "ncursesw",
             providers: [.apt(["libncurses-dev"])]
         ),
         .target(name: "CTerminalSupport"),
