@@ -58,7 +58,8 @@ struct GatewayResponder: HTTPResponder {
         }
 
         if let auth, path.hasPrefix(AuthEndpoints.prefix) {
-            return await auth.respond(to: request, path: path, requestID: requestID)
+            // The TCP peer: forwarded-for headers are only trusted once trusted proxies are configured.
+            return await auth.respond(to: request, path: path, requestID: requestID, clientAddress: context.remoteAddress?.ipAddress)
         }
 
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)

@@ -242,3 +242,57 @@ struct AdminPermissionTests {
         await stopAll(instances)
     }
 }
+
+@Suite("Login throttling")
+struct LoginThrottleTests {
+    @Test func lockoutsDoubleUpToTheMaximumAndSuccessClears() {
+        let throttle = LoginThrottle(maxFailures: 3, baseLockout: .seconds(1), maxLockout: .seconds(5))
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        let user = [LoginThrottle.userKey("Alice")]
+        for index in 0..<2 { throttle.recordFailure(user: "alice", address: nil, now: start.addingTimeInterval(Double(index))) }
+        #expect(throttle.retryAfter(user, now: start.addingTimeInterval(2)) == nil, "below the threshold")
+        throttle.recordFailure(user: "alice", address: nil, now: start.addingTimeInterval(2))
+        #expect(throttle.retryAfter(user, now: start.addingTimeInterval(2)) == 1)
+        throttle.recordFailure(user: "ALICE", address: nil, now: start.addingTimeInterval(3))
+        #expect(throttle.retryAfter(user, now: start.addingTimeInterval(3)) == 2, "usernames compare without case; the lockout doubled")
+        for index in 0..<5 { throttle.recordFailure(user: "alice", address: nil, now: start.addingTimeInterval(4 + Double(index))) }
+        #expect(throttle.retryAfter(user, now: start.addingTimeInterval(8)) == 5, "capped at the maximum")
+        throttle.recordSuccess(user: "alice")
+        #expect(throttle.retryAfter(user, now: start.addingTimeInterval(8)) == nil)
+        // One address failing across many usernames is locked at four times the threshold.
+        for index in 0..<12 { throttle.recordFailure(user: "user\(index)", address: "203.0.113.9", now: start) }
+        #expect(throttle.retryAfter([LoginThrottle.addressKey("203.0.113.9")], now: start) == 1)
+    }
+
+    @Test func repeatedFailuresAreSlowedDownAndSayWhenToRetry() async throws {
+        let (gateway, instances) = try await AuthFlowTests.authGateway {
+            $0.maxLoginFailures = 3
+            $0.lockout = .seconds(1)
+        }
+        func login(_ user: String, _ password: String) async throws -> GatewayHarness.Reply {
+            try await gateway.send(.POST, "/api/v1/auth/login", headers: [("Content-Type", "application/json")],
+                                   body: ByteBuffer(string: #"{"username":"\#(user)","password":"\#(password)"}"#))
+        }
+        _ = try await gateway.send(.POST, "/api/v1/auth/register", headers: [("Content-Type", "application/json")],
+                                   body: ByteBuffer(string: #"{"username":"alice","password":"correct-horse-battery"}"#))
+        for _ in 0..<3 { #expect(try await login("alice", "wrong-password-x").status == 401) }
+        // Locked: even the right password waits, and the answer says how long.
+        var reply = try await login("alice", "correct-horse-battery")
+        #expect(reply.status == 429)
+        #expect(reply.errorCode == "too_many_attempts")
+        #expect(reply.headers.first(name: "Retry-After") == "1")
+        // Unknown usernames are throttled the same way, so throttling reveals nothing.
+        for _ in 0..<3 { #expect(try await login("nobody", "wrong-password-x").status == 401) }
+        #expect(try await login("nobody", "wrong-password-x").status == 429)
+        // After the lockout the right password works again.
+        let deadline = ContinuousClock.now + .seconds(10)
+        repeat {
+            reply = try await login("alice", "correct-horse-battery")
+            if reply.status == 200 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        } while ContinuousClock.now < deadline
+        #expect(reply.status == 200)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}

@@ -149,6 +149,23 @@ enum OpenAPIDocument {
                 }
               }
             }
+          },
+          "429": {
+            "description": "too many failed logins; Retry-After says when to try again",
+            "headers": {
+              "Retry-After": {
+                "schema": {
+                  "type": "integer"
+                }
+              }
+            },
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
           }
         },
         "security": []

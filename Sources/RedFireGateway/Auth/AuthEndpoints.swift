@@ -59,7 +59,7 @@ struct AuthEndpoints: Sendable {
 
     static let bearerChallenge = #"Bearer realm="redfire-gateway", error="invalid_token""#
 
-    func respond(to request: Request, path: Substring, requestID: String) async -> Response {
+    func respond(to request: Request, path: Substring, requestID: String, clientAddress: String?) async -> Response {
         let action = path.dropFirst(Self.prefix.count)
         let method = request.method
         let expected: HTTPRequest.Method
@@ -74,7 +74,7 @@ struct AuthEndpoints: Sendable {
         do {
             switch action {
             case "register": return try await register(request, requestID: requestID)
-            case "login": return try await login(request, requestID: requestID)
+            case "login": return try await login(request, requestID: requestID, clientAddress: clientAddress)
             case "refresh": return try await refresh(request, requestID: requestID)
             case "logout": return try await logout(request, requestID: requestID)
             default: return try await me(request, requestID: requestID)
@@ -132,12 +132,16 @@ struct AuthEndpoints: Sendable {
         }
     }
 
-    private func login(_ request: Request, requestID: String) async throws -> Response {
+    private func login(_ request: Request, requestID: String, clientAddress: String?) async throws -> Response {
         let body = try await decode(Credentials.self, request, example: #"{"username": "...", "password": "..."}"#)
-        guard let tokens = try await auth.login(username: body.username, password: body.password) else {
+        switch try await auth.login(username: body.username, password: body.password, clientAddress: clientAddress) {
+        case .success(let tokens):
+            return try json(.ok, tokens, requestID: requestID)
+        case .refused:
             return ErrorEnvelope.response(.invalidCredentials, requestID: requestID)
+        case .throttled(let seconds):
+            return ErrorEnvelope.response(.tooManyAttempts, requestID: requestID, headers: [.retryAfter: String(seconds)])
         }
-        return try json(.ok, tokens, requestID: requestID)
     }
 
     private func refresh(_ request: Request, requestID: String) async throws -> Response {

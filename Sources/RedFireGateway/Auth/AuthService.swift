@@ -45,12 +45,14 @@ public final class AuthService: Sendable {
     let keys: JWTKeyCollection
     /// Revoked access tokens (`jti` → expiry), kept until the token would have expired anyway.
     private let revoked = Mutex<[String: Date]>([:])
+    let throttle: LoginThrottle
 
     public init(config: AuthConfig, dataDirectory: String?) async throws {
         guard let secret = config.jwtSecret else { throw AuthSetupError.noSecret }
         self.config = config
         self.store = try UserStore(path: config.databasePath(dataDirectory: dataDirectory), bcryptCost: config.bcryptCost)
         self.keys = JWTKeyCollection()
+        self.throttle = LoginThrottle(maxFailures: config.maxLoginFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
         await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: JWKIdentifier(string: config.keyID))
     }
 
@@ -124,12 +126,26 @@ public final class AuthService: Sendable {
         try await store.addUser(username: username, password: password, email: email, roles: config.defaultRoles)
     }
 
-    /// A new session's tokens, or nil when the username or password is wrong or the user is disabled
-    /// (the same nil for all three, after the same bcrypt work).
-    public func login(username: String, password: String) async throws -> TokenPair? {
-        guard let user = try await store.authenticate(username: username, password: password) else { return nil }
+    public enum LoginOutcome: Sendable {
+        case success(TokenPair)
+        /// Wrong username, wrong password or disabled user — one answer for all three.
+        case refused
+        /// Too many recent failures for this username or address: try again after this many seconds.
+        case throttled(retryAfter: Int)
+    }
+
+    /// A new session's tokens, unless the credentials are wrong (the same answer, after the same bcrypt
+    /// work, for a wrong username, a wrong password and a disabled user) or too many attempts failed.
+    public func login(username: String, password: String, clientAddress: String? = nil) async throws -> LoginOutcome {
+        let keys = [LoginThrottle.userKey(username)] + (clientAddress.map { [LoginThrottle.addressKey($0)] } ?? [])
+        if let wait = throttle.retryAfter(keys) { return .throttled(retryAfter: max(1, Int(wait.rounded(.up)))) }
+        guard let user = try await store.authenticate(username: username, password: password) else {
+            throttle.recordFailure(user: username, address: clientAddress)
+            return .refused
+        }
+        throttle.recordSuccess(user: username)
         let (refresh, family) = try await store.issueRefreshToken(userID: user.id, ttl: config.refreshTokenTTL)
-        return try await issue(for: user, session: family, refreshToken: refresh)
+        return .success(try await issue(for: user, session: family, refreshToken: refresh))
     }
 
     public func refresh(_ token: String) async throws -> TokenPair? {

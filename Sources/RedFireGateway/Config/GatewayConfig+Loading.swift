@@ -113,6 +113,9 @@ extension GatewayConfig {
             if let leeway = auth.duration("leeway") { config.auth.leeway = leeway }
             if let registration = auth.bool("registration") { config.auth.registration = registration }
             if let roles = auth.stringList("default_roles") { config.auth.defaultRoles = roles }
+            if let failures = auth.int("max_login_failures", in: 1...1000) { config.auth.maxLoginFailures = failures }
+            if let lockout = auth.duration("lockout", atLeast: .milliseconds(10)) { config.auth.lockout = lockout }
+            if let lockout = auth.duration("max_lockout", atLeast: .seconds(1)) { config.auth.maxLockout = lockout }
             if let roles = auth.object("roles") {
                 for role in roles.keys {
                     guard let permissions = roles.stringList(role) else { continue }

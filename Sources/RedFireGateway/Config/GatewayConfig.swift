@@ -57,6 +57,13 @@ public struct AuthConfig: Sendable, Equatable {
     public var registration = true
     /// `auth.default_roles` — roles a self-registered user gets. Default none.
     public var defaultRoles: [String] = []
+    /// `auth.max_login_failures` — failed logins for one username before lockouts start (four times as
+    /// many for one client address). Default 5.
+    public var maxLoginFailures = 5
+    /// `auth.lockout` / `auth.max_lockout` — the first lockout, doubled with each further failure up to
+    /// the maximum. Defaults 1 s and 15 min.
+    public var lockout: Duration = .seconds(1)
+    public var maxLockout: Duration = .seconds(900)
 
     public init() {}
 

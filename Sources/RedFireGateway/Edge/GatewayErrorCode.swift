@@ -26,6 +26,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let invalidConfig = Self(code: "invalid_config", status: .unprocessableContent, message: "The configuration file was refused; the running configuration is unchanged.")
     public static let invalidCredentials = Self(code: "invalid_credentials", status: .unauthorized, message: "The username or password is wrong.")
     public static let invalidToken = Self(code: "invalid_token", status: .unauthorized, message: "The token is missing, malformed, expired or revoked.")
+    public static let tooManyAttempts = Self(code: "too_many_attempts", status: .tooManyRequests, message: "Too many failed logins. Retry after the time in Retry-After.")
     public static let usernameTaken = Self(code: "username_taken", status: .conflict, message: "This username is taken.")
     public static let registrationClosed = Self(code: "registration_closed", status: .forbidden, message: "Registration is closed on this gateway.")
     public static let validationFailed = Self(code: "validation_failed", status: .badRequest, message: "Some fields are invalid; see details.")
@@ -34,7 +35,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let all: [GatewayErrorCode] = [
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
-        .forbidden, .invalidCredentials, .invalidToken, .usernameTaken, .registrationClosed, .validationFailed,
+        .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).
