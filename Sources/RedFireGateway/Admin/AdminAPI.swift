@@ -5,25 +5,15 @@ import NIOCore
 
 /// The admin API under `/gateway/*`: services and instances with their state and recent figures,
 /// registration, drain, strategy, routes, stats and the audit trail. Every change goes through
-/// `GatewayControl`. Until user authentication exists it is protected by a bearer token from the
-/// configuration (`admin.token`); without one it is disabled.
+/// `GatewayControl`. Callers need the `gateway:admin` permission in a user's access token, or the
+/// operators' `admin.token` from the configuration; with neither configured it is disabled.
 struct AdminAPI: Sendable {
     let control: GatewayControl
 
     var registry: ServiceRegistry { control.registry }
 
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }()
-
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }()
+    static let encoder = APIJSON.encoder
+    static let decoder = APIJSON.decoder
 
     /// - Parameter auth: when set, an access token with `gateway:admin` is accepted besides `admin.token`.
     func responder(auth: AuthService? = nil) -> AdminResponder {
@@ -190,6 +180,24 @@ struct AdminAPI: Sendable {
         return StatsView(window: window, windowSeconds: gateway.seconds, generation: state.generation, gateway: WindowView(gateway),
                          routes: routes, services: services, instances: instances)
     }
+}
+
+/// The JSON of the gateway's own API (admin and auth): snake_case keys, sorted, ISO 8601 dates.
+/// Built once: neither coder is made per request.
+enum APIJSON {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
 }
 
 /// Authenticates admin requests and turns every failure into the error envelope. Accepted: the

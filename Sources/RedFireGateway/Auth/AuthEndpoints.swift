@@ -43,19 +43,8 @@ struct AuthEndpoints: Sendable {
         var message: String
     }
 
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }()
-
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }()
+    static let encoder = APIJSON.encoder
+    static let decoder = APIJSON.decoder
 
     static let bearerChallenge = #"Bearer realm="redfire-gateway", error="invalid_token""#
 
