@@ -23,7 +23,6 @@ static inline void redfire_flush_stdout(void) { fflush(stdout); }
 static inline int redfire_lines(void) { return LINES; }
 static inline int redfire_cols(void) { return COLS; }
 static inline int redfire_colors(void) { return COLORS; }
-static inline int redfire_color_pairs(void) { return COLOR_PAIRS; }
 
 static inline attr_t redfire_attr_normal(void) { return A_NORMAL; }
 static inline attr_t redfire_attr_bold(void) { return A_BOLD; }

@@ -25,6 +25,16 @@ struct ConfigTests {
         #expect(config.routes.last?.methods == ["GET"])
     }
 
+    /// One service, one route: a base other sections are appended to.
+    static let minimalYAML = """
+    services:
+      svc:
+        instances: [{url: "http://127.0.0.1:9000"}]
+    routes:
+      - {prefix: /api, service: svc}
+
+    """
+
     @Test func defaultsApplyWhenKeysAreAbsent() throws {
         let config = try GatewayConfig.parse(yaml: """
         services:
@@ -46,14 +56,7 @@ struct ConfigTests {
     }
 
     @Test func consoleSectionIsReadAndChecked() throws {
-        let base = """
-        services:
-          svc:
-            instances: [{url: "http://127.0.0.1:9000"}]
-        routes:
-          - {prefix: /api, service: svc}
-
-        """
+        let base = Self.minimalYAML
         let config = try GatewayConfig.parse(yaml: base + "console: {theme: high-contrast, refresh_rate: 10, log_file: /tmp/g.log, read_only: true}", environment: [:])
         #expect(config.console.theme == "high-contrast")
         #expect(config.console.refreshRate == 10)

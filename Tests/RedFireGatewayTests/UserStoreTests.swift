@@ -75,14 +75,7 @@ struct UserStoreTests {
     }
 
     @Test func authSectionIsReadAndChecked() throws {
-        let base = """
-        services:
-          svc:
-            instances: [{url: "http://127.0.0.1:9000"}]
-        routes:
-          - {prefix: /api, service: svc}
-
-        """
+        let base = ConfigTests.minimalYAML
         let config = try GatewayConfig.parse(yaml: base + """
         auth:
           bcrypt_cost: 10

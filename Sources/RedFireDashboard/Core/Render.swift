@@ -604,7 +604,7 @@ struct Frame {
         case .command:
             return  // drawn in the footer
         case .quit(let focus):
-            let inFlight = snapshot.services.reduce(0) { $0 + $1.instances.reduce(0) { $0 + $1.inFlight } }
+            let inFlight = snapshot.inFlight
             let inner = drawBox(title: "Quit RedFire Gateway?", width: 62, height: 7)
             buffer.put("The gateway stops accepting connections; the \(inFlight)", row: inner.row, column: inner.column, role: .dialog, width: inner.width)
             buffer.put("request(s) in flight finish first.", row: inner.row + 1, column: inner.column, role: .dialog, width: inner.width)

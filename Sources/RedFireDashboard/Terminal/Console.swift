@@ -158,7 +158,7 @@ public final class Console: Service, Sendable {
                 if !view.paused || shuttingDown { snapshot = gateway.snapshot(windowSeconds: view.window.seconds) }
                 view.now = Date()
                 if shuttingDown {
-                    view.shuttingDown = snapshot.services.reduce(0) { $0 + $1.instances.reduce(0) { $0 + $1.inFlight } }
+                    view.shuttingDown = snapshot.inFlight
                     view.modal = nil
                     view.showHelp = false
                 }
@@ -188,12 +188,12 @@ public final class Console: Service, Sendable {
             if view.window != windowBefore || (wasPaused && !view.paused) {
                 snapshot = gateway.snapshot(windowSeconds: view.window.seconds)
             }
-            for command in commands { execute(command, view: &view) }
+            for command in commands { execute(command, view: &view, snapshot: snapshot) }
             if !commands.isEmpty { snapshot = gateway.snapshot(windowSeconds: view.window.seconds) }
         }
     }
 
-    private func execute(_ command: Command, view: inout ViewState) {
+    private func execute(_ command: Command, view: inout ViewState, snapshot: GatewaySnapshot) {
         let control = gateway.control
         let actor = "console"
         do {
@@ -212,15 +212,11 @@ public final class Console: Service, Sendable {
                 view.message = result.applied ? "configuration reloaded (generation \(result.generation))"
                     : "reload refused: " + (result.problems.first.map { $0.description } ?? "unknown problem")
             case .quit:
-                view.shuttingDown = inFlightRequests()
+                view.shuttingDown = snapshot.inFlight
                 requestQuit()
             }
         } catch {
             view.message = "\(error)"
         }
-    }
-
-    private func inFlightRequests() -> Int {
-        gateway.registry.state.services.reduce(0) { $0 + $1.members.reduce(0) { $0 + $1.runtime.inFlight } }
     }
 }

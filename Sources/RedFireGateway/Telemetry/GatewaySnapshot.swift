@@ -198,6 +198,9 @@ public struct GatewaySnapshot: Sendable {
 
     public func service(named name: String) -> Service? { services.first { $0.name == name } }
 
+    /// Requests in flight to any instance.
+    public var inFlight: Int { services.reduce(0) { $0 + $1.instances.reduce(0) { $0 + $1.inFlight } } }
+
     public func instance(id: String) -> Instance? {
         for service in services { if let found = service.instances.first(where: { $0.id == id }) { return found } }
         return nil
