@@ -1,3 +1,4 @@
+import Foundation
 import Atomics
 import Hummingbird
 import Logging
@@ -51,18 +52,25 @@ public final class Gateway: Service {
         let config = registry.state.config
         var authEndpoints: AuthEndpoints?
         var authService: AuthService?
+        var authorizer: Authorizer?
+        var gatewayTokens: GatewayTokenIssuer?
         if config.auth.isEnabled {
             do {
                 let service = try await AuthService(config: config.auth, dataDirectory: config.dataDirectory)
                 authService = service
                 authEndpoints = AuthEndpoints(auth: service, registrationOpen: config.auth.registration)
+                authorizer = Authorizer(auth: service, publicPaths: config.auth.publicPaths)
+                let key = try GatewayTokenIssuer.loadOrCreateKey(path: config.auth.gatewayTokenKeyPath(dataDirectory: config.dataDirectory))
+                gatewayTokens = GatewayTokenIssuer(key: key, issuer: config.auth.issuer, lifetime: config.auth.gatewayTokenTTL)
             } catch {
                 listening.fail(error)
                 throw error
             }
         }
         let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
-                                         admin: AdminAPI(control: control).responder(auth: authService), auth: authEndpoints)
+                                         admin: AdminAPI(control: control).responder(auth: authService), auth: authEndpoints,
+                                         authorizer: authorizer, gatewayTokens: gatewayTokens,
+                                         jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService))
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let connections = self.connections
         let app = Application(
@@ -84,6 +92,21 @@ public final class Gateway: Service {
             listening.fail(error)
             throw error
         }
+    }
+}
+
+extension Gateway {
+    /// `{"keys": [...]}`: the gateway-token key and any asymmetric access-token keys (never a secret).
+    static func jwks(gatewayTokens: GatewayTokenIssuer?, auth: AuthService?) -> ByteBuffer {
+        var keys: [[String: String]] = []
+        if let gatewayTokens { keys.append(gatewayTokens.jwk) }
+        if let auth {
+            for (kid, key) in auth.verificationKeys.sorted(by: { $0.key < $1.key }) {
+                if let jwk = key.jwk(keyID: kid) { keys.append(jwk) }
+            }
+        }
+        let data = (try? APIJSON.encoder.encode(["keys": keys])) ?? Data(#"{"keys":[]}"#.utf8)
+        return ByteBuffer(bytes: data)
     }
 }
 

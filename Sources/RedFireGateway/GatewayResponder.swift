@@ -13,6 +13,12 @@ struct GatewayResponder: HTTPResponder {
     let admin: AdminResponder
     /// `/api/v1/auth/*` when authentication is configured.
     let auth: AuthEndpoints?
+    /// Route permissions when authentication is configured; without it every route is forwarded as is.
+    let authorizer: Authorizer?
+    /// Mints `X-Gateway-Token` (with authentication).
+    let gatewayTokens: GatewayTokenIssuer?
+    /// `/gateway/jwks.json`: the public keys services verify gateway tokens (and access tokens) with.
+    let jwksBody: ByteBuffer
 
     static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
     static let openAPIBody = ByteBuffer(string: OpenAPIDocument.json)
@@ -28,14 +34,24 @@ struct GatewayResponder: HTTPResponder {
         } else {
             requestID = GatewayRequestID.generate()
         }
-        let target = head.path ?? "/"
-        let path: Substring = target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
+        // One normalized path for everything below: the gateway's own endpoints, route matching,
+        // authorization and what the service receives.
+        let target: RequestTarget
+        do {
+            target = try RequestTarget.parse(head.path ?? "/")
+        } catch {
+            return ErrorEnvelope.response(.invalidPath.with(message: error.description), requestID: requestID)
+        }
+        let path = Substring(target.path)
 
         switch path {
         case "/health":
             return Self.json(.ok, Self.okBody, requestID: requestID)
         case "/gateway/openapi.json":
             return Self.json(.ok, Self.openAPIBody, requestID: requestID)
+        case "/gateway/jwks.json":
+            return Response(status: .ok, headers: [.contentType: "application/json", .requestID: requestID, .cacheControl: "public, max-age=300"],
+                            body: .init(byteBuffer: jwksBody))
         case "/gateway/docs":
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .requestID: requestID,
                                                    .contentSecurityPolicy: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"],
@@ -54,7 +70,7 @@ struct GatewayResponder: HTTPResponder {
         if path.hasPrefix("/gateway/") || path == "/gateway" {
             var context = context
             context.requestID = requestID
-            return await admin.respond(to: request, context: context)
+            return await admin.respond(to: request, context: context, target: target)
         }
 
         if let auth, path.hasPrefix(AuthEndpoints.prefix) {
@@ -75,7 +91,19 @@ struct GatewayResponder: HTTPResponder {
             recorder.finish(status: 405)
             return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
         }
-        return await forwarder.forward(request, route: route, requestID: requestID, clientIP: context.remoteAddress?.ipAddress, recorder: recorder)
+        var identity = UpstreamIdentity.transparent
+        if let authorizer {
+            switch authorizer.authorize(head, path: target.path, route: route, requestID: requestID) {
+            case .deny(let response):
+                recorder.finish(status: response.status.code)
+                return response
+            case .allow(let caller):
+                identity = UpstreamIdentity(identity: caller, gatewayToken: gatewayTokens?.token(service: route.pool.service.name, identity: caller),
+                                            keepCredentials: route.config.forwardAuthorization)
+            }
+        }
+        return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.remoteAddress?.ipAddress,
+                                       identity: identity, recorder: recorder)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> Response {

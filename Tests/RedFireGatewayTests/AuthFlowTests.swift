@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import DemoServices
 import Foundation
 import NIOCore
@@ -17,7 +18,8 @@ struct AuthFlowTests {
         let instances = try await startInstances(.userTrading, count: 1)
         var config = GatewayConfig()
         config.services = [serviceConfig("user_trading", instances)]
-        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading",
+                                     permissions: RoutePermissions(read: "trading:read", write: "trading:write"))]
         config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-auth-\(UUID().uuidString)").path
         config.auth.jwtSecret = secret
         config.auth.bcryptCost = 4
@@ -59,6 +61,11 @@ struct AuthFlowTests {
         reply = try await me(gateway, first.access)
         #expect(reply.status == 200)
         #expect(try reply.json()["username"] as? String == "alice")
+        func orders(_ token: String) async throws -> Int {
+            try await gateway.send("/api/v1/trading/orders", headers: [("Authorization", "Bearer \(token)")]).status
+        }
+        #expect(try await orders(first.access) == 200, "a protected route with the access token")
+        #expect(try await gateway.send("/api/v1/trading/orders").status == 401, "and not without")
         #expect(try reply.json()["permissions"] as? [String] == ["trading:read", "trading:write"])
 
         reply = try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(first.refresh)"}"#)
@@ -66,9 +73,11 @@ struct AuthFlowTests {
         let second = try tokens(reply)
         #expect(second.refresh != first.refresh)
         #expect(try await me(gateway, second.access).status == 200)
+        #expect(try await orders(second.access) == 200)
 
         #expect(try await post(gateway, "/api/v1/auth/logout", "{}", token: second.access).status == 204)
         // After logout the access token and the session's refresh token are both refused.
+        #expect(try await orders(second.access) == 401, "the logged-out access token no longer opens the route")
         reply = try await me(gateway, second.access)
         #expect(reply.status == 401)
         #expect(reply.errorCode == "invalid_token")
@@ -147,7 +156,20 @@ struct AuthFlowTests {
         func b64(_ json: String) -> String {
             Data(json.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         }
-        let payload = String(decoding: AuthService.base64URLDecode(Substring(parts[1]))!, as: UTF8.self)
+        let payload = String(decoding: Base64URL.decode(parts[1].utf8)!, as: UTF8.self)
+        let now = Int(Date().timeIntervalSince1970)
+        let ourKey = SigningKey.hmac(SymmetricKey(data: Array(Self.secret.utf8)))
+        // Correctly signed with the gateway's own key, but without `exp`.
+        struct NoExpiry: Encodable {
+            var sub = "1", name = "alice", iss = "redfire-gateway", aud = "redfire-api", typ = "access", jti = "j", sid = "s"
+            var roles = ["trader"], permissions = ["trading:read"]
+            var iat: Int, nbf: Int
+        }
+        let noExpiry = try JWS.sign(payload: NoExpiry(iat: now, nbf: now), key: ourKey, keyID: "k1")
+        // Signed by an attacker's key that the header points to (jwk/jku are never followed).
+        let attacker = P256.Signing.PrivateKey()
+        let embedded = b64(#"{"alg":"ES256","typ":"JWT","kid":"k1","jku":"http://127.0.0.1:1/jwks.json","jwk":{"kty":"EC","crv":"P-256","x":"\#(Base64URL.encode(Array(attacker.publicKey.x963Representation[1..<33])))","y":"\#(Base64URL.encode(Array(attacker.publicKey.x963Representation[33..<65])))"}}"#)
+        let embeddedSignature = Base64URL.encode(Array(try attacker.signature(for: Array((embedded + "." + parts[1]).utf8)).rawRepresentation))
         let cases: [(String, String)] = [
             ("alg none", b64(#"{"alg":"none","typ":"JWT","kid":"k1"}"#) + "." + parts[1] + "."),
             ("other algorithm", b64(#"{"alg":"HS512","typ":"JWT","kid":"k1"}"#) + "." + parts[1] + "." + parts[2]),
@@ -156,6 +178,11 @@ struct AuthFlowTests {
             ("tampered payload", parts[0] + "." + b64(payload.replacingOccurrences(of: "alice", with: "admin")) + "." + parts[2]),
             ("tampered signature", parts[0] + "." + parts[1] + "." + String(parts[2].reversed())),
             ("garbage", "not-a-token"),
+            ("oversized", parts[0] + "." + b64(String(repeating: "a", count: 9000)) + "." + parts[2]),
+            ("no exp", noExpiry),
+            ("attacker key in jwk/jku header", embedded + "." + parts[1] + "." + embeddedSignature),
+            ("HS256 signed with the token's own payload as secret", parts[0] + "." + parts[1] + "."
+                + Base64URL.encode(Array(HMAC<SHA256>.authenticationCode(for: Array((parts[0] + "." + parts[1]).utf8), using: SymmetricKey(data: Array("k1".utf8)))))),
             ("refresh token as access token", "x.y.z"),
         ]
         for (name, token) in cases {
@@ -181,19 +208,20 @@ struct AccessTokenClaimTests {
         let auth = try await AuthService(config: config, dataDirectory: directory)
         let now = Date()
         func token(_ change: (inout AccessClaims) -> Void) async throws -> String {
-            var claims = AccessClaims(sub: .init(value: "1"), name: "alice", roles: [], permissions: [], iat: .init(value: now), nbf: .init(value: now),
-                                      exp: .init(value: now.addingTimeInterval(600)), iss: .init(value: config.issuer), aud: .init(value: [config.audience]),
-                                      jti: .init(value: UUID().uuidString), typ: "access", sid: "s")
+            var claims = AccessClaims(sub: "1", name: "alice", roles: [], permissions: [], iat: NumericDate(now), nbf: NumericDate(now),
+                                      exp: NumericDate(now.addingTimeInterval(600)), iss: config.issuer, aud: Audience([config.audience]),
+                                      jti: UUID().uuidString, typ: "access", sid: "s")
             change(&claims)
-            return try await auth.keys.sign(claims, kid: .init(string: config.keyID))
+            return try JWS.sign(payload: claims, key: auth.signingKey, keyID: config.keyID)
         }
-        #expect(await auth.verifyAccessToken(try await token { _ in }) != nil, "a correct token verifies")
-        #expect(await auth.verifyAccessToken(try await token { $0.exp = .init(value: now.addingTimeInterval(-10)) }) != nil, "expired within leeway")
-        #expect(await auth.verifyAccessToken(try await token { $0.exp = .init(value: now.addingTimeInterval(-60)) }) == nil, "expired")
-        #expect(await auth.verifyAccessToken(try await token { $0.nbf = .init(value: now.addingTimeInterval(120)) }) == nil, "not yet valid")
-        #expect(await auth.verifyAccessToken(try await token { $0.iss = .init(value: "someone-else") }) == nil, "wrong issuer")
-        #expect(await auth.verifyAccessToken(try await token { $0.aud = .init(value: ["other-api"]) }) == nil, "wrong audience")
-        #expect(await auth.verifyAccessToken(try await token { $0.typ = "refresh" }) == nil, "not an access token")
+        #expect(auth.verifyAccessToken(try await token { _ in }) != nil, "a correct token verifies")
+        #expect(auth.verifyAccessToken(try await token { $0.exp = NumericDate(now.addingTimeInterval(-10)) }) != nil, "expired within leeway")
+        #expect(auth.verifyAccessToken(try await token { $0.exp = NumericDate(now.addingTimeInterval(-60)) }) == nil, "expired")
+        #expect(auth.verifyAccessToken(try await token { $0.nbf = NumericDate(now.addingTimeInterval(120)) }) == nil, "not yet valid")
+        #expect(auth.verifyAccessToken(try await token { $0.iss = "someone-else" }) == nil, "wrong issuer")
+        #expect(auth.verifyAccessToken(try await token { $0.aud = Audience(["other-api"]) }) == nil, "wrong audience")
+        #expect(auth.verifyAccessToken(try await token { $0.aud = Audience(["x", config.audience]) }) != nil, "audience in a list")
+        #expect(auth.verifyAccessToken(try await token { $0.typ = "refresh" }) == nil, "not an access token")
     }
 }
 

@@ -210,8 +210,12 @@ struct AdminResponder: Sendable {
 
     static let permission = "gateway:admin"
 
-    func respond(to request: Request, context: GatewayRequestContext) async -> Response {
+    /// - Parameter target: the normalized request target; the router sees this path, not the raw one.
+    func respond(to request: Request, context: GatewayRequestContext, target: RequestTarget) async -> Response {
         var context = context
+        var head = request.head
+        head.path = target.upstreamTarget
+        let request = Request(head: head, body: request.body)
         // Read per request, so a reload can rotate the token.
         let adminToken = registry.state.config.adminToken
         guard adminToken != nil || auth != nil else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
@@ -222,7 +226,7 @@ struct AdminResponder: Sendable {
         let presented = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         if let adminToken, Self.constantTimeEquals(presented, adminToken) {
             context.actor = "admin-api"
-        } else if let auth, let identity = await auth.verifyAccessToken(presented) {
+        } else if let auth, let identity = auth.verifyAccessToken(presented) {
             guard identity.permissions.contains(Self.permission) || identity.permissions.contains("gateway:*") else {
                 return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
             }

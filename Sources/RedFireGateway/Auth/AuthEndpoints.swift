@@ -46,8 +46,6 @@ struct AuthEndpoints: Sendable {
     static let encoder = APIJSON.encoder
     static let decoder = APIJSON.decoder
 
-    static let bearerChallenge = #"Bearer realm="redfire-gateway", error="invalid_token""#
-
     func respond(to request: Request, path: Substring, requestID: String, clientAddress: String?) async -> Response {
         let action = path.dropFirst(Self.prefix.count)
         let method = request.method
@@ -95,15 +93,12 @@ struct AuthEndpoints: Sendable {
     }
 
     /// The identity in the request's `Authorization: Bearer` access token, if valid.
-    func identity(_ request: Request) async -> Identity? {
-        guard let header = request.headers[.authorization] else { return nil }
-        let parts = header.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return await auth.verifyAccessToken(String(parts[1]).trimmingCharacters(in: .whitespaces))
+    func identity(_ request: Request) -> Identity? {
+        Authorizer.bearerToken(request.headers).flatMap(auth.verifyAccessToken)
     }
 
     private func unauthorized(_ requestID: String) -> Response {
-        ErrorEnvelope.response(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Self.bearerChallenge])
+        ErrorEnvelope.response(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Authorizer.invalidTokenChallenge])
     }
 
     private func register(_ request: Request, requestID: String) async throws -> Response {
@@ -140,13 +135,13 @@ struct AuthEndpoints: Sendable {
     }
 
     private func logout(_ request: Request, requestID: String) async throws -> Response {
-        guard let identity = await identity(request) else { return unauthorized(requestID) }
+        guard let identity = identity(request) else { return unauthorized(requestID) }
         try await auth.logout(identity)
         return Response(status: .noContent, headers: [.requestID: requestID, .cacheControl: "no-store"])
     }
 
     private func me(_ request: Request, requestID: String) async throws -> Response {
-        guard let identity = await identity(request) else { return unauthorized(requestID) }
+        guard let identity = identity(request) else { return unauthorized(requestID) }
         return try json(.ok, MeBody(id: identity.userID, username: identity.username, roles: identity.roles, permissions: identity.permissions),
                         requestID: requestID)
     }

@@ -1,28 +1,64 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
-import JWTKit
 import NIOCore
 import Synchronization
 
-/// The claims of an access token. Verification is done by `AuthService.verifyAccessToken`, which pins
-/// the algorithm and key before the signature is checked and applies the leeway to `exp`/`nbf`.
-struct AccessClaims: JWTPayload, Equatable {
-    var sub: SubjectClaim
+/// The claims of an access token (RFC 7519 names; dates are NumericDate seconds). Verification is done
+/// by `AuthService.verifyAccessToken`, which checks the signature with the configured key first.
+struct AccessClaims: Codable, Equatable {
+    var sub: String
     var name: String
     var roles: [String]
     var permissions: [String]
-    var iat: IssuedAtClaim
-    var nbf: NotBeforeClaim
-    var exp: ExpirationClaim
-    var iss: IssuerClaim
-    var aud: AudienceClaim
-    var jti: IDClaim
+    var iat: NumericDate
+    var nbf: NumericDate
+    var exp: NumericDate
+    var iss: String
+    var aud: Audience
+    var jti: String
     var typ: String
     /// The refresh family (session) the token was issued in; logout revokes it.
     var sid: String
+}
 
-    func verify(using algorithm: some JWTAlgorithm) async throws {}
+/// A JWT NumericDate: seconds since the epoch, integral or not on input, integral on output.
+struct NumericDate: Codable, Equatable, Comparable {
+    var seconds: Double
+
+    init(_ date: Date) { seconds = date.timeIntervalSince1970.rounded(.down) }
+    init(seconds: Double) { self.seconds = seconds }
+
+    init(from decoder: any Decoder) throws {
+        seconds = try decoder.singleValueContainer().decode(Double.self)
+        guard seconds.isFinite else { throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a number")) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(Int64(seconds))
+    }
+
+    var date: Date { Date(timeIntervalSince1970: seconds) }
+    static func < (lhs: Self, rhs: Self) -> Bool { lhs.seconds < rhs.seconds }
+}
+
+/// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
+struct Audience: Codable, Equatable {
+    var values: [String]
+
+    init(_ values: [String]) { self.values = values }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let one = try? container.decode(String.self) { values = [one] } else { values = try container.decode([String].self) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if values.count == 1 { try container.encode(values[0]) } else { try container.encode(values) }
+    }
 }
 
 /// Who made a request, once its access token verified.
@@ -42,7 +78,9 @@ public struct Identity: Sendable, Equatable {
 public final class AuthService: Sendable {
     public let store: UserStore
     let config: AuthConfig
-    let keys: JWTKeyCollection
+    /// Signs access tokens; `verificationKeys` (by `kid`) check them, the signing key's own among them.
+    let signingKey: SigningKey
+    let verificationKeys: [String: VerificationKey]
     /// Revoked access tokens (`jti` → expiry), kept until the token would have expired anyway.
     private let revoked = Mutex<[String: Date]>([:])
     let throttle: LoginThrottle
@@ -51,9 +89,9 @@ public final class AuthService: Sendable {
         guard let secret = config.jwtSecret else { throw AuthSetupError.noSecret }
         self.config = config
         self.store = try UserStore(path: config.databasePath(dataDirectory: dataDirectory), bcryptCost: config.bcryptCost)
-        self.keys = JWTKeyCollection()
+        self.signingKey = .hmac(SymmetricKey(data: Array(secret.utf8)))
+        self.verificationKeys = [config.keyID: signingKey.verificationKey]
         self.throttle = LoginThrottle(maxFailures: config.maxLoginFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
-        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256, kid: JWKIdentifier(string: config.keyID))
     }
 
     public enum AuthSetupError: Error {
@@ -72,44 +110,32 @@ public final class AuthService: Sendable {
     func issue(for user: User, session: String, refreshToken: String) async throws -> TokenPair {
         let now = Date()
         let claims = AccessClaims(
-            sub: .init(value: String(user.id)), name: user.username, roles: user.roles, permissions: config.permissions(of: user.roles),
-            iat: .init(value: now), nbf: .init(value: now), exp: .init(value: now.addingTimeInterval(Double(config.accessTokenTTL.components.seconds))),
-            iss: .init(value: config.issuer), aud: .init(value: [config.audience]), jti: .init(value: UUID().uuidString), typ: "access", sid: session)
-        let token = try await keys.sign(claims, kid: JWKIdentifier(string: config.keyID))
+            sub: String(user.id), name: user.username, roles: user.roles, permissions: config.permissions(of: user.roles),
+            iat: NumericDate(now), nbf: NumericDate(now), exp: NumericDate(now.addingTimeInterval(Double(config.accessTokenTTL.components.seconds))),
+            iss: config.issuer, aud: Audience([config.audience]), jti: UUID().uuidString, typ: "access", sid: session)
+        let token = try JWS.sign(payload: claims, key: signingKey, keyID: config.keyID)
         return TokenPair(accessToken: token, refreshToken: refreshToken, expiresIn: Int(config.accessTokenTTL.components.seconds))
     }
 
-    /// The identity in a valid access token; nil for anything else (malformed, wrong algorithm or key,
-    /// bad signature, expired, not yet valid, wrong issuer or audience, not an access token, revoked).
-    public func verifyAccessToken(_ token: String) async -> Identity? {
-        guard Self.headerIsPinned(token, keyID: config.keyID) else { return nil }
-        guard let claims = try? await keys.verify(token, as: AccessClaims.self) else { return nil }
-        let now = Date()
+    private static let claimsDecoder = JSONDecoder()
+
+    /// The identity in a valid access token; nil for anything else (oversized, malformed, unknown `kid`,
+    /// another algorithm than the key's, bad signature, expired, not yet valid, wrong issuer or audience,
+    /// not an access token, revoked). Synchronous: no actor hop on the request path.
+    public func verifyAccessToken(_ token: String) -> Identity? {
+        guard let payload = try? JWS.verify(token, keys: verificationKeys),
+              let claims = try? Self.claimsDecoder.decode(AccessClaims.self, from: Data(payload)) else { return nil }
+        let now = Date().timeIntervalSince1970
         let leeway = Double(config.leeway.components.seconds)
         guard claims.typ == "access",
-              claims.exp.value.addingTimeInterval(leeway) > now,
-              claims.nbf.value.addingTimeInterval(-leeway) <= now,
-              claims.iss.value == config.issuer,
-              claims.aud.value.contains(config.audience) else { return nil }
-        let isRevoked = revoked.withLock { $0[claims.jti.value] != nil }
+              claims.exp.seconds + leeway > now,
+              claims.nbf.seconds - leeway <= now,
+              claims.iss == config.issuer,
+              claims.aud.values.contains(config.audience) else { return nil }
+        let isRevoked = revoked.withLock { $0[claims.jti] != nil }
         guard !isRevoked else { return nil }
-        return Identity(userID: claims.sub.value, username: claims.name, roles: claims.roles, permissions: claims.permissions,
-                        tokenID: claims.jti.value, session: claims.sid, expiresAt: claims.exp.value)
-    }
-
-    /// The header must name exactly the configured algorithm (HS256) and key: `alg: none`, another
-    /// algorithm (HS/RS confusion) or an unknown `kid` never reach signature verification.
-    static func headerIsPinned(_ token: String, keyID: String) -> Bool {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let header = base64URLDecode(parts[0]),
-              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any] else { return false }
-        return object["alg"] as? String == "HS256" && object["kid"] as? String == keyID
-    }
-
-    static func base64URLDecode(_ text: Substring) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64.append("=") }
-        return Data(base64Encoded: base64)
+        return Identity(userID: claims.sub, username: claims.name, roles: claims.roles, permissions: claims.permissions,
+                        tokenID: claims.jti, session: claims.sid, expiresAt: claims.exp.date)
     }
 
     private func revoke(_ identity: Identity) {

@@ -20,6 +20,9 @@ extension GatewayConfig {
         if config.console.theme.contains("/") && !config.console.theme.hasPrefix("/") {
             config.console.theme = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(config.console.theme)
         }
+        if let file = config.auth.gatewayTokenKeyFile, !file.hasPrefix("/") {
+            config.auth.gatewayTokenKeyFile = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(file)
+        }
         if let database = config.auth.database, !database.hasPrefix("/") {
             config.auth.database = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(database)
         }
@@ -116,6 +119,24 @@ extension GatewayConfig {
             if let failures = auth.int("max_login_failures", in: 1...1000) { config.auth.maxLoginFailures = failures }
             if let lockout = auth.duration("lockout", atLeast: .milliseconds(10)) { config.auth.lockout = lockout }
             if let lockout = auth.duration("max_lockout", atLeast: .seconds(1)) { config.auth.maxLockout = lockout }
+            if let paths = auth.stringList("public_paths") {
+                for path in paths {
+                    let normalized = try? RequestTarget.parse(path)
+                    if normalized?.path != path || normalized?.query != nil {
+                        reader.report(auth.childPath("public_paths"), auth.node("public_paths"),
+                                      "\"\(path)\" is not a normalized path (starts with /, no query, escapes, dot segments or repeated slashes)")
+                    }
+                }
+                config.auth.publicPaths = paths
+            }
+            if let file = auth.string("gateway_token_key_file") {
+                if file.isEmpty { reader.report(auth.childPath("gateway_token_key_file"), auth.node("gateway_token_key_file"), "must not be empty") }
+                else { config.auth.gatewayTokenKeyFile = file }
+            }
+            if let ttl = auth.duration("gateway_token_ttl", atLeast: .seconds(5)) {
+                if ttl <= .seconds(3600) { config.auth.gatewayTokenTTL = ttl }
+                else { reader.report(auth.childPath("gateway_token_ttl"), auth.node("gateway_token_ttl"), "must be at most 1h") }
+            }
             if let roles = auth.object("roles") {
                 for role in roles.keys {
                     guard let permissions = roles.stringList(role) else { continue }
@@ -173,6 +194,10 @@ extension GatewayConfig {
                 }
                 if !prefixes.insert(route.prefix).inserted {
                     reader.report("\(path).prefix", keyNodes.prefix ?? node, "prefix \"\(route.prefix)\" is already routed")
+                }
+                if route.permissions != nil && !config.auth.isEnabled {
+                    reader.report("\(path).permissions", keyNodes.permissions ?? node,
+                                  "needs auth (auth.jwt_secret or auth.jwt_secret_file): without it the gateway authenticates no one")
                 }
                 config.routes.append(route)
             }
@@ -285,7 +310,7 @@ extension GatewayConfig {
         return instance
     }
 
-    private static func decodeRoute(path: String, node: Node, reader: ConfigReader) -> (RouteConfig, (prefix: Node?, service: Node?))? {
+    private static func decodeRoute(path: String, node: Node, reader: ConfigReader) -> (RouteConfig, (prefix: Node?, service: Node?, permissions: Node?))? {
         guard let object = reader.object(node, path: path) else { return nil }
         defer { object.finish() }
         let prefix = object.require(object.string("prefix"), "prefix")
@@ -294,6 +319,18 @@ extension GatewayConfig {
         let strip = object.bool("strip_prefix")
         let version = object.string("version")
         let name = object.string("name")
+        var permissions: RoutePermissions?
+        if let rules = object.object("permissions") {
+            func permission(_ key: String) -> String? {
+                guard let value = rules.string(key) else { return nil }
+                if GatewayConfig.isValidPermission(value) { return value }
+                reader.report(rules.childPath(key), rules.node(key), "\"\(value)\" is not a permission: use AREA:ACTION, e.g. trading:read")
+                return nil
+            }
+            permissions = RoutePermissions(read: permission("read"), write: permission("write"))
+            rules.finish()
+        }
+        let forwardAuthorization = object.bool("forward_authorization") ?? false
         guard var prefix, let service else { return nil }
         if !prefix.hasPrefix("/") {
             reader.report(object.childPath("prefix"), object.node("prefix"), "must start with /")
@@ -316,8 +353,9 @@ extension GatewayConfig {
                 }
             }
         }
-        let route = RouteConfig(prefix: prefix, service: service, methods: normalizedMethods, stripPrefix: strip ?? false, version: version, name: name)
-        return (route, (object.node("prefix"), object.node("service")))
+        let route = RouteConfig(prefix: prefix, service: service, methods: normalizedMethods, stripPrefix: strip ?? false, version: version, name: name,
+                                permissions: permissions, forwardAuthorization: forwardAuthorization)
+        return (route, (object.node("prefix"), object.node("service"), object.node("permissions")))
     }
 
     private static func parseStatusRange(_ text: String) -> ClosedRange<Int>? {

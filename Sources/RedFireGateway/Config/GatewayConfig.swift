@@ -64,8 +64,28 @@ public struct AuthConfig: Sendable, Equatable {
     /// the maximum. Defaults 1 s and 15 min.
     public var lockout: Duration = .seconds(1)
     public var maxLockout: Duration = .seconds(900)
+    /// `auth.public_paths` — exact paths of routes that need no credentials, compared with the
+    /// normalized request path. The gateway's own login, register, refresh, probes and API description
+    /// are public whatever this says; listing them documents it.
+    public var publicPaths: [String] = AuthConfig.defaultPublicPaths
+    /// `auth.gateway_token_key_file` — PEM file of the P-256 key that signs `X-Gateway-Token`. Default
+    /// `gateway-token-key.pem` in the data directory, created on first start.
+    public var gatewayTokenKeyFile: String?
+    /// `auth.gateway_token_ttl` — lifetime of an `X-Gateway-Token`. Default 60 s.
+    public var gatewayTokenTTL: Duration = .seconds(60)
+
+    public static let defaultPublicPaths = [
+        "/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh", "/health", "/ready", "/gateway/docs", "/gateway/openapi.json",
+        "/gateway/jwks.json",
+    ]
 
     public init() {}
+
+    /// The key file path for a configuration whose data directory is `dataDirectory`; nil keeps the key
+    /// in memory only (no data directory).
+    public func gatewayTokenKeyPath(dataDirectory: String?) -> String? {
+        gatewayTokenKeyFile ?? dataDirectory.map { ($0 as NSString).appendingPathComponent("gateway-token-key.pem") }
+    }
 
     /// Whether the gateway serves `/api/v1/auth/*` (a signing secret is configured).
     public var isEnabled: Bool { jwtSecret != nil }
@@ -322,14 +342,41 @@ public struct RouteConfig: Sendable, Equatable {
     public var version: String?
     /// `name` — label used in metrics and the console. Default the prefix.
     public var name: String
+    /// `permissions` — what a caller needs, per method group. With `auth` configured, a route without
+    /// permissions is refused to everyone except on `auth.public_paths`. Needs `auth`.
+    public var permissions: RoutePermissions?
+    /// `forward_authorization` — pass the client's `Authorization` and `X-API-Key` to the service.
+    /// Default `false`: the service gets the verified identity instead.
+    public var forwardAuthorization = false
 
-    public init(prefix: String, service: String, methods: [String]? = nil, stripPrefix: Bool = false, version: String? = nil, name: String? = nil) {
+    public init(prefix: String, service: String, methods: [String]? = nil, stripPrefix: Bool = false, version: String? = nil, name: String? = nil,
+                permissions: RoutePermissions? = nil, forwardAuthorization: Bool = false) {
         self.prefix = prefix
         self.service = service
         self.methods = methods
         self.stripPrefix = stripPrefix
         self.version = version
         self.name = name ?? prefix
+        self.permissions = permissions
+        self.forwardAuthorization = forwardAuthorization
+    }
+}
+
+/// `routes[i].permissions` — the permission each method group needs; a group without one is refused.
+public struct RoutePermissions: Sendable, Equatable {
+    /// `read` — for GET, HEAD and OPTIONS.
+    public var read: String?
+    /// `write` — for every other method.
+    public var write: String?
+
+    public init(read: String? = nil, write: String? = nil) {
+        self.read = read
+        self.write = write
+    }
+
+    /// Whether `method` belongs to the read group (safe methods that only read, RFC 9110 §9.2.1).
+    public static func isRead(_ method: String) -> Bool {
+        method == "GET" || method == "HEAD" || method == "OPTIONS"
     }
 }
 

@@ -30,12 +30,14 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let usernameTaken = Self(code: "username_taken", status: .conflict, message: "This username is taken.")
     public static let registrationClosed = Self(code: "registration_closed", status: .forbidden, message: "Registration is closed on this gateway.")
     public static let validationFailed = Self(code: "validation_failed", status: .badRequest, message: "Some fields are invalid; see details.")
+    public static let invalidPath = Self(code: "invalid_path", status: .badRequest, message: "The request path is not allowed.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
     public static let all: [GatewayErrorCode] = [
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
+        .invalidPath,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).
@@ -106,4 +108,9 @@ extension HTTPField.Name {
     static let upgradeField = Self("Upgrade")!
     static let trailer = Self("Trailer")!
     static let te = Self("TE")!
+    static let apiKey = Self("X-API-Key")!
+    static let userID = Self("X-User-Id")!
+    static let userName = Self("X-User-Name")!
+    static let userRoles = Self("X-User-Roles")!
+    static let gatewayToken = Self("X-Gateway-Token")!
 }

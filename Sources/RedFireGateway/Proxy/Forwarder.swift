@@ -18,7 +18,11 @@ struct Forwarder: Sendable {
         }
     }
 
-    func forward(_ request: Request, route: RouteEntry, requestID: String, clientIP: String?, recorder: RequestRecorder) async -> Response {
+    /// - Parameters:
+    ///   - target: the normalized request target; the instance receives exactly this path.
+    ///   - identity: the verified caller and `X-Gateway-Token` to pass on.
+    func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?,
+                 identity: UpstreamIdentity = .transparent, recorder: RequestRecorder) async -> Response {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503)
@@ -28,8 +32,8 @@ struct Forwarder: Sendable {
         pool.shared.retryBudget.recordRequest()
 
         let head = request.head
-        let target = upstreamTarget(head.path ?? "/", route: route)
-        let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID)
+        let target = upstreamTarget(requestTarget, route: route)
+        let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity)
         let body = Self.declaredBody(request)
         let retriable = Self.isIdempotent(head.method) || head.headerFields.contains(.idempotencyKey)
         let hashKey: String?
@@ -106,13 +110,14 @@ struct Forwarder: Sendable {
         return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
     }
 
-    /// The request target the instance sees: the original path and query, minus the route prefix when
-    /// the route strips it.
-    func upstreamTarget(_ original: String, route: RouteEntry) -> String {
-        guard route.config.stripPrefix, route.prefixUTF8.count > 1 else { return original }
-        let rest = original.utf8.dropFirst(route.prefixUTF8.count)
-        let text = String(Substring(rest))
-        return text.hasPrefix("/") ? text : "/" + text
+    /// The request target the instance sees: the normalized path and the query, minus the route prefix
+    /// when the route strips it.
+    func upstreamTarget(_ target: RequestTarget, route: RouteEntry) -> String {
+        guard route.config.stripPrefix, route.prefixUTF8.count > 1 else { return target.upstreamTarget }
+        var rest = String(Substring(target.path.utf8.dropFirst(route.prefixUTF8.count)))
+        if !rest.hasPrefix("/") { rest = "/" + rest }
+        guard let query = target.query else { return rest }
+        return rest + "?" + query
     }
 
     /// A body is sent upstream only when the client declared one (RFC 9112 §6.1): `Content-Length`

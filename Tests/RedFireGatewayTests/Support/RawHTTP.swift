@@ -1,0 +1,95 @@
+import Foundation
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends bytes exactly as given over a plain TCP socket (no client library to normalize the target or
+/// fix the framing) and reads the response until the server closes or `Content-Length`/chunked framing
+/// says it is complete.
+enum RawHTTP {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// `METHOD TARGET HTTP/1.1` with `Host`, `Connection: close` and the given header lines.
+    static func send(port: Int, method: String = "GET", target: String, headers: [(String, String)] = []) async throws -> GatewayHarness.Reply {
+        var text = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "\r\n"
+        return try await exchange(port: port, bytes: Array(text.utf8))
+    }
+
+    static func exchange(port: Int, bytes: [UInt8], timeoutSeconds: Int = 10) async throws -> GatewayHarness.Reply {
+        try await Task.detached {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw Failure(description: "socket failed") }
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { throw Failure(description: "connect failed") }
+            var sent = 0
+            while sent < bytes.count {
+                let written = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                guard written > 0 else { throw Failure(description: "write failed") }
+                sent += written
+            }
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count <= 0 { break }
+                received.append(contentsOf: buffer[0..<count])
+                if let reply = parse(received) { return reply }
+            }
+            guard let reply = parse(received, closed: true) else {
+                throw Failure(description: "incomplete response: \(String(decoding: received, as: UTF8.self))")
+            }
+            return reply
+        }.value
+    }
+
+    /// The response, once complete.
+    static func parse(_ bytes: [UInt8], closed: Bool = false) -> GatewayHarness.Reply? {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = bytes.indices.dropLast(3).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else { return nil }
+        let headText = String(decoding: bytes[..<end], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { return nil }
+        var headers = HTTPHeaders()
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.add(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        let body = Array(bytes[(end + 4)...])
+        if let length = headers.first(name: "Content-Length").flatMap(Int.init) {
+            guard body.count >= length else { return nil }
+            return GatewayHarness.Reply(status: status, headers: headers, body: String(decoding: body[..<length], as: UTF8.self))
+        }
+        if headers.first(name: "Transfer-Encoding")?.lowercased() == "chunked" {
+            var decoded: [UInt8] = []
+            var index = 0
+            while true {
+                guard let lineEnd = body.indices.dropFirst(index).dropLast().first(where: { body[$0] == 13 && body[$0 + 1] == 10 }) else { return nil }
+                guard let size = Int(String(decoding: body[index..<lineEnd], as: UTF8.self).split(separator: ";")[0], radix: 16) else { return nil }
+                if size == 0 { return GatewayHarness.Reply(status: status, headers: headers, body: String(decoding: decoded, as: UTF8.self)) }
+                guard body.count >= lineEnd + 2 + size + 2 else { return nil }
+                decoded.append(contentsOf: body[(lineEnd + 2)..<(lineEnd + 2 + size)])
+                index = lineEnd + 2 + size + 2
+            }
+        }
+        if status == 204 || status == 304 || (100..<200).contains(status) {
+            return GatewayHarness.Reply(status: status, headers: headers, body: "")
+        }
+        return closed ? GatewayHarness.Reply(status: status, headers: headers, body: String(decoding: body, as: UTF8.self)) : nil
+    }
+}
