@@ -20,7 +20,7 @@ struct OpenAPITests {
         }
         let registry = ServiceRegistry(config: GatewayConfig())
         let router = AdminAPI(control: GatewayControl(registry: registry)).router()
-        var served: Set<String> = ["GET /health", "GET /ready", "GET /metrics", "GET /gateway/openapi.json", "GET /gateway/docs"]
+        var served: Set<String> = ["GET /health", "GET /ready", "GET /metrics", "GET /gateway/openapi.json", "GET /gateway/docs", "GET /gateway/jwks.json"]
         served.formUnion(AuthEndpoints.operations)
         for route in router.routes {
             // Hummingbird writes parameters as `:name`; OpenAPI as `{name}`.

@@ -324,6 +324,39 @@ enum OpenAPIDocument {
         "security": []
       }
     },
+    "/gateway/jwks.json": {
+      "get": {
+        "summary": "Public keys (JWKS) that verify X-Gateway-Token and asymmetric access tokens",
+        "operationId": "jwks",
+        "tags": [
+          "auth"
+        ],
+        "responses": {
+          "200": {
+            "description": "a JSON Web Key Set (RFC 7517); never contains a secret",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "properties": {
+                    "keys": {
+                      "type": "array",
+                      "items": {
+                        "type": "object",
+                        "additionalProperties": {
+                          "type": "string"
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
+        },
+        "security": []
+      }
+    },
     "/ready": {
       "get": {
         "summary": "Readiness: 200 when at least one route has a healthy instance",
