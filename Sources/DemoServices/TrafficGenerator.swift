@@ -1,34 +1,92 @@
 import AsyncHTTPClient
 import Atomics
+import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// Synthetic client traffic through the gateway: a steady mix of reads across the five services, some
 /// order submissions, and a trickle of requests to unknown paths, so every panel has something to show.
+///
+/// With users, it logs in as each (`POST /api/v1/auth/login`), sends every request with a user's access
+/// token, refreshes the tokens before they expire (`POST /api/v1/auth/refresh`, logging in again if
+/// that fails), and mixes in a few requests without a token (401) and writes the trader may not make
+/// (403), so authentication shows live on the dashboard.
 public final class TrafficGenerator: Service, Sendable {
     let baseURL: String
     let rate: Int
     let maxConcurrent: Int
+    let users: [DemoUser]
     private let sent = ManagedAtomic<Int>(0)
     private let failed = ManagedAtomic<Int>(0)
     private let running = ManagedAtomic<Int>(0)
+    private let logins = ManagedAtomic<Int>(0)
+    private let refreshes = ManagedAtomic<Int>(0)
+    /// Current access token per username.
+    private let tokens = Mutex<[String: String]>([:])
     private let waitForTarget: @Sendable () async throws -> Void
 
     /// - Parameters:
     ///   - baseURL: the gateway, e.g. `http://127.0.0.1:8080`.
     ///   - rate: requests per second; 0 sends nothing.
+    ///   - users: log in as these and send requests with their tokens; none sends no credentials.
     ///   - waitForTarget: awaited before the first request (e.g. until the gateway listens).
-    public init(baseURL: String, rate: Int, maxConcurrent: Int = 64, waitForTarget: @escaping @Sendable () async throws -> Void = {}) {
+    public init(baseURL: String, rate: Int, users: [DemoUser] = [], maxConcurrent: Int = 64,
+                waitForTarget: @escaping @Sendable () async throws -> Void = {}) {
         self.waitForTarget = waitForTarget
         self.baseURL = baseURL
         self.rate = rate
+        self.users = users
         self.maxConcurrent = maxConcurrent
     }
 
     public var requestsSent: Int { sent.load(ordering: .relaxed) }
     /// Requests that got no HTTP answer at all (connection errors).
     public var requestsFailed: Int { failed.load(ordering: .relaxed) }
+    /// Successful logins and token refreshes.
+    public var loginCount: Int { logins.load(ordering: .relaxed) }
+    public var refreshCount: Int { refreshes.load(ordering: .relaxed) }
+
+    struct TokenReply: Decodable {
+        var access_token: String
+        var refresh_token: String
+        var expires_in: Int
+    }
+
+    private func authPost(_ client: HTTPClient, _ path: String, _ body: [String: String]) async throws -> TokenReply? {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(bytes: try JSONEncoder().encode(body)))
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1 << 16)
+        guard response.status == .ok else { return nil }
+        return try JSONDecoder().decode(TokenReply.self, from: Data(buffer: bytes))
+    }
+
+    /// Keeps one user's access token fresh for as long as the generator runs.
+    private func keepSession(_ user: DemoUser, client: HTTPClient) async {
+        var refreshToken: String?
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            var reply: TokenReply?
+            if let current = refreshToken, let refreshed = try? await authPost(client, "/api/v1/auth/refresh", ["refresh_token": current]) {
+                reply = refreshed
+                refreshes.wrappingIncrement(ordering: .relaxed)
+            } else if let loggedIn = try? await authPost(client, "/api/v1/auth/login", ["username": user.username, "password": user.password]) {
+                reply = loggedIn
+                logins.wrappingIncrement(ordering: .relaxed)
+            }
+            guard let reply else {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(2)) }
+                continue
+            }
+            refreshToken = reply.refresh_token
+            tokens.withLock { $0[user.username] = reply.access_token }
+            // Refresh at 80% of the lifetime.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(max(1000, reply.expires_in * 800))) }
+        }
+    }
 
     public func run() async throws {
         guard rate > 0, (try? await waitForTarget()) != nil else {
@@ -41,6 +99,9 @@ public final class TrafficGenerator: Service, Sendable {
         let interval = Duration.nanoseconds(1_000_000_000 / Int64(rate))
         var next = ContinuousClock.now
         await withDiscardingTaskGroup { group in
+            for user in users {
+                group.addTask { [self] in await keepSession(user, client: client) }
+            }
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 next += interval
                 if running.load(ordering: .relaxed) < maxConcurrent {
@@ -65,19 +126,32 @@ public final class TrafficGenerator: Service, Sendable {
 
     private func makeRequest() -> HTTPClientRequest {
         let roll = Int.random(in: 0..<100)
-        if roll < 2 {
-            return HTTPClientRequest(url: baseURL + "/api/v1/unknown/resource")
-        }
+        var request: HTTPClientRequest
+        // Trader for most requests, admin for one in ten.
+        var user = users.first { $0.role == "trader" } ?? users.first
+        if roll >= 90, let admin = users.first(where: { $0.role == "admin" }) { user = admin }
         let kind = DemoServiceKind.allCases.randomElement()!
-        if kind == .userTrading && roll < 12 {
-            var request = HTTPClientRequest(url: baseURL + kind.prefix + "/orders")
+        if roll < 2 {
+            request = HTTPClientRequest(url: baseURL + "/api/v1/unknown/resource")
+        } else if kind == .userTrading && roll < 12 {
+            request = HTTPClientRequest(url: baseURL + kind.prefix + "/orders")
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: #"{"symbol":"rb2501","side":"BUY","volume":1,"price":3650}"#))
-            return request
+        } else if !users.isEmpty && kind == .vnpyCore && roll < 14 {
+            // A write the trader's role does not allow: 403 (the admin's goes through).
+            request = HTTPClientRequest(url: baseURL + kind.prefix + "/contracts")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: #"{"symbol":"rb2501"}"#))
+        } else {
+            request = HTTPClientRequest(url: baseURL + kind.prefix + kind.resources.randomElement()!)
+            request.headers.add(name: "X-Account-Id", value: "acct-\(Int.random(in: 1...50))")
         }
-        var request = HTTPClientRequest(url: baseURL + kind.prefix + kind.resources.randomElement()!)
-        request.headers.add(name: "X-Account-Id", value: "acct-\(Int.random(in: 1...50))")
+        // One request in a hundred carries no token (401).
+        if let user, roll != 50, let token = tokens.withLock({ $0[user.username] }) {
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        }
         return request
     }
 }

@@ -45,11 +45,23 @@ struct Demo: AsyncParsableCommand {
         var config = cluster.gatewayConfig(listen: address)
         let adminToken = ProcessInfo.processInfo.environment["REDFIRE_ADMIN_TOKEN"] ?? Self.randomToken()
         config.adminToken = adminToken
+        // Authentication on, with a fresh user store and signing secret per run, and two users whose
+        // passwords are printed below.
+        let dataDirectory = (NSTemporaryDirectory() as NSString).appendingPathComponent("redfire-gateway-demo-\(ProcessInfo.processInfo.processIdentifier)")
+        try? FileManager.default.removeItem(atPath: dataDirectory)
+        DemoAuth.configure(&config, secret: Self.randomToken(), dataDirectory: dataDirectory)
+        let users = DemoAuth.users()
+        do {
+            try await DemoAuth.provision(users, config: config)
+        } catch {
+            await cluster.stop()
+            throw error
+        }
         let finalConfig = config
         let gateway = Gateway(config: finalConfig, logger: logger, events: events)
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
         let logSink = setup?.sink
-        let traffic = TrafficGenerator(baseURL: "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(address.port)", rate: rate) {
+        let traffic = TrafficGenerator(baseURL: "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(address.port)", rate: rate, users: users) {
             _ = try await gateway.waitUntilListening()
         }
         do {
@@ -59,7 +71,10 @@ struct Demo: AsyncParsableCommand {
 
                 RedFire Gateway demo
                   gateway:   http://\(host):\(port)
-                  try:       curl -i http://\(host):\(port)/api/v1/trading/orders
+                  users:     \(users.map { "\($0.username) / \($0.password) (\($0.role))" }.joined(separator: ",  "))
+                  login:     curl -s -X POST http://\(host):\(port)/api/v1/auth/login -H 'Content-Type: application/json' \\
+                               -d '{"username":"\(users[1].username)","password":"\(users[1].password)"}'
+                  try:       curl -i -H "Authorization: Bearer $ACCESS_TOKEN" http://\(host):\(port)/api/v1/trading/orders
                   probes:    http://\(host):\(port)/health  http://\(host):\(port)/ready
                   admin:     curl -H 'Authorization: Bearer \(adminToken)' http://\(host):\(port)/gateway/services
                   services:
@@ -75,15 +90,17 @@ struct Demo: AsyncParsableCommand {
                     // The dashboard owns the screen: the banner (with the admin token) goes to the log file.
                     logger.info("\(banner)")
                     events.append(GatewayEvent(at: Date(), kind: .operatorAction,
-                                               message: "demo ready: curl http://\(host):\(port)/api/v1/trading/orders; admin token and URLs in \(logSink.path)"))
+                                               message: "demo ready at http://\(host):\(port): users, passwords, admin token and URLs in \(logSink.path)"))
                 } else {
                     FileHandle.standardOutput.write(Data((banner + "\n").utf8))
                 }
             }
         } catch {
             await cluster.stop()
+            try? FileManager.default.removeItem(atPath: dataDirectory)
             throw error
         }
         await cluster.stop()
+        try? FileManager.default.removeItem(atPath: dataDirectory)
     }
 }

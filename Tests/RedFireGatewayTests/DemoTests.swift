@@ -13,14 +13,26 @@ struct DemoTests {
     @Test func everyDemoServiceIsReachableThroughTheGateway() async throws {
         let cluster = try await DemoCluster.start()
         #expect(cluster.instances.count == 10)
-        let gateway = try await GatewayHarness.start(cluster.gatewayConfig(listen: ListenAddress(host: "127.0.0.1", port: 0)))
+        var config = cluster.gatewayConfig(listen: ListenAddress(host: "127.0.0.1", port: 0))
+        DemoAuth.configure(&config, secret: "demo-test-secret-0123456789abcdefgh",
+                           dataDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("redfire-demo-\(UUID().uuidString)").path)
+        config.auth.bcryptCost = 4
+        let users = DemoAuth.users()
+        try await DemoAuth.provision(users, config: config)
+        let gateway = try await GatewayHarness.start(config)
         await waitUntil("ready") { gateway.registry.state.isReady }
+        let trader = try #require(users.first { $0.role == "trader" })
+        let login = try await gateway.send(.POST, "/api/v1/auth/login", headers: [("Content-Type", "application/json")],
+                                           body: .init(string: #"{"username":"\#(trader.username)","password":"\#(trader.password)"}"#))
+        let token = try #require(try login.json()["access_token"] as? String, "the demo trader logs in with the printed password")
+        #expect(try await gateway.send("/api/v1/trading/orders").status == 401, "every demo route needs a token")
 
         for kind in DemoServiceKind.allCases {
             var seen: Set<String> = []
             for resource in kind.resources {
                 for _ in 0..<4 {
-                    let reply = try await gateway.send(kind.prefix + resource, headers: [("X-Account-Id", "acct-\(seen.count)-\(resource)")])
+                    let reply = try await gateway.send(kind.prefix + resource, headers: [("X-Account-Id", "acct-\(seen.count)-\(resource)"),
+                                                                                          ("Authorization", "Bearer \(token)")])
                     #expect(reply.status == 200, "\(kind.prefix + resource): \(reply.status)")
                     let json = try reply.json()
                     #expect(json["service"] as? String == kind.rawValue)
@@ -31,16 +43,22 @@ struct DemoTests {
             #expect(!seen.isEmpty)
             #expect(seen.allSatisfy { $0.hasPrefix(kind.rawValue + "-") })
         }
-        #expect(try await gateway.send(.POST, "/api/v1/trading/orders").status == 201)
+        #expect(try await gateway.send(.POST, "/api/v1/trading/orders", headers: [("Authorization", "Bearer \(token)")]).status == 201)
+        #expect(try await gateway.send(.POST, "/api/v1/vnpy/contracts", headers: [("Authorization", "Bearer \(token)")]).status == 403,
+                "a trader may not write to vnpy")
 
-        let traffic = TrafficGenerator(baseURL: gateway.baseURL, rate: 200)
+        let traffic = TrafficGenerator(baseURL: gateway.baseURL, rate: 200, users: users)
         let group = ServiceGroup(configuration: .init(services: [traffic], logger: GatewayHarness.quietLogger))
         let run = Task { try await group.run() }
+        await waitUntil("both demo users logged in") { traffic.loginCount == 2 }
         await waitUntil("traffic flows") { traffic.requestsSent >= 100 }
         await group.triggerGracefulShutdown()
         try await run.value
         #expect(traffic.requestsFailed == 0)
         await waitUntil("every instance served") { cluster.instances.allSatisfy { $0.requestCount > 0 } }
+        // The generator's requests carried tokens: most succeeded, a few were deliberately refused.
+        let window = gateway.registry.telemetry.gatewayWindow(seconds: 60, state: gateway.registry.state)
+        #expect(window.counters.status2xx > window.counters.unauthorized + window.counters.forbidden, "authenticated traffic dominates: \(window.counters.status2xx) 2xx, \(window.counters.unauthorized) 401, \(window.counters.forbidden) 403")
 
         await gateway.shutdown()
         await cluster.stop()
