@@ -77,7 +77,8 @@ public final class Gateway: Service {
             responder: responder,
             server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionCountHandler(count: connections)])),
             configuration: .init(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil),
-            services: [TransportShutdown(transport: transport), maintenance] + (control.configPath != nil ? [ReloadOnHangup(control: control)] : []),
+            services: [TransportShutdown(transport: transport), maintenance] + (control.configPath != nil ? [ReloadOnHangup(control: control)] : [])
+                + (authService.map { [$0.apiKeys] } ?? []),
             onServerRunning: { [listening, port] channel in
                 port.store(channel.localAddress?.port ?? 0, ordering: .relaxed)
                 listening.succeed(port: channel.localAddress?.port ?? 0)

@@ -131,7 +131,7 @@ struct AuthorizationTests {
     @Test func serviceReceivesVerifiedIdentityNeverForgedOnes() async throws {
         let (gateway, instances, trader, _) = try await Self.gateway()
         let forged = [("X-User-Id", "1"), ("x-user-roles", "admin"), ("X_User_Name", "root"), ("X-USER-ID", "0"), ("x_user-id", "0"),
-                      ("X-Gateway-Token", "forged"), ("X-Gateway-Anything", "x"), ("X-API-Key", "rf_secret")]
+                      ("X-Gateway-Token", "forged"), ("X-Gateway-Anything", "x")]
         let report = try await gateway.echo("/api/v1/trading/_echo", headers: [("Authorization", "Bearer \(trader)")] + forged)
         let me = try await gateway.send("/api/v1/auth/me", headers: [("Authorization", "Bearer \(trader)")]).json()
         let userID = try #require(me["id"] as? String)
@@ -198,6 +198,59 @@ struct AuthorizationTests {
         #expect(report.headers["authorization"] == ["Bearer \(token)"])
         await gateway.shutdown()
         await stopAll(instances)
+    }
+}
+
+@Suite("API keys")
+struct APIKeyTests {
+    @Test func keysActAsTheirUserOrServiceAccountUntilRevoked() async throws {
+        let (gateway, instances, _, _) = try await AuthorizationTests.gateway()
+        let config = gateway.registry.state.config
+        let store = try UserStore(path: config.auth.databasePath(dataDirectory: config.dataDirectory), bcryptCost: 4)
+        let (userKey, userRecord) = try await store.createAPIKey(name: "tina's script", username: "tina")
+        let (serviceKey, _) = try await store.createAPIKey(name: "order bot", serviceAccount: "order-bot", permissions: ["trading:write"])
+        func get(_ key: String, _ method: HTTPMethod = .GET) async throws -> GatewayHarness.Reply {
+            try await gateway.send(method, "/api/v1/trading/_echo", headers: [("X-API-Key", key)])
+        }
+        // The gateway reloads keys every two seconds.
+        await waitUntil("the new keys are loaded") { (try? await get(userKey).status) == 200 }
+        let report = try JSONDecoder().decode(EchoReport.self, from: Data(try await get(userKey).body.utf8))
+        #expect(report.headers["x-user-name"] == ["tina"] && report.headers["x-user-roles"] == ["trader"], "a user's key acts as the user")
+        #expect(report.headers["x-api-key"] == nil, "the key is not forwarded")
+        #expect(try await get(userKey, .POST).status == 403, "with the user's permissions only")
+
+        var reply = try await get(serviceKey)
+        #expect(reply.status == 403 && reply.body.contains("trading:read"), "a service account has only its own permissions")
+        reply = try await get(serviceKey, .POST)
+        #expect(reply.status == 200, "\(reply.body)")
+        #expect(try JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8)).headers["x-user-name"] == ["order-bot"])
+
+        for bad in ["rf_\(userRecord.id)_wrongsecret", "rf_000000000000_x", "garbage", userKey + "x"] {
+            reply = try await get(bad)
+            #expect(reply.status == 401 && reply.errorCode == "invalid_api_key", "\(bad)")
+            #expect(!reply.body.contains(bad))
+        }
+        try await store.revokeAPIKey(userRecord.id)
+        await waitUntil("revocation takes effect") { (try? await get(userKey).status) == 401 }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func expiredKeysAndKeysOfDisabledUsersAreRefused() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-keys-\(UUID().uuidString)").path
+        let store = try UserStore(path: directory + "/auth.sqlite", bcryptCost: 4)
+        try await store.addUser(username: "tina", password: "correct-horse-battery", roles: ["trader"])
+        var config = AuthConfig()
+        config.roles = ["trader": ["trading:read"]]
+        let cache = APIKeyCache(store: store, config: config)
+        let (live, _) = try await store.createAPIKey(name: "a", username: "tina")
+        let (expired, _) = try await store.createAPIKey(name: "b", serviceAccount: "bot", permissions: ["x:y"], expiresAt: Date().addingTimeInterval(-1))
+        try await cache.reload()
+        #expect(cache.identity(for: live)?.permissions == ["trading:read"])
+        #expect(cache.identity(for: expired) == nil)
+        try await store.setDisabled("tina", true)
+        try await cache.reload()
+        #expect(cache.identity(for: live) == nil, "a disabled user's keys stop working")
     }
 }
 

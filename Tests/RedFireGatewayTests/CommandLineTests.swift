@@ -152,6 +152,43 @@ struct CommandLineTests {
         #expect(FileManager.default.fileExists(atPath: database))
     }
 
+    @Test func keysCommandCreatesListsAndRevokesKeysShownOnce() async throws {
+        let path = try Self.writeConfig("""
+        services:
+          svc:
+            instances: [{url: "http://127.0.0.1:9000"}]
+        routes:
+          - {prefix: /api, service: svc}
+        auth:
+          bcrypt_cost: 4
+          roles:
+            trader: [trading:read]
+        """)
+        #expect(try await GatewayProcess.run(["users", "add", "alice", "--role", "trader", "--password-stdin", "--config", path],
+                                             input: "correct-horse-battery\n").status == 0)
+        var result = try await GatewayProcess.run(["keys", "create", "--user", "alice", "--config", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let userKey = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(userKey.hasPrefix("rf_") && userKey.count > 40, "the key alone on stdout: \(userKey)")
+        #expect(result.stderr.contains("shown only this once"))
+        result = try await GatewayProcess.run(["keys", "create", "--service-account", "reporting", "--permission", "trading:read",
+                                               "--expires-in", "720h", "--config", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let serviceKey = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try await GatewayProcess.run(["keys", "create", "--service-account", "x", "--permission", "nope", "--config", path]).status == 1)
+        #expect(try await GatewayProcess.run(["keys", "create", "--user", "nobody", "--config", path]).stderr.contains("no user named nobody"))
+
+        let userKeyID = String(userKey.split(separator: "_")[1])
+        result = try await GatewayProcess.run(["keys", "list", "--config", path])
+        #expect(result.stdout.contains(userKeyID) && result.stdout.contains("user:alice") && result.stdout.contains("service:reporting"))
+        #expect(result.stdout.contains("trading:read"))
+        #expect(!result.stdout.contains(userKey) && !result.stdout.contains(serviceKey), "keys are never listed")
+        #expect(try await GatewayProcess.run(["keys", "revoke", userKeyID, "--config", path]).status == 0)
+        result = try await GatewayProcess.run(["keys", "list", "--config", path])
+        #expect(result.stdout.split(separator: "\n").first { $0.contains(userKeyID) }?.contains("revoked") == true)
+        #expect(try await GatewayProcess.run(["keys", "revoke", "000000000000", "--config", path]).stderr.contains("no API key with id"))
+    }
+
     @Test func unreadableConfigIsAClearError() async throws {
         let result = try await GatewayProcess.run(["serve", "--config", "/nonexistent/gateway.yaml"])
         #expect(result.status == 1)

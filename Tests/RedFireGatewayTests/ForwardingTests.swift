@@ -97,10 +97,10 @@ struct ForwardingTests {
         let ports = instances.map(\.port)
         await stopAll(instances)
         await waitUntil("both unhealthy") { gateway.registry.state.services[0].eligible.isEmpty }
-        // Five on a warm connection: the answer must not wait for anything (no connect attempt, no
-        // timer). A wait would show in every sample, so the fastest one proves its absence while a
-        // loaded test machine's scheduling noise (other suites run in parallel) stays out; the
-        // median gets a looser bound.
+        // Five on a warm connection: the answer must not wait for anything (no connect attempt, whose
+        // timeout is 1 s, no timer). A wait would show in every sample, so the fastest one proves its
+        // absence while a loaded 2-core machine's scheduling noise (other suites run in parallel, a
+        // debug build) stays out; the median gets a looser bound.
         var durations: [Duration] = []
         var reply = try await gateway.send("/health")
         for _ in 0..<5 {
@@ -112,8 +112,8 @@ struct ForwardingTests {
             #expect(reply.headers.first(name: "Retry-After") == "1")
         }
         let sorted = durations.sorted()
-        #expect(sorted[0] < .milliseconds(50), "503 took at least \(sorted[0]) (\(durations))")
-        #expect(sorted[2] < .milliseconds(250), "503 median \(sorted[2]) (\(durations))")
+        #expect(sorted[0] < .milliseconds(200), "503 took at least \(sorted[0]) (\(durations))")
+        #expect(sorted[2] < .milliseconds(500), "503 median \(sorted[2]) (\(durations))")
         Self.expectClean(reply, ports: ports)
         await gateway.shutdown()
     }

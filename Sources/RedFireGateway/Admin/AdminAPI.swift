@@ -220,6 +220,14 @@ struct AdminResponder: Sendable {
         let adminToken = registry.state.config.adminToken
         guard adminToken != nil || auth != nil else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
         let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="redfire-gateway-admin""#]
+        if let auth, let key = request.headers[.apiKey] {
+            guard let identity = auth.apiKeys.identity(for: key) else { return ErrorEnvelope.response(.invalidAPIKey, requestID: context.requestID) }
+            guard identity.holds(Self.permission) else {
+                return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
+            }
+            context.actor = "admin-api:\(identity.username)"
+            return await route(request, context: context)
+        }
         guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
             return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
         }
@@ -227,13 +235,17 @@ struct AdminResponder: Sendable {
         if let adminToken, Self.constantTimeEquals(presented, adminToken) {
             context.actor = "admin-api"
         } else if let auth, let identity = auth.verifyAccessToken(presented) {
-            guard identity.permissions.contains(Self.permission) || identity.permissions.contains("gateway:*") else {
+            guard identity.holds(Self.permission) else {
                 return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
             }
             context.actor = "admin-api:\(identity.username)"
         } else {
             return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
         }
+        return await route(request, context: context)
+    }
+
+    private func route(_ request: Request, context: GatewayRequestContext) async -> Response {
         do {
             let response = try await router.respond(to: request, context: context)
             // The router answers unknown paths with a bare 404; give it the envelope.

@@ -84,6 +84,8 @@ public final class AuthService: Sendable {
     /// Revoked access tokens (`jti` → expiry), kept until the token would have expired anyway.
     private let revoked = Mutex<[String: Date]>([:])
     let throttle: LoginThrottle
+    /// Usable API keys, in memory; reloaded by running it as a service.
+    let apiKeys: APIKeyCache
 
     public init(config: AuthConfig, dataDirectory: String?) async throws {
         guard let secret = config.jwtSecret else { throw AuthSetupError.noSecret }
@@ -92,6 +94,8 @@ public final class AuthService: Sendable {
         self.signingKey = .hmac(SymmetricKey(data: Array(secret.utf8)))
         self.verificationKeys = [config.keyID: signingKey.verificationKey]
         self.throttle = LoginThrottle(maxFailures: config.maxLoginFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
+        self.apiKeys = APIKeyCache(store: store, config: config)
+        try await apiKeys.reload()
     }
 
     public enum AuthSetupError: Error {

@@ -28,12 +28,22 @@ struct Authorizer: Sendable {
 
     func authorize(_ head: HTTPRequest, path: String, route: RouteEntry, requestID: String) -> Decision {
         if publicPaths.contains(path) { return .allow(nil) }
-        guard let token = Self.bearerToken(head.headerFields) else {
-            // RFC 6750 §3.1: no error code when the request carried no credentials.
-            return .deny(ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Self.realm]))
-        }
-        guard let identity = auth.verifyAccessToken(token) else {
-            return .deny(ErrorEnvelope.response(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Self.invalidTokenChallenge]))
+        let identity: Identity
+        if let key = head.headerFields[.apiKey] {
+            // An API key takes precedence over a bearer token.
+            guard let found = auth.apiKeys.identity(for: key) else {
+                return .deny(ErrorEnvelope.response(.invalidAPIKey, requestID: requestID))
+            }
+            identity = found
+        } else {
+            guard let token = Self.bearerToken(head.headerFields) else {
+                // RFC 6750 §3.1: no error code when the request carried no credentials.
+                return .deny(ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Self.realm]))
+            }
+            guard let verified = auth.verifyAccessToken(token) else {
+                return .deny(ErrorEnvelope.response(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Self.invalidTokenChallenge]))
+            }
+            identity = verified
         }
         let isRead = RoutePermissions.isRead(head.method.rawValue)
         guard let needed = isRead ? route.config.permissions?.read : route.config.permissions?.write else {

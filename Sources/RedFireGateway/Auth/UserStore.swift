@@ -81,6 +81,7 @@ public final class UserStore: Sendable {
             }
         }
         registerRefreshMigration(&migrator)
+        registerAPIKeyMigration(&migrator)
         return migrator
     }
 

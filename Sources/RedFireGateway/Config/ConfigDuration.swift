@@ -1,7 +1,7 @@
 /// Parses the durations used across the configuration: `250ms`, `5s`, `2m`, `1h`, and combinations
 /// such as `1m30s`. A bare number is refused: a unit must always be explicit.
-enum ConfigDuration {
-    static func parse(_ text: String) -> Duration? {
+public enum ConfigDuration {
+    public static func parse(_ text: String) -> Duration? {
         var total: Duration = .zero
         var index = text.startIndex
         var sawComponent = false

@@ -1,0 +1,183 @@
+import Crypto
+import Foundation
+import GRDB
+import ServiceLifecycle
+import Synchronization
+
+/// An API key as stored: never the key itself, only its SHA-256 hash and its public id.
+public struct APIKey: Sendable, Equatable {
+    /// The public part of the key (`rf_ID_SECRET`), used to find it and shown in listings.
+    public var id: String
+    public var name: String
+    /// Bound to a user: the key acts as the user, with the user's current roles.
+    public var username: String?
+    /// Or a named service account, with its own permissions.
+    public var serviceAccount: String?
+    public var permissions: [String]
+    public var createdAt: Date
+    public var expiresAt: Date?
+    public var revokedAt: Date?
+
+    public var owner: String { username.map { "user:\($0)" } ?? "service:\(serviceAccount ?? "?")" }
+}
+
+public enum APIKeyError: Error, Sendable, Equatable, CustomStringConvertible {
+    case noSuchKey(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .noSuchKey(let id): return "no API key with id \(id)"
+        case .invalid(let reason): return reason
+        }
+    }
+}
+
+/// API keys (`X-API-Key: rf_ID_SECRET`): 256 random bits, stored as SHA-256 hashes — a key this
+/// strong needs no slow hash, and the lookup must be fast. Bound to a user or a service account,
+/// revocable, optionally expiring.
+extension UserStore {
+    static func registerAPIKeyMigration(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v3: api keys") { db in
+            try db.create(table: "api_keys") { table in
+                table.column("id", .text).primaryKey()
+                table.column("key_hash", .text).notNull()
+                table.column("name", .text).notNull()
+                table.column("user_id", .integer).references("users", onDelete: .cascade)
+                table.column("service_account", .text)
+                table.column("permissions", .text).notNull().defaults(to: "")
+                table.column("created_at", .datetime).notNull()
+                table.column("expires_at", .datetime)
+                table.column("revoked_at", .datetime)
+            }
+        }
+    }
+
+    /// Creates a key; the returned string is the only time the key exists in clear.
+    public func createAPIKey(name: String, username: String? = nil, serviceAccount: String? = nil, permissions: [String] = [],
+                             expiresAt: Date? = nil) async throws -> (key: String, record: APIKey) {
+        guard (username == nil) != (serviceAccount == nil) else { throw APIKeyError.invalid("a key belongs to exactly one user or one service account") }
+        if let serviceAccount, !GatewayConfig.isValidName(serviceAccount) {
+            throw APIKeyError.invalid("service account names use letters, digits, '_', '.' and '-'")
+        }
+        if let bad = permissions.first(where: { !GatewayConfig.isValidPermission($0) }) {
+            throw APIKeyError.invalid("\"\(bad)\" is not a permission: use AREA:ACTION")
+        }
+        if username != nil && !permissions.isEmpty { throw APIKeyError.invalid("a user's key has the user's permissions; --permission is for service accounts") }
+        var generator = SystemRandomNumberGenerator()
+        let id = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let secret = Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let key = "rf_\(id)_\(secret)"
+        let now = Date()
+        try await database.write { db in
+            var userID: Int64?
+            if let username {
+                guard let found = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE username = ?", arguments: [username]) else {
+                    throw UserStoreError.noSuchUser(username)
+                }
+                userID = found
+            }
+            try db.execute(sql: """
+                INSERT INTO api_keys (id, key_hash, name, user_id, service_account, permissions, created_at, expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, Self.tokenHash(key), name, userID, serviceAccount, permissions.joined(separator: " "), now, expiresAt])
+        }
+        return (key, APIKey(id: id, name: name, username: username, serviceAccount: serviceAccount, permissions: permissions.sorted(),
+                            createdAt: now, expiresAt: expiresAt, revokedAt: nil))
+    }
+
+    public func apiKeys() async throws -> [APIKey] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT k.id, k.name, u.username, k.service_account, k.permissions, k.created_at, k.expires_at, k.revoked_at
+                FROM api_keys k LEFT JOIN users u ON u.id = k.user_id ORDER BY k.created_at, k.id
+                """).map { row in
+                APIKey(id: row["id"], name: row["name"], username: row["username"], serviceAccount: row["service_account"],
+                       permissions: (row["permissions"] as String).split(separator: " ").map(String.init).sorted(),
+                       createdAt: row["created_at"], expiresAt: row["expires_at"], revokedAt: row["revoked_at"])
+            }
+        }
+    }
+
+    public func revokeAPIKey(_ id: String) async throws {
+        try await database.write { db in
+            try db.execute(sql: "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", arguments: [Date(), id])
+            if db.changesCount == 0 { throw APIKeyError.noSuchKey(id) }
+        }
+    }
+
+    /// Every usable key (not revoked, not expired, user not disabled) with the roles of its user.
+    func activeAPIKeys(now: Date = Date()) async throws -> [ActiveAPIKey] {
+        try await database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT k.id, k.key_hash, k.service_account, k.permissions, k.expires_at, u.id AS user_id, u.username,
+                       (SELECT group_concat(role, ' ') FROM user_roles r WHERE r.user_id = u.id) AS roles
+                FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
+                WHERE k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)
+                  AND (k.user_id IS NULL OR u.disabled = 0)
+                """, arguments: [now]).map { row in
+                let roles = (row["roles"] as String?)?.split(separator: " ").map(String.init).sorted() ?? []
+                let userID: Int64? = row["user_id"]
+                let serviceAccount: String? = row["service_account"]
+                return ActiveAPIKey(id: row["id"], hash: row["key_hash"], expiresAt: row["expires_at"],
+                                    userID: userID.map(String.init) ?? "service:\(serviceAccount ?? "")",
+                                    name: row["username"] ?? serviceAccount ?? "", roles: roles,
+                                    ownPermissions: userID == nil ? (row["permissions"] as String).split(separator: " ").map(String.init) : nil)
+            }
+        }
+    }
+}
+
+/// A usable key, as held in memory for the request path.
+struct ActiveAPIKey: Sendable {
+    var id: String
+    var hash: String
+    var expiresAt: Date?
+    var userID: String
+    var name: String
+    var roles: [String]
+    /// A service account's permissions; nil for a user's key (derived from roles).
+    var ownPermissions: [String]?
+}
+
+/// The usable keys in memory, reloaded from the store every couple of seconds (so `keys create` and
+/// `keys revoke` in another process take effect without a restart). Checking a key is a dictionary
+/// lookup and one SHA-256 — no database access on the request path.
+final class APIKeyCache: Service, Sendable {
+    private let keys = Mutex<[String: ActiveAPIKey]>([:])
+    let store: UserStore
+    let config: AuthConfig
+
+    init(store: UserStore, config: AuthConfig) {
+        self.store = store
+        self.config = config
+    }
+
+    func reload() async throws {
+        let active = try await store.activeAPIKeys()
+        let byID = Dictionary(active.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        keys.withLock { $0 = byID }
+    }
+
+    /// Reloads every two seconds until the gateway shuts down.
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(2)) }
+            guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
+            try? await reload()
+        }
+    }
+
+    /// The identity of a valid key; nil for a malformed, unknown, revoked or expired one.
+    func identity(for presented: String) -> Identity? {
+        let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
+        guard presented.utf8.count <= 128, parts.count == 3, parts[0] == "rf" else { return nil }
+        guard let key = keys.withLock({ $0[String(parts[1])] }) else { return nil }
+        let hash = UserStore.tokenHash(presented)
+        guard AdminResponder.constantTimeEquals(hash, key.hash) else { return nil }
+        if let expiresAt = key.expiresAt, expiresAt <= Date() { return nil }
+        let permissions = key.ownPermissions?.sorted() ?? config.permissions(of: key.roles)
+        return Identity(userID: key.userID, username: key.name, roles: key.roles, permissions: permissions,
+                        tokenID: "key:\(key.id)", session: "", expiresAt: key.expiresAt ?? .distantFuture)
+    }
+}
