@@ -516,6 +516,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -586,6 +589,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -686,6 +692,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -796,6 +805,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -875,6 +887,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -954,6 +969,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -1033,6 +1051,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -1123,6 +1144,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -1183,6 +1207,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -1254,6 +1281,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -1314,6 +1344,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -1374,6 +1407,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -1433,6 +1469,9 @@ enum OpenAPIDocument {
           },
           {
             "accessToken": []
+          },
+          {
+            "apiKey": []
           }
         ]
       }
@@ -2067,6 +2106,12 @@ enum OpenAPIDocument {
         "scheme": "bearer",
         "bearerFormat": "JWT",
         "description": "access_token from /api/v1/auth/login; the admin API needs the gateway:admin permission (403 forbidden otherwise)"
+      },
+      "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "a key from `redfire-gateway keys create`; the admin API needs the gateway:admin permission"
       }
     }
   }
