@@ -80,6 +80,7 @@ public final class AuthService: Sendable {
     let config: AuthConfig
     /// Signs access tokens; `verificationKeys` (by `kid`) check them, the signing key's own among them.
     let signingKey: SigningKey
+    let signingKeyID: String
     let verificationKeys: [String: VerificationKey]
     /// Revoked access tokens (`jti` → expiry), kept until the token would have expired anyway.
     private let revoked = Mutex<[String: Date]>([:])
@@ -88,11 +89,14 @@ public final class AuthService: Sendable {
     let apiKeys: APIKeyCache
 
     public init(config: AuthConfig, dataDirectory: String?) async throws {
-        guard let secret = config.jwtSecret else { throw AuthSetupError.noSecret }
+        guard let signing = config.effectiveSigningKey else { throw AuthSetupError.noSecret }
         self.config = config
         self.store = try UserStore(path: config.databasePath(dataDirectory: dataDirectory), bcryptCost: config.bcryptCost)
-        self.signingKey = .hmac(SymmetricKey(data: Array(secret.utf8)))
-        self.verificationKeys = [config.keyID: signingKey.verificationKey]
+        self.signingKey = try signing.signingKey()
+        self.signingKeyID = signing.keyID
+        var keys = [signing.keyID: signingKey.verificationKey]
+        for extra in config.verificationKeys where keys[extra.keyID] == nil { keys[extra.keyID] = try extra.verificationKey() }
+        self.verificationKeys = keys
         self.throttle = LoginThrottle(maxFailures: config.maxLoginFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
         self.apiKeys = APIKeyCache(store: store, config: config)
         try await apiKeys.reload()
@@ -117,7 +121,7 @@ public final class AuthService: Sendable {
             sub: String(user.id), name: user.username, roles: user.roles, permissions: config.permissions(of: user.roles),
             iat: NumericDate(now), nbf: NumericDate(now), exp: NumericDate(now.addingTimeInterval(Double(config.accessTokenTTL.components.seconds))),
             iss: config.issuer, aud: Audience([config.audience]), jti: UUID().uuidString, typ: "access", sid: session)
-        let token = try JWS.sign(payload: claims, key: signingKey, keyID: config.keyID)
+        let token = try JWS.sign(payload: claims, key: signingKey, keyID: signingKeyID)
         return TokenPair(accessToken: token, refreshToken: refreshToken, expiresIn: Int(config.accessTokenTTL.components.seconds))
     }
 

@@ -232,3 +232,64 @@ enum Base64URL {
 
     static func encode(_ text: String) -> String { encode(Array(text.utf8)) }
 }
+
+/// Key material from the configuration: an HS256 secret, or a PEM key for RS256 / ES256 / EdDSA.
+public struct JWTKeyConfig: Sendable, Equatable {
+    /// `key_id` — the `kid` tokens carry.
+    public var keyID: String
+    public var algorithm: JWSAlgorithm
+    /// The secret (HS256) or the PEM text of the key.
+    public var material: String
+
+    public init(keyID: String, algorithm: JWSAlgorithm, material: String) {
+        self.keyID = keyID
+        self.algorithm = algorithm
+        self.material = material
+    }
+
+    public enum Problem: Error, CustomStringConvertible {
+        case shortSecret
+        case badKey(String)
+
+        public var description: String {
+            switch self {
+            case .shortSecret: return "an HS256 secret must be at least 32 bytes"
+            case .badKey(let expected): return "not a PEM \(expected)"
+            }
+        }
+    }
+
+    /// The key that signs (a private key, or the secret).
+    public func signingKey() throws(Problem) -> SigningKey {
+        do {
+            switch algorithm {
+            case .hs256:
+                guard material.utf8.count >= 32 else { throw Problem.shortSecret }
+                return .hmac(SymmetricKey(data: Array(material.utf8)))
+            case .rs256: return .rsa(try _RSA.Signing.PrivateKey(pemRepresentation: material))
+            case .es256: return .p256(try P256.Signing.PrivateKey(pemRepresentation: material))
+            case .eddsa: return .ed25519(try Curve25519.Signing.PrivateKey(pemRepresentation: material))
+            }
+        } catch let problem as Problem {
+            throw problem
+        } catch {
+            throw .badKey(algorithm == .rs256 ? "RSA private key of at least 2048 bits" : algorithm == .es256 ? "P-256 private key" : "Ed25519 private key")
+        }
+    }
+
+    /// The key that verifies: a public key, or the public half of a private key, or the secret.
+    public func verificationKey() throws(Problem) -> VerificationKey {
+        if algorithm == .hs256 { return try signingKey().verificationKey }
+        switch algorithm {
+        case .rs256: if let key = try? _RSA.Signing.PublicKey(pemRepresentation: material) { return .rsa(key) }
+        case .es256: if let key = try? P256.Signing.PublicKey(pemRepresentation: material) { return .p256(key) }
+        case .eddsa: if let key = try? Curve25519.Signing.PublicKey(pemRepresentation: material) { return .ed25519(key) }
+        case .hs256: break
+        }
+        do {
+            return try signingKey().verificationKey
+        } catch {
+            throw .badKey(algorithm == .rs256 ? "RSA key of at least 2048 bits" : algorithm == .es256 ? "P-256 key" : "Ed25519 key")
+        }
+    }
+}

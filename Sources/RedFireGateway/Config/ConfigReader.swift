@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// Walks a composed YAML document with key paths, collecting every problem instead of stopping at the
@@ -6,9 +7,18 @@ import Yams
 final class ConfigReader {
     private(set) var problems: [ConfigProblem] = []
     let environment: [String: String]
+    /// Relative file paths in the configuration are relative to this (the configuration file's directory).
+    let baseDirectory: String?
 
-    init(environment: [String: String]) {
+    init(environment: [String: String], baseDirectory: String? = nil) {
         self.environment = environment
+        self.baseDirectory = baseDirectory
+    }
+
+    /// `file` resolved against the configuration file's directory when relative.
+    func resolve(_ file: String) -> String {
+        guard let baseDirectory, !file.hasPrefix("/") else { return file }
+        return ((baseDirectory.isEmpty ? "." : baseDirectory) as NSString).appendingPathComponent(file)
     }
 
     func report(_ path: String, _ node: Node?, _ message: String) {

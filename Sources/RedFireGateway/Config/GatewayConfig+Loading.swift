@@ -11,8 +11,8 @@ extension GatewayConfig {
             let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read (check its permissions and encoding)" : "does not exist"
             throw ConfigError(source: path, problems: [ConfigProblem(path: "", line: nil, message: "the file \(reason)")])
         }
-        var config = try parse(yaml: text, source: path, environment: environment)
         let directory = (path as NSString).deletingLastPathComponent
+        var config = try parse(yaml: text, source: path, environment: environment, baseDirectory: directory)
         // Relative file paths in the configuration are relative to the configuration file.
         if let file = config.console.logFile, !file.hasPrefix("/") {
             config.console.logFile = ((directory.isEmpty ? "." : directory) as NSString).appendingPathComponent(file)
@@ -35,7 +35,9 @@ extension GatewayConfig {
     }
 
     /// Parses and validates YAML text. Throws `ConfigError` listing every problem found.
-    public static func parse(yaml: String, source: String = "config", environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GatewayConfig {
+    /// - Parameter baseDirectory: what relative key and secret files are relative to (the file's directory).
+    public static func parse(yaml: String, source: String = "config", environment: [String: String] = ProcessInfo.processInfo.environment,
+                             baseDirectory: String? = nil) throws -> GatewayConfig {
         let root: Node
         do {
             guard let node = try Yams.compose(yaml: yaml) else {
@@ -47,7 +49,7 @@ extension GatewayConfig {
         } catch let error as YamlError {
             throw ConfigError(source: source, problems: [Self.problem(from: error)])
         }
-        let reader = ConfigReader(environment: environment)
+        let reader = ConfigReader(environment: environment, baseDirectory: baseDirectory)
         let config = decode(root, reader: reader)
         if reader.problems.isEmpty, let config {
             return config
@@ -99,7 +101,7 @@ extension GatewayConfig {
                 else { reader.report(auth.childPath("jwt_secret"), auth.node("jwt_secret"), "must be at least 32 bytes (use ${JWT_SECRET} and a long random value)") }
             }
             if let file = auth.string("jwt_secret_file") {
-                if let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) {
+                if let data = FileManager.default.contents(atPath: reader.resolve(file)), let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines) {
                     if text.utf8.count >= 32 { config.auth.jwtSecret = text }
                     else { reader.report(auth.childPath("jwt_secret_file"), auth.node("jwt_secret_file"), "the secret in \(file) must be at least 32 bytes") }
                 } else {
@@ -108,6 +110,20 @@ extension GatewayConfig {
             }
             if let kid = auth.string("key_id") {
                 if GatewayConfig.isValidName(kid) { config.auth.keyID = kid } else { reader.report(auth.childPath("key_id"), auth.node("key_id"), "use letters, digits, '_', '.' and '-'") }
+            }
+            if let spec = auth.object("signing_key") {
+                if let key = decodeKey(spec, reader: reader, requirePrivate: true) { config.auth.signingKey = key }
+            }
+            if let keys = auth.list("verification_keys") {
+                for (path, node) in keys {
+                    guard let spec = reader.object(node, path: path) else { continue }
+                    if let key = decodeKey(spec, reader: reader, requirePrivate: false) {
+                        if config.auth.verificationKeys.contains(where: { $0.keyID == key.keyID }) || config.auth.signingKey?.keyID == key.keyID {
+                            reader.report(spec.childPath("key_id"), spec.node("key_id"), "key id \(key.keyID) is used by another key")
+                        }
+                        config.auth.verificationKeys.append(key)
+                    }
+                }
             }
             if let issuer = auth.string("issuer"), !issuer.isEmpty { config.auth.issuer = issuer }
             if let audience = auth.string("audience"), !audience.isEmpty { config.auth.audience = audience }
@@ -356,6 +372,48 @@ extension GatewayConfig {
         let route = RouteConfig(prefix: prefix, service: service, methods: normalizedMethods, stripPrefix: strip ?? false, version: version, name: name,
                                 permissions: permissions, forwardAuthorization: forwardAuthorization)
         return (route, (object.node("prefix"), object.node("service"), object.node("permissions")))
+    }
+
+    /// `{algorithm, key_id, key_file | secret | secret_file}`: the material is read and parsed now, so a
+    /// bad key is a configuration problem with its key path, not a failure at start.
+    private static func decodeKey(_ spec: ConfigObject, reader: ConfigReader, requirePrivate: Bool) -> JWTKeyConfig? {
+        defer { spec.finish() }
+        let choices = JWSAlgorithm.allCases.map(\.rawValue)
+        let algorithmText = spec.require(spec.string("algorithm", oneOf: choices), "algorithm")
+        let keyID = spec.require(spec.string("key_id"), "key_id")
+        let keyFile = spec.string("key_file")
+        let secret = spec.string("secret")
+        let secretFile = spec.string("secret_file")
+        guard let algorithmText, let algorithm = JWSAlgorithm(rawValue: algorithmText), let keyID else { return nil }
+        guard GatewayConfig.isValidName(keyID) else {
+            reader.report(spec.childPath("key_id"), spec.node("key_id"), "use letters, digits, '_', '.' and '-'")
+            return nil
+        }
+        var material: String?
+        if algorithm == .hs256 {
+            if let secret { material = secret }
+            else if let secretFile {
+                material = FileManager.default.contents(atPath: reader.resolve(secretFile)).flatMap { String(data: $0, encoding: .utf8) }?
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+                if material == nil { reader.report(spec.childPath("secret_file"), spec.node("secret_file"), "cannot read \(secretFile)"); return nil }
+            } else {
+                reader.report(spec.path, nil, "HS256 needs secret or secret_file")
+                return nil
+            }
+        } else {
+            guard let keyFile else { reader.report(spec.path, nil, "\(algorithm.rawValue) needs key_file (a PEM key)"); return nil }
+            material = FileManager.default.contents(atPath: reader.resolve(keyFile)).flatMap { String(data: $0, encoding: .utf8) }
+            if material == nil { reader.report(spec.childPath("key_file"), spec.node("key_file"), "cannot read \(keyFile)"); return nil }
+        }
+        let key = JWTKeyConfig(keyID: keyID, algorithm: algorithm, material: material ?? "")
+        do {
+            if requirePrivate { _ = try key.signingKey() } else { _ = try key.verificationKey() }
+        } catch {
+            let field = algorithm == .hs256 ? (secret != nil ? "secret" : "secret_file") : "key_file"
+            reader.report(spec.childPath(field), spec.node(field), error.description)
+            return nil
+        }
+        return key
     }
 
     private static func parseStatusRange(_ text: String) -> ClosedRange<Int>? {

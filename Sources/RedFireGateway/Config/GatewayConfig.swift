@@ -44,6 +44,10 @@ public struct AuthConfig: Sendable, Equatable {
     public var jwtSecret: String?
     /// `auth.key_id` — the `kid` of the signing key. Default `k1`.
     public var keyID = "k1"
+    /// `auth.signing_key` — an RS256, ES256, EdDSA (or HS256) key instead of `jwt_secret`.
+    public var signingKey: JWTKeyConfig?
+    /// `auth.verification_keys` — more keys whose tokens are accepted (previous keys during a rotation).
+    public var verificationKeys: [JWTKeyConfig] = []
     /// `auth.issuer` / `auth.audience` — `iss` and `aud` of access tokens, checked on every token.
     public var issuer = "redfire-gateway"
     public var audience = "redfire-api"
@@ -87,8 +91,13 @@ public struct AuthConfig: Sendable, Equatable {
         gatewayTokenKeyFile ?? dataDirectory.map { ($0 as NSString).appendingPathComponent("gateway-token-key.pem") }
     }
 
-    /// Whether the gateway serves `/api/v1/auth/*` (a signing secret is configured).
-    public var isEnabled: Bool { jwtSecret != nil }
+    /// Whether the gateway authenticates (a signing secret or key is configured).
+    public var isEnabled: Bool { jwtSecret != nil || signingKey != nil }
+
+    /// The signing key: `signing_key`, else `jwt_secret` as HS256 under `key_id`.
+    public var effectiveSigningKey: JWTKeyConfig? {
+        signingKey ?? jwtSecret.map { JWTKeyConfig(keyID: keyID, algorithm: .hs256, material: $0) }
+    }
 
     /// The permissions granted by `roles` (unknown roles grant nothing).
     public func permissions(of roles: [String]) -> [String] {
