@@ -56,7 +56,7 @@ public final class Gateway: Service {
         var gatewayTokens: GatewayTokenIssuer?
         if config.auth.isEnabled {
             do {
-                let service = try await AuthService(config: config.auth, dataDirectory: config.dataDirectory)
+                let service = try await AuthService(config: config.auth, dataDirectory: config.dataDirectory, logger: logger)
                 authService = service
                 authEndpoints = AuthEndpoints(auth: service, registrationOpen: config.auth.registration)
                 authorizer = Authorizer(auth: service, publicPaths: config.auth.publicPaths)
@@ -78,7 +78,7 @@ public final class Gateway: Service {
             server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionCountHandler(count: connections)])),
             configuration: .init(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil),
             services: [TransportShutdown(transport: transport), maintenance] + (control.configPath != nil ? [ReloadOnHangup(control: control)] : [])
-                + (authService.map { [$0.apiKeys] } ?? []),
+                + (authService.map { [$0.apiKeys] + $0.externalIssuers } ?? []),
             onServerRunning: { [listening, port] channel in
                 port.store(channel.localAddress?.port ?? 0, ordering: .relaxed)
                 listening.succeed(port: channel.localAddress?.port ?? 0)

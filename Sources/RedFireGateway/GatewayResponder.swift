@@ -93,7 +93,7 @@ struct GatewayResponder: HTTPResponder {
         }
         var identity = UpstreamIdentity.transparent
         if let authorizer {
-            switch authorizer.authorize(head, path: target.path, route: route, requestID: requestID) {
+            switch await authorizer.authorize(head, path: target.path, route: route, requestID: requestID) {
             case .deny(let response):
                 recorder.finish(status: response.status.code)
                 return response

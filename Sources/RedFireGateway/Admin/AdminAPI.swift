@@ -234,11 +234,18 @@ struct AdminResponder: Sendable {
         let presented = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         if let adminToken, Self.constantTimeEquals(presented, adminToken) {
             context.actor = "admin-api"
-        } else if let auth, let identity = auth.verifyAccessToken(presented) {
-            guard identity.holds(Self.permission) else {
-                return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
+        } else if let auth {
+            switch await auth.checkAccessToken(presented) {
+            case .valid(let identity):
+                guard identity.holds(Self.permission) else {
+                    return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
+                }
+                context.actor = "admin-api:\(identity.username)"
+            case .invalid:
+                return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
+            case .unavailable:
+                return ErrorEnvelope.response(.authUnavailable, requestID: context.requestID, headers: [.retryAfter: "5"])
             }
-            context.actor = "admin-api:\(identity.username)"
         } else {
             return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
         }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import Synchronization
 
@@ -88,7 +89,10 @@ public final class AuthService: Sendable {
     /// Usable API keys, in memory; reloaded by running it as a service.
     let apiKeys: APIKeyCache
 
-    public init(config: AuthConfig, dataDirectory: String?) async throws {
+    /// Identity providers whose tokens are accepted too (run each as a service to keep its keys fresh).
+    let externalIssuers: [ExternalIssuer]
+
+    public init(config: AuthConfig, dataDirectory: String?, logger: Logger = Logger(label: "redfire.auth")) async throws {
         guard let signing = config.effectiveSigningKey else { throw AuthSetupError.noSecret }
         self.config = config
         self.store = try UserStore(path: config.databasePath(dataDirectory: dataDirectory), bcryptCost: config.bcryptCost)
@@ -99,6 +103,7 @@ public final class AuthService: Sendable {
         self.verificationKeys = keys
         self.throttle = LoginThrottle(maxFailures: config.maxLoginFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
         self.apiKeys = APIKeyCache(store: store, config: config)
+        self.externalIssuers = config.externalIssuers.map { ExternalIssuer(config: $0, logger: logger) }
         try await apiKeys.reload()
     }
 
@@ -144,6 +149,50 @@ public final class AuthService: Sendable {
         guard !isRevoked else { return nil }
         return Identity(userID: claims.sub, username: claims.name, roles: claims.roles, permissions: claims.permissions,
                         tokenID: claims.jti, session: claims.sid, expiresAt: claims.exp.date)
+    }
+
+    public enum TokenCheck: Sendable {
+        case valid(Identity)
+        case invalid
+        /// The token is from an external issuer whose keys cannot be had: 503, not 401.
+        case unavailable
+    }
+
+    /// Checks a bearer token: the gateway's own keys first (synchronous, no suspension), then the
+    /// external issuer named by the token's `iss`, fetching its keys when the `kid` is new to it.
+    func checkAccessToken(_ token: String) async -> TokenCheck {
+        if let identity = verifyAccessToken(token) { return .valid(identity) }
+        guard !externalIssuers.isEmpty, token.utf8.count <= JWS.maxTokenBytes,
+              let kid = JWS.unverifiedKeyID(token), verificationKeys[kid] == nil,
+              let issuerName = Self.unverifiedIssuer(token),
+              let issuer = externalIssuers.first(where: { $0.config.issuer == issuerName }) else { return .invalid }
+        if issuer.keys?[kid] == nil { await issuer.refetchIfAllowed() }
+        guard let keys = issuer.keys else { return .unavailable }
+        let decoder = JSONDecoder()
+        decoder.userInfo[ExternalClaims.rolesClaimKey] = issuer.config.rolesClaim
+        guard let payload = try? JWS.verify(token, keys: keys),
+              let claims = try? decoder.decode(ExternalClaims.self, from: Data(payload)) else { return .invalid }
+        let now = Date().timeIntervalSince1970
+        let leeway = Double(config.leeway.components.seconds)
+        guard claims.exp.seconds + leeway > now,
+              (claims.nbf?.seconds ?? 0) - leeway <= now,
+              claims.iss == issuer.config.issuer,
+              claims.aud.values.contains(issuer.config.audience ?? config.audience) else { return .invalid }
+        let tokenID = claims.jti ?? "ext:\(claims.sub):\(Int(claims.exp.seconds))"
+        if revoked.withLock({ $0[tokenID] != nil }) { return .invalid }
+        return .valid(Identity(userID: claims.sub, username: claims.preferredUsername ?? claims.name ?? claims.sub, roles: claims.roles,
+                               permissions: config.permissions(of: claims.roles), tokenID: tokenID, session: "", expiresAt: claims.exp.date))
+    }
+
+    private struct IssuerOnly: Decodable {
+        var iss: String
+    }
+
+    /// The `iss` of a token's payload, unverified: only used to choose which key set verifies it.
+    static func unverifiedIssuer(_ token: String) -> String? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let bytes = Base64URL.decode(parts[1].utf8) else { return nil }
+        return (try? JSONDecoder().decode(IssuerOnly.self, from: Data(bytes)))?.iss
     }
 
     private func revoke(_ identity: Identity) {

@@ -26,7 +26,7 @@ struct Authorizer: Sendable {
     static let realm = #"Bearer realm="redfire-gateway""#
     static let invalidTokenChallenge = #"Bearer realm="redfire-gateway", error="invalid_token""#
 
-    func authorize(_ head: HTTPRequest, path: String, route: RouteEntry, requestID: String) -> Decision {
+    func authorize(_ head: HTTPRequest, path: String, route: RouteEntry, requestID: String) async -> Decision {
         if publicPaths.contains(path) { return .allow(nil) }
         let identity: Identity
         if let key = head.headerFields[.apiKey] {
@@ -40,10 +40,14 @@ struct Authorizer: Sendable {
                 // RFC 6750 §3.1: no error code when the request carried no credentials.
                 return .deny(ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Self.realm]))
             }
-            guard let verified = auth.verifyAccessToken(token) else {
+            switch await auth.checkAccessToken(token) {
+            case .valid(let verified):
+                identity = verified
+            case .invalid:
                 return .deny(ErrorEnvelope.response(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Self.invalidTokenChallenge]))
+            case .unavailable:
+                return .deny(ErrorEnvelope.response(.authUnavailable, requestID: requestID, headers: [.retryAfter: "5"]))
             }
-            identity = verified
         }
         let isRead = RoutePermissions.isRead(head.method.rawValue)
         guard let needed = isRead ? route.config.permissions?.read : route.config.permissions?.write else {

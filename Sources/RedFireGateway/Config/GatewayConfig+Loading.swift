@@ -125,6 +125,28 @@ extension GatewayConfig {
                     }
                 }
             }
+            if let issuers = auth.list("external_issuers") {
+                for (path, node) in issuers {
+                    guard let spec = reader.object(node, path: path) else { continue }
+                    defer { spec.finish() }
+                    let issuer = spec.require(spec.string("issuer"), "issuer")
+                    let url = spec.require(spec.string("jwks_url"), "jwks_url")
+                    guard let issuer, let url else { continue }
+                    guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                        reader.report(spec.childPath("jwks_url"), spec.node("jwks_url"), "must be an http:// or https:// URL")
+                        continue
+                    }
+                    var external = ExternalIssuerConfig(issuer: issuer, jwksURL: url)
+                    external.audience = spec.string("audience")
+                    if let claim = spec.string("roles_claim"), !claim.isEmpty { external.rolesClaim = claim }
+                    if let interval = spec.duration("refresh_interval", atLeast: .seconds(10)) { external.refreshInterval = interval }
+                    if let interval = spec.duration("min_refetch_interval", atLeast: .seconds(1)) { external.minRefetchInterval = interval }
+                    if config.auth.externalIssuers.contains(where: { $0.issuer == issuer }) {
+                        reader.report(spec.childPath("issuer"), spec.node("issuer"), "issuer \(issuer) is listed twice")
+                    }
+                    config.auth.externalIssuers.append(external)
+                }
+            }
             if let issuer = auth.string("issuer"), !issuer.isEmpty { config.auth.issuer = issuer }
             if let audience = auth.string("audience"), !audience.isEmpty { config.auth.audience = audience }
             if let ttl = auth.duration("access_token_ttl", atLeast: .seconds(10)) { config.auth.accessTokenTTL = ttl }

@@ -48,6 +48,8 @@ public struct AuthConfig: Sendable, Equatable {
     public var signingKey: JWTKeyConfig?
     /// `auth.verification_keys` — more keys whose tokens are accepted (previous keys during a rotation).
     public var verificationKeys: [JWTKeyConfig] = []
+    /// `auth.external_issuers` — identity providers whose tokens are accepted, verified by their JWKS.
+    public var externalIssuers: [ExternalIssuerConfig] = []
     /// `auth.issuer` / `auth.audience` — `iss` and `aud` of access tokens, checked on every token.
     public var issuer = "redfire-gateway"
     public var audience = "redfire-api"

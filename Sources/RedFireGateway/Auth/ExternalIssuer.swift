@@ -1,0 +1,176 @@
+import AsyncHTTPClient
+import Crypto
+import CryptoExtras
+import Foundation
+import JWTKit
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// `auth.external_issuers[i]` — an identity provider whose tokens the gateway accepts, verified with
+/// the keys its JWKS URL publishes.
+public struct ExternalIssuerConfig: Sendable, Equatable {
+    /// `issuer` — the tokens' `iss`, exactly.
+    public var issuer: String
+    /// `jwks_url` — where the provider publishes its public keys.
+    public var jwksURL: String
+    /// `audience` — required in `aud`. Default `auth.audience`.
+    public var audience: String?
+    /// `roles_claim` — the claim holding the caller's roles (an array or a space-separated string),
+    /// mapped to permissions by `auth.roles`. Default `roles`.
+    public var rolesClaim = "roles"
+    /// `refresh_interval` — how often the keys are fetched in the background. Default 10 minutes.
+    public var refreshInterval: Duration = .seconds(600)
+    /// `min_refetch_interval` — a token with an unknown `kid` triggers a fetch at most this often. Default 30 s.
+    public var minRefetchInterval: Duration = .seconds(30)
+
+    public init(issuer: String, jwksURL: String) {
+        self.issuer = issuer
+        self.jwksURL = jwksURL
+    }
+}
+
+/// One external issuer's key set: fetched at start and every `refresh_interval`, and again (at most
+/// once per `min_refetch_interval`, one fetch shared by all waiting requests) when a token names a
+/// `kid` it does not have. `jku`/`x5u` in tokens are never followed: keys come only from the configured URL.
+final class ExternalIssuer: Service, Sendable {
+    let config: ExternalIssuerConfig
+    let logger: Logger
+    private struct State {
+        /// nil until a fetch has succeeded.
+        var keys: [String: VerificationKey]?
+        /// The last fetch triggered by an unknown `kid` (background refreshes do not count).
+        var lastOnDemand: ContinuousClock.Instant?
+        var inFlight: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+    private let fetchCounter = Atomic<Int>(0)
+
+    init(config: ExternalIssuerConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    var keys: [String: VerificationKey]? { state.withLock { $0.keys } }
+    var fetchCount: Int { fetchCounter.load(ordering: .relaxed) }
+
+    /// Refetches unless the last attempt was too recent; concurrent callers share one fetch.
+    func refetchIfAllowed() async {
+        let task: Task<Void, Never>? = state.withLock { state in
+            if let running = state.inFlight { return running }
+            if let last = state.lastOnDemand, ContinuousClock.now - last < config.minRefetchInterval { return nil }
+            state.lastOnDemand = .now
+            let task = Task { await self.fetch() }
+            state.inFlight = task
+            return task
+        }
+        await task?.value
+    }
+
+    /// Fetches the key set; on failure the previous keys stay in use.
+    func fetch() async {
+        fetchCounter.add(1, ordering: .relaxed)
+        defer { state.withLock { $0.inFlight = nil } }
+        do {
+            var request = HTTPClientRequest(url: config.jwksURL)
+            request.headers.add(name: "Accept", value: "application/json")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .ok else { throw FetchError(reason: "HTTP \(response.status.code)") }
+            let set = try JSONDecoder().decode(JWKS.self, from: Data(buffer: body))
+            let keys = Self.verificationKeys(set)
+            guard !keys.isEmpty else { throw FetchError(reason: "no usable key (RS256, ES256 on P-256, EdDSA on Ed25519, each with a kid)") }
+            state.withLock { $0.keys = keys }
+            logger.debug("fetched JWKS", metadata: ["issuer": .string(config.issuer), "keys": .stringConvertible(keys.count)])
+        } catch {
+            logger.warning("cannot fetch the JWKS of an external issuer; its tokens are refused with 503 until a fetch succeeds",
+                           metadata: ["issuer": .string(config.issuer), "jwks_url": .string(config.jwksURL), "error": .string("\(error)")])
+        }
+    }
+
+    struct FetchError: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { reason }
+    }
+
+    /// The keys of a JWKS that the gateway can use; others are skipped.
+    static func verificationKeys(_ set: JWKS) -> [String: VerificationKey] {
+        var result: [String: VerificationKey] = [:]
+        for jwk in set.keys {
+            guard let kid = jwk.keyIdentifier?.string else { continue }
+            let algorithm = jwk.algorithm?.rawValue
+            switch jwk.keyType.rawValue {
+            case "RSA":
+                guard algorithm == nil || algorithm == "RS256", let n = jwk.modulus.flatMap({ Base64URL.decode($0.utf8) }),
+                      let e = jwk.exponent.flatMap({ Base64URL.decode($0.utf8) }),
+                      let key = try? _RSA.Signing.PublicKey(n: n, e: e) else { continue }
+                result[kid] = .rsa(key)
+            case "EC":
+                guard algorithm == nil || algorithm == "ES256", jwk.curve?.rawValue == "P-256",
+                      let x = jwk.x.flatMap({ Base64URL.decode($0.utf8) }), let y = jwk.y.flatMap({ Base64URL.decode($0.utf8) }),
+                      x.count == 32, y.count == 32,
+                      let key = try? P256.Signing.PublicKey(x963Representation: [4] + x + y) else { continue }
+                result[kid] = .p256(key)
+            case "OKP":
+                guard algorithm == nil || algorithm == "EdDSA", jwk.curve?.rawValue == "Ed25519",
+                      let x = jwk.x.flatMap({ Base64URL.decode($0.utf8) }),
+                      let key = try? Curve25519.Signing.PublicKey(rawRepresentation: x) else { continue }
+                result[kid] = .ed25519(key)
+            default:
+                continue
+            }
+        }
+        return result
+    }
+
+    /// Fetches at start, then every `refresh_interval` (every 5 s while no fetch has succeeded).
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            await fetch()
+            let wait = keys == nil ? .seconds(5) : config.refreshInterval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+        }
+    }
+}
+
+/// The claims read from an external issuer's token; `exp` and `sub` are required.
+struct ExternalClaims: Decodable {
+    var sub: String
+    var exp: NumericDate
+    var nbf: NumericDate?
+    var iss: String
+    var aud: Audience
+    var jti: String?
+    var name: String?
+    var preferredUsername: String?
+    var roles: [String]
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    static let rolesClaimKey = CodingUserInfoKey(rawValue: "rolesClaim")!
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        sub = try container.decode(String.self, forKey: AnyKey(stringValue: "sub"))
+        exp = try container.decode(NumericDate.self, forKey: AnyKey(stringValue: "exp"))
+        nbf = try container.decodeIfPresent(NumericDate.self, forKey: AnyKey(stringValue: "nbf"))
+        iss = try container.decode(String.self, forKey: AnyKey(stringValue: "iss"))
+        aud = try container.decode(Audience.self, forKey: AnyKey(stringValue: "aud"))
+        jti = try container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "jti"))
+        name = try? container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "name"))
+        preferredUsername = try? container.decodeIfPresent(String.self, forKey: AnyKey(stringValue: "preferred_username"))
+        let rolesKey = AnyKey(stringValue: decoder.userInfo[Self.rolesClaimKey] as? String ?? "roles")
+        if let list = try? container.decode([String].self, forKey: rolesKey) {
+            roles = list
+        } else if let text = try? container.decode(String.self, forKey: rolesKey) {
+            roles = text.split(separator: " ").map(String.init)
+        } else {
+            roles = []
+        }
+    }
+}
