@@ -43,10 +43,14 @@ final class GatewayProcess: Sendable {
     }
 
     /// - Parameter input: written to the child's standard input, which is then closed.
-    init(_ arguments: [String], input: String? = nil) throws {
+    /// - Parameter environment: added to this process's environment for the child.
+    init(_ arguments: [String], input: String? = nil, environment: [String: String] = [:]) throws {
         process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let out = Pipe(), err = Pipe(), stdin = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -74,8 +78,8 @@ final class GatewayProcess: Sendable {
         return process.terminationStatus
     }
 
-    static func run(_ arguments: [String], input: String? = nil) async throws -> (status: Int32?, stdout: String, stderr: String) {
-        let child = try GatewayProcess(arguments, input: input)
+    static func run(_ arguments: [String], input: String? = nil, environment: [String: String] = [:]) async throws -> (status: Int32?, stdout: String, stderr: String) {
+        let child = try GatewayProcess(arguments, input: input, environment: environment)
         let status = await child.waitForExit()
         return (status, child.output, child.errorOutput)
     }
@@ -92,7 +96,7 @@ struct CommandLineTests {
     }
 
     @Test func configCheckAcceptsTheExample() async throws {
-        let result = try await GatewayProcess.run(["config", "check", ConfigTests.examplePath])
+        let result = try await GatewayProcess.run(["config", "check", ConfigTests.examplePath], environment: ["JWT_SECRET": String(repeating: "s", count: 48)])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("OK (5 services"))
     }

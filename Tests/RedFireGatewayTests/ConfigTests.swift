@@ -11,7 +11,10 @@ struct ConfigTests {
     }
 
     @Test func exampleFileLoadsWithEveryService() throws {
-        let config = try GatewayConfig.load(path: Self.examplePath, environment: [:])
+        let config = try GatewayConfig.load(path: Self.examplePath, environment: ["JWT_SECRET": String(repeating: "s", count: 48)])
+        #expect(config.auth.isEnabled)
+        #expect(config.routes.allSatisfy { $0.permissions?.read != nil }, "every route declares who may read it")
+        #expect(config.auth.publicPaths.contains("/api/v1/monitor/status"))
         #expect(config.services.map(\.name) == ["user_trading", "vnpy_core", "strategy_data", "gateway_adapter", "monitor"])
         #expect(config.routes.count == 6)
         let trading = try #require(config.service(named: "user_trading"))
