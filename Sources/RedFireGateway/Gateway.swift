@@ -20,6 +20,8 @@ public final class Gateway: Service {
     private let listening = ListeningSignal()
     let startedAt = ContinuousClock.now
     let connections = ConnectionCount()
+    /// Rate-limit state lives as long as the process: reloads change limits, not allowances.
+    let rateLimiter = RateLimiter()
     private let port = ManagedAtomic<Int>(0)
 
     /// - Parameters:
@@ -70,7 +72,7 @@ public final class Gateway: Service {
         let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
                                          admin: AdminAPI(control: control).responder(auth: authService), auth: authEndpoints,
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
-                                         jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService))
+                                         jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter)
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let connections = self.connections
         let app = Application(

@@ -19,6 +19,7 @@ struct GatewayResponder: HTTPResponder {
     let gatewayTokens: GatewayTokenIssuer?
     /// `/gateway/jwks.json`: the public keys services verify gateway tokens (and access tokens) with.
     let jwksBody: ByteBuffer
+    let rateLimiter: RateLimiter
 
     static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
     static let openAPIBody = ByteBuffer(string: OpenAPIDocument.json)
@@ -92,18 +93,35 @@ struct GatewayResponder: HTTPResponder {
             return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
         }
         var identity = UpstreamIdentity.transparent
+        var caller: Identity?
         if let authorizer {
             switch await authorizer.authorize(head, path: target.path, route: route, requestID: requestID) {
             case .deny(let response):
                 recorder.finish(status: response.status.code)
                 return response
-            case .allow(let caller):
-                identity = UpstreamIdentity(identity: caller, gatewayToken: gatewayTokens?.token(service: route.pool.service.name, identity: caller),
+            case .allow(let verified):
+                caller = verified
+                identity = UpstreamIdentity(identity: verified, gatewayToken: gatewayTokens?.token(service: route.pool.service.name, identity: verified),
                                             keepCredentials: route.config.forwardAuthorization)
             }
         }
+        var rateLimitFields: HTTPFields = [:]
+        let limits = state.config.rateLimits
+        if route.rateLimit != nil || limits.defaultPolicy != nil || !limits.rolePolicies.isEmpty {
+            let client = ClientAddress.resolve(peer: context.remoteAddress?.ipAddress, fields: head.headerFields, trusted: state.config.trustedProxies)
+            switch rateLimiter.check(route: route, identity: caller, clientIP: client, config: limits) {
+            case .limited(var fields, let retryAfter):
+                fields[.retryAfter] = String(retryAfter)
+                recorder.finish(status: 429)
+                return ErrorEnvelope.response(.rateLimited, requestID: requestID, headers: fields)
+            case .allowed(let fields):
+                rateLimitFields = fields
+            case nil:
+                break
+            }
+        }
         return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.remoteAddress?.ipAddress,
-                                       identity: identity, recorder: recorder)
+                                       identity: identity, extraHeaders: rateLimitFields, recorder: recorder)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> Response {

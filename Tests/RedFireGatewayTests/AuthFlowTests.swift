@@ -175,6 +175,7 @@ struct AuthFlowTests {
             ("other algorithm", b64(#"{"alg":"HS512","typ":"JWT","kid":"k1"}"#) + "." + parts[1] + "." + parts[2]),
             ("RS256 header", b64(#"{"alg":"RS256","typ":"JWT","kid":"k1"}"#) + "." + parts[1] + "." + parts[2]),
             ("unknown kid", b64(#"{"alg":"HS256","typ":"JWT","kid":"k2"}"#) + "." + parts[1] + "." + parts[2]),
+            ("tampered header", b64(#"{"alg":"HS256","typ":"JWT","kid":"k1","x":1}"#) + "." + parts[1] + "." + parts[2]),
             ("tampered payload", parts[0] + "." + b64(payload.replacingOccurrences(of: "alice", with: "admin")) + "." + parts[2]),
             ("tampered signature", parts[0] + "." + parts[1] + "." + String(parts[2].reversed())),
             ("garbage", "not-a-token"),

@@ -193,6 +193,26 @@ extension GatewayConfig {
                 reader.report("auth.default_roles", nil, "no role \(role) in auth.roles")
             }
         }
+        if let limits = top.object("rate_limits") {
+            if let spec = limits.object("default") { config.rateLimits.defaultPolicy = decodePolicy(spec, name: "default", reader: reader) }
+            if let roles = limits.object("roles") {
+                for role in roles.keys {
+                    guard let spec = roles.object(role) else { continue }
+                    if let policy = decodePolicy(spec, name: role, reader: reader) { config.rateLimits.rolePolicies[role] = policy }
+                }
+                roles.finish()
+            }
+            if let style = limits.string("headers", oneOf: RateLimitConfig.HeaderStyle.allCases.map(\.rawValue)) {
+                config.rateLimits.headers = RateLimitConfig.HeaderStyle(rawValue: style) ?? .ietf
+            }
+            limits.finish()
+        }
+        if let proxies = top.stringList("trusted_proxies") {
+            for text in proxies {
+                if let cidr = CIDR(parsing: text) { config.trustedProxies.append(cidr) }
+                else { reader.report("trusted_proxies", top.node("trusted_proxies"), "\"\(text)\" is not an address or CIDR (10.0.0.0/8, ::1/128)") }
+            }
+        }
         if let console = top.object("console") {
             if let theme = console.string("theme") {
                 if theme.isEmpty { reader.report(console.childPath("theme"), console.node("theme"), "must not be empty") } else { config.console.theme = theme }
@@ -369,6 +389,7 @@ extension GatewayConfig {
             rules.finish()
         }
         let forwardAuthorization = object.bool("forward_authorization") ?? false
+        let rateLimit = object.object("rate_limit").flatMap { decodePolicy($0, name: "route", reader: reader) }
         guard var prefix, let service else { return nil }
         if !prefix.hasPrefix("/") {
             reader.report(object.childPath("prefix"), object.node("prefix"), "must start with /")
@@ -393,7 +414,9 @@ extension GatewayConfig {
         }
         let route = RouteConfig(prefix: prefix, service: service, methods: normalizedMethods, stripPrefix: strip ?? false, version: version, name: name,
                                 permissions: permissions, forwardAuthorization: forwardAuthorization)
-        return (route, (object.node("prefix"), object.node("service"), object.node("permissions")))
+        var limited = route
+        limited.rateLimit = rateLimit
+        return (limited, (object.node("prefix"), object.node("service"), object.node("permissions")))
     }
 
     /// `{algorithm, key_id, key_file | secret | secret_file}`: the material is read and parsed now, so a
@@ -436,6 +459,18 @@ extension GatewayConfig {
             return nil
         }
         return key
+    }
+
+    /// `{rate: 100/s, burst: 50}`; burst defaults to the per-second rate (at least 1).
+    static func decodePolicy(_ spec: ConfigObject, name: String, reader: ConfigReader) -> RateLimitPolicy? {
+        defer { spec.finish() }
+        guard let text = spec.require(spec.string("rate"), "rate") else { return nil }
+        guard let (count, period) = RateLimitPolicy.parseRate(text) else {
+            reader.report(spec.childPath("rate"), spec.node("rate"), "expected COUNT/UNIT with unit s, m or h (e.g. 100/s, 6000/m), found \"\(text)\"")
+            return nil
+        }
+        let burst = spec.int("burst", in: 1...1_000_000) ?? max(1, Int((Double(count) / period.secondsDouble).rounded(.up)))
+        return RateLimitPolicy(name: name, count: count, period: period, burst: burst)
     }
 
     private static func parseStatusRange(_ text: String) -> ClosedRange<Int>? {

@@ -22,6 +22,10 @@ public struct GatewayConfig: Sendable, Equatable {
     public var console = ConsoleConfig()
     /// `auth` — the user store and roles.
     public var auth = AuthConfig()
+    /// `rate_limits` — the default and per-role limits (per-route ones are on the routes).
+    public var rateLimits = RateLimitConfig()
+    /// `trusted_proxies` — CIDRs whose `X-Forwarded-For` is believed. Default none: the client is the TCP peer.
+    public var trustedProxies: [CIDR] = []
 
     public init() {}
 
@@ -110,6 +114,24 @@ public struct AuthConfig: Sendable, Equatable {
     public func databasePath(dataDirectory: String?) -> String {
         database ?? ((dataDirectory ?? "data") as NSString).appendingPathComponent("auth.sqlite")
     }
+}
+
+/// `rate_limits` — GCRA limits per client (API key, else user, else client address).
+public struct RateLimitConfig: Sendable, Equatable {
+    /// `rate_limits.default` — applies to every routed request unless a role policy does. Default none.
+    public var defaultPolicy: RateLimitPolicy?
+    /// `rate_limits.roles` — role → policy, replacing the default for callers with the role.
+    public var rolePolicies: [String: RateLimitPolicy] = [:]
+    /// `rate_limits.headers` — `ietf` (default), `ietf_and_legacy` (adds `X-RateLimit-*`) or `none`.
+    public var headers: HeaderStyle = .ietf
+
+    public enum HeaderStyle: String, Sendable, CaseIterable {
+        case ietf
+        case ietfAndLegacy = "ietf_and_legacy"
+        case none
+    }
+
+    public init() {}
 }
 
 /// `console` — how the operations console looks and behaves. Command-line flags override these.
@@ -356,6 +378,8 @@ public struct RouteConfig: Sendable, Equatable {
     /// `permissions` — what a caller needs, per method group. With `auth` configured, a route without
     /// permissions is refused to everyone except on `auth.public_paths`. Needs `auth`.
     public var permissions: RoutePermissions?
+    /// `rate_limit` — a limit for this route, per client, on top of the default or role limit.
+    public var rateLimit: RateLimitPolicy?
     /// `forward_authorization` — pass the client's `Authorization` and `X-API-Key` to the service.
     /// Default `false`: the service gets the verified identity instead.
     public var forwardAuthorization = false

@@ -33,6 +33,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let invalidAPIKey = Self(code: "invalid_api_key", status: .unauthorized, message: "The API key is unknown, revoked or expired.")
     public static let authUnavailable = Self(code: "auth_unavailable", status: .serviceUnavailable,
                                              message: "The token's identity provider cannot be reached to verify it. Retry later.")
+    public static let rateLimited = Self(code: "rate_limited", status: .tooManyRequests, message: "Too many requests. Retry after the time in Retry-After.")
     public static let invalidPath = Self(code: "invalid_path", status: .badRequest, message: "The request path is not allowed.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
@@ -40,7 +41,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
-        .invalidPath, .invalidAPIKey, .authUnavailable,
+        .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).

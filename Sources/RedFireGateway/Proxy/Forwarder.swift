@@ -22,11 +22,13 @@ struct Forwarder: Sendable {
     ///   - target: the normalized request target; the instance receives exactly this path.
     ///   - identity: the verified caller and `X-Gateway-Token` to pass on.
     func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?,
-                 identity: UpstreamIdentity = .transparent, recorder: RequestRecorder) async -> Response {
+                 identity: UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], recorder: RequestRecorder) async -> Response {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503)
-            return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: [.retryAfter: retryAfter(pool)])
+            var headers = extraHeaders
+            headers[.retryAfter] = retryAfter(pool)
+            return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: headers)
         }
         let service = pool.service
         pool.shared.retryBudget.recordRequest()
@@ -93,7 +95,7 @@ struct Forwarder: Sendable {
                 continue
             }
             recordOutcome(runtime, failed: response.status.code >= 500, service: service)
-            return streamedResponse(response, runtime: runtime, requestID: requestID, recorder: recorder, dispatched: dispatched,
+            return streamedResponse(response, runtime: runtime, requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched,
                                     earlierUpstreamTime: upstreamTime, body: body, upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
         }
         let error: GatewayErrorCode
@@ -107,6 +109,7 @@ struct Forwarder: Sendable {
         }
         recorder.finish(status: error.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
                         upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
+        for field in extraHeaders { errorHeaders[field.name] = field.value }
         return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
     }
 
@@ -133,10 +136,11 @@ struct Forwarder: Sendable {
         return nil
     }
 
-    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, requestID: String, recorder: RequestRecorder,
+    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, requestID: String, extraHeaders: HTTPFields, recorder: RequestRecorder,
                                   dispatched: ContinuousClock.Instant, earlierUpstreamTime: Duration, body: UpstreamRequestBody?,
                                   upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
-        let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID)
+        var headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID)
+        for field in extraHeaders { headers[field.name] = field.value }
         let lease = InFlightLease(runtime: runtime)
         let upstreamBody = upstream.body
         let status = upstream.status

@@ -76,6 +76,7 @@ public final class RouteEntry: Sendable {
     }
 
     public var name: String { config.name }
+    var rateLimit: RateLimitPolicy? { config.rateLimit }
 }
 
 /// The instances of one service (optionally narrowed to one API version) and the balancer over the

@@ -252,6 +252,7 @@ extension Gateway {
             listen: "\(state.config.listen.host):\(boundPort ?? state.config.listen.port)", windowSeconds: windowSeconds,
             gateway: figures(registry.telemetry.gatewayWindow(seconds: windowSeconds, state: state, now: second)),
             openConnections: connections.open, lastReloadFailed: outcomes.lastFailed, services: services, routes: routes,
-            rateLimitedSeries: rateLimited, topLimitedKeys: [], events: registry.events.recent(eventLimit))
+            rateLimitedSeries: rateLimited,
+            topLimitedKeys: rateLimiter.topLimitedKeys(10).map { GatewaySnapshot.LimitedKey(key: $0.key, rejections: $0.rejections) }, events: registry.events.recent(eventLimit))
     }
 }

@@ -1,0 +1,214 @@
+import Foundation
+import HTTPTypes
+import Synchronization
+
+/// `rate` + `burst`: e.g. 100 requests per second, up to 50 at once from idle.
+public struct RateLimitPolicy: Sendable, Equatable {
+    /// The policy's name in `RateLimit-Policy` (`default`, `route`, or the role).
+    public var name: String
+    public var count: Int
+    public var period: Duration
+    public var burst: Int
+
+    public init(name: String, count: Int, period: Duration, burst: Int) {
+        self.name = name
+        self.count = count
+        self.period = period
+        self.burst = burst
+    }
+
+    /// Parses `N/s`, `N/m` or `N/h`.
+    public static func parseRate(_ text: String) -> (count: Int, period: Duration)? {
+        let parts = text.split(separator: "/")
+        guard parts.count == 2, let count = Int(parts[0].trimmingCharacters(in: .whitespaces)), count > 0 else { return nil }
+        switch parts[1].trimmingCharacters(in: .whitespaces) {
+        case "s": return (count, .seconds(1))
+        case "m": return (count, .seconds(60))
+        case "h": return (count, .seconds(3600))
+        default: return nil
+        }
+    }
+
+    /// Nanoseconds between two requests at the sustained rate (GCRA's emission interval T).
+    var interval: Int64 {
+        let nanos = period.components.seconds * 1_000_000_000 + period.components.attoseconds / 1_000_000_000
+        return max(1, nanos / Int64(count))
+    }
+
+    /// How far ahead of now the theoretical arrival time may run (GCRA's tolerance τ): exactly `burst`
+    /// requests pass at once from idle.
+    var tolerance: Int64 { interval * Int64(max(0, burst - 1)) }
+
+    var description: String { "\(count)/\(period == .seconds(1) ? "s" : period == .seconds(60) ? "m" : "h") burst \(burst)" }
+}
+
+/// One policy's verdict for one request.
+public struct RateDecision: Sendable, Equatable {
+    public var allowed: Bool
+    /// Requests that would still pass right now.
+    public var remaining: Int
+    /// Seconds until the full burst is available again.
+    public var resetSeconds: Int
+    /// For a refusal: seconds until one request passes.
+    public var retryAfterSeconds: Int
+}
+
+/// Where the limiter keeps its per-key state. The in-process store below is the default; a shared
+/// store (Redis) for several gateways must give the same answers: one atomic decision per request,
+/// refused requests not charged.
+public protocol RateLimitStore: Sendable {
+    /// Decides for `key` under `policy` at monotonic time `now` (ns) and, when allowed, charges it.
+    func acquire(_ key: String, policy: RateLimitPolicy, now: Int64) -> RateDecision
+    /// Undoes one charge (when another policy refused the same request).
+    func refund(_ key: String, policy: RateLimitPolicy)
+}
+
+/// GCRA (the generic cell rate algorithm; a token bucket in one number per key): each key holds a
+/// theoretical arrival time (TAT). A request at `now` passes when `TAT - τ <= now`, and moves the TAT
+/// to `max(TAT, now) + T`. Check and update happen under the key's shard lock, so N concurrent
+/// requests never let more than the limit through; a refused request leaves the TAT untouched.
+///
+/// Memory: a key whose TAT is in the past is indistinguishable from a new key (it has its whole burst
+/// again), so such keys are dropped without handing anyone an allowance sooner than the limit allows.
+/// The keys still held are those seen within their last burst window: bounded by the request rate.
+public final class LocalRateLimitStore: RateLimitStore {
+    private final class Shard: Sendable {
+        let entries = Mutex<[String: Int64]>([:])
+        /// Sweep expired keys when the shard has grown past this since the last sweep.
+        let sweepAt = Atomic<Int>(1024)
+    }
+    private let shards: [Shard]
+
+    public init(shards: Int = 64) {
+        self.shards = (0..<shards).map { _ in Shard() }
+    }
+
+    private func shard(_ key: String) -> Shard {
+        shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+    }
+
+    public func acquire(_ key: String, policy: RateLimitPolicy, now: Int64) -> RateDecision {
+        let shard = shard(key)
+        let storageKey = policy.name + "\u{0}" + key
+        let interval = policy.interval, tolerance = policy.tolerance
+        return shard.entries.withLock { entries in
+            let tat = max(entries[storageKey] ?? now, now)
+            let allowAt = tat - tolerance
+            if allowAt > now {
+                let wait = allowAt - now
+                return RateDecision(allowed: false, remaining: 0, resetSeconds: Self.seconds(tat - now),
+                                    retryAfterSeconds: max(1, Self.seconds(wait)))
+            }
+            let next = tat + interval
+            entries[storageKey] = next
+            if entries.count >= shard.sweepAt.load(ordering: .relaxed) {
+                entries = entries.filter { $0.value > now }
+                shard.sweepAt.store(max(1024, entries.count * 2), ordering: .relaxed)
+            }
+            let remaining = Int((tolerance - (next - now - interval)) / interval)
+            return RateDecision(allowed: true, remaining: max(0, min(policy.burst - 1, remaining)), resetSeconds: Self.seconds(next - now),
+                                retryAfterSeconds: 0)
+        }
+    }
+
+    public func refund(_ key: String, policy: RateLimitPolicy) {
+        let storageKey = policy.name + "\u{0}" + key
+        shard(key).entries.withLock { entries in
+            if let tat = entries[storageKey] { entries[storageKey] = tat - policy.interval }
+        }
+    }
+
+    /// Keys currently held (for tests and telemetry).
+    public var keyCount: Int { shards.reduce(0) { $0 + $1.entries.withLock { $0.count } } }
+
+    static func seconds(_ nanos: Int64) -> Int { Int((max(0, nanos) + 999_999_999) / 1_000_000_000) }
+}
+
+/// Applies the configured policies to a request: the route's policy, and the caller's role policy or
+/// the default; the tightest decides. Keys: the API key, else the user, else the client address.
+final class RateLimiter: Sendable {
+    let store: any RateLimitStore
+    /// Rejections per key, for the dashboard's top limited keys; bounded.
+    private let rejections = Mutex<[String: Int]>([:])
+
+    init(store: any RateLimitStore = LocalRateLimitStore()) {
+        self.store = store
+    }
+
+    /// The limiter key of a request: never a secret (API keys by their public id).
+    static func key(identity: Identity?, clientIP: String?) -> String {
+        if let identity {
+            if identity.tokenID.hasPrefix("key:") { return "api-key:" + identity.tokenID.dropFirst(4) }
+            return "user:" + identity.userID
+        }
+        return "ip:" + (clientIP ?? "unknown")
+    }
+
+    enum Outcome {
+        case allowed(HTTPFields)
+        case limited(HTTPFields, retryAfter: Int)
+    }
+
+    /// nil when no policy applies. `config` is read from the current state, so a reload changes limits
+    /// without resetting anyone's allowance.
+    func check(route: RouteEntry, identity: Identity?, clientIP: String?, config: RateLimitConfig,
+               now: Int64 = Int64(DispatchTime.now().uptimeNanoseconds)) -> Outcome? {
+        var policies: [RateLimitPolicy] = []
+        if let routePolicy = route.rateLimit { policies.append(routePolicy) }
+        let rolePolicies = identity?.roles.compactMap { config.rolePolicies[$0] } ?? []
+        // A role policy replaces the default; with several roles the most generous one applies.
+        if let best = rolePolicies.max(by: { Double($0.count) / $0.period.secondsDouble < Double($1.count) / $1.period.secondsDouble }) {
+            policies.append(best)
+        } else if let defaultPolicy = config.defaultPolicy {
+            policies.append(defaultPolicy)
+        }
+        guard !policies.isEmpty else { return nil }
+        let key = Self.key(identity: identity, clientIP: clientIP)
+        var charged: [RateLimitPolicy] = []
+        var tightest: (RateLimitPolicy, RateDecision)?
+        for policy in policies {
+            let routeScoped = policy.name == "route" ? route.name + "\u{0}" + key : key
+            let decision = store.acquire(routeScoped, policy: policy, now: now)
+            if !decision.allowed {
+                for done in charged { store.refund(done.name == "route" ? route.name + "\u{0}" + key : key, policy: done) }
+                rejections.withLock { counts in
+                    if counts.count >= 10_000 && counts[key] == nil { counts = counts.filter { $0.value > 1 } }
+                    counts[key, default: 0] += 1
+                }
+                return .limited(headers(policy, decision, style: config.headers), retryAfter: decision.retryAfterSeconds)
+            }
+            charged.append(policy)
+            if tightest == nil || decision.remaining < tightest!.1.remaining { tightest = (policy, decision) }
+        }
+        return tightest.map { .allowed(headers($0.0, $0.1, style: config.headers)) }
+    }
+
+    /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and optionally the
+    /// older `X-RateLimit-*` trio.
+    func headers(_ policy: RateLimitPolicy, _ decision: RateDecision, style: RateLimitConfig.HeaderStyle) -> HTTPFields {
+        var fields = HTTPFields()
+        guard style != .none else { return fields }
+        let window = max(1, LocalRateLimitStore.seconds(policy.interval * Int64(policy.burst)))
+        fields[.rateLimitPolicy] = "\"\(policy.name)\";q=\(policy.burst);w=\(window)"
+        fields[.rateLimit] = "\"\(policy.name)\";r=\(decision.remaining);t=\(decision.allowed ? decision.resetSeconds : decision.retryAfterSeconds)"
+        if style == .ietfAndLegacy {
+            fields[.xRateLimitLimit] = String(policy.burst)
+            fields[.xRateLimitRemaining] = String(decision.remaining)
+            fields[.xRateLimitReset] = String(decision.allowed ? decision.resetSeconds : decision.retryAfterSeconds)
+        }
+        return fields
+    }
+
+    /// The most-limited keys, most rejections first.
+    func topLimitedKeys(_ count: Int) -> [(key: String, rejections: Int)] {
+        rejections.withLock { $0.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(count).map { ($0.key, $0.value) } }
+    }
+}
+
+extension HTTPField.Name {
+    static let rateLimitPolicy = Self("RateLimit-Policy")!
+    static let rateLimit = Self("RateLimit")!
+    static let xRateLimitLimit = Self("X-RateLimit-Limit")!
+    static let xRateLimitRemaining = Self("X-RateLimit-Remaining")!
+    static let xRateLimitReset = Self("X-RateLimit-Reset")!
+}
