@@ -38,6 +38,52 @@ struct ConfigTests {
 
     """
 
+    @Test func rateLimitsPermissionsAndTrustedProxiesParseAndBadValuesAreReported() throws {
+        let config = try GatewayConfig.parse(yaml: """
+        services:
+          svc:
+            instances: [{url: "http://127.0.0.1:9000"}]
+        routes:
+          - prefix: /api
+            service: svc
+            rate_limit: {rate: 10/s, burst: 20}
+            permissions: {read: svc:read}
+        auth:
+          jwt_secret: "0123456789abcdef0123456789abcdef"
+        rate_limits:
+          default: {rate: 6000/m}
+          roles: {premium: {rate: 1000/s, burst: 200}}
+          headers: ietf_and_legacy
+        trusted_proxies: [10.0.0.0/8, "::1"]
+        """)
+        #expect(config.routes[0].rateLimit == RateLimitPolicy(name: "route", count: 10, period: .seconds(1), burst: 20))
+        #expect(config.routes[0].permissions == RoutePermissions(read: "svc:read"))
+        #expect(config.rateLimits.defaultPolicy == RateLimitPolicy(name: "default", count: 6000, period: .seconds(60), burst: 100), "burst defaults to the per-second rate")
+        #expect(config.rateLimits.rolePolicies["premium"]?.burst == 200)
+        #expect(config.rateLimits.headers == .ietfAndLegacy)
+        #expect(config.trustedProxies.map(\.description) == ["10.0.0.0/8", "::1"])
+
+        #expect {
+            try GatewayConfig.parse(yaml: Self.minimalYAML + """
+            rate_limits:
+              default: {rate: 10/d}
+              headers: loud
+            trusted_proxies: [10.0.0.0/40]
+            """)
+        } throws: { error in
+            let text = (error as? ConfigError)?.description ?? ""
+            return text.contains("rate_limits.default.rate") && text.contains("rate_limits.headers") && text.contains("trusted_proxies")
+        }
+        #expect {
+            try GatewayConfig.parse(yaml: """
+            services: {svc: {instances: [{url: "http://127.0.0.1:9000"}]}}
+            routes: [{prefix: /api, service: svc, permissions: {read: svc:read}}]
+            """)
+        } throws: { error in
+            let text = (error as? ConfigError)?.description ?? ""; return text.contains("routes[0].permissions") && text.contains("needs auth")
+        }
+    }
+
     @Test func defaultsApplyWhenKeysAreAbsent() throws {
         let config = try GatewayConfig.parse(yaml: """
         services:
