@@ -27,7 +27,6 @@ struct GatewayResponder: HTTPResponder {
     static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
 
     func respond(to request: Request, context: Context) async throws -> Response {
-        let start = ContinuousClock.now
         let head = request.head
         let requestID: String
         if let supplied = head.headerFields[.requestID], GatewayRequestID.isWellFormed(supplied) {
@@ -35,6 +34,19 @@ struct GatewayResponder: HTTPResponder {
         } else {
             requestID = GatewayRequestID.generate()
         }
+        // CORS, when configured: preflights are answered here, before routing and authentication, and
+        // every other answer — the gateway's own errors included — gets `Vary: Origin` and, for an
+        // allowed origin, the allow/expose fields.
+        guard let policy = registry.state.cors else { return try await respond(to: request, context: context, requestID: requestID) }
+        if let preflight = policy.preflight(head, requestID: requestID) { return preflight }
+        var response = try await respond(to: request, context: context, requestID: requestID)
+        policy.decorate(&response, origin: head.headerFields[CORSPolicy.origin])
+        return response
+    }
+
+    private func respond(to request: Request, context: Context, requestID: String) async throws -> Response {
+        let start = ContinuousClock.now
+        let head = request.head
         // One normalized path for everything below: the gateway's own endpoints, route matching,
         // authorization and what the service receives.
         let target: RequestTarget

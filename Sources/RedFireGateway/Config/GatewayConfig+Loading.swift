@@ -207,6 +207,25 @@ extension GatewayConfig {
             }
             limits.finish()
         }
+        if let cors = top.object("cors") {
+            if let origins = cors.stringList("allowed_origins") {
+                for origin in origins {
+                    let valid = origin == "null" || ((origin.hasPrefix("https://") || origin.hasPrefix("http://"))
+                        && !origin.hasSuffix("/") && origin.filter { $0 == "*" }.count <= 1 && !origin.contains("*.*"))
+                    if !valid || origin == "*" {
+                        reader.report(cors.childPath("allowed_origins"), cors.node("allowed_origins"),
+                                      "\"\(origin)\" is not an origin (scheme://host[:port], no path; one * for a subdomain label, e.g. https://*.redfire.example)")
+                    }
+                }
+                config.cors.allowedOrigins = origins
+            }
+            if let methods = cors.stringList("allowed_methods") { config.cors.allowedMethods = methods.map { $0.uppercased() } }
+            if let headers = cors.stringList("allowed_headers") { config.cors.allowedHeaders = headers }
+            if let headers = cors.stringList("expose_headers") { config.cors.exposeHeaders = headers }
+            if let credentials = cors.bool("allow_credentials") { config.cors.allowCredentials = credentials }
+            if let age = cors.duration("max_age") { config.cors.maxAge = age }
+            cors.finish()
+        }
         if let proxies = top.stringList("trusted_proxies") {
             for text in proxies {
                 if let cidr = CIDR(parsing: text) { config.trustedProxies.append(cidr) }

@@ -24,6 +24,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var auth = AuthConfig()
     /// `rate_limits` — the default and per-role limits (per-route ones are on the routes).
     public var rateLimits = RateLimitConfig()
+    /// `cors` — browser origins allowed to call the API. Default none (no CORS fields at all).
+    public var cors = CORSConfig()
     /// `trusted_proxies` — CIDRs whose `X-Forwarded-For` is believed. Default none: the client is the TCP peer.
     public var trustedProxies: [CIDR] = []
 

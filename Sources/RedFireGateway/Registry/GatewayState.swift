@@ -11,12 +11,15 @@ public final class GatewayState: AtomicReference, Sendable {
     public let routes: [RouteEntry]
     /// Every service's pool without any version filter, in file order.
     public let services: [ServicePool]
+    /// The CORS fields, joined once per configuration; nil without `cors`.
+    let cors: CORSPolicy?
 
     init(generation: Int, config: GatewayConfig, routes: [RouteEntry], services: [ServicePool]) {
         self.generation = generation
         self.config = config
         self.routes = routes
         self.services = services
+        self.cors = config.cors.isEnabled ? CORSPolicy(config.cors) : nil
     }
 
     public func service(named name: String) -> ServicePool? {

@@ -1,0 +1,74 @@
+import AsyncHTTPClient
+import DemoServices
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import RedFireGateway
+
+@Suite("CORS")
+struct CORSTests {
+    @Test func originMatchingIsExactOrOneLabelPatterns() {
+        var config = CORSConfig()
+        config.allowedOrigins = ["https://app.redfire.example", "https://*.desk.redfire.example"]
+        #expect(config.allows("https://app.redfire.example"))
+        #expect(config.allows("https://eu.desk.redfire.example"))
+        for origin in ["https://app.redfire.example.evil.com", "https://evil.com", "null", "http://app.redfire.example",
+                       "https://app.redfire.example:8443", "https://a.b.desk.redfire.example", "https://.desk.redfire.example",
+                       "https://evil.com/.desk.redfire.example", "https://APP.redfire.example"] {
+            #expect(!config.allows(origin), "\(origin)")
+        }
+        config.allowedOrigins.append("null")
+        #expect(config.allows("null"), "null only when listed")
+    }
+
+    @Test func allowedOriginsGetTheFieldsOthersNoneAndPreflightNeedsNoCredentials() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        var config = GatewayConfig()
+        config.services = [serviceConfig("user_trading", instances)]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read"))]
+        config.auth.jwtSecret = AuthFlowTests.secret
+        config.auth.bcryptCost = 4
+        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-cors-\(UUID().uuidString)").path
+        config.cors.allowedOrigins = ["https://app.redfire.example"]
+        config.cors.allowCredentials = true
+        let gateway = try await GatewayHarness.start(config)
+        let allowed = [("Origin", "https://app.redfire.example")]
+
+        // Preflight: 204 from the gateway itself, no token needed, nothing reaches the service.
+        let before = instances[0].requestCount
+        var reply = try await gateway.send(.OPTIONS, "/api/v1/trading/orders", headers: allowed + [("Access-Control-Request-Method", "POST"),
+                                                                                                   ("Access-Control-Request-Headers", "authorization,content-type")])
+        #expect(reply.status == 204)
+        #expect(reply.headers.first(name: "Access-Control-Allow-Origin") == "https://app.redfire.example")
+        #expect(reply.headers.first(name: "Access-Control-Allow-Methods")?.contains("POST") == true)
+        #expect(reply.headers.first(name: "Access-Control-Allow-Headers")?.contains("Authorization") == true)
+        #expect(reply.headers.first(name: "Access-Control-Max-Age") == "600")
+        #expect(reply.headers.first(name: "Access-Control-Allow-Credentials") == "true")
+        #expect(instances[0].requestCount == before)
+
+        // An error the gateway makes (401) is readable by the allowed app: fields, Vary and exposed headers.
+        reply = try await gateway.send("/api/v1/trading/orders", headers: allowed)
+        #expect(reply.status == 401)
+        #expect(reply.headers.first(name: "Access-Control-Allow-Origin") == "https://app.redfire.example")
+        #expect(reply.headers.first(name: "Access-Control-Allow-Origin") != "*", "never * with credentials")
+        #expect(reply.headers[canonicalForm: "Vary"].contains { $0.lowercased() == "origin" })
+        #expect(reply.headers.first(name: "Access-Control-Expose-Headers")?.contains("X-Request-ID") == true)
+
+        // Disallowed, null and look-alike origins get no CORS field at all — but still Vary: Origin.
+        for origin in ["https://evil.com", "null", "https://app.redfire.example.evil.com"] {
+            for method in [HTTPMethod.GET, .OPTIONS] {
+                let headers = [("Origin", origin)] + (method == .OPTIONS ? [("Access-Control-Request-Method", "GET")] : [])
+                reply = try await gateway.send(method, "/api/v1/trading/orders", headers: headers)
+                #expect(!reply.headers.contains { $0.name.lowercased().hasPrefix("access-control-") }, "\(origin) \(method)")
+                #expect(reply.headers[canonicalForm: "Vary"].contains { $0.lowercased() == "origin" })
+            }
+        }
+        // A 404 from the gateway carries them too.
+        reply = try await gateway.send("/nowhere", headers: allowed)
+        #expect(reply.status == 404 && reply.headers.first(name: "Access-Control-Allow-Origin") == "https://app.redfire.example")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}
