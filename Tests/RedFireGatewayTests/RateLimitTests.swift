@@ -136,3 +136,28 @@ struct RateLimitTests {
         }
     }
 }
+
+@Suite("Service concurrency limit")
+struct ServiceConcurrencyTests {
+    @Test func requestsOverMaxInFlightAreShedAndTheSlotsComeBack() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        // Slow enough that all five are in flight together even on a loaded machine; no health checks,
+        // which a slow instance would fail.
+        let gateway = try await tradingGateway(instances) { $0.maxInFlight = 2; $0.healthCheck.enabled = false }
+        instances[0].setBehaviour(.slow(.seconds(2)))
+        let replies = try await withThrowingTaskGroup(of: GatewayHarness.Reply.self) { group in
+            for _ in 0..<5 { group.addTask { try await gateway.send("/api/v1/trading/orders") } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(replies.filter { $0.status == 200 }.count == 2, "\(replies.map(\.status))")
+        let shed = replies.filter { $0.status == 503 }
+        #expect(shed.count == 3)
+        #expect(shed.allSatisfy { $0.errorCode == "service_busy" && $0.headers.first(name: "Retry-After") == "1" })
+        instances[0].setBehaviour(.normal)
+        // Every slot was released when its response ended.
+        for _ in 0..<3 { #expect(try await gateway.send("/api/v1/trading/orders").status == 200) }
+        #expect(gateway.registry.state.services[0].shared.inFlight.load(ordering: .relaxed) == 0)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}

@@ -292,6 +292,7 @@ extension GatewayConfig {
         }
         guard let object = reader.object(node, path: path) else { return nil }
         var service = ServiceConfig(name: name)
+        if let limit = object.int("max_in_flight", in: 1...1_000_000) { service.maxInFlight = limit }
         if let text = object.string("strategy", oneOf: BalancingStrategyKind.allCases.map(\.rawValue)) {
             service.strategy = BalancingStrategyKind(rawValue: text)!
         }

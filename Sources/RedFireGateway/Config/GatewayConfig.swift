@@ -220,6 +220,9 @@ public struct ServiceConfig: Sendable, Equatable {
     /// `panic_routing` — when no instance is healthy, spread over all non-drained instances instead of
     /// answering 503. Default `false`; when it happens, the service's state says `panic`.
     public var panicRouting: Bool = false
+    /// `max_in_flight` — requests in flight to the service at most; more are shed at once with 503
+    /// `service_busy` and `Retry-After`, to protect a struggling service. Default no limit.
+    public var maxInFlight: Int?
     /// `instances` — the instances known from the file; more may register at runtime.
     public var instances: [InstanceConfig] = []
     public var healthCheck = HealthCheckConfig()

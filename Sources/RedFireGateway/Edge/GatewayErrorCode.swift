@@ -34,6 +34,8 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let authUnavailable = Self(code: "auth_unavailable", status: .serviceUnavailable,
                                              message: "The token's identity provider cannot be reached to verify it. Retry later.")
     public static let rateLimited = Self(code: "rate_limited", status: .tooManyRequests, message: "Too many requests. Retry after the time in Retry-After.")
+    public static let serviceBusy = Self(code: "service_busy", status: .serviceUnavailable,
+                                         message: "The service has too many requests in flight. Retry after the time in Retry-After.")
     public static let invalidPath = Self(code: "invalid_path", status: .badRequest, message: "The request path is not allowed.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
@@ -41,7 +43,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
-        .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited,
+        .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited, .serviceBusy,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).

@@ -31,6 +31,16 @@ struct Forwarder: Sendable {
             return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: headers)
         }
         let service = pool.service
+        var admission: ServiceAdmission?
+        if let limit = service.maxInFlight {
+            admission = ServiceAdmission(pool.shared, limit: limit)
+            if admission == nil {
+                recorder.finish(status: 503)
+                var headers = extraHeaders
+                headers[.retryAfter] = "1"
+                return ErrorEnvelope.response(.serviceBusy, requestID: requestID, headers: headers)
+            }
+        }
         pool.shared.retryBudget.recordRequest()
 
         let head = request.head
@@ -95,7 +105,7 @@ struct Forwarder: Sendable {
                 continue
             }
             recordOutcome(runtime, failed: response.status.code >= 500, service: service)
-            return streamedResponse(response, runtime: runtime, requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched,
+            return streamedResponse(response, runtime: runtime, admission: admission, requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched,
                                     earlierUpstreamTime: upstreamTime, body: body, upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
         }
         let error: GatewayErrorCode
@@ -136,7 +146,7 @@ struct Forwarder: Sendable {
         return nil
     }
 
-    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, requestID: String, extraHeaders: HTTPFields, recorder: RequestRecorder,
+    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, admission: ServiceAdmission?, requestID: String, extraHeaders: HTTPFields, recorder: RequestRecorder,
                                   dispatched: ContinuousClock.Instant, earlierUpstreamTime: Duration, body: UpstreamRequestBody?,
                                   upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
         var headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID)
@@ -147,7 +157,7 @@ struct Forwarder: Sendable {
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             // The lease lives as long as this closure: the in-flight count drops when the body is done,
             // fails, or is abandoned because the client went away.
-            defer { withExtendedLifetime(lease) {} }
+            defer { withExtendedLifetime((lease, admission)) {} }
             var bytesOut = 0
             func record() {
                 let now = ContinuousClock.now

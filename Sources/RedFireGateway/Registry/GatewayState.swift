@@ -120,9 +120,30 @@ public final class ServicePool: Sendable {
 /// Per-service objects that live across snapshots: the retry budget.
 final class ServiceShared: Sendable {
     let retryBudget: RetryBudget
+    /// Requests in flight to the service (for `max_in_flight`), across rebuilds.
+    let inFlight = ManagedAtomic<Int>(0)
 
     init(retries: RetryConfig) {
         self.retryBudget = RetryBudget(config: retries)
+    }
+}
+
+/// One admitted request under a service's `max_in_flight`, released when the last reference goes
+/// (the response body finished, failed or was abandoned).
+final class ServiceAdmission: Sendable {
+    let shared: ServiceShared
+
+    /// nil when the service is at its limit.
+    init?(_ shared: ServiceShared, limit: Int) {
+        guard shared.inFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= limit else {
+            shared.inFlight.wrappingDecrement(ordering: .relaxed)
+            return nil
+        }
+        self.shared = shared
+    }
+
+    deinit {
+        shared.inFlight.wrappingDecrement(ordering: .relaxed)
     }
 }
 
