@@ -22,6 +22,9 @@ public final class Gateway: Service {
     let connections = ConnectionCount()
     /// Rate-limit state lives as long as the process: reloads change limits, not allowances.
     let rateLimiter = RateLimiter()
+    private let accessLogState = Mutex<AccessLog?>(nil)
+    /// The access log, once running (its drop count is telemetry).
+    public var accessLog: AccessLog? { accessLogState.withLock { $0 } }
     private let port = ManagedAtomic<Int>(0)
 
     /// - Parameters:
@@ -52,6 +55,8 @@ public final class Gateway: Service {
 
     public func run() async throws {
         let config = registry.state.config
+        let accessLog = config.accessLog.enabled ? AccessLog(path: config.accessLog.path, capacity: config.accessLog.buffer) : nil
+        self.accessLogState.withLock { $0 = accessLog }
         var authEndpoints: AuthEndpoints?
         var authService: AuthService?
         var authorizer: Authorizer?
@@ -72,7 +77,8 @@ public final class Gateway: Service {
         let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
                                          admin: AdminAPI(control: control).responder(auth: authService), auth: authEndpoints,
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
-                                         jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter)
+                                         jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter,
+                                         accessLog: accessLog)
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let connections = self.connections
         let app = Application(
@@ -80,7 +86,7 @@ public final class Gateway: Service {
             server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionCountHandler(count: connections)])),
             configuration: .init(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil),
             services: [TransportShutdown(transport: transport), maintenance] + (control.configPath != nil ? [ReloadOnHangup(control: control)] : [])
-                + (authService.map { [$0.apiKeys] + $0.externalIssuers } ?? []),
+                + (authService.map { [$0.apiKeys] + $0.externalIssuers } ?? []) + (accessLog.map { [$0] } ?? []),
             onServerRunning: { [listening, port] channel in
                 port.store(channel.localAddress?.port ?? 0, ordering: .relaxed)
                 listening.succeed(port: channel.localAddress?.port ?? 0)

@@ -20,6 +20,7 @@ struct GatewayResponder: HTTPResponder {
     /// `/gateway/jwks.json`: the public keys services verify gateway tokens (and access tokens) with.
     let jwksBody: ByteBuffer
     let rateLimiter: RateLimiter
+    let accessLog: AccessLog?
 
     static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
     static let openAPIBody = ByteBuffer(string: OpenAPIDocument.json)
@@ -93,26 +94,34 @@ struct GatewayResponder: HTTPResponder {
 
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
         recorder.method = PrometheusExposition.methodLabel(head.method)
+        if let accessLog {
+            recorder.log = accessLog
+            recorder.entry = AccessLogEntry(requestID: requestID, clientIP: context.remoteAddress?.ipAddress, method: head.method.rawValue,
+                                            path: target.path)
+        }
         let state = registry.state
         guard let route = state.route(for: path) else {
-            recorder.finish(status: 404)
+            recorder.finish(status: 404, errorCode: .routeNotFound)
             return ErrorEnvelope.response(.routeNotFound, requestID: requestID)
         }
         recorder.route = route.metrics
         recorder.service = route.pool.metrics
+        recorder.entry?.route = route.name
+        recorder.entry?.service = route.pool.service.name
         if let allowed = route.allowedMethods, !allowed.contains(head.method) {
-            recorder.finish(status: 405)
+            recorder.finish(status: 405, errorCode: .methodNotAllowed)
             return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
         }
         var identity = UpstreamIdentity.transparent
         var caller: Identity?
         if let authorizer {
             switch await authorizer.authorize(head, path: target.path, route: route, requestID: requestID) {
-            case .deny(let response):
-                recorder.finish(status: response.status.code)
+            case .deny(let response, let code):
+                recorder.finish(status: response.status.code, errorCode: code)
                 return response
             case .allow(let verified):
                 caller = verified
+                recorder.entry?.userID = verified?.userID
                 identity = UpstreamIdentity(identity: verified, gatewayToken: gatewayTokens?.token(service: route.pool.service.name, identity: verified),
                                             keepCredentials: route.config.forwardAuthorization)
             }
@@ -121,13 +130,16 @@ struct GatewayResponder: HTTPResponder {
         let limits = state.config.rateLimits
         if route.rateLimit != nil || limits.defaultPolicy != nil || !limits.rolePolicies.isEmpty {
             let client = ClientAddress.resolve(peer: context.remoteAddress?.ipAddress, fields: head.headerFields, trusted: state.config.trustedProxies)
+            recorder.entry?.clientIP = client
             switch rateLimiter.check(route: route, identity: caller, clientIP: client, config: limits) {
             case .limited(var fields, let retryAfter):
                 fields[.retryAfter] = String(retryAfter)
-                recorder.finish(status: 429)
+                recorder.entry?.rateLimit = "limited"
+                recorder.finish(status: 429, errorCode: .rateLimited)
                 return ErrorEnvelope.response(.rateLimited, requestID: requestID, headers: fields)
             case .allowed(let fields):
                 rateLimitFields = fields
+                recorder.entry?.rateLimit = "allowed"
             case nil:
                 break
             }

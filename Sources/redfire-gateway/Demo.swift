@@ -50,6 +50,8 @@ struct Demo: AsyncParsableCommand {
         let dataDirectory = (NSTemporaryDirectory() as NSString).appendingPathComponent("redfire-gateway-demo-\(ProcessInfo.processInfo.processIdentifier)")
         try? FileManager.default.removeItem(atPath: dataDirectory)
         DemoAuth.configure(&config, secret: Self.randomToken(), dataDirectory: dataDirectory)
+        config.accessLog.enabled = true
+        config.accessLog.path = (dataDirectory as NSString).appendingPathComponent("access.log")
         let users = DemoAuth.users()
         do {
             try await DemoAuth.provision(users, config: config)
@@ -75,6 +77,7 @@ struct Demo: AsyncParsableCommand {
                   login:     curl -s -X POST http://\(host):\(port)/api/v1/auth/login -H 'Content-Type: application/json' \\
                                -d '{"username":"\(users[1].username)","password":"\(users[1].password)"}'
                   try:       curl -i -H "Authorization: Bearer $ACCESS_TOKEN" http://\(host):\(port)/api/v1/trading/orders
+                  access:    \(finalConfig.accessLog.path) (one JSON line per request)
                   probes:    http://\(host):\(port)/health  http://\(host):\(port)/ready
                   admin:     curl -H 'Authorization: Bearer \(adminToken)' http://\(host):\(port)/gateway/services
                   services:

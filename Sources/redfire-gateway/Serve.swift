@@ -28,6 +28,10 @@ struct Serve: AsyncParsableCommand {
             throw Exit.invalidConfig
         }
         if let address = try parseListen(listen) { gatewayConfig.listen = address }
+        if console.wantsConsole && gatewayConfig.accessLog.path == "stdout" {
+            // The dashboard owns the terminal: access lines go to a file instead.
+            gatewayConfig.accessLog.path = ((gatewayConfig.dataDirectory ?? "data") as NSString).appendingPathComponent("access.log")
+        }
         let finalConfig = gatewayConfig
         let events = EventLog(capacity: 1000)
         var setup: ConsoleSetup?

@@ -20,7 +20,11 @@ struct Authorizer: Sendable {
     enum Decision {
         /// Forward; the identity is nil on a public path.
         case allow(Identity?)
-        case deny(Response)
+        case deny(Response, GatewayErrorCode)
+    }
+
+    static func deny(_ code: GatewayErrorCode, requestID: String, headers: HTTPFields = [:]) -> Decision {
+        .deny(ErrorEnvelope.response(code, requestID: requestID, headers: headers), code)
     }
 
     static let realm = #"Bearer realm="redfire-gateway""#
@@ -32,32 +36,32 @@ struct Authorizer: Sendable {
         if let key = head.headerFields[.apiKey] {
             // An API key takes precedence over a bearer token.
             guard let found = auth.apiKeys.identity(for: key) else {
-                return .deny(ErrorEnvelope.response(.invalidAPIKey, requestID: requestID))
+                return Self.deny(.invalidAPIKey, requestID: requestID)
             }
             identity = found
         } else {
             guard let token = Self.bearerToken(head.headerFields) else {
                 // RFC 6750 §3.1: no error code when the request carried no credentials.
-                return .deny(ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Self.realm]))
+                return Self.deny(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Self.realm])
             }
             switch await auth.checkAccessToken(token) {
             case .valid(let verified):
                 identity = verified
             case .invalid:
-                return .deny(ErrorEnvelope.response(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Self.invalidTokenChallenge]))
+                return Self.deny(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Self.invalidTokenChallenge])
             case .unavailable:
-                return .deny(ErrorEnvelope.response(.authUnavailable, requestID: requestID, headers: [.retryAfter: "5"]))
+                return Self.deny(.authUnavailable, requestID: requestID, headers: [.retryAfter: "5"])
             }
         }
         let isRead = RoutePermissions.isRead(head.method.rawValue)
         guard let needed = isRead ? route.config.permissions?.read : route.config.permissions?.write else {
             let group = isRead ? "read" : "write"
-            return .deny(ErrorEnvelope.response(.forbidden.with(message: "This route grants no \(group) permission (\(head.method.rawValue) is refused to everyone)."),
-                                                requestID: requestID))
+            return Self.deny(.forbidden.with(message: "This route grants no \(group) permission (\(head.method.rawValue) is refused to everyone)."),
+                                                requestID: requestID)
         }
         guard identity.holds(needed) else {
-            return .deny(ErrorEnvelope.response(.forbidden.with(message: "This needs the \(needed) permission."), requestID: requestID,
-                                                headers: [.wwwAuthenticate: #"Bearer realm="redfire-gateway", error="insufficient_scope", scope="\#(needed)""#]))
+            return Self.deny(.forbidden.with(message: "This needs the \(needed) permission."), requestID: requestID,
+                                                headers: [.wwwAuthenticate: #"Bearer realm="redfire-gateway", error="insufficient_scope", scope="\#(needed)""#])
         }
         return .allow(identity)
     }

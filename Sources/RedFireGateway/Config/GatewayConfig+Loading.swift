@@ -207,6 +207,15 @@ extension GatewayConfig {
             }
             limits.finish()
         }
+        if let log = top.object("access_log") {
+            if let enabled = log.bool("enabled") { config.accessLog.enabled = enabled }
+            if let path = log.string("path") {
+                if path.isEmpty { reader.report(log.childPath("path"), log.node("path"), "must not be empty (stdout or a file)") }
+                else { config.accessLog.path = path == "stdout" ? path : reader.resolve(path) }
+            }
+            if let buffer = log.int("buffer", in: 100...10_000_000) { config.accessLog.buffer = buffer }
+            log.finish()
+        }
         if let cors = top.object("cors") {
             if let origins = cors.stringList("allowed_origins") {
                 for origin in origins {

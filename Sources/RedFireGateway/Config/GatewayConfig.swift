@@ -24,6 +24,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var auth = AuthConfig()
     /// `rate_limits` — the default and per-role limits (per-route ones are on the routes).
     public var rateLimits = RateLimitConfig()
+    /// `access_log` — one JSON line per routed request.
+    public var accessLog = AccessLogConfig()
     /// `cors` — browser origins allowed to call the API. Default none (no CORS fields at all).
     public var cors = CORSConfig()
     /// `trusted_proxies` — CIDRs whose `X-Forwarded-For` is believed. Default none: the client is the TCP peer.

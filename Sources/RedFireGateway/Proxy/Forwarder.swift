@@ -25,7 +25,7 @@ struct Forwarder: Sendable {
                  identity: UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], recorder: RequestRecorder) async -> Response {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
-            recorder.finish(status: 503)
+            recorder.finish(status: 503, errorCode: .upstreamUnavailable)
             var headers = extraHeaders
             headers[.retryAfter] = retryAfter(pool)
             return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: headers)
@@ -35,7 +35,7 @@ struct Forwarder: Sendable {
         if let limit = service.maxInFlight {
             admission = ServiceAdmission(pool.shared, limit: limit)
             if admission == nil {
-                recorder.finish(status: 503)
+                recorder.finish(status: 503, errorCode: .serviceBusy)
                 var headers = extraHeaders
                 headers[.retryAfter] = "1"
                 return ErrorEnvelope.response(.serviceBusy, requestID: requestID, headers: headers)
@@ -118,7 +118,7 @@ struct Forwarder: Sendable {
         case .connectFailed, .connectionFailed: error = .badGateway
         }
         recorder.finish(status: error.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
-                        upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
+                        upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, instanceID: tried.last?.id, errorCode: error)
         for field in extraHeaders { errorHeaders[field.name] = field.value }
         return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
     }
@@ -163,7 +163,8 @@ struct Forwarder: Sendable {
                 let now = ContinuousClock.now
                 recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
                                 bytesIn: body?.stream.bytesRead ?? 0, bytesOut: bytesOut,
-                                upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, now: now)
+                                upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, now: now, instanceID: runtime.id,
+                                attempts: upstreamErrors + upstreamTimeouts + 1)
             }
             do {
                 for try await chunk in upstreamBody {

@@ -56,6 +56,9 @@ struct RequestRecorder: Sendable {
     /// The route's series once a route matched; until then the unrouted series.
     var route: MetricSeries
     var service: MetricSeries?
+    /// Where the request's access-log line goes, and what it says beyond the outcome.
+    var log: AccessLog?
+    var entry: AccessLogEntry?
 
     init(start: ContinuousClock.Instant, unrouted: MetricSeries) {
         self.start = start
@@ -65,7 +68,12 @@ struct RequestRecorder: Sendable {
     /// Records the request's outcome in the route (or unrouted) and service series, and the instance
     /// that answered, if any.
     func finish(status: Int, instance: MetricSeries? = nil, upstream: Duration = .zero, bytesIn: Int = 0, bytesOut: Int = 0,
-                upstreamErrors: Int = 0, upstreamTimeouts: Int = 0, now: ContinuousClock.Instant = .now) {
+                upstreamErrors: Int = 0, upstreamTimeouts: Int = 0, now: ContinuousClock.Instant = .now,
+                instanceID: String? = nil, attempts: Int? = nil, errorCode: GatewayErrorCode? = nil) {
+        if let log, let entry {
+            log.record(entry, status: status, instance: instanceID, attempts: attempts ?? (upstreamErrors + upstreamTimeouts), upstream: upstream, total: now - start,
+                       bytesIn: bytesIn, bytesOut: bytesOut, errorCode: errorCode?.code)
+        }
         let sample = RequestSample(status: status, method: method, totalMicros: TelemetryClock.micros(now - start),
                                    upstreamMicros: TelemetryClock.micros(upstream), bytesIn: bytesIn, bytesOut: bytesOut,
                                    upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)

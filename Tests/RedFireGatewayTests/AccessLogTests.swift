@@ -1,0 +1,70 @@
+import AsyncHTTPClient
+import DemoServices
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import RedFireGateway
+
+@Suite("Access log")
+struct AccessLogTests {
+    @Test func oneLinePerRequestWithEveryFieldAndNoSecret() async throws {
+        let trading = try await startInstances(.userTrading, count: 1)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-access-\(UUID().uuidString)").path
+        var config = GatewayConfig()
+        config.services = [serviceConfig("user_trading", trading)]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read", write: "trading:write"))]
+        config.dataDirectory = directory
+        config.auth.jwtSecret = AuthFlowTests.secret
+        config.auth.bcryptCost = 4
+        config.auth.roles = ["trader": ["trading:read", "trading:write"]]
+        config.auth.defaultRoles = ["trader"]
+        config.rateLimits.defaultPolicy = RateLimitPolicy(name: "default", count: 100, period: .seconds(1), burst: 100)
+        config.accessLog.enabled = true
+        config.accessLog.path = directory + "/access.log"
+        let logged = try await GatewayHarness.start(config)
+        let json = [("Content-Type", "application/json")]
+        _ = try await logged.send(.POST, "/api/v1/auth/register", headers: json, body: ByteBuffer(string: #"{"username":"alice","password":"correct-horse-battery"}"#))
+        let login = try await logged.send(.POST, "/api/v1/auth/login", headers: json, body: ByteBuffer(string: #"{"username":"alice","password":"correct-horse-battery"}"#))
+        let token = try #require(try login.json()["access_token"] as? String)
+        let me = try await logged.send("/api/v1/auth/me", headers: [("Authorization", "Bearer \(token)")]).json()
+        let secrets = [token, "session=cookie-secret-42", "rf_0123456789ab_apikeysecret", "password-in-query-99", "correct-horse-battery"]
+        let reply = try await logged.send(.POST, "/api/v1/trading/orders?password=password-in-query-99",
+                                          headers: [("Authorization", "Bearer \(token)"), ("Cookie", "session=cookie-secret-42"), ("X-Request-ID", "access-log-test-1")],
+                                          body: ByteBuffer(string: #"{"password":"correct-horse-battery"}"#))
+        #expect(reply.status == 201)
+        _ = try await logged.send("/api/v1/trading/orders", headers: [("X-API-Key", "rf_0123456789ab_apikeysecret"), ("X-Request-ID", "access-log-test-2")])
+        _ = try await logged.send("/nowhere", headers: [("X-Request-ID", "access-log-test-3")])
+        await logged.shutdown()
+        await stopAll(trading)
+
+        let text = try String(contentsOfFile: directory + "/access.log", encoding: .utf8)
+        for secret in secrets { #expect(!text.contains(secret), "the access log never contains \(secret.prefix(12))…") }
+        let lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let order = try #require(lines.first { $0["request_id"] as? String == "access-log-test-1" })
+        let fields = ["time", "request_id", "client_ip", "user_id", "method", "route", "path", "status", "service", "instance", "attempts",
+                      "upstream_ms", "total_ms", "bytes_in", "bytes_out", "rate_limit", "error"]
+        #expect(Set(order.keys) == Set(fields), "\(order.keys.sorted())")
+        #expect(order["user_id"] as? String == me["id"] as? String)
+        #expect(order["method"] as? String == "POST" && order["path"] as? String == "/api/v1/trading/orders")
+        #expect(order["route"] as? String == "/api/v1/trading" && order["service"] as? String == "user_trading")
+        #expect(order["instance"] as? String == "user_trading-1" && order["attempts"] as? Int == 1)
+        #expect(order["status"] as? Int == 201 && order["client_ip"] as? String == "127.0.0.1" && order["rate_limit"] as? String == "allowed")
+        #expect(order["bytes_in"] as? Int == 36 && (order["total_ms"] as? Double ?? -1) >= (order["upstream_ms"] as? Double ?? 0))
+        #expect(order["error"] is NSNull)
+        let refused = try #require(lines.first { $0["request_id"] as? String == "access-log-test-2" })
+        #expect(refused["status"] as? Int == 401 && refused["error"] as? String == "invalid_api_key")
+        let unrouted = try #require(lines.first { $0["request_id"] as? String == "access-log-test-3" })
+        #expect(unrouted["status"] as? Int == 404 && unrouted["error"] as? String == "route_not_found" && unrouted["route"] is NSNull)
+    }
+
+    @Test func aFullBufferDropsAndCountsInsteadOfBlocking() {
+        let log = AccessLog(path: "/dev/null", capacity: 100)
+        let entry = AccessLogEntry(requestID: "r", clientIP: nil, method: "GET", path: "/", route: nil, service: nil, userID: nil, rateLimit: nil)
+        for _ in 0..<150 {
+            log.record(entry, status: 200, instance: nil, attempts: 0, upstream: .zero, total: .zero, bytesIn: 0, bytesOut: 0, errorCode: nil)
+        }
+        #expect(log.dropped == 50)
+    }
+}
