@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 
 /// Entry points for the micro-benchmarks in `Benchmarks/` (a separate package, so that `swift build`
@@ -42,5 +43,26 @@ import HTTPTypes
     /// The header rewriting of a forwarded request.
     public static func upstreamHeaders(_ fields: HTTPFields) -> HTTPFields {
         HeaderPolicy.upstreamHeaders(fields, clientIP: "127.0.0.1", clientHost: "gateway.example", requestID: "0123456789abcdef0123456789abcdef")
+    }
+
+    /// Request-target normalization as the request path does it; returns the normalized path.
+    public static func normalize(_ target: String) -> String? {
+        try? RequestTarget.parse(target).path
+    }
+
+    /// Verification of one HS256 access token as the request path does it (signature, then claims).
+    public static func accessTokenVerifier() -> @Sendable () -> Bool {
+        let key = SigningKey.hmac(.init(data: Array("benchmark-secret-0123456789abcdef".utf8)))
+        let now = Date()
+        let claims = AccessClaims(sub: "1", name: "bench", roles: ["trader"], permissions: ["trading:read"], iat: NumericDate(now), nbf: NumericDate(now),
+                                  exp: NumericDate(now.addingTimeInterval(3600)), iss: "redfire-gateway", aud: Audience(["redfire-api"]),
+                                  jti: "bench", typ: "access", sid: "s")
+        let token = (try? JWS.sign(payload: claims, key: key, keyID: "k1")) ?? ""
+        let keys = ["k1": key.verificationKey]
+        let decoder = JSONDecoder()
+        return {
+            guard let payload = try? JWS.verify(token, keys: keys) else { return false }
+            return (try? decoder.decode(AccessClaims.self, from: Data(payload))) != nil
+        }
     }
 }

@@ -122,12 +122,7 @@ struct CommandLineTests {
     }
 
     @Test func usersCommandManagesTheStoreNamedByTheConfig() async throws {
-        let path = try Self.writeConfig("""
-        services:
-          svc:
-            instances: [{url: "http://127.0.0.1:9000"}]
-        routes:
-          - {prefix: /api, service: svc}
+        let path = try Self.writeConfig(ConfigTests.minimalYAML + """
         auth:
           bcrypt_cost: 4
           roles:
@@ -157,12 +152,7 @@ struct CommandLineTests {
     }
 
     @Test func keysCommandCreatesListsAndRevokesKeysShownOnce() async throws {
-        let path = try Self.writeConfig("""
-        services:
-          svc:
-            instances: [{url: "http://127.0.0.1:9000"}]
-        routes:
-          - {prefix: /api, service: svc}
+        let path = try Self.writeConfig(ConfigTests.minimalYAML + """
         auth:
           bcrypt_cost: 4
           roles:

@@ -44,4 +44,41 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.upstreamHeaders(fields)) }
     }
+
+    // The rate limiter's decision for one request: one key hammered, and keys spread over 100 000
+    // clients (the shard dictionaries hold many entries). Time is synthetic and advances as real time would.
+    let policy = RateLimitPolicy(name: "default", count: 1_000_000, period: .seconds(1), burst: 1000)
+    Benchmark("rate limit decision (1 key)", configuration: configuration) { benchmark in
+        let store = LocalRateLimitStore()
+        var now: Int64 = 1_000_000_000
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            now += 1000
+            blackHole(store.acquire("ip:203.0.113.7", policy: policy, now: now))
+        }
+    }
+    Benchmark("rate limit decision (100k keys)", configuration: configuration) { benchmark in
+        let store = LocalRateLimitStore()
+        let keys = (0..<100_000).map { "ip:10.\($0 >> 16).\(($0 >> 8) & 255).\($0 & 255)" }
+        var now: Int64 = 1_000_000_000
+        for key in keys { _ = store.acquire(key, policy: policy, now: now) }
+        benchmark.startMeasurement()
+        for index in benchmark.scaledIterations {
+            now += 1000
+            blackHole(store.acquire(keys[index % keys.count], policy: policy, now: now))
+        }
+    }
+
+    Benchmark("path normalization (plain)", configuration: configuration) { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.normalize("/api/v1/trading/orders/42?limit=10")) }
+    }
+    Benchmark("path normalization (dot segments, escapes)", configuration: configuration) { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.normalize("/api/v1//trading/./orders/../orders/%34%32?limit=10")) }
+    }
+
+    Benchmark("access token verification (HS256)", configuration: configuration) { benchmark in
+        let verify = BenchmarkHooks.accessTokenVerifier()
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(verify()) }
+    }
 }
