@@ -226,6 +226,27 @@ struct AccessTokenClaimTests {
     }
 }
 
+/// Verified tokens are cached by their text; the cache never outlives the token.
+@Suite("Verified token cache")
+struct VerifiedTokenCacheTests {
+    @Test func aCachedTokenStillExpires() async throws {
+        var config = AuthConfig()
+        config.jwtSecret = AuthFlowTests.secret
+        config.bcryptCost = 4
+        config.leeway = .zero
+        let auth = try await AuthService(config: config, dataDirectory: FileManager.default.temporaryDirectory
+            .appendingPathComponent("redfire-cache-\(UUID().uuidString)").path)
+        let now = Date()
+        let claims = AccessClaims(sub: "1", name: "alice", roles: [], permissions: [], iat: NumericDate(now), nbf: NumericDate(now),
+                                  exp: NumericDate(now.addingTimeInterval(2)), iss: config.issuer, aud: Audience([config.audience]),
+                                  jti: UUID().uuidString, typ: "access", sid: "s")
+        let token = try JWS.sign(payload: claims, key: auth.signingKey, keyID: config.keyID)
+        #expect(auth.verifyAccessToken(token) != nil)
+        #expect(auth.verifyAccessToken(token) != nil, "from the cache")
+        await waitUntil(timeout: .seconds(5), "the cached token expires") { auth.verifyAccessToken(token) == nil }
+    }
+}
+
 /// `/gateway/*` needs `gateway:admin`: a trader's token is refused on every admin route, an admin's
 /// works and is audited under the admin's name; the docs stay public.
 @Suite("Admin API permissions")

@@ -83,6 +83,8 @@ public final class AuthService: Sendable {
     let signingKey: SigningKey
     let signingKeyID: String
     let verificationKeys: [String: VerificationKey]
+    /// Tokens that verified, by their exact text (only valid tokens get in; bounded).
+    private let verified = ShardedCache<String, Identity>()
     /// Revoked access tokens (`jti` → expiry), kept until the token would have expired anyway.
     private let revoked = Mutex<[String: Date]>([:])
     let throttle: LoginThrottle
@@ -136,10 +138,16 @@ public final class AuthService: Sendable {
     /// another algorithm than the key's, bad signature, expired, not yet valid, wrong issuer or audience,
     /// not an access token, revoked). Synchronous: no actor hop on the request path.
     public func verifyAccessToken(_ token: String) -> Identity? {
+        // A token verified before is not parsed again: only its expiry and revocation can have changed.
+        let leeway = Double(config.leeway.components.seconds)
+        if let cached = verified[token] {
+            guard cached.expiresAt.timeIntervalSince1970 + leeway > Date().timeIntervalSince1970,
+                  !revoked.withLock({ $0[cached.tokenID] != nil }) else { return nil }
+            return cached
+        }
         guard let payload = try? JWS.verify(token, keys: verificationKeys),
               let claims = try? Self.claimsDecoder.decode(AccessClaims.self, from: Data(payload)) else { return nil }
         let now = Date().timeIntervalSince1970
-        let leeway = Double(config.leeway.components.seconds)
         guard claims.typ == "access",
               claims.exp.seconds + leeway > now,
               claims.nbf.seconds - leeway <= now,
@@ -147,8 +155,10 @@ public final class AuthService: Sendable {
               claims.aud.values.contains(config.audience) else { return nil }
         let isRevoked = revoked.withLock { $0[claims.jti] != nil }
         guard !isRevoked else { return nil }
-        return Identity(userID: claims.sub, username: claims.name, roles: claims.roles, permissions: claims.permissions,
-                        tokenID: claims.jti, session: claims.sid, expiresAt: claims.exp.date)
+        let identity = Identity(userID: claims.sub, username: claims.name, roles: claims.roles, permissions: claims.permissions,
+                                tokenID: claims.jti, session: claims.sid, expiresAt: claims.exp.date)
+        if token.utf8.count <= JWS.maxTokenBytes { verified.set(identity, for: token) }
+        return identity
     }
 
     public enum TokenCheck: Sendable {

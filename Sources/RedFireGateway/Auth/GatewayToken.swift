@@ -8,7 +8,7 @@ import Synchronization
 /// reached its port. See `docs/service-integration.md`.
 ///
 /// Tokens are cached per service and caller and reused for the first half of their lifetime, so the
-/// signature is not computed per request; the cache is sharded to keep its locks uncontended.
+/// signature is not computed per request.
 final class GatewayTokenIssuer: Sendable {
     let key: P256.Signing.PrivateKey
     /// RFC 7638 thumbprint of the public key: stable across restarts, new with a new key.
@@ -37,20 +37,14 @@ final class GatewayTokenIssuer: Sendable {
         var renewAt: TimeInterval
     }
 
-    private static let shardCount = 16
-    private final class Shard: Sendable {
-        let entries = Mutex<[CacheKey: Cached]>([:])
-    }
-    private let shards: [Shard]
-    /// Entries per shard before a shard is cleared (bounds memory with many distinct callers).
-    private static let shardCapacity = 4096
+    /// Minted tokens per service and caller, reused for the first half of their lifetime.
+    private let cache = ShardedCache<CacheKey, Cached>()
 
     init(key: P256.Signing.PrivateKey, issuer: String, lifetime: Duration) {
         self.key = key
         self.issuer = issuer
         self.lifetime = lifetime
         self.keyID = Self.thumbprint(key.publicKey)
-        self.shards = (0..<Self.shardCount).map { _ in Shard() }
     }
 
     /// Loads the key from `path`, creating it (mode 0600) on first start; in memory only without a path.
@@ -74,17 +68,13 @@ final class GatewayTokenIssuer: Sendable {
     func token(service: String, identity: Identity?) -> String {
         let now = Date().timeIntervalSince1970
         let cacheKey = CacheKey(service: service, tokenID: identity?.tokenID)
-        let shard = shards[Int(UInt(bitPattern: cacheKey.hashValue) % UInt(Self.shardCount))]
-        if let cached = shard.entries.withLock({ $0[cacheKey] }), cached.renewAt > now { return cached.token }
+        if let cached = cache[cacheKey], cached.renewAt > now { return cached.token }
         let seconds = Double(lifetime.components.seconds)
         let claims = Claims(iss: issuer, aud: service, sub: identity?.userID, name: identity?.username, roles: identity?.roles,
                             iat: NumericDate(seconds: now.rounded(.down)), exp: NumericDate(seconds: (now + seconds).rounded(.down)))
         // Signing a fixed, small payload with a valid key cannot fail; an empty token is refused by services.
         let token = (try? JWS.sign(payload: claims, key: .p256(key), keyID: keyID)) ?? ""
-        shard.entries.withLock { entries in
-            if entries.count >= Self.shardCapacity { entries.removeAll(keepingCapacity: true) }
-            entries[cacheKey] = Cached(token: token, renewAt: now + seconds / 2)
-        }
+        cache.set(Cached(token: token, renewAt: now + seconds / 2), for: cacheKey)
         return token
     }
 
