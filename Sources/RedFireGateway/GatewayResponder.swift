@@ -48,6 +48,15 @@ struct GatewayResponder: HTTPResponder {
     private func respond(to request: Request, context: Context, requestID: String) async throws -> Response {
         let start = ContinuousClock.now
         let head = request.head
+        // Size limits first: nothing oversized is parsed further, let alone forwarded.
+        let limits = registry.state.config.limits
+        if (head.path?.utf8.count ?? 0) > limits.maxURILength {
+            return ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"])
+        }
+        if head.headerFields.count > limits.maxHeaderCount
+            || head.headerFields.reduce(0, { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count }) > limits.maxHeaderBytes {
+            return ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"])
+        }
         // One normalized path for everything below: the gateway's own endpoints, route matching,
         // authorization and what the service receives.
         let target: RequestTarget
@@ -108,6 +117,12 @@ struct GatewayResponder: HTTPResponder {
         recorder.service = route.pool.metrics
         recorder.entry?.route = route.name
         recorder.entry?.service = route.pool.service.name
+        let maxBody = route.config.maxBodySize ?? limits.maxBodySize
+        if let declared = head.headerFields[.contentLength].flatMap({ Int($0) }), declared > maxBody {
+            // Refused before a byte of the body is read; the connection closes rather than drain it.
+            recorder.finish(status: 413, errorCode: .bodyTooLarge)
+            return ErrorEnvelope.response(.bodyTooLarge, requestID: requestID, headers: [.connection: "close"])
+        }
         if let allowed = route.allowedMethods, !allowed.contains(head.method) {
             recorder.finish(status: 405, errorCode: .methodNotAllowed)
             return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
@@ -127,11 +142,11 @@ struct GatewayResponder: HTTPResponder {
             }
         }
         var rateLimitFields: HTTPFields = [:]
-        let limits = state.config.rateLimits
-        if route.rateLimit != nil || limits.defaultPolicy != nil || !limits.rolePolicies.isEmpty {
+        let rateLimits = state.config.rateLimits
+        if route.rateLimit != nil || rateLimits.defaultPolicy != nil || !rateLimits.rolePolicies.isEmpty {
             let client = ClientAddress.resolve(peer: context.remoteAddress?.ipAddress, fields: head.headerFields, trusted: state.config.trustedProxies)
             recorder.entry?.clientIP = client
-            switch rateLimiter.check(route: route, identity: caller, clientIP: client, config: limits) {
+            switch rateLimiter.check(route: route, identity: caller, clientIP: client, config: rateLimits) {
             case .limited(var fields, let retryAfter):
                 fields[.retryAfter] = String(retryAfter)
                 recorder.entry?.rateLimit = "limited"

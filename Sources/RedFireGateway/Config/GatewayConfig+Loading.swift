@@ -207,6 +207,13 @@ extension GatewayConfig {
             }
             limits.finish()
         }
+        if let limits = top.object("limits") {
+            if let value = limits.int("max_uri_length", in: 256...1_048_576) { config.limits.maxURILength = value }
+            if let value = limits.int("max_header_bytes", in: 1024...1_048_576) { config.limits.maxHeaderBytes = value }
+            if let value = limits.int("max_header_count", in: 8...10_000) { config.limits.maxHeaderCount = value }
+            if let value = limits.int("max_body_size", in: 0...Int(Int32.max)) { config.limits.maxBodySize = value }
+            limits.finish()
+        }
         if let log = top.object("access_log") {
             if let enabled = log.bool("enabled") { config.accessLog.enabled = enabled }
             if let path = log.string("path") {
@@ -419,6 +426,7 @@ extension GatewayConfig {
         }
         let forwardAuthorization = object.bool("forward_authorization") ?? false
         let rateLimit = object.object("rate_limit").flatMap { decodePolicy($0, name: "route", reader: reader) }
+        let maxBodySize = object.int("max_body_size", in: 0...Int(Int32.max))
         guard var prefix, let service else { return nil }
         if !prefix.hasPrefix("/") {
             reader.report(object.childPath("prefix"), object.node("prefix"), "must start with /")
@@ -445,6 +453,7 @@ extension GatewayConfig {
                                 permissions: permissions, forwardAuthorization: forwardAuthorization)
         var limited = route
         limited.rateLimit = rateLimit
+        limited.maxBodySize = maxBodySize
         return (limited, (object.node("prefix"), object.node("service"), object.node("permissions")))
     }
 

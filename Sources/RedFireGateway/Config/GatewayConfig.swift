@@ -24,6 +24,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var auth = AuthConfig()
     /// `rate_limits` — the default and per-role limits (per-route ones are on the routes).
     public var rateLimits = RateLimitConfig()
+    /// `limits` — request size limits answered by the gateway itself.
+    public var limits = RequestLimitsConfig()
     /// `access_log` — one JSON line per routed request.
     public var accessLog = AccessLogConfig()
     /// `cors` — browser origins allowed to call the API. Default none (no CORS fields at all).
@@ -118,6 +120,21 @@ public struct AuthConfig: Sendable, Equatable {
     public func databasePath(dataDirectory: String?) -> String {
         database ?? ((dataDirectory ?? "data") as NSString).appendingPathComponent("auth.sqlite")
     }
+}
+
+/// `limits` — what a request may be at most; beyond, the gateway answers 414, 431 or 413 itself.
+public struct RequestLimitsConfig: Sendable, Equatable {
+    /// `max_uri_length` — bytes of the request target. Default 8192.
+    public var maxURILength = 8192
+    /// `max_header_bytes` — bytes of all header names and values together. Default 32768.
+    public var maxHeaderBytes = 32_768
+    /// `max_header_count` — header fields. Default 100.
+    public var maxHeaderCount = 100
+    /// `max_body_size` — bytes of a request body declared by `Content-Length`; a route may set its own.
+    /// Default 10 MB.
+    public var maxBodySize = 10 * 1024 * 1024
+
+    public init() {}
 }
 
 /// `rate_limits` — GCRA limits per client (API key, else user, else client address).
@@ -385,6 +402,8 @@ public struct RouteConfig: Sendable, Equatable {
     /// `permissions` — what a caller needs, per method group. With `auth` configured, a route without
     /// permissions is refused to everyone except on `auth.public_paths`. Needs `auth`.
     public var permissions: RoutePermissions?
+    /// `max_body_size` — this route's body limit, instead of `limits.max_body_size`.
+    public var maxBodySize: Int?
     /// `rate_limit` — a limit for this route, per client, on top of the default or role limit.
     public var rateLimit: RateLimitPolicy?
     /// `forward_authorization` — pass the client's `Authorization` and `X-API-Key` to the service.

@@ -36,6 +36,10 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let rateLimited = Self(code: "rate_limited", status: .tooManyRequests, message: "Too many requests. Retry after the time in Retry-After.")
     public static let serviceBusy = Self(code: "service_busy", status: .serviceUnavailable,
                                          message: "The service has too many requests in flight. Retry after the time in Retry-After.")
+    public static let uriTooLong = Self(code: "uri_too_long", status: .uriTooLong, message: "The request target is longer than this gateway accepts.")
+    public static let headersTooLarge = Self(code: "headers_too_large", status: .requestHeaderFieldsTooLarge,
+                                             message: "The request has more or larger header fields than this gateway accepts.")
+    public static let bodyTooLarge = Self(code: "body_too_large", status: .contentTooLarge, message: "The request body is larger than this route accepts.")
     public static let invalidPath = Self(code: "invalid_path", status: .badRequest, message: "The request path is not allowed.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
@@ -43,7 +47,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
-        .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited, .serviceBusy,
+        .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited, .serviceBusy, .uriTooLong, .headersTooLarge, .bodyTooLarge,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).
