@@ -44,7 +44,10 @@ struct StreamingTests {
 
     @Test func hundredMegabyteUploadAndDownloadStreamWithBoundedMemory() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let gateway = try await tradingGateway(instances)
+        // Over the 10 MB default body limit: the route allows it explicitly.
+        var route = RouteConfig(prefix: "/api/v1/trading", service: "user_trading")
+        route.maxBodySize = 2 * Self.size
+        let gateway = try await tradingGateway(instances, routes: [route])
         _ = try await gateway.send("/api/v1/trading/orders")  // warm up pools and buffers
         let baseline = residentBytes()
         let peak = PeakMemory()
