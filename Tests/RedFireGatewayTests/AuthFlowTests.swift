@@ -201,12 +201,18 @@ struct AuthFlowTests {
 /// Claims checks on tokens signed with the gateway's own key (so only the claims are wrong).
 @Suite("Access token claims")
 struct AccessTokenClaimTests {
-    @Test func claimsAreCheckedWithLeeway() async throws {
+    /// An auth service over a fresh store, signing with the test secret.
+    static func service(leeway: Duration = .seconds(30)) async throws -> (AuthService, AuthConfig) {
         var config = AuthConfig()
         config.jwtSecret = AuthFlowTests.secret
         config.bcryptCost = 4
+        config.leeway = leeway
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-claims-\(UUID().uuidString)").path
-        let auth = try await AuthService(config: config, dataDirectory: directory)
+        return (try await AuthService(config: config, dataDirectory: directory), config)
+    }
+
+    @Test func claimsAreCheckedWithLeeway() async throws {
+        let (auth, config) = try await Self.service()
         let now = Date()
         func token(_ change: (inout AccessClaims) -> Void) async throws -> String {
             var claims = AccessClaims(sub: "1", name: "alice", roles: [], permissions: [], iat: NumericDate(now), nbf: NumericDate(now),
@@ -230,12 +236,7 @@ struct AccessTokenClaimTests {
 @Suite("Verified token cache")
 struct VerifiedTokenCacheTests {
     @Test func aCachedTokenStillExpires() async throws {
-        var config = AuthConfig()
-        config.jwtSecret = AuthFlowTests.secret
-        config.bcryptCost = 4
-        config.leeway = .zero
-        let auth = try await AuthService(config: config, dataDirectory: FileManager.default.temporaryDirectory
-            .appendingPathComponent("redfire-cache-\(UUID().uuidString)").path)
+        let (auth, config) = try await AccessTokenClaimTests.service(leeway: .zero)
         let now = Date()
         let claims = AccessClaims(sub: "1", name: "alice", roles: [], permissions: [], iat: NumericDate(now), nbf: NumericDate(now),
                                   exp: NumericDate(now.addingTimeInterval(2)), iss: config.issuer, aud: Audience([config.audience]),

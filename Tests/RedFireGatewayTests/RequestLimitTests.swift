@@ -31,7 +31,11 @@ struct RequestLimitTests {
         reply = try await RawHTTP.exchange(port: gateway.port, bytes: Array(small.utf8))
         #expect(reply.status == 413, "the route's own limit")
         let fits = "POST /api/v1/small/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 10\r\n\r\nhelloworld"
-        #expect(try await RawHTTP.exchange(port: gateway.port, bytes: Array(fits.utf8)).status == 201)
+        do {
+            #expect(try await RawHTTP.exchange(port: gateway.port, bytes: Array(fits.utf8)).status == 201)
+        } catch {
+            Issue.record("the request within the limit got no complete answer: \(error)")
+        }
 
         #expect(instances[0].requestCount == before + 1, "only the request within the limits reached the service")
         await gateway.shutdown()

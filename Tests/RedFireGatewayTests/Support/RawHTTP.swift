@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -21,8 +22,10 @@ enum RawHTTP {
         return try await exchange(port: port, bytes: Array(text.utf8))
     }
 
+    /// The blocking socket calls run on NIO's blocking-work pool, never on the concurrency pool's few
+    /// threads (blocking those would starve the gateway under test of the threads it answers on).
     static func exchange(port: Int, bytes: [UInt8], timeoutSeconds: Int = 10) async throws -> GatewayHarness.Reply {
-        try await Task.detached {
+        try await NIOThreadPool.singleton.runIfActive {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw Failure(description: "socket failed") }
             defer { close(fd) }
@@ -54,7 +57,7 @@ enum RawHTTP {
                 throw Failure(description: "incomplete response: \(String(decoding: received, as: UTF8.self))")
             }
             return reply
-        }.value
+        }
     }
 
     /// The response, once complete.
