@@ -38,18 +38,20 @@ struct GatewayResponder: HTTPResponder {
         // CORS, when configured: preflights are answered here, before routing and authentication, and
         // every other answer — the gateway's own errors included — gets `Vary: Origin` and, for an
         // allowed origin, the allow/expose fields.
-        guard let policy = registry.state.cors else { return try await respond(to: request, context: context, requestID: requestID) }
+        // The state is loaded once: one request sees one configuration from start to end.
+        let state = registry.state
+        guard let policy = state.cors else { return try await respond(to: request, context: context, requestID: requestID, state: state) }
         if let preflight = policy.preflight(head, requestID: requestID) { return preflight }
-        var response = try await respond(to: request, context: context, requestID: requestID)
+        var response = try await respond(to: request, context: context, requestID: requestID, state: state)
         policy.decorate(&response, origin: head.headerFields[CORSPolicy.origin])
         return response
     }
 
-    private func respond(to request: Request, context: Context, requestID: String) async throws -> Response {
+    private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> Response {
         let start = ContinuousClock.now
         let head = request.head
         // Size limits first: nothing oversized is parsed further, let alone forwarded.
-        let limits = registry.state.config.limits
+        let limits = state.config.limits
         if (head.path?.utf8.count ?? 0) > limits.maxURILength {
             return ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"])
         }
@@ -84,7 +86,7 @@ struct GatewayResponder: HTTPResponder {
             return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
                             body: .init(byteBuffer: body))
         case "/ready":
-            if registry.state.isReady { return Self.json(.ok, Self.readyBody, requestID: requestID) }
+            if state.isReady { return Self.json(.ok, Self.readyBody, requestID: requestID) }
             return ErrorEnvelope.response(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
         default:
             break
@@ -108,7 +110,6 @@ struct GatewayResponder: HTTPResponder {
             recorder.entry = AccessLogEntry(requestID: requestID, clientIP: context.remoteAddress?.ipAddress, method: head.method.rawValue,
                                             path: target.path)
         }
-        let state = registry.state
         guard let route = state.route(for: path) else {
             recorder.finish(status: 404, errorCode: .routeNotFound)
             return ErrorEnvelope.response(.routeNotFound, requestID: requestID)

@@ -153,34 +153,43 @@ final class RateLimiter: Sendable {
     /// without resetting anyone's allowance.
     func check(route: RouteEntry, identity: Identity?, clientIP: String?, config: RateLimitConfig,
                now: Int64 = Int64(DispatchTime.now().uptimeNanoseconds)) -> Outcome? {
-        var policies: [RateLimitPolicy] = []
-        if let routePolicy = route.rateLimit { policies.append(routePolicy) }
-        let rolePolicies = identity?.roles.compactMap { config.rolePolicies[$0] } ?? []
-        // A role policy replaces the default; with several roles the most generous one applies.
-        if let best = rolePolicies.max(by: { Double($0.count) / $0.period.secondsDouble < Double($1.count) / $1.period.secondsDouble }) {
-            policies.append(best)
-        } else if let defaultPolicy = config.defaultPolicy {
-            policies.append(defaultPolicy)
-        }
-        guard !policies.isEmpty else { return nil }
-        let key = Self.key(identity: identity, clientIP: clientIP)
-        var charged: [RateLimitPolicy] = []
-        var tightest: (RateLimitPolicy, RateDecision)?
-        for policy in policies {
-            let routeScoped = policy.name == "route" ? route.name + "\u{0}" + key : key
-            let decision = store.acquire(routeScoped, policy: policy, now: now)
-            if !decision.allowed {
-                for done in charged { store.refund(done.name == "route" ? route.name + "\u{0}" + key : key, policy: done) }
-                rejections.withLock { counts in
-                    if counts.count >= 10_000 && counts[key] == nil { counts = counts.filter { $0.value > 1 } }
-                    counts[key, default: 0] += 1
-                }
-                return .limited(headers(policy, decision, style: config.headers), retryAfter: decision.retryAfterSeconds)
+        // The client's policy: the most generous of its roles' policies, else the default.
+        var clientPolicy: RateLimitPolicy?
+        if let roles = identity?.roles {
+            for role in roles {
+                guard let policy = config.rolePolicies[role] else { continue }
+                if let best = clientPolicy, Double(best.count) / best.period.secondsDouble >= Double(policy.count) / policy.period.secondsDouble { continue }
+                clientPolicy = policy
             }
-            charged.append(policy)
-            if tightest == nil || decision.remaining < tightest!.1.remaining { tightest = (policy, decision) }
         }
-        return tightest.map { .allowed(headers($0.0, $0.1, style: config.headers)) }
+        if clientPolicy == nil { clientPolicy = config.defaultPolicy }
+        let routePolicy = route.rateLimit
+        guard routePolicy != nil || clientPolicy != nil else { return nil }
+        let key = Self.key(identity: identity, clientIP: clientIP)
+        // Both must allow (the tightest decides); a refusal by the second refunds the first.
+        var tightest: (policy: RateLimitPolicy, decision: RateDecision)?
+        if let policy = routePolicy {
+            let decision = store.acquire(route.name + "\u{0}" + key, policy: policy, now: now)
+            guard decision.allowed else { return refuse(key, policy, decision, config) }
+            tightest = (policy, decision)
+        }
+        if let policy = clientPolicy {
+            let decision = store.acquire(key, policy: policy, now: now)
+            guard decision.allowed else {
+                if let routePolicy { store.refund(route.name + "\u{0}" + key, policy: routePolicy) }
+                return refuse(key, policy, decision, config)
+            }
+            if tightest == nil || decision.remaining < tightest!.decision.remaining { tightest = (policy, decision) }
+        }
+        return tightest.map { .allowed(headers($0.policy, $0.decision, style: config.headers)) }
+    }
+
+    private func refuse(_ key: String, _ policy: RateLimitPolicy, _ decision: RateDecision, _ config: RateLimitConfig) -> Outcome {
+        rejections.withLock { counts in
+            if counts.count >= 10_000 && counts[key] == nil { counts = counts.filter { $0.value > 1 } }
+            counts[key, default: 0] += 1
+        }
+        return .limited(headers(policy, decision, style: config.headers), retryAfter: decision.retryAfterSeconds)
     }
 
     /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and optionally the
