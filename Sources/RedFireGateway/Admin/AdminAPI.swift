@@ -228,10 +228,9 @@ struct AdminResponder: Sendable {
             context.actor = "admin-api:\(identity.username)"
             return await route(request, context: context)
         }
-        guard let header = request.headers[.authorization], header.count > 7, header.prefix(7).lowercased() == "bearer " else {
+        guard let presented = Authorizer.bearerToken(request.headers) else {
             return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
         }
-        let presented = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         if let adminToken, Self.constantTimeEquals(presented, adminToken) {
             context.actor = "admin-api"
         } else if let auth {

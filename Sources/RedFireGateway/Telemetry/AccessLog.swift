@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
@@ -38,7 +39,7 @@ struct AccessLogEntry: Sendable {
 public final class AccessLog: Service, Sendable {
     let path: String
     let capacity: Int
-    private let pending = Mutex<[String]>([])
+    private let pending = Mutex<[ByteBuffer]>([])
     private let droppedCounter = Atomic<Int>(0)
     private let writtenCounter = Atomic<Int>(0)
 
@@ -50,7 +51,7 @@ public final class AccessLog: Service, Sendable {
     public var dropped: Int { droppedCounter.load(ordering: .relaxed) }
     public var written: Int { writtenCounter.load(ordering: .relaxed) }
 
-    func append(_ line: String) {
+    func append(_ line: ByteBuffer) {
         let accepted = pending.withLock { lines in
             guard lines.count < capacity else { return false }
             lines.append(line)
@@ -61,24 +62,27 @@ public final class AccessLog: Service, Sendable {
 
     func record(_ entry: AccessLogEntry, status: Int, instance: String?, attempts: Int, upstream: Duration, total: Duration,
                 bytesIn: Int, bytesOut: Int, errorCode: String?) {
-        var line = "{\"time\":"
-        Self.appendJSON(Self.timestamp(Date()), to: &line)
-        line += ",\"request_id\":"; Self.appendJSON(entry.requestID, to: &line)
-        line += ",\"client_ip\":"; Self.appendJSON(entry.clientIP, to: &line)
-        line += ",\"user_id\":"; Self.appendJSON(entry.userID, to: &line)
-        line += ",\"method\":"; Self.appendJSON(entry.method, to: &line)
-        line += ",\"route\":"; Self.appendJSON(entry.route, to: &line)
-        line += ",\"path\":"; Self.appendJSON(entry.path, to: &line)
-        line += ",\"status\":\(status)"
-        line += ",\"service\":"; Self.appendJSON(entry.service, to: &line)
-        line += ",\"instance\":"; Self.appendJSON(instance, to: &line)
-        line += ",\"attempts\":\(attempts)"
-        line += ",\"upstream_ms\":" + Self.milliseconds(upstream)
-        line += ",\"total_ms\":" + Self.milliseconds(total)
-        line += ",\"bytes_in\":\(bytesIn),\"bytes_out\":\(bytesOut)"
-        line += ",\"rate_limit\":"; Self.appendJSON(entry.rateLimit, to: &line)
-        line += ",\"error\":"; Self.appendJSON(errorCode, to: &line)
-        line += "}\n"
+        var line = ByteBuffer()
+        line.reserveCapacity(384)
+        func field(_ name: StaticString, _ value: String?) {
+            line.writeStaticString(name)
+            if let value { ErrorEnvelope.writeJSONString(value, to: &line) } else { line.writeStaticString("null") }
+        }
+        field("{\"time\":", Self.timestamp(Date()))
+        field(",\"request_id\":", entry.requestID)
+        field(",\"client_ip\":", entry.clientIP)
+        field(",\"user_id\":", entry.userID)
+        field(",\"method\":", entry.method)
+        field(",\"route\":", entry.route)
+        field(",\"path\":", entry.path)
+        line.writeString(",\"status\":\(status)")
+        field(",\"service\":", entry.service)
+        field(",\"instance\":", instance)
+        line.writeString(",\"attempts\":\(attempts),\"upstream_ms\":\(Self.milliseconds(upstream)),\"total_ms\":\(Self.milliseconds(total))")
+        line.writeString(",\"bytes_in\":\(bytesIn),\"bytes_out\":\(bytesOut)")
+        field(",\"rate_limit\":", entry.rateLimit)
+        field(",\"error\":", errorCode)
+        line.writeStaticString("}\n")
         append(line)
     }
 
@@ -98,25 +102,6 @@ public final class AccessLog: Service, Sendable {
                       Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
     }
 
-    static func appendJSON(_ text: String?, to line: inout String) {
-        guard let text else { line += "null"; return }
-        line += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": line += "\\\""
-            case "\\": line += "\\\\"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    line += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    line.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        line += "\""
-    }
-
     /// Writes buffered lines every 100 ms until shutdown, then the rest.
     public func run() async throws {
         let handle: FileHandle
@@ -125,7 +110,7 @@ public final class AccessLog: Service, Sendable {
         } else {
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             guard let opened = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteNoPermission) }
             opened.seekToEndOfFile()
             handle = opened
@@ -139,13 +124,15 @@ public final class AccessLog: Service, Sendable {
     }
 
     func flush(to handle: FileHandle) {
-        let lines = pending.withLock { lines -> [String] in
+        let lines = pending.withLock { lines -> [ByteBuffer] in
             let taken = lines
             lines.removeAll(keepingCapacity: true)
             return taken
         }
         guard !lines.isEmpty else { return }
-        handle.write(Data(lines.joined().utf8))
+        var data = Data()
+        for line in lines { data.append(contentsOf: line.readableBytesView) }
+        handle.write(data)
         writtenCounter.add(lines.count, ordering: .relaxed)
     }
 }
