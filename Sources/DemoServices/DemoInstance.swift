@@ -19,6 +19,7 @@ public final class DemoInstance: Sendable {
     public let host: String
     private let behaviourState = Mutex(DemoBehaviour.normal)
     private let requestCounter = ManagedAtomic<Int>(0)
+    private let echoCounter = ManagedAtomic<Int>(0)
     private let inFlightCounter = ManagedAtomic<Int>(0)
     private let task = Mutex<Task<Void, any Error>?>(nil)
     private let boundPort = ManagedAtomic<Int>(0)
@@ -69,6 +70,8 @@ public final class DemoInstance: Sendable {
     public var url: String { "http://\(host):\(port)" }
     /// Requests answered so far (health checks excluded).
     public var requestCount: Int { requestCounter.load(ordering: .relaxed) }
+    /// `…/_echo` requests whose body was received whole and answered.
+    public var completedEchoes: Int { echoCounter.load(ordering: .relaxed) }
     /// Requests being answered right now (health checks excluded).
     public var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
 
@@ -112,6 +115,7 @@ public final class DemoInstance: Sendable {
     }
 
     fileprivate func countRequest() { requestCounter.wrappingIncrement(ordering: .relaxed) }
+    fileprivate func countEcho() { echoCounter.wrappingIncrement(ordering: .relaxed) }
     fileprivate func enter() { inFlightCounter.wrappingIncrement(ordering: .relaxed) }
     fileprivate func leave() { inFlightCounter.wrappingDecrement(ordering: .relaxed) }
 }
@@ -232,6 +236,7 @@ struct DemoResponder: HTTPResponder {
         let report = EchoReport(instance: instance.id, method: request.method.rawValue, path: path, query: query,
                                 headers: headers, bodyLength: checksum.count, bodyChecksum: checksum.hex)
         let data = try JSONEncoder().encode(report)
+        instance.countEcho()
         return Response(status: .ok, headers: [.contentType: "application/json", .demoInstance: instance.id], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 

@@ -83,7 +83,7 @@ public final class Gateway: Service {
         let connections = self.connections
         let app = Application(
             responder: responder,
-            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionCountHandler(count: connections)])),
+            server: .gateway(settings: { [registry] in registry.state.connectionSettings }, connections: connections),
             configuration: .init(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil),
             services: [TransportShutdown(transport: transport), maintenance] + (control.configPath != nil ? [ReloadOnHangup(control: control)] : [])
                 + (authService.map { [$0.apiKeys] + $0.externalIssuers } ?? []) + (accessLog.map { [$0] } ?? []),

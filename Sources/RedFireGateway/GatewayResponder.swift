@@ -161,7 +161,7 @@ struct GatewayResponder: HTTPResponder {
             }
         }
         return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.remoteAddress?.ipAddress,
-                                       identity: identity, extraHeaders: rateLimitFields, recorder: recorder)
+                                       identity: identity, extraHeaders: rateLimitFields, maxBodySize: maxBody, recorder: recorder)
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> Response {

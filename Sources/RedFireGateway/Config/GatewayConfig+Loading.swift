@@ -212,6 +212,8 @@ extension GatewayConfig {
             if let value = limits.int("max_header_bytes", in: 1024...1_048_576) { config.limits.maxHeaderBytes = value }
             if let value = limits.int("max_header_count", in: 8...10_000) { config.limits.maxHeaderCount = value }
             if let value = limits.int("max_body_size", in: 0...Int(Int32.max)) { config.limits.maxBodySize = value }
+            if let value = limits.duration("header_timeout", atLeast: .milliseconds(100)) { config.limits.headerTimeout = value }
+            if let value = limits.duration("idle_timeout", atLeast: .milliseconds(100)) { config.limits.idleTimeout = value }
             limits.finish()
         }
         if let log = top.object("access_log") {
@@ -246,6 +248,16 @@ extension GatewayConfig {
             for text in proxies {
                 if let cidr = CIDR(parsing: text) { config.trustedProxies.append(cidr) }
                 else { reader.report("trusted_proxies", top.node("trusted_proxies"), "\"\(text)\" is not an address or CIDR (10.0.0.0/8, ::1/128)") }
+            }
+        }
+        if let names = top.stringList("server_names") {
+            for name in names {
+                let host = name.lowercased()
+                if host.isEmpty || host.contains("/") || host.contains(" ") || host.contains("@") {
+                    reader.report("server_names", top.node("server_names"), "\"\(name)\" is not a host name (api.redfire.example)")
+                } else {
+                    config.serverNames.append(host)
+                }
             }
         }
         if let console = top.object("console") {

@@ -32,6 +32,10 @@ public struct GatewayConfig: Sendable, Equatable {
     public var cors = CORSConfig()
     /// `trusted_proxies` — CIDRs whose `X-Forwarded-For` is believed. Default none: the client is the TCP peer.
     public var trustedProxies: [CIDR] = []
+    /// `server_names` — host names the gateway answers as. An absolute-form request target
+    /// (`GET http://host/path`) naming another host is refused with 421. Default none: only loopback
+    /// names and the listen address are accepted in absolute form. Lower-case, without port.
+    public var serverNames: [String] = []
 
     public init() {}
 
@@ -133,6 +137,13 @@ public struct RequestLimitsConfig: Sendable, Equatable {
     /// `max_body_size` — bytes of a request body declared by `Content-Length`; a route may set its own.
     /// Default 10 MB.
     public var maxBodySize = 10 * 1024 * 1024
+    /// `header_timeout` — time a client has to send a complete request header section, counted from
+    /// the connection's start or the first byte of a later request; then 408 and close (slowloris).
+    /// Default 10s.
+    public var headerTimeout: Duration = .seconds(10)
+    /// `idle_timeout` — a keep-alive connection with no request in progress is closed after this.
+    /// Default 60s.
+    public var idleTimeout: Duration = .seconds(60)
 
     public init() {}
 }

@@ -41,6 +41,13 @@ public struct GatewayErrorCode: Sendable, Hashable {
                                              message: "The request has more or larger header fields than this gateway accepts.")
     public static let bodyTooLarge = Self(code: "body_too_large", status: .contentTooLarge, message: "The request body is larger than this route accepts.")
     public static let invalidPath = Self(code: "invalid_path", status: .badRequest, message: "The request path is not allowed.")
+    public static let malformedRequest = Self(code: "malformed_request", status: .badRequest,
+                                              message: "The request is not valid HTTP/1.1 (framing, header syntax or Host); the connection is closed.")
+    public static let requestTimeout = Self(code: "request_timeout", status: .requestTimeout, message: "The request header section did not arrive in time.")
+    public static let misdirectedRequest = Self(code: "misdirected_request", status: .misdirectedRequest,
+                                                message: "This gateway does not serve the host named in the request target.")
+    public static let notImplemented = Self(code: "not_implemented", status: .notImplemented,
+                                            message: "The gateway does not support this method or transfer coding.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
     public static let all: [GatewayErrorCode] = [
@@ -48,6 +55,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
         .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited, .serviceBusy, .uriTooLong, .headersTooLarge, .bodyTooLarge,
+        .malformedRequest, .requestTimeout, .misdirectedRequest, .notImplemented,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).
@@ -63,6 +71,16 @@ enum ErrorEnvelope {
 
     /// - Parameter details: a JSON value placed beside `error` as `"details"` (e.g. a refused reload's problems).
     static func response(_ error: GatewayErrorCode, requestID: String, headers extra: HTTPFields = [:], details: ByteBuffer? = nil) -> Response {
+        let body = self.body(error, requestID: requestID, details: details)
+        var headers = extra
+        headers[.contentType] = contentType
+        headers[.requestID] = requestID
+        headers[.cacheControl] = "no-store"
+        return Response(status: error.status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The envelope's bytes (the connection layer writes them without a `Response`).
+    static func body(_ error: GatewayErrorCode, requestID: String, details: ByteBuffer? = nil) -> ByteBuffer {
         var body = ByteBuffer()
         body.reserveCapacity(80 + error.code.utf8.count + error.message.utf8.count + requestID.utf8.count)
         body.writeStaticString("{\"error\":{\"code\":\"")
@@ -77,11 +95,7 @@ enum ErrorEnvelope {
             body.writeBuffer(&details)
         }
         body.writeStaticString("}")
-        var headers = extra
-        headers[.contentType] = contentType
-        headers[.requestID] = requestID
-        headers[.cacheControl] = "no-store"
-        return Response(status: error.status, headers: headers, body: .init(byteBuffer: body))
+        return body
     }
 
     static func writeJSONString(_ text: String, to buffer: inout ByteBuffer) {

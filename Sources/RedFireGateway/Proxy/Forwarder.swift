@@ -21,8 +21,10 @@ struct Forwarder: Sendable {
     /// - Parameters:
     ///   - target: the normalized request target; the instance receives exactly this path.
     ///   - identity: the verified caller and `X-Gateway-Token` to pass on.
+    ///   - maxBodySize: the route's limit, enforced while streaming a body of unknown length.
     func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?,
-                 identity: UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], recorder: RequestRecorder) async -> Response {
+                 identity: UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
+                 recorder: RequestRecorder) async -> Response {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503, errorCode: .upstreamUnavailable)
@@ -46,7 +48,7 @@ struct Forwarder: Sendable {
         let head = request.head
         let target = upstreamTarget(requestTarget, route: route)
         let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity)
-        let body = Self.declaredBody(request)
+        let body = Self.declaredBody(request, limit: maxBodySize)
         let retriable = Self.isIdempotent(head.method) || head.headerFields.contains(.idempotencyKey)
         let hashKey: String?
         if pool.strategy == .consistentHash {
@@ -83,6 +85,17 @@ struct Forwarder: Sendable {
             } catch {
                 let failedAt = ContinuousClock.now
                 upstreamTime += failedAt - dispatched
+                if let failure = body?.stream.clientFailure {
+                    // The client broke its own body (over the limit while streaming, bad chunk framing):
+                    // the instance saw an aborted request and is not to blame. The connection closes —
+                    // the rest of the body cannot be read reliably.
+                    runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
+                    recorder.finish(status: failure.error.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
+                                    instanceID: runtime.id, attempts: attempt, errorCode: failure.error)
+                    var headers = extraHeaders
+                    headers[.connection] = "close"
+                    return ErrorEnvelope.response(failure.error, requestID: requestID, headers: headers)
+                }
                 let timedOut = error == .responseTimeout || error == .connectTimeout
                 if timedOut { upstreamTimeouts += 1 } else { upstreamErrors += 1 }
                 runtime.metrics.record(RequestSample(status: timedOut ? 504 : 502, method: recorder.method, totalMicros: TelemetryClock.micros(failedAt - dispatched),
@@ -135,13 +148,14 @@ struct Forwarder: Sendable {
 
     /// A body is sent upstream only when the client declared one (RFC 9112 §6.1): `Content-Length`
     /// or `Transfer-Encoding`. A GET without either reaches the instance without a body.
-    static func declaredBody(_ request: Request) -> UpstreamRequestBody? {
+    /// The declared length was already checked against `limit`; a chunked body is checked while it streams.
+    static func declaredBody(_ request: Request, limit: Int) -> UpstreamRequestBody? {
         let fields = request.head.headerFields
         if let text = fields[.contentLength], let length = Int(text) {
             return UpstreamRequestBody(stream: TrackedRequestBody(body: request.body), length: length)
         }
         if fields.contains(.transferEncoding) {
-            return UpstreamRequestBody(stream: TrackedRequestBody(body: request.body), length: nil)
+            return UpstreamRequestBody(stream: TrackedRequestBody(body: request.body, limit: limit), length: nil)
         }
         return nil
     }

@@ -87,6 +87,8 @@ enum HeaderPolicy {
     static func downstreamHeaders(_ upstreamFields: HTTPFields, requestID: String) -> HTTPFields {
         var fields = upstreamFields
         stripHopByHop(&fields)
+        // No product or version of what runs behind the gateway is advertised.
+        fields[.server] = nil
         fields[.requestID] = requestID
         return fields
     }

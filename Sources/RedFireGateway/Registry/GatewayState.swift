@@ -13,6 +13,8 @@ public final class GatewayState: AtomicReference, Sendable {
     public let services: [ServicePool]
     /// The CORS fields, joined once per configuration; nil without `cors`.
     let cors: CORSPolicy?
+    /// Timeouts and names every new client connection is held to.
+    let connectionSettings: ConnectionSettings
 
     init(generation: Int, config: GatewayConfig, routes: [RouteEntry], services: [ServicePool]) {
         self.generation = generation
@@ -20,6 +22,7 @@ public final class GatewayState: AtomicReference, Sendable {
         self.routes = routes
         self.services = services
         self.cors = config.cors.isEnabled ? CORSPolicy(config.cors) : nil
+        self.connectionSettings = ConnectionSettings(config: config)
     }
 
     public func service(named name: String) -> ServicePool? {

@@ -96,3 +96,90 @@ enum RawHTTP {
         return closed ? GatewayHarness.Reply(status: status, headers: headers, body: String(decoding: body, as: UTF8.self)) : nil
     }
 }
+
+/// One client connection driven step by step (write some bytes, read a response, wait for the server to
+/// close), for tests of what the gateway does with a connection over time. Blocking calls run on NIO's
+/// blocking-work pool.
+final class RawConnection: @unchecked Sendable {
+    private let fd: Int32
+    private var received: [UInt8] = []
+
+    init(port: Int) async throws {
+        fd = try await NIOThreadPool.singleton.runIfActive {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw RawHTTP.Failure(description: "socket failed") }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else { close(fd); throw RawHTTP.Failure(description: "connect failed") }
+            return fd
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// False once the server has closed (the write fails).
+    @discardableResult
+    func write(_ text: String) async throws -> Bool {
+        let bytes = Array(text.utf8)
+        return try await NIOThreadPool.singleton.runIfActive { [fd] in
+            var sent = 0
+            while sent < bytes.count {
+                let written = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard written > 0 else { return false }
+                sent += written
+            }
+            return true
+        }
+    }
+
+    /// The next complete response; fails if the server closes or nothing arrives in time.
+    func readResponse(timeoutSeconds: Int = 10) async throws -> GatewayHarness.Reply {
+        try await NIOThreadPool.singleton.runIfActive { [self] in
+            setTimeout(seconds: timeoutSeconds)
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                if let (reply, used) = RawConnection.complete(received) {
+                    received.removeFirst(used)
+                    return reply
+                }
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard count > 0 else { throw RawHTTP.Failure(description: "no complete response: \(String(decoding: received, as: UTF8.self))") }
+                received.append(contentsOf: buffer[0..<count])
+            }
+        }
+    }
+
+    /// Waits until the server closes the connection (true) or `timeoutSeconds` pass (false); returns what
+    /// arrived meanwhile.
+    func waitForClose(timeoutSeconds: Int = 10) async throws -> (closed: Bool, bytes: String) {
+        try await NIOThreadPool.singleton.runIfActive { [self] in
+            setTimeout(seconds: timeoutSeconds)
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count == 0 || (count < 0 && errno == ECONNRESET) { return (true, String(decoding: received, as: UTF8.self)) }
+                if count < 0 { return (false, String(decoding: received, as: UTF8.self)) }
+                received.append(contentsOf: buffer[0..<count])
+            }
+        }
+    }
+
+    private func setTimeout(seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// A complete response at the start of `bytes` (framed by Content-Length) and how many bytes it took.
+    static func complete(_ bytes: [UInt8]) -> (GatewayHarness.Reply, Int)? {
+        let separator: [UInt8] = [13, 10, 13, 10]
+        guard let end = bytes.indices.dropLast(3).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) else { return nil }
+        guard let reply = RawHTTP.parse(bytes) else { return nil }
+        let length = reply.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
+        return (reply, end + 4 + length)
+    }
+}

@@ -1,0 +1,499 @@
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// What one client connection is held to, read from the running configuration when it opens.
+struct ConnectionSettings: Sendable {
+    var headerTimeout: TimeAmount
+    var idleTimeout: TimeAmount
+    /// Lower-case host names accepted in an absolute-form request target.
+    var serverNames: Set<String>
+    /// Bytes the HTTP/1 parser accepts for the request line and header section before it gives up
+    /// (answered 431); the configured limits are checked again, exactly, by the responder.
+    var parserHeaderBytes: Int
+    var parserHeaderCount: Int
+
+    init(config: GatewayConfig) {
+        headerTimeout = TimeAmount(config.limits.headerTimeout)
+        idleTimeout = TimeAmount(config.limits.idleTimeout)
+        var names = Set(config.serverNames)
+        if config.serverNames.isEmpty {
+            names = ["localhost", "127.0.0.1", "[::1]"]
+            let host = config.listen.host.lowercased()
+            if host != "0.0.0.0", host != "::", host != "[::]" { names.insert(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host) }
+        }
+        serverNames = names
+        parserHeaderBytes = max(80 * 1024, config.limits.maxHeaderBytes + config.limits.maxURILength + 1024)
+        parserHeaderCount = max(1000, config.limits.maxHeaderCount * 2)
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// The gateway's HTTP/1.1 server connection: Hummingbird's request loop over a pipeline of our own.
+///
+/// ```
+/// socket ⇄ FirstByteObserver ⇄ HTTP/1 decoder/encoder ⇄ GatewayHTTPCodec ⇄ connection count
+///        ⇄ HTTPConnectionStateHandler (graceful shutdown) ⇄ Hummingbird's request loop
+/// ```
+///
+/// `GatewayHTTPCodec` converts NIO's HTTP/1 parts to HTTP types (as Hummingbird's own codec does)
+/// and is where connection-level hygiene lives: malformed requests are answered with the error
+/// envelope and the connection closed, slow header sections with 408, idle keep-alive connections
+/// closed.
+struct GatewayHTTPServer: HTTPChannelHandler {
+    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+
+    let responder: HTTPChannelHandler.Responder
+    /// Read for every new connection, so a reload applies to connections opened after it.
+    let settings: @Sendable () -> ConnectionSettings
+    let connections: ConnectionCount
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let settings = self.settings()
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = settings.parserHeaderBytes
+            limits.maxHeaderListSize = settings.parserHeaderBytes
+            limits.maxHeaderFieldCount = settings.parserHeaderCount
+            let codec = GatewayHTTPCodec(settings: settings)
+            let sync = channel.pipeline.syncOperations
+            try sync.addHandler(FirstByteObserver(codec: codec))
+            try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                                                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            try sync.addHandler(codec)
+            try sync.addHandler(ConnectionCountHandler(count: connections))
+            try sync.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+        }
+    }
+
+    func handle(value asyncChannel: Value, logger: Logger) async {
+        await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+    }
+}
+
+extension HTTPServerBuilder {
+    static func gateway(settings: @escaping @Sendable () -> ConnectionSettings, connections: ConnectionCount) -> HTTPServerBuilder {
+        HTTPServerBuilder { responder in
+            GatewayHTTPServer(responder: responder, settings: settings, connections: connections)
+        }
+    }
+}
+
+/// Sits before the HTTP/1 parser and tells the codec when bytes arrive: the header timeout of a
+/// keep-alive request starts with its first byte, which the parser does not report.
+final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    let codec: GatewayHTTPCodec
+
+    init(codec: GatewayHTTPCodec) {
+        self.codec = codec
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        codec.bytesArrived()
+        context.fireChannelRead(data)
+    }
+}
+
+/// NIO HTTP/1 parts ⇄ HTTP types, with the connection-level rules of RFC 9112 that the parser does not
+/// enforce, and the connection's timers.
+///
+/// Refused with the error envelope, then the connection is closed (nothing reaches a service):
+/// - anything the parser rejects — invalid header names or values, `Content-Length` with
+///   `Transfer-Encoding`, duplicate or invalid `Content-Length`, bad chunk framing, bare LF — 400
+///   `malformed_request`; a header section over the parser's bound — 431;
+/// - `Transfer-Encoding` whose final coding is not `chunked` (`xchunked`, `identity`), or on HTTP/1.0 —
+///   400; a coding other than `chunked` (`gzip, chunked`) — 501;
+/// - HTTP/1.1 without `Host`, several `Host` fields, or a `Host` that is not host[:port] — 400;
+/// - `CONNECT` — 501 (the gateway is not a proxy); an absolute-form target (`GET http://h/p`) naming a
+///   host outside `server_names` — 421; for an own name it is rewritten to origin form.
+///
+/// A bad chunk in a body already being forwarded makes the body fail; the forwarder answers 400 and
+/// this codec closes the connection after that response. Any response carrying `Connection: close`
+/// closes the connection once written.
+final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let settings: ConnectionSettings
+    private var context: ChannelHandlerContext?
+    /// Requests passed on whose final response has not been written yet.
+    private var pending = 0
+    /// Between a passed-on head and its `.end`.
+    private var readingBody = false
+    /// Inbound is over: a request was refused (or a timeout hit); everything after it is dropped.
+    private var inboundClosed = false
+    /// The connection closes once the current final response is written.
+    private var closeAfterResponse = false
+    /// Outbound is over: the connection is closing; later writes are dropped.
+    private var outboundClosed = false
+    /// A refusal waiting for earlier responses (pipelined requests) to finish.
+    private var deferredRefusal: (GatewayErrorCode, String)?
+
+    // Timers (RFC 9112 §9.8 allows closing idle connections; slowloris protection). One scheduled task
+    // per connection, rescheduled when it fires early: a request only stores deadlines.
+    private var timer: Scheduled<Void>?
+    /// When the connection last had no request in progress (nil while one is).
+    private var idleSince: NIODeadline?
+    /// When the current request's header section started: the connection's start for the first request,
+    /// the first byte for later ones.
+    private var headSince: NIODeadline?
+    private var headBytesSeen = false
+
+    init(settings: ConnectionSettings) {
+        self.settings = settings
+    }
+
+    // MARK: Lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { connectionStarted(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connectionStarted(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    private func connectionStarted(context: ChannelHandlerContext) {
+        guard idleSince == nil, pending == 0 else { return }
+        let now = NIODeadline.now()
+        idleSince = now
+        headSince = now
+        schedule(context: context, at: now + min(settings.headerTimeout, settings.idleTimeout))
+    }
+
+    // MARK: Inbound
+
+    func bytesArrived() {
+        // Bytes of a body still being drained after its response do not start a header section.
+        guard pending == 0, !readingBody, !inboundClosed else { return }
+        if headSince == nil { headSince = .now() }
+        headBytesSeen = true
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !inboundClosed else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            switch convert(head) {
+            case .success(let request):
+                pending += 1
+                readingBody = true
+                idleSince = nil
+                headSince = nil
+                headBytesSeen = false
+                if !head.isKeepAlive { closeAfterResponse = true }
+                context.fireChannelRead(wrapInboundOut(.head(request)))
+            case .failure(let refusal):
+                let supplied = head.headers.first(name: "X-Request-ID")
+                refuse(refusal.error, requestID: supplied.flatMap { GatewayRequestID.isWellFormed($0) ? $0 : nil }, context: context)
+            }
+        case .body(let body):
+            context.fireChannelRead(wrapInboundOut(.body(body)))
+        case .end(let trailers):
+            readingBody = false
+            context.fireChannelRead(wrapInboundOut(.end(trailers.map { Self.fields($0) })))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parseError = error as? HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        // After a refusal the parser may still trip over what follows; nobody is listening any more.
+        guard !inboundClosed else { return }
+        if readingBody {
+            // The body of a request already passed on is broken (bad chunk framing). Whoever reads it
+            // sees the error; the connection closes after the response — or now, if it was written.
+            readingBody = false
+            inboundClosed = true
+            closeAfterResponse = true
+            if pending == 0 { close(context: context) } else { context.fireErrorCaught(error) }
+            return
+        }
+        refuse(parseError == .headerOverflow ? .headersTooLarge : .malformedRequest, requestID: nil, context: context)
+    }
+
+    private func refuse(_ error: GatewayErrorCode, requestID: String?, context: ChannelHandlerContext) {
+        inboundClosed = true
+        let refusal = (error, requestID ?? GatewayRequestID.generate())
+        if pending == 0 { writeRefusal(refusal, context: context) } else { deferredRefusal = refusal }
+    }
+
+    private func writeRefusal(_ refusal: (GatewayErrorCode, String), context: ChannelHandlerContext) {
+        guard !outboundClosed else { return }
+        let (error, requestID) = refusal
+        let body = ErrorEnvelope.body(error, requestID: requestID)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(5)
+        headers.add(name: "Content-Type", value: ErrorEnvelope.contentType)
+        headers.add(name: "X-Request-ID", value: requestID)
+        headers.add(name: "Cache-Control", value: "no-store")
+        headers.add(name: "Connection", value: "close")
+        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        let status = HTTPResponseStatus(statusCode: error.status.code, reasonPhrase: error.status.reasonPhrase)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        outboundClosed = true
+        closeWhenWritten(context: context, promise: nil, last: .end(nil))
+    }
+
+    private func closeWhenWritten(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?, last: HTTPServerResponsePart) {
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(last), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { [self] result in
+            promise?.completeWith(result)
+            lingerThenClose(context: context)
+        }
+    }
+
+    /// Lingering close: send FIN after the response, keep reading (and dropping) what the client is still
+    /// sending for a moment, then close. Closing at once with unread bytes makes the kernel reset the
+    /// connection, and a client still uploading would lose the 413 or 400 it was sent.
+    private func lingerThenClose(context: ChannelHandlerContext) {
+        timer?.cancel()
+        context.close(mode: .output, promise: nil)
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.linger) {
+            context.close(promise: nil)
+        }
+    }
+
+    static let linger: TimeAmount = .seconds(2)
+
+    private func close(context: ChannelHandlerContext) {
+        inboundClosed = true
+        outboundClosed = true
+        context.close(promise: nil)
+    }
+
+    // MARK: Outbound
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard !outboundClosed else {
+            // A response after the connection decided to close (e.g. the server's own answer to a parse
+            // error it saw after ours): dropped.
+            promise?.succeed(())
+            return
+        }
+        switch unwrapOutboundIn(data) {
+        case .head(let response):
+            var headers = HTTPHeaders()
+            headers.reserveCapacity(response.headerFields.count + 1)
+            var saysClose = false
+            for field in response.headerFields {
+                if field.name == .connection, field.value.utf8.count == 5, field.value.lowercased() == "close" { saysClose = true }
+                headers.add(name: field.name.rawName, value: field.value)
+            }
+            let final = response.status.kind != .informational
+            if final {
+                if saysClose { closeAfterResponse = true } else if closeAfterResponse { headers.add(name: "Connection", value: "close") }
+            }
+            let status = HTTPResponseStatus(statusCode: response.status.code, reasonPhrase: response.status.reasonPhrase)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: promise)
+        case .body(let body):
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
+        case .end(let trailers):
+            pending -= 1
+            let last = HTTPServerResponsePart.end(trailers.map { Self.headers($0) })
+            if pending == 0, let refusal = deferredRefusal {
+                deferredRefusal = nil
+                context.write(wrapOutboundOut(last), promise: promise)
+                writeRefusal(refusal, context: context)
+            } else if pending == 0, closeAfterResponse {
+                outboundClosed = true
+                inboundClosed = true
+                closeWhenWritten(context: context, promise: promise, last: last)
+            } else {
+                context.write(wrapOutboundOut(last), promise: promise)
+                if pending == 0 { becameIdle(context: context) }
+            }
+        }
+    }
+
+    // MARK: Timers
+
+    private func becameIdle(context: ChannelHandlerContext) {
+        let now = NIODeadline.now()
+        idleSince = now
+        headSince = nil
+        headBytesSeen = false
+        if timer == nil { schedule(context: context, at: now + min(settings.headerTimeout, settings.idleTimeout)) }
+    }
+
+    private func schedule(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            timerFired()
+        }
+    }
+
+    private func timerFired() {
+        guard let context, pending == 0, !outboundClosed, let idleSince else { return }
+        let now = NIODeadline.now()
+        if let headSince {
+            let deadline = headSince + settings.headerTimeout
+            if now >= deadline {
+                if headBytesSeen {
+                    refuse(.requestTimeout, requestID: nil, context: context)
+                } else {
+                    close(context: context)
+                }
+                return
+            }
+            schedule(context: context, at: deadline)
+        } else {
+            let deadline = idleSince + settings.idleTimeout
+            if now >= deadline {
+                close(context: context)
+                return
+            }
+            // Bytes may start a header section before the idle deadline: never sleep past its timeout.
+            schedule(context: context, at: min(deadline, now + settings.headerTimeout))
+        }
+    }
+
+    // MARK: Conversion
+
+    private struct Refusal: Error {
+        let error: GatewayErrorCode
+    }
+
+    private func convert(_ head: HTTPRequestHead) -> Result<HTTPRequest, Refusal> {
+        let http11 = head.version.major == 1 && head.version.minor >= 1
+        guard head.method != .CONNECT else { return .failure(Refusal(error: .notImplemented)) }
+        guard let method = HTTPRequest.Method(head.method.rawValue) else { return .failure(Refusal(error: .malformedRequest)) }
+        var fields = HTTPFields()
+        fields.reserveCapacity(head.headers.count)
+        var host: String?
+        var hostCount = 0
+        var transferCodings: [Substring] = []
+        for (name, value) in head.headers {
+            if Self.equalsIgnoringCase(name, "host") {
+                hostCount += 1
+                host = value
+                continue
+            }
+            if Self.equalsIgnoringCase(name, "transfer-encoding") {
+                for coding in value.split(separator: ",") { transferCodings.append(coding.trimmingASCIISpaces()) }
+            }
+            // The parser has validated names (RFC 9110 tokens); HTTP types agree.
+            guard let fieldName = HTTPField.Name(name) else { return .failure(Refusal(error: .malformedRequest)) }
+            fields.append(HTTPField(name: fieldName, value: value))
+        }
+        if !transferCodings.isEmpty {
+            // RFC 9112 §6.1, §6.3: the final coding must be chunked, or the length cannot be known.
+            guard http11, let last = transferCodings.last, last.lowercased() == "chunked" else { return .failure(Refusal(error: .malformedRequest)) }
+            if transferCodings.count > 1 { return .failure(Refusal(error: .notImplemented)) }
+        }
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one before; a valid host[:port].
+        guard hostCount <= 1, hostCount == 1 || !http11 else { return .failure(Refusal(error: .malformedRequest)) }
+        if let host, !Self.isValidAuthority(host) { return .failure(Refusal(error: .malformedRequest)) }
+
+        var path = head.uri
+        if let first = path.utf8.first, first != UInt8(ascii: "/"), path != "*" {
+            // Absolute form (RFC 9112 §3.2.2): the target's authority replaces Host.
+            guard let absolute = Self.splitAbsoluteForm(path) else { return .success(HTTPRequest(method: method, scheme: "http", authority: host, path: path, headerFields: fields)) }
+            guard Self.isValidAuthority(absolute.authority), !absolute.authority.isEmpty else { return .failure(Refusal(error: .malformedRequest)) }
+            guard settings.serverNames.contains(Self.hostName(absolute.authority)) else { return .failure(Refusal(error: .misdirectedRequest)) }
+            host = absolute.authority
+            path = absolute.pathAndQuery
+        }
+        return .success(HTTPRequest(method: method, scheme: "http", authority: host, path: path, headerFields: fields))
+    }
+
+    /// `http://authority/path?query` → (authority, "/path?query"); nil when the target has no `scheme://`.
+    static func splitAbsoluteForm(_ target: String) -> (authority: String, pathAndQuery: String)? {
+        guard let separator = target.range(of: "://") else { return nil }
+        let scheme = target[..<separator.lowerBound].lowercased()
+        guard scheme == "http" || scheme == "https" else { return nil }
+        let rest = target[separator.upperBound...]
+        let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = String(rest[..<end])
+        let tail = rest[end...]
+        let pathAndQuery = tail.isEmpty ? "/" : (tail.first == "?" ? "/" + tail : String(tail))
+        return (authority, pathAndQuery)
+    }
+
+    /// The host of `host[:port]` or `[v6]:port`, lower-cased.
+    static func hostName(_ authority: String) -> String {
+        let lower = authority.lowercased()
+        if lower.hasPrefix("["), let close = lower.firstIndex(of: "]") { return String(lower[...close]) }
+        if let colon = lower.lastIndex(of: ":") { return String(lower[..<colon]) }
+        return lower
+    }
+
+    /// RFC 3986 authority without userinfo: reg-name / IPv4 / IP-literal, optional `:port`.
+    static func isValidAuthority(_ value: String) -> Bool {
+        guard !value.isEmpty, value.utf8.count <= 255 else { return false }
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
+                 UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+                 UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="),
+                 UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
+    static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
+        let count = lowercase.utf8CodeUnitCount
+        guard name.utf8.count == count else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            var index = 0
+            for byte in name.utf8 {
+                let folded = (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
+                if folded != expected[index] { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+
+    static func fields(_ headers: HTTPHeaders) -> HTTPFields {
+        var fields = HTTPFields()
+        fields.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
+        }
+        return fields
+    }
+
+    static func headers(_ fields: HTTPFields) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count)
+        for field in fields { headers.add(name: field.name.rawName, value: field.value) }
+        return headers
+    }
+}

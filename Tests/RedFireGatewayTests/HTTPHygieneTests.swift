@@ -1,0 +1,178 @@
+import DemoServices
+import Foundation
+import Testing
+
+@testable import RedFireGateway
+
+/// Connection-level HTTP/1.1 rules, sent as raw bytes over a plain socket: malformed framing, Host,
+/// CONNECT and absolute-form targets, bodies cut off while streaming, slow headers and idle connections.
+@Suite("HTTP hygiene")
+struct HTTPHygieneTests {
+    /// One route `/api/v1/trading` (and `/api/v1/small`, 1000-byte bodies) over one demo instance.
+    func gateway(_ instances: [DemoInstance], headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60)) async throws -> GatewayHarness {
+        var config = GatewayConfig()
+        config.services = [serviceConfig("user_trading", instances)]
+        var small = RouteConfig(prefix: "/api/v1/small", service: "user_trading")
+        small.maxBodySize = 1000
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading"), small]
+        config.limits.headerTimeout = headerTimeout
+        config.limits.idleTimeout = idleTimeout
+        let harness = try await GatewayHarness.start(config)
+        await waitUntil("instance checked") { harness.registry.state.services[0].members.allSatisfy { $0.runtime.health == .healthy } }
+        return harness
+    }
+
+    /// Sends `request`, expects one refusal with the envelope, then the server closing the connection.
+    func expectRefusal(_ request: String, port: Int, status: Int, code: String, _ name: String) async throws {
+        let connection = try await RawConnection(port: port)
+        try await connection.write(request)
+        let reply: GatewayHarness.Reply
+        do {
+            reply = try await connection.readResponse()
+        } catch {
+            Issue.record("\(name): no response (\(error))")
+            return
+        }
+        #expect(reply.status == status, "\(name): \(reply.status) \(reply.body)")
+        #expect(reply.errorCode == code, "\(name): \(reply.body)")
+        #expect(reply.body.contains(reply.headers.first(name: "X-Request-ID") ?? "-"), "\(name): the envelope names the request ID")
+        #expect(reply.headers.first(name: "Connection")?.lowercased() == "close", "\(name)")
+        let (closed, _) = try await connection.waitForClose(timeoutSeconds: 5)
+        #expect(closed, "\(name): the connection is closed after the refusal")
+    }
+
+    @Test func malformedRequestsAreRefusedWithTheEnvelopeAndNeverReachTheService() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await gateway(instances)
+        let before = instances[0].requestCount
+        let post = "POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\n"
+        let malformed: [(String, String)] = [
+            ("Content-Length with Transfer-Encoding", post + "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            ("obfuscated Transfer-Encoding (space before colon)", post + "Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n"),
+            ("obfuscated Transfer-Encoding (xchunked)", post + "Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"),
+            ("Transfer-Encoding identity", post + "Transfer-Encoding: identity\r\n\r\n"),
+            ("chunked not final", post + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"),
+            ("Transfer-Encoding with vertical tab", post + "Transfer-Encoding:\u{0B}chunked\r\n\r\n0\r\n\r\n"),
+            ("Transfer-Encoding on HTTP/1.0", "POST /api/v1/trading/_echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            ("two different Content-Length", post + "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"),
+            ("negative Content-Length", post + "Content-Length: -1\r\n\r\n"),
+            ("space in a header name", "GET /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n"),
+            ("control byte in a header name", "GET /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nX-A\u{01}: v\r\n\r\n"),
+            ("NUL in a header value", "GET /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nX-A: a\u{00}b\r\n\r\n"),
+            ("bare CR in a header value", "GET /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n"),
+            ("obsolete line folding", "GET /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"),
+            ("bare LF line endings", "GET /api/v1/trading/_echo HTTP/1.1\nHost: x\n\n"),
+            ("HTTP/1.1 without Host", "GET /api/v1/trading/_echo HTTP/1.1\r\n\r\n"),
+            ("two Host fields", "GET /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"),
+            ("Host that is not host[:port]", "GET /api/v1/trading/_echo HTTP/1.1\r\nHost: x/y\r\n\r\n"),
+            ("unknown HTTP version", "GET /api/v1/trading/_echo HTTP/1.2\r\nHost: x\r\n\r\n"),
+        ]
+        for (name, request) in malformed {
+            try await expectRefusal(request, port: gateway.port, status: 400, code: "malformed_request", name)
+        }
+        try await expectRefusal(post + "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", port: gateway.port, status: 501, code: "not_implemented",
+                                "a transfer coding the gateway cannot decode")
+        // A response to CONNECT never has content (RFC 9110 §9.3.6): the status and request ID say it.
+        let connect = try await RawConnection(port: gateway.port)
+        try await connect.write("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        let connectReply = try await connect.waitForClose(timeoutSeconds: 5)
+        #expect(connectReply.closed && connectReply.bytes.hasPrefix("HTTP/1.1 501 Not Implemented\r\n") && connectReply.bytes.contains("X-Request-ID: "))
+        try await expectRefusal("GET http://example.com/api/v1/trading/_echo HTTP/1.1\r\nHost: example.com\r\n\r\n", port: gateway.port,
+                                status: 421, code: "misdirected_request", "absolute-form target for another host")
+        #expect(instances[0].requestCount == before, "no refused request reached the service")
+        // Bad chunk framing is found in the body, after the head may have been forwarded: the service
+        // sees an aborted request, never a complete one.
+        try await expectRefusal(post + "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", port: gateway.port, status: 400,
+                                code: "malformed_request", "bad chunk size")
+        try await expectRefusal(post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n", port: gateway.port, status: 400,
+                                code: "malformed_request", "chunk longer than its size")
+        #expect(instances[0].completedEchoes == 0)
+
+        // A client's request ID is kept on a refusal of its head.
+        let connection = try await RawConnection(port: gateway.port)
+        try await connection.write("GET /api/v1/trading/_echo HTTP/1.1\r\nX-Request-ID: trace-42\r\n\r\n")
+        let refused = try await connection.readResponse()
+        #expect(refused.status == 400 && refused.headers.first(name: "X-Request-ID") == "trace-42" && refused.body.contains("trace-42"))
+
+        // An absolute-form target naming the gateway itself is served like its origin form.
+        let own = try await RawHTTP.exchange(port: gateway.port, bytes: Array(
+            "GET http://127.0.0.1:\(gateway.port)/api/v1/trading/_echo?x=1 HTTP/1.1\r\nHost: 127.0.0.1:\(gateway.port)\r\nConnection: close\r\n\r\n".utf8))
+        #expect(own.status == 200)
+        let report = try JSONDecoder().decode(EchoReport.self, from: Data(own.body.utf8))
+        #expect(report.path == "/api/v1/trading/_echo" && report.query == "x=1")
+        #expect(own.headers.first(name: "Server") == nil, "no Server header, the service's included")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func brokenOrOversizedChunkedBodiesFailWhileStreaming() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await gateway(instances)
+        let chunk = "200\r\n" + String(repeating: "a", count: 512) + "\r\n"
+
+        // Over the route's 1000 bytes: 413 once the limit is passed, before the body ends.
+        var connection = try await RawConnection(port: gateway.port)
+        try await connection.write("POST /api/v1/small/_echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk + chunk)
+        var reply = try await connection.readResponse()
+        #expect(reply.status == 413 && reply.errorCode == "body_too_large", "\(reply.status) \(reply.body)")
+        #expect(try await connection.waitForClose(timeoutSeconds: 5).closed)
+
+        // A bad chunk after a good one: 400, and the service never receives a complete request.
+        connection = try await RawConnection(port: gateway.port)
+        try await connection.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk)
+        await waitUntil("the forwarded request reached the instance") { instances[0].inFlight == 1 }
+        try await connection.write("zz\r\nabc\r\n0\r\n\r\n")
+        reply = try await connection.readResponse()
+        #expect(reply.status == 400 && reply.errorCode == "malformed_request", "\(reply.status) \(reply.body)")
+        #expect(try await connection.waitForClose(timeoutSeconds: 5).closed)
+        #expect(instances[0].completedEchoes == 0, "no broken or oversized body was delivered whole")
+
+        // The client's fault is not the instance's: it stays in rotation and the next body goes through.
+        let healthy = try await RawHTTP.exchange(port: gateway.port, bytes: Array(
+            ("POST /api/v1/small/_echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n" + "10\r\n0123456789abcdef\r\n0\r\n\r\n").utf8))
+        #expect(healthy.status == 200 && instances[0].completedEchoes == 1)
+        let service = gateway.registry.state.services[0]
+        #expect(service.members[0].runtime.ejectedUntil == nil)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func slowHeaderSectionsGet408AndIdleConnectionsAreClosed() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await gateway(instances, headerTimeout: .milliseconds(400), idleTimeout: .milliseconds(800))
+        let request = "GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n\r\n"
+
+        // Slowloris: one byte every 100 ms never completes the header section in time.
+        let slow = try await RawConnection(port: gateway.port)
+        let started = ContinuousClock.now
+        var stillOpen = true
+        for byte in request.prefix(10) where stillOpen {
+            stillOpen = try await slow.write(String(byte))
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let cutOff = try await slow.waitForClose(timeoutSeconds: 5)
+        let elapsed = ContinuousClock.now - started
+        #expect(cutOff.closed && cutOff.bytes.hasPrefix("HTTP/1.1 408"), "\(cutOff.bytes)")
+        #expect(cutOff.bytes.contains("\"code\":\"request_timeout\""))
+        #expect(elapsed < .seconds(3), "cut off after the header timeout, not the trickle's end: \(elapsed)")
+
+        // A connection that never sends anything is closed silently after the header timeout.
+        let silent = try await RawConnection(port: gateway.port)
+        let silence = try await silent.waitForClose(timeoutSeconds: 5)
+        #expect(silence.closed && silence.bytes.isEmpty)
+
+        // Keep-alive: requests 300 ms apart share one connection; after the last, idle close.
+        let kept = try await RawConnection(port: gateway.port)
+        for _ in 0..<3 {
+            try await kept.write(request)
+            #expect(try await kept.readResponse().status == 200)
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        let idleStart = ContinuousClock.now
+        let idle = try await kept.waitForClose(timeoutSeconds: 5)
+        #expect(idle.closed && idle.bytes.isEmpty, "closed without a response: \(idle.bytes)")
+        #expect(ContinuousClock.now - idleStart < .seconds(3))
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}
