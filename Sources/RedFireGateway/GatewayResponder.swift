@@ -53,54 +53,26 @@ struct GatewayResponder: HTTPResponder {
         // Size limits first: nothing oversized is parsed further, let alone forwarded.
         let limits = state.config.limits
         if (head.path?.utf8.count ?? 0) > limits.maxURILength {
-            return ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"])
+            return logged(ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"]), error: .uriTooLong,
+                          path: String(Substring((head.path ?? "").utf8.prefix(256))), head: head, requestID: requestID, context: context, start: start)
         }
         if head.headerFields.count > limits.maxHeaderCount
             || head.headerFields.reduce(0, { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count }) > limits.maxHeaderBytes {
-            return ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"])
+            return logged(ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"]), error: .headersTooLarge,
+                          path: head.path ?? "", head: head, requestID: requestID, context: context, start: start)
         }
         // One normalized path for everything below: the gateway's own endpoints, route matching,
         // authorization and what the service receives.
         let target: RequestTarget
         do {
-            target = try RequestTarget.parse(head.path ?? "/")
+            target = try RequestTarget.parse(head.path ?? "/", mergeSlashes: state.config.mergeSlashes)
         } catch {
-            return ErrorEnvelope.response(.invalidPath.with(message: error.description), requestID: requestID)
+            return logged(ErrorEnvelope.response(.invalidPath.with(message: error.description), requestID: requestID), error: .invalidPath,
+                          path: head.path ?? "", head: head, requestID: requestID, context: context, start: start)
         }
         let path = Substring(target.path)
-
-        switch path {
-        case "/health":
-            return Self.json(.ok, Self.okBody, requestID: requestID)
-        case "/gateway/openapi.json":
-            return Self.json(.ok, Self.openAPIBody, requestID: requestID)
-        case "/gateway/jwks.json":
-            return Response(status: .ok, headers: [.contentType: "application/json", .requestID: requestID, .cacheControl: "public, max-age=300"],
-                            body: .init(byteBuffer: jwksBody))
-        case "/gateway/docs":
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .requestID: requestID,
-                                                   .contentSecurityPolicy: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"],
-                            body: .init(byteBuffer: Self.docsBody))
-        case "/metrics":
-            let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts)
-            return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
-                            body: .init(byteBuffer: body))
-        case "/ready":
-            if state.isReady { return Self.json(.ok, Self.readyBody, requestID: requestID) }
-            return ErrorEnvelope.response(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
-        default:
-            break
-        }
-
-        if path.hasPrefix("/gateway/") || path == "/gateway" {
-            var context = context
-            context.requestID = requestID
-            return await admin.respond(to: request, context: context, target: target)
-        }
-
-        if let auth, path.hasPrefix(AuthEndpoints.prefix) {
-            // The TCP peer: forwarded-for headers are only trusted once trusted proxies are configured.
-            return await auth.respond(to: request, path: path, requestID: requestID, clientAddress: context.remoteAddress?.ipAddress)
+        if let response = await ownEndpoint(request, path: path, target: target, context: context, requestID: requestID, state: state) {
+            return logged(response, path: target.path, head: head, requestID: requestID, context: context, start: start)
         }
 
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
@@ -162,6 +134,54 @@ struct GatewayResponder: HTTPResponder {
         }
         return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.remoteAddress?.ipAddress,
                                        identity: identity, extraHeaders: rateLimitFields, maxBodySize: maxBody, recorder: recorder)
+    }
+
+    /// The gateway's own endpoints: probes, documents, metrics, the admin API and the auth API; nil for
+    /// everything else (routed to a service).
+    private func ownEndpoint(_ request: Request, path: Substring, target: RequestTarget, context: Context, requestID: String,
+                             state: GatewayState) async -> Response? {
+        switch path {
+        case "/health":
+            return Self.json(.ok, Self.okBody, requestID: requestID)
+        case "/gateway/openapi.json":
+            return Self.json(.ok, Self.openAPIBody, requestID: requestID)
+        case "/gateway/jwks.json":
+            return Response(status: .ok, headers: [.contentType: "application/json", .requestID: requestID, .cacheControl: "public, max-age=300"],
+                            body: .init(byteBuffer: jwksBody))
+        case "/gateway/docs":
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .requestID: requestID,
+                                                   .contentSecurityPolicy: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"],
+                            body: .init(byteBuffer: Self.docsBody))
+        case "/metrics":
+            let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts)
+            return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
+                            body: .init(byteBuffer: body))
+        case "/ready":
+            if state.isReady { return Self.json(.ok, Self.readyBody, requestID: requestID) }
+            return ErrorEnvelope.response(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
+        default:
+            break
+        }
+        if path.hasPrefix("/gateway/") || path == "/gateway" {
+            var context = context
+            context.requestID = requestID
+            return await admin.respond(to: request, context: context, target: target)
+        }
+        if let auth, path.hasPrefix(AuthEndpoints.prefix) {
+            // The TCP peer: forwarded-for headers are only trusted once trusted proxies are configured.
+            return await auth.respond(to: request, path: path, requestID: requestID, clientAddress: context.remoteAddress?.ipAddress)
+        }
+        return nil
+    }
+
+    /// The access-log line of an answer that did not go to a service (own endpoints, early refusals).
+    private func logged(_ response: Response, error: GatewayErrorCode? = nil, path: String, head: HTTPRequest, requestID: String, context: Context,
+                        start: ContinuousClock.Instant) -> Response {
+        guard let accessLog else { return response }
+        accessLog.record(AccessLogEntry(requestID: requestID, clientIP: context.remoteAddress?.ipAddress, method: head.method.rawValue, path: path),
+                         status: response.status.code, instance: nil, attempts: 0, upstream: .zero, total: .now - start,
+                         bytesIn: 0, bytesOut: response.body.contentLength ?? 0, errorCode: error?.code)
+        return response
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> Response {

@@ -36,6 +36,8 @@ struct AccessLogTests {
         #expect(reply.status == 201)
         _ = try await logged.send("/api/v1/trading/orders", headers: [("X-API-Key", "rf_0123456789ab_apikeysecret"), ("X-Request-ID", "access-log-test-2")])
         _ = try await logged.send("/nowhere", headers: [("X-Request-ID", "access-log-test-3")])
+        _ = try await logged.send("/health", headers: [("X-Request-ID", "access-log-test-4")])
+        _ = try await logged.send("/api/v1/trading/a%2fb", headers: [("X-Request-ID", "access-log-test-5")])
         await logged.shutdown()
         await stopAll(trading)
 
@@ -57,6 +59,12 @@ struct AccessLogTests {
         #expect(refused["status"] as? Int == 401 && refused["error"] as? String == "invalid_api_key")
         let unrouted = try #require(lines.first { $0["request_id"] as? String == "access-log-test-3" })
         #expect(unrouted["status"] as? Int == 404 && unrouted["error"] as? String == "route_not_found" && unrouted["route"] is NSNull)
+        // The gateway's own endpoints and early refusals are logged too.
+        let health = try #require(lines.first { $0["request_id"] as? String == "access-log-test-4" })
+        #expect(health["status"] as? Int == 200 && health["path"] as? String == "/health" && health["service"] is NSNull)
+        let badPath = try #require(lines.first { $0["request_id"] as? String == "access-log-test-5" })
+        #expect(badPath["status"] as? Int == 400 && badPath["error"] as? String == "invalid_path")
+        #expect(lines.contains { $0["path"] as? String == "/api/v1/auth/login" && $0["status"] as? Int == 200 && $0["method"] as? String == "POST" })
     }
 
     @Test func aFullBufferDropsAndCountsInsteadOfBlocking() {

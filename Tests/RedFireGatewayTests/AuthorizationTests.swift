@@ -271,6 +271,13 @@ struct RequestTargetTests {
         #expect(throws: RequestTarget.Problem.self) { try RequestTarget.parse(raw) }
     }
 
+    @Test(arguments: [
+        ("/a//b", "/a//b"), ("//a", "//a"), ("/a//", "/a//"), ("//", "//"), ("/a//../b", "/a/b"), ("/a/./b//c", "/a/b//c"), ("/a/b", "/a/b"),
+    ])
+    func keepsEmptySegmentsWithoutMergeSlashes(_ raw: String, _ expected: String) throws {
+        #expect(try RequestTarget.parse(raw, mergeSlashes: false).path == expected)
+    }
+
     @Test func queryIsKeptAsSent() throws {
         let target = try RequestTarget.parse("/a/./b?x=%2F..&y")
         #expect(target.path == "/a/b")

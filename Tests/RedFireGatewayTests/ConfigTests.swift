@@ -84,6 +84,29 @@ struct ConfigTests {
         }
     }
 
+    @Test func connectionLimitsServerNamesAndSlashMergingParse() throws {
+        let config = try GatewayConfig.parse(yaml: Self.minimalYAML + """
+        limits: {header_timeout: 2s, idle_timeout: 30s}
+        server_names: [API.RedFire.example, gateway.internal]
+        merge_slashes: false
+        """)
+        #expect(config.limits.headerTimeout == .seconds(2) && config.limits.idleTimeout == .seconds(30))
+        #expect(config.serverNames == ["api.redfire.example", "gateway.internal"])
+        #expect(config.mergeSlashes == false)
+        let settings = ConnectionSettings(config: config)
+        #expect(settings.serverNames == ["api.redfire.example", "gateway.internal"])
+        #expect(ConnectionSettings(config: GatewayConfig()).serverNames == ["localhost", "127.0.0.1", "[::1]"], "listen 0.0.0.0 is no name")
+        #expect {
+            try GatewayConfig.parse(yaml: Self.minimalYAML + """
+            limits: {header_timeout: 1ms}
+            server_names: ["http://x/"]
+            """)
+        } throws: { error in
+            let text = (error as? ConfigError)?.description ?? ""
+            return text.contains("limits.header_timeout") && text.contains("server_names")
+        }
+    }
+
     @Test func defaultsApplyWhenKeysAreAbsent() throws {
         let config = try GatewayConfig.parse(yaml: """
         services:

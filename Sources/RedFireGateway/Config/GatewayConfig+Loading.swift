@@ -74,6 +74,7 @@ extension GatewayConfig {
             else { reader.report("listen", top.node("listen"), "expected HOST:PORT, found \"\(text)\"") }
         }
         if let grace = top.duration("shutdown_grace") { config.shutdownGrace = grace }
+        if let merge = top.bool("merge_slashes") { config.mergeSlashes = merge }
         if let directory = top.string("data_dir") {
             if directory.isEmpty { reader.report("data_dir", top.node("data_dir"), "must not be empty") } else { config.dataDirectory = directory }
         }
@@ -159,7 +160,7 @@ extension GatewayConfig {
             if let lockout = auth.duration("max_lockout", atLeast: .seconds(1)) { config.auth.maxLockout = lockout }
             if let paths = auth.stringList("public_paths") {
                 for path in paths {
-                    let normalized = try? RequestTarget.parse(path)
+                    let normalized = try? RequestTarget.parse(path, mergeSlashes: config.mergeSlashes)
                     if normalized?.path != path || normalized?.query != nil {
                         reader.report(auth.childPath("public_paths"), auth.node("public_paths"),
                                       "\"\(path)\" is not a normalized path (starts with /, no query, escapes, dot segments or repeated slashes)")

@@ -36,6 +36,9 @@ public struct GatewayConfig: Sendable, Equatable {
     /// (`GET http://host/path`) naming another host is refused with 421. Default none: only loopback
     /// names and the listen address are accepted in absolute form. Lower-case, without port.
     public var serverNames: [String] = []
+    /// `merge_slashes` — normalize `//a///b` to `/a/b` before routing. Default true; with false, empty
+    /// segments are kept and the service sees them.
+    public var mergeSlashes = true
 
     public init() {}
 

@@ -8,7 +8,8 @@
 ///   would see a different path than the one the gateway authorized.
 /// - Dot segments are removed (`/a/./b/../c` → `/a/c`); dot segments spelled with escapes (`%2e%2e`) are
 ///   refused, since no client has a reason to send them.
-/// - Repeated slashes are merged (`//a///b` → `/a/b`); a trailing slash is kept.
+/// - Repeated slashes are merged (`//a///b` → `/a/b`) unless `merge_slashes: false`; a trailing slash
+///   is kept.
 /// - Raw control characters, spaces, backslashes, `#` and non-ASCII bytes are refused.
 ///
 /// Only origin-form targets (`/path?query`) are accepted; the query is passed on as sent.
@@ -43,7 +44,7 @@ struct RequestTarget: Sendable, Equatable {
     }
 
     /// Normalizes a raw request target (as in the request line).
-    static func parse(_ target: String) throws(Problem) -> RequestTarget {
+    static func parse(_ target: String, mergeSlashes: Bool = true) throws(Problem) -> RequestTarget {
         let utf8 = target.utf8
         guard utf8.first == UInt8(ascii: "/") else { throw .notOriginForm }
         let queryStart = utf8.firstIndex(of: UInt8(ascii: "?"))
@@ -58,14 +59,14 @@ struct RequestTarget: Sendable, Equatable {
         var previous: UInt8 = 0
         for byte in rawPath.utf8 {
             guard isAllowedRaw(byte) else { throw .forbiddenCharacter }
-            if byte == UInt8(ascii: "%") || (byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/"))
+            if byte == UInt8(ascii: "%") || (mergeSlashes && byte == UInt8(ascii: "/") && previous == UInt8(ascii: "/"))
                 || (byte == UInt8(ascii: ".") && previous == UInt8(ascii: "/")) {
                 needsWork = true
             }
             previous = byte
         }
         if !needsWork { return RequestTarget(path: String(rawPath), query: query) }
-        return RequestTarget(path: try normalize(rawPath), query: query)
+        return RequestTarget(path: try normalize(rawPath, mergeSlashes: mergeSlashes), query: query)
     }
 
     private static func isAllowedRaw(_ byte: UInt8) -> Bool {
@@ -99,7 +100,7 @@ struct RequestTarget: Sendable, Equatable {
         var hasEncodedDot = false
     }
 
-    private static func normalize(_ rawPath: Substring) throws(Problem) -> String {
+    private static func normalize(_ rawPath: Substring, mergeSlashes: Bool) throws(Problem) -> String {
         // Split into decoded segments. The leading "/" yields an empty first segment, skipped below.
         var segments: [Segment] = []
         var current = Segment()
@@ -147,7 +148,7 @@ struct RequestTarget: Sendable, Equatable {
                 if !output.isEmpty { output.removeLast() }
                 if isLast { trailingSlash = true }
             } else if segment.bytes.isEmpty {
-                if isLast { trailingSlash = true }
+                if isLast { trailingSlash = true } else if !mergeSlashes { output.append([]) }
             } else {
                 output.append(segment.bytes)
                 if isLast { trailingSlash = false }
