@@ -86,6 +86,40 @@ struct AdminAPITests {
         await stopAll(instances)
     }
 
+    @Test func drainWithADeadlineReadsDrainedAtTheDeadlineAndLeavesRequestsToFinish() async throws {
+        let instances = try await startInstances(.userTrading, count: 2)
+        let gateway = try await Self.gateway(instances)
+        let slow = (0..<4).map { _ in Task { try await gateway.send("/api/v1/trading/orders?sleep_ms=1500") } }
+        let runtime = try #require(gateway.registry.runtime(id: "user_trading-1"))
+        await waitUntil("slow requests in flight") { runtime.inFlight == 2 }
+
+        let bad = try await gateway.send(.POST, "/gateway/services/user_trading/instances/user_trading-1/drain?deadline=soon", headers: Self.auth)
+        #expect(bad.status == 400 && bad.errorCode == "invalid_request")
+        #expect(!runtime.isDraining, "a refused drain changes nothing")
+
+        let draining = try await gateway.send(.POST, "/gateway/services/user_trading/instances/user_trading-1/drain", headers: Self.auth,
+                                              body: ByteBuffer(string: #"{"deadline":"300ms"}"#))
+        #expect(draining.status == 200, "\(draining.body)")
+        let view = try Self.object(draining)
+        #expect(view["state"] as? String == "draining")
+        #expect((1...300).contains(view["drain_deadline_in_ms"] as? Int ?? -1), "\(view)")
+
+        // At the deadline it reads drained although its two slow requests are still running…
+        await waitUntil("drained at the deadline") {
+            let service = try? Self.object(await gateway.send("/gateway/services/user_trading", headers: Self.auth))
+            let instance = (service?["instances"] as? [[String: Any]])?.first { $0["id"] as? String == "user_trading-1" }
+            return instance?["state"] as? String == "drained" && instance?["in_flight"] as? Int == 2
+        }
+        await waitUntil("the deadline event") {
+            gateway.registry.events.recent().contains { $0.message.contains("user_trading-1 drain deadline passed with 2 in flight") }
+        }
+        // …and they are not cut: every client gets its answer.
+        for request in slow { #expect(try await request.value.status == 200) }
+        #expect(gateway.control.audit.recent().last?.action == "drain")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
     @Test func registerHeartbeatDeregisterAndStrategy() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
         let extra = try await startInstances(.userTrading, count: 1, prefix: "dyn")

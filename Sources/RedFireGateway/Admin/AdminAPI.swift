@@ -63,9 +63,19 @@ struct AdminAPI: Sendable {
             try control.deregister(service: name, instance: id, actor: actor(context))
             return Response(status: .noContent, headers: [.requestID: context.requestID])
         }
-        router.post("/gateway/services/:name/instances/:id/drain") { _, context in
+        router.post("/gateway/services/:name/instances/:id/drain") { request, context in
             let (name, id) = try (context.parameters.require("name"), context.parameters.require("id"))
-            try control.drain(service: name, instance: id, actor: actor(context))
+            // `?deadline=30s` or `{"deadline": "30s"}`: the longest to wait for in-flight requests.
+            var text = request.uri.queryParameters.get("deadline")
+            if text == nil, request.headers[.contentLength].map({ $0 != "0" }) ?? request.headers.contains(.transferEncoding) {
+                text = try await decode(DrainBody.self, request).deadline
+            }
+            var deadline: Duration?
+            if let text {
+                guard let parsed = ConfigDuration.parse(text), parsed > .zero else { throw ControlError.invalid("deadline must be a duration such as 30s") }
+                deadline = parsed
+            }
+            try control.drain(service: name, instance: id, deadline: deadline, actor: actor(context))
             return try json(instanceView(name, id: id), context)
         }
         router.post("/gateway/services/:name/instances/:id/undrain") { _, context in
@@ -163,6 +173,7 @@ struct AdminAPI: Sendable {
                             p99Ms: window.latency.quantile(0.99).map { Double($0) / 1000 },
                             ejectedForMs: runtime.ejectedUntil.map { max(0, ms($0 - now)) },
                             leaseExpiresInMs: runtime.leaseExpiresAt.map { max(0, ms($0 - now)) },
+                            drainDeadlineInMs: runtime.isDraining ? runtime.drainDeadline.map { max(0, ms($0 - now)) } : nil,
                             lastChecks: runtime.recentChecks.reversed().map { CheckView(passed: $0.passed, reason: $0.reason, ageMs: ms(now - $0.at)) })
     }
 

@@ -28,6 +28,8 @@ struct InstanceView: Codable, Sendable {
     var p99Ms: Double?
     var ejectedForMs: Int?
     var leaseExpiresInMs: Int?
+    /// While draining with a deadline: time left until the instance counts as drained anyway.
+    var drainDeadlineInMs: Int?
     var lastChecks: [CheckView]
 }
 
@@ -114,6 +116,10 @@ struct RegisterBody: Codable, Sendable {
 
 struct StrategyBody: Codable, Sendable {
     var strategy: String
+}
+
+struct DrainBody: Codable, Sendable {
+    var deadline: String?
 }
 
 extension LatencyView {

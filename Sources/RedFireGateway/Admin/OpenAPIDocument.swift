@@ -896,7 +896,7 @@ enum OpenAPIDocument {
     },
     "/gateway/services/{name}/instances/{id}/drain": {
       "post": {
-        "summary": "Drain: no new requests; in-flight requests finish",
+        "summary": "Drain: no new requests; in-flight requests finish. With a deadline, the instance reads drained at the deadline even with requests still in flight (they are left to finish, never cut)",
         "operationId": "drainInstance",
         "tags": [
           "admin"
@@ -908,6 +908,16 @@ enum OpenAPIDocument {
               "application/json": {
                 "schema": {
                   "$ref": "#/components/schemas/Instance"
+                }
+              }
+            }
+          },
+          "400": {
+            "description": "the deadline is not a duration",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
                 }
               }
             }
@@ -961,8 +971,34 @@ enum OpenAPIDocument {
             "schema": {
               "type": "string"
             }
+          },
+          {
+            "name": "deadline",
+            "in": "query",
+            "required": false,
+            "description": "longest wait for in-flight requests, a duration such as 30s (or the body's deadline); default none",
+            "schema": {
+              "type": "string"
+            }
           }
         ],
+        "requestBody": {
+          "required": false,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "properties": {
+                  "deadline": {
+                    "type": "string",
+                    "description": "a duration such as 30s"
+                  }
+                },
+                "additionalProperties": false
+              }
+            }
+          }
+        },
         "security": [
           {
             "adminToken": []
@@ -1608,6 +1644,13 @@ enum OpenAPIDocument {
               "integer",
               "null"
             ]
+          },
+          "drain_deadline_in_ms": {
+            "type": [
+              "integer",
+              "null"
+            ],
+            "description": "while draining with a deadline: time left until the instance reads drained anyway"
           },
           "last_checks": {
             "type": "array",

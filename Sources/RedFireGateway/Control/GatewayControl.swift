@@ -38,13 +38,22 @@ public final class GatewayControl: Sendable {
 
     /// Takes an instance out of rotation: no new requests; in-flight ones finish. The state reads
     /// `draining` until in-flight reaches zero, then `drained`. Survives health changes and reloads.
-    public func drain(service: String, instance id: String, actor: String) throws(ControlError) {
+    ///
+    /// - Parameter deadline: the longest to wait: then the instance reads `drained` even with requests
+    ///   still in flight. They are not cut: a request the service may have acted on (an order) must not
+    ///   end in an unknown state for its client. Draining again replaces the deadline; nil keeps none.
+    public func drain(service: String, instance id: String, deadline: Duration? = nil, actor: String) throws(ControlError) {
         try perform("drain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
             let runtime = try registry.instance(service: service, id: id)
-            guard !runtime.drainFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            runtime.setDrainDeadline(deadline.map { .now + $0 })
+            let within = deadline.map { " within \(ConfigDuration.format($0))" } ?? ""
+            guard !runtime.drainFlag.exchange(true, ordering: .acquiringAndReleasing) else {
+                if deadline != nil { registry.record(.drain, service: service, instance: id, "\(id) drain deadline set\(within) by \(actor)") }
+                return
+            }
             registry.rebuild()
             persist()
-            registry.record(.drain, service: service, instance: id, "\(id) draining (\(runtime.inFlight) in flight) by \(actor)")
+            registry.record(.drain, service: service, instance: id, "\(id) draining\(within) (\(runtime.inFlight) in flight) by \(actor)")
         }
     }
 
@@ -52,6 +61,7 @@ public final class GatewayControl: Sendable {
     public func undrain(service: String, instance id: String, actor: String) throws(ControlError) {
         try perform("undrain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
             let runtime = try registry.instance(service: service, id: id)
+            runtime.setDrainDeadline(nil)
             guard runtime.drainFlag.exchange(false, ordering: .acquiringAndReleasing) else { return }
             registry.rebuild()
             persist()

@@ -60,6 +60,9 @@ public final class InstanceRuntime: Sendable {
         var lastEjectionAt: ContinuousClock.Instant?
         var leaseExpiresAt: ContinuousClock.Instant?
         var leaseTTL: Duration?
+        /// `drain` with a deadline: from then on the instance counts as drained even with requests in flight.
+        var drainDeadline: ContinuousClock.Instant?
+        var drainDeadlineReported = false
     }
     private let mutable = Mutex(Mutable())
 
@@ -80,10 +83,35 @@ public final class InstanceRuntime: Sendable {
     public var recentChecks: [HealthCheckResult] { mutable.withLock { $0.recentChecks } }
     public var ejectedUntil: ContinuousClock.Instant? { mutable.withLock { $0.ejectedUntil } }
     public var leaseExpiresAt: ContinuousClock.Instant? { mutable.withLock { $0.leaseExpiresAt } }
+    public var drainDeadline: ContinuousClock.Instant? { mutable.withLock { $0.drainDeadline } }
+
+    /// Sets (or with nil clears) the time after which a draining instance counts as drained.
+    func setDrainDeadline(_ deadline: ContinuousClock.Instant?) {
+        mutable.withLock {
+            $0.drainDeadline = deadline
+            $0.drainDeadlineReported = false
+        }
+    }
+
+    /// Once per drain: the in-flight count when the drain deadline passed with requests still running.
+    func passedDrainDeadline(now: ContinuousClock.Instant) -> Int? {
+        guard isDraining else { return nil }
+        let inFlight = self.inFlight
+        return mutable.withLock { m in
+            guard let deadline = m.drainDeadline, now >= deadline, !m.drainDeadlineReported else { return nil }
+            m.drainDeadlineReported = true
+            return inFlight > 0 ? inFlight : nil
+        }
+    }
 
     /// The state to show, derived from health, ejection and drain (drain wins: it is an operator decision).
     public var state: InstanceState {
-        if isDraining { return inFlight == 0 ? .drained : .draining }
+        if isDraining {
+            if inFlight == 0 { return .drained }
+            // Past its deadline the drain is over: the requests still running are left to finish.
+            if let deadline = drainDeadline, ContinuousClock.now >= deadline { return .drained }
+            return .draining
+        }
         return mutable.withLock { m in
             if m.ejectedUntil != nil { return .ejected }
             switch m.health {

@@ -40,7 +40,13 @@ final class RegistryMaintenance: Service {
                                 inFlight == 0 ? "\(id) drained and deregistered" : "\(id) deregistered at its drain deadline with \(inFlight) in flight")
             }
             var ended: [InstanceRuntime] = []
-            for runtime in registry.allRuntimes where runtime.expireEjection(now: now) { ended.append(runtime) }
+            for runtime in registry.allRuntimes {
+                if runtime.expireEjection(now: now) { ended.append(runtime) }
+                if let inFlight = runtime.passedDrainDeadline(now: now) {
+                    registry.record(.drain, service: runtime.serviceName, instance: runtime.id,
+                                    "\(runtime.id) drain deadline passed with \(inFlight) in flight: drained; those requests are left to finish")
+                }
+            }
             if !ended.isEmpty {
                 registry.rebuild()
                 for runtime in ended {
