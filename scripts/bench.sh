@@ -69,6 +69,7 @@ wait_port() {
 nginx -c "$bench_dir/upstream-nginx.conf"
 wait_port 19001; wait_port 19002
 
+# Proxy path: routing, balancing, header policy, metrics; no auth, no rate limit.
 cat > "$work/gateway.yaml" <<YAML
 listen: 127.0.0.1:18083
 services:
@@ -80,6 +81,35 @@ routes:
   - prefix: /api/v1/trading
     service: trading
     strip_prefix: true
+YAML
+# Full path: the same, plus JWT verification, the route's permission check, a rate-limit decision on
+# every request (a limit no client reaches) and the access log written to a file.
+rm -rf "$work/data" "$work/access.log"
+secret=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
+cat > "$work/gateway-full.yaml" <<YAML
+listen: 127.0.0.1:18084
+data_dir: $work/data
+auth:
+  jwt_secret: "$secret"
+  bcrypt_cost: 4
+  access_token_ttl: 1h
+  roles:
+    trader: [trading:read, trading:write]
+rate_limits:
+  default: {rate: 1000000/s, burst: 1000000}
+access_log:
+  enabled: true
+  path: $work/access.log
+services:
+  trading:
+    instances:
+      - url: http://127.0.0.1:19001
+      - url: http://127.0.0.1:19002
+routes:
+  - prefix: /api/v1/trading
+    service: trading
+    strip_prefix: true
+    permissions: {read: trading:read, write: trading:write}
 YAML
 "$gateway_bin" serve --config "$work/gateway.yaml" --log-level warning >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
@@ -100,12 +130,13 @@ cpu_ticks() { # utime + stime of the given pids, in clock ticks
 ticks_per_second=$(getconf CLK_TCK)
 
 results=()
+wrk_headers=()
 measure() { # name url pids...
   local name=$1 url=$2; shift 2
-  wrk -t1 -c"$connections" -d2s "$url" >/dev/null 2>&1 || true   # warm-up
+  wrk -t1 -c"$connections" -d2s "${wrk_headers[@]}" "$url" >/dev/null 2>&1 || true   # warm-up
   local before after out
   before=$(cpu_ticks "$@")
-  out=$(wrk -t1 -c"$connections" -d"$duration" --latency "$url")
+  out=$(wrk -t1 -c"$connections" -d"$duration" --latency "${wrk_headers[@]}" "$url")
   after=$(cpu_ticks "$@")
   local rps p50 p99 requests non2xx sockerr cpu
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -131,7 +162,22 @@ if command -v haproxy >/dev/null; then
 fi
 nginx -c "$bench_dir/proxy-nginx.conf"; wait_port 18081
 measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids)
-measure "redfire-gateway" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid"
+measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid"
+kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
+
+echo "bench-password-0123456789" | "$gateway_bin" users add bench --role trader --password-stdin --config "$work/gateway-full.yaml" >/dev/null
+"$gateway_bin" serve --config "$work/gateway-full.yaml" --log-level warning >"$work/gateway-full.log" 2>&1 &
+full_pid=$!
+pids+=("$full_pid")
+wait_port 18084
+token=$(curl -s -X POST http://127.0.0.1:18084/api/v1/auth/login -H 'Content-Type: application/json' \
+  -d '{"username":"bench","password":"bench-password-0123456789"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[[ -n $token ]] || { echo "login to the full-path gateway failed" >&2; exit 1; }
+wrk_headers=(-H "Authorization: Bearer $token")
+measure "gateway full" "http://127.0.0.1:18084/api/v1/trading/orders" "$full_pid"
+wrk_headers=()
+kill "$full_pid"; wait "$full_pid" 2>/dev/null || true
+rm -f "$work/access.log"
 
 echo
 echo "wrk -t1 -c$connections -d$duration, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -140,10 +186,21 @@ for row in "${results[@]}"; do
   IFS='|' read -r name rps p50 p99 errors cpu <<<"$row"
   printf '%-18s %12s %10s %10s %8s %12s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$cpu"
 done
-gateway_rps=$(IFS='|' read -r _ rps _ <<<"${results[-1]}"; echo "$rps")
 echo
-for row in "${results[@]}"; do
-  IFS='|' read -r name rps _ <<<"$row"
-  [[ $name == haproxy || $name == nginx ]] || continue
-  awk -v g="$gateway_rps" -v r="$rps" -v n="$name" 'BEGIN {printf "gateway / %-8s throughput ratio: %.2f\n", n, g / r}'
+ratio_of() { # name → req/s and p99 of that row
+  for row in "${results[@]}"; do
+    IFS='|' read -r name rps _ p99 _ <<<"$row"
+    [[ $name == "$1" ]] && { echo "$rps $p99"; return; }
+  done
+}
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%f", v / 1000; else if (v ~ /ms$/) printf "%f", v + 0; else if (v ~ /s$/) printf "%f", v * 1000; else print 0 }'; }
+for gateway in "gateway proxy" "gateway full"; do
+  read -r grps gp99 <<<"$(ratio_of "$gateway")"
+  [[ -n $grps ]] || continue
+  for reference in haproxy nginx; do
+    read -r rrps rp99 <<<"$(ratio_of "$reference")"
+    [[ -n $rrps ]] || continue
+    awk -v g="$grps" -v r="$rrps" -v gp="$(to_ms "$gp99")" -v rp="$(to_ms "$rp99")" -v n="$gateway" -v ref="$reference" \
+      'BEGIN {printf "%-14s / %-8s throughput %.2f×   p99 %.2f×\n", n, ref, g / r, (rp > 0 ? gp / rp : 0)}'
+  done
 done

@@ -14,7 +14,7 @@ public final class Gateway: Service {
     public let registry: ServiceRegistry
     public let control: GatewayControl
     public let logger: Logger
-    let transport: HTTPClientTransport
+    let transport: any UpstreamTransport
     let eventLoopGroup: any EventLoopGroup
     private let listenAddress: ListenAddress
     private let listening = ListeningSignal()
@@ -38,7 +38,10 @@ public final class Gateway: Service {
         self.listenAddress = config.listen
         self.registry = ServiceRegistry(config: config, events: events, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory)
-        self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
+        switch config.upstreamTransport {
+        case .nio: self.transport = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)
+        case .asyncHTTPClient: self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
+        }
     }
 
     /// Waits until the server is accepting connections and returns the port it is bound to (useful when
@@ -126,7 +129,7 @@ public enum GatewayStartError: Error {
 
 /// Closes the upstream connection pools once the server has drained (services stop in reverse order).
 struct TransportShutdown: Service {
-    let transport: HTTPClientTransport
+    let transport: any UpstreamTransport
 
     func run() async throws {
         try? await gracefulShutdown()

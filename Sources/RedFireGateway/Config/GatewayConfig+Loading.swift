@@ -75,6 +75,9 @@ extension GatewayConfig {
         }
         if let grace = top.duration("shutdown_grace") { config.shutdownGrace = grace }
         if let merge = top.bool("merge_slashes") { config.mergeSlashes = merge }
+        if let kind = top.string("upstream_transport", oneOf: UpstreamTransportKind.allCases.map(\.rawValue)) {
+            config.upstreamTransport = UpstreamTransportKind(rawValue: kind) ?? .nio
+        }
         if let directory = top.string("data_dir") {
             if directory.isEmpty { reader.report("data_dir", top.node("data_dir"), "must not be empty") } else { config.dataDirectory = directory }
         }

@@ -39,6 +39,9 @@ public struct GatewayConfig: Sendable, Equatable {
     /// `merge_slashes` — normalize `//a///b` to `/a/b` before routing. Default true; with false, empty
     /// segments are kept and the service sees them.
     public var mergeSlashes = true
+    /// `upstream_transport` — how requests reach instances: `nio` (default; connections pooled per event
+    /// loop) or `async_http_client`. Read at start.
+    public var upstreamTransport: UpstreamTransportKind = .nio
 
     public init() {}
 
@@ -127,6 +130,11 @@ public struct AuthConfig: Sendable, Equatable {
     public func databasePath(dataDirectory: String?) -> String {
         database ?? ((dataDirectory ?? "data") as NSString).appendingPathComponent("auth.sqlite")
     }
+}
+
+public enum UpstreamTransportKind: String, Sendable, CaseIterable {
+    case nio
+    case asyncHTTPClient = "async_http_client"
 }
 
 /// `limits` — what a request may be at most; beyond, the gateway answers 414, 431 or 413 itself.

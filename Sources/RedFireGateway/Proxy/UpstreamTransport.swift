@@ -4,10 +4,15 @@ import NIOCore
 /// A request ready to go to one instance.
 struct UpstreamRequest: Sendable {
     var method: HTTPRequest.Method
-    /// `scheme://host:port/path?query`.
-    var url: String
+    /// The instance's address.
+    var upstream: UpstreamURL
+    /// `/path?query` as the instance receives it.
+    var target: String
     var headers: HTTPFields
     var body: UpstreamRequestBody?
+
+    /// `scheme://host:port/path?query`.
+    var url: String { upstream.description + target }
 }
 
 /// The client's body, streamed through. `length` is the declared `Content-Length`, if any.

@@ -1,0 +1,388 @@
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// `UpstreamTransport` on SwiftNIO directly: HTTP/1.1 keep-alive connections pooled per event loop and
+/// upstream address. A request handled on an event loop (the connection's request loop runs there, see
+/// `EventLoopTaskExecutor`) takes an upstream connection of that same loop, so the exchange involves no
+/// thread hop and no lock: the pool, the connection and the response stream are confined to the loop.
+///
+/// Timeouts: `connect` on the connection attempt; `response_headers` from the end of the request to the
+/// response head; `idle` as inactivity (no byte read or written) on the connection. `https` instances
+/// go through the AsyncHTTPClient transport (TLS).
+final class NIOUpstreamTransport: UpstreamTransport {
+    private let group: any EventLoopGroup
+    /// One pool per event loop, built once; each is only touched on its loop.
+    private let pools: [ObjectIdentifier: LoopConnectionPool]
+    private let tls: HTTPClientTransport
+
+    /// Idle connections kept per event loop and upstream address; beyond, released ones are closed.
+    static let maxIdlePerAddress = 256
+
+    init(eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.group = eventLoopGroup
+        var pools: [ObjectIdentifier: LoopConnectionPool] = [:]
+        for loop in eventLoopGroup.makeIterator() { pools[ObjectIdentifier(loop)] = LoopConnectionPool(eventLoop: loop) }
+        self.pools = pools
+        self.tls = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+        guard request.upstream.scheme == "http" else { return try await tls.execute(request, timeouts: timeouts) }
+        if let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[ObjectIdentifier(current)] {
+            return try await pool.execute(request, timeouts: timeouts)
+        }
+        // Called off the event loops (e.g. from the concurrency pool): run the exchange on one.
+        let loop = group.next()
+        guard let pool = pools[ObjectIdentifier(loop)] else { return try await tls.execute(request, timeouts: timeouts) }
+        return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) { () async throws(UpstreamFailure) -> UpstreamResponse in
+            try await pool.execute(request, timeouts: timeouts)
+        }
+    }
+
+    func shutdown() async {
+        for pool in pools.values {
+            try? await pool.eventLoop.submit { pool.closeAll() }.get()
+        }
+        await tls.shutdown()
+    }
+}
+
+/// The idle upstream connections of one event loop. Confined to that loop (hence `@unchecked Sendable`).
+final class LoopConnectionPool: @unchecked Sendable {
+    struct Key: Hashable {
+        var host: String
+        var port: Int
+        /// Connections carry their service's idle timeout in their pipeline.
+        var idleNanoseconds: Int64
+    }
+
+    let eventLoop: any EventLoop
+    private var idle: [Key: [UpstreamConnection]] = [:]
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+        eventLoop.assertInEventLoop()
+        let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped)
+        if let pooled = takeIdle(key) {
+            do {
+                return try await pooled.exchange(request, timeouts: timeouts, pool: self, key: key)
+            } catch let failure {
+                // A kept-alive connection the instance closed just as it was reused: nothing of the
+                // response arrived. A request without a body that is safe to repeat goes once more on a
+                // fresh connection; anything else is the forwarder's decision.
+                guard failure.failure == .connectionFailed, !failure.responseStarted, request.body == nil,
+                      Forwarder.isIdempotent(request.method) else { throw failure.failure }
+            }
+        }
+        let connection = try await connect(key, timeouts: timeouts)
+        do {
+            return try await connection.exchange(request, timeouts: timeouts, pool: self, key: key)
+        } catch let failure {
+            throw failure.failure
+        }
+    }
+
+    private func takeIdle(_ key: Key) -> UpstreamConnection? {
+        while let connection = idle[key]?.popLast() {
+            if connection.channel.isActive { return connection }
+        }
+        return nil
+    }
+
+    func release(_ connection: UpstreamConnection, key: Key) {
+        eventLoop.assertInEventLoop()
+        guard connection.channel.isActive else { return }
+        var list = idle[key, default: []]
+        guard list.count < NIOUpstreamTransport.maxIdlePerAddress else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        list.append(connection)
+        idle[key] = list
+    }
+
+    func closeAll() {
+        for list in idle.values { for connection in list { connection.channel.close(promise: nil) } }
+        idle.removeAll()
+    }
+
+    private func connect(_ key: Key, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamConnection {
+        let idleTimeout = TimeAmount.nanoseconds(key.idleNanoseconds)
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(.nanoseconds(timeouts.connect.nanosecondsClamped))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+                    try sync.addHandler(UpstreamConnectionHandler())
+                }
+            }
+        do {
+            let channel = try await bootstrap.connect(host: key.host, port: key.port).get()
+            let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
+            return UpstreamConnection(channel: channel, handler: handler)
+        } catch {
+            throw HTTPClientTransport.classify(error)
+        }
+    }
+}
+
+/// One keep-alive connection to an instance; confined to its channel's event loop.
+final class UpstreamConnection: @unchecked Sendable {
+    let channel: any Channel
+    let handler: UpstreamConnectionHandler
+
+    init(channel: any Channel, handler: UpstreamConnectionHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    struct ExchangeFailure: Error {
+        var failure: UpstreamFailure
+        /// Part of the response had arrived (then the request is never repeated on another connection).
+        var responseStarted: Bool
+    }
+
+    /// Sends the request and waits for the response head; the body streams from the returned response.
+    func exchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
+                  key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
+        var headers = HTTPClientTransport.headers(request.headers)
+        headers.add(name: "Host", value: request.upstream.authority)
+        let method = HTTPMethod(rawValue: request.method.rawValue)
+        if let body = request.body {
+            if let length = body.length { headers.replaceOrAdd(name: "Content-Length", value: String(length)) }
+            else { headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
+        } else if method == .POST || method == .PUT || method == .PATCH {
+            headers.replaceOrAdd(name: "Content-Length", value: "0")
+        }
+        handler.beginExchange()
+        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: headers)), promise: nil)
+        var requestComplete = true
+        if let body = request.body {
+            channel.flush()
+            do {
+                for try await chunk in body.stream {
+                    if channel.isWritable {
+                        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk)), promise: nil)
+                    } else {
+                        try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk))).get()
+                    }
+                }
+            } catch {
+                // The client's body broke (the forwarder reads why from the body), or the instance
+                // stopped reading: unless it already answered (an early response), the exchange failed.
+                requestComplete = false
+                if body.stream.clientFailure != nil || !handler.hasBufferedHead {
+                    channel.close(promise: nil)
+                    throw ExchangeFailure(failure: .connectionFailed, responseStarted: handler.hasBufferedHead)
+                }
+            }
+        }
+        if requestComplete { channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil) }
+
+        // `response_headers` counts from the end of the request.
+        let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeouts.responseHeaders.nanosecondsClamped)) { [handler, channel] in
+            handler.timedOut = true
+            channel.close(promise: nil)
+        }
+        defer { timer.cancel() }
+        var head: HTTPResponseHead
+        repeat {
+            let part: HTTPClientResponsePart?
+            do {
+                part = try await handler.next()
+            } catch {
+                channel.close(promise: nil)
+                throw ExchangeFailure(failure: handler.timedOut ? .responseTimeout : .connectionFailed, responseStarted: false)
+            }
+            guard case .head(let received) = part else {
+                channel.close(promise: nil)
+                throw ExchangeFailure(failure: handler.timedOut ? .responseTimeout : .connectionFailed, responseStarted: false)
+            }
+            head = received
+            // 1xx interim responses (100 Continue, 103 Early Hints) are not passed on: the final one is.
+        } while head.status.code >= 100 && head.status.code < 200 && head.status.code != 101
+        var fields = HTTPFields()
+        fields.reserveCapacity(head.headers.count)
+        for (name, value) in head.headers {
+            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
+        }
+        let reusable = requestComplete && head.isKeepAlive
+        let body = UpstreamResponseStream(connection: self, pool: pool, key: key, reusable: reusable)
+        return UpstreamResponse(status: HTTPResponse.Status(code: Int(head.status.code)), headers: fields, body: body)
+    }
+}
+
+/// The response body of one exchange. Ends by returning the connection to its pool (when the exchange
+/// left it reusable) or closing it; abandoned early (the client went away), it closes the connection.
+struct UpstreamResponseStream: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let state: State
+
+    init(connection: UpstreamConnection, pool: LoopConnectionPool, key: LoopConnectionPool.Key, reusable: Bool) {
+        state = State(connection: connection, pool: pool, key: key, reusable: reusable)
+    }
+
+    final class State: @unchecked Sendable {
+        let connection: UpstreamConnection
+        let pool: LoopConnectionPool
+        let key: LoopConnectionPool.Key
+        let reusable: Bool
+        var finished = false
+
+        init(connection: UpstreamConnection, pool: LoopConnectionPool, key: LoopConnectionPool.Key, reusable: Bool) {
+            self.connection = connection
+            self.pool = pool
+            self.key = key
+            self.reusable = reusable
+        }
+
+        deinit {
+            if !finished { connection.channel.close(promise: nil) }
+        }
+
+        func next() async throws -> ByteBuffer? {
+            guard !finished else { return nil }
+            let loop = connection.channel.eventLoop
+            if loop.inEventLoop { return try await nextOnLoop() }
+            return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) { try await self.nextOnLoop() }
+        }
+
+        private func nextOnLoop() async throws -> ByteBuffer? {
+            let part: HTTPClientResponsePart?
+            do {
+                part = try await connection.handler.next()
+            } catch {
+                finished = true
+                connection.channel.close(promise: nil)
+                throw error
+            }
+            switch part {
+            case .body(let chunk):
+                return chunk
+            case .end:
+                finished = true
+                connection.handler.endExchange()
+                if reusable { pool.release(connection, key: key) } else { connection.channel.close(promise: nil) }
+                return nil
+            case .head, .none:
+                // The connection closed mid-body (or sent garbage): the response is incomplete.
+                finished = true
+                connection.channel.close(promise: nil)
+                throw UpstreamFailure.connectionFailed
+            }
+        }
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let state: State
+        mutating func next() async throws -> ByteBuffer? { try await state.next() }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(state: state) }
+}
+
+/// Buffers response parts for the one task reading them on the same event loop; pauses reading from
+/// the socket while the reader lags (back-pressure), and turns close, errors and idle timeouts into
+/// failures of the waiting read.
+final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private var buffer = CircularBuffer<HTTPClientResponsePart>(initialCapacity: 4)
+    private var waiter: CheckedContinuation<HTTPClientResponsePart?, any Error>?
+    private var failure: (any Error)?
+    private var closed = false
+    private var readingPaused = false
+    private var context: ChannelHandlerContext?
+    /// Set by the response-headers timer before it closes the channel.
+    var timedOut = false
+
+    /// Parts beyond this many unread pause socket reads until the reader catches up.
+    static let highWatermark = 8
+
+    struct IdleTimeout: Error {}
+    struct Closed: Error {}
+
+    var hasBufferedHead: Bool {
+        buffer.contains { if case .head = $0 { return true } else { return false } }
+    }
+
+    func beginExchange() {
+        timedOut = false
+    }
+
+    func endExchange() {
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: part)
+            return
+        }
+        buffer.append(part)
+        if buffer.count >= Self.highWatermark, !readingPaused {
+            readingPaused = true
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        if let waiter {
+            self.waiter = nil
+            if let failure { waiter.resume(throwing: failure) } else { waiter.resume(returning: nil) }
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failure = failure ?? error
+        context.close(promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            failure = failure ?? IdleTimeout()
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The next response part; nil once the connection closed cleanly with nothing left to read.
+    func next() async throws -> HTTPClientResponsePart? {
+        if !buffer.isEmpty {
+            let part = buffer.removeFirst()
+            if readingPaused, buffer.count < Self.highWatermark / 2, let context {
+                readingPaused = false
+                _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+                context.read()
+            }
+            return part
+        }
+        if let failure { throw failure }
+        if closed { return nil }
+        return try await withCheckedThrowingContinuation { continuation in
+            waiter = continuation
+        }
+    }
+}
