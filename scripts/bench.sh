@@ -69,14 +69,15 @@ wait_port() {
 nginx -c "$bench_dir/upstream-nginx.conf"
 wait_port 19001; wait_port 19002
 
-# Proxy path: routing, balancing, header policy, metrics; no auth, no rate limit.
-cat > "$work/gateway.yaml" <<YAML
-listen: 127.0.0.1:18083
-services:
+upstreams='services:
   trading:
     instances:
       - url: http://127.0.0.1:19001
-      - url: http://127.0.0.1:19002
+      - url: http://127.0.0.1:19002'
+# Proxy path: routing, balancing, header policy, metrics; no auth, no rate limit.
+cat > "$work/gateway.yaml" <<YAML
+listen: 127.0.0.1:18083
+$upstreams
 routes:
   - prefix: /api/v1/trading
     service: trading
@@ -100,11 +101,7 @@ rate_limits:
 access_log:
   enabled: true
   path: $work/access.log
-services:
-  trading:
-    instances:
-      - url: http://127.0.0.1:19001
-      - url: http://127.0.0.1:19002
+$upstreams
 routes:
   - prefix: /api/v1/trading
     service: trading
@@ -165,13 +162,13 @@ measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids)
 measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid"
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
 
-echo "bench-password-0123456789" | "$gateway_bin" users add bench --role trader --password-stdin --config "$work/gateway-full.yaml" >/dev/null
+echo "load-test-secret-0123456789" | "$gateway_bin" users add bench --role trader --password-stdin --config "$work/gateway-full.yaml" >/dev/null
 "$gateway_bin" serve --config "$work/gateway-full.yaml" --log-level warning >"$work/gateway-full.log" 2>&1 &
 full_pid=$!
 pids+=("$full_pid")
 wait_port 18084
 token=$(curl -s -X POST http://127.0.0.1:18084/api/v1/auth/login -H 'Content-Type: application/json' \
-  -d '{"username":"bench","password":"bench-password-0123456789"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  -d '{"username":"bench","password":"load-test-secret-0123456789"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 [[ -n $token ]] || { echo "login to the full-path gateway failed" >&2; exit 1; }
 wrk_headers=(-H "Authorization: Bearer $token")
 measure "gateway full" "http://127.0.0.1:18084/api/v1/trading/orders" "$full_pid"

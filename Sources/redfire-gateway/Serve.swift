@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NIOPosix
 import Logging
 import NIOCore
 import RedFireDashboard
@@ -42,7 +43,13 @@ struct Serve: AsyncParsableCommand {
                                              events: events)
         }
         let logger = try logging.bootstrap(console: setup?.sink)
-        let gateway = Gateway(config: finalConfig, configPath: config, logger: logger, events: events)
+        let gateway: Gateway
+        if let threads = finalConfig.eventLoopThreads {
+            gateway = Gateway(config: finalConfig, configPath: config, logger: logger, events: events,
+                              eventLoopGroup: MultiThreadedEventLoopGroup(numberOfThreads: threads))
+        } else {
+            gateway = Gateway(config: finalConfig, configPath: config, logger: logger, events: events)
+        }
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
         try await runGateway(gateway, services: [], config: finalConfig, logger: logger, console: dashboard) { port in
             logger.info("RedFire Gateway listening on \(finalConfig.listen.host):\(port) (\(finalConfig.services.count) services, \(finalConfig.routes.count) routes)")

@@ -75,6 +75,7 @@ extension GatewayConfig {
         }
         if let grace = top.duration("shutdown_grace") { config.shutdownGrace = grace }
         if let merge = top.bool("merge_slashes") { config.mergeSlashes = merge }
+        if let threads = top.int("event_loop_threads", in: 1...256) { config.eventLoopThreads = threads }
         if let kind = top.string("upstream_transport", oneOf: UpstreamTransportKind.allCases.map(\.rawValue)) {
             config.upstreamTransport = UpstreamTransportKind(rawValue: kind) ?? .nio
         }

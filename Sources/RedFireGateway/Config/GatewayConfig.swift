@@ -42,6 +42,8 @@ public struct GatewayConfig: Sendable, Equatable {
     /// `upstream_transport` — how requests reach instances: `nio` (default; connections pooled per event
     /// loop) or `async_http_client`. Read at start.
     public var upstreamTransport: UpstreamTransportKind = .nio
+    /// `event_loop_threads` — threads serving connections. Default: one per core.
+    public var eventLoopThreads: Int?
 
     public init() {}
 

@@ -165,9 +165,24 @@ struct Forwarder: Sendable {
                                   upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
         var headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID)
         for field in extraHeaders { headers[field.name] = field.value }
-        let lease = InFlightLease(runtime: runtime)
-        let upstreamBody = upstream.body
         let status = upstream.status
+        let upstreamBody: any AsyncSequence<ByteBuffer, any Error> & Sendable
+        switch upstream.body {
+        case .complete(let buffer):
+            // Everything arrived with the head: the exchange with the instance is over, and the client
+            // gets head and body in one write.
+            runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
+            let now = ContinuousClock.now
+            recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
+                            bytesIn: body?.stream.bytesRead ?? 0, bytesOut: buffer.readableBytes,
+                            upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, now: now, instanceID: runtime.id,
+                            attempts: upstreamErrors + upstreamTimeouts + 1)
+            withExtendedLifetime(admission) {}
+            return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
+        case .stream(let stream):
+            upstreamBody = stream
+        }
+        let lease = InFlightLease(runtime: runtime)
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             // The lease lives as long as this closure: the in-flight count drops when the body is done,
             // fails, or is abandoned because the client went away.

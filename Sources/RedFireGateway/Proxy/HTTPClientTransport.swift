@@ -61,7 +61,7 @@ final class HTTPClientTransport: UpstreamTransport {
         for (name, value) in response.headers {
             if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
         }
-        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields, body: response.body)
+        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields, body: .stream(response.body))
     }
 
     /// HTTPFields keeps each cookie as its own field; HTTP/1.1 wants one `Cookie` line (RFC 6265 §5.4).

@@ -216,8 +216,14 @@ final class UpstreamConnection: @unchecked Sendable {
             if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
         }
         let reusable = requestComplete && head.isKeepAlive
+        let status = HTTPResponse.Status(code: Int(head.status.code))
+        if let complete = handler.takeCompleteBody() {
+            handler.endExchange()
+            if reusable { pool.release(self, key: key) } else { channel.close(promise: nil) }
+            return UpstreamResponse(status: status, headers: fields, body: .complete(complete))
+        }
         let body = UpstreamResponseStream(connection: self, pool: pool, key: key, reusable: reusable)
-        return UpstreamResponse(status: HTTPResponse.Status(code: Int(head.status.code)), headers: fields, body: body)
+        return UpstreamResponse(status: status, headers: fields, body: .stream(body))
     }
 }
 
@@ -301,6 +307,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var failure: (any Error)?
     private var closed = false
     private var readingPaused = false
+    /// Between sending a request and the end of its response.
+    private var inExchange = false
     private var context: ChannelHandlerContext?
     /// Set by the response-headers timer before it closes the channel.
     var timedOut = false
@@ -317,14 +325,35 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func beginExchange() {
         timedOut = false
+        inExchange = true
     }
 
     func endExchange() {
+        inExchange = false
         buffer.removeAll(keepingCapacity: true)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+    }
+
+    /// When the rest of the response (body parts, then its end) is already buffered: the body in one
+    /// buffer, and the parts consumed.
+    func takeCompleteBody() -> ByteBuffer? {
+        guard let last = buffer.last, case .end = last else { return nil }
+        var body: ByteBuffer?
+        for part in buffer {
+            switch part {
+            case .body(var chunk):
+                if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
+            case .end:
+                break
+            case .head:
+                return nil
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+        return body ?? ByteBuffer()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -361,6 +390,9 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
+            // Idle in the pool: close it. In an exchange, only the instance's silence counts — not a
+            // slow client that has not taken what was already read (then reading is merely paused).
+            if inExchange, waiter == nil, !buffer.isEmpty || readingPaused { return }
             failure = failure ?? IdleTimeout()
             context.close(promise: nil)
             return

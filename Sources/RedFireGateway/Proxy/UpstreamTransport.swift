@@ -25,7 +25,14 @@ struct UpstreamRequestBody: Sendable {
 struct UpstreamResponse: Sendable {
     var status: HTTPResponse.Status
     var headers: HTTPFields
-    var body: any AsyncSequence<ByteBuffer, any Error> & Sendable
+    var body: UpstreamBody
+}
+
+enum UpstreamBody: Sendable {
+    /// The whole body arrived with the head (typical of small responses); the exchange is over.
+    case complete(ByteBuffer)
+    /// The body streams; consume or drop it (dropping aborts the exchange).
+    case stream(any AsyncSequence<ByteBuffer, any Error> & Sendable)
 }
 
 /// How a forwarding attempt failed, in the terms that decide status, retry and ejection.

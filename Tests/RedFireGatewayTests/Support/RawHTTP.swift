@@ -26,19 +26,10 @@ enum RawHTTP {
     /// threads (blocking those would starve the gateway under test of the threads it answers on).
     static func exchange(port: Int, bytes: [UInt8], timeoutSeconds: Int = 10) async throws -> GatewayHarness.Reply {
         try await NIOThreadPool.singleton.runIfActive {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw Failure(description: "socket failed") }
+            let fd = try connectedSocket(port: port)
             defer { close(fd) }
             var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { throw Failure(description: "connect failed") }
             var sent = 0
             while sent < bytes.count {
                 let written = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -58,6 +49,24 @@ enum RawHTTP {
             }
             return reply
         }
+    }
+
+    /// A blocking TCP socket connected to 127.0.0.1:`port`.
+    static func connectedSocket(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "socket failed") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw Failure(description: "connect failed")
+        }
+        return fd
     }
 
     /// The response, once complete.
@@ -105,19 +114,7 @@ final class RawConnection: @unchecked Sendable {
     private var received: [UInt8] = []
 
     init(port: Int) async throws {
-        fd = try await NIOThreadPool.singleton.runIfActive {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw RawHTTP.Failure(description: "socket failed") }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else { close(fd); throw RawHTTP.Failure(description: "connect failed") }
-            return fd
-        }
+        fd = try await NIOThreadPool.singleton.runIfActive { try RawHTTP.connectedSocket(port: port) }
     }
 
     deinit { close(fd) }
