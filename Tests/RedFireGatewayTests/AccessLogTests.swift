@@ -67,6 +67,24 @@ struct AccessLogTests {
         #expect(lines.contains { $0["path"] as? String == "/api/v1/auth/login" && $0["status"] as? Int == 200 && $0["method"] as? String == "POST" })
     }
 
+    @Test func jsonStringsTimestampsAndDurationsAreWrittenExactly() throws {
+        for text in ["plain", "quote \" and \\ backslash", "line\nbreak\ttab\r", "bell\u{07}nul\u{00}", "café ✓ 日本", ""] {
+            var buffer = ByteBuffer()
+            ErrorEnvelope.writeJSONString(text, to: &buffer)
+            let decoded = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView), options: [.fragmentsAllowed]) as? String
+            #expect(decoded == text, "\(String(buffer: buffer))")
+        }
+        var line = ByteBuffer()
+        AccessLog.writeTimestamp(to: &line)
+        let stamp = String(buffer: line)
+        #expect(stamp.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil, "\(stamp)")
+        for (duration, text) in [(Duration.microseconds(1_530), "1.530"), (.zero, "0.000"), (.seconds(12), "12000.000"), (.microseconds(7), "0.007")] {
+            var buffer = ByteBuffer()
+            AccessLog.writeMilliseconds(duration, to: &buffer)
+            #expect(String(buffer: buffer) == text)
+        }
+    }
+
     @Test func aFullBufferDropsAndCountsInsteadOfBlocking() {
         let log = AccessLog(path: "/dev/null", capacity: 100)
         let entry = AccessLogEntry(requestID: "r", clientIP: nil, method: "GET", path: "/", route: nil, service: nil, userID: nil, rateLimit: nil)

@@ -70,7 +70,7 @@ struct Authorizer: Sendable {
     static func bearerToken(_ fields: HTTPFields) -> String? {
         guard let header = fields[.authorization] else { return nil }
         let utf8 = header.utf8
-        guard utf8.count > 7, header.prefix(7).lowercased() == "bearer " else { return nil }
+        guard utf8.count > 7, GatewayHTTPCodec.equalsIgnoringCase(bytes: utf8.prefix(7), "bearer ") else { return nil }
         let token = header.dropFirst(7).trimmingASCIISpaces()
         return token.isEmpty ? nil : String(token)
     }

@@ -9,6 +9,8 @@ public struct PoolMember: Sendable {
     public let metadata: [String: String]
     /// `scheme://host:port`, built once per snapshot rather than per request.
     let baseURL: String
+    /// `host:port`, the `Host` the instance receives.
+    let authority: String
 
     init(runtime: InstanceRuntime, url: UpstreamURL, weight: Int, version: String?, metadata: [String: String]) {
         self.runtime = runtime
@@ -17,6 +19,7 @@ public struct PoolMember: Sendable {
         self.version = version
         self.metadata = metadata
         self.baseURL = url.description
+        self.authority = url.authority
     }
 
     var id: String { runtime.id }

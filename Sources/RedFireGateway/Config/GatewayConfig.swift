@@ -343,7 +343,7 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The authority as written in a request target (`host:port`, `[v6]:port`).
-    public var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var authority: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
     public var description: String { "\(scheme)://\(authority)" }
 }
 

@@ -98,21 +98,34 @@ enum ErrorEnvelope {
         return body
     }
 
+    /// `text` as a JSON string. Bytes that need no escape (the common case) are copied as they are.
     static func writeJSONString(_ text: String, to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": buffer.writeStaticString("\\\"")
-            case "\\": buffer.writeStaticString("\\\\")
-            case "\n": buffer.writeStaticString("\\n")
-            case "\r": buffer.writeStaticString("\\r")
-            case "\t": buffer.writeStaticString("\\t")
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                } else {
-                    buffer.writeString(String(scalar))
+        var clean = true
+        for byte in text.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            clean = false
+            break
+        }
+        if clean {
+            buffer.writeString(text)
+        } else {
+            let hex: StaticString = "0123456789abcdef"
+            for byte in text.utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
+                case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
+                case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
+                case 0..<0x20:
+                    buffer.writeStaticString("\\u00")
+                    hex.withUTF8Buffer { digits in
+                        buffer.writeInteger(digits[Int(byte >> 4)])
+                        buffer.writeInteger(digits[Int(byte & 0xF)])
+                    }
+                default:
+                    // UTF-8 passes through: the text is valid UTF-8, and so is the JSON.
+                    buffer.writeInteger(byte)
                 }
             }
         }

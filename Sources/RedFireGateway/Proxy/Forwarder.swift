@@ -77,7 +77,7 @@ struct Forwarder: Sendable {
             attempt += 1
             runtime.inFlightCounter.wrappingIncrement(ordering: .relaxed)
             runtime.dispatchedCounter.wrappingIncrement(ordering: .relaxed)
-            let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, target: target, headers: headers, body: body)
+            let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers, body: body)
             let response: UpstreamResponse
             let dispatched = ContinuousClock.now
             do {

@@ -155,7 +155,7 @@ final class UpstreamConnection: @unchecked Sendable {
     func exchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
                   key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
         var headers = HTTPClientTransport.headers(request.headers)
-        headers.add(name: "Host", value: request.upstream.authority)
+        headers.add(name: "Host", value: request.authority)
         let method = HTTPMethod(rawValue: request.method.rawValue)
         if let body = request.body {
             if let length = body.length { headers.replaceOrAdd(name: "Content-Length", value: String(length)) }

@@ -6,6 +6,8 @@ struct UpstreamRequest: Sendable {
     var method: HTTPRequest.Method
     /// The instance's address.
     var upstream: UpstreamURL
+    /// `host:port` of the instance, for `Host`.
+    var authority: String
     /// `/path?query` as the instance receives it.
     var target: String
     var headers: HTTPFields
