@@ -9,9 +9,10 @@ import Testing
 
 @Suite("Forwarding")
 struct ForwardingTests {
-    @Test func hopByHopHeadersNeverReachTheUpstreamAndForwardingHeadersDo() async throws {
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func hopByHopHeadersNeverReachTheUpstreamAndForwardingHeadersDo(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let gateway = try await tradingGateway(instances)
+        let gateway = try await tradingGateway(instances, transport: transport)
         let report = try await gateway.echo(.POST, "/api/v1/trading/_echo", headers: [
             ("Connection", "keep-alive, X-Private-Hop"),
             ("X-Private-Hop", "secret"),
@@ -66,9 +67,10 @@ struct ForwardingTests {
         await stopAll(instances)
     }
 
-    @Test func responsesPassThroughUnchanged() async throws {
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func responsesPassThroughUnchanged(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let gateway = try await tradingGateway(instances)
+        let gateway = try await tradingGateway(instances, transport: transport)
         let reply = try await gateway.send("/api/v1/trading/orders?status=418")
         #expect(reply.status == 418)
         #expect(reply.headers.first(name: "X-Demo-Instance") == "user_trading-1")
@@ -118,9 +120,10 @@ struct ForwardingTests {
         await gateway.shutdown()
     }
 
-    @Test func hungUpstreamAnswers504AfterTheResponseTimeout() async throws {
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func hungUpstreamAnswers504AfterTheResponseTimeout(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let gateway = try await tradingGateway(instances) { $0.timeouts.responseHeaders = .milliseconds(300) }
+        let gateway = try await tradingGateway(instances, transport: transport) { $0.timeouts.responseHeaders = .milliseconds(300) }
         let started = ContinuousClock.now
         let reply = try await gateway.send("/api/v1/trading/orders?sleep_ms=3000")
         let elapsed = ContinuousClock.now - started
@@ -132,12 +135,13 @@ struct ForwardingTests {
         await stopAll(instances)
     }
 
-    @Test func refusedConnectionAnswers502() async throws {
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func refusedConnectionAnswers502(_ transport: UpstreamTransportKind) async throws {
         // A port that refuses: bind, note it, close it.
         let instances = try await startInstances(.userTrading, count: 1)
         let port = instances[0].port
         await instances[0].stop()
-        let gateway = try await tradingGateway(instances) { $0.healthCheck.enabled = false }
+        let gateway = try await tradingGateway(instances, transport: transport) { $0.healthCheck.enabled = false }
         let reply = try await gateway.send("/api/v1/trading/orders")
         #expect(reply.status == 502)
         #expect(reply.errorCode == "bad_gateway")
@@ -145,7 +149,8 @@ struct ForwardingTests {
         await gateway.shutdown()
     }
 
-    @Test func garbageFromUpstreamAnswers502() async throws {
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func garbageFromUpstreamAnswers502(_ transport: UpstreamTransportKind) async throws {
         let garbage = try await GarbageServer.start()
         var service = ServiceConfig(name: "user_trading")
         service.instances = [InstanceConfig(id: "garbage", url: UpstreamURL(host: "127.0.0.1", port: garbage.port))]
@@ -153,6 +158,7 @@ struct ForwardingTests {
         var config = GatewayConfig()
         config.services = [service]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.upstreamTransport = transport
         let gateway = try await GatewayHarness.start(config)
         let reply = try await gateway.send("/api/v1/trading/orders")
         #expect(reply.status == 502)
@@ -161,9 +167,10 @@ struct ForwardingTests {
         try await garbage.close()
     }
 
-    @Test func retriesMoveIdempotentRequestsToAnotherInstance() async throws {
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func retriesMoveIdempotentRequestsToAnotherInstance(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 2)
-        let gateway = try await tradingGateway(instances) {
+        let gateway = try await tradingGateway(instances, transport: transport) {
             $0.healthCheck.enabled = false
             $0.passiveEjection.enabled = false
             $0.retries.attempts = 2

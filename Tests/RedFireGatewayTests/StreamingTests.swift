@@ -42,12 +42,13 @@ final class PeakMemory: Sendable {
 struct StreamingTests {
     static let size = 100 * 1024 * 1024
 
-    @Test func hundredMegabyteUploadAndDownloadStreamWithBoundedMemory() async throws {
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func hundredMegabyteUploadAndDownloadStreamWithBoundedMemory(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 1)
         // Over the 10 MB default body limit: the route allows it explicitly.
         var route = RouteConfig(prefix: "/api/v1/trading", service: "user_trading")
         route.maxBodySize = 2 * Self.size
-        let gateway = try await tradingGateway(instances, routes: [route])
+        let gateway = try await tradingGateway(instances, transport: transport, routes: [route])
         _ = try await gateway.send("/api/v1/trading/orders")  // warm up pools and buffers
         let baseline = residentBytes()
         let peak = PeakMemory()
@@ -89,15 +90,16 @@ struct StreamingTests {
 
         let growth = await peak.stop() - baseline
         #expect(growth < 64 * 1024 * 1024, "resident memory grew by \(growth / 1024 / 1024) MB")
-        print("streaming 2×100 MB: resident memory grew by \(growth / 1024 / 1024) MB")
+        print("streaming 2×100 MB (\(transport.rawValue)): resident memory grew by \(growth / 1024 / 1024) MB")
         #expect(gateway.registry.runtime(id: "user_trading-1")?.inFlight == 0)
         await gateway.shutdown()
         await stopAll(instances)
     }
 
-    @Test func clientAbandoningAResponseReleasesTheInFlightCount() async throws {
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func clientAbandoningAResponseReleasesTheInFlightCount(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let gateway = try await tradingGateway(instances)
+        let gateway = try await tradingGateway(instances, transport: transport)
         let response = try await gateway.client.execute(HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/_download?bytes=\(Self.size)"), timeout: .seconds(30))
         var iterator = response.body.makeAsyncIterator()
         _ = try await iterator.next()
@@ -105,6 +107,21 @@ struct StreamingTests {
         #expect(runtime.inFlight == 1)
         try await gateway.client.shutdown()  // the client goes away mid-body
         await waitUntil("in-flight released") { runtime.inFlight == 0 }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// A client slower than the service's idle timeout still gets the whole response: the timeout is
+    /// the instance's silence, not the client's pace (reading from the instance merely pauses).
+    @Test func aSlowClientIsNotCutOffByTheUpstreamIdleTimeout() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances) { $0.timeouts.idle = .milliseconds(300) }
+        let size = 8 * 1024 * 1024
+        let connection = try await RawConnection(port: gateway.port)
+        try await connection.write("GET /api/v1/trading/_download?bytes=\(size) HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (head, received) = try await connection.readSlowly(pauseAfter: 256 * 1024, pauseSeconds: 1)
+        #expect(head.hasPrefix("HTTP/1.1 200"), "\(head)")
+        #expect(received == size, "the whole body arrived after a pause longer than the idle timeout")
         await gateway.shutdown()
         await stopAll(instances)
     }

@@ -138,10 +138,12 @@ func stopAll(_ instances: [DemoInstance]) async {
 }
 
 /// A gateway with one route `/api/v1/trading` → service `user_trading` over `instances`.
-func tradingGateway(_ instances: [DemoInstance], configure: (inout ServiceConfig) -> Void = { _ in }, routes: [RouteConfig]? = nil) async throws -> GatewayHarness {
+func tradingGateway(_ instances: [DemoInstance], transport: UpstreamTransportKind = .nio, configure: (inout ServiceConfig) -> Void = { _ in },
+                    routes: [RouteConfig]? = nil) async throws -> GatewayHarness {
     var service = serviceConfig("user_trading", instances)
     configure(&service)
     var config = GatewayConfig()
+    config.upstreamTransport = transport
     config.services = [service]
     config.routes = routes ?? [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
     let harness = try await GatewayHarness.start(config)

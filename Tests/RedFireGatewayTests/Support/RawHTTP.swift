@@ -166,6 +166,42 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Reads a response with `Content-Length` slowly: after `pauseAfter` bytes it stops reading for
+    /// `pauseSeconds`, then reads the rest. Returns the head and the number of body bytes.
+    func readSlowly(pauseAfter: Int, pauseSeconds: UInt32) async throws -> (head: String, bodyBytes: Int) {
+        try await NIOThreadPool.singleton.runIfActive { [self] in
+            setTimeout(seconds: 10)
+            var buffer = [UInt8](repeating: 0, count: 16384)
+            var bytes: [UInt8] = []
+            var paused = false
+            var total = 0
+            var head: String?
+            var expected = Int.max
+            while total < expected {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard count > 0 else { break }
+                if head == nil {
+                    bytes.append(contentsOf: buffer[0..<count])
+                    let separator: [UInt8] = [13, 10, 13, 10]
+                    if let end = bytes.indices.dropLast(3).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) {
+                        let text = String(decoding: bytes[..<end], as: UTF8.self)
+                        head = text
+                        let lengthLine = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                        expected = lengthLine.flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                        total = bytes.count - (end + 4)
+                    }
+                } else {
+                    total += count
+                }
+                if !paused, total >= pauseAfter {
+                    paused = true
+                    sleep(pauseSeconds)
+                }
+            }
+            return (head ?? "", total)
+        }
+    }
+
     private func setTimeout(seconds: Int) {
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
