@@ -184,16 +184,3 @@ final class ConnectionCount: Sendable {
     func opened() { value.add(1, ordering: .relaxed) }
     func closed() { value.subtract(1, ordering: .relaxed) }
 }
-
-/// Counts a connection from the moment its pipeline is built until it is torn down at close.
-final class ConnectionCountHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = Any
-    let count: ConnectionCount
-
-    init(count: ConnectionCount) {
-        self.count = count
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) { count.opened() }
-    func handlerRemoved(context: ChannelHandlerContext) { count.closed() }
-}

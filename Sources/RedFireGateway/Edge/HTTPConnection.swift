@@ -1,4 +1,3 @@
-import Foundation
 import HTTPTypes
 import HummingbirdCore
 import Logging
@@ -42,14 +41,14 @@ extension TimeAmount {
 /// The gateway's HTTP/1.1 server connection: Hummingbird's request loop over a pipeline of our own.
 ///
 /// ```
-/// socket ⇄ FirstByteObserver ⇄ HTTP/1 decoder/encoder ⇄ GatewayHTTPCodec ⇄ connection count
-///        ⇄ HTTPConnectionStateHandler (graceful shutdown) ⇄ Hummingbird's request loop
+/// socket ⇄ FirstByteObserver ⇄ HTTP/1 decoder/encoder ⇄ GatewayHTTPCodec ⇄ Hummingbird's request loop
 /// ```
 ///
 /// `GatewayHTTPCodec` converts NIO's HTTP/1 parts to HTTP types (as Hummingbird's own codec does)
 /// and is where connection-level hygiene lives: malformed requests are answered with the error
 /// envelope and the connection closed, slow header sections with 408, idle keep-alive connections
-/// closed.
+/// closed; it also counts open connections and closes them on graceful shutdown (idle at once, busy
+/// after their response).
 struct GatewayHTTPServer: HTTPChannelHandler {
     typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
 
@@ -65,23 +64,17 @@ struct GatewayHTTPServer: HTTPChannelHandler {
             limits.maxHeaderFieldSize = settings.parserHeaderBytes
             limits.maxHeaderListSize = settings.parserHeaderBytes
             limits.maxHeaderFieldCount = settings.parserHeaderCount
-            let codec = GatewayHTTPCodec(settings: settings)
+            let codec = GatewayHTTPCodec(settings: settings, connections: connections)
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(FirstByteObserver(codec: codec))
             try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                                                  withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try sync.addHandler(codec)
-            try sync.addHandler(ConnectionCountHandler(count: connections))
-            try sync.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
             return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
         }
     }
 
     func handle(value asyncChannel: Value, logger: Logger) async {
-        guard EventLoopTaskExecutor.enabled else {
-            await handleHTTP(asyncChannel: asyncChannel, logger: logger)
-            return
-        }
         // The connection's request loop, responder and forwarding run on the connection's own event
         // loop thread: no hop to the concurrency pool and back for every request part.
         await withTaskExecutorPreference(EventLoopTaskExecutor(asyncChannel.channel.eventLoop)) {
@@ -93,8 +86,6 @@ struct GatewayHTTPServer: HTTPChannelHandler {
 /// A task executor that runs jobs on one NIO event loop.
 final class EventLoopTaskExecutor: TaskExecutor {
     let eventLoop: any EventLoop
-
-    static let enabled = ProcessInfo.processInfo.environment["REDFIRE_EXECUTOR"] != "pool"
 
     init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -153,6 +144,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let settings: ConnectionSettings
+    private let connections: ConnectionCount
     private var context: ChannelHandlerContext?
     /// Requests passed on whose final response has not been written yet.
     private var pending = 0
@@ -177,14 +169,16 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     private var headSince: NIODeadline?
     private var headBytesSeen = false
 
-    init(settings: ConnectionSettings) {
+    init(settings: ConnectionSettings, connections: ConnectionCount) {
         self.settings = settings
+        self.connections = connections
     }
 
     // MARK: Lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        connections.opened()
         if context.channel.isActive { connectionStarted(context: context) }
     }
 
@@ -197,6 +191,20 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         timer?.cancel()
         timer = nil
         self.context = nil
+        connections.closed()
+    }
+
+    /// Graceful shutdown: an idle connection closes now, a busy one after its response.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if pending == 0 {
+            close(context: context)
+        } else {
+            closeAfterResponse = true
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
