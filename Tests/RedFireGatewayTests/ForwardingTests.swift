@@ -227,6 +227,84 @@ struct ForwardingTests {
         await gateway.shutdown()
         await stopAll(instances)
     }
+
+    /// An instance that closes every connection right after a complete response, without saying
+    /// `Connection: close`: pooled connections go stale between requests, and no request fails for it.
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func instanceClosingKeptAliveConnectionsFailsNoRequest(_ transport: UpstreamTransportKind) async throws {
+        let server = try await ScriptedServer.start {
+            ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok", close: true)
+        }
+        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport)
+        for _ in 0..<30 {
+            let reply = try await gateway.send("/api/v1/trading/orders")
+            #expect(reply.status == 200 && reply.body == "ok", "\(reply.status) \(reply.body)")
+        }
+        await gateway.shutdown()
+        try await server.close()
+    }
+
+    /// An instance that promises 1000 bytes and closes after 100: the client's response ends early (its
+    /// connection closes — a truncated body is never passed off as complete) and nothing stays in flight.
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func instanceDyingMidBodyTruncatesTheResponseAndReleasesTheRequest(_ transport: UpstreamTransportKind) async throws {
+        let server = try await ScriptedServer.start {
+            ("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + String(repeating: "x", count: 100), close: true)
+        }
+        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport)
+        let connection = try await RawConnection(port: gateway.port)
+        try await connection.write("GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (closed, bytes) = try await connection.waitForClose(timeoutSeconds: 5)
+        #expect(closed, "the client connection is closed: the response cannot complete")
+        #expect(bytes.hasPrefix("HTTP/1.1 200") && bytes.utf8.count < 1000)
+        let runtime = try #require(gateway.registry.runtime(id: "scripted"))
+        await waitUntil("nothing in flight") { runtime.inFlight == 0 }
+        await gateway.shutdown()
+        try await server.close()
+    }
+
+    static func scriptedGateway(port: Int, transport: UpstreamTransportKind) async throws -> GatewayHarness {
+        var service = ServiceConfig(name: "user_trading")
+        service.instances = [InstanceConfig(id: "scripted", url: UpstreamURL(host: "127.0.0.1", port: port))]
+        service.healthCheck.enabled = false
+        var config = GatewayConfig()
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.upstreamTransport = transport
+        return try await GatewayHarness.start(config)
+    }
+}
+
+/// Raw HTTP/1.1 instances for what a well-behaved one never does, one request per read.
+final class ScriptedServer: Sendable {
+    let channel: any Channel
+    var port: Int { channel.localAddress!.port! }
+
+    /// `reply` gives the bytes to answer each request with and whether to close the connection after.
+    static func start(_ reply: @escaping @Sendable () -> (String, close: Bool)) async throws -> ScriptedServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.pipeline.addHandler(Handler(reply: reply))
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return ScriptedServer(channel: channel)
+    }
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    func close() async throws { try await channel.close() }
+
+    final class Handler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let reply: @Sendable () -> (String, close: Bool)
+        init(reply: @escaping @Sendable () -> (String, close: Bool)) { self.reply = reply }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let (bytes, close) = reply()
+            context.writeAndFlush(NIOAny(ByteBuffer(string: bytes)), promise: nil)
+            if close { context.close(promise: nil) }
+        }
+    }
 }
 
 /// A TCP server that answers every connection with bytes that are not HTTP.
