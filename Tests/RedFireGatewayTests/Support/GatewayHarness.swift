@@ -21,7 +21,7 @@ final class GatewayHarness: Sendable {
 
     static let quietLogger: Logger = {
         var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["TEST_LOG"] == "1" ? .warning : .critical
         return logger
     }()
 
