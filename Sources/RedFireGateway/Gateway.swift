@@ -1,6 +1,7 @@
 import Foundation
 import Atomics
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -84,19 +85,24 @@ public final class Gateway: Service {
                                          accessLog: accessLog)
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let connections = self.connections
-        let app = Application(
-            responder: responder,
-            server: .gateway(settings: { [registry] in registry.state.connectionSettings }, connections: connections),
-            configuration: .init(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil),
-            services: [TransportShutdown(transport: transport), maintenance] + (control.configPath != nil ? [ReloadOnHangup(control: control)] : [])
-                + (authService.map { [$0.apiKeys] + $0.externalIssuers } ?? []) + (accessLog.map { [$0] } ?? []),
-            onServerRunning: { [listening, port] channel in
-                port.store(channel.localAddress?.port ?? 0, ordering: .relaxed)
-                listening.succeed(port: channel.localAddress?.port ?? 0)
-            },
-            eventLoopGroupProvider: .shared(eventLoopGroup),
-            logger: logger
-        )
+        let server = GatewayHTTPServer(responder: responder, settings: { [registry] in registry.state.connectionSettings },
+                                       connections: connections, logger: logger)
+            .server(configuration: ServerConfiguration(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil, backlog: 1024),
+                    onServerRunning: { [listening, port] channel in
+                        port.store(channel.localAddress?.port ?? 0, ordering: .relaxed)
+                        listening.succeed(port: channel.localAddress?.port ?? 0)
+                    },
+                    eventLoopGroup: eventLoopGroup, logger: logger)
+        // Services stop in reverse order: the server first (it drains), then the rest.
+        var services: [any Service] = [TransportShutdown(transport: transport), maintenance]
+        if control.configPath != nil { services.append(ReloadOnHangup(control: control)) }
+        if let authService {
+            services.append(authService.apiKeys)
+            services.append(contentsOf: authService.externalIssuers as [any Service])
+        }
+        if let accessLog { services.append(accessLog) }
+        services.append(server)
+        let app = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
             try await app.run()
             listening.fail(GatewayStartError.stopped)

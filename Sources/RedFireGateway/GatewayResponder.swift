@@ -28,15 +28,6 @@ struct GatewayResponder: HTTPResponder {
     static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
 
     func respond(to request: Request, context: Context) async throws -> Response {
-        // The request is answered in a child task: the deep async frames of authorization and
-        // forwarding live in a task that ends with the request. A task keeps its peak frame memory
-        // until it ends, and the connection's own task lives as long as the keep-alive connection —
-        // ten thousand idle connections would each hold the peak of their busiest request.
-        async let response = answer(request, context: context)
-        return try await response
-    }
-
-    private func answer(_ request: Request, context: Context) async throws -> Response {
         let head = request.head
         let requestID: String
         if let supplied = head.headerFields[.requestID], GatewayRequestID.isWellFormed(supplied) {

@@ -95,5 +95,12 @@ func runGateway(_ gateway: Gateway, services: [any Service], config: GatewayConf
     } catch let error as IOError where error.errnoCode == EADDRNOTAVAIL {
         printError("error: cannot listen on \(config.listen): no such local address.")
         throw Exit.startFailed
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        // Anything else ended the run abnormally: say what, in the log and on the terminal.
+        logger.error("the gateway stopped on an error: \(error)")
+        printError("error: the gateway stopped on an error: \(error)")
+        throw error
     }
 }

@@ -38,24 +38,28 @@ extension TimeAmount {
     }
 }
 
-/// The gateway's HTTP/1.1 server connection: Hummingbird's request loop over a pipeline of our own.
+/// The gateway's HTTP/1.1 server connections, on Hummingbird's server (listener, graceful shutdown):
 ///
 /// ```
-/// socket ⇄ FirstByteObserver ⇄ HTTP/1 decoder/encoder ⇄ GatewayHTTPCodec ⇄ Hummingbird's request loop
+/// socket ⇄ FirstByteObserver ⇄ HTTP/1 decoder/encoder ⇄ GatewayHTTPCodec ⇄ GatewayRequestHandler
 /// ```
 ///
-/// `GatewayHTTPCodec` converts NIO's HTTP/1 parts to HTTP types (as Hummingbird's own codec does)
-/// and is where connection-level hygiene lives: malformed requests are answered with the error
-/// envelope and the connection closed, slow header sections with 408, idle keep-alive connections
-/// closed; it also counts open connections and closes them on graceful shutdown (idle at once, busy
-/// after their response).
-struct GatewayHTTPServer: HTTPChannelHandler {
-    typealias Value = NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>
+/// `GatewayHTTPCodec` converts NIO's HTTP/1 parts to HTTP types and is where connection-level hygiene
+/// lives: malformed requests are answered with the error envelope and the connection closed, slow
+/// header sections with 408, idle keep-alive connections closed; it also counts open connections and
+/// closes them on graceful shutdown (idle at once, busy after their response).
+/// `GatewayRequestHandler` answers the requests, one at a time, on the connection's event loop.
+struct GatewayHTTPServer: ServerChildChannel {
+    struct Connection: ServerChildChannelValue {
+        let channel: any Channel
+    }
+    typealias Value = Connection
 
-    let responder: HTTPChannelHandler.Responder
+    let responder: GatewayResponder
     /// Read for every new connection, so a reload applies to connections opened after it.
     let settings: @Sendable () -> ConnectionSettings
     let connections: ConnectionCount
+    let logger: Logger
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
@@ -70,38 +74,15 @@ struct GatewayHTTPServer: HTTPChannelHandler {
             try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                                                  withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try sync.addHandler(codec)
-            return try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            try sync.addHandler(GatewayRequestHandler(responder: responder, logger: self.logger))
+            return Connection(channel: channel)
         }
     }
 
-    func handle(value asyncChannel: Value, logger: Logger) async {
-        // The connection's request loop, responder and forwarding run on the connection's own event
-        // loop thread: no hop to the concurrency pool and back for every request part.
-        await withTaskExecutorPreference(EventLoopTaskExecutor(asyncChannel.channel.eventLoop)) {
-            await handleHTTP(asyncChannel: asyncChannel, logger: logger)
-        }
-    }
-}
-
-/// A task executor that runs jobs on one NIO event loop.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
-
-    init(_ eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
-    }
-}
-
-extension HTTPServerBuilder {
-    static func gateway(settings: @escaping @Sendable () -> ConnectionSettings, connections: ConnectionCount) -> HTTPServerBuilder {
-        HTTPServerBuilder { responder in
-            GatewayHTTPServer(responder: responder, settings: settings, connections: connections)
-        }
+    /// The handlers answer the requests; this task keeps the connection known to the server (graceful
+    /// shutdown waits for it) until it closes.
+    func handle(value: Value, logger: Logger) async {
+        try? await value.channel.closeFuture.get()
     }
 }
 
@@ -118,6 +99,20 @@ final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         codec.bytesArrived()
         context.fireChannelRead(data)
+    }
+}
+
+/// A task executor that runs jobs on one NIO event loop.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

@@ -1,0 +1,325 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTPTypes
+
+/// Answers the requests of one client connection, one at a time and in order. Each request head
+/// starts a task on the connection's event loop that runs the responder and writes the response parts
+/// straight to the channel. This is the gateway's request loop (in place of Hummingbird's loop over a
+/// `NIOAsyncChannel`, whose producer and writer cost locks and continuations for every request part):
+/// reading, answering and writing happen on one thread, and between requests a connection holds no
+/// task at all.
+///
+/// Pipelined requests wait (their parts are queued, reading pauses when the queue grows) until the
+/// current response is written. A request body streams to the responder through `RequestBodyStream`;
+/// what the responder did not read is drained before the next request.
+final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPRequestPart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let responder: GatewayResponder
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    private var executor: EventLoopTaskExecutor?
+
+    private final class ActiveRequest {
+        let body: RequestBodyStream?
+        var bodyEnded = false
+        var responseDone = false
+        init(body: RequestBodyStream?) { self.body = body }
+    }
+
+    /// The request being answered; nil between requests.
+    private var active: ActiveRequest?
+    /// Parts of later requests that arrived during the current one.
+    private var queued = CircularBuffer<HTTPRequestPart>(initialCapacity: 4)
+    private var readingPaused = false
+    /// `Date` of responses, formatted once per second.
+    private var dateSecond = -1
+    private var dateValue = ""
+
+    static let queueLimit = 8
+
+    init(responder: GatewayResponder, logger: Logger) {
+        self.responder = responder
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.executor = EventLoopTaskExecutor(context.eventLoop)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        active?.body?.fail(RequestBodyStream.Closed())
+        active = nil
+        queued.removeAll()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        active?.body?.fail(RequestBodyStream.Closed())
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A broken request body (the codec closes the connection after the response).
+        if let active, !active.bodyEnded {
+            active.body?.fail(error)
+        } else {
+            context.fireErrorCaught(error)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        process(unwrapInboundIn(data))
+    }
+
+    private func process(_ part: HTTPRequestPart) {
+        if let active {
+            if !active.bodyEnded {
+                switch part {
+                case .body(let buffer):
+                    active.body?.deliver(buffer)
+                case .end:
+                    active.bodyEnded = true
+                    active.body?.finish()
+                    if active.responseDone { requestFinished() }
+                case .head:
+                    // The codec passes a head only after the previous request's end.
+                    break
+                }
+            } else {
+                queued.append(part)
+                if queued.count >= Self.queueLimit { pauseReading() }
+            }
+            return
+        }
+        guard case .head(let head) = part else { return }
+        start(head)
+    }
+
+    private func start(_ head: HTTPRequest) {
+        guard let context, let executor, context.channel.isActive else { return }
+        let fields = head.headerFields
+        let declaresBody = fields.contains(.transferEncoding) || (fields[.contentLength].map { $0 != "0" } ?? false)
+        let stream = declaresBody ? RequestBodyStream(handler: self, eventLoop: context.eventLoop) : nil
+        let request = Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer()))
+        active = ActiveRequest(body: stream)
+        let channel = context.channel
+        let source = ApplicationRequestContextSource(channel: channel, logger: logger)
+        Task(executorPreference: executor) { [self, responder] in
+            var response: Response
+            do {
+                response = try await responder.respond(to: request, context: GatewayRequestContext(source: source))
+            } catch {
+                logger.error("request failed", metadata: ["error": "\(error)"])
+                response = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
+            }
+            await self.write(response)
+        }
+    }
+
+    /// On the event loop (the task prefers it).
+    private func write(_ response: Response) async {
+        guard let context else { return }
+        var head = response.head
+        head.headerFields[.date] = date()
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        let writer = ChannelResponseBodyWriter(handler: self)
+        do {
+            try await response.body.write(writer)
+        } catch {
+            // The body failed midway (the instance went away, the client closed): the response cannot
+            // be completed, so the connection ends here.
+            self.context?.close(promise: nil)
+        }
+        responseFinished()
+    }
+
+    fileprivate func writeBody(_ buffer: ByteBuffer) async throws {
+        guard let context else { throw RequestBodyStream.Closed() }
+        if context.channel.isWritable {
+            context.writeAndFlush(wrapOutboundOut(.body(buffer)), promise: nil)
+        } else {
+            // Back-pressure: wait until the client has taken what is queued.
+            try await context.writeAndFlush(wrapOutboundOut(.body(buffer))).get()
+        }
+    }
+
+    fileprivate func writeEnd(_ trailers: HTTPFields?) {
+        context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+    }
+
+    private func responseFinished() {
+        guard let active else { return }
+        active.responseDone = true
+        if active.bodyEnded {
+            requestFinished()
+        } else {
+            // The responder answered without reading the whole body: the rest is dropped as it comes.
+            active.body?.discard()
+        }
+    }
+
+    private func requestFinished() {
+        active = nil
+        // Queued parts: the next request's head starts it, its body parts feed it; once its body has
+        // ended, the rest waits for its response.
+        while let part = queued.first {
+            if let active, active.bodyEnded { break }
+            queued.removeFirst()
+            process(part)
+        }
+        resumeReadingIfPossible()
+    }
+
+    // MARK: Reading back-pressure
+
+    fileprivate func pauseReading() {
+        guard !readingPaused, let context else { return }
+        readingPaused = true
+        _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
+    }
+
+    fileprivate func resumeReadingIfPossible() {
+        guard readingPaused, let context, queued.count < Self.queueLimit / 2, !(active?.body?.isFull ?? false) else { return }
+        readingPaused = false
+        _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+        context.read()
+    }
+
+    // MARK: Date
+
+    private func date() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let second = Int(now.tv_sec)
+        if second != dateSecond {
+            dateSecond = second
+            dateValue = HTTPDate.format(seconds: now.tv_sec)
+        }
+        return dateValue
+    }
+}
+
+/// Writes a response body to the connection from the responder's task (on the connection's loop).
+struct ChannelResponseBodyWriter: ResponseBodyWriter {
+    let handler: GatewayRequestHandler
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        try await handler.writeBody(buffer)
+    }
+
+    mutating func write(contentsOf buffers: some Sequence<ByteBuffer>) async throws {
+        for buffer in buffers { try await handler.writeBody(buffer) }
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        handler.writeEnd(trailingHeaders)
+    }
+}
+
+/// A request body as it arrives, for the one task reading it on the connection's event loop.
+final class RequestBodyStream: AsyncSequence, @unchecked Sendable {
+    typealias Element = ByteBuffer
+
+    struct Closed: Error {}
+
+    private let handler: GatewayRequestHandler
+    private let eventLoop: any EventLoop
+    private var buffer = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    private var waiter: CheckedContinuation<ByteBuffer?, any Error>?
+    private var finished = false
+    private var failure: (any Error)?
+    private var discarding = false
+
+    static let highWatermark = 8
+
+    init(handler: GatewayRequestHandler, eventLoop: any EventLoop) {
+        self.handler = handler
+        self.eventLoop = eventLoop
+    }
+
+    var isFull: Bool { buffer.count >= Self.highWatermark }
+
+    func deliver(_ chunk: ByteBuffer) {
+        if discarding { return }
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: chunk)
+            return
+        }
+        buffer.append(chunk)
+        if isFull { handler.pauseReading() }
+    }
+
+    func finish() {
+        finished = true
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: nil)
+        }
+    }
+
+    func fail(_ error: any Error) {
+        guard !finished else { return }
+        failure = failure ?? error
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(throwing: error)
+        }
+    }
+
+    /// Nobody reads the rest: drop what is buffered and what comes.
+    func discard() {
+        discarding = true
+        buffer.removeAll()
+        handler.resumeReadingIfPossible()
+    }
+
+    private func nextOnLoop() async throws -> ByteBuffer? {
+        if !buffer.isEmpty {
+            let chunk = buffer.removeFirst()
+            if buffer.count < Self.highWatermark / 2 { handler.resumeReadingIfPossible() }
+            return chunk
+        }
+        if let failure { throw failure }
+        if finished { return nil }
+        return try await withCheckedThrowingContinuation { continuation in
+            waiter = continuation
+        }
+    }
+
+    func next() async throws -> ByteBuffer? {
+        if eventLoop.inEventLoop { return try await nextOnLoop() }
+        // Read from elsewhere (e.g. an HTTP client's own task): do the read on the loop.
+        return try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop)) { try await self.nextOnLoop() }
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let stream: RequestBodyStream
+        mutating func next() async throws -> ByteBuffer? { try await stream.next() }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: self) }
+}
+
+/// RFC 9110 §5.6.7 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+enum HTTPDate {
+    static func format(seconds: time_t) -> String {
+        var seconds = seconds
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+    }
+}
