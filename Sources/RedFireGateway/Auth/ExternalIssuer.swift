@@ -54,21 +54,28 @@ final class ExternalIssuer: Service, Sendable {
     var keys: [String: VerificationKey]? { state.withLock { $0.keys } }
     var fetchCount: Int { fetchCounter.load(ordering: .relaxed) }
 
-    /// Refetches unless the last attempt was too recent; concurrent callers share one fetch.
+    /// Refetches unless the last on-demand fetch was too recent; concurrent callers share one fetch,
+    /// and a request arriving while any fetch runs (the first one at start included) waits for it.
     func refetchIfAllowed() async {
-        let task: Task<Void, Never>? = state.withLock { state in
+        await sharedFetch(onDemand: true)?.value
+    }
+
+    /// The fetch in flight, or a new one (nil when an on-demand fetch is not allowed yet).
+    private func sharedFetch(onDemand: Bool) -> Task<Void, Never>? {
+        state.withLock { state in
             if let running = state.inFlight { return running }
-            if let last = state.lastOnDemand, ContinuousClock.now - last < config.minRefetchInterval { return nil }
-            state.lastOnDemand = .now
+            if onDemand {
+                if let last = state.lastOnDemand, ContinuousClock.now - last < config.minRefetchInterval { return nil }
+                state.lastOnDemand = .now
+            }
             let task = Task { await self.fetch() }
             state.inFlight = task
             return task
         }
-        await task?.value
     }
 
-    /// Fetches the key set; on failure the previous keys stay in use.
-    func fetch() async {
+    /// Fetches the key set; on failure the previous keys stay in use. Runs as the shared fetch.
+    private func fetch() async {
         fetchCounter.add(1, ordering: .relaxed)
         defer { state.withLock { $0.inFlight = nil } }
         do {
@@ -126,7 +133,7 @@ final class ExternalIssuer: Service, Sendable {
     /// Fetches at start, then every `refresh_interval` (every 5 s while no fetch has succeeded).
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            await fetch()
+            await sharedFetch(onDemand: false)?.value
             let wait = keys == nil ? .seconds(5) : config.refreshInterval
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
         }

@@ -26,46 +26,59 @@ enum HeaderPolicy {
     }
 
     /// Headers for the upstream request: the client's, without hop-by-hop fields and without any
-    /// client-supplied `X-User-*`/`X-Gateway-*` field, plus the forwarding fields and the verified
-    /// identity. `X-Forwarded-For` appends the TCP peer to any value the client sent.
+    /// client-supplied `X-User-*`/`X-Gateway-*` field (nor `Authorization`/`X-API-Key` unless the
+    /// identity keeps credentials), plus the forwarding fields and the verified identity.
+    /// `X-Forwarded-For` appends the TCP peer to any value the client sent.
+    ///
+    /// Built in one pass into one new collection (no copy-then-edit: each edit of an `HTTPFields` by
+    /// name scans it and may rebuild its index).
     static func upstreamHeaders(_ clientFields: HTTPFields, clientIP: String?, clientHost: String?, requestID: String,
                                 identity: UpstreamIdentity = .transparent) -> HTTPFields {
-        var fields = clientFields
-        stripHopByHop(&fields)
-        stripReserved(&fields, credentials: !identity.keepCredentials)
+        let dropCredentials = !identity.keepCredentials
+        // Names the client's `Connection` lists are hop-by-hop for this request (RFC 9110 §7.6.1).
+        var listed: [HTTPField.Name] = []
+        for field in clientFields where field.name == .connection {
+            for token in field.value.split(separator: ",") {
+                if let name = HTTPField.Name(String(token.trimmingASCIISpaces())) { listed.append(name) }
+            }
+        }
+        var fields = HTTPFields()
+        fields.reserveCapacity(clientFields.count + 8)
+        var forwardedFor: String?
+        for field in clientFields {
+            let name = field.name
+            if name == .forwardedFor {
+                forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
+                continue
+            }
+            // Set by the gateway below.
+            if name == .forwardedProto || name == .forwardedHost || name == .requestID { continue }
+            if hopByHop.contains(name) || isReserved(name) || (dropCredentials && (name == .authorization || name == .apiKey)) { continue }
+            if !listed.isEmpty, listed.contains(name) { continue }
+            fields.append(field)
+        }
         if let clientIP {
-            let existing = fields[values: .forwardedFor]
-            fields[.forwardedFor] = existing.isEmpty ? clientIP : existing.joined(separator: ", ") + ", " + clientIP
+            fields.append(HTTPField(name: .forwardedFor, value: forwardedFor.map { $0 + ", " + clientIP } ?? clientIP))
+        } else if let forwardedFor {
+            fields.append(HTTPField(name: .forwardedFor, value: forwardedFor))
         }
-        fields[.forwardedProto] = "http"
-        if let clientHost { fields[.forwardedHost] = clientHost } else { fields[.forwardedHost] = nil }
-        fields[.requestID] = requestID
-        fields[.gatewayService] = "api-gateway"
+        fields.append(HTTPField(name: .forwardedProto, value: "http"))
+        if let clientHost { fields.append(HTTPField(name: .forwardedHost, value: clientHost)) }
+        fields.append(HTTPField(name: .requestID, value: requestID))
+        fields.append(HTTPField(name: .gatewayService, value: "api-gateway"))
         if let user = identity.identity {
-            fields[.userID] = user.userID
-            fields[.userName] = user.username
-            fields[.userRoles] = user.roles.joined(separator: ",")
+            fields.append(HTTPField(name: .userID, value: user.userID))
+            fields.append(HTTPField(name: .userName, value: user.username))
+            fields.append(HTTPField(name: .userRoles, value: user.roles.joined(separator: ",")))
         }
-        if let token = identity.gatewayToken { fields[.gatewayToken] = token }
+        if let token = identity.gatewayToken { fields.append(HTTPField(name: .gatewayToken, value: token)) }
         return fields
-    }
-
-    /// Removes every field a client could use to impersonate the gateway's identity headers —
-    /// `X-User-*` and `X-Gateway-*` in any letter case and with `_` for `-` (some servers map one to the
-    /// other) — and, when `credentials` is set, `Authorization` and `X-API-Key`.
-    static func stripReserved(_ fields: inout HTTPFields, credentials: Bool) {
-        var found = false
-        for field in fields where isReserved(field.name) || (credentials && (field.name == .authorization || field.name == .apiKey)) {
-            found = true
-            break
-        }
-        guard found else { return }
-        fields = HTTPFields(fields.filter { !(isReserved($0.name) || (credentials && ($0.name == .authorization || $0.name == .apiKey))) })
     }
 
     private static let reservedPrefixes: [[UInt8]] = [Array("x-user-".utf8), Array("x-gateway-".utf8)]
 
-    /// `X-User-*` or `X-Gateway-*`, compared without case and with `_` read as `-`.
+    /// `X-User-*` or `X-Gateway-*` — names a client could use to impersonate the gateway's identity
+    /// headers — compared without case and with `_` read as `-` (some servers map one to the other).
     static func isReserved(_ name: HTTPField.Name) -> Bool {
         let utf8 = name.canonicalName.utf8
         for prefix in reservedPrefixes where utf8.count >= prefix.count {
