@@ -175,4 +175,28 @@ struct HTTPHygieneTests {
         await gateway.shutdown()
         await stopAll(instances)
     }
+
+    /// `Expect: 100-continue`: the gateway sends `100 Continue` when it starts reading the body, and a
+    /// request refused before that is answered without the client uploading anything.
+    @Test func expectContinueIsAnsweredWhenTheBodyIsReadAndNeverForARefusedRequest() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await gateway(instances)
+        let connection = try await RawConnection(port: gateway.port)
+        try await connection.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        let interim = try await connection.readResponse(timeoutSeconds: 5)
+        #expect(interim.status == 100)
+        try await connection.write("hello")
+        let reply = try await connection.readResponse()
+        #expect(reply.status == 200)
+        let report = try JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
+        #expect(report.bodyLength == 5)
+        #expect(report.headers["expect"] == nil, "the gateway answered the expectation; the service does not see it")
+
+        let refused = try await RawConnection(port: gateway.port)
+        try await refused.write("POST /api/v1/small/_echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
+        let answer = try await refused.readResponse(timeoutSeconds: 5)
+        #expect(answer.status == 413, "refused at once, no 100 Continue first")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
 }

@@ -108,7 +108,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let context, let executor, context.channel.isActive else { return }
         let fields = head.headerFields
         let declaresBody = fields.contains(.transferEncoding) || (fields[.contentLength].map { $0 != "0" } ?? false)
-        let stream = declaresBody ? RequestBodyStream(handler: self, eventLoop: context.eventLoop) : nil
+        let expectsContinue = fields[.expect].map { GatewayHTTPCodec.equalsIgnoringCase($0, "100-continue") } ?? false
+        let stream = declaresBody ? RequestBodyStream(handler: self, eventLoop: context.eventLoop, expectsContinue: expectsContinue) : nil
         let request = Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer()))
         active = ActiveRequest(body: stream)
         let channel = context.channel
@@ -150,6 +151,13 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
             // Back-pressure: wait until the client has taken what is queued.
             try await context.writeAndFlush(wrapOutboundOut(.body(buffer))).get()
         }
+    }
+
+    /// `100 Continue` for a client that sent `Expect: 100-continue` and waits before sending its body:
+    /// sent when the body is first read, so a request refused before that (401, 413, …) is answered
+    /// without the client ever uploading (RFC 9110 §10.1.1).
+    fileprivate func sendContinue() {
+        context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
     }
 
     fileprivate func writeEnd(_ trailers: HTTPFields?) {
@@ -238,12 +246,15 @@ final class RequestBodyStream: AsyncSequence, @unchecked Sendable {
     private var finished = false
     private var failure: (any Error)?
     private var discarding = false
+    /// The client waits for `100 Continue` before sending the body.
+    private var expectsContinue: Bool
 
     static let highWatermark = 8
 
-    init(handler: GatewayRequestHandler, eventLoop: any EventLoop) {
+    init(handler: GatewayRequestHandler, eventLoop: any EventLoop, expectsContinue: Bool = false) {
         self.handler = handler
         self.eventLoop = eventLoop
+        self.expectsContinue = expectsContinue
     }
 
     var isFull: Bool { buffer.count >= Self.highWatermark }
@@ -284,6 +295,10 @@ final class RequestBodyStream: AsyncSequence, @unchecked Sendable {
     }
 
     private func nextOnLoop() async throws -> ByteBuffer? {
+        if expectsContinue {
+            expectsContinue = false
+            if buffer.isEmpty, !finished { handler.sendContinue() }
+        }
         if !buffer.isEmpty {
             let chunk = buffer.removeFirst()
             if buffer.count < Self.highWatermark / 2 { handler.resumeReadingIfPossible() }

@@ -51,8 +51,9 @@ enum HeaderPolicy {
                 forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
                 continue
             }
-            // Set by the gateway below.
-            if name == .forwardedProto || name == .forwardedHost || name == .requestID { continue }
+            // Set by the gateway below; `Expect` is answered by the gateway itself (it sends the
+            // client's `100 Continue` when it starts reading the body).
+            if name == .forwardedProto || name == .forwardedHost || name == .requestID || name == .expect { continue }
             if hopByHop.contains(name) || isReserved(name) || (dropCredentials && (name == .authorization || name == .apiKey)) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             fields.append(field)
