@@ -17,8 +17,8 @@ struct ConnectionSettings: Sendable {
     var parserHeaderCount: Int
 
     init(config: GatewayConfig) {
-        headerTimeout = TimeAmount(config.limits.headerTimeout)
-        idleTimeout = TimeAmount(config.limits.idleTimeout)
+        headerTimeout = .nanoseconds(config.limits.headerTimeout.nanosecondsClamped)
+        idleTimeout = .nanoseconds(config.limits.idleTimeout.nanosecondsClamped)
         var names = Set(config.serverNames)
         if config.serverNames.isEmpty {
             names = ["localhost", "127.0.0.1", "[::1]"]
@@ -28,13 +28,6 @@ struct ConnectionSettings: Sendable {
         serverNames = names
         parserHeaderBytes = max(80 * 1024, config.limits.maxHeaderBytes + config.limits.maxURILength + 1024)
         parserHeaderCount = max(1000, config.limits.maxHeaderCount * 2)
-    }
-}
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 }
 
@@ -246,7 +239,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(wrapInboundOut(.body(body)))
         case .end(let trailers):
             readingBody = false
-            context.fireChannelRead(wrapInboundOut(.end(trailers.map { Self.fields($0) })))
+            context.fireChannelRead(wrapInboundOut(.end(trailers.map { HTTPFields(nioHeaders: $0) })))
         }
     }
 
@@ -349,7 +342,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
         case .end(let trailers):
             pending -= 1
-            let last = HTTPServerResponsePart.end(trailers.map { Self.headers($0) })
+            let last = HTTPServerResponsePart.end(trailers.map { HTTPHeaders(fields: $0) })
             if pending == 0, let refusal = deferredRefusal {
                 deferredRefusal = nil
                 context.write(wrapOutboundOut(last), promise: promise)
@@ -512,21 +505,5 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             }
             return true
         }
-    }
-
-    static func fields(_ headers: HTTPHeaders) -> HTTPFields {
-        var fields = HTTPFields()
-        fields.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
-        }
-        return fields
-    }
-
-    static func headers(_ fields: HTTPFields) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count)
-        for field in fields { headers.add(name: field.name.rawName, value: field.value) }
-        return headers
     }
 }

@@ -241,10 +241,7 @@ final class RequestBodyStream: AsyncSequence, @unchecked Sendable {
 
     private let handler: GatewayRequestHandler
     private let eventLoop: any EventLoop
-    private var buffer = CircularBuffer<ByteBuffer>(initialCapacity: 4)
-    private var waiter: CheckedContinuation<ByteBuffer?, any Error>?
-    private var finished = false
-    private var failure: (any Error)?
+    private let chunks = LoopHandoff<ByteBuffer>()
     private var discarding = false
     /// The client waits for `100 Continue` before sending the body.
     private var expectsContinue: Bool
@@ -257,64 +254,37 @@ final class RequestBodyStream: AsyncSequence, @unchecked Sendable {
         self.expectsContinue = expectsContinue
     }
 
-    var isFull: Bool { buffer.count >= Self.highWatermark }
+    var isFull: Bool { chunks.buffer.count >= Self.highWatermark }
 
     func deliver(_ chunk: ByteBuffer) {
         if discarding { return }
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(returning: chunk)
-            return
-        }
-        buffer.append(chunk)
-        if isFull { handler.pauseReading() }
+        if chunks.deliver(chunk) >= Self.highWatermark { handler.pauseReading() }
     }
 
-    func finish() {
-        finished = true
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(returning: nil)
-        }
-    }
+    func finish() { chunks.finish() }
 
-    func fail(_ error: any Error) {
-        guard !finished else { return }
-        failure = failure ?? error
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(throwing: error)
-        }
-    }
+    func fail(_ error: any Error) { chunks.fail(error) }
 
     /// Nobody reads the rest: drop what is buffered and what comes.
     func discard() {
         discarding = true
-        buffer.removeAll()
+        chunks.removeAll()
         handler.resumeReadingIfPossible()
     }
 
     private func nextOnLoop() async throws -> ByteBuffer? {
         if expectsContinue {
             expectsContinue = false
-            if buffer.isEmpty, !finished { handler.sendContinue() }
+            if chunks.buffer.isEmpty, !chunks.finished { handler.sendContinue() }
         }
-        if !buffer.isEmpty {
-            let chunk = buffer.removeFirst()
-            if buffer.count < Self.highWatermark / 2 { handler.resumeReadingIfPossible() }
-            return chunk
-        }
-        if let failure { throw failure }
-        if finished { return nil }
-        return try await withCheckedThrowingContinuation { continuation in
-            waiter = continuation
+        return try await chunks.next { left in
+            if left < Self.highWatermark / 2 { handler.resumeReadingIfPossible() }
         }
     }
 
+    /// Read from elsewhere (e.g. an HTTP client's own task), the read still happens on the loop.
     func next() async throws -> ByteBuffer? {
-        if eventLoop.inEventLoop { return try await nextOnLoop() }
-        // Read from elsewhere (e.g. an HTTP client's own task): do the read on the loop.
-        return try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop)) { try await self.nextOnLoop() }
+        try await EventLoopTaskExecutor.onLoop(eventLoop) { try await self.nextOnLoop() }
     }
 
     struct AsyncIterator: AsyncIteratorProtocol {

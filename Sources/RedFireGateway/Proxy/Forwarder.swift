@@ -166,17 +166,21 @@ struct Forwarder: Sendable {
         var headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID)
         for field in extraHeaders { headers[field.name] = field.value }
         let status = upstream.status
+        /// Records the request once the instance's response is done (whole, or ended early).
+        @Sendable func record(bytesOut: Int) {
+            let now = ContinuousClock.now
+            recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
+                            bytesIn: body?.stream.bytesRead ?? 0, bytesOut: bytesOut,
+                            upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, now: now, instanceID: runtime.id,
+                            attempts: upstreamErrors + upstreamTimeouts + 1)
+        }
         let upstreamBody: any AsyncSequence<ByteBuffer, any Error> & Sendable
         switch upstream.body {
         case .complete(let buffer):
             // Everything arrived with the head: the exchange with the instance is over, and the client
             // gets head and body in one write.
             runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
-            let now = ContinuousClock.now
-            recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
-                            bytesIn: body?.stream.bytesRead ?? 0, bytesOut: buffer.readableBytes,
-                            upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, now: now, instanceID: runtime.id,
-                            attempts: upstreamErrors + upstreamTimeouts + 1)
+            record(bytesOut: buffer.readableBytes)
             withExtendedLifetime(admission) {}
             return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
         case .stream(let stream):
@@ -188,13 +192,6 @@ struct Forwarder: Sendable {
             // fails, or is abandoned because the client went away.
             defer { withExtendedLifetime((lease, admission)) {} }
             var bytesOut = 0
-            func record() {
-                let now = ContinuousClock.now
-                recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
-                                bytesIn: body?.stream.bytesRead ?? 0, bytesOut: bytesOut,
-                                upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, now: now, instanceID: runtime.id,
-                                attempts: upstreamErrors + upstreamTimeouts + 1)
-            }
             do {
                 for try await chunk in upstreamBody {
                     bytesOut += chunk.readableBytes
@@ -202,10 +199,10 @@ struct Forwarder: Sendable {
                 }
                 try await writer.finish(nil)
             } catch {
-                record()
+                record(bytesOut: bytesOut)
                 throw error
             }
-            record()
+            record(bytesOut: bytesOut)
         })
     }
 

@@ -56,12 +56,8 @@ final class HTTPClientTransport: UpstreamTransport {
         } catch {
             throw Self.classify(error)
         }
-        var fields = HTTPFields()
-        fields.reserveCapacity(response.headers.count)
-        for (name, value) in response.headers {
-            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
-        }
-        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields, body: .stream(response.body))
+        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headers: HTTPFields(nioHeaders: response.headers),
+                                body: .stream(response.body))
     }
 
     /// HTTPFields keeps each cookie as its own field; HTTP/1.1 wants one `Cookie` line (RFC 6265 §5.4).

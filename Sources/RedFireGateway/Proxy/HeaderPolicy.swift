@@ -1,4 +1,5 @@
 import HTTPTypes
+import NIOHTTP1
 
 /// What the gateway changes in headers on the way through, and nothing more.
 enum HeaderPolicy {
@@ -127,5 +128,26 @@ extension Substring {
         while let first = result.first, first == " " || first == "\t" { result.removeFirst() }
         while let last = result.last, last == " " || last == "\t" { result.removeLast() }
         return result
+    }
+}
+
+extension HTTPFields {
+    /// NIO's HTTP/1 header list as HTTP fields; a name HTTP types refuse is dropped (the parser has
+    /// validated names already).
+    init(nioHeaders headers: HTTPHeaders) {
+        self.init()
+        reserveCapacity(headers.count)
+        for (name, value) in headers {
+            if let fieldName = HTTPField.Name(name) { append(HTTPField(name: fieldName, value: value)) }
+        }
+    }
+}
+
+extension HTTPHeaders {
+    /// HTTP fields as NIO's HTTP/1 header list, one line per field.
+    init(fields: HTTPFields) {
+        self.init()
+        reserveCapacity(fields.count)
+        for field in fields { add(name: field.name.rawName, value: field.value) }
     }
 }

@@ -210,11 +210,7 @@ final class UpstreamConnection: @unchecked Sendable {
             head = received
             // 1xx interim responses (100 Continue, 103 Early Hints) are not passed on: the final one is.
         } while head.status.code >= 100 && head.status.code < 200 && head.status.code != 101
-        var fields = HTTPFields()
-        fields.reserveCapacity(head.headers.count)
-        for (name, value) in head.headers {
-            if let fieldName = HTTPField.Name(name) { fields.append(HTTPField(name: fieldName, value: value)) }
-        }
+        let fields = HTTPFields(nioHeaders: head.headers)
         let reusable = requestComplete && head.isKeepAlive
         let status = HTTPResponse.Status(code: Int(head.status.code))
         if let complete = handler.takeCompleteBody() {
@@ -257,9 +253,7 @@ struct UpstreamResponseStream: AsyncSequence, Sendable {
 
         func next() async throws -> ByteBuffer? {
             guard !finished else { return nil }
-            let loop = connection.channel.eventLoop
-            if loop.inEventLoop { return try await nextOnLoop() }
-            return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) { try await self.nextOnLoop() }
+            return try await EventLoopTaskExecutor.onLoop(connection.channel.eventLoop) { try await self.nextOnLoop() }
         }
 
         private func nextOnLoop() async throws -> ByteBuffer? {
@@ -302,10 +296,7 @@ struct UpstreamResponseStream: AsyncSequence, Sendable {
 final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 
-    private var buffer = CircularBuffer<HTTPClientResponsePart>(initialCapacity: 4)
-    private var waiter: CheckedContinuation<HTTPClientResponsePart?, any Error>?
-    private var failure: (any Error)?
-    private var closed = false
+    private let parts = LoopHandoff<HTTPClientResponsePart>()
     private var readingPaused = false
     /// Between sending a request and the end of its response.
     private var inExchange = false
@@ -317,10 +308,9 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     static let highWatermark = 8
 
     struct IdleTimeout: Error {}
-    struct Closed: Error {}
 
     var hasBufferedHead: Bool {
-        buffer.contains { if case .head = $0 { return true } else { return false } }
+        parts.buffer.contains { if case .head = $0 { return true } else { return false } }
     }
 
     func beginExchange() {
@@ -330,19 +320,23 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func endExchange() {
         inExchange = false
-        buffer.removeAll(keepingCapacity: true)
+        parts.removeAll()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     /// When the rest of the response (body parts, then its end) is already buffered: the body in one
     /// buffer, and the parts consumed.
     func takeCompleteBody() -> ByteBuffer? {
-        guard let last = buffer.last, case .end = last else { return nil }
+        guard let last = parts.buffer.last, case .end = last else { return nil }
         var body: ByteBuffer?
-        for part in buffer {
+        for part in parts.buffer {
             switch part {
             case .body(var chunk):
                 if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
@@ -352,39 +346,24 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
                 return nil
             }
         }
-        buffer.removeAll(keepingCapacity: true)
+        parts.removeAll()
         return body ?? ByteBuffer()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(returning: part)
-            return
-        }
-        buffer.append(part)
-        if buffer.count >= Self.highWatermark, !readingPaused {
+        if parts.deliver(unwrapInboundIn(data)) >= Self.highWatermark, !readingPaused {
             readingPaused = true
             _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closed = true
-        if let waiter {
-            self.waiter = nil
-            if let failure { waiter.resume(throwing: failure) } else { waiter.resume(returning: nil) }
-        }
+        parts.finish()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        failure = failure ?? error
+        parts.fail(error)
         context.close(promise: nil)
     }
 
@@ -392,8 +371,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         if event is IdleStateHandler.IdleStateEvent {
             // Idle in the pool: close it. In an exchange, only the instance's silence counts — not a
             // slow client that has not taken what was already read (then reading is merely paused).
-            if inExchange, waiter == nil, !buffer.isEmpty || readingPaused { return }
-            failure = failure ?? IdleTimeout()
+            if inExchange, !parts.readerWaiting, !parts.buffer.isEmpty || readingPaused { return }
+            parts.fail(IdleTimeout())
             context.close(promise: nil)
             return
         }
@@ -402,19 +381,11 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     /// The next response part; nil once the connection closed cleanly with nothing left to read.
     func next() async throws -> HTTPClientResponsePart? {
-        if !buffer.isEmpty {
-            let part = buffer.removeFirst()
-            if readingPaused, buffer.count < Self.highWatermark / 2, let context {
-                readingPaused = false
-                _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
-                context.read()
-            }
-            return part
-        }
-        if let failure { throw failure }
-        if closed { return nil }
-        return try await withCheckedThrowingContinuation { continuation in
-            waiter = continuation
+        try await parts.next { [self] left in
+            guard readingPaused, left < Self.highWatermark / 2, let context else { return }
+            readingPaused = false
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+            context.read()
         }
     }
 }

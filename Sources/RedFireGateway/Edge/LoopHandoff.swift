@@ -1,0 +1,71 @@
+import NIOCore
+
+/// Items passed from a channel handler to the one task that reads them, both on the same event loop
+/// (hence `@unchecked Sendable`): an item goes straight to a waiting reader, else into a buffer the
+/// reader drains without suspending. The owner pauses socket reads when `buffered` reaches its high
+/// watermark and resumes them from `onTake`.
+final class LoopHandoff<Element: Sendable>: @unchecked Sendable {
+    private(set) var buffer = CircularBuffer<Element>(initialCapacity: 4)
+    private var waiter: CheckedContinuation<Element?, any Error>?
+    private(set) var failure: (any Error)?
+    private(set) var finished = false
+
+    /// A reader is suspended waiting for the next item.
+    var readerWaiting: Bool { waiter != nil }
+
+    /// Hands `item` to the waiting reader, or buffers it; returns how many items are now buffered.
+    @discardableResult
+    func deliver(_ item: Element) -> Int {
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: item)
+            return 0
+        }
+        buffer.append(item)
+        return buffer.count
+    }
+
+    /// No more items: the reader gets what is buffered, then the recorded failure or the end.
+    func finish() {
+        finished = true
+        guard let waiter else { return }
+        self.waiter = nil
+        if let failure { waiter.resume(throwing: failure) } else { waiter.resume(returning: nil) }
+    }
+
+    /// Records the first failure (ignored once finished) and wakes a waiting reader with it.
+    func fail(_ error: any Error) {
+        guard !finished else { return }
+        failure = failure ?? error
+        guard let waiter else { return }
+        self.waiter = nil
+        waiter.resume(throwing: error)
+    }
+
+    /// Drops what is buffered.
+    func removeAll() {
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// The next item; nil at the end. `onTake` runs with the count left after a buffered item is taken.
+    func next(onTake: (Int) -> Void = { _ in }) async throws -> Element? {
+        if !buffer.isEmpty {
+            let item = buffer.removeFirst()
+            onTake(buffer.count)
+            return item
+        }
+        if let failure { throw failure }
+        if finished { return nil }
+        return try await withCheckedThrowingContinuation { continuation in
+            waiter = continuation
+        }
+    }
+}
+
+extension EventLoopTaskExecutor {
+    /// Runs `body` on `loop`: directly when already there, else in a task executor preference for it.
+    static func onLoop<T, Failure: Error>(_ loop: any EventLoop, _ body: () async throws(Failure) -> T) async throws(Failure) -> T {
+        if loop.inEventLoop { return try await body() }
+        return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop), operation: body)
+    }
+}
