@@ -5,13 +5,22 @@ import NIOCore
 public struct GatewayRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    /// The TCP peer's address as text (`remoteAddress?.ipAddress`), formatted once per connection.
+    public let clientIP: String?
     /// Set by the gateway before any handler runs.
     public internal(set) var requestID: String = ""
     /// Who is acting, for the audit trail (set by the admin API once the caller is authenticated).
     public internal(set) var actor: String = "admin-api"
 
     public init(source: ApplicationRequestContextSource) {
+        let remoteAddress = source.channel.remoteAddress
+        self.init(source: source, remoteAddress: remoteAddress, clientIP: remoteAddress?.ipAddress)
+    }
+
+    /// With the peer's address already known (the connection's request loop reads it once).
+    init(source: ApplicationRequestContextSource, remoteAddress: SocketAddress?, clientIP: String?) {
         self.coreContext = .init(source: source)
-        self.remoteAddress = source.channel.remoteAddress
+        self.remoteAddress = remoteAddress
+        self.clientIP = clientIP
     }
 }

@@ -79,7 +79,7 @@ struct GatewayResponder: HTTPResponder {
         recorder.method = PrometheusExposition.methodLabel(head.method)
         if let accessLog {
             recorder.log = accessLog
-            recorder.entry = AccessLogEntry(requestID: requestID, clientIP: context.remoteAddress?.ipAddress, method: head.method.rawValue,
+            recorder.entry = AccessLogEntry(requestID: requestID, clientIP: context.clientIP, method: head.method.rawValue,
                                             path: target.path)
         }
         guard let route = state.route(for: path) else {
@@ -117,7 +117,7 @@ struct GatewayResponder: HTTPResponder {
         var rateLimitFields: HTTPFields = [:]
         let rateLimits = state.config.rateLimits
         if route.rateLimit != nil || rateLimits.defaultPolicy != nil || !rateLimits.rolePolicies.isEmpty {
-            let client = ClientAddress.resolve(peer: context.remoteAddress?.ipAddress, fields: head.headerFields, trusted: state.config.trustedProxies)
+            let client = ClientAddress.resolve(peer: context.clientIP, fields: head.headerFields, trusted: state.config.trustedProxies)
             recorder.entry?.clientIP = client
             switch rateLimiter.check(route: route, identity: caller, clientIP: client, config: rateLimits) {
             case .limited(var fields, let retryAfter):
@@ -132,7 +132,7 @@ struct GatewayResponder: HTTPResponder {
                 break
             }
         }
-        return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.remoteAddress?.ipAddress,
+        return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP,
                                        identity: identity, extraHeaders: rateLimitFields, maxBodySize: maxBody, recorder: recorder)
     }
 
@@ -169,7 +169,7 @@ struct GatewayResponder: HTTPResponder {
         }
         if let auth, path.hasPrefix(AuthEndpoints.prefix) {
             // The TCP peer: forwarded-for headers are only trusted once trusted proxies are configured.
-            return await auth.respond(to: request, path: path, requestID: requestID, clientAddress: context.remoteAddress?.ipAddress)
+            return await auth.respond(to: request, path: path, requestID: requestID, clientAddress: context.clientIP)
         }
         return nil
     }
@@ -178,7 +178,7 @@ struct GatewayResponder: HTTPResponder {
     private func logged(_ response: Response, error: GatewayErrorCode? = nil, path: String, head: HTTPRequest, requestID: String, context: Context,
                         start: ContinuousClock.Instant) -> Response {
         guard let accessLog else { return response }
-        accessLog.record(AccessLogEntry(requestID: requestID, clientIP: context.remoteAddress?.ipAddress, method: head.method.rawValue, path: path),
+        accessLog.record(AccessLogEntry(requestID: requestID, clientIP: context.clientIP, method: head.method.rawValue, path: path),
                          status: response.status.code, instance: nil, attempts: 0, upstream: .zero, total: .now - start,
                          bytesIn: 0, bytesOut: response.body.contentLength ?? 0, errorCode: error?.code)
         return response

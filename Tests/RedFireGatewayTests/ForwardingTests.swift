@@ -3,6 +3,7 @@ import DemoServices
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @testable import RedFireGateway
@@ -265,10 +266,51 @@ struct ForwardingTests {
         try await server.close()
     }
 
-    static func scriptedGateway(port: Int, transport: UpstreamTransportKind) async throws -> GatewayHarness {
+    /// The service's `idle` timeout closes a kept-alive connection nobody uses — not before it passed.
+    @Test(arguments: [UpstreamTransportKind.nio])
+    func keptAliveConnectionsCloseAfterTheIdleTimeout(_ transport: UpstreamTransportKind) async throws {
+        let server = try await ScriptedServer.start {
+            ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close: false)
+        }
+        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport) { $0.timeouts.idle = .milliseconds(400) }
+        let sent = ContinuousClock.now
+        let reply = try await gateway.send("/api/v1/trading/orders")
+        #expect(reply.status == 200)
+        #expect(server.connectionsClosed == 0, "kept alive after the response")
+        await waitUntil(timeout: .seconds(5), "the idle connection closed") { server.connectionsClosed == 1 }
+        let closedAfter = ContinuousClock.now - sent
+        #expect(closedAfter >= .milliseconds(400) && closedAfter < .seconds(3), "closed after \(closedAfter)")
+        await gateway.shutdown()
+        try await server.close()
+    }
+
+    /// An instance that sends part of a body and then falls silent is given up after the `idle`
+    /// timeout: the client's connection closes without a complete response, nothing stays in flight.
+    @Test(arguments: [UpstreamTransportKind.nio])
+    func instanceFallingSilentMidBodyIsGivenUpAfterTheIdleTimeout(_ transport: UpstreamTransportKind) async throws {
+        let server = try await ScriptedServer.start {
+            ("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + String(repeating: "x", count: 100), close: false)
+        }
+        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport) { $0.timeouts.idle = .milliseconds(300) }
+        let connection = try await RawConnection(port: gateway.port)
+        let sent = ContinuousClock.now
+        try await connection.write("GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n\r\n")
+        let (closed, bytes) = try await connection.waitForClose(timeoutSeconds: 5)
+        let elapsed = ContinuousClock.now - sent
+        #expect(closed && bytes.hasPrefix("HTTP/1.1 200") && bytes.utf8.count < 1000)
+        #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3), "given up after \(elapsed)")
+        let runtime = try #require(gateway.registry.runtime(id: "scripted"))
+        await waitUntil("nothing in flight") { runtime.inFlight == 0 }
+        await gateway.shutdown()
+        try await server.close()
+    }
+
+    static func scriptedGateway(port: Int, transport: UpstreamTransportKind,
+                                _ configure: (inout ServiceConfig) -> Void = { _ in }) async throws -> GatewayHarness {
         var service = ServiceConfig(name: "user_trading")
         service.instances = [InstanceConfig(id: "scripted", url: UpstreamURL(host: "127.0.0.1", port: port))]
         service.healthCheck.enabled = false
+        configure(&service)
         var config = GatewayConfig()
         config.services = [service]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
@@ -281,18 +323,30 @@ struct ForwardingTests {
 final class ScriptedServer: Sendable {
     let channel: any Channel
     var port: Int { channel.localAddress!.port! }
+    private let closed: Counter
+    /// Connections the gateway (or the server) has closed so far.
+    var connectionsClosed: Int { closed.value.withLock { $0 } }
+
+    final class Counter: Sendable {
+        let value = Mutex(0)
+    }
 
     /// `reply` gives the bytes to answer each request with and whether to close the connection after.
     static func start(_ reply: @escaping @Sendable () -> (String, close: Bool)) async throws -> ScriptedServer {
+        let closed = Counter()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
-                channel.pipeline.addHandler(Handler(reply: reply))
+                channel.closeFuture.whenComplete { _ in closed.value.withLock { $0 += 1 } }
+                return channel.pipeline.addHandler(Handler(reply: reply))
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return ScriptedServer(channel: channel)
+        return ScriptedServer(channel: channel, closed: closed)
     }
 
-    private init(channel: any Channel) { self.channel = channel }
+    private init(channel: any Channel, closed: Counter) {
+        self.channel = channel
+        self.closed = closed
+    }
 
     func close() async throws { try await channel.close() }
 

@@ -6,7 +6,7 @@ import NIOCore
 /// watermark and resumes them from `onTake`.
 final class LoopHandoff<Element: Sendable>: @unchecked Sendable {
     private(set) var buffer = CircularBuffer<Element>(initialCapacity: 4)
-    private var waiter: CheckedContinuation<Element?, any Error>?
+    private var waiter: UnsafeContinuation<Element?, any Error>?
     private(set) var failure: (any Error)?
     private(set) var finished = false
 
@@ -56,7 +56,7 @@ final class LoopHandoff<Element: Sendable>: @unchecked Sendable {
         }
         if let failure { throw failure }
         if finished { return nil }
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await withUnsafeThrowingContinuation { continuation in
             waiter = continuation
         }
     }

@@ -59,8 +59,14 @@ final class LoopConnectionPool: @unchecked Sendable {
         var idleNanoseconds: Int64
     }
 
+    /// The idle connections of one key, newest last; a class so that taking and returning one mutates
+    /// it in place (no copy of the list, no dictionary write per request).
+    private final class IdleList {
+        var connections: [UpstreamConnection] = []
+    }
+
     let eventLoop: any EventLoop
-    private var idle: [Key: [UpstreamConnection]] = [:]
+    private var idle: [Key: IdleList] = [:]
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -89,7 +95,8 @@ final class LoopConnectionPool: @unchecked Sendable {
     }
 
     private func takeIdle(_ key: Key) -> UpstreamConnection? {
-        while let connection = idle[key]?.popLast() {
+        guard let list = idle[key] else { return nil }
+        while let connection = list.connections.popLast() {
             if connection.channel.isActive { return connection }
         }
         return nil
@@ -98,17 +105,22 @@ final class LoopConnectionPool: @unchecked Sendable {
     func release(_ connection: UpstreamConnection, key: Key) {
         eventLoop.assertInEventLoop()
         guard connection.channel.isActive else { return }
-        var list = idle[key, default: []]
-        guard list.count < NIOUpstreamTransport.maxIdlePerAddress else {
+        let list: IdleList
+        if let existing = idle[key] {
+            list = existing
+        } else {
+            list = IdleList()
+            idle[key] = list
+        }
+        guard list.connections.count < NIOUpstreamTransport.maxIdlePerAddress else {
             connection.channel.close(promise: nil)
             return
         }
-        list.append(connection)
-        idle[key] = list
+        list.connections.append(connection)
     }
 
     func closeAll() {
-        for list in idle.values { for connection in list { connection.channel.close(promise: nil) } }
+        for list in idle.values { for connection in list.connections { connection.channel.close(promise: nil) } }
         idle.removeAll()
     }
 
@@ -121,8 +133,7 @@ final class LoopConnectionPool: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     try sync.addHTTPClientHandlers()
-                    try sync.addHandler(IdleStateHandler(allTimeout: idleTimeout))
-                    try sync.addHandler(UpstreamConnectionHandler())
+                    try sync.addHandler(UpstreamConnectionHandler(idleTimeout: idleTimeout))
                 }
             }
         do {
@@ -165,6 +176,7 @@ final class UpstreamConnection: @unchecked Sendable {
         }
         handler.beginExchange()
         channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: headers)), promise: nil)
+        handler.touch()
         var requestComplete = true
         if let body = request.body {
             channel.flush()
@@ -175,6 +187,7 @@ final class UpstreamConnection: @unchecked Sendable {
                     } else {
                         try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk))).get()
                     }
+                    handler.touch()
                 }
             } catch {
                 // The client's body broke (the forwarder reads why from the body), or the instance
@@ -189,11 +202,8 @@ final class UpstreamConnection: @unchecked Sendable {
         if requestComplete { channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil) }
 
         // `response_headers` counts from the end of the request.
-        let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeouts.responseHeaders.nanosecondsClamped)) { [handler, channel] in
-            handler.timedOut = true
-            channel.close(promise: nil)
-        }
-        defer { timer.cancel() }
+        handler.expectResponse(within: .nanoseconds(timeouts.responseHeaders.nanosecondsClamped))
+        defer { handler.responseArrived() }
         var head: HTTPResponseHead
         repeat {
             let part: HTTPClientResponsePart?
@@ -291,9 +301,14 @@ struct UpstreamResponseStream: AsyncSequence, Sendable {
 }
 
 /// Buffers response parts for the one task reading them on the same event loop; pauses reading from
-/// the socket while the reader lags (back-pressure), and turns close, errors and idle timeouts into
-/// failures of the waiting read.
-final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+/// the socket while the reader lags (back-pressure), and turns close, errors and timeouts into failures
+/// of the waiting read.
+///
+/// Timers: one scheduled callback per connection that re-arms itself, so an exchange only stores
+/// deadlines (no timer, promise or closure per request). `idle` is inactivity on the connection — in the
+/// pool, or the instance's silence in an exchange (not a slow client that has not taken what was already
+/// read: then reading is merely paused); `response_headers` runs from the end of the request to the head.
+final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, NIOScheduledCallbackHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 
     private let parts = LoopHandoff<HTTPClientResponsePart>()
@@ -301,13 +316,29 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     /// Between sending a request and the end of its response.
     private var inExchange = false
     private var context: ChannelHandlerContext?
-    /// Set by the response-headers timer before it closes the channel.
-    var timedOut = false
+    /// Set when the response-headers deadline passed (then the channel is closed).
+    private(set) var timedOut = false
+
+    private let idleTimeout: TimeAmount
+    /// The last byte read or request part written.
+    private var lastActivity = NIODeadline.now()
+    /// The response head is due by then; nil outside the wait for it.
+    private var responseDeadline: NIODeadline?
+    /// The longest the timer sleeps: a response deadline set after it was armed is never passed by
+    /// more than this (the last exchange's `response_headers`, so the same service never re-arms it).
+    private var maxSleep: TimeAmount
+    private var timer: NIOScheduledCallback?
+    private var timerAt = NIODeadline.distantFuture
 
     /// Parts beyond this many unread pause socket reads until the reader catches up.
     static let highWatermark = 8
 
     struct IdleTimeout: Error {}
+
+    init(idleTimeout: TimeAmount) {
+        self.idleTimeout = idleTimeout
+        self.maxSleep = idleTimeout
+    }
 
     var hasBufferedHead: Bool {
         parts.buffer.contains { if case .head = $0 { return true } else { return false } }
@@ -323,11 +354,31 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         parts.removeAll()
     }
 
+    /// A request part was written.
+    func touch() {
+        lastActivity = .now()
+    }
+
+    /// The request is sent: its response head is due within `timeout`.
+    func expectResponse(within timeout: TimeAmount) {
+        let deadline = lastActivity + timeout
+        responseDeadline = deadline
+        maxSleep = min(idleTimeout, timeout)
+        if deadline < timerAt, let context { arm(context: context, at: deadline) }
+    }
+
+    func responseArrived() {
+        responseDeadline = nil
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        lastActivity = .now()
+        arm(context: context, at: lastActivity + idleTimeout)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimer(context: context)
         self.context = nil
     }
 
@@ -351,6 +402,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = .now()
         if parts.deliver(unwrapInboundIn(data)) >= Self.highWatermark, !readingPaused {
             readingPaused = true
             _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
@@ -358,6 +410,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        cancelTimer(context: context)
         parts.finish()
         context.fireChannelInactive()
     }
@@ -367,16 +420,42 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         context.close(promise: nil)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            // Idle in the pool: close it. In an exchange, only the instance's silence counts — not a
-            // slow client that has not taken what was already read (then reading is merely paused).
-            if inExchange, !parts.readerWaiting, !parts.buffer.isEmpty || readingPaused { return }
-            parts.fail(IdleTimeout())
+    // MARK: Timer
+
+    private func arm(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        cancelTimer(context: context)
+        timerAt = deadline
+        timer = try? context.eventLoop.scheduleCallback(at: deadline, handler: self)
+    }
+
+    private func cancelTimer(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        timerAt = .distantFuture
+    }
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        timer = nil
+        timerAt = .distantFuture
+        guard let context, context.channel.isActive else { return }
+        let now = NIODeadline.now()
+        if let responseDeadline, now >= responseDeadline {
+            timedOut = true
             context.close(promise: nil)
             return
         }
-        context.fireUserInboundEventTriggered(event)
+        var idleDeadline = lastActivity + idleTimeout
+        if now >= idleDeadline {
+            if inExchange, !parts.readerWaiting, !parts.buffer.isEmpty || readingPaused {
+                // A slow client, not a silent instance.
+                idleDeadline = now + idleTimeout
+            } else {
+                parts.fail(IdleTimeout())
+                context.close(promise: nil)
+                return
+            }
+        }
+        arm(context: context, at: min(idleDeadline, responseDeadline ?? .distantFuture, now + maxSleep))
     }
 
     /// The next response part; nil once the connection closed cleanly with nothing left to read.
