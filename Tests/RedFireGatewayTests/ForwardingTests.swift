@@ -266,6 +266,30 @@ struct ForwardingTests {
         try await server.close()
     }
 
+    /// What an instance's response loses on the way to the client: hop-by-hop fields (and those its
+    /// `Connection` lists), `Server`, its own `X-Request-ID` (the request's is sent); the rest — its
+    /// `Date` included — arrives as sent.
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func responseHeadersLoseHopByHopFieldsAndKeepTheOriginsDate(_ transport: UpstreamTransportKind) async throws {
+        let server = try await ScriptedServer.start {
+            ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Internal\r\nX-Internal: secret\r\nKeep-Alive: timeout=5\r\n"
+                + "Server: nginx/1.22.1\r\nX-Request-ID: upstream-made\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\n"
+                + "Proxy-Authenticate: Basic\r\nX-Custom: kept\r\n\r\nok", close: false)
+        }
+        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport)
+        let reply = try await RawHTTP.exchange(port: gateway.port, bytes: Array(
+            "GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\nX-Request-ID: trace-7\r\nConnection: close\r\n\r\n".utf8))
+        #expect(reply.status == 200 && reply.body == "ok")
+        for name in ["X-Internal", "Keep-Alive", "Server", "Proxy-Authenticate"] {
+            #expect(reply.headers[name].isEmpty, "\(name) is not passed on")
+        }
+        #expect(reply.headers["X-Request-ID"] == ["trace-7"])
+        #expect(reply.headers["Date"] == ["Tue, 01 Jan 2030 00:00:00 GMT"])
+        #expect(reply.headers["X-Custom"] == ["kept"])
+        await gateway.shutdown()
+        try await server.close()
+    }
+
     /// The service's `idle` timeout closes a kept-alive connection nobody uses — not before it passed.
     @Test(arguments: [UpstreamTransportKind.nio])
     func keptAliveConnectionsCloseAfterTheIdleTimeout(_ transport: UpstreamTransportKind) async throws {

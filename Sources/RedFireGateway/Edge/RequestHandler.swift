@@ -139,7 +139,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private func write(_ response: Response) async {
         guard let context else { return }
         var head = response.head
-        head.headerFields[.date] = date()
+        // An origin's `Date` is passed on (RFC 9110 §6.6.1); the gateway dates what has none.
+        if !head.headerFields.contains(.date) { head.headerFields.append(HTTPField(name: .date, value: date())) }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         let writer = ChannelResponseBodyWriter(handler: self)
         do {

@@ -28,18 +28,21 @@ enum GatewayRequestID {
 
     static func generate() -> String {
         let sequence = counter.wrappingIncrementThenLoad(ordering: .relaxed)
-        return hex(prefix) + hex(FastRandom.mix(sequence))
+        let mixed = FastRandom.mix(sequence)
+        // One string, written in place (no concatenation of two halves).
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            hex(prefix, into: buffer, at: 0)
+            hex(mixed, into: buffer, at: 16)
+            return 32
+        }
     }
 
-    private static func hex(_ value: UInt64) -> String {
+    private static func hex(_ value: UInt64, into buffer: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
         let digits: StaticString = "0123456789abcdef"
-        return String(unsafeUninitializedCapacity: 16) { buffer in
-            digits.withUTF8Buffer { table in
-                for index in 0..<16 {
-                    buffer[index] = table[Int((value >> UInt64((15 - index) * 4)) & 0xF)]
-                }
+        digits.withUTF8Buffer { table in
+            for index in 0..<16 {
+                buffer[offset + index] = table[Int((value >> UInt64((15 - index) * 4)) & 0xF)]
             }
-            return 16
         }
     }
 }

@@ -163,8 +163,7 @@ struct Forwarder: Sendable {
     private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, admission: ServiceAdmission?, requestID: String, extraHeaders: HTTPFields, recorder: RequestRecorder,
                                   dispatched: ContinuousClock.Instant, earlierUpstreamTime: Duration, body: UpstreamRequestBody?,
                                   upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
-        var headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID)
-        for field in extraHeaders { headers[field.name] = field.value }
+        let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID, extra: extraHeaders)
         let status = upstream.status
         /// Records the request once the instance's response is done (whole, or ended early).
         @Sendable func record(bytesOut: Int) {

@@ -61,9 +61,10 @@ final class HTTPClientTransport: UpstreamTransport {
     }
 
     /// HTTPFields keeps each cookie as its own field; HTTP/1.1 wants one `Cookie` line (RFC 6265 §5.4).
-    static func headers(_ fields: HTTPFields) -> HTTPHeaders {
+    /// `spare` reserves room for fields the caller adds (`Host`, framing) without growing the list.
+    static func headers(_ fields: HTTPFields, spare: Int = 0) -> HTTPHeaders {
         var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count)
+        headers.reserveCapacity(fields.count + spare)
         var cookies: [String] = []
         for field in fields {
             if field.name == .cookie { cookies.append(field.value) } else { headers.add(name: field.name.rawName, value: field.value) }

@@ -10,20 +10,15 @@ enum HeaderPolicy {
         .proxyAuthorization, .proxyAuthenticate,
     ]
 
-    /// Removes hop-by-hop fields and every field named in `Connection`.
-    static func stripHopByHop(_ fields: inout HTTPFields) {
-        let connectionValues = fields[values: .connection]
-        if !connectionValues.isEmpty {
-            for value in connectionValues {
-                for token in value.split(separator: ",") {
-                    let name = token.trimmingASCIISpaces()
-                    if let fieldName = HTTPField.Name(String(name)) { fields[fieldName] = nil }
-                }
+    /// The names a `Connection` field lists: hop-by-hop for this message (RFC 9110 §7.6.1).
+    static func connectionListed(_ fields: HTTPFields) -> [HTTPField.Name] {
+        var listed: [HTTPField.Name] = []
+        for field in fields where field.name == .connection {
+            for token in field.value.split(separator: ",") {
+                if let name = HTTPField.Name(String(token.trimmingASCIISpaces())) { listed.append(name) }
             }
         }
-        for name in hopByHop where fields.contains(name) {
-            fields[name] = nil
-        }
+        return listed
     }
 
     /// Headers for the upstream request: the client's, without hop-by-hop fields and without any
@@ -36,13 +31,7 @@ enum HeaderPolicy {
     static func upstreamHeaders(_ clientFields: HTTPFields, clientIP: String?, clientHost: String?, requestID: String,
                                 identity: UpstreamIdentity = .transparent) -> HTTPFields {
         let dropCredentials = !identity.keepCredentials
-        // Names the client's `Connection` lists are hop-by-hop for this request (RFC 9110 §7.6.1).
-        var listed: [HTTPField.Name] = []
-        for field in clientFields where field.name == .connection {
-            for token in field.value.split(separator: ",") {
-                if let name = HTTPField.Name(String(token.trimmingASCIISpaces())) { listed.append(name) }
-            }
-        }
+        let listed = connectionListed(clientFields)
         var fields = HTTPFields()
         fields.reserveCapacity(clientFields.count + 8)
         var forwardedFor: String?
@@ -98,13 +87,23 @@ enum HeaderPolicy {
         return false
     }
 
-    /// Headers for the client from an upstream response.
-    static func downstreamHeaders(_ upstreamFields: HTTPFields, requestID: String) -> HTTPFields {
-        var fields = upstreamFields
-        stripHopByHop(&fields)
-        // No product or version of what runs behind the gateway is advertised.
-        fields[.server] = nil
-        fields[.requestID] = requestID
+    /// Headers for the client from an upstream response: the instance's, without hop-by-hop fields,
+    /// `Server` (no product or version of what runs behind the gateway is advertised) and its
+    /// `X-Request-ID`, plus the request's ID and `extra` (rate-limit fields), which replace any field of
+    /// the same name. Built in one pass, with room for the `Date` the connection adds when missing.
+    static func downstreamHeaders(_ upstreamFields: HTTPFields, requestID: String, extra: HTTPFields = [:]) -> HTTPFields {
+        let listed = connectionListed(upstreamFields)
+        var fields = HTTPFields()
+        fields.reserveCapacity(upstreamFields.count + extra.count + 2)
+        for field in upstreamFields {
+            let name = field.name
+            if name == .server || name == .requestID || hopByHop.contains(name) { continue }
+            if !listed.isEmpty, listed.contains(name) { continue }
+            if !extra.isEmpty, extra.contains(name) { continue }
+            fields.append(field)
+        }
+        fields.append(HTTPField(name: .requestID, value: requestID))
+        fields.append(contentsOf: extra)
         return fields
     }
 }
