@@ -132,7 +132,9 @@ final class LoopConnectionPool: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHTTPClientHandlers()
+                    // No outbound header validation: every field comes from `HTTPFields` (names are
+                    // tokens, values legalized on construction), `Host` from the validated instance URL.
+                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try sync.addHandler(UpstreamConnectionHandler(idleTimeout: idleTimeout))
                 }
             }
