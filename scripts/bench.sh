@@ -74,9 +74,12 @@ upstreams='services:
     instances:
       - url: http://127.0.0.1:19001
       - url: http://127.0.0.1:19002'
+# One event loop, as HAProxy (nbthread 1) and nginx (one worker) run here: the same number of threads
+# for every proxy. "gateway proxy Nt" is the proxy path with the default, one event loop per core.
 # Proxy path: routing, balancing, header policy, metrics; no auth, no rate limit.
 cat > "$work/gateway.yaml" <<YAML
 listen: 127.0.0.1:18083
+event_loop_threads: 1
 $upstreams
 routes:
   - prefix: /api/v1/trading
@@ -89,6 +92,7 @@ rm -rf "$work/data" "$work/access.log"
 secret=$(head -c 48 /dev/urandom | base64 | tr -d '\n')
 cat > "$work/gateway-full.yaml" <<YAML
 listen: 127.0.0.1:18084
+event_loop_threads: 1
 data_dir: $work/data
 auth:
   jwt_secret: "$secret"
@@ -162,6 +166,14 @@ measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids)
 measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid"
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
 
+grep -v '^event_loop_threads:' "$work/gateway.yaml" > "$work/gateway-nt.yaml"
+"$gateway_bin" serve --config "$work/gateway-nt.yaml" --log-level warning >"$work/gateway-nt.log" 2>&1 &
+nt_pid=$!
+pids+=("$nt_pid")
+wait_port 18083
+measure "gateway proxy Nt" "http://127.0.0.1:18083/api/v1/trading/orders" "$nt_pid"
+kill "$nt_pid"; wait "$nt_pid" 2>/dev/null || true
+
 echo "load-test-secret-0123456789" | "$gateway_bin" users add bench --role trader --password-stdin --config "$work/gateway-full.yaml" >/dev/null
 "$gateway_bin" serve --config "$work/gateway-full.yaml" --log-level warning >"$work/gateway-full.log" 2>&1 &
 full_pid=$!
@@ -191,13 +203,13 @@ ratio_of() { # name → req/s and p99 of that row
   done
 }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%f", v / 1000; else if (v ~ /ms$/) printf "%f", v + 0; else if (v ~ /s$/) printf "%f", v * 1000; else print 0 }'; }
-for gateway in "gateway proxy" "gateway full"; do
+for gateway in "gateway proxy" "gateway full" "gateway proxy Nt"; do
   read -r grps gp99 <<<"$(ratio_of "$gateway")"
   [[ -n $grps ]] || continue
   for reference in haproxy nginx; do
     read -r rrps rp99 <<<"$(ratio_of "$reference")"
     [[ -n $rrps ]] || continue
     awk -v g="$grps" -v r="$rrps" -v gp="$(to_ms "$gp99")" -v rp="$(to_ms "$rp99")" -v n="$gateway" -v ref="$reference" \
-      'BEGIN {printf "%-14s / %-8s throughput %.2f×   p99 %.2f×\n", n, ref, g / r, (rp > 0 ? gp / rp : 0)}'
+      'BEGIN {printf "%-16s / %-8s throughput %.2f×   p99 %.2f×\n", n, ref, g / r, (rp > 0 ? gp / rp : 0)}'
   done
 done
