@@ -142,7 +142,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         // An origin's `Date` is passed on (RFC 9110 §6.6.1); the gateway dates what has none.
         if !head.headerFields.contains(.date) { head.headerFields.append(HTTPField(name: .date, value: date())) }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        let writer = ChannelResponseBodyWriter(handler: self)
+        let writer = ChannelResponseBodyWriter(handler: self, remaining: response.body.contentLength)
         do {
             try await response.body.write(writer)
         } catch {
@@ -153,10 +153,15 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         responseFinished()
     }
 
-    fileprivate func writeBody(_ buffer: ByteBuffer) async throws {
+    /// `last`: the body's final bytes; they go out with the end of the response, in one flush.
+    fileprivate func writeBody(_ buffer: ByteBuffer, last: Bool) async throws {
         guard let context else { throw RequestBodyStream.Closed() }
         if context.channel.isWritable {
-            context.writeAndFlush(wrapOutboundOut(.body(buffer)), promise: nil)
+            if last {
+                context.write(wrapOutboundOut(.body(buffer)), promise: nil)
+            } else {
+                context.writeAndFlush(wrapOutboundOut(.body(buffer)), promise: nil)
+            }
         } else {
             // Back-pressure: wait until the client has taken what is queued.
             try await context.writeAndFlush(wrapOutboundOut(.body(buffer))).get()
@@ -229,13 +234,21 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 /// Writes a response body to the connection from the responder's task (on the connection's loop).
 struct ChannelResponseBodyWriter: ResponseBodyWriter {
     let handler: GatewayRequestHandler
+    /// Bytes of a body of known length still to come: a chunk that completes it is not flushed on its
+    /// own (the end of the response flushes it), so a whole response leaves in one flush.
+    var remaining: Int?
 
     mutating func write(_ buffer: ByteBuffer) async throws {
-        try await handler.writeBody(buffer)
+        var last = false
+        if let remaining {
+            self.remaining = remaining - buffer.readableBytes
+            last = buffer.readableBytes >= remaining
+        }
+        try await handler.writeBody(buffer, last: last)
     }
 
     mutating func write(contentsOf buffers: some Sequence<ByteBuffer>) async throws {
-        for buffer in buffers { try await handler.writeBody(buffer) }
+        for buffer in buffers { try await write(buffer) }
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {

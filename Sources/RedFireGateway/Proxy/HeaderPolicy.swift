@@ -3,12 +3,24 @@ import NIOHTTP1
 
 /// What the gateway changes in headers on the way through, and nothing more.
 enum HeaderPolicy {
-    /// Hop-by-hop fields (RFC 9110 §7.6.1) that never cross the gateway, in either direction, plus
-    /// `Proxy-Authorization`/`Proxy-Authenticate`, which are meant for the gateway itself.
-    static let hopByHop: [HTTPField.Name] = [
-        .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgradeField,
-        .proxyAuthorization, .proxyAuthenticate,
-    ]
+    /// Hop-by-hop fields (RFC 9110 §7.6.1) that never cross the gateway, in either direction —
+    /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade` —
+    /// plus `Proxy-Authorization`/`Proxy-Authenticate`, which are meant for the gateway itself.
+    /// Decided by length first, so most fields are settled without a string comparison (this runs for
+    /// every field in both directions).
+    static func isHopByHop(_ name: HTTPField.Name) -> Bool {
+        let canonical = name.canonicalName
+        switch canonical.utf8.count {
+        case 2: return canonical == "te"
+        case 7: return canonical == "trailer" || canonical == "upgrade"
+        case 10: return canonical == "connection" || canonical == "keep-alive"
+        case 16: return canonical == "proxy-connection"
+        case 17: return canonical == "transfer-encoding"
+        case 18: return canonical == "proxy-authenticate"
+        case 19: return canonical == "proxy-authorization"
+        default: return false
+        }
+    }
 
     /// The names a `Connection` field lists: hop-by-hop for this message (RFC 9110 §7.6.1).
     static func connectionListed(_ fields: HTTPFields) -> [HTTPField.Name] {
@@ -44,7 +56,7 @@ enum HeaderPolicy {
             // Set by the gateway below; `Expect` is answered by the gateway itself (it sends the
             // client's `100 Continue` when it starts reading the body).
             if name == .forwardedProto || name == .forwardedHost || name == .requestID || name == .expect { continue }
-            if hopByHop.contains(name) || isReserved(name) || (dropCredentials && (name == .authorization || name == .apiKey)) { continue }
+            if isHopByHop(name) || isReserved(name) || (dropCredentials && (name == .authorization || name == .apiKey)) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             fields.append(field)
         }
@@ -97,7 +109,7 @@ enum HeaderPolicy {
         fields.reserveCapacity(upstreamFields.count + extra.count + 2)
         for field in upstreamFields {
             let name = field.name
-            if name == .server || name == .requestID || hopByHop.contains(name) { continue }
+            if isHopByHop(name) || name == .server || name == .requestID { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             if !extra.isEmpty, extra.contains(name) { continue }
             fields.append(field)
