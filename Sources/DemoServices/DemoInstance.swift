@@ -200,7 +200,7 @@ struct DemoResponder: HTTPResponder {
             return try await echo(request, path: path, query: query)
         }
         if path.hasSuffix("/_download") {
-            return download(bytes: parameters["bytes"].flatMap(Int.init) ?? 0)
+            return download(bytes: parameters["bytes"].flatMap(Int.init) ?? 0, chunked: parameters["chunked"] == "1")
         }
         // Drain any body so the connection stays reusable.
         var body = request.body.makeAsyncIterator()
@@ -240,10 +240,10 @@ struct DemoResponder: HTTPResponder {
         return Response(status: .ok, headers: [.contentType: "application/json", .demoInstance: instance.id], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    private func download(bytes: Int) -> Response {
+    /// `bytes` of a fixed pattern; `chunked` leaves the length undeclared (the body goes out chunked).
+    private func download(bytes: Int, chunked: Bool) -> Response {
         let total = max(0, bytes)
-        return Response(status: .ok, headers: [.contentType: "application/octet-stream", .demoInstance: instance.id],
-                        body: ResponseBody(contentLength: total) { writer in
+        let write: @Sendable (inout any ResponseBodyWriter) async throws -> Void = { writer in
             var offset = 0
             while offset < total {
                 let length = min(StreamChecksum.patternChunkSize, total - offset)
@@ -251,7 +251,9 @@ struct DemoResponder: HTTPResponder {
                 offset += length
             }
             try await writer.finish(nil)
-        })
+        }
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream", .demoInstance: instance.id],
+                        body: ResponseBody(contentLength: chunked ? nil : total, write))
     }
 
     private func json(_ status: HTTPResponse.Status, _ payload: [String: String]) -> Response {

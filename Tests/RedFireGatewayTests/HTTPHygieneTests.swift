@@ -196,6 +196,15 @@ struct HTTPHygieneTests {
         try await refused.write("POST /api/v1/small/_echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
         let answer = try await refused.readResponse(timeoutSeconds: 5)
         #expect(answer.status == 413, "refused at once, no 100 Continue first")
+
+        // An HTTP/1.0 client's expectation is ignored (RFC 9110 §10.1.1): no interim response, the final one.
+        // The body is withheld for a second (the time a 1.1 client would wait): nothing may arrive meanwhile.
+        let old = try await RawConnection(port: gateway.port)
+        try await old.write("POST /api/v1/trading/_echo HTTP/1.0\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        await #expect(throws: RawHTTP.Failure.self, "no 100 Continue for HTTP/1.0") { try await old.readResponse(timeoutSeconds: 1) }
+        try await old.write("hello")
+        let final = try await old.readResponse()
+        #expect(final.status == 200)
         await gateway.shutdown()
         await stopAll(instances)
     }

@@ -111,6 +111,40 @@ struct StreamingTests {
         await stopAll(instances)
     }
 
+    /// HTTP/1.0 has no chunked coding (RFC 9112 §6.1): a streamed response of unknown length reaches an
+    /// HTTP/1.0 client unframed and ends with the connection; an HTTP/1.1 client gets it chunked. An
+    /// HTTP/1.0 client asking for keep-alive is told so and keeps its connection.
+    @Test func http10ClientsGetCloseDelimitedStreamsAndKeepAliveWhenAsked() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let size = 300_000
+        let expected = String(decoding: (0..<size).map { UInt8($0 % 251) }, as: UTF8.self)
+        let target = "/api/v1/trading/_download?bytes=\(size)&chunked=1"
+
+        let old = try await RawHTTP.exchange(port: gateway.port, bytes: Array("GET \(target) HTTP/1.0\r\nHost: x\r\n\r\n".utf8))
+        #expect(old.status == 200)
+        #expect(old.headers["Transfer-Encoding"].isEmpty && old.headers["Content-Length"].isEmpty, "unframed")
+        #expect(old.headers["Connection"] == ["close"])
+        #expect(old.body == expected, "the whole stream, \(old.body.utf8.count) bytes")
+
+        let current = try await RawHTTP.exchange(port: gateway.port, bytes: Array("GET \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+        #expect(current.status == 200 && current.headers["Transfer-Encoding"] == ["chunked"])
+        #expect(current.body == expected)
+
+        let kept = try await RawConnection(port: gateway.port)
+        for _ in 0..<2 {
+            try await kept.write("GET /api/v1/trading/orders HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            let reply = try await kept.readResponse()
+            #expect(reply.status == 200 && reply.headers["Connection"] == ["keep-alive"] && !reply.headers["Content-Length"].isEmpty)
+        }
+        try await kept.write("GET /api/v1/trading/orders HTTP/1.0\r\nHost: x\r\n\r\n")
+        let last = try await kept.readResponse()
+        #expect(last.status == 200 && last.headers["Connection"] == ["close"])
+        #expect(try await kept.waitForClose(timeoutSeconds: 5).closed, "HTTP/1.0 without keep-alive closes")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
     /// A client slower than the service's idle timeout still gets the whole response: the timeout is
     /// the instance's silence, not the client's pace (reading from the instance merely pauses).
     @Test func aSlowClientIsNotCutOffByTheUpstreamIdleTimeout() async throws {

@@ -136,6 +136,9 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
     /// Requests passed on whose final response has not been written yet.
     private var pending = 0
+    /// For each pending request, in order: whether it came as HTTP/1.0 (its response must not be
+    /// chunked nor preceded by a 1xx, RFC 9112 §6.1, RFC 9110 §15.2).
+    private var http10Pending = CircularBuffer<Bool>(initialCapacity: 2)
     /// Between a passed-on head and its `.end`.
     private var readingBody = false
     /// Inbound is over: a request was refused (or a timeout hit); everything after it is dropped.
@@ -225,6 +228,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             switch convert(head) {
             case .success(let request):
                 pending += 1
+                http10Pending.append(head.version.major == 1 && head.version.minor == 0)
                 readingBody = true
                 idleSince = nil
                 headSince = nil
@@ -325,23 +329,46 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         }
         switch unwrapOutboundIn(data) {
         case .head(let response):
+            let final = response.status.kind != .informational
+            let http10 = http10Pending.first ?? false
+            if !final, http10 {
+                // An HTTP/1.0 client gets no interim response (`100 Continue` included).
+                promise?.succeed(())
+                return
+            }
             var headers = HTTPHeaders()
             headers.reserveCapacity(response.headerFields.count + 1)
             var saysClose = false
+            var hasLength = false
             for field in response.headerFields {
                 if field.name == .connection, field.value.utf8.count == 5, field.value.lowercased() == "close" { saysClose = true }
+                if field.name == .contentLength { hasLength = true }
                 headers.add(name: field.name.rawName, value: field.value)
             }
-            let final = response.status.kind != .informational
+            var version = HTTPVersion.http1_1
             if final {
-                if saysClose { closeAfterResponse = true } else if closeAfterResponse { headers.add(name: "Connection", value: "close") }
+                if http10, !hasLength, response.status.code != 204, response.status.code != 304 {
+                    // HTTP/1.0 knows no chunked coding: a body of unknown length is delimited by closing
+                    // the connection, and NIO's encoder frames by the head's version.
+                    version = .http1_0
+                    closeAfterResponse = true
+                }
+                if saysClose {
+                    closeAfterResponse = true
+                } else if closeAfterResponse {
+                    headers.add(name: "Connection", value: "close")
+                } else if http10 {
+                    // The client asked to keep the connection (HTTP/1.0 closes unless told otherwise).
+                    headers.add(name: "Connection", value: "keep-alive")
+                }
             }
             let status = HTTPResponseStatus(statusCode: response.status.code, reasonPhrase: response.status.reasonPhrase)
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: promise)
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: promise)
         case .body(let body):
             context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
         case .end(let trailers):
             pending -= 1
+            if !http10Pending.isEmpty { http10Pending.removeFirst() }
             let last = HTTPServerResponsePart.end(trailers.map { HTTPHeaders(fields: $0) })
             if pending == 0, let refusal = deferredRefusal {
                 deferredRefusal = nil
