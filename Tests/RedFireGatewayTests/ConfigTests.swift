@@ -86,11 +86,11 @@ struct ConfigTests {
 
     @Test func connectionLimitsServerNamesAndSlashMergingParse() throws {
         let config = try GatewayConfig.parse(yaml: Self.minimalYAML + """
-        limits: {header_timeout: 2s, idle_timeout: 30s}
+        limits: {header_timeout: 2s, idle_timeout: 30s, body_timeout: 15s}
         server_names: [API.RedFire.example, gateway.internal]
         merge_slashes: false
         """)
-        #expect(config.limits.headerTimeout == .seconds(2) && config.limits.idleTimeout == .seconds(30))
+        #expect(config.limits.headerTimeout == .seconds(2) && config.limits.idleTimeout == .seconds(30) && config.limits.bodyTimeout == .seconds(15))
         #expect(config.serverNames == ["api.redfire.example", "gateway.internal"])
         #expect(config.mergeSlashes == false)
         let settings = ConnectionSettings(config: config)
@@ -98,12 +98,12 @@ struct ConfigTests {
         #expect(ConnectionSettings(config: GatewayConfig()).serverNames == ["localhost", "127.0.0.1", "[::1]"], "listen 0.0.0.0 is no name")
         #expect {
             try GatewayConfig.parse(yaml: Self.minimalYAML + """
-            limits: {header_timeout: 1ms}
+            limits: {header_timeout: 1ms, body_timeout: 0s}
             server_names: ["http://x/"]
             """)
         } throws: { error in
             let text = (error as? ConfigError)?.description ?? ""
-            return text.contains("limits.header_timeout") && text.contains("server_names")
+            return text.contains("limits.header_timeout") && text.contains("limits.body_timeout") && text.contains("server_names")
         }
     }
 

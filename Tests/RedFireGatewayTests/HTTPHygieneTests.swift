@@ -9,7 +9,8 @@ import Testing
 @Suite("HTTP hygiene")
 struct HTTPHygieneTests {
     /// One route `/api/v1/trading` (and `/api/v1/small`, 1000-byte bodies) over one demo instance.
-    func gateway(_ instances: [DemoInstance], headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60)) async throws -> GatewayHarness {
+    func gateway(_ instances: [DemoInstance], headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60),
+                 bodyTimeout: Duration = .seconds(60)) async throws -> GatewayHarness {
         var config = GatewayConfig()
         config.services = [serviceConfig("user_trading", instances)]
         var small = RouteConfig(prefix: "/api/v1/small", service: "user_trading")
@@ -17,6 +18,7 @@ struct HTTPHygieneTests {
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading"), small]
         config.limits.headerTimeout = headerTimeout
         config.limits.idleTimeout = idleTimeout
+        config.limits.bodyTimeout = bodyTimeout
         let harness = try await GatewayHarness.start(config)
         await waitUntil("instance checked") { harness.registry.state.services[0].members.allSatisfy { $0.runtime.health == .healthy } }
         return harness
@@ -172,6 +174,40 @@ struct HTTPHygieneTests {
         let idle = try await kept.waitForClose(timeoutSeconds: 5)
         #expect(idle.closed && idle.bytes.isEmpty, "closed without a response: \(idle.bytes)")
         #expect(ContinuousClock.now - idleStart < .seconds(3))
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// A client that stops sending its body gets 408 after `body_timeout` of silence and its connection
+    /// closes; the instance, which saw an aborted request, is not blamed. A body trickled with shorter
+    /// pauses is forwarded whole, however long it takes in total.
+    @Test func aStalledRequestBodyGets408AfterTheBodyTimeout() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await gateway(instances, bodyTimeout: .seconds(1))
+
+        let stalled = try await RawConnection(port: gateway.port)
+        let started = ContinuousClock.now
+        try await stalled.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nX-Request-ID: stall-1\r\nContent-Length: 10\r\n\r\nhello")
+        let cutOff = try await stalled.waitForClose(timeoutSeconds: 5)
+        let elapsed = ContinuousClock.now - started
+        #expect(cutOff.closed && cutOff.bytes.hasPrefix("HTTP/1.1 408"), "\(cutOff.bytes)")
+        #expect(cutOff.bytes.contains("\"code\":\"request_timeout\"") && cutOff.bytes.contains("stall-1"))
+        #expect(elapsed >= .seconds(1) && elapsed < .seconds(4), "after \(elapsed)")
+        let runtime = try #require(gateway.registry.state.services[0].members.first?.runtime)
+        await waitUntil("nothing in flight") { runtime.inFlight == 0 }
+        #expect(runtime.health == .healthy && runtime.ejectedUntil == nil, "the instance is not blamed for the client’s pause")
+
+        // Ten bytes, one every 150 ms: 1.5 s in all, no pause near the timeout.
+        let slow = try await RawConnection(port: gateway.port)
+        try await slow.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        for byte in "0123456789" {
+            try await Task.sleep(for: .milliseconds(150))
+            try await slow.write(String(byte))
+        }
+        let reply = try await slow.readResponse()
+        #expect(reply.status == 200, "\(reply.body)")
+        let report = try? JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
+        #expect(report?.bodyLength == 10)
         await gateway.shutdown()
         await stopAll(instances)
     }

@@ -219,6 +219,7 @@ extension GatewayConfig {
             if let value = limits.int("max_body_size", in: 0...Int(Int32.max)) { config.limits.maxBodySize = value }
             if let value = limits.duration("header_timeout", atLeast: .milliseconds(100)) { config.limits.headerTimeout = value }
             if let value = limits.duration("idle_timeout", atLeast: .milliseconds(100)) { config.limits.idleTimeout = value }
+            if let value = limits.duration("body_timeout", atLeast: .milliseconds(100)) { config.limits.bodyTimeout = value }
             limits.finish()
         }
         if let log = top.object("access_log") {

@@ -157,6 +157,9 @@ public struct RequestLimitsConfig: Sendable, Equatable {
     /// `idle_timeout` — a keep-alive connection with no request in progress is closed after this.
     /// Default 60s.
     public var idleTimeout: Duration = .seconds(60)
+    /// `body_timeout` — the longest a client may pause while sending a request body (between two reads,
+    /// from the head or the `100 Continue`); then 408 and close. Default 60s.
+    public var bodyTimeout: Duration = .seconds(60)
 
     public init() {}
 }

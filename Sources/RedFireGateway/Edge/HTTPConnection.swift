@@ -9,6 +9,7 @@ import NIOHTTPTypes
 struct ConnectionSettings: Sendable {
     var headerTimeout: TimeAmount
     var idleTimeout: TimeAmount
+    var bodyTimeout: TimeAmount
     /// Lower-case host names accepted in an absolute-form request target.
     var serverNames: Set<String>
     /// Bytes the HTTP/1 parser accepts for the request line and header section before it gives up
@@ -19,6 +20,7 @@ struct ConnectionSettings: Sendable {
     init(config: GatewayConfig) {
         headerTimeout = .nanoseconds(config.limits.headerTimeout.nanosecondsClamped)
         idleTimeout = .nanoseconds(config.limits.idleTimeout.nanosecondsClamped)
+        bodyTimeout = .nanoseconds(config.limits.bodyTimeout.nanosecondsClamped)
         var names = Set(config.serverNames)
         if config.serverNames.isEmpty {
             names = ["localhost", "127.0.0.1", "[::1]"]
@@ -109,6 +111,9 @@ final class EventLoopTaskExecutor: TaskExecutor {
     }
 }
 
+/// A client paused its request body longer than `limits.body_timeout`.
+struct RequestBodyTimeout: Error {}
+
 /// NIO HTTP/1 parts ⇄ HTTP types, with the connection-level rules of RFC 9112 that the parser does not
 /// enforce, and the connection's timers.
 ///
@@ -153,12 +158,16 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     // Timers (RFC 9112 §9.8 allows closing idle connections; slowloris protection). One scheduled task
     // per connection, rescheduled when it fires early: a request only stores deadlines.
     private var timer: Scheduled<Void>?
+    private var timerAt = NIODeadline.distantFuture
     /// When the connection last had no request in progress (nil while one is).
     private var idleSince: NIODeadline?
     /// When the current request's header section started: the connection's start for the first request,
     /// the first byte for later ones.
     private var headSince: NIODeadline?
     private var headBytesSeen = false
+    /// While a request body is being read: the last time a part of it arrived (or the head, or the
+    /// `100 Continue` the client waited for).
+    private var bodySince: NIODeadline?
 
     init(settings: ConnectionSettings, connections: ConnectionCount) {
         self.settings = settings
@@ -234,15 +243,27 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 headSince = nil
                 headBytesSeen = false
                 if !head.isKeepAlive { closeAfterResponse = true }
+                let fields = request.headerFields
+                if fields.contains(.transferEncoding) || (fields[.contentLength].map { $0 != "0" } ?? false) {
+                    // A body is coming: its pauses are timed (requests without one schedule nothing).
+                    let now = NIODeadline.now()
+                    bodySince = now
+                    if timer == nil || timerAt > now + settings.bodyTimeout {
+                        timer?.cancel()
+                        schedule(context: context, at: now + settings.bodyTimeout)
+                    }
+                }
                 context.fireChannelRead(wrapInboundOut(.head(request)))
             case .failure(let refusal):
                 let supplied = head.headers.first(name: "X-Request-ID")
                 refuse(refusal.error, requestID: supplied.flatMap { GatewayRequestID.isWellFormed($0) ? $0 : nil }, context: context)
             }
         case .body(let body):
+            if bodySince != nil { bodySince = .now() }
             context.fireChannelRead(wrapInboundOut(.body(body)))
         case .end(let trailers):
             readingBody = false
+            bodySince = nil
             context.fireChannelRead(wrapInboundOut(.end(trailers.map { HTTPFields(nioHeaders: $0) })))
         }
     }
@@ -305,6 +326,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     private func lingerThenClose(context: ChannelHandlerContext) {
         timer?.cancel()
         context.close(mode: .output, promise: nil)
+        timerAt = .now() + Self.linger
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.linger) {
             context.close(promise: nil)
         }
@@ -336,6 +358,8 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 promise?.succeed(())
                 return
             }
+            // The client starts sending its body now: its pause so far was the gateway's.
+            if response.status == .continue, bodySince != nil { bodySince = .now() }
             var headers = HTTPHeaders()
             headers.reserveCapacity(response.headerFields.count + 1)
             var saysClose = false
@@ -396,6 +420,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func schedule(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        timerAt = deadline
         timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             timer = nil
             timerFired()
@@ -403,7 +428,26 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func timerFired() {
-        guard let context, pending == 0, !outboundClosed, let idleSince else { return }
+        guard let context, !outboundClosed else { return }
+        if pending > 0 {
+            // A request in progress: only a body the client has paused is timed.
+            guard readingBody, let bodySince else { return }
+            let now = NIODeadline.now()
+            let deadline = bodySince + settings.bodyTimeout
+            if now < deadline {
+                schedule(context: context, at: deadline)
+                return
+            }
+            // Whoever reads the body fails with the timeout (the forwarder answers 408, the instance is
+            // not blamed); the connection closes after that response — the rest cannot be read.
+            self.bodySince = nil
+            readingBody = false
+            inboundClosed = true
+            closeAfterResponse = true
+            context.fireErrorCaught(RequestBodyTimeout())
+            return
+        }
+        guard let idleSince else { return }
         let now = NIODeadline.now()
         if let headSince {
             let deadline = headSince + settings.headerTimeout

@@ -42,9 +42,11 @@ struct TrackedRequestBody: AsyncSequence, Sendable {
             do {
                 chunk = try await inner.next()
             } catch {
-                // The connection broke or the framing was invalid (a bad chunk): the request is incomplete.
-                progress.failure.store(ClientBodyFailure.malformed.rawValue, ordering: .relaxed)
-                throw ClientBodyFailure.malformed
+                // The connection broke, the framing was invalid (a bad chunk) or the client paused too
+                // long: the request is incomplete.
+                let failure: ClientBodyFailure = error is RequestBodyTimeout ? .timedOut : .malformed
+                progress.failure.store(failure.rawValue, ordering: .relaxed)
+                throw failure
             }
             guard let chunk else { return nil }
             let total = progress.bytes.wrappingIncrementThenLoad(by: chunk.readableBytes, ordering: .relaxed)
@@ -68,11 +70,14 @@ enum ClientBodyFailure: UInt8, Error {
     case tooLarge = 1
     /// Invalid chunked framing, or the client went away mid-body.
     case malformed = 2
+    /// The client paused longer than `limits.body_timeout`.
+    case timedOut = 3
 
     var error: GatewayErrorCode {
         switch self {
         case .tooLarge: return .bodyTooLarge
         case .malformed: return .malformedRequest
+        case .timedOut: return .requestTimeout.with(message: "The request body did not arrive in time.")
         }
     }
 }
