@@ -38,6 +38,12 @@ struct AccessLogTests {
         _ = try await logged.send("/nowhere", headers: [("X-Request-ID", "access-log-test-3")])
         _ = try await logged.send("/health", headers: [("X-Request-ID", "access-log-test-4")])
         _ = try await logged.send("/api/v1/trading/a%2fb", headers: [("X-Request-ID", "access-log-test-5")])
+        // Refused at the connection, before a request exists: a head the gateway rejects, a line the parser rejects.
+        let framing = try await RawHTTP.exchange(port: logged.port, bytes: Array(("POST /api/v1/trading/orders?password=password-in-query-99 HTTP/1.1\r\n"
+            + "Host: x\r\nX-Request-ID: access-log-test-6\r\nTransfer-Encoding: xchunked\r\n\r\n").utf8))
+        #expect(framing.status == 400)
+        let garbage = try await RawHTTP.exchange(port: logged.port, bytes: Array("GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n".utf8))
+        #expect(garbage.status == 400)
         await logged.shutdown()
         await stopAll(trading)
 
@@ -65,6 +71,11 @@ struct AccessLogTests {
         let badPath = try #require(lines.first { $0["request_id"] as? String == "access-log-test-5" })
         #expect(badPath["status"] as? Int == 400 && badPath["error"] as? String == "invalid_path")
         #expect(lines.contains { $0["path"] as? String == "/api/v1/auth/login" && $0["status"] as? Int == 200 && $0["method"] as? String == "POST" })
+        let badFraming = try #require(lines.first { $0["request_id"] as? String == "access-log-test-6" })
+        #expect(badFraming["status"] as? Int == 400 && badFraming["error"] as? String == "malformed_request")
+        #expect(badFraming["method"] as? String == "POST" && badFraming["path"] as? String == "/api/v1/trading/orders" && badFraming["client_ip"] as? String == "127.0.0.1")
+        let unparsable = try #require(lines.first { $0["request_id"] as? String == garbage.headers.first(name: "X-Request-ID") })
+        #expect(unparsable["status"] as? Int == 400 && unparsable["method"] as? String == "-" && unparsable["error"] as? String == "malformed_request")
     }
 
     @Test func jsonStringsTimestampsAndDurationsAreWrittenExactly() throws {

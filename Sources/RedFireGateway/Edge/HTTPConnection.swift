@@ -63,7 +63,7 @@ struct GatewayHTTPServer: ServerChildChannel {
             limits.maxHeaderFieldSize = settings.parserHeaderBytes
             limits.maxHeaderListSize = settings.parserHeaderBytes
             limits.maxHeaderFieldCount = settings.parserHeaderCount
-            let codec = GatewayHTTPCodec(settings: settings, connections: connections)
+            let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: responder.accessLog)
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(FirstByteObserver(codec: codec))
             try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
@@ -138,6 +138,8 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let settings: ConnectionSettings
     private let connections: ConnectionCount
+    /// Refusals before a request exists (malformed heads, slow header sections) are logged here too.
+    private let accessLog: AccessLog?
     private var context: ChannelHandlerContext?
     /// Requests passed on whose final response has not been written yet.
     private var pending = 0
@@ -153,7 +155,9 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// Outbound is over: the connection is closing; later writes are dropped.
     private var outboundClosed = false
     /// A refusal waiting for earlier responses (pipelined requests) to finish.
-    private var deferredRefusal: (GatewayErrorCode, String)?
+    private var deferredRefusal: WrittenRefusal?
+    /// A refusal's error, request ID and envelope body.
+    private typealias WrittenRefusal = (error: GatewayErrorCode, requestID: String, body: ByteBuffer)
 
     // Timers (RFC 9112 §9.8 allows closing idle connections; slowloris protection). One scheduled task
     // per connection, rescheduled when it fires early: a request only stores deadlines.
@@ -169,9 +173,10 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// `100 Continue` the client waited for).
     private var bodySince: NIODeadline?
 
-    init(settings: ConnectionSettings, connections: ConnectionCount) {
+    init(settings: ConnectionSettings, connections: ConnectionCount, accessLog: AccessLog? = nil) {
         self.settings = settings
         self.connections = connections
+        self.accessLog = accessLog
     }
 
     // MARK: Lifecycle
@@ -256,7 +261,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 context.fireChannelRead(wrapInboundOut(.head(request)))
             case .failure(let refusal):
                 let supplied = head.headers.first(name: "X-Request-ID")
-                refuse(refusal.error, requestID: supplied.flatMap { GatewayRequestID.isWellFormed($0) ? $0 : nil }, context: context)
+                refuse(refusal.error, requestID: supplied.flatMap { GatewayRequestID.isWellFormed($0) ? $0 : nil }, head: head, context: context)
             }
         case .body(let body):
             if bodySince != nil { bodySince = .now() }
@@ -287,16 +292,34 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         refuse(parseError == .headerOverflow ? .headersTooLarge : .malformedRequest, requestID: nil, context: context)
     }
 
-    private func refuse(_ error: GatewayErrorCode, requestID: String?, context: ChannelHandlerContext) {
+    /// `head`: the refused request's head when it was parsed (its method and target are logged).
+    private func refuse(_ error: GatewayErrorCode, requestID: String?, head: HTTPRequestHead? = nil, context: ChannelHandlerContext) {
         inboundClosed = true
-        let refusal = (error, requestID ?? GatewayRequestID.generate())
+        let id = requestID ?? GatewayRequestID.generate()
+        let refusal: WrittenRefusal = (error, id, ErrorEnvelope.body(error, requestID: id))
+        if let accessLog {
+            let since = headSince ?? .now()
+            accessLog.record(AccessLogEntry(requestID: id, clientIP: context.channel.remoteAddress?.ipAddress,
+                                            method: head.map { $0.method.rawValue } ?? "-",
+                                            path: head.map { Self.loggedPath($0.uri) } ?? "-"),
+                             status: error.status.code, instance: nil, attempts: 0, upstream: .zero,
+                             total: .nanoseconds(max(0, (NIODeadline.now() - since).nanoseconds)), bytesIn: 0,
+                             bytesOut: refusal.body.readableBytes, errorCode: error.code)
+        }
         if pending == 0 { writeRefusal(refusal, context: context) } else { deferredRefusal = refusal }
     }
 
-    private func writeRefusal(_ refusal: (GatewayErrorCode, String), context: ChannelHandlerContext) {
+    /// A refused target as the access log shows it: without the query (which may carry secrets), at
+    /// most 256 bytes.
+    static func loggedPath(_ uri: String) -> String {
+        let utf8 = uri.utf8
+        let end = utf8.firstIndex(of: UInt8(ascii: "?")) ?? utf8.endIndex
+        return String(Substring(utf8[..<end].prefix(256)))
+    }
+
+    private func writeRefusal(_ refusal: WrittenRefusal, context: ChannelHandlerContext) {
         guard !outboundClosed else { return }
-        let (error, requestID) = refusal
-        let body = ErrorEnvelope.body(error, requestID: requestID)
+        let (error, requestID, body) = refusal
         var headers = HTTPHeaders()
         headers.reserveCapacity(5)
         headers.add(name: "Content-Type", value: ErrorEnvelope.contentType)
