@@ -100,12 +100,14 @@ struct StreamingTests {
     func clientAbandoningAResponseReleasesTheInFlightCount(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 1)
         let gateway = try await tradingGateway(instances, transport: transport)
-        let response = try await gateway.client.execute(HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/_download?bytes=\(Self.size)"), timeout: .seconds(30))
+        // A client of its own, which goes away mid-body (the harness's client is shared by all tests).
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let response = try await client.execute(HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/_download?bytes=\(Self.size)"), timeout: .seconds(30))
         var iterator = response.body.makeAsyncIterator()
         _ = try await iterator.next()
         let runtime = try #require(gateway.registry.runtime(id: "user_trading-1"))
         #expect(runtime.inFlight == 1)
-        try await gateway.client.shutdown()  // the client goes away mid-body
+        try await client.shutdown()
         await waitUntil("in-flight released") { runtime.inFlight == 0 }
         await gateway.shutdown()
         await stopAll(instances)

@@ -30,11 +30,18 @@ final class GatewayHarness: Sendable {
         self.port = port
         self.group = group
         self.task = task
+        self.client = Self.sharedClient
+    }
+
+    /// One client for every harness, alive for the whole test process: a test that ends by throwing
+    /// leaves nothing that must be shut down (an `HTTPClient` dropped without `shutdown()` stops the
+    /// process, and every other test's result with it).
+    static let sharedClient: HTTPClient = {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5)), decompression: .disabled)
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         configuration.tracing.tracer = nil
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     static func start(_ config: GatewayConfig, configPath: String? = nil) async throws -> GatewayHarness {
         var config = config
@@ -51,7 +58,6 @@ final class GatewayHarness: Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     func shutdown() async {
-        try? await client.shutdown()
         await group.triggerGracefulShutdown()
         _ = try? await task.value
     }
