@@ -45,6 +45,11 @@ import HTTPTypes
         HeaderPolicy.upstreamHeaders(fields, clientIP: "127.0.0.1", clientHost: "gateway.example", requestID: "0123456789abcdef0123456789abcdef")
     }
 
+    /// The header rewriting of a response on its way to the client.
+    public static func downstreamHeaders(_ fields: HTTPFields) -> HTTPFields {
+        HeaderPolicy.downstreamHeaders(fields, requestID: "0123456789abcdef0123456789abcdef")
+    }
+
     /// Request-target normalization as the request path does it; returns the normalized path.
     public static func normalize(_ target: String) -> String? {
         try? RequestTarget.parse(target).path

@@ -45,6 +45,15 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.upstreamHeaders(fields)) }
     }
 
+    Benchmark("response header rewriting (8 fields)", configuration: configuration) { benchmark in
+        // What an instance typically answers with: framing, type, date, server, its own request ID.
+        let fields: HTTPFields = [.contentType: "application/json", .contentLength: "24", .date: "Fri, 27 Nov 2026 11:00:00 GMT",
+                                  .server: "nginx/1.22.1", .connection: "keep-alive", .cacheControl: "no-store",
+                                  HTTPField.Name("X-Request-ID")!: "upstream", HTTPField.Name("X-Demo-Instance")!: "trading-1"]
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(BenchmarkHooks.downstreamHeaders(fields)) }
+    }
+
     // The rate limiter's decision for one request: one key hammered, and keys spread over 100 000
     // clients (the shard dictionaries hold many entries). Time is synthetic and advances as real time would.
     let policy = RateLimitPolicy(name: "default", count: 1_000_000, period: .seconds(1), burst: 1000)
