@@ -248,8 +248,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 headSince = nil
                 headBytesSeen = false
                 if !head.isKeepAlive { closeAfterResponse = true }
-                let fields = request.headerFields
-                if fields.contains(.transferEncoding) || (fields[.contentLength].map { $0 != "0" } ?? false) {
+                if request.headerFields.declaresBody {
                     // A body is coming: its pauses are timed (requests without one schedule nothing).
                     let now = NIODeadline.now()
                     bodySince = now

@@ -112,7 +112,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private func start(_ head: HTTPRequest) {
         guard let context, let executor, context.channel.isActive else { return }
         let fields = head.headerFields
-        let declaresBody = fields.contains(.transferEncoding) || (fields[.contentLength].map { $0 != "0" } ?? false)
+        let declaresBody = fields.declaresBody
         let expectsContinue = fields[.expect].map { GatewayHTTPCodec.equalsIgnoringCase($0, "100-continue") } ?? false
         let stream = declaresBody ? RequestBodyStream(handler: self, eventLoop: context.eventLoop, expectsContinue: expectsContinue) : nil
         let request = Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer()))
