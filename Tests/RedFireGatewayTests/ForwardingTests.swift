@@ -119,6 +119,8 @@ struct ForwardingTests {
         #expect(sorted[2] < .milliseconds(500), "503 median \(sorted[2]) (\(durations))")
         Self.expectClean(reply, ports: ports)
         await gateway.shutdown()
+        // Stopped instances hold their ports (refusing) only while they live.
+        withExtendedLifetime(instances) {}
     }
 
     @Test(arguments: UpstreamTransportKind.allCases)
@@ -148,6 +150,9 @@ struct ForwardingTests {
         #expect(reply.errorCode == "bad_gateway")
         Self.expectClean(reply, ports: [port])
         await gateway.shutdown()
+        // The stopped instance holds its port (refusing) only while it lives: released earlier, another
+        // test's server could be given the port and answer.
+        await stopAll(instances)
     }
 
     @Test(arguments: UpstreamTransportKind.allCases)

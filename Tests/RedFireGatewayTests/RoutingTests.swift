@@ -92,5 +92,6 @@ struct RoutingTests {
         #expect(notReady.errorCode == "not_ready")
         #expect(try await gateway.send("/health").status == 200)
         await gateway.shutdown()
+        await stopAll(instances)  // the stopped instance holds its port (refusing) until here
     }
 }
