@@ -85,16 +85,23 @@ public final class Console: Service, Sendable {
 
     public func run() async throws {
         start()
-        await withGracefulShutdownHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = shared.withLock { shared -> Bool in
-                    if shared.quitRequested || shared.shuttingDown { return true }
-                    shared.quit = continuation
-                    return false
+        // Ends on quit, on graceful shutdown, and on cancellation: the group cancels every service when
+        // one fails (the gateway cannot listen), and the process must then exit with that error rather
+        // than keep a dashboard of a gateway that never started.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = shared.withLock { shared -> Bool in
+                        if shared.quitRequested || shared.shuttingDown { return true }
+                        shared.quit = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
                 }
-                if resumeNow { continuation.resume() }
+            } onGracefulShutdown: { [self] in
+                self.beginShutdown()
             }
-        } onGracefulShutdown: { [self] in
+        } onCancel: { [self] in
             self.beginShutdown()
         }
         beginShutdown()
