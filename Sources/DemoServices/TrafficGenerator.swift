@@ -14,7 +14,6 @@ import Synchronization
 /// that fails), and mixes in a few requests without a token (401) and writes the trader may not make
 /// (403), so authentication shows live on the dashboard.
 public final class TrafficGenerator: Service, Sendable {
-    let baseURL: String
     let rate: Int
     let maxConcurrent: Int
     let users: [DemoUser]
@@ -25,17 +24,20 @@ public final class TrafficGenerator: Service, Sendable {
     private let refreshes = ManagedAtomic<Int>(0)
     /// Current access token per username.
     private let tokens = Mutex<[String: String]>([:])
-    private let waitForTarget: @Sendable () async throws -> Void
+    private let target: @Sendable () async throws -> String
 
     /// - Parameters:
     ///   - baseURL: the gateway, e.g. `http://127.0.0.1:8080`.
     ///   - rate: requests per second; 0 sends nothing.
     ///   - users: log in as these and send requests with their tokens; none sends no credentials.
-    ///   - waitForTarget: awaited before the first request (e.g. until the gateway listens).
-    public init(baseURL: String, rate: Int, users: [DemoUser] = [], maxConcurrent: Int = 64,
-                waitForTarget: @escaping @Sendable () async throws -> Void = {}) {
-        self.waitForTarget = waitForTarget
-        self.baseURL = baseURL
+    public convenience init(baseURL: String, rate: Int, users: [DemoUser] = [], maxConcurrent: Int = 64) {
+        self.init(rate: rate, users: users, maxConcurrent: maxConcurrent) { baseURL }
+    }
+
+    /// - Parameter target: awaited before the first request, returns the gateway's base URL (e.g. once
+    ///   the gateway listens, on the port it was given); throwing sends nothing.
+    public init(rate: Int, users: [DemoUser] = [], maxConcurrent: Int = 64, target: @escaping @Sendable () async throws -> String) {
+        self.target = target
         self.rate = rate
         self.users = users
         self.maxConcurrent = maxConcurrent
@@ -54,7 +56,7 @@ public final class TrafficGenerator: Service, Sendable {
         var expires_in: Int
     }
 
-    private func authPost(_ client: HTTPClient, _ path: String, _ body: [String: String]) async throws -> TokenReply? {
+    private func authPost(_ client: HTTPClient, _ baseURL: String, _ path: String, _ body: [String: String]) async throws -> TokenReply? {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -66,14 +68,14 @@ public final class TrafficGenerator: Service, Sendable {
     }
 
     /// Keeps one user's access token fresh for as long as the generator runs.
-    private func keepSession(_ user: DemoUser, client: HTTPClient) async {
+    private func keepSession(_ user: DemoUser, client: HTTPClient, baseURL: String) async {
         var refreshToken: String?
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var reply: TokenReply?
-            if let current = refreshToken, let refreshed = try? await authPost(client, "/api/v1/auth/refresh", ["refresh_token": current]) {
+            if let current = refreshToken, let refreshed = try? await authPost(client, baseURL, "/api/v1/auth/refresh", ["refresh_token": current]) {
                 reply = refreshed
                 refreshes.wrappingIncrement(ordering: .relaxed)
-            } else if let loggedIn = try? await authPost(client, "/api/v1/auth/login", ["username": user.username, "password": user.password]) {
+            } else if let loggedIn = try? await authPost(client, baseURL, "/api/v1/auth/login", ["username": user.username, "password": user.password]) {
                 reply = loggedIn
                 logins.wrappingIncrement(ordering: .relaxed)
             }
@@ -89,7 +91,7 @@ public final class TrafficGenerator: Service, Sendable {
     }
 
     public func run() async throws {
-        guard rate > 0, (try? await waitForTarget()) != nil else {
+        guard rate > 0, let baseURL = try? await target() else {
             try? await gracefulShutdown()
             return
         }
@@ -100,13 +102,13 @@ public final class TrafficGenerator: Service, Sendable {
         var next = ContinuousClock.now
         await withDiscardingTaskGroup { group in
             for user in users {
-                group.addTask { [self] in await keepSession(user, client: client) }
+                group.addTask { [self] in await keepSession(user, client: client, baseURL: baseURL) }
             }
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 next += interval
                 if running.load(ordering: .relaxed) < maxConcurrent {
                     running.wrappingIncrement(ordering: .relaxed)
-                    let request = makeRequest()
+                    let request = makeRequest(baseURL)
                     group.addTask { [self] in
                         defer { running.wrappingDecrement(ordering: .relaxed) }
                         sent.wrappingIncrement(ordering: .relaxed)
@@ -124,7 +126,7 @@ public final class TrafficGenerator: Service, Sendable {
         try? await client.shutdown()
     }
 
-    private func makeRequest() -> HTTPClientRequest {
+    private func makeRequest(_ baseURL: String) -> HTTPClientRequest {
         let roll = Int.random(in: 0..<100)
         var request: HTTPClientRequest
         // Trader for most requests, admin for one in ten.

@@ -63,8 +63,9 @@ struct Demo: AsyncParsableCommand {
         let gateway = Gateway(config: finalConfig, logger: logger, events: events)
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
         let logSink = setup?.sink
-        let traffic = TrafficGenerator(baseURL: "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(address.port)", rate: rate, users: users) {
-            _ = try await gateway.waitUntilListening()
+        let traffic = TrafficGenerator(rate: rate, users: users) {
+            // On the port the gateway was given (`--listen HOST:0` picks a free one).
+            "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(try await gateway.waitUntilListening())"
         }
         do {
             try await runGateway(gateway, services: [traffic], config: finalConfig, logger: logger, console: dashboard) { port in

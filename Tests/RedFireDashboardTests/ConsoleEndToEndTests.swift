@@ -72,10 +72,13 @@ struct ConsoleEndToEndTests {
         ["/usr/bin/tmux", "/usr/local/bin/tmux"].contains { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    static func freePort() throws -> Int {
-        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).wait()
-        defer { try? channel.close().wait() }
-        return channel.localAddress!.port!
+    /// The port in the header's "listening 127.0.0.1:PORT" once the gateway listens (the demo runs with
+    /// `--listen 127.0.0.1:0`: a port chosen here and released could be taken by any other test's server
+    /// before the demo binds it).
+    static func listeningPort(_ screen: String) -> Int? {
+        guard let range = screen.range(of: "listening 127.0.0.1:") else { return nil }
+        let port = Int(String(screen[range.upperBound...].prefix { $0.isNumber })) ?? 0
+        return port > 0 ? port : nil
     }
 
     func waitFor(_ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
@@ -108,15 +111,17 @@ struct ConsoleEndToEndTests {
     func drainResizeAndQuitFromTheDashboard() async throws {
         let tmux = Tmux()
         defer { tmux.kill() }
-        let port = try Self.freePort()
         let token = "console-e2e-token-0123456789"
         try tmux.run(["new-session", "-d", "-s", "console", "-x", "120", "-y", "40", "env", "-i", "PATH=/usr/bin:/bin", "TERM=xterm-256color",
                       "LANG=C.UTF-8", "HOME=\(NSHomeDirectory())", "PS1=$ ", "bash", "--norc", "--noprofile"])
-        try tmux.keys("REDFIRE_ADMIN_TOKEN=\(token) \(Self.executable) demo --listen 127.0.0.1:\(port) --rate 5; echo \"exit=$?\"", "Enter")
+        try tmux.keys("REDFIRE_ADMIN_TOKEN=\(token) \(Self.executable) demo --listen 127.0.0.1:0 --rate 5; echo \"exit=$?\"", "Enter")
 
         // The dashboard comes up with all five services and their instances.
         let services = ["user_trading", "vnpy_core", "strategy_data", "gateway_adapter", "monitor"]
-        guard try await waitFor("all five services on screen", { let screen = tmux.capture(); return services.allSatisfy { screen.contains($0) } && screen.contains("healthy") }) else {
+        guard try await waitFor("all five services on screen", {
+            let screen = tmux.capture()
+            return services.allSatisfy { screen.contains($0) } && screen.contains("healthy") && Self.listeningPort(screen) != nil
+        }), let port = Self.listeningPort(tmux.capture()) else {
             Issue.record("screen:\n\(tmux.capture())")
             return
         }
@@ -172,10 +177,9 @@ struct ConsoleEndToEndTests {
     /// Starts the demo with its dashboard in a fresh pane and waits until it shows; returns the
     /// demo's process id.
     func startDemo(_ tmux: Tmux, environment: [String] = []) async throws -> pid_t? {
-        let port = try Self.freePort()
         try tmux.run(["new-session", "-d", "-s", "console", "-x", "100", "-y", "30", "env", "-i", "PATH=/usr/bin:/bin", "TERM=xterm-256color",
                       "LANG=C.UTF-8", "HOME=\(NSHomeDirectory())", "PS1=$ "] + environment + ["bash", "--norc", "--noprofile"])
-        try tmux.keys("\(Self.executable) demo --listen 127.0.0.1:\(port) --rate 5; echo \"exit=$?\"", "Enter")
+        try tmux.keys("\(Self.executable) demo --listen 127.0.0.1:0 --rate 5; echo \"exit=$?\"", "Enter")
         guard try await waitFor("the dashboard", { tmux.capture().contains("Services 5") }) else { return nil }
         let shell = pid_t(try tmux.run(["list-panes", "-t", "console", "-F", "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         // The demo is the shell's only child.
@@ -193,6 +197,25 @@ struct ConsoleEndToEndTests {
         let screen = tmux.capture()
         #expect(screen.contains("exit=0"), "screen:\n\(screen)")
         #expect(!screen.contains("Services 5"))
+    }
+
+    @Test(.enabled(if: tmuxAvailable, "needs tmux"))
+    func aPortInUseEndsTheDashboardWithTheMessage() async throws {
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        // Held listening for the whole test, so the demo's gateway cannot bind it.
+        let holder = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(holder.localAddress?.port)
+        try tmux.run(["new-session", "-d", "-s", "console", "-x", "100", "-y", "30", "env", "-i", "PATH=/usr/bin:/bin", "TERM=xterm-256color",
+                      "LANG=C.UTF-8", "HOME=\(NSHomeDirectory())", "PS1=$ ", "bash", "--norc", "--noprofile"])
+        try tmux.keys("\(Self.executable) demo --listen 127.0.0.1:\(port) --rate 5; echo \"exit=$?\"", "Enter")
+        let exited = try await waitFor("the process to exit") { tmux.capture().contains("\nexit=") }
+        let screen = tmux.capture()
+        #expect(exited)
+        #expect(screen.contains("exit=3"), "screen:\n\(screen)")
+        #expect(screen.contains("already in use") && screen.contains("--listen"), "screen:\n\(screen)")
+        #expect(!screen.contains("Services 5"), "the dashboard is gone: \(screen)")
+        try await holder.close()
     }
 
     @Test(.enabled(if: tmuxAvailable, "needs tmux"))
