@@ -21,8 +21,10 @@ public final class DemoInstance: Sendable {
     private let requestCounter = ManagedAtomic<Int>(0)
     private let echoCounter = ManagedAtomic<Int>(0)
     private let inFlightCounter = ManagedAtomic<Int>(0)
-    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let server = Mutex<LoopbackServer?>(nil)
     private let boundPort = ManagedAtomic<Int>(0)
+    /// Set while the instance stops: requests waiting on purpose (`sleep_ms`, `slow`) stop waiting.
+    private let stopping = ManagedAtomic<Bool>(false)
     /// Holds the port while the instance is stopped.
     private let reserved = Mutex<PortReservation?>(nil)
 
@@ -42,27 +44,16 @@ public final class DemoInstance: Sendable {
     private func launch(port: Int) async throws {
         var logger = Logger(label: "redfire.demo.\(id)")
         logger.logLevel = .critical
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            responder: DemoResponder(instance: self),
-            configuration: .init(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: logger
-        )
-        let runTask = Task {
-            defer { continuation.finish() }
-            try await app.run()
+        let started = try await LoopbackServer.start(logger: logger) { onServerRunning in
+            Application(
+                responder: DemoResponder(instance: self),
+                configuration: .init(address: .hostname(host, port: port), serverName: nil),
+                onServerRunning: onServerRunning,
+                logger: logger
+            )
         }
-        task.withLock { $0 = runTask }
-        var iterator = stream.makeAsyncIterator()
-        guard let bound = await iterator.next() else {
-            _ = try await runTask.value
-            throw DemoError.failedToStart(id)
-        }
-        boundPort.store(bound, ordering: .releasing)
+        server.withLock { $0 = started }
+        boundPort.store(started.port, ordering: .releasing)
     }
 
     /// The port the instance listens on.
@@ -85,12 +76,16 @@ public final class DemoInstance: Sendable {
 
     /// Stops the server: the port refuses connections afterwards. The port stays reserved (bound, not
     /// listening), so no other server — in this process or another — can take it before `restart()`.
+    /// Requests already received are answered (those waiting on purpose at once, with 503), as a
+    /// service shutting down cleanly does.
     public func stop() async {
-        guard let running = task.withLock({ task -> Task<Void, any Error>? in defer { task = nil }; return task }) else { return }
-        running.cancel()
-        _ = try? await running.value
-        // The listener closes on its event loop just after the server task ends: retry briefly.
-        for _ in 0..<50 {
+        guard let running = server.withLock({ server -> LoopbackServer? in defer { server = nil }; return server }) else { return }
+        stopping.store(true, ordering: .releasing)
+        await running.stop()
+        // Closed sockets can hold the port a moment longer under load: keep trying. Giving up early
+        // would leave the port free for any other server to be given.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
             if let reservation = PortReservation(host: host, port: port) {
                 reserved.withLock { $0 = reservation }
                 return
@@ -102,6 +97,7 @@ public final class DemoInstance: Sendable {
     /// Starts a stopped instance again on the same port.
     public func restart() async throws {
         reserved.withLock { $0 = nil }
+        stopping.store(false, ordering: .releasing)
         // If the port could not be reserved, the old listener may still be closing: retry briefly.
         let deadline = ContinuousClock.now + .seconds(2)
         while true {
@@ -113,6 +109,19 @@ public final class DemoInstance: Sendable {
             }
         }
     }
+
+    /// Waits `duration`, or less if the instance starts stopping; true if it is stopping.
+    fileprivate func pause(_ duration: Duration) async throws -> Bool {
+        let end = ContinuousClock.now + duration
+        while !isStopping {
+            let now = ContinuousClock.now
+            guard now < end else { return false }
+            try await Task.sleep(for: min(end - now, .milliseconds(20)))
+        }
+        return true
+    }
+
+    fileprivate var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
     fileprivate func countRequest() { requestCounter.wrappingIncrement(ordering: .relaxed) }
     fileprivate func countEcho() { echoCounter.wrappingIncrement(ordering: .relaxed) }
@@ -145,10 +154,6 @@ final class PortReservation: Sendable {
     }
 
     deinit { close(descriptor) }
-}
-
-public enum DemoError: Error {
-    case failedToStart(String)
 }
 
 /// What `…/_echo` reports.
@@ -185,13 +190,17 @@ struct DemoResponder: HTTPResponder {
         }
         defer { if !isHealth { instance.leave() } }
 
+        var stopping = false
         switch instance.behaviour {
         case .normal: break
-        case .slow(let delay): try await Task.sleep(for: delay)
+        case .slow(let delay): stopping = try await instance.pause(delay)
         case .failing: return json(.internalServerError, ["error": "instance \(instance.id) is failing on purpose"])
         }
-        if let sleep = parameters["sleep_ms"].flatMap(Int.init), sleep > 0 {
-            try await Task.sleep(for: .milliseconds(sleep))
+        if !stopping, let sleep = parameters["sleep_ms"].flatMap(Int.init), sleep > 0 {
+            stopping = try await instance.pause(.milliseconds(sleep))
+        }
+        if stopping {
+            return json(.serviceUnavailable, ["error": "instance \(instance.id) is stopping"])
         }
         if isHealth {
             return json(.ok, ["status": "ok", "service": instance.service.rawValue, "instance": instance.id])

@@ -15,9 +15,8 @@ import Testing
 final class JWKSServer: Sendable {
     let body = Mutex<String>(#"{"keys":[]}"#)
     let fetches = Atomic<Int>(0)
-    private let task = Mutex<Task<Void, any Error>?>(nil)
-    private let boundPort = Atomic<Int>(0)
-    var port: Int { boundPort.load(ordering: .relaxed) }
+    private let server = Mutex<LoopbackServer?>(nil)
+    var port: Int { server.withLock { $0?.port ?? 0 } }
     var url: String { "http://127.0.0.1:\(port)/.well-known/jwks.json" }
 
     func start() async throws {
@@ -28,18 +27,14 @@ final class JWKSServer: Sendable {
         }
         var logger = Logger(label: "jwks")
         logger.logLevel = .critical
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { continuation.yield($0.localAddress?.port ?? 0); continuation.finish() }, logger: logger)
-        task.withLock { $0 = Task { defer { continuation.finish() }; try await app.run() } }
-        var iterator = stream.makeAsyncIterator()
-        boundPort.store(await iterator.next() ?? 0, ordering: .relaxed)
+        let started = try await LoopbackServer.start(logger: logger) { onServerRunning in
+            Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), onServerRunning: onServerRunning, logger: logger)
+        }
+        server.withLock { $0 = started }
     }
 
     func stop() async {
-        let running = task.withLock { $0 }
-        running?.cancel()
-        _ = try? await running?.value
+        await server.withLock { $0 }?.stop()
     }
 }
 

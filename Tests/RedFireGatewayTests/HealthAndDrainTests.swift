@@ -11,6 +11,8 @@ final class LoadLoop: Sendable {
     private final class Tally: Sendable {
         let statuses = Mutex<[Int: Int]>([:])
         let errors = Mutex<[String]>([])
+        /// The first few answers that were not 200, as status, error code and request ID.
+        let unexpected = Mutex<[String]>([])
     }
     private let tally = Tally()
     private let task: Task<Void, Never>
@@ -25,6 +27,10 @@ final class LoadLoop: Sendable {
                             do {
                                 let reply = try await gateway.send(path)
                                 tally.statuses.withLock { $0[reply.status, default: 0] += 1 }
+                                if reply.status != 200 {
+                                    let line = "\(reply.status) \(reply.errorCode ?? "-") \(reply.headers.first(name: "X-Request-ID") ?? "-")"
+                                    tally.unexpected.withLock { if $0.count < 5 { $0.append(line) } }
+                                }
                             } catch {
                                 if !Task.isCancelled { tally.errors.withLock { $0.append("\(error)") } }
                             }
@@ -37,10 +43,10 @@ final class LoadLoop: Sendable {
 
     var total: Int { tally.statuses.withLock { $0.values.reduce(0, +) } }
 
-    func stop() async -> (statuses: [Int: Int], errors: [String]) {
+    func stop() async -> (statuses: [Int: Int], errors: [String], unexpected: [String]) {
         task.cancel()
         await task.value
-        return (tally.statuses.withLock { $0 }, tally.errors.withLock { $0 })
+        return (tally.statuses.withLock { $0 }, tally.errors.withLock { $0 }, tally.unexpected.withLock { $0 })
     }
 }
 
@@ -81,7 +87,7 @@ struct HealthAndDrainTests {
 
         let result = await load.stop()
         #expect(result.errors.isEmpty, "\(result.errors.prefix(3))")
-        #expect(result.statuses.keys.sorted() == [200], "\(result.statuses)")
+        #expect(result.statuses.keys.sorted() == [200], "\(result.statuses) \(result.unexpected)")
         #expect(gateway.registry.events.recent().contains { $0.kind == .health && $0.message.contains("healthy → unhealthy") })
         await gateway.shutdown()
         await stopAll(instances)
@@ -155,7 +161,7 @@ struct HealthAndDrainTests {
         }
         let result = await load.stop()
         #expect(result.errors.isEmpty, "\(result.errors.prefix(3))")
-        #expect(result.statuses.keys.sorted() == [200], "\(result.statuses)")
+        #expect(result.statuses.keys.sorted() == [200], "\(result.statuses) \(result.unexpected)")
         #expect(gateway.registry.state.services[0].strategy == .consistentHash)
         #expect(instances.allSatisfy { $0.requestCount > 0 })
         await gateway.shutdown()

@@ -46,7 +46,7 @@ struct ReloadTests {
         }
         let result = await load.stop()
         #expect(result.errors.isEmpty, "\(result.errors.prefix(3))")
-        #expect(result.statuses.keys.sorted() == [200], "\(result.statuses)")
+        #expect(result.statuses.keys.sorted() == [200], "\(result.statuses) \(result.unexpected)")
         #expect(gateway.control.reloadCounts.succeeded == 20)
 
         // Health, drain and metrics survived 20 reloads; the last weight took effect.
