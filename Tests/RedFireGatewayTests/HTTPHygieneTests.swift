@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import DemoServices
 import Foundation
+import NIOCore
+import NIOPosix
 import Testing
 
 @testable import RedFireGateway
@@ -156,7 +159,9 @@ struct HTTPHygieneTests {
         let elapsed = ContinuousClock.now - started
         #expect(cutOff.closed && cutOff.bytes.hasPrefix("HTTP/1.1 408"), "\(cutOff.bytes)")
         #expect(cutOff.bytes.contains("\"code\":\"request_timeout\""))
-        #expect(elapsed < .seconds(3), "cut off after the header timeout, not the trickle's end: \(elapsed)")
+        // The 408 shows the header timer cut it off (the idle timer closes silently); the bound only
+        // keeps the whole exchange from hanging.
+        #expect(elapsed < .seconds(5), "cut off after the header timeout: \(elapsed)")
 
         // A connection that never sends anything is closed silently after the header timeout.
         let silent = try await RawConnection(port: gateway.port)
@@ -197,19 +202,44 @@ struct HTTPHygieneTests {
         await waitUntil("nothing in flight") { runtime.inFlight == 0 }
         #expect(runtime.health == .healthy && runtime.ejectedUntil == nil, "the instance is not blamed for the client’s pause")
 
-        // Ten bytes, one every 150 ms: 1.5 s in all, no pause near the timeout.
+        // Fifteen bytes, one every 100 ms: longer than the timeout in all, no pause near it.
         let slow = try await RawConnection(port: gateway.port)
-        try await slow.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
-        for byte in "0123456789" {
-            try await Task.sleep(for: .milliseconds(150))
+        try await slow.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n")
+        for byte in "0123456789abcde" {
+            try await Task.sleep(for: .milliseconds(100))
             try await slow.write(String(byte))
         }
         let reply = try await slow.readResponse()
         #expect(reply.status == 200, "\(reply.body)")
         let report = try? JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
-        #expect(report?.bodyLength == 10)
+        #expect(report?.bodyLength == 15)
         await gateway.shutdown()
         await stopAll(instances)
+    }
+
+    /// `body_timeout` times the client's pauses only. While the gateway itself holds off reading — the
+    /// instance takes the body slowly, so back-pressure leaves the client's bytes in the socket — no
+    /// time counts, however long the instance takes.
+    @Test func aBodyHeldBackByASlowInstanceIsNotTimedOut() async throws {
+        let upstream = try await LateReader.start(after: .milliseconds(1500))
+        var service = ServiceConfig(name: "user_trading")
+        service.instances = [InstanceConfig(id: "late-reader", url: UpstreamURL(host: "127.0.0.1", port: upstream.port))]
+        service.healthCheck.enabled = false
+        var config = GatewayConfig()
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.limits.bodyTimeout = .milliseconds(500)
+        let gateway = try await GatewayHarness.start(config)
+        let size = 8 << 20
+        var request = HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/upload")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(repeating: UInt8(ascii: "a"), count: size))
+        let response = try await gateway.client.execute(request, timeout: .seconds(30))
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 16))
+        #expect(response.status == .ok, "\(body)")
+        #expect(body == "\(size)", "the instance received the whole body")
+        await gateway.shutdown()
+        try await upstream.close()
     }
 
     /// `Expect: 100-continue`: the gateway sends `100 Continue` when it starts reading the body, and a
@@ -243,5 +273,67 @@ struct HTTPHygieneTests {
         #expect(final.status == 200)
         await gateway.shutdown()
         await stopAll(instances)
+    }
+}
+
+/// An HTTP/1.1 server that reads nothing for a while after accepting a connection, then reads one
+/// request with a `Content-Length` body and answers 200 with the number of body bytes it received.
+final class LateReader: Sendable {
+    let channel: any Channel
+    var port: Int { channel.localAddress!.port! }
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    static func start(after delay: TimeAmount) async throws -> LateReader {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(ChannelOptions.autoRead, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler(delay: delay)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return LateReader(channel: channel)
+    }
+
+    func close() async throws { try await channel.close() }
+
+    final class Handler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let delay: TimeAmount
+        /// The head (and what came with it) until its end is found.
+        var head: [UInt8] = []
+        /// Body bytes received, once the head is complete.
+        var bodyReceived: Int?
+        var length = 0
+        var answered = false
+
+        init(delay: TimeAmount) { self.delay = delay }
+
+        func channelActive(context: ChannelHandlerContext) {
+            context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
+                _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+                context.read()
+            }
+            context.fireChannelActive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = unwrapInboundIn(data)
+            if let received = bodyReceived {
+                bodyReceived = received + buffer.readableBytes
+            } else {
+                head += buffer.readBytes(length: buffer.readableBytes) ?? []
+                guard let end = head.firstRange(of: Array("\r\n\r\n".utf8)) else { return }
+                let text = String(decoding: head[..<end.lowerBound], as: UTF8.self).lowercased()
+                length = text.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+                    .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                bodyReceived = head.count - end.upperBound
+            }
+            if let received = bodyReceived, received >= length, !answered {
+                answered = true
+                let answer = "\(received)"
+                context.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: \(answer.utf8.count)\r\nConnection: close\r\n\r\n\(answer)")), promise: nil)
+                context.close(promise: nil)
+            }
+        }
     }
 }

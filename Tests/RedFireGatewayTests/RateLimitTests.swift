@@ -115,7 +115,8 @@ struct RateLimitTests {
         #expect(nextPassed >= 10 && nextPassed <= 10 + Int((ContinuousClock.now - again) / .milliseconds(100)), "\(next)")
         let snapshot = gateway.gateway.snapshot(windowSeconds: 60)
         #expect(snapshot.topLimitedKeys.first?.key == "ip:127.0.0.1")
-        #expect(snapshot.topLimitedKeys.first?.rejections ?? 0 >= 39)
+        // Every 429 of both rounds, counted for the key (how many there were depends on the machine's pace).
+        #expect(snapshot.topLimitedKeys.first?.rejections == limited.count + next.filter { $0 == 429 }.count)
         await gateway.shutdown()
         await stopAll(instances)
     }

@@ -169,9 +169,13 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// the first byte for later ones.
     private var headSince: NIODeadline?
     private var headBytesSeen = false
-    /// While a request body is being read: the last time a part of it arrived (or the head, or the
-    /// `100 Continue` the client waited for).
+    /// While a request body is being read: the last time a part of it arrived (or the head, the
+    /// `100 Continue` the client waited for, or the gateway asking for more after holding reads off).
     private var bodySince: NIODeadline?
+    /// A socket read was asked for and has not completed. Only then is the gateway waiting for the
+    /// client: while back-pressure holds reads off (the instance takes the body slowly), the client's
+    /// bytes wait in the socket and no body time counts.
+    private var readOutstanding = true
 
     init(settings: ConnectionSettings, connections: ConnectionCount, accessLog: AccessLog? = nil) {
         self.settings = settings
@@ -233,6 +237,18 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         guard pending == 0, !readingBody, !inboundClosed else { return }
         if headSince == nil { headSince = .now() }
         headBytesSeen = true
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        readOutstanding = false
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        // Reading again after holding off: the client's pause, if any, starts now.
+        if !readOutstanding, bodySince != nil { bodySince = .now() }
+        readOutstanding = true
+        context.read()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -455,6 +471,11 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             // A request in progress: only a body the client has paused is timed.
             guard readingBody, let bodySince else { return }
             let now = NIODeadline.now()
+            guard readOutstanding else {
+                // Reads are held off: not the client's pause. Asking for more restarts the count.
+                schedule(context: context, at: now + settings.bodyTimeout)
+                return
+            }
             let deadline = bodySince + settings.bodyTimeout
             if now < deadline {
                 schedule(context: context, at: deadline)

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 @testable import RedFireGateway
@@ -43,11 +44,11 @@ final class GatewayHarness: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
-    static func start(_ config: GatewayConfig, configPath: String? = nil) async throws -> GatewayHarness {
+    static func start(_ config: GatewayConfig, configPath: String? = nil, logger: Logger = quietLogger) async throws -> GatewayHarness {
         var config = config
         config.listen = ListenAddress(host: "127.0.0.1", port: 0)
-        let gateway = Gateway(config: config, configPath: configPath, logger: quietLogger)
-        let group = ServiceGroup(configuration: .init(services: [gateway], logger: quietLogger))
+        let gateway = Gateway(config: config, configPath: configPath, logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [gateway], logger: logger))
         let task = Task { try await group.run() }
         let port = try await gateway.waitUntilListening()
         return GatewayHarness(gateway: gateway, port: port, group: group, task: task)
@@ -116,7 +117,9 @@ func waitUntil(timeout: Duration = .seconds(10), _ message: @autoclosure () -> S
     return holds
 }
 
-/// Config for one service over the given demo instances, with fast health checks.
+/// Config for one service over the given demo instances, with fast health checks. The timeout is
+/// generous: instances that stop refuse at once, and a short timeout would take healthy instances out
+/// whenever the machine is loaded (every test then sees 503s that have nothing to do with it).
 func serviceConfig(_ name: String, _ instances: [DemoInstance], weights: [Int]? = nil, strategy: BalancingStrategyKind = .roundRobin) -> ServiceConfig {
     var service = ServiceConfig(name: name)
     service.strategy = strategy
@@ -125,7 +128,7 @@ func serviceConfig(_ name: String, _ instances: [DemoInstance], weights: [Int]? 
     }
     service.healthCheck.interval = .milliseconds(100)
     service.healthCheck.jitter = .milliseconds(20)
-    service.healthCheck.timeout = .milliseconds(500)
+    service.healthCheck.timeout = .seconds(2)
     service.healthCheck.healthyThreshold = 2
     service.healthCheck.unhealthyThreshold = 2
     return service
@@ -145,14 +148,14 @@ func stopAll(_ instances: [DemoInstance]) async {
 
 /// A gateway with one route `/api/v1/trading` → service `user_trading` over `instances`.
 func tradingGateway(_ instances: [DemoInstance], transport: UpstreamTransportKind = .nio, configure: (inout ServiceConfig) -> Void = { _ in },
-                    routes: [RouteConfig]? = nil) async throws -> GatewayHarness {
+                    routes: [RouteConfig]? = nil, logger: Logger = GatewayHarness.quietLogger) async throws -> GatewayHarness {
     var service = serviceConfig("user_trading", instances)
     configure(&service)
     var config = GatewayConfig()
     config.upstreamTransport = transport
     config.services = [service]
     config.routes = routes ?? [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
-    let harness = try await GatewayHarness.start(config)
+    let harness = try await GatewayHarness.start(config, logger: logger)
     // Wait for the first health checks so that tests start from a known state.
     if service.healthCheck.enabled {
         await waitUntil("all instances checked") {
@@ -160,4 +163,40 @@ func tradingGateway(_ instances: [DemoInstance], transport: UpstreamTransportKin
         }
     }
     return harness
+}
+
+/// Keeps what a gateway logs (the first 200 lines at `level` and above) in memory, so that a test can
+/// show it when it fails.
+final class CapturedLog: Sendable {
+    private let lines = Mutex<[String]>([])
+    let level: Logger.Level
+
+    init(level: Logger.Level = .warning) {
+        self.level = level
+    }
+
+    var logger: Logger {
+        var logger = Logger(label: "captured") { _ in Handler(log: self) }
+        logger.logLevel = level
+        return logger
+    }
+
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+
+    struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let fields = (event.metadata ?? [:]).merging(metadata) { new, _ in new }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            let line = "\(event.level) \(event.message) \(fields.joined(separator: " "))"
+            log.lines.withLock { if $0.count < 200 { $0.append(line) } }
+        }
+    }
 }
