@@ -64,7 +64,7 @@ public final class DemoCluster: Sendable {
             }
             service.healthCheck.interval = .seconds(1)
             service.healthCheck.jitter = .milliseconds(200)
-            service.healthCheck.timeout = .milliseconds(500)
+            service.healthCheck.timeout = .seconds(1)
             service.healthCheck.healthyThreshold = 2
             service.healthCheck.unhealthyThreshold = 2
             service.timeouts.responseHeaders = .seconds(5)

@@ -115,8 +115,8 @@ struct ForwardingTests {
             #expect(reply.headers.first(name: "Retry-After") == "1")
         }
         let sorted = durations.sorted()
-        #expect(sorted[0] < .milliseconds(200), "503 took at least \(sorted[0]) (\(durations))")
-        #expect(sorted[2] < .milliseconds(500), "503 median \(sorted[2]) (\(durations))")
+        #expect(sorted[0] < .milliseconds(400), "503 took at least \(sorted[0]) (\(durations))")
+        #expect(sorted[2] < .milliseconds(800), "503 median \(sorted[2]) (\(durations))")
         Self.expectClean(reply, ports: ports)
         await gateway.shutdown()
         // Stopped instances hold their ports (refusing) only while they live.
@@ -132,7 +132,7 @@ struct ForwardingTests {
         let elapsed = ContinuousClock.now - started
         #expect(reply.status == 504)
         #expect(reply.errorCode == "upstream_timeout")
-        #expect(elapsed >= .milliseconds(300) && elapsed < .milliseconds(1500), "504 after \(elapsed)")
+        #expect(elapsed >= .milliseconds(300) && elapsed < .milliseconds(2500), "504 after \(elapsed), not the instance's 3 s")
         Self.expectClean(reply, ports: instances.map(\.port))
         await gateway.shutdown()
         await stopAll(instances)

