@@ -95,7 +95,7 @@ public final class Gateway: Service {
                     eventLoopGroup: eventLoopGroup, logger: logger)
         // Services stop in reverse order: the server first (it drains), then the rest.
         var services: [any Service] = [TransportShutdown(transport: transport), maintenance]
-        if control.configPath != nil { services.append(ReloadOnHangup(control: control)) }
+        if control.configPath != nil { services.append(await ReloadOnHangup.make(control: control)) }
         if let authService {
             services.append(authService.apiKeys)
             services.append(contentsOf: authService.externalIssuers as [any Service])
