@@ -26,11 +26,15 @@ struct ForwardingTests {
             ("X-Forwarded-For", "203.0.113.7"),
             ("X-Request-ID", "client-trace-123"),
             ("X-Custom", "kept"),
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
         ], body: ByteBuffer(string: "hello"))
         for name in ["connection", "x-private-hop", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization", "transfer-encoding"] {
             #expect(report.headers[name] == nil, "\(name) reached the upstream")
         }
         #expect(report.headers["x-custom"] == ["kept"])
+        #expect(report.headers["cookie"] == ["a=1; b=2"], "one Cookie line upstream (RFC 6265 §5.4)")
+        #expect(report.headers["content-length"] == ["5"])
         #expect(report.headers["x-forwarded-for"] == ["203.0.113.7, 127.0.0.1"])
         #expect(report.headers["x-forwarded-proto"] == ["http"])
         #expect(report.headers["x-forwarded-host"] == ["127.0.0.1:\(gateway.port)"])
@@ -38,6 +42,26 @@ struct ForwardingTests {
         #expect(report.headers["x-gateway-service"] == ["api-gateway"])
         #expect(report.bodyLength == 5)
         #expect(report.method == "POST")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// A response to HEAD declares a length but has no body: the gateway must neither wait for one from
+    /// the instance nor send one to the client, and both connections stay usable for the next request.
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func headResponsesHaveNoBodyAndConnectionsStayUsable(_ transport: UpstreamTransportKind) async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances, transport: transport)
+        for _ in 0..<3 {
+            let started = ContinuousClock.now
+            let head = try await gateway.send(.HEAD, "/api/v1/trading/_download?bytes=1000")
+            #expect(head.status == 200)
+            #expect(head.headers.first(name: "Content-Length") == "1000")
+            #expect(head.body.isEmpty)
+            #expect(ContinuousClock.now - started < .seconds(2), "answered without waiting for a body")
+            let get = try await gateway.send("/api/v1/trading/orders")
+            #expect(get.status == 200 && get.instance == "user_trading-1")
+        }
         await gateway.shutdown()
         await stopAll(instances)
     }
