@@ -182,14 +182,7 @@ struct ForwardingTests {
     @Test(arguments: UpstreamTransportKind.allCases)
     func garbageFromUpstreamAnswers502(_ transport: UpstreamTransportKind) async throws {
         let garbage = try await GarbageServer.start()
-        var service = ServiceConfig(name: "user_trading")
-        service.instances = [InstanceConfig(id: "garbage", url: UpstreamURL(host: "127.0.0.1", port: garbage.port))]
-        service.healthCheck.enabled = false
-        var config = GatewayConfig()
-        config.services = [service]
-        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
-        config.upstreamTransport = transport
-        let gateway = try await GatewayHarness.start(config)
+        let gateway = try await rawInstanceGateway(port: garbage.port, id: "garbage", transport: transport)
         let reply = try await gateway.send("/api/v1/trading/orders")
         #expect(reply.status == 502)
         Self.expectClean(reply, ports: [garbage.port])
@@ -267,7 +260,7 @@ struct ForwardingTests {
         let server = try await ScriptedServer.start {
             ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok", close: true)
         }
-        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport)
+        let gateway = try await rawInstanceGateway(port: server.port, id: "scripted", transport: transport)
         for _ in 0..<30 {
             let reply = try await gateway.send("/api/v1/trading/orders")
             #expect(reply.status == 200 && reply.body == "ok", "\(reply.status) \(reply.body)")
@@ -283,7 +276,7 @@ struct ForwardingTests {
         let server = try await ScriptedServer.start {
             ("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + String(repeating: "x", count: 100), close: true)
         }
-        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport)
+        let gateway = try await rawInstanceGateway(port: server.port, id: "scripted", transport: transport)
         let connection = try await RawConnection(port: gateway.port)
         try await connection.write("GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n\r\n")
         let (closed, bytes) = try await connection.waitForClose(timeoutSeconds: 5)
@@ -305,7 +298,7 @@ struct ForwardingTests {
                 + "Server: nginx/1.22.1\r\nX-Request-ID: upstream-made\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\n"
                 + "Proxy-Authenticate: Basic\r\nX-Custom: kept\r\n\r\nok", close: false)
         }
-        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport)
+        let gateway = try await rawInstanceGateway(port: server.port, id: "scripted", transport: transport)
         let reply = try await RawHTTP.exchange(port: gateway.port, bytes: Array(
             "GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\nX-Request-ID: trace-7\r\nConnection: close\r\n\r\n".utf8))
         #expect(reply.status == 200 && reply.body == "ok")
@@ -325,7 +318,7 @@ struct ForwardingTests {
         let server = try await ScriptedServer.start {
             ("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", close: false)
         }
-        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport) { $0.timeouts.idle = .milliseconds(400) }
+        let gateway = try await rawInstanceGateway(port: server.port, id: "scripted", transport: transport, service: { $0.timeouts.idle = .milliseconds(400) })
         let sent = ContinuousClock.now
         let reply = try await gateway.send("/api/v1/trading/orders")
         #expect(reply.status == 200)
@@ -344,7 +337,7 @@ struct ForwardingTests {
         let server = try await ScriptedServer.start {
             ("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + String(repeating: "x", count: 100), close: false)
         }
-        let gateway = try await Self.scriptedGateway(port: server.port, transport: transport) { $0.timeouts.idle = .milliseconds(300) }
+        let gateway = try await rawInstanceGateway(port: server.port, id: "scripted", transport: transport, service: { $0.timeouts.idle = .milliseconds(300) })
         let connection = try await RawConnection(port: gateway.port)
         let sent = ContinuousClock.now
         try await connection.write("GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -356,19 +349,6 @@ struct ForwardingTests {
         await waitUntil("nothing in flight") { runtime.inFlight == 0 }
         await gateway.shutdown()
         try await server.close()
-    }
-
-    static func scriptedGateway(port: Int, transport: UpstreamTransportKind,
-                                _ configure: (inout ServiceConfig) -> Void = { _ in }) async throws -> GatewayHarness {
-        var service = ServiceConfig(name: "user_trading")
-        service.instances = [InstanceConfig(id: "scripted", url: UpstreamURL(host: "127.0.0.1", port: port))]
-        service.healthCheck.enabled = false
-        configure(&service)
-        var config = GatewayConfig()
-        config.services = [service]
-        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
-        config.upstreamTransport = transport
-        return try await GatewayHarness.start(config)
     }
 }
 

@@ -230,14 +230,7 @@ struct HTTPHygieneTests {
     /// time counts, however long the instance takes.
     @Test func aBodyHeldBackByASlowInstanceIsNotTimedOut() async throws {
         let upstream = try await LateReader.start(after: .milliseconds(1500))
-        var service = ServiceConfig(name: "user_trading")
-        service.instances = [InstanceConfig(id: "late-reader", url: UpstreamURL(host: "127.0.0.1", port: upstream.port))]
-        service.healthCheck.enabled = false
-        var config = GatewayConfig()
-        config.services = [service]
-        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
-        config.limits.bodyTimeout = .milliseconds(500)
-        let gateway = try await GatewayHarness.start(config)
+        let gateway = try await rawInstanceGateway(port: upstream.port, id: "late-reader", gateway: { $0.limits.bodyTimeout = .milliseconds(500) })
         let size = 8 << 20
         var request = HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/upload")
         request.method = .POST
