@@ -211,7 +211,7 @@ final class CapturedLog: Sendable {
         }
 
         func log(event: LogEvent) {
-            let fields = (event.metadata ?? [:]).merging(metadata) { new, _ in new }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            let fields = (event.metadata ?? [:]).merging(metadata) { fromEvent, _ in fromEvent }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             let line = "\(event.level) \(event.message) \(fields.joined(separator: " "))"
             log.lines.withLock { if $0.count < 200 { $0.append(line) } }
         }
