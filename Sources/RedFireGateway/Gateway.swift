@@ -21,6 +21,8 @@ public final class Gateway: Service {
     private let listening = ListeningSignal()
     let startedAt = ContinuousClock.now
     let connections = ConnectionCount()
+    /// Accept failures for want of file descriptors.
+    public let acceptPressure: AcceptPressure
     /// Rate-limit state lives as long as the process: reloads change limits, not allowances.
     let rateLimiter = RateLimiter()
     private let accessLogState = Mutex<AccessLog?>(nil)
@@ -37,6 +39,7 @@ public final class Gateway: Service {
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.listenAddress = config.listen
+        self.acceptPressure = AcceptPressure(logger: logger)
         self.registry = ServiceRegistry(config: config, events: events, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory)
         switch config.upstreamTransport {
@@ -59,6 +62,7 @@ public final class Gateway: Service {
 
     public func run() async throws {
         let config = registry.state.config
+        OpenFileLimit.prepare(logger: logger)
         let accessLog = config.accessLog.enabled ? AccessLog(path: config.accessLog.path, capacity: config.accessLog.buffer) : nil
         self.accessLogState.withLock { $0 = accessLog }
         var authEndpoints: AuthEndpoints?
@@ -82,13 +86,16 @@ public final class Gateway: Service {
                                          admin: AdminAPI(control: control).responder(auth: authService), auth: authEndpoints,
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
                                          jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter,
-                                         accessLog: accessLog)
+                                         accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure))
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let connections = self.connections
         let server = GatewayHTTPServer(responder: responder, settings: { [registry] in registry.state.connectionSettings },
                                        connections: connections, logger: logger)
             .server(configuration: ServerConfiguration(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil, backlog: 1024),
-                    onServerRunning: { [listening, port] channel in
+                    onServerRunning: { [listening, port, acceptPressure] channel in
+                        try? await channel.eventLoop.submit {
+                            try channel.pipeline.syncOperations.addHandler(AcceptFailureObserver(pressure: acceptPressure), position: .first)
+                        }.get()
                         port.store(channel.localAddress?.port ?? 0, ordering: .relaxed)
                         listening.succeed(port: channel.localAddress?.port ?? 0)
                     },

@@ -1,3 +1,4 @@
+import Synchronization
 import Hummingbird
 import NIOCore
 
@@ -11,6 +12,8 @@ public struct GatewayRequestContext: RequestContext {
     public internal(set) var requestID: String = ""
     /// Who is acting, for the audit trail (set by the admin API once the caller is authenticated).
     public internal(set) var actor: String = "admin-api"
+    /// Set when the client closes its side of the connection while a request is in progress.
+    let hangup: ClientHangup?
 
     public init(source: ApplicationRequestContextSource) {
         let remoteAddress = source.channel.remoteAddress
@@ -18,9 +21,20 @@ public struct GatewayRequestContext: RequestContext {
     }
 
     /// With the peer's address already known (the connection's request loop reads it once).
-    init(source: ApplicationRequestContextSource, remoteAddress: SocketAddress?, clientIP: String?) {
+    init(source: ApplicationRequestContextSource, remoteAddress: SocketAddress?, clientIP: String?, hangup: ClientHangup? = nil) {
         self.coreContext = .init(source: source)
         self.remoteAddress = remoteAddress
         self.clientIP = clientIP
+        self.hangup = hangup
     }
+}
+
+/// Whether the client of a connection has closed its side (sent FIN or reset). One per connection, set
+/// on the connection's event loop, read by the request's task when it records the outcome.
+final class ClientHangup: Sendable {
+    private let value = Atomic<Bool>(false)
+
+    var happened: Bool { value.load(ordering: .relaxed) }
+
+    func record() { value.store(true, ordering: .relaxed) }
 }

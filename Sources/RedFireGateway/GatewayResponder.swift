@@ -21,6 +21,8 @@ struct GatewayResponder: HTTPResponder {
     let jwksBody: ByteBuffer
     let rateLimiter: RateLimiter
     let accessLog: AccessLog?
+    /// Open connections and accept failures, for `/metrics`.
+    var listener: ListenerTelemetry?
 
     static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
     static let openAPIBody = ByteBuffer(string: OpenAPIDocument.json)
@@ -77,6 +79,7 @@ struct GatewayResponder: HTTPResponder {
 
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
         recorder.method = PrometheusExposition.methodLabel(head.method)
+        recorder.hangup = context.hangup
         if let accessLog {
             recorder.log = accessLog
             recorder.entry = AccessLogEntry(requestID: requestID, clientIP: context.clientIP, method: head.method.rawValue,
@@ -153,7 +156,7 @@ struct GatewayResponder: HTTPResponder {
                                                    .contentSecurityPolicy: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"],
                             body: .init(byteBuffer: Self.docsBody))
         case "/metrics":
-            let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts)
+            let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts, listener: listener)
             return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
                             body: .init(byteBuffer: body))
         case "/ready":

@@ -55,3 +55,8 @@ func parseListen(_ text: String?) throws -> ListenAddress? {
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+
+/// One line on standard output, written at once (not held in a buffer while the process runs on).
+func printLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

@@ -51,8 +51,12 @@ struct Serve: AsyncParsableCommand {
             gateway = Gateway(config: finalConfig, configPath: config, logger: logger, events: events)
         }
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
+        let plainOutput = dashboard == nil
         try await runGateway(gateway, services: [], config: finalConfig, logger: logger, console: dashboard) { port in
             logger.info("RedFire Gateway listening on \(finalConfig.listen.host):\(port) (\(finalConfig.services.count) services, \(finalConfig.routes.count) routes)")
+            // The bound address alone on a line, for scripts (`--listen 127.0.0.1:0` binds any free port):
+            // `awk '/^listening on / {print $3}'`.
+            if plainOutput { printLine("listening on http://\(ListenAddress(host: finalConfig.listen.host, port: port))") }
         }
     }
 }

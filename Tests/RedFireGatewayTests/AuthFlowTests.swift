@@ -131,9 +131,9 @@ struct AuthFlowTests {
         #expect(reply.status == 409 && reply.errorCode == "username_taken")
         reply = try await post(gateway, "/api/v1/auth/register", #"{"username":"b!","password":"short"}"#)
         #expect(reply.status == 400 && reply.errorCode == "validation_failed")
-        let details = try #require((try reply.json())["error"] as? [String: Any])
-        _ = details
-        let fields = ((try reply.json())["details"] as? [[String: String]])?.compactMap { $0["field"] } ?? []
+        let error = try #require((try reply.json())["error"] as? [String: Any])
+        #expect((try reply.json())["details"] == nil, "details sit inside the error object")
+        let fields = (error["details"] as? [[String: String]])?.compactMap { $0["field"] } ?? []
         #expect(Set(fields) == ["username", "password"], "\(reply.body)")
         reply = try await post(gateway, "/api/v1/auth/register", "not json")
         #expect(reply.status == 400 && reply.errorCode == "invalid_request")

@@ -44,10 +44,17 @@ final class GatewayProcess: Sendable {
 
     /// - Parameter input: written to the child's standard input, which is then closed.
     /// - Parameter environment: added to this process's environment for the child.
-    init(_ arguments: [String], input: String? = nil, environment: [String: String] = [:]) throws {
+    /// - Parameter openFileLimit: the child runs with this soft and hard `RLIMIT_NOFILE` (`ulimit -n`
+    ///   in a shell that then execs the gateway, so the process is the gateway itself).
+    init(_ arguments: [String], input: String? = nil, environment: [String: String] = [:], openFileLimit: Int? = nil) throws {
         process = Process()
-        process.executableURL = Self.executable
-        process.arguments = arguments
+        if let openFileLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", Self.executable.path] + arguments
+        } else {
+            process.executableURL = Self.executable
+            process.arguments = arguments
+        }
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
@@ -62,6 +69,13 @@ final class GatewayProcess: Sendable {
         }
         stdout.drain(out.fileHandleForReading)
         stderr.drain(err.fileHandleForReading)
+    }
+
+    /// The port from the `listening on http://HOST:PORT` line, once printed.
+    func listeningPort() async throws -> Int {
+        await waitUntil("listening") { output.contains("\nlistening on ") || output.hasPrefix("listening on ") }
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("listening on http://") }, "\(output)\n\(errorOutput)")
+        return try #require(line.split(separator: ":").last.flatMap { Int($0) }, "\(line)")
     }
 
     var output: String { stdout.text }
@@ -216,9 +230,9 @@ struct CommandLineTests {
         let upstream = try await DemoInstance.start(service: .userTrading, id: "slow-1")
         let path = try Self.writeConfig(Self.config(upstreamPort: upstream.port))
         let child = try GatewayProcess(["serve", "--config", path])
-        await waitUntil("listening") { child.output.contains("listening on") }
-        let line = try #require(child.output.split(separator: "\n").first { $0.contains("listening on") })
-        let port = try #require(line.split(separator: ":").compactMap { Int($0.prefix { $0.isNumber }) }.last)
+        // `--listen 127.0.0.1:0` in the file: the bound port is printed alone on a line.
+        let port = try await child.listeningPort()
+        #expect(port > 0)
 
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let requests = (0..<3).map { _ in

@@ -123,6 +123,9 @@ struct Frame {
         for service in snapshot.services where service.healthyCount == 0 && !service.instances.isEmpty {
             banners.append((service.panic ? "PANIC ROUTING: \(service.name)" : "NO HEALTHY INSTANCE: \(service.name)", .bannerCritical))
         }
+        if snapshot.acceptPausedFor != nil {
+            banners.append(("OUT OF FILE DESCRIPTORS: NOT ACCEPTING (limit \(snapshot.openFileLimit), conns \(snapshot.openConnections))", .bannerCritical))
+        }
         if snapshot.lastReloadFailed { banners.append(("CONFIG RELOAD FAILED", .bannerCritical)) }
         if state.readOnly { banners.append(("READ-ONLY", .banner)) }
         if banners.isEmpty {

@@ -60,13 +60,14 @@ struct WindowView: Codable, Sendable {
     var rateLimited: Int
     var upstreamErrors: Int
     var upstreamTimeouts: Int
+    var upstreamTruncated: Int
     var bytesIn: Int
     var bytesOut: Int
     var latencyMs: LatencyView
     var addedLatencyMs: LatencyView
 
     enum CodingKeys: String, CodingKey {
-        case requests, requestsPerSecond, unauthorized, forbidden, rateLimited, upstreamErrors, upstreamTimeouts, bytesIn, bytesOut, latencyMs, addedLatencyMs
+        case requests, requestsPerSecond, unauthorized, forbidden, rateLimited, upstreamErrors, upstreamTimeouts, upstreamTruncated, bytesIn, bytesOut, latencyMs, addedLatencyMs
         case status2xx = "status_2xx", status3xx = "status_3xx", status4xx = "status_4xx", status5xx = "status_5xx"
     }
 }
@@ -135,7 +136,7 @@ extension WindowView {
         self.init(requests: c.requests, requestsPerSecond: window.requestsPerSecond, status2xx: c.status2xx, status3xx: c.status3xx,
                   status4xx: c.status4xx, status5xx: c.status5xx, unauthorized: c.unauthorized, forbidden: c.forbidden,
                   rateLimited: c.rateLimited, upstreamErrors: c.upstreamErrors, upstreamTimeouts: c.upstreamTimeouts,
-                  bytesIn: c.bytesIn, bytesOut: c.bytesOut, latencyMs: LatencyView(window.latency), addedLatencyMs: LatencyView(window.addedLatency))
+                  upstreamTruncated: c.upstreamTruncated, bytesIn: c.bytesIn, bytesOut: c.bytesOut, latencyMs: LatencyView(window.latency), addedLatencyMs: LatencyView(window.addedLatency))
     }
 }
 

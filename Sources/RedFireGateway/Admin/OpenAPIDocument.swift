@@ -1537,11 +1537,11 @@ enum OpenAPIDocument {
               },
               "request_id": {
                 "type": "string"
+              },
+              "details": {
+                "description": "extra data for some errors: a refused reload's problems, a registration's invalid fields"
               }
             }
-          },
-          "details": {
-            "description": "extra data for some errors (a refused reload's problems)"
           }
         }
       },
@@ -1867,6 +1867,10 @@ enum OpenAPIDocument {
           },
           "upstream_timeouts": {
             "type": "integer"
+          },
+          "upstream_truncated": {
+            "type": "integer",
+            "description": "Responses the instance broke off after their head (also counted in upstream_errors)."
           },
           "bytes_in": {
             "type": "integer"

@@ -48,6 +48,13 @@ public struct GatewayErrorCode: Sendable, Hashable {
                                                 message: "This gateway does not serve the host named in the request target.")
     public static let notImplemented = Self(code: "not_implemented", status: .notImplemented,
                                             message: "The gateway does not support this method or transfer coding.")
+    /// The client closed its connection before the response was complete (nginx's 499). Written to a
+    /// client that only half-closed; otherwise seen in the access log only.
+    public static let clientClosedRequest = Self(code: "client_closed_request", status: HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request"),
+                                                 message: "The client closed the connection before the response was complete.")
+    /// The instance's response broke off after its head (the client's connection is closed). Recorded in
+    /// the access log and telemetry; never sent, since the client already has the head.
+    public static let upstreamTruncated = Self(code: "upstream_truncated", status: .badGateway, message: "The service ended its response early.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
     public static let all: [GatewayErrorCode] = [
@@ -55,7 +62,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
         .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited, .serviceBusy, .uriTooLong, .headersTooLarge, .bodyTooLarge,
-        .malformedRequest, .requestTimeout, .misdirectedRequest, .notImplemented,
+        .malformedRequest, .requestTimeout, .misdirectedRequest, .notImplemented, .clientClosedRequest, .upstreamTruncated,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).
@@ -64,12 +71,13 @@ public struct GatewayErrorCode: Sendable, Hashable {
     }
 }
 
-/// The one JSON error body: `{"error":{"code":"...","message":"...","request_id":"..."}}`, built by
+/// The one JSON error body: `{"error":{"code":"...","message":"...","request_id":"...","details":…}}`
+/// (`details` only where an error has more to say), built by
 /// hand (no JSONEncoder per request); request IDs are validated to JSON-safe characters before use.
 enum ErrorEnvelope {
     static let contentType = "application/json"
 
-    /// - Parameter details: a JSON value placed beside `error` as `"details"` (e.g. a refused reload's problems).
+    /// - Parameter details: a JSON value placed inside `error` as `"details"` (e.g. a refused reload's problems).
     static func response(_ error: GatewayErrorCode, requestID: String, headers extra: HTTPFields = [:], details: ByteBuffer? = nil) -> Response {
         let body = self.body(error, requestID: requestID, details: details)
         var headers = extra
@@ -89,12 +97,11 @@ enum ErrorEnvelope {
         writeJSONString(error.message, to: &body)
         body.writeStaticString(",\"request_id\":")
         writeJSONString(requestID, to: &body)
-        body.writeStaticString("}")
         if var details {
             body.writeStaticString(",\"details\":")
             body.writeBuffer(&details)
         }
-        body.writeStaticString("}")
+        body.writeStaticString("}}")
         return body
     }
 

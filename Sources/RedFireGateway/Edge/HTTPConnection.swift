@@ -204,7 +204,13 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Graceful shutdown: an idle connection closes now, a busy one after its response.
+    /// The client closed its side (FIN): see `peerClosedInput`.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            peerClosedInput(context: context)
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
         guard event is ChannelShouldQuiesceEvent else {
             context.fireUserInboundEventTriggered(event)
             return
@@ -214,6 +220,23 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             closeAfterResponse = true
         }
+    }
+
+    /// The server allows remote half-closure (so a client that shuts down its sending side after a
+    /// request still reads the response), which means NIO reports a client's FIN instead of closing.
+    /// Nothing more can arrive: a connection with no request in progress — idle keep-alive, connected
+    /// and closed without a byte, a partial head, a lingering close, a body drained after its
+    /// response — closes now, releasing its descriptor. With a request in progress the connection
+    /// closes once its response is written; the request loop decides whether that request goes on
+    /// (`GatewayRequestHandler.clientClosed`). An incomplete body has already failed (the parser
+    /// reports the early end as an error).
+    private func peerClosedInput(context: ChannelHandlerContext) {
+        if pending == 0 || outboundClosed {
+            close(context: context)
+            return
+        }
+        inboundClosed = true
+        closeAfterResponse = true
     }
 
     func channelInactive(context: ChannelHandlerContext) {

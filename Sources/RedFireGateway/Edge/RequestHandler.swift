@@ -29,12 +29,20 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     /// The peer, read once per connection.
     private var remoteAddress: SocketAddress?
     private var clientIP: String?
+    /// Set when the client closes its side; requests in progress see it when they record their outcome.
+    private let hangup = ClientHangup()
 
     private final class ActiveRequest {
         let body: RequestBodyStream?
+        /// Safe to abandon when the client goes away (RFC 9110 §9.2.2 idempotent methods).
+        let abandonable: Bool
+        var task: Task<Void, Never>?
         var bodyEnded = false
         var responseDone = false
-        init(body: RequestBodyStream?) { self.body = body }
+        init(body: RequestBodyStream?, abandonable: Bool) {
+            self.body = body
+            self.abandonable = abandonable
+        }
     }
 
     /// The request being answered; nil between requests.
@@ -68,8 +76,26 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        clientClosed()
         active?.body?.fail(RequestBodyStream.Closed())
         context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed { clientClosed() }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// The client closed its side (or the connection is gone) while a request may be in progress. Like
+    /// Envoy on a downstream reset and nginx's 499, an idempotent request is abandoned: its task is
+    /// cancelled, which closes the upstream exchange (the instance sees the request aborted), and the
+    /// access log says `client_closed_request`. Any other request — an order may already be placed —
+    /// runs to completion so that its outcome is known and logged; its response is written if the
+    /// client still reads, and the connection closes after it (`GatewayHTTPCodec.peerClosedInput`).
+    private func clientClosed() {
+        guard let active, !active.responseDone else { return }
+        hangup.record()
+        if active.abandonable { active.task?.cancel() }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -115,18 +141,19 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         let declaresBody = fields.declaresBody
         let expectsContinue = fields[.expect].map { GatewayHTTPCodec.equalsIgnoringCase($0, "100-continue") } ?? false
         let stream = declaresBody ? RequestBodyStream(handler: self, eventLoop: context.eventLoop, expectsContinue: expectsContinue) : nil
-        let request = Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer()))
-        active = ActiveRequest(body: stream)
+        let received = Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer()))
+        let request = ActiveRequest(body: stream, abandonable: Forwarder.isIdempotent(head.method))
+        active = request
         let channel = context.channel
         let requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger),
-                                                   remoteAddress: remoteAddress, clientIP: clientIP)
+                                                   remoteAddress: remoteAddress, clientIP: clientIP, hangup: hangup)
         // Started in the loop's next round of tasks, not synchronously (`Task.immediate` measured ~20 %
         // slower: its first wait hops to the executor anyway, and requests read in one round are no longer
         // handled together).
-        Task(executorPreference: executor) { [self, responder] in
+        request.task = Task(executorPreference: executor) { [self, responder] in
             var response: Response
             do {
-                response = try await responder.respond(to: request, context: requestContext)
+                response = try await responder.respond(to: received, context: requestContext)
             } catch {
                 logger.error("request failed", metadata: ["error": "\(error)"])
                 response = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])

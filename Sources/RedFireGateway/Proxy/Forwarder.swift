@@ -85,6 +85,14 @@ struct Forwarder: Sendable {
             } catch {
                 let failedAt = ContinuousClock.now
                 upstreamTime += failedAt - dispatched
+                if Task.isCancelled {
+                    // The client went away and its request was abandoned (`GatewayRequestHandler`): the
+                    // exchange was closed on purpose, so the instance is not to blame and nothing is retried.
+                    runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
+                    recorder.finish(status: GatewayErrorCode.clientClosedRequest.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
+                                    instanceID: runtime.id, attempts: attempt, errorCode: .clientClosedRequest)
+                    return ErrorEnvelope.response(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
+                }
                 if let failure = body?.stream.clientFailure {
                     // The client broke its own body (over the limit while streaming, bad chunk framing):
                     // the instance saw an aborted request and is not to blame. The connection closes —
@@ -117,9 +125,9 @@ struct Forwarder: Sendable {
                       error.nothingSent || pool.shared.retryBudget.tryWithdraw() else { break }
                 continue
             }
-            recordOutcome(runtime, failed: response.status.code >= 500, service: service)
-            return streamedResponse(response, runtime: runtime, admission: admission, requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched,
-                                    earlierUpstreamTime: upstreamTime, body: body, upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
+            return streamedResponse(response, runtime: runtime, service: service, admission: admission, requestID: requestID, extraHeaders: extraHeaders,
+                                    recorder: recorder, dispatched: dispatched, earlierUpstreamTime: upstreamTime, body: body,
+                                    upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
         }
         let error: GatewayErrorCode
         var errorHeaders: HTTPFields = [:]
@@ -160,18 +168,26 @@ struct Forwarder: Sendable {
         return nil
     }
 
-    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, admission: ServiceAdmission?, requestID: String, extraHeaders: HTTPFields, recorder: RequestRecorder,
-                                  dispatched: ContinuousClock.Instant, earlierUpstreamTime: Duration, body: UpstreamRequestBody?,
-                                  upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
+    /// The instance's response on its way to the client. Its outcome for passive ejection is known once
+    /// the body has ended: a response that breaks off midway — fewer bytes than its `Content-Length`, a
+    /// chunked body without its last chunk — is an upstream failure although its head said 2xx. It is
+    /// counted as an upstream error (telemetry, `/metrics`, the console), logged, and recorded in the
+    /// access log as `upstream_truncated`; the client's connection is closed, since the response cannot
+    /// be completed.
+    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, service: ServiceConfig, admission: ServiceAdmission?, requestID: String,
+                                  extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: ContinuousClock.Instant, earlierUpstreamTime: Duration,
+                                  body: UpstreamRequestBody?, upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
         let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID, extra: extraHeaders)
         let status = upstream.status
+        let failedStatus = status.code >= 500
         /// Records the request once the instance's response is done (whole, or ended early).
-        @Sendable func record(bytesOut: Int) {
+        @Sendable func record(bytesOut: Int, truncated: Bool = false, errorCode: GatewayErrorCode? = nil) {
             let now = ContinuousClock.now
             recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
                             bytesIn: body?.stream.bytesRead ?? 0, bytesOut: bytesOut,
-                            upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, now: now, instanceID: runtime.id,
-                            attempts: upstreamErrors + upstreamTimeouts + 1)
+                            upstreamErrors: upstreamErrors + (truncated ? 1 : 0), upstreamTimeouts: upstreamTimeouts, truncated: truncated, now: now,
+                            instanceID: runtime.id,
+                            attempts: upstreamErrors + upstreamTimeouts + 1, errorCode: errorCode)
         }
         let upstreamBody: any AsyncSequence<ByteBuffer, any Error> & Sendable
         switch upstream.body {
@@ -179,6 +195,7 @@ struct Forwarder: Sendable {
             // Everything arrived with the head: the exchange with the instance is over, and the client
             // gets head and body in one write.
             runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
+            recordOutcome(runtime, failed: failedStatus, service: service)
             record(bytesOut: buffer.readableBytes)
             withExtendedLifetime(admission) {}
             return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
@@ -191,16 +208,29 @@ struct Forwarder: Sendable {
             // fails, or is abandoned because the client went away.
             defer { withExtendedLifetime((lease, admission)) {} }
             var bytesOut = 0
+            var clientFailed = false
             do {
                 for try await chunk in upstreamBody {
                     bytesOut += chunk.readableBytes
-                    try await writer.write(chunk)
+                    do { try await writer.write(chunk) } catch { clientFailed = true; throw error }
                 }
-                try await writer.finish(nil)
+                do { try await writer.finish(nil) } catch { clientFailed = true; throw error }
             } catch {
-                record(bytesOut: bytesOut)
+                if clientFailed || Task.isCancelled {
+                    // The client went away (or its request was abandoned): not the instance's failure.
+                    recordOutcome(runtime, failed: failedStatus, service: service)
+                    record(bytesOut: bytesOut, errorCode: Task.isCancelled ? .clientClosedRequest : nil)
+                } else {
+                    recordOutcome(runtime, failed: true, service: service)
+                    record(bytesOut: bytesOut, truncated: true, errorCode: .upstreamTruncated)
+                    logger.warning("upstream response truncated", metadata: [
+                        "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
+                        "status": .stringConvertible(status.code), "bytes_out": .stringConvertible(bytesOut), "failure": .string("\(error)"),
+                    ])
+                }
                 throw error
             }
+            recordOutcome(runtime, failed: failedStatus, service: service)
             record(bytesOut: bytesOut)
         })
     }

@@ -77,18 +77,18 @@ final class LoopConnectionPool: @unchecked Sendable {
         let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped)
         if let pooled = takeIdle(key) {
             do {
-                return try await pooled.exchange(request, timeouts: timeouts, pool: self, key: key)
+                return try await pooled.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
             } catch let failure {
                 // A kept-alive connection the instance closed just as it was reused: nothing of the
                 // response arrived. A request without a body that is safe to repeat goes once more on a
                 // fresh connection; anything else is the forwarder's decision.
                 guard failure.failure == .connectionFailed, !failure.responseStarted, request.body == nil,
-                      Forwarder.isIdempotent(request.method) else { throw failure.failure }
+                      Forwarder.isIdempotent(request.method), !Task.isCancelled else { throw failure.failure }
             }
         }
         let connection = try await connect(key, timeouts: timeouts)
         do {
-            return try await connection.exchange(request, timeouts: timeouts, pool: self, key: key)
+            return try await connection.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
         } catch let failure {
             throw failure.failure
         }
@@ -162,6 +162,22 @@ final class UpstreamConnection: @unchecked Sendable {
         var failure: UpstreamFailure
         /// Part of the response had arrived (then the request is never repeated on another connection).
         var responseStarted: Bool
+    }
+
+    /// `exchange`, abandoned when the task is cancelled (the client went away): the connection is closed,
+    /// so the instance sees the request aborted and the wait ends at once.
+    func cancellableExchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
+                             key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
+        let result: Result<UpstreamResponse, ExchangeFailure> = await withTaskCancellationHandler {
+            do throws(ExchangeFailure) {
+                return .success(try await exchange(request, timeouts: timeouts, pool: pool, key: key))
+            } catch {
+                return .failure(error)
+            }
+        } onCancel: { [channel] in
+            channel.close(promise: nil)
+        }
+        return try result.get()
     }
 
     /// Sends the request and waits for the response head; the body streams from the returned response.
@@ -263,9 +279,14 @@ struct UpstreamResponseStream: AsyncSequence, Sendable {
             if !finished { connection.channel.close(promise: nil) }
         }
 
+        /// A cancelled task (its client went away) closes the connection: the wait ends at once.
         func next() async throws -> ByteBuffer? {
             guard !finished else { return nil }
-            return try await EventLoopTaskExecutor.onLoop(connection.channel.eventLoop) { try await self.nextOnLoop() }
+            return try await withTaskCancellationHandler {
+                try await EventLoopTaskExecutor.onLoop(connection.channel.eventLoop) { try await self.nextOnLoop() }
+            } onCancel: { [channel = connection.channel] in
+                channel.close(promise: nil)
+            }
         }
 
         private func nextOnLoop() async throws -> ByteBuffer? {

@@ -40,8 +40,8 @@ public struct GatewaySnapshot: Sendable {
             meanMicros = window.latency.count > 0 ? Double(window.latency.sumMicros) / Double(window.latency.count) : nil
         }
 
-        /// Share of requests answered 5xx.
-        public var errorRatio: Double { counters.requests > 0 ? Double(counters.status5xx) / Double(counters.requests) : 0 }
+        /// Share of requests answered 5xx or broken off by the instance.
+        public var errorRatio: Double { counters.errorRatio }
         public var rateLimitedPerSecond: Double { Double(counters.rateLimited) / Double(Swift.max(1, windowSeconds)) }
     }
 
@@ -165,6 +165,10 @@ public struct GatewaySnapshot: Sendable {
     public var windowSeconds: Int
     public var gateway: Figures
     public var openConnections: Int
+    /// Since when the listener cannot accept for want of file descriptors; nil while accepting.
+    public var acceptPausedFor: Duration?
+    /// The process's soft open-file limit.
+    public var openFileLimit: Int
     /// The last reload attempt was refused (the running configuration is older than the file).
     public var lastReloadFailed: Bool
     public var services: [Service]
@@ -178,7 +182,7 @@ public struct GatewaySnapshot: Sendable {
 
     public init(takenAt: Date = Date(timeIntervalSince1970: 0), uptime: Duration = .zero, generation: Int = 1, configVersion: Int = 1,
                 listen: String = "127.0.0.1:8080", windowSeconds: Int = 60, gateway: Figures = Figures(), openConnections: Int = 0,
-                lastReloadFailed: Bool = false, services: [Service] = [], routes: [Route] = [],
+                acceptPausedFor: Duration? = nil, openFileLimit: Int = 0, lastReloadFailed: Bool = false, services: [Service] = [], routes: [Route] = [],
                 rateLimitedSeries: [Int] = Array(repeating: 0, count: 60), topLimitedKeys: [LimitedKey] = [], events: [GatewayEvent] = []) {
         self.takenAt = takenAt
         self.uptime = uptime
@@ -188,6 +192,8 @@ public struct GatewaySnapshot: Sendable {
         self.windowSeconds = windowSeconds
         self.gateway = gateway
         self.openConnections = openConnections
+        self.acceptPausedFor = acceptPausedFor
+        self.openFileLimit = openFileLimit
         self.lastReloadFailed = lastReloadFailed
         self.services = services
         self.routes = routes
@@ -251,7 +257,8 @@ extension Gateway {
             takenAt: Date(), uptime: now - startedAt, generation: state.generation, configVersion: 1 + outcomes.succeeded,
             listen: "\(state.config.listen.host):\(boundPort ?? state.config.listen.port)", windowSeconds: windowSeconds,
             gateway: figures(registry.telemetry.gatewayWindow(seconds: windowSeconds, state: state, now: second)),
-            openConnections: connections.open, lastReloadFailed: outcomes.lastFailed, services: services, routes: routes,
+            openConnections: connections.open, acceptPausedFor: acceptPressure.exhaustedSince.map { now - $0 }, openFileLimit: OpenFileLimit.current.soft,
+            lastReloadFailed: outcomes.lastFailed, services: services, routes: routes,
             rateLimitedSeries: rateLimited,
             topLimitedKeys: rateLimiter.topLimitedKeys(10).map { GatewaySnapshot.LimitedKey(key: $0.key, rejections: $0.rejections) }, events: registry.events.recent(eventLimit))
     }

@@ -14,6 +14,9 @@ public struct MetricCounters: Sendable, Equatable {
     public var upstreamErrors = 0
     /// Attempts that timed out waiting for an instance.
     public var upstreamTimeouts = 0
+    /// Responses the instance broke off after their head (counted in `upstreamErrors` too): the
+    /// client got a status but not the whole body.
+    public var upstreamTruncated = 0
     public var bytesIn = 0
     public var bytesOut = 0
 
@@ -30,9 +33,13 @@ public struct MetricCounters: Sendable, Equatable {
         rateLimited += other.rateLimited
         upstreamErrors += other.upstreamErrors
         upstreamTimeouts += other.upstreamTimeouts
+        upstreamTruncated += other.upstreamTruncated
         bytesIn += other.bytesIn
         bytesOut += other.bytesOut
     }
+
+    /// Share of requests that failed for the client: answered 5xx, or broken off by the instance.
+    public var errorRatio: Double { requests > 0 ? Double(status5xx + upstreamTruncated) / Double(requests) : 0 }
 }
 
 /// What one finished request contributes to its series.
@@ -48,6 +55,8 @@ struct RequestSample: Sendable {
     var bytesOut: Int
     var upstreamErrors: Int = 0
     var upstreamTimeouts: Int = 0
+    /// The instance broke the response off after its head.
+    var truncated = false
 }
 
 /// A merged view of a series over a window.
@@ -66,7 +75,7 @@ public struct MetricWindow: Sendable {
     }
 
     public var requestsPerSecond: Double { seconds > 0 ? Double(counters.requests) / Double(seconds) : 0 }
-    public var errorRatio: Double { counters.requests > 0 ? Double(counters.status5xx) / Double(counters.requests) : 0 }
+    public var errorRatio: Double { counters.errorRatio }
 }
 
 /// Per-second telemetry of one route, service or instance: a ring of one-second buckets for the last
@@ -97,6 +106,7 @@ public final class MetricSeries: Sendable {
             }
             counters.upstreamErrors += sample.upstreamErrors
             counters.upstreamTimeouts += sample.upstreamTimeouts
+            if sample.truncated { counters.upstreamTruncated += 1 }
             counters.bytesIn += sample.bytesIn
             counters.bytesOut += sample.bytesOut
             latency.record(micros: sample.totalMicros)
@@ -124,9 +134,11 @@ public final class MetricSeries: Sendable {
         var durationBuckets = Array(repeating: 0, count: PrometheusExposition.durationBounds.count + 1)
         var durationSumMicros: UInt64 = 0
         var count = 0
+        var truncated = 0
 
         mutating func record(_ sample: RequestSample, micros: UInt64) {
             byMethodAndCode[MethodCode(method: sample.method, code: sample.status), default: 0] += 1
+            if sample.truncated { truncated += 1 }
             durationBuckets[PrometheusExposition.durationBucket(micros: micros)] += 1
             durationSumMicros &+= micros
             count += 1

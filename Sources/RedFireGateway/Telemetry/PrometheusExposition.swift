@@ -31,7 +31,7 @@ enum PrometheusExposition {
         }
     }
 
-    static func render(registry: ServiceRegistry, reloads: (succeeded: Int, failed: Int)) -> ByteBuffer {
+    static func render(registry: ServiceRegistry, reloads: (succeeded: Int, failed: Int), listener: ListenerTelemetry? = nil) -> ByteBuffer {
         var out = ""
         out.reserveCapacity(16 * 1024)
         let state = registry.state
@@ -73,6 +73,10 @@ enum PrometheusExposition {
                 sample(&out, "gateway_upstream_requests_total", [("service", pool.name), ("instance", member.id), ("code", String(code))], count)
             }
         }
+        header(&out, "gateway_upstream_truncated_total", "counter", "Responses the instance broke off after their head (fewer bytes than Content-Length, no last chunk).")
+        for (pool, member, totals) in instanceTotals {
+            sample(&out, "gateway_upstream_truncated_total", [("service", pool.name), ("instance", member.id)], totals.truncated)
+        }
         header(&out, "gateway_upstream_duration_seconds", "histogram", "Time spent waiting on an instance per attempt, to the end of its response.")
         for (pool, member, totals) in instanceTotals {
             histogram(&out, "gateway_upstream_duration_seconds", [("service", pool.name), ("instance", member.id)], totals)
@@ -101,6 +105,20 @@ enum PrometheusExposition {
         header(&out, "gateway_config_reloads_total", "counter", "Configuration reloads, by result.")
         sample(&out, "gateway_config_reloads_total", [("result", "success")], reloads.succeeded)
         sample(&out, "gateway_config_reloads_total", [("result", "failure")], reloads.failed)
+        if let listener {
+            header(&out, "gateway_client_connections", "gauge", "Open client connections.")
+            sample(&out, "gateway_client_connections", [], listener.connections.open)
+            header(&out, "gateway_accept_failures_total", "counter", "Connections the listener could not accept for want of file descriptors (EMFILE/ENFILE).")
+            sample(&out, "gateway_accept_failures_total", [], listener.acceptPressure.failures)
+            header(&out, "gateway_accepting", "gauge", "0 while accepting is paused because the process ran out of file descriptors.")
+            sample(&out, "gateway_accepting", [], listener.acceptPressure.exhaustedSince == nil ? 1 : 0)
+            if let open = OpenFileLimit.openDescriptors() {
+                header(&out, "gateway_open_files", "gauge", "File descriptors the process has open.")
+                sample(&out, "gateway_open_files", [], open)
+            }
+            header(&out, "gateway_open_files_limit", "gauge", "The process's soft open-file limit (RLIMIT_NOFILE).")
+            sample(&out, "gateway_open_files_limit", [], OpenFileLimit.current.soft)
+        }
         return ByteBuffer(string: out)
     }
 

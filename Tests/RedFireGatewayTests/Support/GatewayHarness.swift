@@ -169,7 +169,8 @@ func tradingGateway(_ instances: [DemoInstance], transport: UpstreamTransportKin
 /// `127.0.0.1:port` — a raw test server doing what a demo instance never does — without health checks.
 func rawInstanceGateway(port: Int, id: String, transport: UpstreamTransportKind = .nio,
                         service configureService: (inout ServiceConfig) -> Void = { _ in },
-                        gateway configureGateway: (inout GatewayConfig) -> Void = { _ in }) async throws -> GatewayHarness {
+                        gateway configureGateway: (inout GatewayConfig) -> Void = { _ in },
+                        logger: Logger = GatewayHarness.quietLogger) async throws -> GatewayHarness {
     var service = ServiceConfig(name: "user_trading")
     service.instances = [InstanceConfig(id: id, url: UpstreamURL(host: "127.0.0.1", port: port))]
     service.healthCheck.enabled = false
@@ -179,7 +180,7 @@ func rawInstanceGateway(port: Int, id: String, transport: UpstreamTransportKind 
     config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
     config.upstreamTransport = transport
     configureGateway(&config)
-    return try await GatewayHarness.start(config)
+    return try await GatewayHarness.start(config, logger: logger)
 }
 
 /// Keeps what a gateway logs (the first 200 lines at `level` and above) in memory, so that a test can

@@ -134,6 +134,11 @@ final class RawConnection: @unchecked Sendable {
         }
     }
 
+    /// Shuts down the sending side (FIN): the server sees the end of the client's input; reading still works.
+    func closeWrite() {
+        shutdown(fd, Int32(SHUT_WR))
+    }
+
     /// The next complete response; fails if the server closes or nothing arrives in time.
     func readResponse(timeoutSeconds: Int = 10) async throws -> GatewayHarness.Reply {
         try await NIOThreadPool.singleton.runIfActive { [self] in
