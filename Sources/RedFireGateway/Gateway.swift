@@ -101,7 +101,7 @@ public final class Gateway: Service {
                     },
                     eventLoopGroup: eventLoopGroup, logger: logger)
         // Services stop in reverse order: the server first (it drains), then the rest.
-        var services: [any Service] = [TransportShutdown(transport: transport), maintenance]
+        var services: [any Service] = [TransportShutdown(transport: transport), maintenance, MemoryReturn(connections: connections, logger: logger)]
         if control.configPath != nil { services.append(await ReloadOnHangup.make(control: control)) }
         if let authService {
             services.append(authService.apiKeys)

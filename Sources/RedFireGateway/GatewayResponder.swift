@@ -43,25 +43,39 @@ struct GatewayResponder: HTTPResponder {
         // The state is loaded once: one request sees one configuration from start to end.
         let state = registry.state
         guard let policy = state.cors else { return try await respond(to: request, context: context, requestID: requestID, state: state) }
+        // A route with `cors: service` leaves CORS to its service: no preflight answer, no fields added.
+        // Looked up on the path as sent: a path that only matches once normalized stays the gateway's.
+        if state.hasServiceCORS, let route = state.route(for: Self.pathWithoutQuery(head.path)), route.config.corsByService {
+            return try await respond(to: request, context: context, requestID: requestID, state: state)
+        }
         if let preflight = policy.preflight(head, requestID: requestID) { return preflight }
         var response = try await respond(to: request, context: context, requestID: requestID, state: state)
         policy.decorate(&response, origin: head.headerFields[CORSPolicy.origin])
         return response
     }
 
+    static func pathWithoutQuery(_ target: String?) -> Substring {
+        guard let target else { return "/" }
+        return target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
+    }
+
     private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> Response {
         let start = ContinuousClock.now
         let head = request.head
+        // The one client address every per-client decision uses — login throttle, rate limits,
+        // consistent hashing on the client, the access log: the TCP peer, or `X-Forwarded-For` as
+        // vouched for by `trusted_proxies` (the peer itself when none are configured).
+        let client = ClientAddress.resolve(peer: context.clientIP, fields: head.headerFields, trusted: state.config.trustedProxies)
         // Size limits first: nothing oversized is parsed further, let alone forwarded.
         let limits = state.config.limits
         if (head.path?.utf8.count ?? 0) > limits.maxURILength {
             return logged(ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"]), error: .uriTooLong,
-                          path: String(Substring((head.path ?? "").utf8.prefix(256))), head: head, requestID: requestID, context: context, start: start)
+                          path: String(Substring((head.path ?? "").utf8.prefix(256))), head: head, requestID: requestID, client: client, start: start)
         }
         if head.headerFields.count > limits.maxHeaderCount
             || head.headerFields.reduce(0, { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count }) > limits.maxHeaderBytes {
             return logged(ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"]), error: .headersTooLarge,
-                          path: head.path ?? "", head: head, requestID: requestID, context: context, start: start)
+                          path: head.path ?? "", head: head, requestID: requestID, client: client, start: start)
         }
         // One normalized path for everything below: the gateway's own endpoints, route matching,
         // authorization and what the service receives.
@@ -70,11 +84,11 @@ struct GatewayResponder: HTTPResponder {
             target = try RequestTarget.parse(head.path ?? "/", mergeSlashes: state.config.mergeSlashes)
         } catch {
             return logged(ErrorEnvelope.response(.invalidPath.with(message: error.description), requestID: requestID), error: .invalidPath,
-                          path: head.path ?? "", head: head, requestID: requestID, context: context, start: start)
+                          path: head.path ?? "", head: head, requestID: requestID, client: client, start: start)
         }
         let path = Substring(target.path)
-        if let response = await ownEndpoint(request, path: path, target: target, context: context, requestID: requestID, state: state) {
-            return logged(response, path: target.path, head: head, requestID: requestID, context: context, start: start)
+        if let response = await ownEndpoint(request, path: path, target: target, context: context, requestID: requestID, client: client, state: state) {
+            return logged(response, path: target.path, head: head, requestID: requestID, client: client, start: start)
         }
 
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
@@ -82,7 +96,7 @@ struct GatewayResponder: HTTPResponder {
         recorder.hangup = context.hangup
         if let accessLog {
             recorder.log = accessLog
-            recorder.entry = AccessLogEntry(requestID: requestID, clientIP: context.clientIP, method: head.method.rawValue,
+            recorder.entry = AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue,
                                             path: target.path)
         }
         guard let route = state.route(for: path) else {
@@ -105,7 +119,10 @@ struct GatewayResponder: HTTPResponder {
         }
         var identity = UpstreamIdentity.transparent
         var caller: Identity?
-        if let authorizer {
+        // A CORS preflight on a route whose service decides CORS carries no credentials by design.
+        let servicePreflight = route.config.corsByService && head.method == .options && head.headerFields[CORSPolicy.origin] != nil
+            && head.headerFields[CORSPolicy.requestMethod] != nil
+        if let authorizer, !servicePreflight {
             switch await authorizer.authorize(head, path: target.path, route: route, requestID: requestID) {
             case .deny(let response, let code):
                 recorder.finish(status: response.status.code, errorCode: code)
@@ -120,8 +137,6 @@ struct GatewayResponder: HTTPResponder {
         var rateLimitFields: HTTPFields = [:]
         let rateLimits = state.config.rateLimits
         if route.rateLimit != nil || rateLimits.defaultPolicy != nil || !rateLimits.rolePolicies.isEmpty {
-            let client = ClientAddress.resolve(peer: context.clientIP, fields: head.headerFields, trusted: state.config.trustedProxies)
-            recorder.entry?.clientIP = client
             switch rateLimiter.check(route: route, identity: caller, clientIP: client, config: rateLimits) {
             case .limited(var fields, let retryAfter):
                 fields[.retryAfter] = String(retryAfter)
@@ -135,14 +150,16 @@ struct GatewayResponder: HTTPResponder {
                 break
             }
         }
-        return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP,
-                                       identity: identity, extraHeaders: rateLimitFields, maxBodySize: maxBody, recorder: recorder)
+        return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP, clientAddress: client,
+                                       identity: identity, extraHeaders: rateLimitFields, maxBodySize: maxBody,
+                                       bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
+                                       peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies), recorder: recorder)
     }
 
     /// The gateway's own endpoints: probes, documents, metrics, the admin API and the auth API; nil for
     /// everything else (routed to a service).
     private func ownEndpoint(_ request: Request, path: Substring, target: RequestTarget, context: Context, requestID: String,
-                             state: GatewayState) async -> Response? {
+                             client: String?, state: GatewayState) async -> Response? {
         switch path {
         case "/health":
             return Self.json(.ok, Self.okBody, requestID: requestID)
@@ -171,17 +188,17 @@ struct GatewayResponder: HTTPResponder {
             return await admin.respond(to: request, context: context, target: target)
         }
         if let auth, path.hasPrefix(AuthEndpoints.prefix) {
-            // The TCP peer: forwarded-for headers are only trusted once trusted proxies are configured.
-            return await auth.respond(to: request, path: path, requestID: requestID, clientAddress: context.clientIP)
+            // Failed logins are counted per resolved client (behind a trusted proxy, not per proxy).
+            return await auth.respond(to: request, path: path, requestID: requestID, clientAddress: client)
         }
         return nil
     }
 
     /// The access-log line of an answer that did not go to a service (own endpoints, early refusals).
-    private func logged(_ response: Response, error: GatewayErrorCode? = nil, path: String, head: HTTPRequest, requestID: String, context: Context,
+    private func logged(_ response: Response, error: GatewayErrorCode? = nil, path: String, head: HTTPRequest, requestID: String, client: String?,
                         start: ContinuousClock.Instant) -> Response {
         guard let accessLog else { return response }
-        accessLog.record(AccessLogEntry(requestID: requestID, clientIP: context.clientIP, method: head.method.rawValue, path: path),
+        accessLog.record(AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue, path: path),
                          status: response.status.code, instance: nil, attempts: 0, upstream: .zero, total: .now - start,
                          bytesIn: 0, bytesOut: response.body.contentLength ?? 0, errorCode: error?.code)
         return response

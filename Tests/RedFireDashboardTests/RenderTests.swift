@@ -97,6 +97,31 @@ struct RenderTests {
         #expect(buffer[row, column].1 == .unhealthy)
     }
 
+    /// The listener out of file descriptors: a critical banner with the limit and the open connections,
+    /// and a detail view that counts responses instances broke off.
+    @Test func descriptorExhaustionAndTruncatedResponsesAreShown() {
+        var snapshot = Fixtures.snapshot(.healthy)
+        snapshot.acceptPausedFor = .seconds(3)
+        snapshot.openFileLimit = 1024
+        snapshot.openConnections = 1010
+        var buffer = render(Fixtures.view(), snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 160, height: 48))
+        let row = buffer.lines.firstIndex { $0.contains("OUT OF FILE DESCRIPTORS") }
+        #expect(row == 1, "the banner line")
+        if let row {
+            let line = buffer.lines[row]
+            #expect(line.contains("limit 1024") && line.contains("conns 1010"))
+            let column = line.distance(from: line.startIndex, to: line.range(of: "OUT OF FILE")!.lowerBound)
+            #expect(buffer[row, column].1 == .bannerCritical)
+        }
+
+        snapshot.services[0].instances[0].figures.upstreamErrors = 4
+        snapshot.services[0].instances[0].figures.upstreamTruncated = 3
+        var view = Fixtures.view()
+        view.detail = .instance(service: snapshot.services[0].name, id: snapshot.services[0].instances[0].id)
+        buffer = render(view, snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 160, height: 48))
+        #expect(buffer.text.contains("upstream errors 4  timeouts 0  truncated 3"), "\(buffer.text)")
+    }
+
     @Test func drainingFrameCountsInFlightDown() {
         let text = Self.frame(.draining, ScreenSize(width: 80, height: 24)).text
         #expect(text.contains("draining (3)"))

@@ -14,7 +14,8 @@ import Testing
 struct AuthFlowTests {
     static let secret = "test-signing-secret-0123456789abcdef"
 
-    static func authGateway(configure: (inout AuthConfig) -> Void = { _ in }) async throws -> (GatewayHarness, [DemoInstance]) {
+    static func authGateway(configure: (inout AuthConfig) -> Void = { _ in },
+                            gateway configureGateway: (inout GatewayConfig) -> Void = { _ in }) async throws -> (GatewayHarness, [DemoInstance]) {
         let instances = try await startInstances(.userTrading, count: 1)
         var config = GatewayConfig()
         config.services = [serviceConfig("user_trading", instances)]
@@ -26,6 +27,7 @@ struct AuthFlowTests {
         config.auth.roles = ["trader": ["trading:read", "trading:write"]]
         config.auth.defaultRoles = ["trader"]
         configure(&config.auth)
+        configureGateway(&config)
         return (try await GatewayHarness.start(config), instances)
     }
 

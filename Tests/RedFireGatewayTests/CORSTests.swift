@@ -71,4 +71,52 @@ struct CORSTests {
         await gateway.shutdown()
         await stopAll(instances)
     }
+
+    /// The gateway owns CORS: a service's own `Access-Control-*` fields (here it reflects a foreign
+    /// origin with credentials, in any spelling) never reach the client — refused origin: none; allowed
+    /// origin: the gateway's; no `cors` configured: none. Only a route with `cors: service` passes the
+    /// service's fields unchanged, and forwards its preflights without credentials.
+    @Test func theServicesCORSFieldsAreReplacedByTheGatewaysDecision() async throws {
+        let server = try await ScriptedServer.start {
+            ("HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: https://evil.com\r\naccess-control-allow-credentials: true\r\n"
+                + "ACCESS-CONTROL-EXPOSE-HEADERS: X-Internal-Secret\r\nAccess-Control-Allow-Methods: *\r\nAccess-Control-Max-Age: 86400\r\n"
+                + "Content-Length: 2\r\n\r\nok", close: false)
+        }
+        func corsFields(_ reply: GatewayHarness.Reply) -> [String: String] {
+            var fields: [String: String] = [:]
+            for header in reply.headers where header.name.lowercased().hasPrefix("access-control-") { fields[header.name.lowercased()] = header.value }
+            return fields
+        }
+        let evil = [("Origin", "https://evil.com")]
+        let app = [("Origin", "https://app.redfire.example")]
+
+        // Configured CORS, a route the gateway decides for.
+        var gateway = try await rawInstanceGateway(port: server.port, id: "reflecting", gateway: {
+            $0.cors.allowedOrigins = ["https://app.redfire.example"]
+            $0.routes.append(RouteConfig(prefix: "/api/v1/vnpy", service: "user_trading"))
+            $0.routes[1].corsByService = true
+        })
+        var reply = try await gateway.send("/api/v1/trading/orders", headers: evil)
+        #expect(reply.status == 200 && corsFields(reply).isEmpty, "refused origin: \(corsFields(reply))")
+        #expect(reply.headers[canonicalForm: "Vary"].contains { $0.lowercased() == "origin" })
+        reply = try await gateway.send("/api/v1/trading/orders", headers: app)
+        #expect(corsFields(reply) == ["access-control-allow-origin": "https://app.redfire.example",
+                                      "access-control-expose-headers": "X-Request-ID, Retry-After, RateLimit, RateLimit-Policy"], "\(corsFields(reply))")
+        reply = try await gateway.send("/api/v1/trading/orders")
+        #expect(corsFields(reply).isEmpty, "no Origin: nothing")
+
+        // `cors: service`: the service's fields, unchanged; its preflight is forwarded.
+        reply = try await gateway.send("/api/v1/vnpy/ticks", headers: evil)
+        #expect(corsFields(reply)["access-control-allow-origin"] == "https://evil.com" && corsFields(reply).count == 5, "\(corsFields(reply))")
+        reply = try await gateway.send(.OPTIONS, "/api/v1/vnpy/ticks", headers: evil + [("Access-Control-Request-Method", "POST")])
+        #expect(reply.status == 200 && corsFields(reply)["access-control-allow-methods"] == "*", "the service answered its own preflight")
+        await gateway.shutdown()
+
+        // No CORS configured: cross-origin access is not granted, whatever the service says.
+        gateway = try await rawInstanceGateway(port: server.port, id: "reflecting")
+        reply = try await gateway.send("/api/v1/trading/orders", headers: evil)
+        #expect(reply.status == 200 && corsFields(reply).isEmpty, "\(corsFields(reply))")
+        await gateway.shutdown()
+        try await server.close()
+    }
 }

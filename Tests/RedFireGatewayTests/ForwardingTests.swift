@@ -35,7 +35,8 @@ struct ForwardingTests {
         #expect(report.headers["x-custom"] == ["kept"])
         #expect(report.headers["cookie"] == ["a=1; b=2"], "one Cookie line upstream (RFC 6265 §5.4)")
         #expect(report.headers["content-length"] == ["5"])
-        #expect(report.headers["x-forwarded-for"] == ["203.0.113.7, 127.0.0.1"])
+        #expect(report.headers["x-forwarded-for"] == ["127.0.0.1"], "a forwarding claim from an untrusted peer is replaced by the peer")
+        #expect(report.headers["x-real-ip"] == ["127.0.0.1"])
         #expect(report.headers["x-forwarded-proto"] == ["http"])
         #expect(report.headers["x-forwarded-host"] == ["127.0.0.1:\(gateway.port)"])
         #expect(report.headers["x-request-id"] == ["client-trace-123"])
@@ -419,6 +420,68 @@ final class GarbageServer: Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             context.writeAndFlush(NIOAny(ByteBuffer(string: "SSH-2.0-OpenSSH_9.2\r\n\u{0}\u{1}garbage\r\n\r\n")), promise: nil)
             context.close(promise: nil)
+        }
+    }
+}
+
+/// Client-supplied claims about the client, the original request or the user never reach a service,
+/// in any spelling (`-`, `_`, `.`, any case); the gateway states the client's address itself.
+@Suite("Header hygiene")
+struct HeaderHygieneTests {
+    static func normalized(_ name: String) -> String { ClientHeaderFilter.normalize(name) }
+
+    @Test func forwardingAndIdentityClaimsFromClientsNeverReachTheService() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        // One request per spelling (the list in three spellings is more fields than one request may carry).
+        let spellings: [(String) -> String] = [
+            { $0 },
+            { $0.replacingOccurrences(of: "-", with: "_").lowercased() },
+            { $0.replacingOccurrences(of: "-", with: ".").uppercased() },
+        ]
+        for spell in spellings {
+            var sent = ClientHeaderFilter.builtIn.map { (spell($0), "forged") }
+            sent += ["X-User-Id", "X-User-Roles", "X-Gateway-Token", "X-Gateway-Service"].map { (spell($0), "forged") }
+            sent.append(("X-Forwarded-For", "203.0.113.66"))
+            sent.append(("X-Custom", "kept"))
+            let report = try await gateway.echo("/api/v1/trading/_echo", headers: sent)
+            let forged = report.headers.filter { _, values in values.contains { $0.contains("forged") || $0.contains("203.0.113.66") } }
+            #expect(forged.isEmpty, "reached the service: \(forged.keys.sorted())")
+            #expect(report.headers["x-real-ip"] == ["127.0.0.1"] && report.headers["x-forwarded-for"] == ["127.0.0.1"])
+            #expect(report.headers["x-custom"] == ["kept"])
+        }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// `client_headers` adds names to the list and takes built-in ones out; a trusted proxy's
+    /// `X-Forwarded-For` is kept and the peer appended, and `X-Real-IP` names the client it vouches for.
+    @Test func theListIsConfigurableAndATrustedProxysForwardingIsKept() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        var service = serviceConfig("user_trading", instances)
+        service.healthCheck.enabled = false
+        var config = GatewayConfig()
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.trustedProxies = [CIDR(parsing: "127.0.0.1/32")!]
+        config.clientHeaders.strip = ["X-Debug-As"]
+        config.clientHeaders.keep = ["X-HTTP-Method-Override"]
+        let gateway = try await GatewayHarness.start(config)
+        let report = try await gateway.echo("/api/v1/trading/_echo", headers: [("X-Debug_As", "admin"), ("X-HTTP-Method-Override", "PATCH"),
+                                                                                ("X-Forwarded-For", "203.0.113.66"), ("X-Real-IP", "10.9.9.9")])
+        #expect(report.headers["x-debug_as"] == nil && report.headers["x-debug-as"] == nil)
+        #expect(report.headers["x-http-method-override"] == ["PATCH"])
+        #expect(report.headers["x-forwarded-for"] == ["203.0.113.66, 127.0.0.1"])
+        #expect(report.headers["x-real-ip"] == ["203.0.113.66"])
+        await gateway.shutdown()
+        await stopAll(instances)
+
+        let yaml = try CommandLineTests.writeConfig(ConfigTests.minimalYAML + "\nclient_headers:\n  strip: [\"bad name\"]\n  keep: [X-Custom]\n")
+        #expect(throws: ConfigError.self) { try GatewayConfig.load(path: yaml) }
+        do {
+            _ = try GatewayConfig.load(path: yaml)
+        } catch let error as ConfigError {
+            #expect(error.problems.map(\.path) == ["client_headers.strip", "client_headers.keep"], "\(error)")
         }
     }
 }

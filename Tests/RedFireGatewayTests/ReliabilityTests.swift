@@ -1,6 +1,8 @@
 import DemoServices
 import Foundation
 import NIOCore
+import NIOEmbedded
+import NIOHTTP1
 import NIOPosix
 import Testing
 
@@ -245,6 +247,36 @@ struct ReliabilityTests {
 
         let lines = try Self.accessLogLines(directory + "/access.log").filter { ($0["request_id"] as? String)?.hasPrefix("truncated-") == true }
         #expect(lines.count == 3 && lines.allSatisfy { $0["error"] as? String == "upstream_truncated" && $0["status"] as? Int == 200 }, "\(lines)")
+    }
+
+    // MARK: Bounded buffering
+
+    /// A response waiting for a slow reader is held up to half of `limits.connection_buffer` bytes (the
+    /// other half is the client's write buffer), not a number of parts: the instance's connection stops
+    /// being read once that much is buffered, whatever the size of each read (8 KiB parts against a
+    /// 64 KiB buffer, then 100-byte parts).
+    @Test func anUpstreamResponseIsBufferedUpToTheByteBound() throws {
+        func handler() throws -> (EmbeddedChannel, UpstreamConnectionHandler) {
+            let channel = EmbeddedChannel()
+            let handler = UpstreamConnectionHandler(idleTimeout: .seconds(60))
+            try channel.pipeline.syncOperations.addHandler(handler)
+            handler.beginExchange(bufferLimit: 64 * 1024)
+            return (channel, handler)
+        }
+        let (channel, large) = try handler()
+        try channel.writeInbound(HTTPClientResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok)))
+        for _ in 0..<3 { try channel.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0, count: 8 * 1024))) }
+        #expect(!large.isReadingPaused, "24 KiB buffered")
+        try channel.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0, count: 8 * 1024)))
+        #expect(large.isReadingPaused, "32 KiB buffered: reading pauses")
+
+        let (other, small) = try handler()
+        for _ in 0..<(UpstreamConnectionHandler.highWatermark - 1) { try other.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0, count: 100))) }
+        #expect(!small.isReadingPaused)
+        try other.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0, count: 100)))
+        #expect(small.isReadingPaused, "many small parts pause too")
+        _ = try channel.finish(acceptAlreadyClosed: true)
+        _ = try other.finish(acceptAlreadyClosed: true)
     }
 
     // MARK: Helpers

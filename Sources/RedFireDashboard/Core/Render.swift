@@ -508,7 +508,8 @@ struct Frame {
         func figures(_ f: GatewaySnapshot.Figures) {
             lines.append(("requests \(f.requests) in \(state.window.label) \(glyphs.bullet) \(Format.rate(f.requestsPerSecond)) req/s \(glyphs.bullet) errors \(Format.percent(f.errorRatio))", .text))
             lines.append(("2xx \(f.status2xx)  3xx \(f.status3xx)  4xx \(f.status4xx)  5xx \(f.status5xx)  401 \(f.unauthorized)  403 \(f.forbidden)  429 \(f.rateLimited)", .text))
-            lines.append(("upstream errors \(f.upstreamErrors)  timeouts \(f.upstreamTimeouts)", f.upstreamErrors + f.upstreamTimeouts > 0 ? .warning : .text))
+            lines.append(("upstream errors \(f.upstreamErrors)  timeouts \(f.upstreamTimeouts)  truncated \(f.upstreamTruncated)",
+                          f.upstreamErrors + f.upstreamTimeouts > 0 ? .warning : .text))
         }
         switch detail {
         case .route(let name):

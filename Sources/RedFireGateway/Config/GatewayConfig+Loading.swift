@@ -1,3 +1,4 @@
+import HTTPTypes
 import Foundation
 import Yams
 
@@ -220,6 +221,7 @@ extension GatewayConfig {
             if let value = limits.duration("header_timeout", atLeast: .milliseconds(100)) { config.limits.headerTimeout = value }
             if let value = limits.duration("idle_timeout", atLeast: .milliseconds(100)) { config.limits.idleTimeout = value }
             if let value = limits.duration("body_timeout", atLeast: .milliseconds(100)) { config.limits.bodyTimeout = value }
+            if let value = limits.int("connection_buffer", in: 4096...(64 << 20)) { config.limits.connectionBuffer = value }
             limits.finish()
         }
         if let log = top.object("access_log") {
@@ -255,6 +257,22 @@ extension GatewayConfig {
                 if let cidr = CIDR(parsing: text) { config.trustedProxies.append(cidr) }
                 else { reader.report("trusted_proxies", top.node("trusted_proxies"), "\"\(text)\" is not an address or CIDR (10.0.0.0/8, ::1/128)") }
             }
+        }
+        if let headers = top.object("client_headers") {
+            let builtIn = Set(ClientHeaderFilter.builtIn.map(ClientHeaderFilter.normalize))
+            for (key, target) in [("strip", \ClientHeadersConfig.strip), ("keep", \ClientHeadersConfig.keep)] {
+                guard let names = headers.stringList(key) else { continue }
+                for name in names {
+                    if HTTPField.Name(name) == nil {
+                        reader.report(headers.childPath(key), headers.node(key), "\"\(name)\" is not a header field name")
+                    } else if key == "keep", !builtIn.contains(ClientHeaderFilter.normalize(name)) {
+                        reader.report(headers.childPath(key), headers.node(key), "\"\(name)\" is not in the built-in list of removed fields")
+                    } else {
+                        config.clientHeaders[keyPath: target].append(name)
+                    }
+                }
+            }
+            headers.finish()
         }
         if let names = top.stringList("server_names") {
             for name in names {
@@ -443,6 +461,7 @@ extension GatewayConfig {
             rules.finish()
         }
         let forwardAuthorization = object.bool("forward_authorization") ?? false
+        let corsOwner = object.string("cors", oneOf: ["gateway", "service"])
         let rateLimit = object.object("rate_limit").flatMap { decodePolicy($0, name: "route", reader: reader) }
         let maxBodySize = object.int("max_body_size", in: 0...Int(Int32.max))
         guard var prefix, let service else { return nil }
@@ -472,6 +491,7 @@ extension GatewayConfig {
         var limited = route
         limited.rateLimit = rateLimit
         limited.maxBodySize = maxBodySize
+        limited.corsByService = corsOwner == "service"
         return (limited, (object.node("prefix"), object.node("service"), object.node("permissions")))
     }
 

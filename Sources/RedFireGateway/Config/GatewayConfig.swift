@@ -32,6 +32,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var cors = CORSConfig()
     /// `trusted_proxies` — CIDRs whose `X-Forwarded-For` is believed. Default none: the client is the TCP peer.
     public var trustedProxies: [CIDR] = []
+    /// `client_headers` — request fields a client may never send to a service (see `ClientHeaderFilter`).
+    public var clientHeaders = ClientHeadersConfig()
     /// `server_names` — host names the gateway answers as. An absolute-form request target
     /// (`GET http://host/path`) naming another host is refused with 421. Default none: only loopback
     /// names and the listen address are accepted in absolute form. Lower-case, without port.
@@ -160,6 +162,10 @@ public struct RequestLimitsConfig: Sendable, Equatable {
     /// `body_timeout` — the longest a client may pause while sending a request body (between two reads,
     /// from the head or the `100 Continue`); then 408 and close. Default 60s.
     public var bodyTimeout: Duration = .seconds(60)
+    /// `connection_buffer` — bytes the gateway holds in memory per connection and direction before it
+    /// stops reading from the sender: a response waiting for a slow client, a request body waiting for
+    /// a slow instance (Envoy's `per_connection_buffer_limit_bytes`). Default 64 KiB.
+    public var connectionBuffer = 64 * 1024
 
     public init() {}
 }
@@ -436,6 +442,11 @@ public struct RouteConfig: Sendable, Equatable {
     /// `forward_authorization` — pass the client's `Authorization` and `X-API-Key` to the service.
     /// Default `false`: the service gets the verified identity instead.
     public var forwardAuthorization = false
+    /// `cors` — who decides CORS for this route: `gateway` (default: the service's `Access-Control-*`
+    /// fields are removed and the gateway's `cors` decision is sent) or `service` (explicit opt-in: the
+    /// service's fields pass unchanged, the gateway adds none, and preflights — which never carry
+    /// credentials — are forwarded to the service without authentication).
+    public var corsByService = false
 
     public init(prefix: String, service: String, methods: [String]? = nil, stripPrefix: Bool = false, version: String? = nil, name: String? = nil,
                 permissions: RoutePermissions? = nil, forwardAuthorization: Bool = false) {
@@ -468,3 +479,14 @@ public struct RoutePermissions: Sendable, Equatable {
     }
 }
 
+
+/// `client_headers` — which client-supplied request fields are removed before forwarding, on top of the
+/// fixed rules (hop-by-hop fields; every spelling of `X-User-*` and `X-Gateway-*`).
+public struct ClientHeadersConfig: Sendable, Equatable {
+    /// `strip` — further field names to remove (case, `-`, `_` and `.` alike). Default none.
+    public var strip: [String] = []
+    /// `keep` — names of the built-in list (`ClientHeaderFilter.builtIn`) to pass after all. Default none.
+    public var keep: [String] = []
+
+    public init() {}
+}

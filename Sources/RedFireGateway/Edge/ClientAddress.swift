@@ -56,7 +56,7 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 /// an untrusted peer changes nothing, so a client cannot choose its own rate-limit key.
 enum ClientAddress {
     static func resolve(peer: String?, fields: HTTPFields, trusted: [CIDR]) -> String? {
-        guard let peer, !trusted.isEmpty, let peerBytes = CIDR.bytes(peer), trusted.contains(where: { $0.contains(peerBytes) }) else { return peer }
+        guard let peer, isTrusted(peer, trusted: trusted) else { return peer }
         let hops = fields[values: .forwardedFor].flatMap { $0.split(separator: ",") }.map { String($0.trimmingASCIISpaces()) }
         var client = peer
         for hop in hops.reversed() {
@@ -65,5 +65,11 @@ enum ClientAddress {
             if !trusted.contains(where: { $0.contains(bytes) }) { return hop }
         }
         return client
+    }
+
+    /// Whether the TCP peer is one of `trusted_proxies` (whose forwarding fields are believed).
+    static func isTrusted(_ peer: String?, trusted: [CIDR]) -> Bool {
+        guard let peer, !trusted.isEmpty, let bytes = CIDR.bytes(peer) else { return false }
+        return trusted.contains { $0.contains(bytes) }
     }
 }

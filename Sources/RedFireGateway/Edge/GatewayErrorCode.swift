@@ -145,6 +145,7 @@ extension HTTPField.Name {
     static let forwardedFor = Self("X-Forwarded-For")!
     static let forwardedProto = Self("X-Forwarded-Proto")!
     static let forwardedHost = Self("X-Forwarded-Host")!
+    static let realIP = Self("X-Real-IP")!
     static let gatewayService = Self("X-Gateway-Service")!
     static let idempotencyKey = Self("Idempotency-Key")!
     static let keepAlive = Self("Keep-Alive")!

@@ -16,8 +16,11 @@ struct ConnectionSettings: Sendable {
     /// (answered 431); the configured limits are checked again, exactly, by the responder.
     var parserHeaderBytes: Int
     var parserHeaderCount: Int
+    /// `limits.connection_buffer`: the client's write buffer bound and the request body held for a slow instance.
+    var bufferBytes: Int
 
     init(config: GatewayConfig) {
+        bufferBytes = config.limits.connectionBuffer
         headerTimeout = .nanoseconds(config.limits.headerTimeout.nanosecondsClamped)
         idleTimeout = .nanoseconds(config.limits.idleTimeout.nanosecondsClamped)
         bodyTimeout = .nanoseconds(config.limits.bodyTimeout.nanosecondsClamped)
@@ -65,11 +68,16 @@ struct GatewayHTTPServer: ServerChildChannel {
             limits.maxHeaderFieldCount = settings.parserHeaderCount
             let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: responder.accessLog)
             let sync = channel.pipeline.syncOperations
+            // A slow client holds at most half the connection buffer of a response in its write buffer
+            // (the other half waits on the instance's side): past the high mark the request loop waits
+            // for the socket to drain before taking more from the instance.
+            try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark,
+                                               value: .init(low: settings.bufferBytes / 4, high: settings.bufferBytes / 2))
             try sync.addHandler(FirstByteObserver(codec: codec))
             try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
                                                  withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             try sync.addHandler(codec)
-            try sync.addHandler(GatewayRequestHandler(responder: responder, logger: self.logger))
+            try sync.addHandler(GatewayRequestHandler(responder: responder, logger: self.logger, bufferLimit: settings.bufferBytes))
             return Connection(channel: channel)
         }
     }

@@ -55,10 +55,13 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private var dateValue = ""
 
     static let queueLimit = 8
+    /// Request body bytes held for a slow instance before the client's socket stops being read.
+    let bufferLimit: Int
 
-    init(responder: GatewayResponder, logger: Logger) {
+    init(responder: GatewayResponder, logger: Logger, bufferLimit: Int = 64 * 1024) {
         self.responder = responder
         self.logger = logger
+        self.bufferLimit = bufferLimit
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -140,7 +143,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         let fields = head.headerFields
         let declaresBody = fields.declaresBody
         let expectsContinue = fields[.expect].map { GatewayHTTPCodec.equalsIgnoringCase($0, "100-continue") } ?? false
-        let stream = declaresBody ? RequestBodyStream(handler: self, eventLoop: context.eventLoop, expectsContinue: expectsContinue) : nil
+        let stream = declaresBody ? RequestBodyStream(handler: self, eventLoop: context.eventLoop, expectsContinue: expectsContinue, bufferLimit: bufferLimit) : nil
         let received = Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer()))
         let request = ActiveRequest(body: stream, abandonable: Forwarder.isIdempotent(head.method))
         active = request
@@ -291,24 +294,29 @@ final class RequestBodyStream: AsyncSequence, @unchecked Sendable {
 
     private let handler: GatewayRequestHandler
     private let eventLoop: any EventLoop
-    private let chunks = LoopHandoff<ByteBuffer>()
+    private let chunks = LoopHandoff<ByteBuffer> { $0.readableBytes }
     private var discarding = false
     /// The client waits for `100 Continue` before sending the body.
     private var expectsContinue: Bool
+    /// Bytes held for the reader before the client's socket stops being read.
+    private let bufferLimit: Int
 
-    static let highWatermark = 8
+    /// Chunks held at most (many small ones: the byte bound covers large ones).
+    static let highWatermark = 16
 
-    init(handler: GatewayRequestHandler, eventLoop: any EventLoop, expectsContinue: Bool = false) {
+    init(handler: GatewayRequestHandler, eventLoop: any EventLoop, expectsContinue: Bool = false, bufferLimit: Int = 64 * 1024) {
         self.handler = handler
         self.eventLoop = eventLoop
         self.expectsContinue = expectsContinue
+        self.bufferLimit = bufferLimit
     }
 
-    var isFull: Bool { chunks.buffer.count >= Self.highWatermark }
+    var isFull: Bool { chunks.buffer.count >= Self.highWatermark || chunks.bufferedBytes >= bufferLimit }
 
     func deliver(_ chunk: ByteBuffer) {
         if discarding { return }
-        if chunks.deliver(chunk) >= Self.highWatermark { handler.pauseReading() }
+        chunks.deliver(chunk)
+        if isFull { handler.pauseReading() }
     }
 
     func finish() { chunks.finish() }
@@ -327,8 +335,8 @@ final class RequestBodyStream: AsyncSequence, @unchecked Sendable {
             expectsContinue = false
             if chunks.buffer.isEmpty, !chunks.finished { handler.sendContinue() }
         }
-        return try await chunks.next { left in
-            if left < Self.highWatermark / 2 { handler.resumeReadingIfPossible() }
+        return try await chunks.next { [bufferLimit] left in
+            if left < Self.highWatermark / 2, chunks.bufferedBytes < bufferLimit / 2 { handler.resumeReadingIfPossible() }
         }
     }
 

@@ -20,10 +20,16 @@ struct Forwarder: Sendable {
 
     /// - Parameters:
     ///   - target: the normalized request target; the instance receives exactly this path.
+    ///   - clientIP: the TCP peer, appended to `X-Forwarded-For`.
+    ///   - clientAddress: the resolved client (`ClientAddress`), the key of `hash_key: client_ip`.
     ///   - identity: the verified caller and `X-Gateway-Token` to pass on.
     ///   - maxBodySize: the route's limit, enforced while streaming a body of unknown length.
-    func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?,
+    ///   - bufferLimit: response bytes held for a slow client (`limits.connection_buffer`).
+    ///   - headerFilter, peerTrusted: which client fields are removed; whether the client's
+    ///     `X-Forwarded-For` is kept (the peer is a trusted proxy).
+    func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
                  identity: UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
+                 bufferLimit: Int = 64 * 1024, headerFilter: ClientHeaderFilter = .standard, peerTrusted: Bool = false,
                  recorder: RequestRecorder) async -> Response {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
@@ -47,13 +53,14 @@ struct Forwarder: Sendable {
 
         let head = request.head
         let target = upstreamTarget(requestTarget, route: route)
-        let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity)
+        let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity,
+                                                   filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress)
         let body = Self.declaredBody(request, limit: maxBodySize)
         let retriable = Self.isIdempotent(head.method) || head.headerFields.contains(.idempotencyKey)
         let hashKey: String?
         if pool.strategy == .consistentHash {
             switch service.hashKey {
-            case .clientIP: hashKey = clientIP
+            case .clientIP: hashKey = clientAddress ?? clientIP
             case .header(let name): hashKey = HTTPField.Name(name).flatMap { head.headerFields[$0] }
             }
         } else {
@@ -77,7 +84,8 @@ struct Forwarder: Sendable {
             attempt += 1
             runtime.inFlightCounter.wrappingIncrement(ordering: .relaxed)
             runtime.dispatchedCounter.wrappingIncrement(ordering: .relaxed)
-            let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers, body: body)
+            let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers,
+                                                  body: body, bufferLimit: bufferLimit)
             let response: UpstreamResponse
             let dispatched = ContinuousClock.now
             do {
@@ -125,7 +133,7 @@ struct Forwarder: Sendable {
                       error.nothingSent || pool.shared.retryBudget.tryWithdraw() else { break }
                 continue
             }
-            return streamedResponse(response, runtime: runtime, service: service, admission: admission, requestID: requestID, extraHeaders: extraHeaders,
+            return streamedResponse(response, runtime: runtime, service: service, corsByService: route.config.corsByService, admission: admission, requestID: requestID, extraHeaders: extraHeaders,
                                     recorder: recorder, dispatched: dispatched, earlierUpstreamTime: upstreamTime, body: body,
                                     upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
         }
@@ -174,10 +182,11 @@ struct Forwarder: Sendable {
     /// counted as an upstream error (telemetry, `/metrics`, the console), logged, and recorded in the
     /// access log as `upstream_truncated`; the client's connection is closed, since the response cannot
     /// be completed.
-    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, service: ServiceConfig, admission: ServiceAdmission?, requestID: String,
+    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, service: ServiceConfig, corsByService: Bool,
+                                  admission: ServiceAdmission?, requestID: String,
                                   extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: ContinuousClock.Instant, earlierUpstreamTime: Duration,
                                   body: UpstreamRequestBody?, upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
-        let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID, extra: extraHeaders)
+        let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID, extra: extraHeaders, keepCORS: corsByService)
         let status = upstream.status
         let failedStatus = status.code >= 500
         /// Records the request once the instance's response is done (whole, or ended early).

@@ -40,8 +40,15 @@ enum HeaderPolicy {
     ///
     /// Built in one pass into one new collection (no copy-then-edit: each edit of an `HTTPFields` by
     /// name scans it and may rebuild its index).
+    ///
+    /// Client-supplied claims about the client, the original request or the user (`X-Real-IP`,
+    /// `Forwarded`, `X-Forwarded-User`, `X-Original-URL`, `X-HTTP-Method-Override`, … — `filter`) never
+    /// pass: the gateway states the client's address itself. `X-Forwarded-For` keeps what the client
+    /// sent only when the peer is a trusted proxy (`peerTrusted`); from anyone else it is replaced by the
+    /// peer's address, and `X-Real-IP` carries the resolved client (`clientAddress`).
     static func upstreamHeaders(_ clientFields: HTTPFields, clientIP: String?, clientHost: String?, requestID: String,
-                                identity: UpstreamIdentity = .transparent) -> HTTPFields {
+                                identity: UpstreamIdentity = .transparent, filter: ClientHeaderFilter = .standard,
+                                peerTrusted: Bool = false, clientAddress: String? = nil) -> HTTPFields {
         let dropCredentials = !identity.keepCredentials
         let listed = connectionListed(clientFields)
         var fields = HTTPFields()
@@ -50,13 +57,14 @@ enum HeaderPolicy {
         for field in clientFields {
             let name = field.name
             if name == .forwardedFor {
-                forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
+                if peerTrusted { forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value }
                 continue
             }
             // Set by the gateway below; `Expect` is answered by the gateway itself (it sends the
             // client's `100 Continue` when it starts reading the body).
             if name == .forwardedProto || name == .forwardedHost || name == .requestID || name == .expect { continue }
             if isHopByHop(name) || isReserved(name) || (dropCredentials && (name == .authorization || name == .apiKey)) { continue }
+            if filter.removes(name) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             fields.append(field)
         }
@@ -65,6 +73,7 @@ enum HeaderPolicy {
         } else if let forwardedFor {
             fields.append(HTTPField(name: .forwardedFor, value: forwardedFor))
         }
+        if let address = clientAddress ?? clientIP { fields.append(HTTPField(name: .realIP, value: address)) }
         fields.append(HTTPField(name: .forwardedProto, value: "http"))
         if let clientHost { fields.append(HTTPField(name: .forwardedHost, value: clientHost)) }
         fields.append(HTTPField(name: .requestID, value: requestID))
@@ -78,10 +87,18 @@ enum HeaderPolicy {
         return fields
     }
 
+    /// `Access-Control-*` (the canonical name is lower-case).
+    static func isCORS(_ name: HTTPField.Name) -> Bool {
+        let utf8 = name.canonicalName.utf8
+        guard utf8.count > 15, utf8.first == UInt8(ascii: "a") else { return false }
+        return name.canonicalName.hasPrefix("access-control-")
+    }
+
     private static let reservedPrefixes: [[UInt8]] = [Array("x-user-".utf8), Array("x-gateway-".utf8)]
 
     /// `X-User-*` or `X-Gateway-*` — names a client could use to impersonate the gateway's identity
-    /// headers — compared without case and with `_` read as `-` (some servers map one to the other).
+    /// headers — compared without case and with `_` and `.` read as `-` (servers and frameworks map
+    /// them to one another: CGI turns both into `_`).
     static func isReserved(_ name: HTTPField.Name) -> Bool {
         let utf8 = name.canonicalName.utf8
         for prefix in reservedPrefixes where utf8.count >= prefix.count {
@@ -89,7 +106,7 @@ enum HeaderPolicy {
             var index = utf8.startIndex
             for expected in prefix {
                 var byte = utf8[index]
-                if byte == UInt8(ascii: "_") { byte = UInt8(ascii: "-") }
+                if byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") { byte = UInt8(ascii: "-") }
                 if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte += 32 }
                 if byte != expected { matches = false; break }
                 index = utf8.index(after: index)
@@ -100,16 +117,19 @@ enum HeaderPolicy {
     }
 
     /// Headers for the client from an upstream response: the instance's, without hop-by-hop fields,
-    /// `Server` (no product or version of what runs behind the gateway is advertised) and its
-    /// `X-Request-ID`, plus the request's ID and `extra` (rate-limit fields), which replace any field of
-    /// the same name. Built in one pass, with room for the `Date` the connection adds when missing.
-    static func downstreamHeaders(_ upstreamFields: HTTPFields, requestID: String, extra: HTTPFields = [:]) -> HTTPFields {
+    /// `Server` (no product or version of what runs behind the gateway is advertised), its
+    /// `X-Request-ID` and — unless the route leaves CORS to the service — its `Access-Control-*` fields
+    /// (the gateway owns CORS: a service reflecting any origin must not open the API to it), plus the
+    /// request's ID and `extra` (rate-limit fields), which replace any field of the same name. Built in
+    /// one pass, with room for the `Date` the connection adds when missing.
+    static func downstreamHeaders(_ upstreamFields: HTTPFields, requestID: String, extra: HTTPFields = [:], keepCORS: Bool = false) -> HTTPFields {
         let listed = connectionListed(upstreamFields)
         var fields = HTTPFields()
         fields.reserveCapacity(upstreamFields.count + extra.count + 2)
         for field in upstreamFields {
             let name = field.name
             if isHopByHop(name) || name == .server || name == .requestID { continue }
+            if !keepCORS, isCORS(name) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             if !extra.isEmpty, extra.contains(name) { continue }
             fields.append(field)
@@ -117,6 +137,65 @@ enum HeaderPolicy {
         fields.append(HTTPField(name: .requestID, value: requestID))
         fields.append(contentsOf: extra)
         return fields
+    }
+}
+
+/// The client-supplied request fields that never reach a service: claims about the client's address,
+/// the original request or the user that frameworks and services are known to trust. Names compare
+/// without case, with `-`, `_` and `.` alike. Built once per configuration (`client_headers`).
+struct ClientHeaderFilter: Sendable {
+    /// The built-in list: address claims (`X-Real-IP` family, RFC 7239 `Forwarded`, other
+    /// `X-Forwarded-*` the gateway does not set), identity claims of authenticating proxies
+    /// (`X-Forwarded-User`, `Remote-User`, `X-Auth-Request-*`), and request rewrites some frameworks
+    /// honour (`X-Original-URL`, `X-Rewrite-URL`, `X-HTTP-Method-Override`).
+    static let builtIn = [
+        "X-Real-IP", "True-Client-IP", "X-Client-IP", "X-Cluster-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP",
+        "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr", "Forwarded", "X-Forwarded", "X-Forwarded-Port",
+        "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Url-Scheme", "Front-End-Https",
+        "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username", "X-Forwarded-Access-Token",
+        "X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups", "X-Auth-Request-Preferred-Username",
+        "X-Auth-Request-Access-Token", "Remote-User", "X-Remote-User", "X-Authenticated-User", "X-Original-URL",
+        "X-Original-URI", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
+    ]
+
+    static let standard = ClientHeaderFilter(ClientHeadersConfig())
+
+    private let names: Set<String>
+    /// Per first byte, a bit per name length (below 64) that some name has: most fields are passed
+    /// without hashing their name.
+    private let quick: [UInt64]
+
+    init(_ config: ClientHeadersConfig) {
+        let keep = Set(config.keep.map(Self.normalize))
+        let names = Set((Self.builtIn + config.strip).map(Self.normalize)).subtracting(keep)
+        var quick = [UInt64](repeating: 0, count: 256)
+        for name in names {
+            let count = name.utf8.count
+            quick[Int(name.utf8.first!)] |= count < 64 ? 1 << UInt64(count) : 1 << 63
+        }
+        self.names = names
+        self.quick = quick
+    }
+
+    /// Lower case, `_` and `.` read as `-`.
+    static func normalize(_ name: String) -> String {
+        String(decoding: name.utf8.map { byte in
+            switch byte {
+            case UInt8(ascii: "_"), UInt8(ascii: "."): UInt8(ascii: "-")
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte | 0x20
+            default: byte
+            }
+        }, as: UTF8.self)
+    }
+
+    func removes(_ name: HTTPField.Name) -> Bool {
+        let canonical = name.canonicalName
+        let utf8 = canonical.utf8
+        guard let first = utf8.first else { return false }
+        let count = utf8.count
+        guard quick[Int(first)] & (count < 64 ? 1 << UInt64(count) : 1 << 63) != 0 else { return false }
+        if utf8.contains(where: { $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }) { return names.contains(Self.normalize(canonical)) }
+        return names.contains(canonical)
     }
 }
 

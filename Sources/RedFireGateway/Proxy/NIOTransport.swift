@@ -129,6 +129,9 @@ final class LoopConnectionPool: @unchecked Sendable {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(timeouts.connect.nanosecondsClamped))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Reads of at most 16 KiB (HAProxy's buffer size): what a paused connection reads past the
+            // buffer bound within one readable event stays small.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 16 * 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
@@ -192,7 +195,7 @@ final class UpstreamConnection: @unchecked Sendable {
         } else if method == .POST || method == .PUT || method == .PATCH {
             headers.replaceOrAdd(name: "Content-Length", value: "0")
         }
-        handler.beginExchange()
+        handler.beginExchange(bufferLimit: request.bufferLimit)
         channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: headers)), promise: nil)
         handler.touch()
         var requestComplete = true
@@ -334,8 +337,13 @@ struct UpstreamResponseStream: AsyncSequence, Sendable {
 final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, NIOScheduledCallbackHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 
-    private let parts = LoopHandoff<HTTPClientResponsePart>()
+    private let parts = LoopHandoff<HTTPClientResponsePart> { part in
+        if case .body(let chunk) = part { chunk.readableBytes } else { 0 }
+    }
     private var readingPaused = false
+    /// Response bytes buffered for a slow reader before the socket stops being read
+    /// (`limits.connection_buffer` of the request being answered).
+    private var bufferLimit = 64 * 1024
     /// Between sending a request and the end of its response.
     private var inExchange = false
     private var context: ChannelHandlerContext?
@@ -353,8 +361,9 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var timer: NIOScheduledCallback?
     private var timerAt = NIODeadline.distantFuture
 
-    /// Parts beyond this many unread pause socket reads until the reader catches up.
-    static let highWatermark = 8
+    /// Parts beyond this many unread pause socket reads until the reader catches up (many small parts:
+    /// the byte bound covers large ones).
+    static let highWatermark = 16
 
     struct IdleTimeout: Error {}
 
@@ -363,13 +372,18 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         self.maxSleep = idleTimeout
     }
 
+    /// Socket reads are paused until the reader catches up.
+    var isReadingPaused: Bool { readingPaused }
+
     var hasBufferedHead: Bool {
         parts.buffer.contains { if case .head = $0 { return true } else { return false } }
     }
 
-    func beginExchange() {
+    /// - Parameter bufferLimit: response bytes held for the reader before reading pauses.
+    func beginExchange(bufferLimit: Int) {
         timedOut = false
         inExchange = true
+        self.bufferLimit = bufferLimit
     }
 
     func endExchange() {
@@ -426,7 +440,9 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = .now()
-        if parts.deliver(unwrapInboundIn(data)) >= Self.highWatermark, !readingPaused {
+        // Half the connection's buffer is for the instance's side, half for the client's write buffer.
+        let count = parts.deliver(unwrapInboundIn(data))
+        if count >= Self.highWatermark || parts.bufferedBytes >= bufferLimit / 2, !readingPaused {
             readingPaused = true
             _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
         }
@@ -484,7 +500,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     /// The next response part; nil once the connection closed cleanly with nothing left to read.
     func next() async throws -> HTTPClientResponsePart? {
         try await parts.next { [self] left in
-            guard readingPaused, left < Self.highWatermark / 2, let context else { return }
+            guard readingPaused, left < Self.highWatermark / 2, parts.bufferedBytes < bufferLimit / 4, let context else { return }
             readingPaused = false
             _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
             context.read()

@@ -12,6 +12,9 @@ struct UpstreamRequest: Sendable {
     var target: String
     var headers: HTTPFields
     var body: UpstreamRequestBody?
+    /// Response bytes held for a slow client before the instance's connection stops being read
+    /// (`limits.connection_buffer`).
+    var bufferLimit = 64 * 1024
 
     /// `scheme://host:port/path?query`.
     var url: String { upstream.description + target }

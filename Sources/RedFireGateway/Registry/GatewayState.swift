@@ -13,6 +13,10 @@ public final class GatewayState: AtomicReference, Sendable {
     public let services: [ServicePool]
     /// The CORS fields, joined once per configuration; nil without `cors`.
     let cors: CORSPolicy?
+    /// Client-supplied request fields removed before forwarding (`client_headers`).
+    let clientHeaders: ClientHeaderFilter
+    /// Some route leaves CORS to its service (`cors: service`).
+    let hasServiceCORS: Bool
     /// Timeouts and names every new client connection is held to.
     let connectionSettings: ConnectionSettings
 
@@ -22,6 +26,8 @@ public final class GatewayState: AtomicReference, Sendable {
         self.routes = routes
         self.services = services
         self.cors = config.cors.isEnabled ? CORSPolicy(config.cors) : nil
+        self.hasServiceCORS = config.routes.contains { $0.corsByService }
+        self.clientHeaders = config.clientHeaders == ClientHeadersConfig() ? .standard : ClientHeaderFilter(config.clientHeaders)
         self.connectionSettings = ConnectionSettings(config: config)
     }
 
