@@ -77,9 +77,13 @@ struct AuthFlowTests {
         #expect(try await me(gateway, second.access).status == 200)
         #expect(try await orders(second.access) == 200)
 
+        let otherSession = try tokens(try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"correct-horse-battery"}"#))
         #expect(try await post(gateway, "/api/v1/auth/logout", "{}", token: second.access).status == 204)
-        // After logout the access token and the session's refresh token are both refused.
+        // After logout the session's access tokens (the one presented and the earlier one) and its
+        // refresh token are refused; another session of the same user goes on.
         #expect(try await orders(second.access) == 401, "the logged-out access token no longer opens the route")
+        #expect(try await orders(first.access) == 401, "nor does the session's earlier access token")
+        #expect(try await orders(otherSession.access) == 200, "another login session is not logged out")
         reply = try await me(gateway, second.access)
         #expect(reply.status == 401)
         #expect(reply.errorCode == "invalid_token")
@@ -97,6 +101,9 @@ struct AuthFlowTests {
         // The rotated-out token comes back (stolen copy): refused, and the newest token of the family dies too.
         #expect(try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(first.refresh)"}"#).status == 401)
         #expect(try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(second.refresh)"}"#).status == 401)
+        // …and so do the family's access tokens, at once — the old and the newest.
+        #expect(try await me(gateway, first.access).status == 401)
+        #expect(try await me(gateway, second.access).status == 401)
 
         // Two concurrent refreshes of one token: exactly one 200.
         let fresh = try tokens(try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"correct-horse-battery"}"#))
@@ -105,6 +112,45 @@ struct AuthFlowTests {
             return try await group.reduce(into: []) { $0.append($1) }
         }
         #expect(statuses.sorted() == [200, 401], "\(statuses)")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// Changes made to a user by the operator — in this process or with `redfire-gateway users` in
+    /// another one (here: a second store on the same file, as the CLI opens it) — end the user's live
+    /// access tokens within the two seconds in which the gateway reads them: disabling, a new password,
+    /// a role granted or taken away. A token issued afterwards works; other users are untouched.
+    @Test(arguments: ["disable", "password", "grant", "revoke"])
+    func operatorChangesEndTheUsersAccessTokens(_ change: String) async throws {
+        let (gateway, instances) = try await Self.authGateway()
+        _ = try await post(gateway, "/api/v1/auth/register", #"{"username":"alice","password":"correct-horse-battery"}"#)
+        _ = try await post(gateway, "/api/v1/auth/register", #"{"username":"carol","password":"correct-horse-battery"}"#)
+        let alice = try tokens(try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"correct-horse-battery"}"#))
+        let carol = try tokens(try await post(gateway, "/api/v1/auth/login", #"{"username":"carol","password":"correct-horse-battery"}"#))
+        #expect(try await me(gateway, alice.access).status == 200)
+
+        let config = gateway.registry.state.config
+        let cli = try UserStore(path: config.auth.databasePath(dataDirectory: config.dataDirectory), bcryptCost: 4)
+        switch change {
+        case "disable": try await cli.setDisabled("alice", true)
+        case "password": try await cli.setPassword("alice", "another-horse-battery")
+        case "grant": try await cli.grant("alice", role: "auditor")
+        default: try await cli.revoke("alice", role: "trader")
+        }
+        let changed = ContinuousClock.now
+        try await waitUntil(timeout: .seconds(5), "alice's access token refused after \(change)") { try await me(gateway, alice.access).status == 401 }
+        #expect(ContinuousClock.now - changed < .seconds(4), "within the documented two seconds (plus a loaded machine's margin)")
+        #expect(try await me(gateway, carol.access).status == 200, "another user is untouched")
+
+        let password = change == "password" ? "another-horse-battery" : "correct-horse-battery"
+        let login = try await post(gateway, "/api/v1/auth/login", #"{"username":"alice","password":"\#(password)"}"#)
+        if change == "disable" {
+            #expect(login.status == 401)
+        } else {
+            #expect(try await me(gateway, try tokens(login).access).status == 200, "a token issued after the change works at once")
+            let refreshed = try await post(gateway, "/api/v1/auth/refresh", #"{"refresh_token":"\#(alice.refresh)"}"#)
+            #expect(refreshed.status == (change == "password" ? 401 : 200), "a new password ends the sessions; a role change only their access tokens")
+        }
         await gateway.shutdown()
         await stopAll(instances)
     }

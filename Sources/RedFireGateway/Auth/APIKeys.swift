@@ -147,6 +147,12 @@ final class APIKeyCache: Service, Sendable {
     private let keys = Mutex<[String: ActiveAPIKey]>([:])
     let store: UserStore
     let config: AuthConfig
+    private let reloadHook = Mutex<(@Sendable () async throws -> Void)?>(nil)
+    /// Runs after each periodic reload: the auth service reads user cutoffs with it.
+    var onReload: (@Sendable () async throws -> Void)? {
+        get { reloadHook.withLock { $0 } }
+        set { reloadHook.withLock { $0 = newValue } }
+    }
 
     init(store: UserStore, config: AuthConfig) {
         self.store = store
@@ -165,6 +171,7 @@ final class APIKeyCache: Service, Sendable {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(2)) }
             guard !Task.isShuttingDownGracefully && !Task.isCancelled else { break }
             try? await reload()
+            try? await onReload?()
         }
     }
 

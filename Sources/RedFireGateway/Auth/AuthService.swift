@@ -71,6 +71,38 @@ public struct Identity: Sendable, Equatable {
     var tokenID: String
     var session: String
     var expiresAt: Date
+    /// `iat` of the token (API keys: their creation is not tracked, `.distantFuture` never cut off).
+    var issuedAt: Date = .distantFuture
+}
+
+/// What has been revoked before it expired, checked for every token on every request (cached or not):
+/// one token (`jti`), a login session (`sid`: logout, refresh-token reuse), or every token of a user
+/// issued before a cutoff (disabled, new password, roles changed). Entries are forgotten once no
+/// token they cover can still be valid.
+struct Revocations {
+    var tokens: [String: Date] = [:]
+    var sessions: [String: Date] = [:]
+    /// User id → (cutoff, forgotten after).
+    var users: [String: (cutoff: Date, until: Date)] = [:]
+
+    func refuses(_ identity: Identity) -> Bool {
+        if !tokens.isEmpty, tokens[identity.tokenID] != nil { return true }
+        if !sessions.isEmpty, !identity.session.isEmpty, sessions[identity.session] != nil { return true }
+        if !users.isEmpty, let cutoff = users[identity.userID]?.cutoff, identity.issuedAt.timeIntervalSince1970 < Self.second(after: cutoff) { return true }
+        return false
+    }
+
+    /// `iat` has whole seconds: a cutoff covers every token of its second, and a token issued after it
+    /// carries the next second at least (`AuthService.issue`).
+    static func second(after cutoff: Date) -> Double {
+        (cutoff.timeIntervalSince1970).rounded(.up)
+    }
+
+    mutating func forgetExpired(now: Date) {
+        tokens = tokens.filter { $0.value > now }
+        sessions = sessions.filter { $0.value > now }
+        users = users.filter { $0.value.until > now }
+    }
 }
 
 /// Users, logins and tokens: registration, login, refresh rotation, logout, and access-token
@@ -85,8 +117,10 @@ public final class AuthService: Sendable {
     let verificationKeys: [String: VerificationKey]
     /// Tokens that verified, by their exact text (only valid tokens get in; bounded).
     private let verified = ShardedCache<String, Identity>()
-    /// Revoked access tokens (`jti` → expiry), kept until the token would have expired anyway.
-    private let revoked = Mutex<[String: Date]>([:])
+    /// Revoked access tokens, sessions and user cutoffs, kept until what they cover would have expired.
+    private let revoked = Mutex(Revocations())
+    /// The newest user cutoff read from the store (`syncRevocations`).
+    private let cutoffsReadUntil = Mutex<Date?>(nil)
     let throttle: LoginThrottle
     /// Usable API keys, in memory; reloaded by running it as a service.
     let apiKeys: APIKeyCache
@@ -107,6 +141,8 @@ public final class AuthService: Sendable {
         self.apiKeys = APIKeyCache(store: store, config: config)
         self.externalIssuers = config.externalIssuers.map { ExternalIssuer(config: $0, logger: logger) }
         try await apiKeys.reload()
+        try await syncRevocations()
+        apiKeys.onReload = { [weak self] in try await self?.syncRevocations() }
     }
 
     public enum AuthSetupError: Error {
@@ -123,7 +159,11 @@ public final class AuthService: Sendable {
     // MARK: Tokens
 
     func issue(for user: User, session: String, refreshToken: String) async throws -> TokenPair {
-        let now = Date()
+        var now = Date()
+        // A token issued in the second of a cutoff (a password just changed) would fall under it.
+        if let cutoff = user.tokensValidAfter, now.timeIntervalSince1970 < Revocations.second(after: cutoff) {
+            now = Date(timeIntervalSince1970: Revocations.second(after: cutoff))
+        }
         let claims = AccessClaims(
             sub: String(user.id), name: user.username, roles: user.roles, permissions: config.permissions(of: user.roles),
             iat: NumericDate(now), nbf: NumericDate(now), exp: NumericDate(now.addingTimeInterval(Double(config.accessTokenTTL.components.seconds))),
@@ -142,7 +182,7 @@ public final class AuthService: Sendable {
         let leeway = Double(config.leeway.components.seconds)
         if let cached = verified[token] {
             guard cached.expiresAt.timeIntervalSince1970 + leeway > Date().timeIntervalSince1970,
-                  !revoked.withLock({ $0[cached.tokenID] != nil }) else { return nil }
+                  !revoked.withLock({ $0.refuses(cached) }) else { return nil }
             return cached
         }
         guard let payload = try? JWS.verify(token, keys: verificationKeys),
@@ -153,10 +193,9 @@ public final class AuthService: Sendable {
               claims.nbf.seconds - leeway <= now,
               claims.iss == config.issuer,
               claims.aud.values.contains(config.audience) else { return nil }
-        let isRevoked = revoked.withLock { $0[claims.jti] != nil }
-        guard !isRevoked else { return nil }
         let identity = Identity(userID: claims.sub, username: claims.name, roles: claims.roles, permissions: claims.permissions,
-                                tokenID: claims.jti, session: claims.sid, expiresAt: claims.exp.date)
+                                tokenID: claims.jti, session: claims.sid, expiresAt: claims.exp.date, issuedAt: claims.iat.date)
+        guard !revoked.withLock({ $0.refuses(identity) }) else { return nil }
         if token.utf8.count <= JWS.maxTokenBytes { verified.set(identity, for: token) }
         return identity
     }
@@ -189,7 +228,7 @@ public final class AuthService: Sendable {
               claims.iss == issuer.config.issuer,
               claims.aud.values.contains(issuer.config.audience ?? config.audience) else { return .invalid }
         let tokenID = claims.jti ?? "ext:\(claims.sub):\(Int(claims.exp.seconds))"
-        if revoked.withLock({ $0[tokenID] != nil }) { return .invalid }
+        if revoked.withLock({ $0.tokens[tokenID] != nil }) { return .invalid }
         return .valid(Identity(userID: claims.sub, username: claims.preferredUsername ?? claims.name ?? claims.sub, roles: claims.roles,
                                permissions: config.permissions(of: claims.roles), tokenID: tokenID, session: "", expiresAt: claims.exp.date))
     }
@@ -205,12 +244,42 @@ public final class AuthService: Sendable {
         return (try? JSONDecoder().decode(IssuerOnly.self, from: Data(bytes)))?.iss
     }
 
+    /// How long a revocation must be remembered: until every access token it covers has expired.
+    private var coverage: TimeInterval { Double(config.accessTokenTTL.components.seconds + config.leeway.components.seconds) }
+
     private func revoke(_ identity: Identity) {
         let now = Date()
         revoked.withLock { revoked in
-            revoked[identity.tokenID] = identity.expiresAt.addingTimeInterval(Double(config.leeway.components.seconds))
-            revoked = revoked.filter { $0.value > now }
+            revoked.tokens[identity.tokenID] = identity.expiresAt.addingTimeInterval(Double(config.leeway.components.seconds))
+            revoked.forgetExpired(now: now)
         }
+    }
+
+    /// Every access token of a login session, from now on (logout, refresh-token reuse).
+    func revokeSession(_ session: String) {
+        let now = Date()
+        revoked.withLock { revoked in
+            revoked.sessions[session] = now.addingTimeInterval(coverage)
+            revoked.forgetExpired(now: now)
+        }
+    }
+
+    /// Reads the user cutoffs written since the last read (`users disable`, `users passwd`, role
+    /// changes — by this process or the CLI) into the revocations. Run every two seconds by
+    /// `APIKeyCache`, so a change made elsewhere holds within that time.
+    func syncRevocations() async throws {
+        let since = cutoffsReadUntil.withLock { $0 }
+        let cutoffs = try await store.accessTokenCutoffs(since: since)
+        guard !cutoffs.isEmpty else { return }
+        let now = Date()
+        revoked.withLock { revoked in
+            for (userID, cutoff) in cutoffs where cutoff.addingTimeInterval(coverage) > now {
+                revoked.users[userID] = (cutoff, cutoff.addingTimeInterval(coverage))
+            }
+            revoked.forgetExpired(now: now)
+        }
+        let newest = cutoffs.map(\.cutoff).max()
+        cutoffsReadUntil.withLock { $0 = max($0 ?? .distantPast, newest ?? .distantPast) }
     }
 
     // MARK: Operations
@@ -246,14 +315,20 @@ public final class AuthService: Sendable {
         case .rotated(let userID, let family, let next):
             guard let user = try await store.user(id: userID) else { return nil }
             return try await issue(for: user, session: family, refreshToken: next)
-        case .reused, .invalid:
+        case .reused(let family):
+            // A rotated token came back: someone else holds a copy. The store revoked the family's
+            // refresh tokens; its access tokens end now too.
+            revokeSession(family)
+            return nil
+        case .invalid:
             return nil
         }
     }
 
-    /// Ends the caller's session: its refresh family and the access token presented.
+    /// Ends the caller's session: its refresh family and every access token issued in it.
     public func logout(_ identity: Identity) async throws {
         try await store.revokeFamily(identity.session)
         revoke(identity)
+        if !identity.session.isEmpty { revokeSession(identity.session) }
     }
 }

@@ -11,6 +11,8 @@ public struct User: Sendable, Equatable {
     public var disabled: Bool
     public var createdAt: Date
     public var roles: [String]
+    /// Access tokens issued before this were revoked (disabled, new password, roles changed).
+    var tokensValidAfter: Date?
 }
 
 public enum UserStoreError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -82,6 +84,9 @@ public final class UserStore: Sendable {
         }
         registerRefreshMigration(&migrator)
         registerAPIKeyMigration(&migrator)
+        migrator.registerMigration("v4: access-token cutoff") { db in
+            try db.alter(table: "users") { table in table.add(column: "tokens_valid_after", .datetime) }
+        }
         return migrator
     }
 
@@ -164,24 +169,29 @@ public final class UserStore: Sendable {
 
     static func fetchUsers(_ db: Database, where clause: String, _ arguments: StatementArguments) throws -> [User] {
         let rows = try Row.fetchAll(db, sql: """
-            SELECT u.id, u.username, u.email, u.disabled, u.created_at, group_concat(r.role, ' ') AS roles
+            SELECT u.id, u.username, u.email, u.disabled, u.created_at, u.tokens_valid_after, group_concat(r.role, ' ') AS roles
             FROM users u LEFT JOIN user_roles r ON r.user_id = u.id \(clause)
             GROUP BY u.id ORDER BY u.username
             """, arguments: arguments)
         return rows.map { row in
             let roles: String? = row["roles"]
             return User(id: row["id"], username: row["username"], email: row["email"], disabled: row["disabled"], createdAt: row["created_at"],
-                        roles: (roles ?? "").split(separator: " ").map(String.init).sorted())
+                        roles: (roles ?? "").split(separator: " ").map(String.init).sorted(), tokensValidAfter: row["tokens_valid_after"])
         }
     }
 
+    /// Disabling ends every access token of the user (`tokens_valid_after`); refresh tokens of a
+    /// disabled user are refused already. Enabling again revokes nothing.
     public func setDisabled(_ username: String, _ disabled: Bool) async throws {
         try await database.write { db in
             try db.execute(sql: "UPDATE users SET disabled = ? WHERE username = ?", arguments: [disabled, username])
             guard db.changesCount == 1 else { throw UserStoreError.noSuchUser(username) }
+            if disabled { try Self.revokeAccessTokens(db, username: username) }
         }
     }
 
+    /// A new password ends every session of the user: its access tokens and its refresh families.
+    /// Setting the first password of a new user revokes nothing that exists.
     public func setPassword(_ username: String, _ password: String) async throws {
         let problems = Self.passwordProblems(password, username: username)
         guard problems.isEmpty else { throw UserStoreError.invalid(problems) }
@@ -189,24 +199,47 @@ public final class UserStore: Sendable {
         try await database.write { db in
             try db.execute(sql: "UPDATE users SET password_hash = ? WHERE username = ?", arguments: [passwordHash, username])
             guard db.changesCount == 1 else { throw UserStoreError.noSuchUser(username) }
+            try Self.revokeAccessTokens(db, username: username)
+            try db.execute(sql: """
+                UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL
+                AND user_id = (SELECT id FROM users WHERE username = ?)
+                """, arguments: [Date(), username])
         }
     }
 
+    /// A new role ends the user's access tokens (they carry the old permissions); refreshing issues
+    /// tokens with the new ones.
     public func grant(_ username: String, role: String) async throws {
         try await database.write { db in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE username = ?", arguments: [username]) else {
                 throw UserStoreError.noSuchUser(username)
             }
             try db.execute(sql: "INSERT OR IGNORE INTO user_roles (user_id, role) VALUES (?, ?)", arguments: [id, role])
+            if db.changesCount == 1 { try Self.revokeAccessTokens(db, username: username) }
         }
     }
 
+    /// A role taken away ends the user's access tokens at once (they would keep its permissions).
     public func revoke(_ username: String, role: String) async throws {
         try await database.write { db in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE username = ?", arguments: [username]) else {
                 throw UserStoreError.noSuchUser(username)
             }
             try db.execute(sql: "DELETE FROM user_roles WHERE user_id = ? AND role = ?", arguments: [id, role])
+            if db.changesCount == 1 { try Self.revokeAccessTokens(db, username: username) }
+        }
+    }
+
+    private static func revokeAccessTokens(_ db: Database, username: String) throws {
+        try db.execute(sql: "UPDATE users SET tokens_valid_after = ? WHERE username = ?", arguments: [Date(), username])
+    }
+
+    /// Users whose access tokens were cut off after `since` (nil: every cutoff on record): id → cutoff.
+    func accessTokenCutoffs(since: Date?) async throws -> [(userID: String, cutoff: Date)] {
+        try await database.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after IS NOT NULL AND tokens_valid_after > ?",
+                                        arguments: [since ?? Date.distantPast])
+            return rows.map { (userID: String($0["id"] as Int64), cutoff: $0["tokens_valid_after"] as Date) }
         }
     }
 
