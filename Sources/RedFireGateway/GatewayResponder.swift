@@ -77,6 +77,11 @@ struct GatewayResponder: HTTPResponder {
             return logged(ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"]), error: .headersTooLarge,
                           path: head.path ?? "", head: head, requestID: requestID, client: client, start: start)
         }
+        // `OPTIONS *` (RFC 9110 §9.3.7) asks about the gateway itself: what it accepts at all.
+        if head.path == "*" {
+            return logged(Response(status: .noContent, headers: [.allow: RouteEntry.standardAllowHeader, .requestID: requestID]),
+                          path: "*", head: head, requestID: requestID, client: client, start: start)
+        }
         // One normalized path for everything below: the gateway's own endpoints, route matching,
         // authorization and what the service receives.
         let target: RequestTarget
@@ -113,7 +118,7 @@ struct GatewayResponder: HTTPResponder {
             recorder.finish(status: 413, errorCode: .bodyTooLarge)
             return ErrorEnvelope.response(.bodyTooLarge, requestID: requestID, headers: [.connection: "close"])
         }
-        if let allowed = route.allowedMethods, !allowed.contains(head.method) {
+        if !route.allowedMethods.contains(head.method) {
             recorder.finish(status: 405, errorCode: .methodNotAllowed)
             return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
         }

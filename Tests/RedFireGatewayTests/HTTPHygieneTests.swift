@@ -338,3 +338,135 @@ final class LateReader: Sendable {
         }
     }
 }
+
+/// RFC 9110/9112/3986 edges of the request line, `Host` and field values, and what an instance may
+/// send back — each class with several variants, as raw bytes.
+@Suite("RFC edges")
+struct RFCEdgeTests {
+    static func exchange(_ port: Int, _ text: String) async throws -> GatewayHarness.Reply {
+        try await RawHTTP.exchange(port: port, bytes: Array(text.utf8), timeoutSeconds: 5)
+    }
+
+    static func exchange(_ port: Int, bytes: [UInt8]) async throws -> GatewayHarness.Reply {
+        try await RawHTTP.exchange(port: port, bytes: bytes, timeoutSeconds: 5)
+    }
+
+    /// `Host` is `host[:port]` (RFC 9112 §3.2, RFC 3986 §3.2): a bad port, unbalanced brackets, several
+    /// colons, a bad escape or a bad IP literal is 400; valid names, IPv4, IPv6 literals and ports pass.
+    @Test func hostMustBeAValidAuthority() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let before = instances[0].requestCount
+        for host in ["x:99999", "x:65536", "x:abc", "x:", "x:-1", "x:80:80", "a:b:c", "[::1", "::1]", "[::1]x", "[zz::1]", "[]", "x%zz", "x%4", ":80",
+                     "x@y", "x/y", "[::1]:99999"] {
+            let reply = try await Self.exchange(gateway.port, "GET /api/v1/trading/orders HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            #expect(reply.status == 400 && reply.errorCode == "malformed_request", "Host: \(host) → \(reply.status)")
+        }
+        #expect(instances[0].requestCount == before, "none reached the service")
+        for host in ["example.com", "example.com:8080", "127.0.0.1", "127.0.0.1:1", "[::1]", "[::1]:8080", "[2001:db8::1]:65535", "xn--bcher-kva.example",
+                     "a_b.example", "x%41y"] {
+            let reply = try await Self.exchange(gateway.port, "GET /api/v1/trading/orders HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n")
+            #expect(reply.status == 200, "Host: \(host) → \(reply.status) \(reply.body)")
+        }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// Characters RFC 3986 does not allow in a target, raw in the path or the query, are 400 before
+    /// routing; `[` and `]` in a query (as browsers send them) pass.
+    @Test func targetCharactersOutsideRFC3986AreRefused() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let before = instances[0].requestCount
+        for character in ["<", ">", "^", "{", "}", "|", "`", "\"", "\\"] {
+            for target in ["/api/v1/trading/a\(character)b", "/api/v1/trading/orders?q=a\(character)b"] {
+                let reply = try await Self.exchange(gateway.port, "GET \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                #expect(reply.status == 400, "\(target) → \(reply.status)")
+                #expect(reply.errorCode == "invalid_path" || reply.errorCode == "malformed_request", "\(target): \(reply.body)")
+            }
+        }
+        #expect(instances[0].requestCount == before, "none reached the service")
+        let reply = try await Self.exchange(gateway.port, "GET /api/v1/trading/orders?ids[]=1&ids[]=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(reply.status == 200)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// A target too long is 414 at any size — past `max_uri_length` and past the parser's own bound
+    /// alike; a header section too large stays 431. `OPTIONS *` is answered by the gateway; `*` with
+    /// another method is 400.
+    @Test func longTargetsAre414AndOptionsAsteriskIsAnswered() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        for length in [9_000, 50_000, 100_000, 300_000] {
+            let target = "/api/v1/trading/" + String(repeating: "a", count: length)
+            let reply = try await Self.exchange(gateway.port, "GET \(target) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(reply.status == 414 && reply.errorCode == "uri_too_long", "\(length) bytes → \(reply.status)")
+        }
+        let huge = "GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "b", count: 200_000) + "\r\nConnection: close\r\n\r\n"
+        #expect(try await Self.exchange(gateway.port, huge).status == 431)
+
+        let options = try await Self.exchange(gateway.port, "OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(options.status == 204, "\(options.status) \(options.body)")
+        #expect(options.headers.first(name: "Allow") == "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT")
+        for method in ["GET", "POST", "DELETE"] {
+            let reply = try await Self.exchange(gateway.port, "\(method) * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(reply.status == 400, "\(method) * → \(reply.status)")
+        }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// A field value that is not UTF-8 would reach the service altered (U+FFFD in place of its bytes):
+    /// it is refused instead. UTF-8 values reach the service byte for byte.
+    @Test func fieldValuesAreNeverAltered() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let head = Array("GET /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Note: ".utf8)
+        for bad: [UInt8] in [[0xFF], [0xC3, 0x28], [0xE2, 0x82], [0xF0, 0x9F, 0x98], [0x61, 0x80, 0x62]] {
+            let reply = try await Self.exchange(gateway.port, bytes: head + bad + Array("\r\n\r\n".utf8))
+            #expect(reply.status == 400 && reply.errorCode == "malformed_request", "\(bad) → \(reply.status)")
+        }
+        let reply = try await Self.exchange(gateway.port, bytes: head + Array("café 🚀".utf8) + Array("\r\n\r\n".utf8))
+        #expect(reply.status == 200)
+        let report = try JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
+        #expect(report.headers["x-note"] == ["café 🚀"])
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// Routes without `methods` take the standard methods only: `TRACE` (which echoes credentials) and
+    /// extension methods get 405 with `Allow`; a route that lists `TRACE` accepts it.
+    @Test func traceAndExtensionMethodsNeedARouteThatListsThem() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        var traced = RouteConfig(prefix: "/api/v1/vnpy", service: "user_trading", methods: ["GET", "TRACE"])
+        traced.name = "traced"
+        let gateway = try await tradingGateway(instances, routes: [RouteConfig(prefix: "/api/v1/trading", service: "user_trading"), traced])
+        for method in ["TRACE", "PROPFIND", "LINK", "PURGE"] {
+            let reply = try await Self.exchange(gateway.port, "\(method) /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(reply.status == 405 && reply.errorCode == "method_not_allowed", "\(method) → \(reply.status)")
+            #expect(reply.headers.first(name: "Allow") == "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT")
+        }
+        let reply = try await Self.exchange(gateway.port, "TRACE /api/v1/vnpy/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(reply.status != 405, "listed: \(reply.status)")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// What an instance must not send: `101` to a request that asked for no upgrade, a transfer coding
+    /// other than `chunked` alone. The client gets 502 with the envelope, never the broken response.
+    @Test(arguments: [
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxxxx",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\nxxxx\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nxxxx",
+    ])
+    func malformedResponsesAre502(_ response: String) async throws {
+        let server = try await ScriptedServer.start { (response, close: true) }
+        let gateway = try await rawInstanceGateway(port: server.port, id: "broken")
+        let reply = try await Self.exchange(gateway.port, "GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(reply.status == 502 && reply.errorCode == "bad_gateway", "\(response.prefix(40)) → \(reply.status) \(reply.body)")
+        await gateway.shutdown()
+        try await server.close()
+    }
+}

@@ -16,11 +16,14 @@ struct ConnectionSettings: Sendable {
     /// (answered 431); the configured limits are checked again, exactly, by the responder.
     var parserHeaderBytes: Int
     var parserHeaderCount: Int
+    /// `limits.max_uri_length`: a request line longer than this that overflows the parser is a 414.
+    var maxURILength: Int
     /// `limits.connection_buffer`: the client's write buffer bound and the request body held for a slow instance.
     var bufferBytes: Int
 
     init(config: GatewayConfig) {
         bufferBytes = config.limits.connectionBuffer
+        maxURILength = config.limits.maxURILength
         headerTimeout = .nanoseconds(config.limits.headerTimeout.nanosecondsClamped)
         idleTimeout = .nanoseconds(config.limits.idleTimeout.nanosecondsClamped)
         bodyTimeout = .nanoseconds(config.limits.bodyTimeout.nanosecondsClamped)
@@ -100,7 +103,7 @@ final class FirstByteObserver: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        codec.bytesArrived()
+        codec.bytesArrived(unwrapInboundIn(data))
         context.fireChannelRead(data)
     }
 }
@@ -177,6 +180,10 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// the first byte for later ones.
     private var headSince: NIODeadline?
     private var headBytesSeen = false
+    /// A line feed arrived since the last request head: the next head's request line is complete.
+    private var requestLineEnded = false
+    /// Bytes of the next head's request line seen so far.
+    private var requestLineBytes = 0
     /// While a request body is being read: the last time a part of it arrived (or the head, the
     /// `100 Continue` the client waited for, or the gateway asking for more after holding reads off).
     private var bodySince: NIODeadline?
@@ -263,7 +270,17 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Inbound
 
-    func bytesArrived() {
+    func bytesArrived(_ bytes: ByteBuffer) {
+        // How long the request line is: a header section too large for the parser is a target too long
+        // (414) when its request line passed `max_uri_length`, too many or too large fields (431) else.
+        if !requestLineEnded {
+            if let end = bytes.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                requestLineBytes += end - bytes.readerIndex
+                requestLineEnded = true
+            } else {
+                requestLineBytes += bytes.readableBytes
+            }
+        }
         // Bytes of a body still being drained after its response do not start a header section.
         guard pending == 0, !readingBody, !inboundClosed else { return }
         if headSince == nil { headSince = .now() }
@@ -294,6 +311,8 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 idleSince = nil
                 headSince = nil
                 headBytesSeen = false
+                requestLineEnded = false
+                requestLineBytes = 0
                 if !head.isKeepAlive { closeAfterResponse = true }
                 if request.headerFields.declaresBody {
                     // A body is coming: its pauses are timed (requests without one schedule nothing).
@@ -335,7 +354,9 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             if pending == 0 { close(context: context) } else { context.fireErrorCaught(error) }
             return
         }
-        refuse(parseError == .headerOverflow ? .headersTooLarge : .malformedRequest, requestID: nil, context: context)
+        let error: GatewayErrorCode = parseError != .headerOverflow ? .malformedRequest
+            : (requestLineBytes > settings.maxURILength ? .uriTooLong : .headersTooLarge)
+        refuse(error, requestID: nil, context: context)
     }
 
     /// `head`: the refused request's head when it was parsed (its method and target are logged).
@@ -561,6 +582,9 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         var hostCount = 0
         var transferCodings: [Substring] = []
         for (name, value) in head.headers {
+            // The parser decodes field values as UTF-8, replacing invalid bytes with U+FFFD: such a value
+            // is refused rather than forwarded altered (a literal U+FFFD is refused too).
+            if Self.containsReplacementCharacter(value) { return .failure(Refusal(error: .malformedRequest)) }
             if Self.equalsIgnoringCase(name, "host") {
                 hostCount += 1
                 host = value
@@ -583,6 +607,8 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         if let host, !Self.isValidAuthority(host) { return .failure(Refusal(error: .malformedRequest)) }
 
         var path = head.uri
+        // RFC 9112 §3.2.4: the asterisk form is for OPTIONS only (answered by the gateway).
+        if path == "*", method != .options { return .failure(Refusal(error: .malformedRequest)) }
         if let first = path.utf8.first, first != UInt8(ascii: "/"), path != "*" {
             // Absolute form (RFC 9112 §3.2.2): the target's authority replaces Host.
             guard let absolute = Self.splitAbsoluteForm(path) else { return .success(HTTPRequest(method: method, scheme: "http", authority: host, path: path, headerFields: fields)) }
@@ -615,22 +641,70 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         return lower
     }
 
-    /// RFC 3986 authority without userinfo: reg-name / IPv4 / IP-literal, optional `:port`.
+    /// RFC 9112 §3.2 / RFC 3986 §3.2.2–3.2.3 `host [ ":" port ]` without userinfo: a reg-name (unreserved,
+    /// sub-delims, `%`-escapes) or IPv4 address, or an IP-literal in brackets (hex digits, `:` and `.`
+    /// only), then at most one `:` and a port of at most five digits, up to 65535. Several colons outside
+    /// brackets, unbalanced brackets, a bad port or a bad escape are refused.
     static func isValidAuthority(_ value: String) -> Bool {
-        guard !value.isEmpty, value.utf8.count <= 255 else { return false }
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
-                 UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
-                 UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="),
-                 UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"):
-                continue
-            default:
-                return false
+        let bytes = Array(value.utf8)
+        guard !bytes.isEmpty, bytes.count <= 255 else { return false }
+        var index = 0
+        if bytes[0] == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 2 else { return false }
+            for byte in bytes[1..<close] {
+                guard byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") || hexValue(byte) != nil else { return false }
             }
+            index = close + 1
+        } else {
+            while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "%") {
+                    guard index + 2 < bytes.count, hexValue(bytes[index + 1]) != nil, hexValue(bytes[index + 2]) != nil else { return false }
+                    index += 3
+                    continue
+                }
+                guard isRegNameByte(byte) else { return false }
+                index += 1
+            }
+            guard index > 0 else { return false }
         }
-        return true
+        guard index < bytes.count else { return true }
+        // A port: ":" and 1–5 digits, at most 65535 (an empty port after ":" is refused).
+        guard bytes[index] == UInt8(ascii: ":") else { return false }
+        let port = bytes[(index + 1)...]
+        guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return false }
+        return Int(String(decoding: port, as: UTF8.self))! <= 65535
+    }
+
+    private static func isRegNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"),
+             UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// Whether a value holds U+FFFD (UTF-8 `EF BF BD`); only values with non-ASCII bytes are scanned.
+    static func containsReplacementCharacter(_ value: String) -> Bool {
+        var previous: (UInt8, UInt8) = (0, 0)
+        for byte in value.utf8 {
+            if byte == 0xBD, previous == (0xEF, 0xBF) { return true }
+            previous = (previous.1, byte)
+        }
+        return false
     }
 
     /// ASCII case-insensitive comparison with a lower-case literal, without allocating.

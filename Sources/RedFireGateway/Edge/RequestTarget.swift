@@ -10,7 +10,8 @@
 ///   refused, since no client has a reason to send them.
 /// - Repeated slashes are merged (`//a///b` → `/a/b`) unless `merge_slashes: false`; a trailing slash
 ///   is kept.
-/// - Raw control characters, spaces, backslashes, `#` and non-ASCII bytes are refused.
+/// - Raw control characters, spaces, non-ASCII bytes and characters RFC 3986 does not allow in a
+///   target (`"`, `#`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}`) are refused.
 ///
 /// Only origin-form targets (`/path?query`) are accepted; the query is passed on as sent.
 struct RequestTarget: Sendable, Equatable {
@@ -69,8 +70,19 @@ struct RequestTarget: Sendable, Equatable {
         return RequestTarget(path: try normalize(rawPath, mergeSlashes: mergeSlashes), query: query)
     }
 
+    /// RFC 3986 §2–3.4: a raw path or query byte is unreserved, a sub-delim, `:`, `@`, `/`, `?`, `%`
+    /// (escapes are checked apart), or `[`/`]` (which browsers send raw in queries). Refused: controls,
+    /// space, non-ASCII and `"`, `#`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}` — a target with them is
+    /// not a URI, and services and caches parse it differently.
     private static func isAllowedRaw(_ byte: UInt8) -> Bool {
-        byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\") && byte != UInt8(ascii: "#")
+        guard byte > 0x20 && byte < 0x7F else { return false }
+        switch byte {
+        case UInt8(ascii: "\""), UInt8(ascii: "#"), UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "\\"), UInt8(ascii: "^"),
+             UInt8(ascii: "`"), UInt8(ascii: "{"), UInt8(ascii: "|"), UInt8(ascii: "}"):
+            return false
+        default:
+            return true
+        }
     }
 
     private static func isUnreserved(_ byte: UInt8) -> Bool {

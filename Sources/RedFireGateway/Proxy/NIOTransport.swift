@@ -241,6 +241,10 @@ final class UpstreamConnection: @unchecked Sendable {
             head = received
             // 1xx interim responses (100 Continue, 103 Early Hints) are not passed on: the final one is.
         } while head.status.code >= 100 && head.status.code < 200 && head.status.code != 101
+        if !Self.isForwardable(head) {
+            channel.close(promise: nil)
+            throw ExchangeFailure(failure: .connectionFailed, responseStarted: true)
+        }
         let fields = HTTPFields(nioHeaders: head.headers)
         let reusable = requestComplete && head.isKeepAlive
         let status = HTTPResponse.Status(code: Int(head.status.code))
@@ -251,6 +255,18 @@ final class UpstreamConnection: @unchecked Sendable {
         }
         let body = UpstreamResponseStream(connection: self, pool: pool, key: key, reusable: reusable)
         return UpstreamResponse(status: status, headers: fields, body: .stream(body))
+    }
+}
+
+extension UpstreamConnection {
+    /// Whether a response head can be passed on: not `101 Switching Protocols` (the gateway never asks
+    /// an instance to upgrade, so a 101 is a broken instance), and a `Transfer-Encoding` only when it is
+    /// `chunked` alone (any other coding would reach the client undone: RFC 9112 §6.1). A
+    /// response refused here is a 502 for the client and an upstream failure.
+    static func isForwardable(_ head: HTTPResponseHead) -> Bool {
+        if head.status.code == 101 { return false }
+        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        return codings.isEmpty || (codings.count == 1 && codings[0].lowercased() == "chunked")
     }
 }
 

@@ -64,7 +64,7 @@ public final class GatewayState: AtomicReference, Sendable {
 public final class RouteEntry: Sendable {
     let config: RouteConfig
     let prefixUTF8: [UInt8]
-    let allowedMethods: Set<HTTPRequest.Method>?
+    let allowedMethods: Set<HTTPRequest.Method>
     /// Value of the `Allow` header for 405 answers.
     let allowHeader: String
     let pool: ServicePool
@@ -82,10 +82,16 @@ public final class RouteEntry: Sendable {
             self.allowedMethods = set
             self.allowHeader = set.map(\.rawValue).sorted().joined(separator: ", ")
         } else {
-            self.allowedMethods = nil
-            self.allowHeader = ""
+            self.allowedMethods = Self.standardMethods
+            self.allowHeader = Self.standardAllowHeader
         }
     }
+
+    /// What a route without `methods` accepts: the methods of RFC 9110 and PATCH (RFC 5789), but not
+    /// `TRACE` (it echoes the request, credentials included — cross-site tracing) nor `CONNECT`, nor
+    /// extension methods; a route lists them in `methods` to accept them.
+    static let standardMethods: Set<HTTPRequest.Method> = [.get, .head, .post, .put, .patch, .delete, .options]
+    static let standardAllowHeader = standardMethods.map(\.rawValue).sorted().joined(separator: ", ")
 
     public var name: String { config.name }
     var rateLimit: RateLimitPolicy? { config.rateLimit }
