@@ -178,6 +178,15 @@ struct GatewayResponder: HTTPResponder {
                                                    .contentSecurityPolicy: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"],
                             body: .init(byteBuffer: Self.docsBody))
         case "/metrics":
+            // The series name every route, service and instance: public only on a loopback listener
+            // unless configured, otherwise for a scraper's token or the admin token.
+            if !state.config.metricsArePublic {
+                let presented = Authorizer.bearerToken(request.head.headerFields) ?? ""
+                let tokens = [state.config.metricsToken, state.config.adminToken].compactMap { $0 }
+                guard tokens.contains(where: { AdminResponder.constantTimeEquals(presented, $0) }) else {
+                    return ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Authorizer.realm])
+                }
+            }
             let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts, listener: listener)
             return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
                             body: .init(byteBuffer: body))

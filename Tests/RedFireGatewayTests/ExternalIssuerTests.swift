@@ -76,10 +76,12 @@ struct ExternalIssuerTests {
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["trading:read"]]
         var external = ExternalIssuerConfig(issuer: "https://idp.example", jwksURL: idp.url)
+        external.allowHTTPLoopback = true
         external.rolesClaim = "groups"
         external.minRefetchInterval = .seconds(30)
         // An issuer whose JWKS endpoint is down (nothing listens on that port).
-        let down = ExternalIssuerConfig(issuer: "https://down.example", jwksURL: "http://127.0.0.1:1/jwks.json")
+        var down = ExternalIssuerConfig(issuer: "https://down.example", jwksURL: "http://127.0.0.1:1/jwks.json")
+        down.allowHTTPLoopback = true
         config.auth.externalIssuers = [external, down]
         let gateway = try await GatewayHarness.start(config)
         await waitUntil("the JWKS was fetched at start") { idp.fetches.load(ordering: .relaxed) >= 1 }
@@ -123,5 +125,48 @@ struct ExternalIssuerTests {
         await gateway.shutdown()
         await stopAll(instances)
         await idp.stop()
+    }
+
+    /// Keys come only from the configured URL: a redirect is never followed (it could point anywhere,
+    /// https→http included), and the URL must be https — http only on a loopback address, explicitly.
+    @Test func jwksRedirectsAreNotFollowedAndPlainHTTPNeedsLoopbackAndConsent() async throws {
+        let idp = JWKSServer()
+        try await idp.start()
+        let key = P256.Signing.PrivateKey()
+        idp.body.withLock { $0 = #"{"keys":[\#(Self.jwk(key, kid: "idp-1"))]}"# }
+        let redirect = try await ScriptedServer.start {
+            ("HTTP/1.1 302 Found\r\nLocation: \(idp.url)\r\nContent-Length: 0\r\n\r\n", close: false)
+        }
+        let instances = try await startInstances(.userTrading, count: 1)
+        var config = GatewayConfig()
+        config.services = [serviceConfig("user_trading", instances)]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read"))]
+        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-idp-\(UUID().uuidString)").path
+        config.auth.jwtSecret = AuthFlowTests.secret
+        config.auth.bcryptCost = 4
+        config.auth.roles = ["trader": ["trading:read"]]
+        var external = ExternalIssuerConfig(issuer: "https://idp.example", jwksURL: "http://127.0.0.1:\(redirect.port)/jwks.json")
+        external.allowHTTPLoopback = true
+        external.rolesClaim = "groups"
+        config.auth.externalIssuers = [external]
+        let gateway = try await GatewayHarness.start(config)
+        let signer = JWTKeyCollection()
+        await signer.add(ecdsa: try ES256PrivateKey(pem: key.pemRepresentation), kid: "idp-1")
+        let reply = try await gateway.send("/api/v1/trading/_echo", headers: [("Authorization", "Bearer \(try await signer.sign(Self.claims(), kid: "idp-1"))")])
+        #expect(reply.status == 503 && reply.errorCode == "auth_unavailable", "\(reply.status) \(reply.body)")
+        #expect(idp.fetches.load(ordering: .relaxed) == 0, "the redirect was not followed")
+        await gateway.shutdown()
+        await stopAll(instances)
+        try await redirect.close()
+        await idp.stop()
+
+        for (url, allow, accepted) in [("https://idp.example/jwks", false, true), ("http://idp.example/jwks", true, false),
+                                       ("http://10.0.0.5/jwks", true, false), ("http://127.0.0.1:9000/jwks", false, false),
+                                       ("http://127.0.0.1:9000/jwks", true, true), ("http://[::1]:9000/jwks", true, true),
+                                       ("http://localhost/jwks", true, true), ("http://127.0.0.1.evil.example/jwks", true, false)] {
+            var issuer = ExternalIssuerConfig(issuer: "x", jwksURL: url)
+            issuer.allowHTTPLoopback = allow
+            #expect(issuer.jwksURLIsAcceptable == accepted, "\(url) allow=\(allow)")
+        }
     }
 }

@@ -180,3 +180,36 @@ struct GrafanaDashboardTests {
         #expect(used == Set(exported))
     }
 }
+
+/// `/metrics` names every route, service and instance: public on a loopback listener by default, and
+/// behind a scraper's token (or the admin token) elsewhere.
+@Suite("Metrics access")
+struct MetricsAccessTests {
+    @Test func publicOnlyOnALoopbackListenerByDefault() {
+        var config = GatewayConfig()
+        for (host, open) in [("127.0.0.1", true), ("127.0.0.2", true), ("::1", true), ("localhost", true), ("0.0.0.0", false), ("::", false),
+                             ("10.1.2.3", false), ("gateway.example", false)] {
+            config.listen = ListenAddress(host: host, port: 8080)
+            #expect(config.metricsArePublic == open, "\(host)")
+        }
+        config.publicMetrics = true
+        #expect(config.metricsArePublic, "explicitly public")
+    }
+
+    @Test func aTokenOpensThemWhenNotPublic() async throws {
+        var config = GatewayConfig()
+        config.publicMetrics = false
+        config.metricsToken = "scraper-token-0123456789"
+        config.adminToken = AdminAPITests.token
+        let gateway = try await GatewayHarness.start(config)
+        var reply = try await gateway.send("/metrics")
+        #expect(reply.status == 401 && reply.errorCode == "unauthorized")
+        #expect(!reply.body.contains("gateway_requests_total"))
+        #expect(try await gateway.send("/metrics", headers: [("Authorization", "Bearer wrong-token-0123456789")]).status == 401)
+        reply = try await gateway.send("/metrics", headers: [("Authorization", "Bearer scraper-token-0123456789")])
+        #expect(reply.status == 200 && reply.body.contains("gateway_config_reloads_total"))
+        #expect(try await gateway.send("/metrics", headers: AdminAPITests.auth).status == 200)
+        #expect(try await gateway.send("/health").status == 200, "probes stay public")
+        await gateway.shutdown()
+    }
+}

@@ -23,6 +23,19 @@ public struct ExternalIssuerConfig: Sendable, Equatable {
     public var refreshInterval: Duration = .seconds(600)
     /// `min_refetch_interval` — a token with an unknown `kid` triggers a fetch at most this often. Default 30 s.
     public var minRefetchInterval: Duration = .seconds(30)
+    /// `allow_http_loopback` — accept an `http://` `jwks_url` on a loopback address (a provider on the
+    /// same host). Default false: keys come over `https://` only.
+    public var allowHTTPLoopback = false
+
+    /// Whether `jwks_url` may be fetched: `https://`, or `http://` on a loopback host when allowed.
+    public var jwksURLIsAcceptable: Bool {
+        if jwksURL.lowercased().hasPrefix("https://") { return true }
+        guard allowHTTPLoopback, jwksURL.lowercased().hasPrefix("http://") else { return false }
+        let rest = jwksURL.dropFirst("http://".count)
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }.lowercased()
+        let host = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
+        return host == "localhost" || host == "[::1]" || (host.hasPrefix("127.") && CIDR.bytes(host) != nil)
+    }
 
     public init(issuer: String, jwksURL: String) {
         self.issuer = issuer
@@ -79,9 +92,10 @@ final class ExternalIssuer: Service, Sendable {
         fetchCounter.add(1, ordering: .relaxed)
         defer { state.withLock { $0.inFlight = nil } }
         do {
+            guard config.jwksURLIsAcceptable else { throw FetchError(reason: "jwks_url must be https:// (http:// only on a loopback address with allow_http_loopback)") }
             var request = HTTPClientRequest(url: config.jwksURL)
             request.headers.add(name: "Accept", value: "application/json")
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3))
+            let response = try await Self.client.execute(request, timeout: .seconds(3))
             let body = try await response.body.collect(upTo: 1 << 20)
             guard response.status == .ok else { throw FetchError(reason: "HTTP \(response.status.code)") }
             let set = try JSONDecoder().decode(JWKS.self, from: Data(buffer: body))
@@ -94,6 +108,17 @@ final class ExternalIssuer: Service, Sendable {
                            metadata: ["issuer": .string(config.issuer), "jwks_url": .string(config.jwksURL), "error": .string("\(error)")])
         }
     }
+
+    /// The client key sets are fetched with: never `HTTPClient.shared`, which follows up to 20 redirects,
+    /// https→http included — a redirect could hand the gateway an attacker's keys. No redirects, no
+    /// decompression, bounded time. One for the process (it lives as long as the process, so it needs
+    /// no shutdown).
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(3), read: .seconds(3)),
+                                                     decompression: .disabled)
+        configuration.tracing.tracer = nil
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     struct FetchError: Error, CustomStringConvertible {
         var reason: String

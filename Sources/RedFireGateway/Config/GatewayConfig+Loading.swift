@@ -95,6 +95,11 @@ extension GatewayConfig {
                 if retention <= .seconds(86_400) { config.telemetryRetention = retention }
                 else { reader.report(telemetry.childPath("retention"), telemetry.node("retention"), "must be at most 24h") }
             }
+            if let open = telemetry.bool("public_metrics") { config.publicMetrics = open }
+            if let token = telemetry.string("metrics_token") {
+                if token.utf8.count >= 16 { config.metricsToken = token }
+                else { reader.report(telemetry.childPath("metrics_token"), telemetry.node("metrics_token"), "must be at least 16 characters") }
+            }
             telemetry.finish()
         }
         if let auth = top.object("auth") {
@@ -138,11 +143,13 @@ extension GatewayConfig {
                     let issuer = spec.require(spec.string("issuer"), "issuer")
                     let url = spec.require(spec.string("jwks_url"), "jwks_url")
                     guard let issuer, let url else { continue }
-                    guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                        reader.report(spec.childPath("jwks_url"), spec.node("jwks_url"), "must be an http:// or https:// URL")
+                    var external = ExternalIssuerConfig(issuer: issuer, jwksURL: url)
+                    external.allowHTTPLoopback = spec.bool("allow_http_loopback") ?? false
+                    guard external.jwksURLIsAcceptable else {
+                        reader.report(spec.childPath("jwks_url"), spec.node("jwks_url"),
+                                      "must be an https:// URL (http:// only on a loopback address, with allow_http_loopback: true)")
                         continue
                     }
-                    var external = ExternalIssuerConfig(issuer: issuer, jwksURL: url)
                     external.audience = spec.string("audience")
                     if let claim = spec.string("roles_claim"), !claim.isEmpty { external.rolesClaim = claim }
                     if let interval = spec.duration("refresh_interval", atLeast: .seconds(10)) { external.refreshInterval = interval }

@@ -18,6 +18,19 @@ public struct GatewayConfig: Sendable, Equatable {
     public var dataDirectory: String?
     /// `telemetry.retention` — how far back per-route/service/instance metrics go. Default `15m`.
     public var telemetryRetention: Duration = .seconds(900)
+    /// `telemetry.public_metrics` — `/metrics` without a token. Default: only when the gateway listens
+    /// on a loopback address (the series name every route, service and instance).
+    public var publicMetrics: Bool?
+    /// `telemetry.metrics_token` — a bearer token for scrapers (at least 16 characters); `admin.token`
+    /// is accepted too. Default none.
+    public var metricsToken: String?
+
+    /// Whether `/metrics` answers without a token (see `publicMetrics`).
+    public var metricsArePublic: Bool {
+        if let publicMetrics { return publicMetrics }
+        let host = listen.host.lowercased()
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
     /// `console` — the operations console's settings (read at start).
     public var console = ConsoleConfig()
     /// `auth` — the user store and roles.

@@ -44,14 +44,12 @@ public final class GatewayControl: Sendable {
     ///   end in an unknown state for its client. Draining again replaces the deadline; nil keeps none.
     public func drain(service: String, instance id: String, deadline: Duration? = nil, actor: String) throws(ControlError) {
         try perform("drain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
-            let runtime = try registry.instance(service: service, id: id)
-            runtime.setDrainDeadline(deadline.map { .now + $0 })
+            let (runtime, changed) = try registry.setDrain(service: service, id: id, draining: true, deadline: deadline.map { .now + $0 })
             let within = deadline.map { " within \(ConfigDuration.format($0))" } ?? ""
-            guard !runtime.drainFlag.exchange(true, ordering: .acquiringAndReleasing) else {
+            guard changed else {
                 if deadline != nil { registry.record(.drain, service: service, instance: id, "\(id) drain deadline set\(within) by \(actor)") }
                 return
             }
-            registry.rebuild()
             persist()
             registry.record(.drain, service: service, instance: id, "\(id) draining\(within) (\(runtime.inFlight) in flight) by \(actor)")
         }
@@ -60,10 +58,7 @@ public final class GatewayControl: Sendable {
     /// Returns a drained or draining instance to rotation.
     public func undrain(service: String, instance id: String, actor: String) throws(ControlError) {
         try perform("undrain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
-            let runtime = try registry.instance(service: service, id: id)
-            runtime.setDrainDeadline(nil)
-            guard runtime.drainFlag.exchange(false, ordering: .acquiringAndReleasing) else { return }
-            registry.rebuild()
+            guard try registry.setDrain(service: service, id: id, draining: false, deadline: nil).changed else { return }
             persist()
             registry.record(.drain, service: service, instance: id, "\(id) back in rotation by \(actor)")
         }

@@ -288,6 +288,23 @@ public final class ServiceRegistry: Sendable {
         }
     }
 
+    /// Drains (or undrains) an instance in one registry operation: finding it, setting its flag and
+    /// deadline and publishing the new snapshot happen under the registry's lock, so a reload that
+    /// replaces the instance cannot slip in between and leave the drain on an object no longer served.
+    /// Returns the instance and whether its drain state changed.
+    func setDrain(service: String, id: String, draining: Bool, deadline: ContinuousClock.Instant?) throws(ControlError) -> (InstanceRuntime, changed: Bool) {
+        try data.withLock { data throws(ControlError) in
+            guard data.config.service(named: service) != nil else { throw .serviceNotFound(service) }
+            guard let runtime = data.runtimes[id]?.runtime, runtime.serviceName == service else {
+                throw .instanceNotFound(service: service, id: id)
+            }
+            runtime.setDrainDeadline(deadline)
+            let changed = runtime.drainFlag.exchange(draining, ordering: .acquiringAndReleasing) != draining
+            if changed { publish(&data) }
+            return (runtime, changed)
+        }
+    }
+
     /// Finds an instance by id alone (the console's `:drain ID`).
     func instance(id: String) -> InstanceRuntime? {
         data.withLock { $0.runtimes[id]?.runtime }
