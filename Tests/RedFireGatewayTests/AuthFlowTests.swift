@@ -277,6 +277,41 @@ struct AccessTokenClaimTests {
         #expect(auth.verifyAccessToken(try await token { $0.aud = Audience(["other-api"]) }) == nil, "wrong audience")
         #expect(auth.verifyAccessToken(try await token { $0.aud = Audience(["x", config.audience]) }) != nil, "audience in a list")
         #expect(auth.verifyAccessToken(try await token { $0.typ = "refresh" }) == nil, "not an access token")
+        // `max_token_lifetime` (24 h): a token valid for longer is refused however well it is signed.
+        #expect(auth.verifyAccessToken(try await token { $0.exp = NumericDate(now.addingTimeInterval(23 * 3600)) }) != nil, "within the lifetime")
+        #expect(auth.verifyAccessToken(try await token { $0.exp = NumericDate(now.addingTimeInterval(25 * 3600)) }) == nil, "beyond it")
+        #expect(auth.verifyAccessToken(try await token { $0.exp = NumericDate(now.addingTimeInterval(10 * 365 * 86_400)) }) == nil, "ten years")
+    }
+
+    /// A JWT whose header or payload has a member twice is refused (RFC 7515 §5.2, RFC 7519 §4): JSON
+    /// parsers disagree on which one wins, so a service could read another value than the gateway
+    /// checked. Variants: the same name spelled with escapes, at the top level and nested, in the header.
+    @Test func duplicateMembersInAJWTAreRefused() async throws {
+        let (auth, config) = try await Self.service()
+        let now = Int(Date().timeIntervalSince1970)
+        func signed(header: String, payload: String) -> String {
+            let input = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(payload.utf8))
+            let mac = HMAC<SHA256>.authenticationCode(for: Array(input.utf8), using: SymmetricKey(data: Array(AuthFlowTests.secret.utf8)))
+            return input + "." + Base64URL.encode(Array(mac))
+        }
+        let header = #"{"alg":"HS256","kid":"\#(config.keyID)","typ":"JWT"}"#
+        func payload(_ extra: String = "", sub: String = #""sub":"1""#) -> String {
+            #"{\#(sub),"name":"alice","roles":[],"permissions":[],"iat":\#(now),"nbf":\#(now),"exp":\#(now + 600),"iss":"\#(config.issuer)","aud":"\#(config.audience)","jti":"\#(UUID().uuidString)","typ":"access","sid":"s"\#(extra)}"#
+        }
+        #expect(auth.verifyAccessToken(signed(header: header, payload: payload())) != nil, "the well-formed token verifies")
+        let refused = [
+            ("sub twice", signed(header: header, payload: payload(#","sub":"2""#))),
+            ("sub twice, once escaped", signed(header: header, payload: payload(#","sub":"2""#))),
+            ("roles twice", signed(header: header, payload: payload(#","roles":["admin"]"#))),
+            ("nested duplicate", signed(header: header, payload: payload(#","ext":{"a":1,"a":2}"#))),
+            ("kid twice in the header", signed(header: #"{"alg":"HS256","kid":"\#(config.keyID)","kid":"other","typ":"JWT"}"#, payload: payload())),
+            ("alg twice in the header", signed(header: #"{"alg":"none","alg":"HS256","kid":"\#(config.keyID)"}"#, payload: payload())),
+        ]
+        for (name, token) in refused { #expect(auth.verifyAccessToken(token) == nil, "\(name)") }
+        #expect(auth.verifyAccessToken(signed(header: header, payload: payload(#","list":[{"a":1},{"a":2}]"#))) != nil,
+                "the same name in two different objects is no duplicate")
+        #expect(!JSONMembers.hasDuplicates(Array(#"{"a":"\"a\"","b":{"a":1}}"#.utf8)))
+        #expect(JSONMembers.hasDuplicates(Array(#"{"a\n":1,"a\u000a":2}"#.utf8)))
     }
 }
 

@@ -190,6 +190,7 @@ public final class AuthService: Sendable {
         let now = Date().timeIntervalSince1970
         guard claims.typ == "access",
               claims.exp.seconds + leeway > now,
+              claims.exp.seconds - now <= maxLifetime,
               claims.nbf.seconds - leeway <= now,
               claims.iss == config.issuer,
               claims.aud.values.contains(config.audience) else { return nil }
@@ -224,6 +225,7 @@ public final class AuthService: Sendable {
         let now = Date().timeIntervalSince1970
         let leeway = Double(config.leeway.components.seconds)
         guard claims.exp.seconds + leeway > now,
+              claims.exp.seconds - now <= maxLifetime,
               (claims.nbf?.seconds ?? 0) - leeway <= now,
               claims.iss == issuer.config.issuer,
               claims.aud.values.contains(issuer.config.audience ?? config.audience) else { return .invalid }
@@ -242,6 +244,11 @@ public final class AuthService: Sendable {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let bytes = Base64URL.decode(parts[1].utf8) else { return nil }
         return (try? JSONDecoder().decode(IssuerOnly.self, from: Data(bytes)))?.iss
+    }
+
+    /// The furthest `exp` accepted from now: `max_token_lifetime`, never below the gateway's own TTL.
+    private var maxLifetime: Double {
+        Double(max(config.maxTokenLifetime, config.accessTokenTTL).components.seconds + config.leeway.components.seconds)
     }
 
     /// How long a revocation must be remembered: until every access token it covers has expired.

@@ -107,6 +107,7 @@ extension GatewayConfig {
                 if database.isEmpty { reader.report(auth.childPath("database"), auth.node("database"), "must not be empty") } else { config.auth.database = database }
             }
             if let cost = auth.int("bcrypt_cost", in: 4...31) { config.auth.bcryptCost = cost }
+            if let lifetime = auth.duration("max_token_lifetime", atLeast: .seconds(60)) { config.auth.maxTokenLifetime = lifetime }
             if let secret = auth.string("jwt_secret") {
                 if secret.utf8.count >= 32 { config.auth.jwtSecret = secret }
                 else { reader.report(auth.childPath("jwt_secret"), auth.node("jwt_secret"), "must be at least 32 bytes (use ${JWT_SECRET} and a long random value)") }

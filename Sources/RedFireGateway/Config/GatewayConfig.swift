@@ -96,6 +96,10 @@ public struct AuthConfig: Sendable, Equatable {
     public var refreshTokenTTL: Duration = .seconds(30 * 86_400)
     /// `auth.leeway` — clock skew tolerated on `exp` and `nbf`. Default 30 s.
     public var leeway: Duration = .seconds(30)
+    /// `auth.max_token_lifetime` — an access token (the gateway's or an external issuer's) whose `exp`
+    /// is further away than this is refused: a token valid for years is a leaked or forged one waiting
+    /// to be used. Default 24 hours (at least `access_token_ttl`).
+    public var maxTokenLifetime: Duration = .seconds(86_400)
     /// `auth.registration` — whether `POST /api/v1/auth/register` is open. Default true.
     public var registration = true
     /// `auth.default_roles` — roles a self-registered user gets. Default none.
