@@ -225,6 +225,42 @@ struct HTTPHygieneTests {
         await stopAll(instances)
     }
 
+    /// A body that keeps moving, but too slowly to matter — a byte every 400 ms never trips a 2 s
+    /// `body_timeout` — is cut once it has averaged under `min_body_rate` (1 KiB/s) for its first ten
+    /// seconds: 408, connection closed. An upload at 4 KiB/s over the same time goes through whole.
+    @Test func aBodyTrickledUnderTheMinimumRateIsCut() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await gateway(instances, bodyTimeout: .seconds(2))
+        let started = ContinuousClock.now
+        async let trickled: GatewayHarness.Reply = {
+            let connection = try await RawConnection(port: gateway.port)
+            try await connection.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+            for _ in 0..<40 {
+                try await Task.sleep(for: .milliseconds(400))
+                guard try await connection.write("x") else { break }
+            }
+            return try await connection.readResponse(timeoutSeconds: 10)
+        }()
+        async let steady: GatewayHarness.Reply = {
+            let connection = try await RawConnection(port: gateway.port)
+            try await connection.write("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(48 * 1024)\r\n\r\n")
+            for _ in 0..<12 {
+                try await Task.sleep(for: .seconds(1))
+                try await connection.write(String(repeating: "y", count: 4096))
+            }
+            return try await connection.readResponse(timeoutSeconds: 10)
+        }()
+        let cut = try await trickled
+        #expect(cut.status == 408 && cut.errorCode == "request_timeout", "\(cut.status) \(cut.body)")
+        #expect(ContinuousClock.now - started < .seconds(16), "cut soon after the ten seconds")
+        let whole = try await steady
+        #expect(whole.status == 200, "\(whole.status) \(whole.body)")
+        let report = try? JSONDecoder().decode(EchoReport.self, from: Data(whole.body.utf8))
+        #expect(report?.bodyLength == 48 * 1024)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
     /// `body_timeout` times the client's pauses only. While the gateway itself holds off reading — the
     /// instance takes the body slowly, so back-pressure leaves the client's bytes in the socket — no
     /// time counts, however long the instance takes.
@@ -468,5 +504,36 @@ struct RFCEdgeTests {
         #expect(reply.status == 502 && reply.errorCode == "bad_gateway", "\(response.prefix(40)) → \(reply.status) \(reply.body)")
         await gateway.shutdown()
         try await server.close()
+    }
+}
+
+/// A request asking for a protocol upgrade the gateway does not perform (h2c, WebSocket, anything
+/// else) is answered as a plain request (RFC 9110 §7.8: the server may ignore `Upgrade`), with
+/// `Connection: close` and the connection closed after it — never a connection left hanging until the
+/// header timeout (the HTTP/1 parser stops reading after an upgrade request).
+@Suite("Ignored upgrades")
+struct IgnoredUpgradeTests {
+    @Test(arguments: [
+        "Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+        "Upgrade: TLS/1.2\r\nConnection: Upgrade\r\n",
+        "Upgrade: websocket\r\n",
+    ])
+    func anUpgradeRequestIsAnsweredAndTheConnectionClosedPromptly(_ upgrade: String) async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let connection = try await RawConnection(port: gateway.port)
+        let sent = ContinuousClock.now
+        try await connection.write("GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n" + upgrade + "\r\n")
+        let reply = try await connection.readResponse(timeoutSeconds: 5)
+        #expect(reply.status == 200, "\(reply.status) \(reply.body)")
+        #expect(reply.headers.first(name: "Connection")?.lowercased() == "close")
+        #expect(reply.headers.first(name: "Upgrade") == nil, "no upgrade is performed")
+        let (closed, _) = try await connection.waitForClose(timeoutSeconds: 5)
+        #expect(closed && ContinuousClock.now - sent < .seconds(4), "closed promptly, not at the header timeout")
+        // A new connection works as usual.
+        #expect(try await gateway.send("/api/v1/trading/orders").status == 200)
+        await gateway.shutdown()
+        await stopAll(instances)
     }
 }

@@ -230,6 +230,7 @@ extension GatewayConfig {
             if let value = limits.duration("idle_timeout", atLeast: .milliseconds(100)) { config.limits.idleTimeout = value }
             if let value = limits.duration("body_timeout", atLeast: .milliseconds(100)) { config.limits.bodyTimeout = value }
             if let value = limits.int("connection_buffer", in: 4096...(64 << 20)) { config.limits.connectionBuffer = value }
+            if let value = limits.int("min_body_rate", in: 0...(1 << 30)) { config.limits.minBodyRate = value }
             limits.finish()
         }
         if let log = top.object("access_log") {

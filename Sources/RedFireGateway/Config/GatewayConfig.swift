@@ -183,6 +183,10 @@ public struct RequestLimitsConfig: Sendable, Equatable {
     /// stops reading from the sender: a response waiting for a slow client, a request body waiting for
     /// a slow instance (Envoy's `per_connection_buffer_limit_bytes`). Default 64 KiB.
     public var connectionBuffer = 64 * 1024
+    /// `min_body_rate` — bytes per second a request body must average once it has been sent for 10 s
+    /// (time the gateway holds reads off is not counted); below it, 408 and close — a body trickled a
+    /// byte every few seconds never trips `body_timeout`. 0 turns it off. Default 1024.
+    public var minBodyRate = 1024
 
     public init() {}
 }

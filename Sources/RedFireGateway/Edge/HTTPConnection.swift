@@ -18,12 +18,17 @@ struct ConnectionSettings: Sendable {
     var parserHeaderCount: Int
     /// `limits.max_uri_length`: a request line longer than this that overflows the parser is a 414.
     var maxURILength: Int
+    /// `limits.min_body_rate`: bytes per second a request body must average once it has been sent for
+    /// `bodyRateGrace` (time the gateway holds reads off does not count); 0 turns it off.
+    var minBodyRate: Int
+    static let bodyRateGrace: TimeAmount = .seconds(10)
     /// `limits.connection_buffer`: the client's write buffer bound and the request body held for a slow instance.
     var bufferBytes: Int
 
     init(config: GatewayConfig) {
         bufferBytes = config.limits.connectionBuffer
         maxURILength = config.limits.maxURILength
+        minBodyRate = config.limits.minBodyRate
         headerTimeout = .nanoseconds(config.limits.headerTimeout.nanosecondsClamped)
         idleTimeout = .nanoseconds(config.limits.idleTimeout.nanosecondsClamped)
         bodyTimeout = .nanoseconds(config.limits.bodyTimeout.nanosecondsClamped)
@@ -191,6 +196,12 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// client: while back-pressure holds reads off (the instance takes the body slowly), the client's
     /// bytes wait in the socket and no body time counts.
     private var readOutstanding = true
+    /// The current request body's start, its bytes so far, and the time reads were held off meanwhile
+    /// (for `min_body_rate`).
+    private var bodyStart: NIODeadline?
+    private var bodyBytes = 0
+    private var bodyHeld: TimeAmount = .zero
+    private var heldSince: NIODeadline?
 
     init(settings: ConnectionSettings, connections: ConnectionCount, accessLog: AccessLog? = nil) {
         self.settings = settings
@@ -289,12 +300,17 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         readOutstanding = false
+        if bodyStart != nil { heldSince = .now() }
         context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
         // Reading again after holding off: the client's pause, if any, starts now.
         if !readOutstanding, bodySince != nil { bodySince = .now() }
+        if let heldSince {
+            bodyHeld = bodyHeld + (NIODeadline.now() - heldSince)
+            self.heldSince = nil
+        }
         readOutstanding = true
         context.read()
     }
@@ -314,13 +330,24 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 requestLineEnded = false
                 requestLineBytes = 0
                 if !head.isKeepAlive { closeAfterResponse = true }
+                // A request asking for a protocol upgrade (h2c, WebSocket, TLS) is answered as a plain
+                // request (RFC 9110 §7.8 lets a server ignore `Upgrade`), but NIO's parser stops reading
+                // the connection after it — waiting for the upgraded protocol — so the next request would
+                // hang until the header timeout. The connection closes after this response instead.
+                if head.headers.contains(name: "upgrade") { closeAfterResponse = true }
                 if request.headerFields.declaresBody {
                     // A body is coming: its pauses are timed (requests without one schedule nothing).
                     let now = NIODeadline.now()
                     bodySince = now
-                    if timer == nil || timerAt > now + settings.bodyTimeout {
+                    if settings.minBodyRate > 0 {
+                        bodyStart = now
+                        bodyBytes = 0
+                        bodyHeld = .zero
+                    }
+                    let check = now + nextBodyCheck
+                    if timer == nil || timerAt > check {
                         timer?.cancel()
-                        schedule(context: context, at: now + settings.bodyTimeout)
+                        schedule(context: context, at: check)
                     }
                 }
                 context.fireChannelRead(wrapInboundOut(.head(request)))
@@ -330,10 +357,13 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case .body(let body):
             if bodySince != nil { bodySince = .now() }
+            if bodyStart != nil { bodyBytes += body.readableBytes }
             context.fireChannelRead(wrapInboundOut(.body(body)))
         case .end(let trailers):
             readingBody = false
             bodySince = nil
+            bodyStart = nil
+            heldSince = nil
             context.fireChannelRead(wrapInboundOut(.end(trailers.map { HTTPFields(nioHeaders: $0) })))
         }
     }
@@ -517,6 +547,21 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// How soon the body timer looks again: at the pause deadline, or sooner while the rate is checked.
+    private var nextBodyCheck: TimeAmount {
+        settings.minBodyRate > 0 ? min(settings.bodyTimeout, .nanoseconds(ConnectionSettings.bodyRateGrace.nanoseconds / 2)) : settings.bodyTimeout
+    }
+
+    /// A body that keeps moving too slowly to matter (slowloris on the body: a byte every few seconds
+    /// never trips `body_timeout`): under `min_body_rate` on average, counted after the grace period and
+    /// without the time the gateway held reads off.
+    private func bodyTooSlow(now: NIODeadline) -> Bool {
+        guard settings.minBodyRate > 0, let bodyStart else { return false }
+        let active = (now - bodyStart) - bodyHeld
+        guard active >= ConnectionSettings.bodyRateGrace else { return false }
+        return Double(bodyBytes) / (Double(active.nanoseconds) / 1e9) < Double(settings.minBodyRate)
+    }
+
     private func timerFired() {
         guard let context, !outboundClosed else { return }
         if pending > 0 {
@@ -529,13 +574,14 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 return
             }
             let deadline = bodySince + settings.bodyTimeout
-            if now < deadline {
-                schedule(context: context, at: deadline)
+            if now < deadline, !bodyTooSlow(now: now) {
+                schedule(context: context, at: min(deadline, now + nextBodyCheck))
                 return
             }
             // Whoever reads the body fails with the timeout (the forwarder answers 408, the instance is
             // not blamed); the connection closes after that response — the rest cannot be read.
             self.bodySince = nil
+            bodyStart = nil
             readingBody = false
             inboundClosed = true
             closeAfterResponse = true
