@@ -128,7 +128,7 @@ struct GatewayResponder: HTTPResponder {
         let servicePreflight = route.config.corsByService && head.method == .options && head.headerFields[CORSPolicy.origin] != nil
             && head.headerFields[CORSPolicy.requestMethod] != nil
         if let authorizer, !servicePreflight {
-            switch await authorizer.authorize(head, path: target.path, route: route, requestID: requestID) {
+            switch await authorizer.authorize(head, path: target.path, route: route, requestID: requestID, client: client) {
             case .deny(let response, let code):
                 recorder.finish(status: response.status.code, errorCode: code)
                 return response

@@ -79,4 +79,37 @@ struct ClientAddressTests {
         let line = try #require(lines.first { $0["request_id"] as? String == "client-0-7" })
         #expect(line["client_ip"] as? String == "203.0.113.7", "\(line)")
     }
+
+    /// Invalid bearer tokens and API keys are counted per resolved client: past
+    /// `auth.max_credential_failures` that client gets 429 `too_many_attempts` with `Retry-After` — even
+    /// with a valid token — while another client behind the same trusted proxy goes on. Requests
+    /// without credentials are not counted.
+    @Test func invalidCredentialsAreRateLimitedPerClient() async throws {
+        let (gateway, instances) = try await AuthFlowTests.authGateway(configure: {
+            $0.maxCredentialFailures = 5
+            $0.lockout = .seconds(60)
+        }, gateway: {
+            $0.trustedProxies = [CIDR(parsing: "127.0.0.1/32")!]
+        })
+        _ = try await gateway.send(.POST, "/api/v1/auth/register", headers: Self.json,
+                                   body: ByteBuffer(string: #"{"username":"dana","password":"correct-horse-battery"}"#))
+        let login = try await gateway.send(.POST, "/api/v1/auth/login", headers: Self.json,
+                                           body: ByteBuffer(string: #"{"username":"dana","password":"correct-horse-battery"}"#))
+        let token = try #require(try login.json()["access_token"] as? String)
+        func orders(_ headers: [(String, String)], from client: String) async throws -> GatewayHarness.Reply {
+            try await gateway.send("/api/v1/trading/orders", headers: headers + [("X-Forwarded-For", client)])
+        }
+        for _ in 0..<10 { #expect(try await orders([], from: "203.0.113.5").status == 401, "no credentials: not counted") }
+        #expect(try await orders([("Authorization", "Bearer \(token)")], from: "203.0.113.5").status == 200)
+        for index in 0..<5 {
+            let bad = index % 2 == 0 ? ("Authorization", "Bearer not.a.token\(index)") : ("X-API-Key", "rf_000000000000_guess\(index)")
+            #expect(try await orders([bad], from: "203.0.113.5").status == 401)
+        }
+        let limited = try await orders([("Authorization", "Bearer \(token)")], from: "203.0.113.5")
+        #expect(limited.status == 429 && limited.errorCode == "too_many_attempts", "\(limited.status) \(limited.body)")
+        #expect(Int(limited.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+        #expect(try await orders([("Authorization", "Bearer \(token)")], from: "198.51.100.9").status == 200, "another client goes on")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
 }

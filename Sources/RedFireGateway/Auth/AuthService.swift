@@ -122,6 +122,8 @@ public final class AuthService: Sendable {
     /// The newest user cutoff read from the store (`syncRevocations`).
     private let cutoffsReadUntil = Mutex<Date?>(nil)
     let throttle: LoginThrottle
+    /// Invalid bearer tokens and API keys, per client address (`auth.max_credential_failures`).
+    let credentialThrottle: LoginThrottle
     /// Usable API keys, in memory; reloaded by running it as a service.
     let apiKeys: APIKeyCache
 
@@ -138,6 +140,7 @@ public final class AuthService: Sendable {
         for extra in config.verificationKeys where keys[extra.keyID] == nil { keys[extra.keyID] = try extra.verificationKey() }
         self.verificationKeys = keys
         self.throttle = LoginThrottle(maxFailures: config.maxLoginFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
+        self.credentialThrottle = LoginThrottle(maxFailures: config.maxCredentialFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
         self.apiKeys = APIKeyCache(store: store, config: config)
         self.externalIssuers = config.externalIssuers.map { ExternalIssuer(config: $0, logger: logger) }
         try await apiKeys.reload()

@@ -30,12 +30,20 @@ struct Authorizer: Sendable {
     static let realm = #"Bearer realm="redfire-gateway""#
     static let invalidTokenChallenge = #"Bearer realm="redfire-gateway", error="invalid_token""#
 
-    func authorize(_ head: HTTPRequest, path: String, route: RouteEntry, requestID: String) async -> Decision {
+    /// - Parameter client: the resolved client address; invalid credentials are counted against it, and
+    ///   an address past `auth.max_credential_failures` is refused (429) before any verification.
+    func authorize(_ head: HTTPRequest, path: String, route: RouteEntry, requestID: String, client: String? = nil) async -> Decision {
         if publicPaths.contains(path) { return .allow(nil) }
+        let throttleKey = client.map { [LoginThrottle.addressKey($0)] }
+        if let throttleKey, let wait = auth.credentialThrottle.retryAfter(throttleKey) {
+            return Self.deny(.tooManyAttempts.with(message: "Too many requests with invalid credentials. Retry after the time in Retry-After."),
+                             requestID: requestID, headers: [.retryAfter: String(max(1, Int(wait.rounded(.up))))])
+        }
         let identity: Identity
         if let key = head.headerFields[.apiKey] {
             // An API key takes precedence over a bearer token.
             guard let found = auth.apiKeys.identity(for: key) else {
+                if let client { auth.credentialThrottle.recordFailure(address: client) }
                 return Self.deny(.invalidAPIKey, requestID: requestID)
             }
             identity = found
@@ -48,6 +56,7 @@ struct Authorizer: Sendable {
             case .valid(let verified):
                 identity = verified
             case .invalid:
+                if let client { auth.credentialThrottle.recordFailure(address: client) }
                 return Self.deny(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Self.invalidTokenChallenge])
             case .unavailable:
                 return Self.deny(.authUnavailable, requestID: requestID, headers: [.retryAfter: "5"])

@@ -19,6 +19,9 @@ final class LoginThrottle: Sendable {
     let maxLockout: TimeInterval
     let capacity: Int
     private let records = Mutex<[String: Record]>([:])
+    /// Whether any failure was ever recorded: until then a check takes no lock (it runs on the
+    /// request path for every credential presented).
+    private let anyFailure = Atomic<Bool>(false)
 
     init(maxFailures: Int, baseLockout: Duration, maxLockout: Duration, capacity: Int = 100_000) {
         self.maxFailures = maxFailures
@@ -32,15 +35,30 @@ final class LoginThrottle: Sendable {
 
     /// Seconds until `keys` may try again, or nil when none is locked.
     func retryAfter(_ keys: [String], now: Date = Date()) -> TimeInterval? {
-        records.withLock { records in
+        guard anyFailure.load(ordering: .relaxed) else { return nil }
+        return records.withLock { records in
             keys.compactMap { records[$0]?.lockedUntil }.filter { $0 > now }.max().map { $0.timeIntervalSince(now) }
         }
     }
 
     func recordFailure(user: String, address: String?, now: Date = Date()) {
+        anyFailure.store(true, ordering: .relaxed)
         records.withLock { records in
             record(&records, Self.userKey(user), threshold: maxFailures, now: now)
             if let address { record(&records, Self.addressKey(address), threshold: maxFailures * 4, now: now) }
+            if records.count > capacity {
+                let stale = records.sorted { $0.value.lastFailure < $1.value.lastFailure }.prefix(records.count - capacity).map(\.key)
+                for key in stale { records[key] = nil }
+            }
+        }
+    }
+
+    /// A failure counted against one client address only (invalid tokens and API keys), locked out at
+    /// `maxFailures`.
+    func recordFailure(address: String, now: Date = Date()) {
+        anyFailure.store(true, ordering: .relaxed)
+        records.withLock { records in
+            record(&records, Self.addressKey(address), threshold: maxFailures, now: now)
             if records.count > capacity {
                 let stale = records.sorted { $0.value.lastFailure < $1.value.lastFailure }.prefix(records.count - capacity).map(\.key)
                 for key in stale { records[key] = nil }

@@ -169,6 +169,7 @@ extension GatewayConfig {
             if let registration = auth.bool("registration") { config.auth.registration = registration }
             if let roles = auth.stringList("default_roles") { config.auth.defaultRoles = roles }
             if let failures = auth.int("max_login_failures", in: 1...1000) { config.auth.maxLoginFailures = failures }
+            if let failures = auth.int("max_credential_failures", in: 1...100_000) { config.auth.maxCredentialFailures = failures }
             if let lockout = auth.duration("lockout", atLeast: .milliseconds(10)) { config.auth.lockout = lockout }
             if let lockout = auth.duration("max_lockout", atLeast: .seconds(1)) { config.auth.maxLockout = lockout }
             if let paths = auth.stringList("public_paths") {

@@ -107,6 +107,10 @@ public struct AuthConfig: Sendable, Equatable {
     /// `auth.max_login_failures` — failed logins for one username before lockouts start (four times as
     /// many for one client address). Default 5.
     public var maxLoginFailures = 5
+    /// `auth.max_credential_failures` — requests from one client address presenting an invalid bearer
+    /// token or API key before that address is locked out (429 `too_many_attempts`, lockouts as for
+    /// logins). Default 20.
+    public var maxCredentialFailures = 20
     /// `auth.lockout` / `auth.max_lockout` — the first lockout, doubled with each further failure up to
     /// the maximum. Defaults 1 s and 15 min.
     public var lockout: Duration = .seconds(1)
