@@ -27,6 +27,9 @@ struct AuthorizationTests {
         config.auth.jwtSecret = AuthFlowTests.secret
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["trading:read"], "admin": ["gateway:admin", "trading:*"]]
+        // These tests poll with keys not loaded yet and try many invalid ones on purpose: the
+        // per-client lockout for invalid credentials (tested in ClientAddressTests) stays out of the way.
+        config.auth.maxCredentialFailures = 100_000
         config.auth.defaultRoles = ["trader"]
         config.auth.publicPaths = AuthConfig.defaultPublicPaths + ["/api/v1/monitor/_echo"]
         let gateway = try await GatewayHarness.start(config)
