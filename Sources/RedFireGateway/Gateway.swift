@@ -112,8 +112,10 @@ public final class Gateway: Service {
         let app = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
             try await app.run()
+            await control.flushOperatorState()
             listening.fail(GatewayStartError.stopped)
         } catch {
+            await control.flushOperatorState()
             listening.fail(error)
             throw error
         }

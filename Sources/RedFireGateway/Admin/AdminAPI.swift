@@ -118,7 +118,7 @@ struct AdminAPI: Sendable {
             }], context)
         }
         router.post("/gateway/config/reload") { _, context in
-            let result = control.reload(actor: actor(context))
+            let result = await control.reloadOffLoop(actor: actor(context))
             guard result.applied else {
                 let problems = result.problems.map { ProblemView(path: $0.path, line: $0.line, message: $0.message) }
                 let details = try Self.encoder.encode(ReloadView(applied: false, generation: result.generation, problems: problems, restartRequired: []))

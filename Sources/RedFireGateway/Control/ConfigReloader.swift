@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -51,6 +52,14 @@ extension GatewayControl {
         registry.record(.reload, service: nil, instance: nil, "configuration reloaded by \(actor) (generation \(registry.state.generation))"
                         + (restart.isEmpty ? "" : "; restart needed for \(restart.joined(separator: ", "))"))
         return ReloadResult(applied: true, generation: registry.state.generation, problems: [], restartRequired: restart)
+    }
+
+    /// `reload`, with the file read and validated on NIO's blocking-work pool: what the admin API calls
+    /// from a connection's event loop, which must never wait on the disk.
+    public func reloadOffLoop(actor: String) async -> ReloadResult {
+        (try? await NIOThreadPool.singleton.runIfActive { self.reload(actor: actor) })
+            ?? ReloadResult(applied: false, generation: registry.state.generation,
+                            problems: [ConfigProblem(path: "", line: nil, message: "the gateway is shutting down")], restartRequired: [])
     }
 
     /// Reloads counted by outcome, for telemetry.

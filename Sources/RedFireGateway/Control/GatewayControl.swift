@@ -17,6 +17,7 @@ public final class GatewayControl: Sendable {
     public let configPath: String?
     let reloadOutcomes = Mutex(ReloadOutcomes())
     let store: OperatorStateStore?
+    private let writer: OperatorStateWriter?
 
     /// - Parameter dataDirectory: where drain and strategy decisions are kept across restarts; the
     ///   saved decisions are applied now.
@@ -25,6 +26,7 @@ public final class GatewayControl: Sendable {
         self.audit = audit
         self.configPath = configPath
         self.store = dataDirectory.map { OperatorStateStore(directory: $0, logger: registry.logger) }
+        self.writer = store.map { OperatorStateWriter(store: $0) }
         if let saved = store?.load() {
             registry.restore(saved)
             registry.record(.operatorAction, service: nil, instance: nil,
@@ -33,7 +35,12 @@ public final class GatewayControl: Sendable {
     }
 
     private func persist() {
-        store?.save(registry.operatorState())
+        writer?.save(registry.operatorState())
+    }
+
+    /// Waits until the last operator decision is saved (graceful shutdown).
+    public func flushOperatorState() async {
+        await writer?.flush()
     }
 
     /// Takes an instance out of rotation: no new requests; in-flight ones finish. The state reads
