@@ -70,6 +70,11 @@ struct ReloadTests {
         #expect(refused.status == 422)
         #expect(refused.errorCode == "invalid_config")
         #expect(refused.body.contains("services.user_trading.strategy"))
+        // The problem list sits inside the envelope's error object, as every error's details do.
+        let error = try #require(try refused.json()["error"] as? [String: Any])
+        let problems = try #require((error["details"] as? [String: Any])?["problems"] as? [[String: Any]], "\(refused.body)")
+        #expect(problems.contains { $0["path"] as? String == "services.user_trading.strategy" })
+        #expect(error["request_id"] as? String == refused.headers.first(name: "X-Request-ID"))
         #expect(gateway.registry.state.generation == generation)
         #expect(gateway.registry.state.services[0].members.map(\.weight) == [1, 2])
         #expect(try await gateway.send("/api/v1/trading/orders").status == 200)
