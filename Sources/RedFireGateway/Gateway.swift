@@ -60,6 +60,16 @@ public final class Gateway: Service {
         return value == 0 ? nil : value
     }
 
+    /// What `GET /gateway` says about the listener.
+    private var listenerInfo: @Sendable () -> GatewayInfoView {
+        { [port, connections, startedAt, listenAddress] in
+            let bound = port.load(ordering: .relaxed)
+            return GatewayInfoView(listen: ListenAddress(host: listenAddress.host, port: bound).description, port: bound,
+                                   openConnections: connections.open, uptimeSeconds: Int((ContinuousClock.now - startedAt).components.seconds),
+                                   generation: 0)
+        }
+    }
+
     public func run() async throws {
         let config = registry.state.config
         OpenFileLimit.prepare(logger: logger)
@@ -83,7 +93,7 @@ public final class Gateway: Service {
             }
         }
         let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
-                                         admin: AdminAPI(control: control).responder(auth: authService), auth: authEndpoints,
+                                         admin: AdminAPI(control: control, listener: listenerInfo).responder(auth: authService), auth: authEndpoints,
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
                                          jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter,
                                          accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure))

@@ -27,6 +27,18 @@ struct AdminAPITests {
 
     static func object(_ reply: GatewayHarness.Reply) throws -> [String: Any] { try reply.json() }
 
+    /// `GET /gateway` names the address the gateway is bound to — the port a `:0` listen address got.
+    @Test func gatewayInfoNamesTheBoundAddress() async throws {
+        var config = GatewayConfig()
+        config.adminToken = Self.token
+        let gateway = try await GatewayHarness.start(config)
+        let info = try await gateway.send("/gateway", headers: Self.auth).json()
+        #expect(info["listen"] as? String == "127.0.0.1:\(gateway.port)" && info["port"] as? Int == gateway.port, "\(info)")
+        #expect((info["open_connections"] as? Int ?? 0) >= 1 && info["uptime_seconds"] != nil && info["generation"] != nil)
+        #expect(try await gateway.send("/gateway").status == 401, "admin only")
+        await gateway.shutdown()
+    }
+
     @Test func adminAPIRequiresTheToken() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
         let disabled = try await Self.gateway(instances, token: nil)

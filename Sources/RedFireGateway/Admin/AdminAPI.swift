@@ -9,6 +9,8 @@ import NIOCore
 /// operators' `admin.token` from the configuration; with neither configured it is disabled.
 struct AdminAPI: Sendable {
     let control: GatewayControl
+    /// The listener as it runs (`GET /gateway`): the bound address, open connections, uptime.
+    var listener: @Sendable () -> GatewayInfoView = { GatewayInfoView(listen: "", port: 0, openConnections: 0, uptimeSeconds: 0, generation: 0) }
 
     var registry: ServiceRegistry { control.registry }
 
@@ -23,6 +25,11 @@ struct AdminAPI: Sendable {
     /// The admin routes (also read by the test that checks the OpenAPI document covers them all).
     func router() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
+        router.get("/gateway") { _, context in
+            var info = listener()
+            info.generation = registry.state.generation
+            return try json(info, context)
+        }
         router.get("/gateway/services") { _, context in
             try json(["services": registry.state.services.map(serviceView)], context)
         }

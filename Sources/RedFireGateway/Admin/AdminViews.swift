@@ -152,3 +152,13 @@ struct ReloadView: Codable, Sendable {
     var problems: [ProblemView]
     var restartRequired: [String]
 }
+
+/// `GET /gateway`: the running gateway — the address it is bound to (the port `--listen …:0` chose),
+/// open client connections, uptime and the routing generation.
+struct GatewayInfoView: Codable, Sendable {
+    var listen: String
+    var port: Int
+    var openConnections: Int
+    var uptimeSeconds: Int
+    var generation: Int
+}

@@ -1250,6 +1250,52 @@ enum OpenAPIDocument {
         ]
       }
     },
+    "/gateway": {
+      "get": {
+        "summary": "The running gateway: the address it is bound to (the port --listen HOST:0 chose), open connections, uptime",
+        "operationId": "gatewayInfo",
+        "tags": [
+          "admin"
+        ],
+        "responses": {
+          "200": {
+            "description": "the gateway",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/GatewayInfo"
+                }
+              }
+            }
+          },
+          "401": {
+            "description": "missing or wrong bearer token",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          },
+          "403": {
+            "description": "admin API disabled (no admin.token)",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ErrorEnvelope"
+                }
+              }
+            }
+          }
+        },
+        "security": [
+          {
+            "adminToken": []
+          }
+        ]
+      }
+    },
     "/gateway/stats": {
       "get": {
         "summary": "Counts, rates and latency over a window for the gateway and every route, service and instance",
@@ -1886,6 +1932,34 @@ enum OpenAPIDocument {
           },
           "added_latency_ms": {
             "$ref": "#/components/schemas/Latency"
+          }
+        }
+      },
+      "GatewayInfo": {
+        "type": "object",
+        "required": [
+          "listen",
+          "port",
+          "open_connections",
+          "uptime_seconds",
+          "generation"
+        ],
+        "properties": {
+          "listen": {
+            "type": "string",
+            "description": "host:port the gateway is bound to"
+          },
+          "port": {
+            "type": "integer"
+          },
+          "open_connections": {
+            "type": "integer"
+          },
+          "uptime_seconds": {
+            "type": "integer"
+          },
+          "generation": {
+            "type": "integer"
           }
         }
       },
