@@ -61,13 +61,8 @@ struct ExternalIssuerTests {
         return #"{"kty":"EC","crv":"P-256","alg":"ES256","use":"sig","kid":"\#(kid)","x":"\#(Base64URL.encode(Array(point[1..<33])))","y":"\#(Base64URL.encode(Array(point[33..<65])))"}"#
     }
 
-    @Test func tokensVerifyWithTheIssuersKeysRefetchOnRotationAnd503WhenNoKeyCanBeHad() async throws {
-        let idp = JWKSServer()
-        try await idp.start()
-        let first = P256.Signing.PrivateKey(), second = P256.Signing.PrivateKey()
-        idp.body.withLock { $0 = #"{"keys":[\#(Self.jwk(first, kid: "idp-1"))]}"# }
-
-        let instances = try await startInstances(.userTrading, count: 1)
+    /// One protected route over `instances`, the gateway's own auth, role `trader` → `trading:read`.
+    static func config(_ instances: [DemoInstance]) -> GatewayConfig {
         var config = GatewayConfig()
         config.services = [serviceConfig("user_trading", instances)]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read"))]
@@ -75,6 +70,17 @@ struct ExternalIssuerTests {
         config.auth.jwtSecret = AuthFlowTests.secret
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["trading:read"]]
+        return config
+    }
+
+    @Test func tokensVerifyWithTheIssuersKeysRefetchOnRotationAnd503WhenNoKeyCanBeHad() async throws {
+        let idp = JWKSServer()
+        try await idp.start()
+        let first = P256.Signing.PrivateKey(), second = P256.Signing.PrivateKey()
+        idp.body.withLock { $0 = #"{"keys":[\#(Self.jwk(first, kid: "idp-1"))]}"# }
+
+        let instances = try await startInstances(.userTrading, count: 1)
+        var config = Self.config(instances)
         var external = ExternalIssuerConfig(issuer: "https://idp.example", jwksURL: idp.url)
         external.allowHTTPLoopback = true
         external.rolesClaim = "groups"
@@ -138,13 +144,7 @@ struct ExternalIssuerTests {
             ("HTTP/1.1 302 Found\r\nLocation: \(idp.url)\r\nContent-Length: 0\r\n\r\n", close: false)
         }
         let instances = try await startInstances(.userTrading, count: 1)
-        var config = GatewayConfig()
-        config.services = [serviceConfig("user_trading", instances)]
-        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read"))]
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-idp-\(UUID().uuidString)").path
-        config.auth.jwtSecret = AuthFlowTests.secret
-        config.auth.bcryptCost = 4
-        config.auth.roles = ["trader": ["trading:read"]]
+        var config = Self.config(instances)
         var external = ExternalIssuerConfig(issuer: "https://idp.example", jwksURL: "http://127.0.0.1:\(redirect.port)/jwks.json")
         external.allowHTTPLoopback = true
         external.rolesClaim = "groups"

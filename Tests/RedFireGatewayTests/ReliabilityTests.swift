@@ -58,17 +58,7 @@ struct ReliabilityTests {
     @Test(arguments: UpstreamTransportKind.allCases)
     func anAbandonedIdempotentRequestIsCancelled(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-abandon-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var service = serviceConfig("user_trading", instances)
-        service.healthCheck.enabled = false
-        var config = GatewayConfig()
-        config.upstreamTransport = transport
-        config.services = [service]
-        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
-        config.accessLog.enabled = true
-        config.accessLog.path = directory + "/access.log"
-        let gateway = try await GatewayHarness.start(config)
+        let (gateway, logPath) = try await Self.loggedGateway(instances, transport: transport)
         let runtime = try #require(gateway.registry.runtime(id: "user_trading-1"))
 
         let connection = try await RawConnection(port: gateway.port)
@@ -84,7 +74,7 @@ struct ReliabilityTests {
         await gateway.shutdown()
         await stopAll(instances)
 
-        let line = try #require(try Self.accessLogLines(directory + "/access.log").first { $0["request_id"] as? String == "abandoned-get" })
+        let line = try #require(try Self.accessLogLines(logPath).first { $0["request_id"] as? String == "abandoned-get" })
         #expect(line["status"] as? Int == 499 && line["error"] as? String == "client_closed_request", "\(line)")
     }
 
@@ -93,16 +83,7 @@ struct ReliabilityTests {
     /// instance's status) with `client_closed_request`.
     @Test func anAbandonedOrderRunsToCompletionAndIsLogged() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-abandon-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var service = serviceConfig("user_trading", instances)
-        service.healthCheck.enabled = false
-        var config = GatewayConfig()
-        config.services = [service]
-        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
-        config.accessLog.enabled = true
-        config.accessLog.path = directory + "/access.log"
-        let gateway = try await GatewayHarness.start(config)
+        let (gateway, logPath) = try await Self.loggedGateway(instances)
 
         let before = instances[0].requestCount
         let connection = try await RawConnection(port: gateway.port)
@@ -116,7 +97,7 @@ struct ReliabilityTests {
         await gateway.shutdown()
         await stopAll(instances)
 
-        let line = try #require(try Self.accessLogLines(directory + "/access.log").first { $0["request_id"] as? String == "abandoned-order" })
+        let line = try #require(try Self.accessLogLines(logPath).first { $0["request_id"] as? String == "abandoned-order" })
         #expect(line["status"] as? Int == 201 && line["error"] as? String == "client_closed_request", "\(line)")
     }
 
@@ -280,6 +261,21 @@ struct ReliabilityTests {
     }
 
     // MARK: Helpers
+
+    /// A gateway with one route over `instances` (no health checks) writing its access log to a file.
+    static func loggedGateway(_ instances: [DemoInstance], transport: UpstreamTransportKind = .nio) async throws -> (GatewayHarness, logPath: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-logged-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var service = serviceConfig("user_trading", instances)
+        service.healthCheck.enabled = false
+        var config = GatewayConfig()
+        config.upstreamTransport = transport
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.accessLog.enabled = true
+        config.accessLog.path = directory + "/access.log"
+        return (try await GatewayHarness.start(config), directory + "/access.log")
+    }
 
     static func accessLogLines(_ path: String) throws -> [[String: Any]] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")

@@ -698,14 +698,14 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         if bytes[0] == UInt8(ascii: "[") {
             guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 2 else { return false }
             for byte in bytes[1..<close] {
-                guard byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") || hexValue(byte) != nil else { return false }
+                guard byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") || RequestTarget.hexValue(byte) != nil else { return false }
             }
             index = close + 1
         } else {
             while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "%") {
-                    guard index + 2 < bytes.count, hexValue(bytes[index + 1]) != nil, hexValue(bytes[index + 2]) != nil else { return false }
+                    guard index + 2 < bytes.count, RequestTarget.hexValue(bytes[index + 1]) != nil, RequestTarget.hexValue(bytes[index + 2]) != nil else { return false }
                     index += 3
                     continue
                 }
@@ -731,15 +731,6 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             return true
         default:
             return false
-        }
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
         }
     }
 
