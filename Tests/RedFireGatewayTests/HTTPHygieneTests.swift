@@ -537,3 +537,44 @@ struct IgnoredUpgradeTests {
         await stopAll(instances)
     }
 }
+
+/// Chunk framing is bounded: extensions (which the parser reads and drops) and size lines may not
+/// outweigh the body — 64 KiB (and the head's bound) plus eight bytes per body byte — or the body is
+/// broken (400, closed).
+@Suite("Chunk framing")
+struct ChunkFramingTests {
+    @Test(arguments: [
+        ("one huge extension", "5;ext=" + String(repeating: "a", count: 400_000) + "\r\nhello\r\n0\r\n\r\n"),
+        ("many extensions", String(repeating: "1;" + String(repeating: "e", count: 200) + "\r\nx\r\n", count: 2000) + "0\r\n\r\n"),
+        ("a long size line of zeros", String(repeating: "0", count: 400_000) + "5\r\nhello\r\n0\r\n\r\n"),
+    ])
+    func framingOutweighingTheBodyIsRefused(_ name: String, _ body: String) async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let before = instances[0].completedEchoes
+        let reply = try await RawHTTP.exchange(port: gateway.port, bytes: Array(("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\n"
+            + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body).utf8), timeoutSeconds: 10)
+        #expect(reply.status == 400 && reply.errorCode == "malformed_request", "\(name): \(reply.status) \(reply.body.prefix(200))")
+        #expect(instances[0].completedEchoes == before, "\(name): the service never got a complete request")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    /// Ordinary chunking passes: extensions of sensible size, small chunks, a large body in large chunks.
+    @Test func ordinaryChunkingPasses() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let bodies = [
+            "5;name=value\r\nhello\r\n0\r\n\r\n",
+            String(repeating: "a;q=1\r\n" + String(repeating: "z", count: 10) + "\r\n", count: 500) + "0\r\n\r\n",
+            String(repeating: "4000\r\n" + String(repeating: "y", count: 0x4000) + "\r\n", count: 64) + "0\r\n\r\n",
+        ]
+        for body in bodies {
+            let reply = try await RawHTTP.exchange(port: gateway.port, bytes: Array(("POST /api/v1/trading/_echo HTTP/1.1\r\nHost: x\r\n"
+                + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body).utf8), timeoutSeconds: 10)
+            #expect(reply.status == 200, "\(body.prefix(30)): \(reply.status) \(reply.body)")
+        }
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+}

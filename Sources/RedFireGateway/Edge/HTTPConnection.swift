@@ -189,6 +189,12 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     private var requestLineEnded = false
     /// Bytes of the next head's request line seen so far.
     private var requestLineBytes = 0
+    /// While a chunked request body is read: bytes read from the socket, and body bytes they carried.
+    private var chunkedBody = false
+    private var chunkedRawBytes = 0
+    private var chunkedPayloadBytes = 0
+    /// The size of the last read (it holds the head of a chunked request and perhaps its first chunks).
+    private var lastReadBytes = 0
     /// While a request body is being read: the last time a part of it arrived (or the head, the
     /// `100 Continue` the client waited for, or the gateway asking for more after holding reads off).
     private var bodySince: NIODeadline?
@@ -282,6 +288,8 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Inbound
 
     func bytesArrived(_ bytes: ByteBuffer) {
+        lastReadBytes = bytes.readableBytes
+        if chunkedBody { chunkedRawBytes += bytes.readableBytes }
         // How long the request line is: a header section too large for the parser is a target too long
         // (414) when its request line passed `max_uri_length`, too many or too large fields (431) else.
         if !requestLineEnded {
@@ -300,6 +308,8 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         readOutstanding = false
+        // Checked once the parser has taken what was read, so the body bytes are counted too.
+        checkChunkFraming(context: context)
         if bodyStart != nil { heldSince = .now() }
         context.fireChannelReadComplete()
     }
@@ -335,6 +345,11 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 // the connection after it — waiting for the upgraded protocol — so the next request would
                 // hang until the header timeout. The connection closes after this response instead.
                 if head.headers.contains(name: "upgrade") { closeAfterResponse = true }
+                chunkedBody = request.headerFields.contains(.transferEncoding)
+                // The read that carried this head may carry chunks too: it counts whole (the head's own
+                // bytes are covered by the allowance).
+                chunkedRawBytes = lastReadBytes
+                chunkedPayloadBytes = 0
                 if request.headerFields.declaresBody {
                     // A body is coming: its pauses are timed (requests without one schedule nothing).
                     let now = NIODeadline.now()
@@ -358,9 +373,11 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let body):
             if bodySince != nil { bodySince = .now() }
             if bodyStart != nil { bodyBytes += body.readableBytes }
+            if chunkedBody { chunkedPayloadBytes += body.readableBytes }
             context.fireChannelRead(wrapInboundOut(.body(body)))
         case .end(let trailers):
             readingBody = false
+            chunkedBody = false
             bodySince = nil
             bodyStart = nil
             heldSince = nil
@@ -376,17 +393,39 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         // After a refusal the parser may still trip over what follows; nobody is listening any more.
         guard !inboundClosed else { return }
         if readingBody {
-            // The body of a request already passed on is broken (bad chunk framing). Whoever reads it
-            // sees the error; the connection closes after the response — or now, if it was written.
-            readingBody = false
-            inboundClosed = true
-            closeAfterResponse = true
-            if pending == 0 { close(context: context) } else { context.fireErrorCaught(error) }
+            breakBody(parseError, context: context)
             return
         }
         let error: GatewayErrorCode = parseError != .headerOverflow ? .malformedRequest
             : (requestLineBytes > settings.maxURILength ? .uriTooLong : .headersTooLarge)
         refuse(error, requestID: nil, context: context)
+    }
+
+    /// The body of a request already passed on is broken (bad chunk framing, too much framing). Whoever
+    /// reads it sees the error (the forwarder answers 400); the connection closes after the response —
+    /// or now, if it was written.
+    private func breakBody(_ error: any Error, context: ChannelHandlerContext) {
+        readingBody = false
+        chunkedBody = false
+        inboundClosed = true
+        closeAfterResponse = true
+        if pending == 0 { close(context: context) } else { context.fireErrorCaught(error) }
+    }
+
+    /// Chunk framing — size lines, extensions (which the parser reads and drops), the last chunk and
+    /// trailers — may not exceed this (plus the head's bound, since the read with the head counts
+    /// whole) plus `chunkFramingPerByte` times the body's bytes: an extension
+    /// of megabytes, or chunks of one byte each with long extensions, cost the gateway parsing for
+    /// nothing. Beyond it the body is broken: 400, connection closed.
+    static let chunkFramingAllowance = 64 * 1024
+    static let chunkFramingPerByte = 8
+
+    private func checkChunkFraming(context: ChannelHandlerContext) {
+        guard chunkedBody, readingBody, !inboundClosed else { return }
+        let framing = chunkedRawBytes - chunkedPayloadBytes
+        if framing > Self.chunkFramingAllowance + settings.parserHeaderBytes + Self.chunkFramingPerByte * chunkedPayloadBytes {
+            breakBody(HTTPParserError.invalidChunkSize, context: context)
+        }
     }
 
     /// `head`: the refused request's head when it was parsed (its method and target are logged).
