@@ -284,7 +284,7 @@ struct ReliabilityTests {
 
     /// One connection: the request, its response's status, then the client closes first.
     static func oneRequestThenClose(port: Int, request: [UInt8]) async throws -> Int {
-        try await NIOThreadPool.singleton.runIfActive {
+        try await RawHTTP.pool.runIfActive {
             let fd = try RawHTTP.connectedSocket(port: port)
             defer { close(fd) }
             var timeout = timeval(tv_sec: 5, tv_usec: 0)

@@ -22,10 +22,20 @@ enum RawHTTP {
         return try await exchange(port: port, bytes: Array(text.utf8))
     }
 
-    /// The blocking socket calls run on NIO's blocking-work pool, never on the concurrency pool's few
-    /// threads (blocking those would starve the gateway under test of the threads it answers on).
+    /// The blocking socket calls run on a pool of their own, never on the concurrency pool's few threads
+    /// (blocking those would starve the gateway under test of the threads it answers on) nor on NIO's
+    /// shared blocking-work pool (two threads here: one test's long blocking reads — thousands of
+    /// connections, reads that wait out a timeout — would delay another test's first byte past its
+    /// header timeout, and the gateway's own file work).
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
+    /// The blocking socket calls run on `pool`.
     static func exchange(port: Int, bytes: [UInt8], timeoutSeconds: Int = 10) async throws -> GatewayHarness.Reply {
-        try await NIOThreadPool.singleton.runIfActive {
+        try await RawHTTP.pool.runIfActive {
             let fd = try connectedSocket(port: port)
             defer { close(fd) }
             var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -114,7 +124,7 @@ final class RawConnection: @unchecked Sendable {
     private var received: [UInt8] = []
 
     init(port: Int) async throws {
-        fd = try await NIOThreadPool.singleton.runIfActive { try RawHTTP.connectedSocket(port: port) }
+        fd = try await RawHTTP.pool.runIfActive { try RawHTTP.connectedSocket(port: port) }
     }
 
     deinit { close(fd) }
@@ -123,7 +133,7 @@ final class RawConnection: @unchecked Sendable {
     @discardableResult
     func write(_ text: String) async throws -> Bool {
         let bytes = Array(text.utf8)
-        return try await NIOThreadPool.singleton.runIfActive { [fd] in
+        return try await RawHTTP.pool.runIfActive { [fd] in
             var sent = 0
             while sent < bytes.count {
                 let written = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -141,7 +151,7 @@ final class RawConnection: @unchecked Sendable {
 
     /// The next complete response; fails if the server closes or nothing arrives in time.
     func readResponse(timeoutSeconds: Int = 10) async throws -> GatewayHarness.Reply {
-        try await NIOThreadPool.singleton.runIfActive { [self] in
+        try await RawHTTP.pool.runIfActive { [self] in
             setTimeout(seconds: timeoutSeconds)
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
@@ -159,7 +169,7 @@ final class RawConnection: @unchecked Sendable {
     /// Waits until the server closes the connection (true) or `timeoutSeconds` pass (false); returns what
     /// arrived meanwhile.
     func waitForClose(timeoutSeconds: Int = 10) async throws -> (closed: Bool, bytes: String) {
-        try await NIOThreadPool.singleton.runIfActive { [self] in
+        try await RawHTTP.pool.runIfActive { [self] in
             setTimeout(seconds: timeoutSeconds)
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
@@ -174,7 +184,7 @@ final class RawConnection: @unchecked Sendable {
     /// Reads a response with `Content-Length` slowly: after `pauseAfter` bytes it stops reading for
     /// `pauseSeconds`, then reads the rest. Returns the head and the number of body bytes.
     func readSlowly(pauseAfter: Int, pauseSeconds: UInt32) async throws -> (head: String, bodyBytes: Int) {
-        try await NIOThreadPool.singleton.runIfActive { [self] in
+        try await RawHTTP.pool.runIfActive { [self] in
             setTimeout(seconds: 10)
             var buffer = [UInt8](repeating: 0, count: 16384)
             var bytes: [UInt8] = []
