@@ -93,7 +93,11 @@ public final class Gateway: Service {
             }
         }
         let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
-                                         admin: AdminAPI(control: control, listener: listenerInfo).responder(auth: authService), auth: authEndpoints,
+                                         admin: AdminAPI(control: control, listener: listenerInfo)
+                                             .responder(auth: authService, credentialThrottle: authService?.credentialThrottle
+                                                 ?? LoginThrottle(maxFailures: config.auth.maxCredentialFailures, baseLockout: config.auth.lockout,
+                                                                  maxLockout: config.auth.maxLockout)),
+                                         auth: authEndpoints,
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
                                          jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter,
                                          accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure))

@@ -12,6 +12,8 @@ public struct GatewayRequestContext: RequestContext {
     public internal(set) var requestID: String = ""
     /// Who is acting, for the audit trail (set by the admin API once the caller is authenticated).
     public internal(set) var actor: String = "admin-api"
+    /// The client address as `trusted_proxies` resolve it (set by the gateway before its own endpoints run).
+    public internal(set) var clientAddress: String?
     /// Set when the client closes its side of the connection while a request is in progress.
     let hangup: ClientHangup?
 

@@ -199,6 +199,7 @@ struct GatewayResponder: HTTPResponder {
         if path.hasPrefix("/gateway/") || path == "/gateway" {
             var context = context
             context.requestID = requestID
+            context.clientAddress = client
             return await admin.respond(to: request, context: context, target: target)
         }
         if let auth, path.hasPrefix(AuthEndpoints.prefix) {

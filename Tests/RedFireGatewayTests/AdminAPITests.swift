@@ -27,6 +27,24 @@ struct AdminAPITests {
 
     static func object(_ reply: GatewayHarness.Reply) throws -> [String: Any] { try reply.json() }
 
+    /// Guessing the admin token is limited like invalid credentials on routes: after
+    /// `auth.max_credential_failures` wrong tokens from one client, 429 — even with the right one.
+    @Test func guessingTheAdminTokenIsRateLimited() async throws {
+        var config = GatewayConfig()
+        config.adminToken = Self.token
+        config.auth.maxCredentialFailures = 5
+        config.auth.lockout = .seconds(60)
+        let gateway = try await GatewayHarness.start(config)
+        #expect(try await gateway.send("/gateway/services").status == 401, "no credentials: not counted")
+        for index in 0..<5 {
+            #expect(try await gateway.send("/gateway/services", headers: [("Authorization", "Bearer guess-\(index)-0123456789abcdef")]).status == 401)
+        }
+        let limited = try await gateway.send("/gateway/services", headers: Self.auth)
+        #expect(limited.status == 429 && limited.errorCode == "too_many_attempts", "\(limited.status) \(limited.body)")
+        #expect(limited.headers.first(name: "Retry-After") != nil)
+        await gateway.shutdown()
+    }
+
     /// `GET /gateway` names the address the gateway is bound to — the port a `:0` listen address got.
     @Test func gatewayInfoNamesTheBoundAddress() async throws {
         var config = GatewayConfig()

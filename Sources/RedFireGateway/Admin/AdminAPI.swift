@@ -18,8 +18,10 @@ struct AdminAPI: Sendable {
     static let decoder = APIJSON.decoder
 
     /// - Parameter auth: when set, an access token with `gateway:admin` is accepted besides `admin.token`.
-    func responder(auth: AuthService? = nil) -> AdminResponder {
-        AdminResponder(router: router().buildResponder(), registry: registry, auth: auth)
+    /// - Parameter credentialThrottle: counts invalid credentials per client (shared with the proxy path
+    ///   when authentication is on, so guessing here and there adds up).
+    func responder(auth: AuthService? = nil, credentialThrottle: LoginThrottle? = nil) -> AdminResponder {
+        AdminResponder(router: router().buildResponder(), registry: registry, auth: auth, credentialThrottle: credentialThrottle)
     }
 
     /// The admin routes (also read by the test that checks the OpenAPI document covers them all).
@@ -225,6 +227,8 @@ struct AdminResponder: Sendable {
     let router: RouterResponder<GatewayRequestContext>
     let registry: ServiceRegistry
     let auth: AuthService?
+    /// Invalid admin tokens, access tokens and API keys, per resolved client (`auth.max_credential_failures`).
+    var credentialThrottle: LoginThrottle?
 
     static let permission = "gateway:admin"
 
@@ -238,8 +242,19 @@ struct AdminResponder: Sendable {
         let adminToken = registry.state.config.adminToken
         guard adminToken != nil || auth != nil else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
         let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="redfire-gateway-admin""#]
+        // Guessing the admin token (or an admin's access token or key) is limited per client like
+        // invalid credentials on routes.
+        let client = context.clientAddress ?? context.clientIP
+        if let credentialThrottle, let client, let wait = credentialThrottle.retryAfter([LoginThrottle.addressKey(client)]) {
+            return ErrorEnvelope.response(.tooManyAttempts.with(message: "Too many requests with invalid credentials. Retry after the time in Retry-After."),
+                                          requestID: context.requestID, headers: [.retryAfter: String(max(1, Int(wait.rounded(.up))))])
+        }
+        func refused(_ response: Response) -> Response {
+            if let credentialThrottle, let client { credentialThrottle.recordFailure(address: client) }
+            return response
+        }
         if let auth, let key = request.headers[.apiKey] {
-            guard let identity = auth.apiKeys.identity(for: key) else { return ErrorEnvelope.response(.invalidAPIKey, requestID: context.requestID) }
+            guard let identity = auth.apiKeys.identity(for: key) else { return refused(ErrorEnvelope.response(.invalidAPIKey, requestID: context.requestID)) }
             guard identity.holds(Self.permission) else {
                 return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
             }
@@ -259,12 +274,12 @@ struct AdminResponder: Sendable {
                 }
                 context.actor = "admin-api:\(identity.username)"
             case .invalid:
-                return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
+                return refused(ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge))
             case .unavailable:
                 return ErrorEnvelope.response(.authUnavailable, requestID: context.requestID, headers: [.retryAfter: "5"])
             }
         } else {
-            return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
+            return refused(ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge))
         }
         return await route(request, context: context)
     }
