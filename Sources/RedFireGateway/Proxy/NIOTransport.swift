@@ -357,6 +357,10 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         if case .body(let chunk) = part { chunk.readableBytes } else { 0 }
     }
     private var readingPaused = false
+    /// The response head was handed on: its body is relayed to the client, and while the relaying task is
+    /// not waiting here it is busy with the client — the instance's silence then is not the instance's
+    /// fault (with a small buffer it drains empty while the client is slow).
+    private var relaying = false
     /// Response bytes buffered for a slow reader before the socket stops being read
     /// (`limits.connection_buffer` of the request being answered).
     private var bufferLimit = 64 * 1024
@@ -399,11 +403,13 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     func beginExchange(bufferLimit: Int) {
         timedOut = false
         inExchange = true
+        relaying = false
         self.bufferLimit = bufferLimit
     }
 
     func endExchange() {
         inExchange = false
+        relaying = false
         parts.removeAll()
     }
 
@@ -422,6 +428,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func responseArrived() {
         responseDeadline = nil
+        relaying = true
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -501,8 +508,9 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         }
         var idleDeadline = lastActivity + idleTimeout
         if now >= idleDeadline {
-            if inExchange, !parts.readerWaiting, !parts.buffer.isEmpty || readingPaused {
-                // A slow client, not a silent instance.
+            if inExchange, !parts.readerWaiting, relaying || !parts.buffer.isEmpty || readingPaused {
+                // A slow client, not a silent instance: nobody is waiting for the instance. Once the
+                // relaying task waits here again, the instance's silence counts.
                 idleDeadline = now + idleTimeout
             } else {
                 parts.fail(IdleTimeout())
