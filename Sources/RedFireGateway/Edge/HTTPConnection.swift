@@ -731,34 +731,45 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// only), then at most one `:` and a port of at most five digits, up to 65535. Several colons outside
     /// brackets, unbalanced brackets, a bad port or a bad escape are refused.
     static func isValidAuthority(_ value: String) -> Bool {
-        let bytes = Array(value.utf8)
+        // Checked on every request's Host: read in place, no copy of the bytes.
+        value.utf8.withContiguousStorageIfAvailable(isValidAuthority) ?? isValidAuthority(Array(value.utf8))
+    }
+
+    private static func isValidAuthority(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
         guard !bytes.isEmpty, bytes.count <= 255 else { return false }
-        var index = 0
-        if bytes[0] == UInt8(ascii: "[") {
-            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 2 else { return false }
-            for byte in bytes[1..<close] {
+        let start = bytes.startIndex
+        var index = start
+        if bytes[start] == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), bytes.distance(from: start, to: close) > 2 else { return false }
+            for byte in bytes[bytes.index(after: start)..<close] {
                 guard byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".") || RequestTarget.hexValue(byte) != nil else { return false }
             }
-            index = close + 1
+            index = bytes.index(after: close)
         } else {
-            while index < bytes.count, bytes[index] != UInt8(ascii: ":") {
+            while index < bytes.endIndex, bytes[index] != UInt8(ascii: ":") {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "%") {
-                    guard index + 2 < bytes.count, RequestTarget.hexValue(bytes[index + 1]) != nil, RequestTarget.hexValue(bytes[index + 2]) != nil else { return false }
-                    index += 3
+                    guard bytes.distance(from: index, to: bytes.endIndex) > 2, RequestTarget.hexValue(bytes[bytes.index(index, offsetBy: 1)]) != nil,
+                          RequestTarget.hexValue(bytes[bytes.index(index, offsetBy: 2)]) != nil else { return false }
+                    index = bytes.index(index, offsetBy: 3)
                     continue
                 }
                 guard isRegNameByte(byte) else { return false }
-                index += 1
+                index = bytes.index(after: index)
             }
-            guard index > 0 else { return false }
+            guard index > start else { return false }
         }
-        guard index < bytes.count else { return true }
+        guard index < bytes.endIndex else { return true }
         // A port: ":" and 1–5 digits, at most 65535 (an empty port after ":" is refused).
         guard bytes[index] == UInt8(ascii: ":") else { return false }
-        let port = bytes[(index + 1)...]
-        guard !port.isEmpty, port.count <= 5, port.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return false }
-        return Int(String(decoding: port, as: UTF8.self))! <= 65535
+        let port = bytes[bytes.index(after: index)...]
+        guard !port.isEmpty, port.count <= 5 else { return false }
+        var number = 0
+        for digit in port {
+            guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else { return false }
+            number = number * 10 + Int(digit - UInt8(ascii: "0"))
+        }
+        return number <= 65535
     }
 
     private static func isRegNameByte(_ byte: UInt8) -> Bool {
@@ -773,12 +784,15 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Whether a value holds U+FFFD (UTF-8 `EF BF BD`); only values with non-ASCII bytes are scanned.
+    /// Whether a value holds U+FFFD (UTF-8 `EF BF BD`): one pass looking for its lead byte, which no
+    /// ASCII value has.
     static func containsReplacementCharacter(_ value: String) -> Bool {
-        var previous: (UInt8, UInt8) = (0, 0)
-        for byte in value.utf8 {
-            if byte == 0xBD, previous == (0xEF, 0xBF) { return true }
-            previous = (previous.1, byte)
+        let utf8 = value.utf8
+        var index = utf8.startIndex
+        while let lead = utf8[index...].firstIndex(of: 0xEF) {
+            let rest = utf8[utf8.index(after: lead)...]
+            if rest.starts(with: [0xBF, 0xBD]) { return true }
+            index = utf8.index(after: lead)
         }
         return false
     }
