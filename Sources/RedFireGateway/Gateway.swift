@@ -103,7 +103,7 @@ public final class Gateway: Service {
                                          accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure))
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
         let connections = self.connections
-        let server = GatewayHTTPServer(responder: responder, settings: { [registry] in registry.state.connectionSettings },
+        let server = GatewayHTTPServer(responder: { try await responder.respond(to: $0, context: $1) }, accessLog: responder.accessLog, settings: { [registry] in registry.state.connectionSettings },
                                        connections: connections, logger: logger)
             .server(configuration: ServerConfiguration(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil, backlog: 1024),
                     onServerRunning: { [listening, port, acceptPressure] channel in
@@ -204,12 +204,4 @@ final class ListeningSignal: Sendable {
         }
         for waiter in waiters { waiter.resume(throwing: error) }
     }
-}
-
-/// Open client connections (the console's header).
-final class ConnectionCount: Sendable {
-    private let value = Atomic<Int>(0)
-    var open: Int { value.load(ordering: .relaxed) }
-    func opened() { value.add(1, ordering: .relaxed) }
-    func closed() { value.subtract(1, ordering: .relaxed) }
 }

@@ -142,7 +142,8 @@ struct GatewayResponder: HTTPResponder {
         var rateLimitFields: HTTPFields = [:]
         let rateLimits = state.config.rateLimits
         if route.rateLimit != nil || rateLimits.defaultPolicy != nil || !rateLimits.rolePolicies.isEmpty {
-            switch rateLimiter.check(route: route, identity: caller, clientIP: client, config: rateLimits) {
+            switch rateLimiter.check(key: RateLimiter.key(identity: caller, clientIP: client), roles: caller?.roles,
+                                     route: (route.name, route.rateLimit), config: rateLimits) {
             case .limited(var fields, let retryAfter):
                 fields[.retryAfter] = String(retryAfter)
                 recorder.entry?.rateLimit = "limited"
@@ -183,7 +184,7 @@ struct GatewayResponder: HTTPResponder {
             if !state.config.metricsArePublic {
                 let presented = Authorizer.bearerToken(request.head.headerFields) ?? ""
                 let tokens = [state.config.metricsToken, state.config.adminToken].compactMap { $0 }
-                guard tokens.contains(where: { AdminResponder.constantTimeEquals(presented, $0) }) else {
+                guard tokens.contains(where: { ConstantTime.equals(presented, $0) }) else {
                     return ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Authorizer.realm])
                 }
             }
@@ -210,7 +211,7 @@ struct GatewayResponder: HTTPResponder {
     }
 
     /// The access-log line of an answer that did not go to a service (own endpoints, early refusals).
-    private func logged(_ response: Response, error: GatewayErrorCode? = nil, path: String, head: HTTPRequest, requestID: String, client: String?,
+    private func logged(_ response: Response, error: GatewayError? = nil, path: String, head: HTTPRequest, requestID: String, client: String?,
                         start: ContinuousClock.Instant) -> Response {
         guard let accessLog else { return response }
         accessLog.record(AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue, path: path),

@@ -81,17 +81,17 @@ struct AccessLogTests {
     @Test func jsonStringsTimestampsAndDurationsAreWrittenExactly() throws {
         for text in ["plain", "quote \" and \\ backslash", "line\nbreak\ttab\r", "bell\u{07}nul\u{00}", "café ✓ 日本", ""] {
             var buffer = ByteBuffer()
-            ErrorEnvelope.writeJSONString(text, to: &buffer)
+            JSONString.write(text, to: &buffer)
             let decoded = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView), options: [.fragmentsAllowed]) as? String
             #expect(decoded == text, "\(String(buffer: buffer))")
         }
         var line = ByteBuffer()
-        AccessLog.writeTimestamp(to: &line)
+        DecimalText.writeTimestamp(to: &line)
         let stamp = String(buffer: line)
         #expect(stamp.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/) != nil, "\(stamp)")
         for (duration, text) in [(Duration.microseconds(1_530), "1.530"), (.zero, "0.000"), (.seconds(12), "12000.000"), (.microseconds(7), "0.007")] {
             var buffer = ByteBuffer()
-            AccessLog.writeMilliseconds(duration, to: &buffer)
+            DecimalText.writeMilliseconds(duration, to: &buffer)
             #expect(String(buffer: buffer) == text)
         }
     }

@@ -428,7 +428,7 @@ final class GarbageServer: Sendable {
 /// in any spelling (`-`, `_`, `.`, any case); the gateway states the client's address itself.
 @Suite("Header hygiene")
 struct HeaderHygieneTests {
-    static func normalized(_ name: String) -> String { ClientHeaderFilter.normalize(name) }
+    static func normalized(_ name: String) -> String { ClientHeadersConfig.normalize(name) }
 
     @Test func forwardingAndIdentityClaimsFromClientsNeverReachTheService() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
@@ -440,7 +440,7 @@ struct HeaderHygieneTests {
             { $0.replacingOccurrences(of: "-", with: ".").uppercased() },
         ]
         for spell in spellings {
-            var sent = ClientHeaderFilter.builtIn.map { (spell($0), "forged") }
+            var sent = ClientHeadersConfig.builtIn.map { (spell($0), "forged") }
             sent += ["X-User-Id", "X-User-Roles", "X-Gateway-Token", "X-Gateway-Service"].map { (spell($0), "forged") }
             sent.append(("X-Forwarded-For", "203.0.113.66"))
             sent.append(("X-Custom", "kept"))

@@ -202,24 +202,6 @@ struct AdminAPI: Sendable {
     }
 }
 
-/// The JSON of the gateway's own API (admin and auth): snake_case keys, sorted, ISO 8601 dates.
-/// Built once: neither coder is made per request.
-enum APIJSON {
-    static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }()
-
-    static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }()
-}
-
 /// Authenticates admin requests and turns every failure into the error envelope. Accepted: the
 /// configured `admin.token` (an operator's break-glass credential), or a user's access token whose
 /// permissions include `gateway:admin` (or `gateway:*`); a valid token without it is 403.
@@ -264,7 +246,7 @@ struct AdminResponder: Sendable {
         guard let presented = Authorizer.bearerToken(request.headers) else {
             return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
         }
-        if let adminToken, Self.constantTimeEquals(presented, adminToken) {
+        if let adminToken, ConstantTime.equals(presented, adminToken) {
             context.actor = "admin-api"
         } else if let auth {
             switch await auth.checkAccessToken(presented) {
@@ -293,7 +275,7 @@ struct AdminResponder: Sendable {
             }
             return response
         } catch let error as ControlError {
-            let code: GatewayErrorCode
+            let code: GatewayError
             switch error {
             case .serviceNotFound: code = .serviceNotFound
             case .instanceNotFound: code = .instanceNotFound
@@ -308,12 +290,4 @@ struct AdminResponder: Sendable {
         }
     }
 
-    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for index in 0..<max(x.count, y.count) {
-            difference |= (index < x.count ? x[index] : 0) ^ (index < y.count ? y[index] : 0)
-        }
-        return difference == 0
-    }
 }

@@ -181,7 +181,7 @@ final class APIKeyCache: Service, Sendable {
         guard presented.utf8.count <= 128, parts.count == 3, parts[0] == "rf" else { return nil }
         guard let key = keys.withLock({ $0[String(parts[1])] }) else { return nil }
         let hash = UserStore.tokenHash(presented)
-        guard AdminResponder.constantTimeEquals(hash, key.hash) else { return nil }
+        guard ConstantTime.equals(hash, key.hash) else { return nil }
         if let expiresAt = key.expiresAt, expiresAt <= Date() { return nil }
         let permissions = key.ownPermissions?.sorted() ?? config.permissions(of: key.roles)
         return Identity(userID: key.userID, username: key.name, roles: key.roles, permissions: permissions,

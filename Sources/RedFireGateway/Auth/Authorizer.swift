@@ -20,10 +20,10 @@ struct Authorizer: Sendable {
     enum Decision {
         /// Forward; the identity is nil on a public path.
         case allow(Identity?)
-        case deny(Response, GatewayErrorCode)
+        case deny(Response, GatewayError)
     }
 
-    static func deny(_ code: GatewayErrorCode, requestID: String, headers: HTTPFields = [:]) -> Decision {
+    static func deny(_ code: GatewayError, requestID: String, headers: HTTPFields = [:]) -> Decision {
         .deny(ErrorEnvelope.response(code, requestID: requestID, headers: headers), code)
     }
 
@@ -79,7 +79,7 @@ struct Authorizer: Sendable {
     static func bearerToken(_ fields: HTTPFields) -> String? {
         guard let header = fields[.authorization] else { return nil }
         let utf8 = header.utf8
-        guard utf8.count > 7, GatewayHTTPCodec.equalsIgnoringCase(bytes: utf8.prefix(7), "bearer ") else { return nil }
+        guard utf8.count > 7, ASCII.equalsIgnoringCase(bytes: utf8.prefix(7), "bearer ") else { return nil }
         let token = header.dropFirst(7).trimmingASCIISpaces()
         return token.isEmpty ? nil : String(token)
     }

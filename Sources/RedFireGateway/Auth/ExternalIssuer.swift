@@ -7,42 +7,6 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// `auth.external_issuers[i]` — an identity provider whose tokens the gateway accepts, verified with
-/// the keys its JWKS URL publishes.
-public struct ExternalIssuerConfig: Sendable, Equatable {
-    /// `issuer` — the tokens' `iss`, exactly.
-    public var issuer: String
-    /// `jwks_url` — where the provider publishes its public keys.
-    public var jwksURL: String
-    /// `audience` — required in `aud`. Default `auth.audience`.
-    public var audience: String?
-    /// `roles_claim` — the claim holding the caller's roles (an array or a space-separated string),
-    /// mapped to permissions by `auth.roles`. Default `roles`.
-    public var rolesClaim = "roles"
-    /// `refresh_interval` — how often the keys are fetched in the background. Default 10 minutes.
-    public var refreshInterval: Duration = .seconds(600)
-    /// `min_refetch_interval` — a token with an unknown `kid` triggers a fetch at most this often. Default 30 s.
-    public var minRefetchInterval: Duration = .seconds(30)
-    /// `allow_http_loopback` — accept an `http://` `jwks_url` on a loopback address (a provider on the
-    /// same host). Default false: keys come over `https://` only.
-    public var allowHTTPLoopback = false
-
-    /// Whether `jwks_url` may be fetched: `https://`, or `http://` on a loopback host when allowed.
-    public var jwksURLIsAcceptable: Bool {
-        if jwksURL.lowercased().hasPrefix("https://") { return true }
-        guard allowHTTPLoopback, jwksURL.lowercased().hasPrefix("http://") else { return false }
-        let rest = jwksURL.dropFirst("http://".count)
-        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }.lowercased()
-        let host = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
-        return host == "localhost" || host == "[::1]" || (host.hasPrefix("127.") && CIDR.bytes(host) != nil)
-    }
-
-    public init(issuer: String, jwksURL: String) {
-        self.issuer = issuer
-        self.jwksURL = jwksURL
-    }
-}
-
 /// One external issuer's key set: fetched at start and every `refresh_interval`, and again (at most
 /// once per `min_refetch_interval`, one fetch shared by all waiting requests) when a token names a
 /// `kid` it does not have. `jku`/`x5u` in tokens are never followed: keys come only from the configured URL.

@@ -269,13 +269,13 @@ extension GatewayConfig {
             }
         }
         if let headers = top.object("client_headers") {
-            let builtIn = Set(ClientHeaderFilter.builtIn.map(ClientHeaderFilter.normalize))
+            let builtIn = Set(ClientHeadersConfig.builtIn.map(ClientHeadersConfig.normalize))
             for (key, target) in [("strip", \ClientHeadersConfig.strip), ("keep", \ClientHeadersConfig.keep)] {
                 guard let names = headers.stringList(key) else { continue }
                 for name in names {
                     if HTTPField.Name(name) == nil {
                         reader.report(headers.childPath(key), headers.node(key), "\"\(name)\" is not a header field name")
-                    } else if key == "keep", !builtIn.contains(ClientHeaderFilter.normalize(name)) {
+                    } else if key == "keep", !builtIn.contains(ClientHeadersConfig.normalize(name)) {
                         reader.report(headers.childPath(key), headers.node(key), "\"\(name)\" is not in the built-in list of removed fields")
                     } else {
                         config.clientHeaders[keyPath: target].append(name)

@@ -10,3 +10,6 @@ public struct AuditEntry: Sendable, Equatable {
     /// `ok`, or the refusal's error code.
     public var result: String
 }
+
+/// Every `GatewayControl` call: who, what, when, result.
+public typealias AuditTrail = BoundedLog<AuditEntry>

@@ -7,12 +7,7 @@ import Synchronization
 /// as a small JSON file (`operator-state.json`) in the data directory, written atomically (temporary
 /// file, then rename) after every change, and applied at startup before the gateway serves.
 struct OperatorStateStore: Sendable {
-    struct State: Codable, Equatable {
-        /// Drained instance ids, by service.
-        var drained: [String: [String]] = [:]
-        /// Strategy chosen by an operator, by service.
-        var strategies: [String: String] = [:]
-    }
+    typealias State = OperatorState
 
     let path: String
     let logger: Logger

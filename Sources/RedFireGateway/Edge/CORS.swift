@@ -1,38 +1,6 @@
 import HTTPTypes
 import Hummingbird
 
-/// `cors` — which browser origins may call the API (Fetch standard, CORS protocol).
-public struct CORSConfig: Sendable, Equatable {
-    /// `allowed_origins` — exact origins (`https://app.redfire.example`), or patterns with one `*` for a
-    /// single subdomain label (`https://*.redfire.example`). `null` only if listed.
-    public var allowedOrigins: [String] = []
-    public var allowedMethods: [String] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    public var allowedHeaders: [String] = ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "Idempotency-Key"]
-    public var exposeHeaders: [String] = ["X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy"]
-    /// `allow_credentials` — let the browser send cookies / HTTP auth. Default false.
-    public var allowCredentials = false
-    /// `max_age` — how long a browser may cache a preflight answer. Default 10 minutes.
-    public var maxAge: Duration = .seconds(600)
-
-    public init() {}
-
-    public var isEnabled: Bool { !allowedOrigins.isEmpty }
-
-    /// Whether `origin` is allowed: an exact entry, or a `scheme://*.domain` pattern matching exactly
-    /// one extra label (so `https://app.redfire.example.evil.com` never matches `https://*.redfire.example`).
-    public func allows(_ origin: String) -> Bool {
-        for entry in allowedOrigins {
-            if entry == origin { return true }
-            guard let star = entry.firstIndex(of: "*") else { continue }
-            let prefix = entry[..<star], suffix = entry[entry.index(after: star)...]
-            guard origin.count > prefix.count + suffix.count, origin.hasPrefix(prefix), origin.hasSuffix(suffix) else { continue }
-            let label = origin.dropFirst(prefix.count).dropLast(suffix.count)
-            if label.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) { return true }
-        }
-        return false
-    }
-}
-
 /// Adds CORS fields to every answer (the gateway's own errors included, so a browser app can read
 /// them) and answers preflights itself, before routing and authentication.
 struct CORSPolicy: Sendable {

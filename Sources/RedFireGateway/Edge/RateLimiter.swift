@@ -2,46 +2,6 @@ import Foundation
 import HTTPTypes
 import Synchronization
 
-/// `rate` + `burst`: e.g. 100 requests per second, up to 50 at once from idle.
-public struct RateLimitPolicy: Sendable, Equatable {
-    /// The policy's name in `RateLimit-Policy` (`default`, `route`, or the role).
-    public var name: String
-    public var count: Int
-    public var period: Duration
-    public var burst: Int
-
-    public init(name: String, count: Int, period: Duration, burst: Int) {
-        self.name = name
-        self.count = count
-        self.period = period
-        self.burst = burst
-    }
-
-    /// Parses `N/s`, `N/m` or `N/h`.
-    public static func parseRate(_ text: String) -> (count: Int, period: Duration)? {
-        let parts = text.split(separator: "/")
-        guard parts.count == 2, let count = Int(parts[0].trimmingCharacters(in: .whitespaces)), count > 0 else { return nil }
-        switch parts[1].trimmingCharacters(in: .whitespaces) {
-        case "s": return (count, .seconds(1))
-        case "m": return (count, .seconds(60))
-        case "h": return (count, .seconds(3600))
-        default: return nil
-        }
-    }
-
-    /// Nanoseconds between two requests at the sustained rate (GCRA's emission interval T).
-    var interval: Int64 {
-        let nanos = period.components.seconds * 1_000_000_000 + period.components.attoseconds / 1_000_000_000
-        return max(1, nanos / Int64(count))
-    }
-
-    /// How far ahead of now the theoretical arrival time may run (GCRA's tolerance τ): exactly `burst`
-    /// requests pass at once from idle.
-    var tolerance: Int64 { interval * Int64(max(0, burst - 1)) }
-
-    var description: String { "\(count)/\(period == .seconds(1) ? "s" : period == .seconds(60) ? "m" : "h") burst \(burst)" }
-}
-
 /// One policy's verdict for one request.
 public struct RateDecision: Sendable, Equatable {
     public var allowed: Bool
@@ -135,15 +95,6 @@ final class RateLimiter: Sendable {
         self.store = store
     }
 
-    /// The limiter key of a request: never a secret (API keys by their public id).
-    static func key(identity: Identity?, clientIP: String?) -> String {
-        if let identity {
-            if identity.tokenID.hasPrefix("key:") { return "api-key:" + identity.tokenID.dropFirst(4) }
-            return "user:" + identity.userID
-        }
-        return "ip:" + (clientIP ?? "unknown")
-    }
-
     enum Outcome {
         case allowed(HTTPFields)
         case limited(HTTPFields, retryAfter: Int)
@@ -151,11 +102,16 @@ final class RateLimiter: Sendable {
 
     /// nil when no policy applies. `config` is read from the current state, so a reload changes limits
     /// without resetting anyone's allowance.
-    func check(route: RouteEntry, identity: Identity?, clientIP: String?, config: RateLimitConfig,
+    ///
+    /// - Parameters:
+    ///   - key: the caller's limiter key (`RateLimiter.key(identity:clientIP:)`).
+    ///   - roles: the caller's roles, whose policies replace the default.
+    ///   - route: the route's name and `rate_limit`, if it has one.
+    func check(key: String, roles: [String]?, route: (name: String, policy: RateLimitPolicy?), config: RateLimitConfig,
                now: Int64 = Int64(DispatchTime.now().uptimeNanoseconds)) -> Outcome? {
         // The client's policy: the most generous of its roles' policies, else the default.
         var clientPolicy: RateLimitPolicy?
-        if let roles = identity?.roles {
+        if let roles {
             for role in roles {
                 guard let policy = config.rolePolicies[role] else { continue }
                 if let best = clientPolicy, Double(best.count) / best.period.secondsDouble >= Double(policy.count) / policy.period.secondsDouble { continue }
@@ -163,9 +119,8 @@ final class RateLimiter: Sendable {
             }
         }
         if clientPolicy == nil { clientPolicy = config.defaultPolicy }
-        let routePolicy = route.rateLimit
+        let routePolicy = route.policy
         guard routePolicy != nil || clientPolicy != nil else { return nil }
-        let key = Self.key(identity: identity, clientIP: clientIP)
         // Both must allow (the tightest decides); a refusal by the second refunds the first.
         var tightest: (policy: RateLimitPolicy, decision: RateDecision)?
         if let policy = routePolicy {

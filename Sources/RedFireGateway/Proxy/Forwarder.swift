@@ -10,13 +10,6 @@ struct Forwarder: Sendable {
     let registry: ServiceRegistry
     let logger: Logger
 
-    /// Methods whose repetition has the same effect as one request (RFC 9110 §9.2.2).
-    static func isIdempotent(_ method: HTTPRequest.Method) -> Bool {
-        switch method {
-        case .get, .head, .options, .put, .delete, .trace: return true
-        default: return false
-        }
-    }
 
     /// - Parameters:
     ///   - target: the normalized request target; the instance receives exactly this path.
@@ -56,7 +49,7 @@ struct Forwarder: Sendable {
         let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity,
                                                    filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress)
         let body = Self.declaredBody(request, limit: maxBodySize)
-        let retriable = Self.isIdempotent(head.method) || head.headerFields.contains(.idempotencyKey)
+        let retriable = head.method.isIdempotent || head.headerFields.contains(.idempotencyKey)
         let hashKey: String?
         if pool.strategy == .consistentHash {
             switch service.hashKey {
@@ -97,7 +90,7 @@ struct Forwarder: Sendable {
                     // The client went away and its request was abandoned (`GatewayRequestHandler`): the
                     // exchange was closed on purpose, so the instance is not to blame and nothing is retried.
                     runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
-                    recorder.finish(status: GatewayErrorCode.clientClosedRequest.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
+                    recorder.finish(status: GatewayError.clientClosedRequest.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
                                     instanceID: runtime.id, attempts: attempt, errorCode: .clientClosedRequest)
                     return ErrorEnvelope.response(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
                 }
@@ -137,7 +130,7 @@ struct Forwarder: Sendable {
                                     recorder: recorder, dispatched: dispatched, earlierUpstreamTime: upstreamTime, body: body,
                                     upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
         }
-        let error: GatewayErrorCode
+        let error: GatewayError
         var errorHeaders: HTTPFields = [:]
         switch lastFailure {
         case .none:
@@ -190,7 +183,7 @@ struct Forwarder: Sendable {
         let status = upstream.status
         let failedStatus = status.code >= 500
         /// Records the request once the instance's response is done (whole, or ended early).
-        @Sendable func record(bytesOut: Int, truncated: Bool = false, errorCode: GatewayErrorCode? = nil) {
+        @Sendable func record(bytesOut: Int, truncated: Bool = false, errorCode: GatewayError? = nil) {
             let now = ContinuousClock.now
             recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
                             bytesIn: body?.stream.bytesRead ?? 0, bytesOut: bytesOut,

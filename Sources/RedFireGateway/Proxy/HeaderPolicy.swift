@@ -140,65 +140,6 @@ enum HeaderPolicy {
     }
 }
 
-/// The client-supplied request fields that never reach a service: claims about the client's address,
-/// the original request or the user that frameworks and services are known to trust. Names compare
-/// without case, with `-`, `_` and `.` alike. Built once per configuration (`client_headers`).
-struct ClientHeaderFilter: Sendable {
-    /// The built-in list: address claims (`X-Real-IP` family, RFC 7239 `Forwarded`, other
-    /// `X-Forwarded-*` the gateway does not set), identity claims of authenticating proxies
-    /// (`X-Forwarded-User`, `Remote-User`, `X-Auth-Request-*`), and request rewrites some frameworks
-    /// honour (`X-Original-URL`, `X-Rewrite-URL`, `X-HTTP-Method-Override`).
-    static let builtIn = [
-        "X-Real-IP", "True-Client-IP", "X-Client-IP", "X-Cluster-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP",
-        "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr", "Forwarded", "X-Forwarded", "X-Forwarded-Port",
-        "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Url-Scheme", "Front-End-Https",
-        "X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username", "X-Forwarded-Access-Token",
-        "X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups", "X-Auth-Request-Preferred-Username",
-        "X-Auth-Request-Access-Token", "Remote-User", "X-Remote-User", "X-Authenticated-User", "X-Original-URL",
-        "X-Original-URI", "X-Rewrite-URL", "X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override",
-    ]
-
-    static let standard = ClientHeaderFilter(ClientHeadersConfig())
-
-    private let names: Set<String>
-    /// Per first byte, a bit per name length (below 64) that some name has: most fields are passed
-    /// without hashing their name.
-    private let quick: [UInt64]
-
-    init(_ config: ClientHeadersConfig) {
-        let keep = Set(config.keep.map(Self.normalize))
-        let names = Set((Self.builtIn + config.strip).map(Self.normalize)).subtracting(keep)
-        var quick = [UInt64](repeating: 0, count: 256)
-        for name in names {
-            let count = name.utf8.count
-            quick[Int(name.utf8.first!)] |= count < 64 ? 1 << UInt64(count) : 1 << 63
-        }
-        self.names = names
-        self.quick = quick
-    }
-
-    /// Lower case, `_` and `.` read as `-`.
-    static func normalize(_ name: String) -> String {
-        String(decoding: name.utf8.map { byte in
-            switch byte {
-            case UInt8(ascii: "_"), UInt8(ascii: "."): UInt8(ascii: "-")
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): byte | 0x20
-            default: byte
-            }
-        }, as: UTF8.self)
-    }
-
-    func removes(_ name: HTTPField.Name) -> Bool {
-        let canonical = name.canonicalName
-        let utf8 = canonical.utf8
-        guard let first = utf8.first else { return false }
-        let count = utf8.count
-        guard quick[Int(first)] & (count < 64 ? 1 << UInt64(count) : 1 << 63) != 0 else { return false }
-        if utf8.contains(where: { $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }) { return names.contains(Self.normalize(canonical)) }
-        return names.contains(canonical)
-    }
-}
-
 /// What the gateway tells a service about the caller.
 struct UpstreamIdentity {
     /// The verified caller; nil on public paths and without auth.
@@ -210,15 +151,6 @@ struct UpstreamIdentity {
 
     /// Without auth the gateway authenticates no one and passes credentials through.
     static let transparent = UpstreamIdentity(identity: nil, gatewayToken: nil, keepCredentials: true)
-}
-
-extension Substring {
-    func trimmingASCIISpaces() -> Substring {
-        var result = self
-        while let first = result.first, first == " " || first == "\t" { result.removeFirst() }
-        while let last = result.last, last == " " || last == "\t" { result.removeLast() }
-        return result
-    }
 }
 
 extension HTTPFields {

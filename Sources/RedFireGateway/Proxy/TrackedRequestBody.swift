@@ -73,7 +73,7 @@ enum ClientBodyFailure: UInt8, Error {
     /// The client paused longer than `limits.body_timeout`.
     case timedOut = 3
 
-    var error: GatewayErrorCode {
+    var error: GatewayError {
         switch self {
         case .tooLarge: return .bodyTooLarge
         case .malformed: return .malformedRequest

@@ -23,3 +23,6 @@ public struct GatewayEvent: Sendable, Equatable {
         self.message = message
     }
 }
+
+/// Health transitions, ejections, drains, strategy changes, registrations, reloads.
+public typealias EventLog = BoundedLog<GatewayEvent>

@@ -141,9 +141,9 @@ public final class ServiceRegistry: Sendable {
     // MARK: Operator state (persisted across restarts)
 
     /// Drained instances and operator-chosen strategies, as they are now.
-    func operatorState() -> OperatorStateStore.State {
+    func operatorState() -> OperatorState {
         data.withLock { data in
-            var state = OperatorStateStore.State()
+            var state = OperatorState()
             for (id, entry) in data.runtimes where entry.runtime.isDraining {
                 state.drained[entry.runtime.serviceName, default: []].append(id)
             }
@@ -154,7 +154,7 @@ public final class ServiceRegistry: Sendable {
     }
 
     /// Re-applies saved operator decisions to the services and instances that still exist.
-    func restore(_ state: OperatorStateStore.State) {
+    func restore(_ state: OperatorState) {
         data.withLock { data in
             for (service, ids) in state.drained {
                 for id in ids {

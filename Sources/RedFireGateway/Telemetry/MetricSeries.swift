@@ -45,7 +45,7 @@ public struct MetricCounters: Sendable, Equatable {
 /// What one finished request contributes to its series.
 struct RequestSample: Sendable {
     var status: Int
-    /// The request method as a bounded label (`PrometheusExposition.methodLabel`).
+    /// The request method as a bounded label (the exposition's method label).
     var method: String = ""
 
     var totalMicros: UInt64
@@ -130,8 +130,8 @@ public final class MetricSeries: Sendable {
     /// Counts since start, for Prometheus (counters must only grow).
     struct Totals {
         var byMethodAndCode: [MethodCode: Int] = [:]
-        /// Cumulative-by-construction counts per `PrometheusExposition.durationBounds` bucket (+Inf last).
-        var durationBuckets = Array(repeating: 0, count: PrometheusExposition.durationBounds.count + 1)
+        /// Cumulative-by-construction counts per `DurationBuckets.bounds` bucket (+Inf last).
+        var durationBuckets = Array(repeating: 0, count: DurationBuckets.bounds.count + 1)
         var durationSumMicros: UInt64 = 0
         var count = 0
         var truncated = 0
@@ -139,7 +139,7 @@ public final class MetricSeries: Sendable {
         mutating func record(_ sample: RequestSample, micros: UInt64) {
             byMethodAndCode[MethodCode(method: sample.method, code: sample.status), default: 0] += 1
             if sample.truncated { truncated += 1 }
-            durationBuckets[PrometheusExposition.durationBucket(micros: micros)] += 1
+            durationBuckets[DurationBuckets.index(micros: micros)] += 1
             durationSumMicros &+= micros
             count += 1
         }

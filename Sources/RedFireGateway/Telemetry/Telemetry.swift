@@ -17,12 +17,6 @@ public final class Telemetry: Sendable {
         self.unrouted = MetricSeries(name: "unrouted", retention: retention)
     }
 
-    /// Gateway-wide figures over a window: the routes of `state` plus unrouted requests.
-    public func gatewayWindow(seconds: Int, state: GatewayState, now: Int64 = TelemetryClock.second()) -> MetricWindow {
-        var window = unrouted.window(seconds: seconds, now: now)
-        for route in state.routes { window.merge(route.metrics.window(seconds: seconds, now: now)) }
-        return window
-    }
 
     func route(_ name: String) -> MetricSeries { lookup("route:" + name, name) }
     func service(_ name: String) -> MetricSeries { lookup("service:" + name, name) }
@@ -72,7 +66,7 @@ struct RequestRecorder: Sendable {
     /// that answered, if any.
     func finish(status: Int, instance: MetricSeries? = nil, upstream: Duration = .zero, bytesIn: Int = 0, bytesOut: Int = 0,
                 upstreamErrors: Int = 0, upstreamTimeouts: Int = 0, truncated: Bool = false, now: ContinuousClock.Instant = .now,
-                instanceID: String? = nil, attempts: Int? = nil, errorCode: GatewayErrorCode? = nil) {
+                instanceID: String? = nil, attempts: Int? = nil, errorCode: GatewayError? = nil) {
         if let log, let entry {
             let errorCode = errorCode ?? ((hangup?.happened ?? false) ? .clientClosedRequest : nil)
             log.record(entry, status: status, instance: instanceID, attempts: attempts ?? (upstreamErrors + upstreamTimeouts), upstream: upstream, total: now - start,

@@ -22,7 +22,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias InboundIn = HTTPRequestPart
     typealias OutboundOut = HTTPResponsePart
 
-    private let responder: GatewayResponder
+    private let responder: GatewayHTTPServer.Responder
     private let logger: Logger
     private var context: ChannelHandlerContext?
     private var executor: EventLoopTaskExecutor?
@@ -58,7 +58,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Request body bytes held for a slow instance before the client's socket stops being read.
     let bufferLimit: Int
 
-    init(responder: GatewayResponder, logger: Logger, bufferLimit: Int = 64 * 1024) {
+    init(responder: @escaping GatewayHTTPServer.Responder, logger: Logger, bufferLimit: Int = 64 * 1024) {
         self.responder = responder
         self.logger = logger
         self.bufferLimit = bufferLimit
@@ -142,10 +142,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let context, let executor, context.channel.isActive else { return }
         let fields = head.headerFields
         let declaresBody = fields.declaresBody
-        let expectsContinue = fields[.expect].map { GatewayHTTPCodec.equalsIgnoringCase($0, "100-continue") } ?? false
+        let expectsContinue = fields[.expect].map { ASCII.equalsIgnoringCase($0, "100-continue") } ?? false
         let stream = declaresBody ? RequestBodyStream(handler: self, eventLoop: context.eventLoop, expectsContinue: expectsContinue, bufferLimit: bufferLimit) : nil
         let received = Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer()))
-        let request = ActiveRequest(body: stream, abandonable: Forwarder.isIdempotent(head.method))
+        let request = ActiveRequest(body: stream, abandonable: head.method.isIdempotent)
         active = request
         let channel = context.channel
         let requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger),
@@ -156,7 +156,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         request.task = Task(executorPreference: executor) { [self, responder] in
             var response: Response
             do {
-                response = try await responder.respond(to: received, context: requestContext)
+                response = try await responder(received, requestContext)
             } catch {
                 logger.error("request failed", metadata: ["error": "\(error)"])
                 response = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
@@ -184,7 +184,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     /// `last`: the body's final bytes; they go out with the end of the response, in one flush.
-    fileprivate func writeBody(_ buffer: ByteBuffer, last: Bool) async throws {
+    func writeBody(_ buffer: ByteBuffer, last: Bool) async throws {
         guard let context else { throw RequestBodyStream.Closed() }
         if context.channel.isWritable {
             if last {
@@ -201,11 +201,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     /// `100 Continue` for a client that sent `Expect: 100-continue` and waits before sending its body:
     /// sent when the body is first read, so a request refused before that (401, 413, …) is answered
     /// without the client ever uploading (RFC 9110 §10.1.1).
-    fileprivate func sendContinue() {
+    func sendContinue() {
         context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
     }
 
-    fileprivate func writeEnd(_ trailers: HTTPFields?) {
+    func writeEnd(_ trailers: HTTPFields?) {
         context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
     }
 
@@ -234,13 +234,13 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 
     // MARK: Reading back-pressure
 
-    fileprivate func pauseReading() {
+    func pauseReading() {
         guard !readingPaused, let context else { return }
         readingPaused = true
         _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
     }
 
-    fileprivate func resumeReadingIfPossible() {
+    func resumeReadingIfPossible() {
         guard readingPaused, let context, queued.count < Self.queueLimit / 2, !(active?.body?.isFull ?? false) else { return }
         readingPaused = false
         _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
@@ -258,111 +258,5 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
             dateValue = HTTPDate.format(seconds: now.tv_sec)
         }
         return dateValue
-    }
-}
-
-/// Writes a response body to the connection from the responder's task (on the connection's loop).
-struct ChannelResponseBodyWriter: ResponseBodyWriter {
-    let handler: GatewayRequestHandler
-    /// Bytes of a body of known length still to come: a chunk that completes it is not flushed on its
-    /// own (the end of the response flushes it), so a whole response leaves in one flush.
-    var remaining: Int?
-
-    mutating func write(_ buffer: ByteBuffer) async throws {
-        var last = false
-        if let remaining {
-            self.remaining = remaining - buffer.readableBytes
-            last = buffer.readableBytes >= remaining
-        }
-        try await handler.writeBody(buffer, last: last)
-    }
-
-    mutating func write(contentsOf buffers: some Sequence<ByteBuffer>) async throws {
-        for buffer in buffers { try await write(buffer) }
-    }
-
-    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
-        handler.writeEnd(trailingHeaders)
-    }
-}
-
-/// A request body as it arrives, for the one task reading it on the connection's event loop.
-final class RequestBodyStream: AsyncSequence, @unchecked Sendable {
-    typealias Element = ByteBuffer
-
-    struct Closed: Error {}
-
-    private let handler: GatewayRequestHandler
-    private let eventLoop: any EventLoop
-    private let chunks = LoopHandoff<ByteBuffer> { $0.readableBytes }
-    private var discarding = false
-    /// The client waits for `100 Continue` before sending the body.
-    private var expectsContinue: Bool
-    /// Bytes held for the reader before the client's socket stops being read.
-    private let bufferLimit: Int
-
-    /// Chunks held at most (many small ones: the byte bound covers large ones).
-    static let highWatermark = 16
-
-    init(handler: GatewayRequestHandler, eventLoop: any EventLoop, expectsContinue: Bool = false, bufferLimit: Int = 64 * 1024) {
-        self.handler = handler
-        self.eventLoop = eventLoop
-        self.expectsContinue = expectsContinue
-        self.bufferLimit = bufferLimit
-    }
-
-    var isFull: Bool { chunks.buffer.count >= Self.highWatermark || chunks.bufferedBytes >= bufferLimit }
-
-    func deliver(_ chunk: ByteBuffer) {
-        if discarding { return }
-        chunks.deliver(chunk)
-        if isFull { handler.pauseReading() }
-    }
-
-    func finish() { chunks.finish() }
-
-    func fail(_ error: any Error) { chunks.fail(error) }
-
-    /// Nobody reads the rest: drop what is buffered and what comes.
-    func discard() {
-        discarding = true
-        chunks.removeAll()
-        handler.resumeReadingIfPossible()
-    }
-
-    private func nextOnLoop() async throws -> ByteBuffer? {
-        if expectsContinue {
-            expectsContinue = false
-            if chunks.buffer.isEmpty, !chunks.finished { handler.sendContinue() }
-        }
-        return try await chunks.next { [bufferLimit] left in
-            if left < Self.highWatermark / 2, chunks.bufferedBytes < bufferLimit / 2 { handler.resumeReadingIfPossible() }
-        }
-    }
-
-    /// Read from elsewhere (e.g. an HTTP client's own task), the read still happens on the loop.
-    func next() async throws -> ByteBuffer? {
-        try await EventLoopTaskExecutor.onLoop(eventLoop) { try await self.nextOnLoop() }
-    }
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let stream: RequestBodyStream
-        mutating func next() async throws -> ByteBuffer? { try await stream.next() }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(stream: self) }
-}
-
-/// RFC 9110 §5.6.7 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
-enum HTTPDate {
-    static func format(seconds: time_t) -> String {
-        var seconds = seconds
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-            + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
     }
 }

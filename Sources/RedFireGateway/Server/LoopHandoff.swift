@@ -72,11 +72,3 @@ final class LoopHandoff<Element: Sendable>: @unchecked Sendable {
         }
     }
 }
-
-extension EventLoopTaskExecutor {
-    /// Runs `body` on `loop`: directly when already there, else in a task executor preference for it.
-    static func onLoop<T, Failure: Error>(_ loop: any EventLoop, _ body: () async throws(Failure) -> T) async throws(Failure) -> T {
-        if loop.inEventLoop { return try await body() }
-        return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop), operation: body)
-    }
-}

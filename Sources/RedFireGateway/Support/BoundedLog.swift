@@ -22,8 +22,3 @@ public final class BoundedLog<Entry: Sendable>: Sendable {
         entries.withLock { Array($0.suffix(limit)) }
     }
 }
-
-/// Every `GatewayControl` call: who, what, when, result.
-public typealias AuditTrail = BoundedLog<AuditEntry>
-/// Health transitions, ejections, drains, strategy changes, registrations, reloads.
-public typealias EventLog = BoundedLog<GatewayEvent>

@@ -10,20 +10,6 @@ enum PrometheusExposition {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     /// Upper bounds (`le`) of the duration histograms, in microseconds.
-    static let durationBounds: [UInt64] = [500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-                                           1_000_000, 2_500_000, 5_000_000, 10_000_000]
-    static let durationLabels: [String] = ["0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
-                                           "1", "2.5", "5", "10", "+Inf"]
-
-    static func durationBucket(micros: UInt64) -> Int {
-        var low = 0, high = durationBounds.count
-        while low < high {
-            let mid = (low + high) / 2
-            if micros <= durationBounds[mid] { high = mid } else { low = mid + 1 }
-        }
-        return low
-    }
-
     static func methodLabel(_ method: HTTPRequest.Method) -> String {
         switch method {
         case .get, .head, .post, .put, .delete, .patch, .options, .connect, .trace: return method.rawValue
@@ -157,7 +143,7 @@ enum PrometheusExposition {
 
     private static func histogram(_ out: inout String, _ name: String, _ labels: [(String, String)], _ totals: MetricSeries.Totals) {
         var cumulative = 0
-        for (index, label) in durationLabels.enumerated() {
+        for (index, label) in DurationBuckets.labels.enumerated() {
             cumulative += totals.durationBuckets[index]
             sample(&out, name + "_bucket", labels + [("le", label)], cumulative)
         }

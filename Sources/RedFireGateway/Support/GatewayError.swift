@@ -4,7 +4,7 @@ import NIOCore
 
 /// Every error the gateway itself answers with, defined once: code, status and the message a client
 /// sees. The list is documented in `docs/errors.md`; codes are stable, messages may improve.
-public struct GatewayErrorCode: Sendable, Hashable {
+public struct GatewayError: Sendable, Hashable {
     public let code: String
     public let status: HTTPResponse.Status
     public let message: String
@@ -57,7 +57,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
     public static let upstreamTruncated = Self(code: "upstream_truncated", status: .badGateway, message: "The service ended its response early.")
     public static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
-    public static let all: [GatewayErrorCode] = [
+    public static let all: [GatewayError] = [
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
@@ -66,96 +66,7 @@ public struct GatewayErrorCode: Sendable, Hashable {
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).
-    func with(message: String) -> GatewayErrorCode {
-        GatewayErrorCode(code: code, status: status, message: message)
+    func with(message: String) -> GatewayError {
+        GatewayError(code: code, status: status, message: message)
     }
-}
-
-/// The one JSON error body: `{"error":{"code":"...","message":"...","request_id":"...","details":…}}`
-/// (`details` only where an error has more to say), built by
-/// hand (no JSONEncoder per request); request IDs are validated to JSON-safe characters before use.
-enum ErrorEnvelope {
-    static let contentType = "application/json"
-
-    /// - Parameter details: a JSON value placed inside `error` as `"details"` (e.g. a refused reload's problems).
-    static func response(_ error: GatewayErrorCode, requestID: String, headers extra: HTTPFields = [:], details: ByteBuffer? = nil) -> Response {
-        let body = self.body(error, requestID: requestID, details: details)
-        var headers = extra
-        headers[.contentType] = contentType
-        headers[.requestID] = requestID
-        headers[.cacheControl] = "no-store"
-        return Response(status: error.status, headers: headers, body: .init(byteBuffer: body))
-    }
-
-    /// The envelope's bytes (the connection layer writes them without a `Response`).
-    static func body(_ error: GatewayErrorCode, requestID: String, details: ByteBuffer? = nil) -> ByteBuffer {
-        var body = ByteBuffer()
-        body.reserveCapacity(80 + error.code.utf8.count + error.message.utf8.count + requestID.utf8.count)
-        body.writeStaticString("{\"error\":{\"code\":\"")
-        body.writeString(error.code)
-        body.writeStaticString("\",\"message\":")
-        writeJSONString(error.message, to: &body)
-        body.writeStaticString(",\"request_id\":")
-        writeJSONString(requestID, to: &body)
-        if var details {
-            body.writeStaticString(",\"details\":")
-            body.writeBuffer(&details)
-        }
-        body.writeStaticString("}}")
-        return body
-    }
-
-    /// `text` as a JSON string. Bytes that need no escape (the common case) are copied as they are.
-    static func writeJSONString(_ text: String, to buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
-        var clean = true
-        for byte in text.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            clean = false
-            break
-        }
-        if clean {
-            buffer.writeString(text)
-        } else {
-            let hex: StaticString = "0123456789abcdef"
-            for byte in text.utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-                case UInt8(ascii: "\n"): buffer.writeStaticString("\\n")
-                case UInt8(ascii: "\r"): buffer.writeStaticString("\\r")
-                case UInt8(ascii: "\t"): buffer.writeStaticString("\\t")
-                case 0..<0x20:
-                    buffer.writeStaticString("\\u00")
-                    hex.withUTF8Buffer { digits in
-                        buffer.writeInteger(digits[Int(byte >> 4)])
-                        buffer.writeInteger(digits[Int(byte & 0xF)])
-                    }
-                default:
-                    // UTF-8 passes through: the text is valid UTF-8, and so is the JSON.
-                    buffer.writeInteger(byte)
-                }
-            }
-        }
-        buffer.writeInteger(UInt8(ascii: "\""))
-    }
-}
-
-extension HTTPField.Name {
-    static let requestID = Self("X-Request-ID")!
-    static let forwardedFor = Self("X-Forwarded-For")!
-    static let forwardedProto = Self("X-Forwarded-Proto")!
-    static let forwardedHost = Self("X-Forwarded-Host")!
-    static let realIP = Self("X-Real-IP")!
-    static let gatewayService = Self("X-Gateway-Service")!
-    static let idempotencyKey = Self("Idempotency-Key")!
-    static let keepAlive = Self("Keep-Alive")!
-    static let proxyConnection = Self("Proxy-Connection")!
-    static let upgradeField = Self("Upgrade")!
-    static let trailer = Self("Trailer")!
-    static let te = Self("TE")!
-    static let apiKey = Self("X-API-Key")!
-    static let userID = Self("X-User-Id")!
-    static let userName = Self("X-User-Name")!
-    static let userRoles = Self("X-User-Roles")!
-    static let gatewayToken = Self("X-Gateway-Token")!
 }

@@ -1,0 +1,124 @@
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One keep-alive connection to an instance; confined to its channel's event loop.
+final class UpstreamConnection: @unchecked Sendable {
+    let channel: any Channel
+    let handler: UpstreamConnectionHandler
+
+    init(channel: any Channel, handler: UpstreamConnectionHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+
+    struct ExchangeFailure: Error {
+        var failure: UpstreamFailure
+        /// Part of the response had arrived (then the request is never repeated on another connection).
+        var responseStarted: Bool
+    }
+
+    /// `exchange`, abandoned when the task is cancelled (the client went away): the connection is closed,
+    /// so the instance sees the request aborted and the wait ends at once.
+    func cancellableExchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
+                             key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
+        let result: Result<UpstreamResponse, ExchangeFailure> = await withTaskCancellationHandler {
+            do throws(ExchangeFailure) {
+                return .success(try await exchange(request, timeouts: timeouts, pool: pool, key: key))
+            } catch {
+                return .failure(error)
+            }
+        } onCancel: { [channel] in
+            channel.close(promise: nil)
+        }
+        return try result.get()
+    }
+
+    /// Sends the request and waits for the response head; the body streams from the returned response.
+    func exchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
+                  key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
+        var headers = HTTPClientTransport.headers(request.headers, spare: 2)
+        headers.add(name: "Host", value: request.authority)
+        let method = HTTPMethod(rawValue: request.method.rawValue)
+        if let body = request.body {
+            if let length = body.length { headers.replaceOrAdd(name: "Content-Length", value: String(length)) }
+            else { headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
+        } else if method == .POST || method == .PUT || method == .PATCH {
+            headers.replaceOrAdd(name: "Content-Length", value: "0")
+        }
+        handler.beginExchange(bufferLimit: request.bufferLimit)
+        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: headers)), promise: nil)
+        handler.touch()
+        var requestComplete = true
+        if let body = request.body {
+            channel.flush()
+            do {
+                for try await chunk in body.stream {
+                    if channel.isWritable {
+                        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk)), promise: nil)
+                    } else {
+                        try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk))).get()
+                    }
+                    handler.touch()
+                }
+            } catch {
+                // The client's body broke (the forwarder reads why from the body), or the instance
+                // stopped reading: unless it already answered (an early response), the exchange failed.
+                requestComplete = false
+                if body.stream.clientFailure != nil || !handler.hasBufferedHead {
+                    channel.close(promise: nil)
+                    throw ExchangeFailure(failure: .connectionFailed, responseStarted: handler.hasBufferedHead)
+                }
+            }
+        }
+        if requestComplete { channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil) }
+
+        // `response_headers` counts from the end of the request.
+        handler.expectResponse(within: .nanoseconds(timeouts.responseHeaders.nanosecondsClamped))
+        defer { handler.responseArrived() }
+        var head: HTTPResponseHead
+        repeat {
+            let part: HTTPClientResponsePart?
+            do {
+                part = try await handler.next()
+            } catch {
+                channel.close(promise: nil)
+                throw ExchangeFailure(failure: handler.timedOut ? .responseTimeout : .connectionFailed, responseStarted: false)
+            }
+            guard case .head(let received) = part else {
+                channel.close(promise: nil)
+                throw ExchangeFailure(failure: handler.timedOut ? .responseTimeout : .connectionFailed, responseStarted: false)
+            }
+            head = received
+            // 1xx interim responses (100 Continue, 103 Early Hints) are not passed on: the final one is.
+        } while head.status.code >= 100 && head.status.code < 200 && head.status.code != 101
+        if !Self.isForwardable(head) {
+            channel.close(promise: nil)
+            throw ExchangeFailure(failure: .connectionFailed, responseStarted: true)
+        }
+        let fields = HTTPFields(nioHeaders: head.headers)
+        let reusable = requestComplete && head.isKeepAlive
+        let status = HTTPResponse.Status(code: Int(head.status.code))
+        if let complete = handler.takeCompleteBody() {
+            handler.endExchange()
+            if reusable { pool.release(self, key: key) } else { channel.close(promise: nil) }
+            return UpstreamResponse(status: status, headers: fields, body: .complete(complete))
+        }
+        let body = UpstreamResponseStream(connection: self, pool: pool, key: key, reusable: reusable)
+        return UpstreamResponse(status: status, headers: fields, body: .stream(body))
+    }
+}
+
+extension UpstreamConnection {
+    /// Whether a response head can be passed on: not `101 Switching Protocols` (the gateway never asks
+    /// an instance to upgrade, so a 101 is a broken instance), and a `Transfer-Encoding` only when it is
+    /// `chunked` alone (any other coding would reach the client undone: RFC 9112 §6.1). A
+    /// response refused here is a 502 for the client and an upstream failure.
+    static func isForwardable(_ head: HTTPResponseHead) -> Bool {
+        if head.status.code == 101 { return false }
+        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        return codings.isEmpty || (codings.count == 1 && codings[0].lowercased() == "chunked")
+    }
+}

@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+import Synchronization
+
+/// What the listener knows about running out of descriptors: accepts refused with `EMFILE` or
+/// `ENFILE`, and whether the listener is paused because of them. Reported in the log (once per
+/// episode), `/metrics` and the console.
+public final class AcceptPressure: Sendable {
+    private struct State {
+        var failures = 0
+        var exhaustedSince: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
+    /// Read on every accept: true only during an episode.
+    private let exhausted = Atomic<Bool>(false)
+    let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    /// Accepts refused for want of descriptors since start.
+    public var failures: Int { state.withLock { $0.failures } }
+    /// When the current episode of descriptor exhaustion began; nil while accepting normally.
+    public var exhaustedSince: ContinuousClock.Instant? { state.withLock { $0.exhaustedSince } }
+
+    func acceptFailed(_ error: IOError) {
+        let started = state.withLock { state -> Bool in
+            state.failures += 1
+            guard state.exhaustedSince == nil else { return false }
+            state.exhaustedSince = .now
+            return true
+        }
+        exhausted.store(true, ordering: .relaxed)
+        guard started else { return }
+        logger.error("out of file descriptors: not accepting new connections until some close; open connections are still served",
+                     metadata: ["error": .string(error.description), "open_file_limit": .stringConvertible(OpenFileLimit.current.soft)])
+    }
+
+    func accepted() {
+        guard exhausted.load(ordering: .relaxed) else { return }
+        exhausted.store(false, ordering: .relaxed)
+        let episode = state.withLock { state -> (ContinuousClock.Instant, Int)? in
+            guard let since = state.exhaustedSince else { return nil }
+            state.exhaustedSince = nil
+            return (since, state.failures)
+        }
+        guard let (since, failures) = episode else { return }
+        logger.notice("accepting connections again after running out of file descriptors",
+                      metadata: ["paused_for": .string("\(ContinuousClock.now - since)"), "accept_failures_total": .stringConvertible(failures)])
+    }
+}

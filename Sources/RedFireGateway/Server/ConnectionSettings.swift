@@ -1,0 +1,45 @@
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// What one client connection is held to, read from the running configuration when it opens.
+struct ConnectionSettings: Sendable {
+    var headerTimeout: TimeAmount
+    var idleTimeout: TimeAmount
+    var bodyTimeout: TimeAmount
+    /// Lower-case host names accepted in an absolute-form request target.
+    var serverNames: Set<String>
+    /// Bytes the HTTP/1 parser accepts for the request line and header section before it gives up
+    /// (answered 431); the configured limits are checked again, exactly, by the responder.
+    var parserHeaderBytes: Int
+    var parserHeaderCount: Int
+    /// `limits.max_uri_length`: a request line longer than this that overflows the parser is a 414.
+    var maxURILength: Int
+    /// `limits.min_body_rate`: bytes per second a request body must average once it has been sent for
+    /// `bodyRateGrace` (time the gateway holds reads off does not count); 0 turns it off.
+    var minBodyRate: Int
+    static let bodyRateGrace: TimeAmount = .seconds(10)
+    /// `limits.connection_buffer`: the client's write buffer bound and the request body held for a slow instance.
+    var bufferBytes: Int
+
+    init(config: GatewayConfig) {
+        bufferBytes = config.limits.connectionBuffer
+        maxURILength = config.limits.maxURILength
+        minBodyRate = config.limits.minBodyRate
+        headerTimeout = .nanoseconds(config.limits.headerTimeout.nanosecondsClamped)
+        idleTimeout = .nanoseconds(config.limits.idleTimeout.nanosecondsClamped)
+        bodyTimeout = .nanoseconds(config.limits.bodyTimeout.nanosecondsClamped)
+        var names = Set(config.serverNames)
+        if config.serverNames.isEmpty {
+            names = ["localhost", "127.0.0.1", "[::1]"]
+            let host = config.listen.host.lowercased()
+            if host != "0.0.0.0", host != "::", host != "[::]" { names.insert(host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host) }
+        }
+        serverNames = names
+        parserHeaderBytes = max(80 * 1024, config.limits.maxHeaderBytes + config.limits.maxURILength + 1024)
+        parserHeaderCount = max(1000, config.limits.maxHeaderCount * 2)
+    }
+}

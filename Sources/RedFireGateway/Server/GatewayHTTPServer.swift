@@ -1,0 +1,65 @@
+import HTTPTypes
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+
+/// The gateway's HTTP/1.1 server connections, on Hummingbird's server (listener, graceful shutdown):
+///
+/// ```
+/// socket ⇄ FirstByteObserver ⇄ HTTP/1 decoder/encoder ⇄ GatewayHTTPCodec ⇄ GatewayRequestHandler
+/// ```
+///
+/// `GatewayHTTPCodec` converts NIO's HTTP/1 parts to HTTP types and is where connection-level hygiene
+/// lives: malformed requests are answered with the error envelope and the connection closed, slow
+/// header sections with 408, idle keep-alive connections closed; it also counts open connections and
+/// closes them on graceful shutdown (idle at once, busy after their response).
+/// `GatewayRequestHandler` answers the requests, one at a time, on the connection's event loop.
+struct GatewayHTTPServer: ServerChildChannel {
+    /// Answers one request (Hummingbird's `HTTP1Channel(responder:)` shape): the server knows nothing
+    /// of what answers it.
+    typealias Responder = @Sendable (Request, GatewayRequestContext) async throws -> Response
+
+    struct Connection: ServerChildChannelValue {
+        let channel: any Channel
+    }
+    typealias Value = Connection
+
+    let responder: Responder
+    /// Where refusals the connection answers itself (malformed requests, timeouts) are logged.
+    let accessLog: AccessLog?
+    /// Read for every new connection, so a reload applies to connections opened after it.
+    let settings: @Sendable () -> ConnectionSettings
+    let connections: ConnectionCount
+    let logger: Logger
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let settings = self.settings()
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderFieldSize = settings.parserHeaderBytes
+            limits.maxHeaderListSize = settings.parserHeaderBytes
+            limits.maxHeaderFieldCount = settings.parserHeaderCount
+            let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog)
+            let sync = channel.pipeline.syncOperations
+            // A slow client holds at most half the connection buffer of a response in its write buffer
+            // (the other half waits on the instance's side): past the high mark the request loop waits
+            // for the socket to drain before taking more from the instance.
+            try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark,
+                                               value: .init(low: settings.bufferBytes / 4, high: settings.bufferBytes / 2))
+            try sync.addHandler(FirstByteObserver(codec: codec))
+            try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
+                                                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            try sync.addHandler(codec)
+            try sync.addHandler(GatewayRequestHandler(responder: responder, logger: self.logger, bufferLimit: settings.bufferBytes))
+            return Connection(channel: channel)
+        }
+    }
+
+    /// The handlers answer the requests; this task keeps the connection known to the server (graceful
+    /// shutdown waits for it) until it closes.
+    func handle(value: Value, logger: Logger) async {
+        try? await value.channel.closeFuture.get()
+    }
+}
