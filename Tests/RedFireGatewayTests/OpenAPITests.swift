@@ -53,6 +53,34 @@ struct OpenAPITests {
         await stopAll(instances)
     }
 
+    /// The binary carries docs/openapi.yaml exactly (`scripts/embed-openapi.sh` after every edit).
+    @Test func embeddedDocumentIsTheYAMLFile() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let file = try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        #expect(OpenAPIDocument.yaml + "\n" == file, "docs/openapi.yaml changed: run scripts/embed-openapi.sh")
+    }
+
+    /// Shared parts are written once: admin operations inherit the top-level security, and the error
+    /// responses and path parameters they repeat are references to `components`.
+    @Test func sharedPartsLiveInComponents() throws {
+        let document = try Self.document()
+        let components = try #require(document["components"] as? [String: Any])
+        let responses = try #require(components["responses"] as? [String: Any])
+        #expect(Set(responses.keys).isSuperset(of: ["AdminUnauthorized", "AdminForbidden", "ServiceNotFound", "InstanceNotFound"]))
+        #expect((components["parameters"] as? [String: Any])?.keys.sorted() == ["InstanceID", "ServiceName"])
+        let security = try #require(document["security"] as? [[String: [String]]])
+        #expect(security.flatMap(\.keys).sorted() == ["accessToken", "adminToken", "apiKey"])
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        for (path, operations) in paths where path.hasPrefix("/gateway/services") {
+            for (method, operation) in operations {
+                let operation = try #require(operation as? [String: Any])
+                #expect(operation["security"] == nil, "\(method) \(path) repeats the admin security")
+                let unauthorized = (operation["responses"] as? [String: Any])?["401"] as? [String: String]
+                #expect(unauthorized == ["$ref": "#/components/responses/AdminUnauthorized"], "\(method) \(path)")
+            }
+        }
+    }
+
     @Test func commandPrintsTheDocument() async throws {
         let child = try GatewayProcess(["openapi"])
         #expect(await child.waitForExit() == 0)

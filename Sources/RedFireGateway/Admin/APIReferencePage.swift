@@ -29,6 +29,9 @@ enum APIReferencePage {
 <script>
 const esc = s => String(s).replace(/[&<>"]/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 const refName = r => r.split("/").pop();
+// Shared responses and parameters are references into components: follow them.
+const deref = (doc, x) => x && x.$ref && !x.$ref.includes("/schemas/") ?
+  x.$ref.slice(2).split("/").reduce((o, k) => o[k], doc) : x;
 function schemaText(s) {
   if (!s) return "";
   if (s.$ref) return `<a href="#schema-${refName(s.$ref)}">${refName(s.$ref)}</a>`;
@@ -41,13 +44,14 @@ fetch("/gateway/openapi.json").then(r => r.json()).then(doc => {
   let ops = "";
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(item)) {
-      const locked = (op.security || []).length > 0;
+      const locked = (op.security !== undefined ? op.security : (doc.security || [])).length > 0;
       ops += `<div class="op"><span class="method ${method}">${method.toUpperCase()}</span><code>${esc(path)}</code>` +
         (locked ? `<span class="lock">bearer token</span>` : "") + `<div>${esc(op.summary || "")}</div>`;
-      if (op.parameters) ops += "<table>" + op.parameters.map(p =>
+      if (op.parameters) ops += "<table>" + op.parameters.map(p => deref(doc, p)).map(p =>
         `<tr><td><code>${esc(p.name)}</code></td><td>${esc(p.in)}</td><td>${esc(p.description || "")}</td></tr>`).join("") + "</table>";
       if (op.requestBody) ops += `<div>Body: ${schemaText(op.requestBody.content["application/json"].schema)}</div>`;
-      ops += "<table>" + Object.entries(op.responses).map(([code, r]) => {
+      ops += "<table>" + Object.entries(op.responses).map(([code, ref]) => {
+        const r = deref(doc, ref);
         const content = r.content ? Object.values(r.content)[0].schema : null;
         return `<tr><td><b>${esc(code)}</b></td><td>${esc(r.description)}</td><td>${schemaText(content)}</td></tr>`;
       }).join("") + "</table></div>";
