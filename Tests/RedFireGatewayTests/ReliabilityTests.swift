@@ -153,7 +153,14 @@ struct ReliabilityTests {
 
         // Held connections are still served, and say so.
         try await held[0].write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        let metrics = try await held[0].readResponse()
+        let metrics: GatewayHarness.Reply
+        do {
+            metrics = try await held[0].readResponse()
+        } catch {
+            try? await Task.sleep(for: .milliseconds(200))
+            Issue.record("a held connection was not answered (gateway running: \(child.process.isRunning))\n\(child.output.suffix(3000))")
+            throw error
+        }
         #expect(metrics.status == 200)
         #expect(metrics.body.contains("gateway_accepting 0"), "\(metrics.body.suffix(800))")
         let failures = metrics.body.split(separator: "\n").first { $0.hasPrefix("gateway_accept_failures_total ") }
