@@ -182,10 +182,10 @@ struct GatewayResponder: HTTPResponder {
             // The series name every route, service and instance: public only on a loopback listener
             // unless configured, otherwise for a scraper's token or the admin token.
             if !state.config.metricsArePublic {
-                let presented = Authorizer.bearerToken(request.head.headerFields) ?? ""
+                let presented = Authenticator.bearerToken(request.head.headerFields) ?? ""
                 let tokens = [state.config.metricsToken, state.config.adminToken].compactMap { $0 }
                 guard tokens.contains(where: { ConstantTime.equals(presented, $0) }) else {
-                    return ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Authorizer.realm])
+                    return ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: #"Bearer realm="redfire-gateway""#])
                 }
             }
             let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts, listener: listener)
@@ -204,8 +204,10 @@ struct GatewayResponder: HTTPResponder {
             return await admin.respond(to: request, context: context, target: target)
         }
         if let auth, path.hasPrefix(AuthEndpoints.prefix) {
-            // Failed logins are counted per resolved client (behind a trusted proxy, not per proxy).
-            return await auth.respond(to: request, path: path, requestID: requestID, clientAddress: client)
+            var context = context
+            context.requestID = requestID
+            context.clientAddress = client
+            return await auth.respond(to: request, target: target, context: context)
         }
         return nil
     }

@@ -20,8 +20,10 @@ struct AdminAPI: Sendable {
     /// - Parameter auth: when set, an access token with `gateway:admin` is accepted besides `admin.token`.
     /// - Parameter credentialThrottle: counts invalid credentials per client (shared with the proxy path
     ///   when authentication is on, so guessing here and there adds up).
+    /// - Parameter credentialThrottle: invalid credentials per resolved client (`auth.max_credential_failures`).
     func responder(auth: AuthService? = nil, credentialThrottle: LoginThrottle? = nil) -> AdminResponder {
-        AdminResponder(router: router().buildResponder(), registry: registry, auth: auth, credentialThrottle: credentialThrottle)
+        AdminResponder(router: router().buildResponder(), registry: registry,
+                       authenticator: Authenticator(auth: auth, throttle: credentialThrottle, realm: "redfire-gateway-admin"))
     }
 
     /// The admin routes (also read by the test that checks the OpenAPI document covers them all).
@@ -208,9 +210,9 @@ struct AdminAPI: Sendable {
 struct AdminResponder: Sendable {
     let router: RouterResponder<GatewayRequestContext>
     let registry: ServiceRegistry
-    let auth: AuthService?
-    /// Invalid admin tokens, access tokens and API keys, per resolved client (`auth.max_credential_failures`).
-    var credentialThrottle: LoginThrottle?
+    /// `admin.token`, an access token or an API key; guessing any of them is limited per client like
+    /// invalid credentials on routes.
+    let authenticator: Authenticator
 
     static let permission = "gateway:admin"
 
@@ -222,51 +224,19 @@ struct AdminResponder: Sendable {
         let request = Request(head: head, body: request.body)
         // Read per request, so a reload can rotate the token.
         let adminToken = registry.state.config.adminToken
-        guard adminToken != nil || auth != nil else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
-        let challenge: HTTPFields = [.wwwAuthenticate: #"Bearer realm="redfire-gateway-admin""#]
-        // Guessing the admin token (or an admin's access token or key) is limited per client like
-        // invalid credentials on routes.
-        let client = context.clientAddress ?? context.clientIP
-        if let credentialThrottle, let client, let wait = credentialThrottle.retryAfter([LoginThrottle.addressKey(client)]) {
-            return ErrorEnvelope.response(.tooManyAttempts.with(message: "Too many requests with invalid credentials. Retry after the time in Retry-After."),
-                                          requestID: context.requestID, headers: [.retryAfter: String(max(1, Int(wait.rounded(.up))))])
-        }
-        func refused(_ response: Response) -> Response {
-            if let credentialThrottle, let client { credentialThrottle.recordFailure(address: client) }
-            return response
-        }
-        if let auth, let key = request.headers[.apiKey] {
-            guard let identity = auth.apiKeys.identity(for: key) else { return refused(ErrorEnvelope.response(.invalidAPIKey, requestID: context.requestID)) }
+        guard adminToken != nil || authenticator.auth != nil else { return ErrorEnvelope.response(.adminDisabled, requestID: context.requestID) }
+        switch await authenticator.authenticate(request.headers, client: context.clientAddress ?? context.clientIP, adminToken: adminToken) {
+        case .success(.adminToken):
+            context.actor = "admin-api"
+        case .success(.identity(let identity)):
             guard identity.holds(Self.permission) else {
-                return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
+                let refusal = authenticator.lacks(Self.permission)
+                return ErrorEnvelope.response(refusal.error, requestID: context.requestID, headers: refusal.headers)
             }
             context.actor = "admin-api:\(identity.username)"
-            return await route(request, context: context)
+        case .failure(let refusal):
+            return ErrorEnvelope.response(refusal.error, requestID: context.requestID, headers: refusal.headers)
         }
-        guard let presented = Authorizer.bearerToken(request.headers) else {
-            return ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge)
-        }
-        if let adminToken, ConstantTime.equals(presented, adminToken) {
-            context.actor = "admin-api"
-        } else if let auth {
-            switch await auth.checkAccessToken(presented) {
-            case .valid(let identity):
-                guard identity.holds(Self.permission) else {
-                    return ErrorEnvelope.response(.forbidden.with(message: "This needs the \(Self.permission) permission."), requestID: context.requestID)
-                }
-                context.actor = "admin-api:\(identity.username)"
-            case .invalid:
-                return refused(ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge))
-            case .unavailable:
-                return ErrorEnvelope.response(.authUnavailable, requestID: context.requestID, headers: [.retryAfter: "5"])
-            }
-        } else {
-            return refused(ErrorEnvelope.response(.unauthorized, requestID: context.requestID, headers: challenge))
-        }
-        return await route(request, context: context)
-    }
-
-    private func route(_ request: Request, context: GatewayRequestContext) async -> Response {
         do {
             let response = try await router.respond(to: request, context: context)
             // The router answers unknown paths with a bare 404; give it the envelope.
@@ -275,19 +245,11 @@ struct AdminResponder: Sendable {
             }
             return response
         } catch let error as ControlError {
-            let code: GatewayError
-            switch error {
-            case .serviceNotFound: code = .serviceNotFound
-            case .instanceNotFound: code = .instanceNotFound
-            case .conflict: code = .conflict
-            case .invalid: code = .invalidRequest
-            }
-            return ErrorEnvelope.response(code.with(message: error.description), requestID: context.requestID)
+            return error.response(requestID: context.requestID)
         } catch let error as HTTPError where error.status == .notFound {
             return ErrorEnvelope.response(.notFound, requestID: context.requestID)
         } catch {
             return ErrorEnvelope.response(.internalError, requestID: context.requestID)
         }
     }
-
 }
