@@ -44,31 +44,42 @@ struct BalancerTests {
         #expect(share > 0.72 && share < 0.78, "i2 share \(share)")
     }
 
+    /// `count` requests in flight on `runtime`, for as long as the holds live.
+    static func load(_ runtime: InstanceRuntime, _ count: Int) -> [InFlightHold] {
+        (0..<count).map { _ in runtime.dispatch().held() }
+    }
+
     @Test func leastConnectionsAvoidsBusyInstances() {
         let members = Self.members([1, 1, 1])
-        members[0].runtime.inFlightCounter.store(5, ordering: .relaxed)
-        members[2].runtime.inFlightCounter.store(1, ordering: .relaxed)
+        var holds: [InFlightHold] = []
+        holds += Self.load(members[0].runtime, 5)
+        holds += Self.load(members[2].runtime, 1)
         let balancer = LeastConnections(members: members)
         for _ in 0..<20 { #expect(balancer.pick()?.id == "i2") }
         // Ties rotate instead of always choosing the first.
-        members[1].runtime.inFlightCounter.store(1, ordering: .relaxed)
+        holds += Self.load(members[1].runtime, 1)
         let picked = Set((0..<20).map { _ in balancer.pick()!.id })
         #expect(picked == ["i2", "i3"])
+        withExtendedLifetime(holds) {}
     }
 
     @Test func leastConnectionsWeighsLoadByWeight() {
         let members = Self.members([1, 4])
-        members[0].runtime.inFlightCounter.store(1, ordering: .relaxed)
-        members[1].runtime.inFlightCounter.store(3, ordering: .relaxed)
+        var holds: [InFlightHold] = []
+        holds += Self.load(members[0].runtime, 1)
+        holds += Self.load(members[1].runtime, 3)
         // 3 in flight on weight 4 is lighter than 1 on weight 1.
         #expect(LeastConnections(members: members).pick()?.id == "i2")
+        withExtendedLifetime(holds) {}
     }
 
     @Test func powerOfTwoPrefersTheLessLoaded() {
         let members = Self.members([1, 1])
-        members[0].runtime.inFlightCounter.store(10, ordering: .relaxed)
+        var holds: [InFlightHold] = []
+        holds += Self.load(members[0].runtime, 10)
         let balancer = PowerOfTwoChoices(members: members)
         for _ in 0..<50 { #expect(balancer.pick()?.id == "i2") }
+        withExtendedLifetime(holds) {}
     }
 
     @Test func consistentHashKeepsKeysAndMovesOnlyTheRemovedInstancesKeys() {

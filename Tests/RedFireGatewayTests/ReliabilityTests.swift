@@ -70,7 +70,7 @@ struct ReliabilityTests {
         #expect(reply.status == 499 && reply.errorCode == "client_closed_request", "\(reply.status) \(reply.body)")
         #expect(ContinuousClock.now - closedAt < .seconds(2), "abandoned at once, not after the instance's 5 s")
         await waitUntil("nothing in flight") { runtime.inFlight == 0 }
-        #expect(runtime.consecutiveFailures.load(ordering: .relaxed) == 0, "not the instance's failure")
+        #expect(runtime.failuresInARow == 0, "not the instance's failure")
         await gateway.shutdown()
         await stopAll(instances)
 

@@ -84,8 +84,9 @@ enum PrometheusExposition {
         for pool in state.services {
             for member in pool.members {
                 let labels = [("service", pool.name), ("instance", member.id)]
-                sample(&out, "gateway_health_checks_total", labels + [("result", "pass")], member.runtime.checksPassed.load(ordering: .relaxed))
-                sample(&out, "gateway_health_checks_total", labels + [("result", "fail")], member.runtime.checksFailed.load(ordering: .relaxed))
+                let checks = member.runtime.checkCounts
+                sample(&out, "gateway_health_checks_total", labels + [("result", "pass")], checks.passed)
+                sample(&out, "gateway_health_checks_total", labels + [("result", "fail")], checks.failed)
             }
         }
         header(&out, "gateway_config_reloads_total", "counter", "Configuration reloads, by result.")

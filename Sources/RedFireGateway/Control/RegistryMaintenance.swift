@@ -72,7 +72,7 @@ final class RegistryMaintenance: Service {
                 task.cancel()
                 return false
             }
-            for runtime in runtimes where !runtime.checkerStarted.exchange(true, ordering: .relaxed) {
+            for runtime in runtimes where runtime.claimHealthChecker() {
                 tasks[runtime.id]?.cancel()
                 tasks[runtime.id] = Task { [registry, logger] in
                     await Self.checkLoop(runtime: runtime, registry: registry, client: client, logger: logger)
@@ -82,7 +82,7 @@ final class RegistryMaintenance: Service {
     }
 
     private static func checkLoop(runtime: InstanceRuntime, registry: ServiceRegistry, client: HTTPClient, logger: Logger) async {
-        while !Task.isCancelled && !runtime.removedFlag.load(ordering: .relaxed) {
+        while !Task.isCancelled && !runtime.isRemoved {
             guard let pool = registry.state.service(named: runtime.serviceName),
                   let member = pool.members.first(where: { $0.runtime === runtime }) else { return }
             let check = pool.service.healthCheck

@@ -60,23 +60,17 @@ struct Forwarder: Sendable {
             hashKey = nil
         }
 
-        var tried: [InstanceRuntime] = []
-        var lastFailure: UpstreamFailure?
-        var attempt = 0
-        var upstreamTime: Duration = .zero
-        var upstreamErrors = 0
-        var upstreamTimeouts = 0
-        while attempt < service.retries.attempts {
-            guard let member = pool.balancer.pick(hashKey: hashKey, excluding: tried) else { break }
+        var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: retriable)
+        while attempts.mayStart {
+            guard let member = pool.balancer.pick(hashKey: hashKey, excluding: attempts.tried) else { break }
             let runtime = member.runtime
             // The snapshot may predate a drain; a drained instance takes no new request.
             if runtime.isDraining {
-                tried.append(runtime)
+                attempts.skip(runtime)
                 continue
             }
-            attempt += 1
-            runtime.inFlightCounter.wrappingIncrement(ordering: .relaxed)
-            runtime.dispatchedCounter.wrappingIncrement(ordering: .relaxed)
+            attempts.start()
+            let lease = runtime.dispatch()
             let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers,
                                                   body: body, bufferLimit: bufferLimit)
             let response: UpstreamResponse
@@ -85,62 +79,49 @@ struct Forwarder: Sendable {
                 response = try await transport.execute(upstreamRequest, timeouts: service.timeouts)
             } catch {
                 let failedAt = ContinuousClock.now
-                upstreamTime += failedAt - dispatched
                 if Task.isCancelled {
                     // The client went away and its request was abandoned (`GatewayRequestHandler`): the
                     // exchange was closed on purpose, so the instance is not to blame and nothing is retried.
-                    runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
-                    recorder.finish(status: GatewayError.clientClosedRequest.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
-                                    instanceID: runtime.id, attempts: attempt, errorCode: .clientClosedRequest)
+                    lease.release()
+                    recorder.finish(status: GatewayError.clientClosedRequest.status.code, upstream: attempts.failedTime + (failedAt - dispatched),
+                                    bytesIn: body?.stream.bytesRead ?? 0, instanceID: runtime.id, attempts: attempts.started, errorCode: .clientClosedRequest)
                     return ErrorEnvelope.response(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
                 }
                 if let failure = body?.stream.clientFailure {
                     // The client broke its own body (over the limit while streaming, bad chunk framing):
                     // the instance saw an aborted request and is not to blame. The connection closes —
                     // the rest of the body cannot be read reliably.
-                    runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
-                    recorder.finish(status: failure.error.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
-                                    instanceID: runtime.id, attempts: attempt, errorCode: failure.error)
+                    lease.release()
+                    recorder.finish(status: failure.error.status.code, upstream: attempts.failedTime + (failedAt - dispatched),
+                                    bytesIn: body?.stream.bytesRead ?? 0, instanceID: runtime.id, attempts: attempts.started, errorCode: failure.error)
                     var headers = extraHeaders
                     headers[.connection] = "close"
                     return ErrorEnvelope.response(failure.error, requestID: requestID, headers: headers)
                 }
                 let timedOut = error == .responseTimeout || error == .connectTimeout
-                if timedOut { upstreamTimeouts += 1 } else { upstreamErrors += 1 }
                 runtime.metrics.record(RequestSample(status: timedOut ? 504 : 502, method: recorder.method, totalMicros: TelemetryClock.micros(failedAt - dispatched),
                                                      upstreamMicros: TelemetryClock.micros(failedAt - dispatched), bytesIn: 0, bytesOut: 0,
                                                      upstreamErrors: timedOut ? 0 : 1, upstreamTimeouts: timedOut ? 1 : 0),
                                        second: TelemetryClock.second(failedAt))
-                runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
+                lease.release()
                 recordOutcome(runtime, failed: true, service: service)
                 logger.warning("upstream request failed", metadata: [
                     "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
-                    "upstream": .string(member.baseURL), "failure": .string("\(error)"), "attempt": .stringConvertible(attempt),
+                    "upstream": .string(member.baseURL), "failure": .string("\(error)"), "attempt": .stringConvertible(attempts.started),
                 ])
-                lastFailure = error
-                tried.append(runtime)
-                let bodyUntouched = body.map { !$0.stream.wasRead } ?? true
-                // A request that never reached an instance adds no load when sent elsewhere, so only
-                // retries of requests that may have been sent draw on the retry budget.
-                guard retriable, bodyUntouched, error != .responseTimeout, attempt < service.retries.attempts,
-                      error.nothingSent || pool.shared.retryBudget.tryWithdraw() else { break }
-                continue
+                let next = attempts.failed(error, on: runtime, after: failedAt - dispatched, bodyUntouched: body.map { !$0.stream.wasRead } ?? true,
+                                           withdrawBudget: pool.shared.retryBudget.tryWithdraw)
+                if next == .retry { continue }
+                break
             }
-            return streamedResponse(response, runtime: runtime, service: service, corsByService: route.config.corsByService, admission: admission, requestID: requestID, extraHeaders: extraHeaders,
-                                    recorder: recorder, dispatched: dispatched, earlierUpstreamTime: upstreamTime, body: body,
-                                    upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts)
+            return streamedResponse(response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService, admission: admission,
+                                    requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched, attempts: attempts, body: body)
         }
-        let error: GatewayError
+        let (error, noInstance) = attempts.answer
         var errorHeaders: HTTPFields = [:]
-        switch lastFailure {
-        case .none:
-            error = .upstreamUnavailable
-            errorHeaders[.retryAfter] = retryAfter(pool)
-        case .connectTimeout, .responseTimeout: error = .upstreamTimeout
-        case .connectFailed, .connectionFailed: error = .badGateway
-        }
-        recorder.finish(status: error.status.code, upstream: upstreamTime, bytesIn: body?.stream.bytesRead ?? 0,
-                        upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, instanceID: tried.last?.id, errorCode: error)
+        if noInstance { errorHeaders[.retryAfter] = retryAfter(pool) }
+        recorder.finish(status: error.status.code, upstream: attempts.failedTime, bytesIn: body?.stream.bytesRead ?? 0,
+                        upstreamErrors: attempts.errors, upstreamTimeouts: attempts.timeouts, instanceID: attempts.tried.last?.id, errorCode: error)
         for field in extraHeaders { errorHeaders[field.name] = field.value }
         return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
     }
@@ -175,10 +156,11 @@ struct Forwarder: Sendable {
     /// counted as an upstream error (telemetry, `/metrics`, the console), logged, and recorded in the
     /// access log as `upstream_truncated`; the client's connection is closed, since the response cannot
     /// be completed.
-    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, service: ServiceConfig, corsByService: Bool,
+    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, service: ServiceConfig, corsByService: Bool,
                                   admission: ServiceAdmission?, requestID: String,
-                                  extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: ContinuousClock.Instant, earlierUpstreamTime: Duration,
-                                  body: UpstreamRequestBody?, upstreamErrors: Int, upstreamTimeouts: Int) -> Response {
+                                  extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: ContinuousClock.Instant, attempts: ForwardAttempts,
+                                  body: UpstreamRequestBody?) -> Response {
+        let earlierUpstreamTime = attempts.failedTime, upstreamErrors = attempts.errors, upstreamTimeouts = attempts.timeouts
         let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID, extra: extraHeaders, keepCORS: corsByService)
         let status = upstream.status
         let failedStatus = status.code >= 500
@@ -196,7 +178,7 @@ struct Forwarder: Sendable {
         case .complete(let buffer):
             // Everything arrived with the head: the exchange with the instance is over, and the client
             // gets head and body in one write.
-            runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
+            lease.release()
             recordOutcome(runtime, failed: failedStatus, service: service)
             record(bytesOut: buffer.readableBytes)
             withExtendedLifetime(admission) {}
@@ -204,11 +186,11 @@ struct Forwarder: Sendable {
         case .stream(let stream):
             upstreamBody = stream
         }
-        let lease = InFlightLease(runtime: runtime)
+        let hold = lease.held()
         return Response(status: status, headers: headers, body: ResponseBody { writer in
-            // The lease lives as long as this closure: the in-flight count drops when the body is done,
+            // The hold lives as long as this closure: the in-flight count drops when the body is done,
             // fails, or is abandoned because the client went away.
-            defer { withExtendedLifetime((lease, admission)) {} }
+            defer { withExtendedLifetime((hold, admission)) {} }
             var bytesOut = 0
             var clientFailed = false
             do {
@@ -247,18 +229,5 @@ struct Forwarder: Sendable {
     private func retryAfter(_ pool: ServicePool) -> String {
         let seconds = pool.service.healthCheck.enabled ? max(1, Int(pool.service.healthCheck.interval.secondsDouble.rounded(.up))) : 1
         return String(seconds)
-    }
-}
-
-/// Holds one unit of an instance's in-flight count until released by deinit.
-final class InFlightLease: Sendable {
-    let runtime: InstanceRuntime
-
-    init(runtime: InstanceRuntime) {
-        self.runtime = runtime
-    }
-
-    deinit {
-        runtime.inFlightCounter.wrappingDecrement(ordering: .relaxed)
     }
 }

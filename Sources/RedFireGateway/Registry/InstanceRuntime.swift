@@ -37,18 +37,20 @@ public final class InstanceRuntime: Sendable {
     public let id: String
     public let serviceName: String
 
-    /// Requests dispatched to this instance whose response has not finished yet.
-    let inFlightCounter = ManagedAtomic<Int>(0)
+    // The atomics are this type's own: other files go through the methods below, which say what
+    // happens (a request dispatched, a drain set, the instance removed), never raw loads and stores.
+    /// Requests dispatched to this instance whose response has not finished yet (`dispatch()`).
+    private let inFlightCounter = ManagedAtomic<Int>(0)
     /// Requests ever dispatched (used by tests and the console).
-    let dispatchedCounter = ManagedAtomic<Int>(0)
-    let consecutiveFailures = ManagedAtomic<Int>(0)
-    let drainFlag = ManagedAtomic<Bool>(false)
+    private let dispatchedCounter = ManagedAtomic<Int>(0)
+    private let consecutiveFailures = ManagedAtomic<Int>(0)
+    private let drainFlag = ManagedAtomic<Bool>(false)
     /// Set once when the instance leaves the registry; its health-check loop then stops.
-    let removedFlag = ManagedAtomic<Bool>(false)
-    let checkerStarted = ManagedAtomic<Bool>(false)
+    private let removedFlag = ManagedAtomic<Bool>(false)
+    private let checkerStarted = ManagedAtomic<Bool>(false)
     /// Active health checks run, by result.
-    let checksPassed = ManagedAtomic<Int>(0)
-    let checksFailed = ManagedAtomic<Int>(0)
+    private let checksPassed = ManagedAtomic<Int>(0)
+    private let checksFailed = ManagedAtomic<Int>(0)
 
     private struct Mutable {
         var health: HealthStatus = .unknown
@@ -75,6 +77,44 @@ public final class InstanceRuntime: Sendable {
         self.serviceName = serviceName
         self.mutable.withLock { $0.health = initialHealth }
     }
+
+    /// One request sent to this instance: counted in flight until the lease is released, which happens
+    /// exactly once however the request ends (the lease cannot be copied, and releases when dropped).
+    func dispatch() -> InFlightLease {
+        inFlightCounter.wrappingIncrement(ordering: .relaxed)
+        dispatchedCounter.wrappingIncrement(ordering: .relaxed)
+        return InFlightLease(runtime: self)
+    }
+
+    /// Ends one request's in-flight count; only `InFlightLease` calls it.
+    fileprivate func released() {
+        inFlightCounter.wrappingDecrement(ordering: .relaxed)
+    }
+
+    /// Starts or ends a drain; returns whether it changed.
+    func setDraining(_ draining: Bool) -> Bool {
+        drainFlag.exchange(draining, ordering: .acquiringAndReleasing) != draining
+    }
+
+    /// The instance has left the registry: it takes no requests and its health-check loop stops.
+    func markRemoved() {
+        removedFlag.store(true, ordering: .relaxed)
+    }
+
+    var isRemoved: Bool { removedFlag.load(ordering: .relaxed) }
+
+    /// True exactly once: for the caller that starts this instance's health-check loop.
+    func claimHealthChecker() -> Bool {
+        !checkerStarted.exchange(true, ordering: .relaxed)
+    }
+
+    /// Active health checks run so far.
+    var checkCounts: (passed: Int, failed: Int) {
+        (checksPassed.load(ordering: .relaxed), checksFailed.load(ordering: .relaxed))
+    }
+
+    /// Failed requests in a row (passive health), as counted now.
+    var failuresInARow: Int { consecutiveFailures.load(ordering: .relaxed) }
 
     public var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
     public var dispatched: Int { dispatchedCounter.load(ordering: .relaxed) }
@@ -226,4 +266,42 @@ struct HealthTransition: Sendable {
     var to: HealthStatus
     var endedEjection: Bool
     var reason: String
+}
+
+/// One unit of an instance's in-flight count, from `InstanceRuntime.dispatch()` until released: by
+/// `release()`, by being dropped on any path, or — for a response that streams — by the `InFlightHold`
+/// its body keeps. Not copyable, so it cannot be released twice or forgotten.
+struct InFlightLease: ~Copyable {
+    private var runtime: InstanceRuntime?
+
+    fileprivate init(runtime: InstanceRuntime) {
+        self.runtime = runtime
+    }
+
+    /// Ends the count now.
+    consuming func release() {}
+
+    /// Hands the count to an object whose lifetime it then follows (a streaming body's closure).
+    consuming func held() -> InFlightHold {
+        let hold = InFlightHold(runtime: runtime!)
+        runtime = nil
+        return hold
+    }
+
+    deinit {
+        runtime?.released()
+    }
+}
+
+/// An in-flight count kept by whatever holds this object; released when it is deallocated.
+final class InFlightHold: Sendable {
+    private let runtime: InstanceRuntime
+
+    fileprivate init(runtime: InstanceRuntime) {
+        self.runtime = runtime
+    }
+
+    deinit {
+        runtime.released()
+    }
 }

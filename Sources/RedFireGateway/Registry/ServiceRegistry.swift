@@ -89,7 +89,7 @@ public final class ServiceRegistry: Sendable {
                 if let existing = data.runtimes[instance.id], existing.url == instance.url, existing.runtime.serviceName == service.name {
                     runtime = existing.runtime
                 } else {
-                    data.runtimes[instance.id]?.runtime.removedFlag.store(true, ordering: .relaxed)
+                    data.runtimes[instance.id]?.runtime.markRemoved()
                     runtime = InstanceRuntime(id: instance.id, serviceName: service.name,
                                               initialHealth: service.healthCheck.enabled ? .unknown : .healthy,
                                               metrics: telemetry.instance(instance.id))
@@ -111,7 +111,7 @@ public final class ServiceRegistry: Sendable {
         }
         // Instances no longer configured or registered leave for good.
         for (id, entry) in data.runtimes where !seen.contains(id) {
-            entry.runtime.removedFlag.store(true, ordering: .relaxed)
+            entry.runtime.markRemoved()
             data.runtimes[id] = nil
         }
         var routes: [RouteEntry] = []
@@ -159,7 +159,7 @@ public final class ServiceRegistry: Sendable {
             for (service, ids) in state.drained {
                 for id in ids {
                     if let runtime = data.runtimes[id]?.runtime, runtime.serviceName == service {
-                        runtime.drainFlag.store(true, ordering: .releasing)
+                        _ = runtime.setDraining(true)
                     }
                 }
             }
@@ -227,7 +227,7 @@ public final class ServiceRegistry: Sendable {
                 }
                 throw .instanceNotFound(service: service, id: id)
             }
-            runtime.drainFlag.store(true, ordering: .releasing)
+            _ = runtime.setDraining(true)
             data.pendingRemovals[id] = (service, deadline)
             publish(&data)
         }
@@ -299,7 +299,7 @@ public final class ServiceRegistry: Sendable {
                 throw .instanceNotFound(service: service, id: id)
             }
             runtime.setDrainDeadline(deadline)
-            let changed = runtime.drainFlag.exchange(draining, ordering: .acquiringAndReleasing) != draining
+            let changed = runtime.setDraining(draining)
             if changed { publish(&data) }
             return (runtime, changed)
         }
