@@ -36,7 +36,7 @@ import HTTPTypes
             PoolMember(runtime: InstanceRuntime(id: "i\(index)", serviceName: "svc"), url: UpstreamURL(host: "127.0.0.1", port: 9000 + index),
                        weight: weight, version: nil, metadata: [:])
         }
-        let balancer = BalancerFactory.make(strategy, members: members)
+        let balancer = strategy.makeBalancer(members: members)
         return { key in balancer.pick(hashKey: key, excluding: [])?.id }
     }
 

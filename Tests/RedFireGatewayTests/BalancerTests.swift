@@ -107,7 +107,7 @@ struct BalancerTests {
 
     @Test func emptyPoolsPickNothing() {
         for kind in BalancingStrategyKind.allCases {
-            #expect(BalancerFactory.make(kind, members: []).pick(hashKey: "k", excluding: []) == nil)
+            #expect(kind.makeBalancer(members: []).pick(hashKey: "k", excluding: []) == nil)
         }
     }
 }

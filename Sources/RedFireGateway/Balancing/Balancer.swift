@@ -38,19 +38,6 @@ extension Balancer {
     func pick() -> PoolMember? { pick(hashKey: nil, excluding: []) }
 }
 
-/// Builds the balancer for a strategy over a fixed list of members.
-enum BalancerFactory {
-    static func make(_ kind: BalancingStrategyKind, members: [PoolMember]) -> any Balancer {
-        switch kind {
-        case .roundRobin: return SmoothWeightedRoundRobin(members: members)
-        case .random: return WeightedRandom(members: members)
-        case .leastConnections: return LeastConnections(members: members)
-        case .powerOfTwo: return PowerOfTwoChoices(members: members)
-        case .consistentHash: return ConsistentHashRing(members: members)
-        }
-    }
-}
-
 func isExcluded(_ member: PoolMember, _ excluding: [InstanceRuntime]) -> Bool {
     guard !excluding.isEmpty else { return false }
     return excluding.contains { $0 === member.runtime }

@@ -40,20 +40,6 @@ enum UpstreamBody: Sendable {
     case stream(any AsyncSequence<ByteBuffer, any Error> & Sendable)
 }
 
-/// How a forwarding attempt failed, in the terms that decide status, retry and ejection.
-enum UpstreamFailure: Error, Sendable, Equatable {
-    /// No connection could be made: nothing was sent.
-    case connectFailed
-    /// Connecting took longer than the service's `timeouts.connect`: nothing was sent.
-    case connectTimeout
-    /// The response headers did not arrive within `timeouts.response_headers`.
-    case responseTimeout
-    /// The connection broke or the instance answered with something that is not HTTP.
-    case connectionFailed
-
-    var nothingSent: Bool { self == .connectFailed || self == .connectTimeout }
-}
-
 /// The upstream side of the gateway, kept behind one small protocol so that the HTTP client can be
 /// replaced (e.g. by a NIO-native forwarder) without touching routing, balancing or telemetry.
 protocol UpstreamTransport: Sendable {

@@ -27,7 +27,7 @@ public final class ServiceRegistry: Sendable {
         var dynamic: [String: [DynamicInstance]] = [:]
         /// Strategies chosen by an operator, kept until the file's strategy for the service changes.
         var strategyOverrides: [String: BalancingStrategyKind] = [:]
-        var shared: [String: ServiceShared] = [:]
+        var shared: [String: ServiceRuntime] = [:]
         /// Registered instances being drained before removal: id → (service, deadline).
         var pendingRemovals: [String: (service: String, deadline: ContinuousClock.Instant)] = [:]
     }
@@ -78,7 +78,7 @@ public final class ServiceRegistry: Sendable {
         var seen: Set<String> = []
         var pools: [ServicePool] = []
         var membersByService: [String: [PoolMember]] = [:]
-        var effectiveServices: [String: (ServiceConfig, BalancingStrategyKind, ServiceShared)] = [:]
+        var effectiveServices: [String: (ServiceConfig, BalancingStrategyKind, ServiceRuntime)] = [:]
         for service in data.config.services {
             var members: [PoolMember] = []
             let configured = service.instances.map { DynamicInstance(config: $0, ttl: nil) }
@@ -98,11 +98,11 @@ public final class ServiceRegistry: Sendable {
                 members.append(PoolMember(runtime: runtime, url: instance.url, weight: instance.weight, version: instance.version, metadata: instance.metadata))
             }
             let strategy = data.strategyOverrides[service.name] ?? service.strategy
-            let shared: ServiceShared
+            let shared: ServiceRuntime
             if let existing = data.shared[service.name], existing.retryConfig == service.retries {
                 shared = existing
             } else {
-                shared = ServiceShared(retries: service.retries)
+                shared = ServiceRuntime(retries: service.retries)
                 data.shared[service.name] = shared
             }
             membersByService[service.name] = members
@@ -317,8 +317,4 @@ public final class ServiceRegistry: Sendable {
         if let instance { metadata["instance"] = .string(instance) }
         logger.info("\(message)", metadata: metadata)
     }
-}
-
-extension ServiceShared {
-    var retryConfig: RetryConfig { retryBudget.config }
 }

@@ -1,83 +1,5 @@
 import Synchronization
 
-/// Counts for one span of time. Every field is a plain count; rates come from dividing by the window.
-public struct MetricCounters: Sendable, Equatable {
-    public var requests = 0
-    public var status2xx = 0
-    public var status3xx = 0
-    public var status4xx = 0
-    public var status5xx = 0
-    public var unauthorized = 0
-    public var forbidden = 0
-    public var rateLimited = 0
-    /// Attempts that failed to get a response from an instance (refused, reset, garbage).
-    public var upstreamErrors = 0
-    /// Attempts that timed out waiting for an instance.
-    public var upstreamTimeouts = 0
-    /// Responses the instance broke off after their head (counted in `upstreamErrors` too): the
-    /// client got a status but not the whole body.
-    public var upstreamTruncated = 0
-    public var bytesIn = 0
-    public var bytesOut = 0
-
-    public init() {}
-
-    mutating func add(_ other: MetricCounters) {
-        requests += other.requests
-        status2xx += other.status2xx
-        status3xx += other.status3xx
-        status4xx += other.status4xx
-        status5xx += other.status5xx
-        unauthorized += other.unauthorized
-        forbidden += other.forbidden
-        rateLimited += other.rateLimited
-        upstreamErrors += other.upstreamErrors
-        upstreamTimeouts += other.upstreamTimeouts
-        upstreamTruncated += other.upstreamTruncated
-        bytesIn += other.bytesIn
-        bytesOut += other.bytesOut
-    }
-
-    /// Share of requests that failed for the client: answered 5xx, or broken off by the instance.
-    public var errorRatio: Double { requests > 0 ? Double(status5xx + upstreamTruncated) / Double(requests) : 0 }
-}
-
-/// What one finished request contributes to its series.
-struct RequestSample: Sendable {
-    var status: Int
-    /// The request method as a bounded label (the exposition's method label).
-    var method: String = ""
-
-    var totalMicros: UInt64
-    /// Time spent waiting on instances (all attempts); 0 when the gateway answered itself.
-    var upstreamMicros: UInt64
-    var bytesIn: Int
-    var bytesOut: Int
-    var upstreamErrors: Int = 0
-    var upstreamTimeouts: Int = 0
-    /// The instance broke the response off after its head.
-    var truncated = false
-}
-
-/// A merged view of a series over a window.
-public struct MetricWindow: Sendable {
-    public var seconds: Int
-    public var counters: MetricCounters
-    /// Total latency as the client saw it.
-    public var latency: LatencyHistogram
-    /// The gateway's own share: total minus time spent waiting on instances.
-    public var addedLatency: LatencyHistogram
-
-    mutating func merge(_ other: MetricWindow) {
-        counters.add(other.counters)
-        latency.merge(other.latency)
-        addedLatency.merge(other.addedLatency)
-    }
-
-    public var requestsPerSecond: Double { seconds > 0 ? Double(counters.requests) / Double(seconds) : 0 }
-    public var errorRatio: Double { counters.errorRatio }
-}
-
 /// Per-second telemetry of one route, service or instance: a ring of one-second buckets for the last
 /// minute and a ring of 15-second buckets for the long window (default 15 minutes). Recording takes
 /// this series' own short mutex — never a lock shared across series — and allocates nothing: the
@@ -223,20 +145,5 @@ public final class MetricSeries: Sendable {
                 return bucket.start == second ? field(bucket.counters) : 0
             }
         }
-    }
-}
-
-/// The clock telemetry buckets are keyed by: whole seconds of the monotonic clock.
-public enum TelemetryClock {
-    private static let origin = ContinuousClock.now
-
-    public static func second(_ instant: ContinuousClock.Instant = .now) -> Int64 {
-        (instant - origin).components.seconds + 1
-    }
-
-    static func micros(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0 else { return 0 }
-        return UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
     }
 }

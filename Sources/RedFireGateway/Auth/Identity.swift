@@ -1,0 +1,20 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// Who made a request, once its access token verified.
+public struct Identity: Sendable, Equatable {
+    public var userID: String
+    public var username: String
+    public var roles: [String]
+    public var permissions: [String]
+    var tokenID: String
+    var session: String
+    var expiresAt: Date
+    /// `iat` of the token (API keys: their creation is not tracked, `.distantFuture` never cut off).
+    var issuedAt: Date = .distantFuture
+}
