@@ -94,6 +94,13 @@ struct LayerTests {
     }
 
     static var declaration: Regex<AnyRegexOutput> { try! Regex(#"(?m)^(?:@\w+(?:\([^)]*\))?\s+)*(?:(?:public|package|internal|fileprivate|private|final|indirect)\s+)*(?:struct|class|enum|protocol|actor|typealias)\s+([A-Z]\w*)"#) }
+    static var memberDeclaration: Regex<AnyRegexOutput> {
+        try! Regex(#"(?m)^\s+(?:@\w+\s+)*(?:(?:public|package|internal|fileprivate|private|static|final|override|mutating|nonisolated|convenience|required)\s+)*(?:func|var|let|case)\s+`?([a-zA-Z_]\w*)"#)
+    }
+    static var extensionBlock: Regex<AnyRegexOutput> { try! Regex(#"(?m)^extension [\w.]+[^{]*\{\n([\s\S]*?)\n\}"#) }
+    static var extensionMember: Regex<AnyRegexOutput> {
+        try! Regex(#"(?m)^    (?:@\w+\s+)*(?:(?:public|package|internal|static|mutating|nonisolated)\s+)*(?:func|var|let)\s+`?([a-zA-Z_]\w*)"#)
+    }
     static var identifier: Regex<AnyRegexOutput> { try! Regex(#"\b[A-Z]\w*\b"#) }
 
     @Test func noFloorUsesAFloorAboveIt() throws {
@@ -121,6 +128,29 @@ struct LayerTests {
                 guard seen.insert(name).inserted, let folder = owner[name], folder != file.folder,
                       let used = floors[folder], used > floor else { continue }
                 violations.append("\(file.path) (\(file.folder), floor \(floor)) uses \(name) from \(folder) (floor \(used))")
+            }
+        }
+        // Members added by `extension` to a type (often one from another module: `HTTPFields`,
+        // `Substring`, `HTTPField.Name`) belong to the extension's floor too: `.name` in a lower floor
+        // is a use. Only names declared once in the module are followed.
+        var declarations: [String: Int] = [:]
+        for file in files {
+            for match in file.code.matches(of: Self.memberDeclaration) {
+                if let name = match.output[1].substring { declarations[String(name), default: 0] += 1 }
+            }
+        }
+        for file in files {
+            guard let floor = floors[file.folder] else { continue }
+            for block in file.code.matches(of: Self.extensionBlock) {
+                guard let body = block.output[1].substring else { continue }
+                for match in body.matches(of: Self.extensionMember) {
+                    guard let name = match.output[1].substring.map(String.init), declarations[name] == 1 else { continue }
+                    for user in files where user.folder != file.folder {
+                        guard let userFloor = floors[user.folder], userFloor < floor,
+                              user.code.contains(try! Regex("\\.\(name)\\b")) else { continue }
+                        violations.append("\(user.path) (\(user.folder), floor \(userFloor)) uses .\(name) from \(file.path) (floor \(floor))")
+                    }
+                }
             }
         }
         #expect(violations.isEmpty, Comment(rawValue: "\(violations.count) uses of a higher floor:\n" + violations.joined(separator: "\n")))

@@ -5,7 +5,10 @@ import HTTPTypes
 final class ServiceRuntime: Sendable {
     let retryBudget: RetryBudget
     /// Requests in flight to the service (for `max_in_flight`), across rebuilds.
-    fileprivate let inFlight = ManagedAtomic<Int>(0)
+    fileprivate let inFlightCounter = ManagedAtomic<Int>(0)
+
+    /// Admitted requests now (`ServiceAdmission` is the only writer).
+    var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
 
     init(retries: RetryConfig) {
         self.retryBudget = RetryBudget(config: retries)
@@ -23,14 +26,14 @@ final class ServiceAdmission: Sendable {
 
     /// nil when the service is at its limit.
     init?(_ shared: ServiceRuntime, limit: Int) {
-        guard shared.inFlight.wrappingIncrementThenLoad(ordering: .relaxed) <= limit else {
-            shared.inFlight.wrappingDecrement(ordering: .relaxed)
+        guard shared.inFlightCounter.wrappingIncrementThenLoad(ordering: .relaxed) <= limit else {
+            shared.inFlightCounter.wrappingDecrement(ordering: .relaxed)
             return nil
         }
         self.shared = shared
     }
 
     deinit {
-        shared.inFlight.wrappingDecrement(ordering: .relaxed)
+        shared.inFlightCounter.wrappingDecrement(ordering: .relaxed)
     }
 }
