@@ -117,7 +117,7 @@ final class RegistryMaintenance: Service {
             let code = Int(response.status.code)
             return check.accepts(status: code) ? (true, "HTTP \(code)") : (false, "HTTP \(code)")
         } catch {
-            switch HTTPClientTransport.classify(error) {
+            switch UpstreamFailure(classifying: error) {
             case .connectFailed: return (false, "connection refused")
             case .connectTimeout: return (false, "connect timeout")
             case .responseTimeout: return (false, "timeout after \(ConfigDuration.format(check.timeout))")

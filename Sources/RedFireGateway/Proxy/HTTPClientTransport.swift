@@ -46,7 +46,7 @@ final class HTTPClientTransport: UpstreamTransport {
     func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         var outbound = HTTPClientRequest(url: request.url)
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
-        outbound.headers = Self.headers(request.headers)
+        outbound.headers = HTTPHeaders(upstream: request.headers)
         if let body = request.body {
             outbound.body = .stream(body.stream, length: body.length.map { .known(Int64($0)) } ?? .unknown)
         }
@@ -54,39 +54,10 @@ final class HTTPClientTransport: UpstreamTransport {
         do {
             response = try await client(for: timeouts).execute(outbound, deadline: .now() + .nanoseconds(timeouts.responseHeaders.nanosecondsClamped))
         } catch {
-            throw Self.classify(error)
+            throw UpstreamFailure(classifying: error)
         }
         return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headers: HTTPFields(nioHeaders: response.headers),
                                 body: .stream(response.body))
-    }
-
-    /// HTTPFields keeps each cookie as its own field; HTTP/1.1 wants one `Cookie` line (RFC 6265 §5.4).
-    /// `spare` reserves room for fields the caller adds (`Host`, framing) without growing the list.
-    static func headers(_ fields: HTTPFields, spare: Int = 0) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count + spare)
-        var cookies: [String] = []
-        for field in fields {
-            if field.name == .cookie { cookies.append(field.value) } else { headers.add(name: field.name.rawName, value: field.value) }
-        }
-        if !cookies.isEmpty { headers.add(name: "Cookie", value: cookies.joined(separator: "; ")) }
-        return headers
-    }
-
-    static func classify(_ error: any Error) -> UpstreamFailure {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .connectTimeout, .getConnectionFromPoolTimeout: return .connectTimeout
-            case .deadlineExceeded, .readTimeout: return .responseTimeout
-            default: return .connectionFailed
-            }
-        }
-        if error is NIOConnectionError { return .connectFailed }
-        if let error = error as? ChannelError, case .connectTimeout = error { return .connectTimeout }
-        if let error = error as? IOError, [ECONNREFUSED, ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(error.errnoCode) {
-            return .connectFailed
-        }
-        return .connectionFailed
     }
 
     func shutdown() async {

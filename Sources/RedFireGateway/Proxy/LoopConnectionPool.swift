@@ -100,7 +100,7 @@ final class LoopConnectionPool: @unchecked Sendable {
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
             return UpstreamConnection(channel: channel, handler: handler)
         } catch {
-            throw HTTPClientTransport.classify(error)
+            throw UpstreamFailure(classifying: error)
         }
     }
 }

@@ -39,7 +39,7 @@ final class UpstreamConnection: @unchecked Sendable {
     /// Sends the request and waits for the response head; the body streams from the returned response.
     func exchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
                   key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
-        var headers = HTTPClientTransport.headers(request.headers, spare: 2)
+        var headers = HTTPHeaders(upstream: request.headers, spare: 2)
         headers.add(name: "Host", value: request.authority)
         let method = HTTPMethod(rawValue: request.method.rawValue)
         if let body = request.body {
