@@ -67,8 +67,9 @@ struct Demo: AsyncParsableCommand {
             // On the port the gateway was given (`--listen HOST:0` picks a free one).
             "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(try await gateway.waitUntilListening())"
         }
+        defer { logSink?.close() }
         do {
-            try await runGateway(gateway, services: [traffic], config: finalConfig, logger: logger, console: dashboard) { port in
+            try await runGateway(gateway, services: [traffic], config: finalConfig, logger: logger, console: dashboard, logSink: logSink) { port in
                 let host = address.host == "0.0.0.0" ? "127.0.0.1" : address.host
                 var banner = """
 

@@ -52,7 +52,8 @@ struct Serve: AsyncParsableCommand {
         }
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
         let plainOutput = dashboard == nil
-        try await runGateway(gateway, services: [], config: finalConfig, logger: logger, console: dashboard) { port in
+        defer { setup?.sink.close() }
+        try await runGateway(gateway, services: [], config: finalConfig, logger: logger, console: dashboard, logSink: setup?.sink) { port in
             logger.info("RedFire Gateway listening on \(finalConfig.listen.host):\(port) (\(finalConfig.services.count) services, \(finalConfig.routes.count) routes)")
             // The bound address alone on a line, for scripts (`--listen 127.0.0.1:0` binds any free port):
             // `awk '/^listening on / {print $3}'`.
@@ -66,10 +67,12 @@ struct Serve: AsyncParsableCommand {
 ///
 /// With a `console`, the dashboard owns the terminal from start to exit: quitting it shuts the group
 /// down gracefully (it shows the progress) and the terminal is restored before this returns.
+///
+/// A `logSink` runs first and so stops last: it writes the group's final log lines.
 func runGateway(_ gateway: Gateway, services: [any Service], config: GatewayConfig, logger: Logger, console: Console? = nil,
-                onListening: @escaping @Sendable (Int) async -> Void) async throws {
+                logSink: ConsoleLogSink? = nil, onListening: @escaping @Sendable (Int) async -> Void) async throws {
     var groupConfiguration = ServiceGroupConfiguration(
-        services: [.init(service: gateway)] + services.map { .init(service: $0) }
+        services: (logSink.map { [.init(service: $0)] } ?? []) + [.init(service: gateway)] + services.map { .init(service: $0) }
             + (console.map { [.init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)] } ?? []),
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger

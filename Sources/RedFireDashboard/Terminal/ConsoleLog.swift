@@ -1,45 +1,41 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import RedFireGateway
-import Synchronization
 
 /// Where logs go while the console owns the terminal: every line to a file (its path is shown in the
-/// footer), warnings and errors also to the events pane. Nothing is written to the screen.
-public final class ConsoleLogSink: Sendable {
-    public let path: String
+/// footer), warnings and errors also to the events pane. Nothing is written to the screen. Lines go
+/// through the gateway's `BufferedLogWriter` (as the access log's do): whichever thread logs — an event
+/// loop during an outage — only queues the line. Run it as a service, and `close()` it after the last
+/// log line to write what is still queued.
+public final class ConsoleLogSink: Service, Sendable {
     public let events: EventLog
-    private let file: Mutex<FileHandle?>
+    private let writer: BufferedLogWriter
 
-    /// Opens (appending) or creates the log file; its directory is created if missing.
+    public var path: String { writer.path }
+
+    /// Opens (appending) or creates the log file now, so a bad path is an error at start; its
+    /// directory is created if missing.
     public init(path: String, events: EventLog) throws {
-        self.path = path
         self.events = events
-        let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: path) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])
-            }
-        }
-        let handle = try FileHandle(forWritingTo: url)
-        handle.seekToEndOfFile()
-        self.file = Mutex(handle)
+        self.writer = BufferedLogWriter(path: path)
+        try writer.open()
     }
 
     func write(level: Logger.Level, label: String, message: String, metadata: String) {
-        let now = Date()
-        let line = "\(ISO8601DateFormatter.string(from: now, timeZone: .current, formatOptions: [.withInternetDateTime])) \(level) \(label): \(message)\(metadata)\n"
-        file.withLock { $0?.write(Data(line.utf8)) }
+        writer.append(timestamped: "\(level) \(label): \(message)\(metadata)")
         if level >= .warning {
-            events.append(GatewayEvent(at: now, kind: .log, message: "\(level): \(message)"))
+            events.append(GatewayEvent(at: Date(), kind: .log, message: "\(level): \(message)"))
         }
     }
 
+    public func run() async throws {
+        try await writer.run()
+    }
+
+    /// Writes what is still queued and closes the file.
     public func close() {
-        file.withLock {
-            try? $0?.close()
-            $0 = nil
-        }
+        writer.close()
     }
 }
 

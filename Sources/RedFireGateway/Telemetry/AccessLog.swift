@@ -19,32 +19,19 @@ struct AccessLogEntry: Sendable {
     var rateLimit: String?
 }
 
-/// The access log: requests append formatted lines to a bounded buffer (a short lock, no I/O), and a
-/// background task writes them out. Under overload lines are dropped and counted (`dropped`) instead
-/// of stalling requests.
+/// The access log: one JSON line per request, formatted by hand (no encoder) and queued on a
+/// `BufferedLogWriter`, which writes them out in the background and drops (and counts) lines under
+/// overload instead of stalling requests.
 public final class AccessLog: Service, Sendable {
-    let path: String
-    let capacity: Int
-    private let pending = Mutex<[ByteBuffer]>([])
-    private let droppedCounter = Atomic<Int>(0)
-    private let writtenCounter = Atomic<Int>(0)
+    let writer: BufferedLogWriter
 
     public init(path: String, capacity: Int = 10_000) {
-        self.path = path
-        self.capacity = capacity
+        self.writer = BufferedLogWriter(path: path, capacity: capacity)
     }
 
-    public var dropped: Int { droppedCounter.load(ordering: .relaxed) }
-    public var written: Int { writtenCounter.load(ordering: .relaxed) }
-
-    func append(_ line: ByteBuffer) {
-        let accepted = pending.withLock { lines in
-            guard lines.count < capacity else { return false }
-            lines.append(line)
-            return true
-        }
-        if !accepted { droppedCounter.add(1, ordering: .relaxed) }
-    }
+    var path: String { writer.path }
+    public var dropped: Int { writer.dropped }
+    public var written: Int { writer.written }
 
     func record(_ entry: AccessLogEntry, status: Int, instance: String?, attempts: Int, upstream: Duration, total: Duration,
                 bytesIn: Int, bytesOut: Int, errorCode: String?) {
@@ -80,40 +67,11 @@ public final class AccessLog: Service, Sendable {
         field(",\"rate_limit\":", entry.rateLimit)
         field(",\"error\":", errorCode)
         line.writeStaticString("}\n")
-        append(line)
+        writer.append(line)
     }
 
-    /// Writes buffered lines every 100 ms until shutdown, then the rest.
+    /// Writes the queued lines every 100 ms until shutdown, then the rest.
     public func run() async throws {
-        let handle: FileHandle
-        if path == "stdout" {
-            handle = FileHandle.standardOutput
-        } else {
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
-            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-            guard let opened = FileHandle(forWritingAtPath: path) else { throw CocoaError(.fileWriteNoPermission) }
-            opened.seekToEndOfFile()
-            handle = opened
-        }
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            flush(to: handle)
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        // Services stop in reverse order: the server has drained by now, so this is the last line.
-        flush(to: handle)
-    }
-
-    func flush(to handle: FileHandle) {
-        let lines = pending.withLock { lines -> [ByteBuffer] in
-            let taken = lines
-            lines.removeAll(keepingCapacity: true)
-            return taken
-        }
-        guard !lines.isEmpty else { return }
-        var data = Data()
-        for line in lines { data.append(contentsOf: line.readableBytesView) }
-        handle.write(data)
-        writtenCounter.add(lines.count, ordering: .relaxed)
+        try await writer.run()
     }
 }
