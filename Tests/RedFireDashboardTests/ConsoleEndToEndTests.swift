@@ -6,7 +6,7 @@ import Testing
 
 /// The real `redfire-gateway demo` with its dashboard in a real terminal (a tmux pane), driven with
 /// keys, checked through the screen and the admin API.
-@Suite("Console end to end", .serialized)
+@Suite("Console end to end", .serialized, .timeLimit(.minutes(2)))
 struct ConsoleEndToEndTests {
     /// A tmux server of its own, so the test never touches the user's sessions.
     struct Tmux {

@@ -7,7 +7,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("Access log")
+@Suite("Access log", .cleansUp, .timeLimit(.minutes(2)))
 struct AccessLogTests {
     @Test func oneLinePerRequestWithEveryFieldAndNoSecret() async throws {
         let trading = try await startInstances(.userTrading, count: 1)

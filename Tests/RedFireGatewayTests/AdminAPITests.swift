@@ -6,7 +6,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("Admin API")
+@Suite("Admin API", .cleansUp, .timeLimit(.minutes(2)))
 struct AdminAPITests {
     static let token = "test-admin-token-0123456789"
     static let auth = [("Authorization", "Bearer \(token)")]

@@ -10,7 +10,7 @@ import Testing
 
 /// Register, login, refresh rotation, logout and token verification through the real gateway, with a
 /// real SQLite user store.
-@Suite("Authentication flow")
+@Suite("Authentication flow", .cleansUp, .timeLimit(.minutes(2)))
 struct AuthFlowTests {
     static let secret = "test-signing-secret-0123456789abcdef"
 
@@ -247,7 +247,7 @@ struct AuthFlowTests {
 }
 
 /// Claims checks on tokens signed with the gateway's own key (so only the claims are wrong).
-@Suite("Access token claims")
+@Suite("Access token claims", .cleansUp, .timeLimit(.minutes(2)))
 struct AccessTokenClaimTests {
     /// An auth service over a fresh store, signing with the test secret.
     static func service(leeway: Duration = .seconds(30)) async throws -> (AuthService, AuthConfig) {
@@ -316,7 +316,7 @@ struct AccessTokenClaimTests {
 }
 
 /// Verified tokens are cached by their text; the cache never outlives the token.
-@Suite("Verified token cache")
+@Suite("Verified token cache", .cleansUp, .timeLimit(.minutes(2)))
 struct VerifiedTokenCacheTests {
     @Test func aCachedTokenStillExpires() async throws {
         let (auth, config) = try await AccessTokenClaimTests.service(leeway: .zero)
@@ -333,7 +333,7 @@ struct VerifiedTokenCacheTests {
 
 /// `/gateway/*` needs `gateway:admin`: a trader's token is refused on every admin route, an admin's
 /// works and is audited under the admin's name; the docs stay public.
-@Suite("Admin API permissions")
+@Suite("Admin API permissions", .cleansUp, .timeLimit(.minutes(2)))
 struct AdminPermissionTests {
     @Test func traderGets403OnEveryAdminRouteAndAdminGetsThrough() async throws {
         let (gateway, instances) = try await AuthFlowTests.authGateway { $0.roles["admin"] = ["gateway:admin"] }
@@ -377,7 +377,7 @@ struct AdminPermissionTests {
     }
 }
 
-@Suite("Login throttling")
+@Suite("Login throttling", .cleansUp, .timeLimit(.minutes(2)))
 struct LoginThrottleTests {
     @Test func lockoutsDoubleUpToTheMaximumAndSuccessClears() {
         let throttle = LoginThrottle(maxFailures: 3, baseLockout: .seconds(1), maxLockout: .seconds(5))

@@ -10,7 +10,7 @@ import Testing
 
 /// Route permissions, public paths on the normalized path, and the identity a service receives —
 /// through a real gateway with a real user store, in front of real demo instances.
-@Suite("Authorization and identity to services")
+@Suite("Authorization and identity to services", .cleansUp, .timeLimit(.minutes(2)))
 struct AuthorizationTests {
     /// `/api/v1/trading` needs trading:read / trading:write; `/api/v1/monitor` declares nothing (deny by
     /// default) except its public `/api/v1/monitor/_echo`.
@@ -204,7 +204,7 @@ struct AuthorizationTests {
     }
 }
 
-@Suite("API keys")
+@Suite("API keys", .cleansUp, .timeLimit(.minutes(2)))
 struct APIKeyTests {
     @Test func keysActAsTheirUserOrServiceAccountUntilRevoked() async throws {
         let (gateway, instances, _, _) = try await AuthorizationTests.gateway()
@@ -257,7 +257,7 @@ struct APIKeyTests {
     }
 }
 
-@Suite("Request target normalization")
+@Suite("Request target normalization", .cleansUp, .timeLimit(.minutes(2)))
 struct RequestTargetTests {
     @Test(arguments: [
         ("/a/b", "/a/b"), ("/a//b", "/a/b"), ("//a", "/a"), ("/a/./b", "/a/b"), ("/a/../b", "/b"), ("/../a", "/a"), ("/a/b/..", "/a/"),

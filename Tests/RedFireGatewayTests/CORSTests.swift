@@ -7,7 +7,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("CORS")
+@Suite("CORS", .cleansUp, .timeLimit(.minutes(2)))
 struct CORSTests {
     @Test func originMatchingIsExactOrOneLabelPatterns() {
         var config = CORSConfig()

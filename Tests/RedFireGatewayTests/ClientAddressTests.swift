@@ -8,7 +8,7 @@ import Testing
 /// Every per-client decision keys on the one resolved client address (`ClientAddress.resolve`): the
 /// TCP peer, or `X-Forwarded-For` read through `trusted_proxies`. Rate limits are covered in
 /// `RateLimitTests.forwardedForChangesTheKeyOnlyBehindATrustedProxy`; here the other consumers.
-@Suite("Client address")
+@Suite("Client address", .cleansUp, .timeLimit(.minutes(2)))
 struct ClientAddressTests {
     static let json = [("Content-Type", "application/json")]
 

@@ -63,6 +63,9 @@ final class GatewayProcess: Sendable {
         process.standardError = err
         process.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try process.run()
+        // A test that fails before it stops its child still leaves no gateway process behind.
+        let process = self.process
+        TestResources.register { if process.isRunning { process.terminate() } }
         if let input {
             stdin.fileHandleForWriting.write(Data(input.utf8))
             try? stdin.fileHandleForWriting.close()
@@ -99,7 +102,7 @@ final class GatewayProcess: Sendable {
     }
 }
 
-@Suite("Command line", .serialized)
+@Suite("Command line", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct CommandLineTests {
     static func writeConfig(_ text: String) throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-test-\(UUID().uuidString)")

@@ -6,7 +6,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("Demo wiring")
+@Suite("Demo wiring", .cleansUp, .timeLimit(.minutes(2)))
 struct DemoTests {
     /// The same wiring `redfire-gateway demo` uses: every one of the five services answers through the
     /// gateway, on every instance, and the traffic generator gets answers.

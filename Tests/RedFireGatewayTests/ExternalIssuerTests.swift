@@ -39,7 +39,7 @@ final class JWKSServer: Sendable {
 }
 
 /// Tokens from an external identity provider, verified with the keys its JWKS URL serves.
-@Suite("External issuers (JWKS)")
+@Suite("External issuers (JWKS)", .cleansUp, .timeLimit(.minutes(2)))
 struct ExternalIssuerTests {
     struct IdPClaims: JWTPayload {
         var iss: IssuerClaim

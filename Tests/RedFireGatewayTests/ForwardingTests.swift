@@ -8,7 +8,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("Forwarding")
+@Suite("Forwarding", .cleansUp, .timeLimit(.minutes(2)))
 struct ForwardingTests {
     @Test(arguments: UpstreamTransportKind.allCases)
     func hopByHopHeadersNeverReachTheUpstreamAndForwardingHeadersDo(_ transport: UpstreamTransportKind) async throws {
@@ -426,7 +426,7 @@ final class GarbageServer: Sendable {
 
 /// Client-supplied claims about the client, the original request or the user never reach a service,
 /// in any spelling (`-`, `_`, `.`, any case); the gateway states the client's address itself.
-@Suite("Header hygiene")
+@Suite("Header hygiene", .cleansUp, .timeLimit(.minutes(2)))
 struct HeaderHygieneTests {
     static func normalized(_ name: String) -> String { ClientHeadersConfig.normalize(name) }
 

@@ -9,7 +9,7 @@ import Testing
 
 /// Connection-level HTTP/1.1 rules, sent as raw bytes over a plain socket: malformed framing, Host,
 /// CONNECT and absolute-form targets, bodies cut off while streaming, slow headers and idle connections.
-@Suite("HTTP hygiene")
+@Suite("HTTP hygiene", .cleansUp, .timeLimit(.minutes(2)))
 struct HTTPHygieneTests {
     /// One route `/api/v1/trading` (and `/api/v1/small`, 1000-byte bodies) over one demo instance.
     func gateway(_ instances: [DemoInstance], headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(60),
@@ -377,7 +377,7 @@ final class LateReader: Sendable {
 
 /// RFC 9110/9112/3986 edges of the request line, `Host` and field values, and what an instance may
 /// send back — each class with several variants, as raw bytes.
-@Suite("RFC edges")
+@Suite("RFC edges", .cleansUp, .timeLimit(.minutes(2)))
 struct RFCEdgeTests {
     static func exchange(_ port: Int, _ text: String) async throws -> GatewayHarness.Reply {
         try await RawHTTP.exchange(port: port, bytes: Array(text.utf8), timeoutSeconds: 5)
@@ -511,7 +511,7 @@ struct RFCEdgeTests {
 /// else) is answered as a plain request (RFC 9110 §7.8: the server may ignore `Upgrade`), with
 /// `Connection: close` and the connection closed after it — never a connection left hanging until the
 /// header timeout (the HTTP/1 parser stops reading after an upgrade request).
-@Suite("Ignored upgrades")
+@Suite("Ignored upgrades", .cleansUp, .timeLimit(.minutes(2)))
 struct IgnoredUpgradeTests {
     @Test(arguments: [
         "Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
@@ -541,7 +541,7 @@ struct IgnoredUpgradeTests {
 /// Chunk framing is bounded: extensions (which the parser reads and drops) and size lines may not
 /// outweigh the body — 64 KiB (and the head's bound) plus eight bytes per body byte — or the body is
 /// broken (400, closed).
-@Suite("Chunk framing")
+@Suite("Chunk framing", .cleansUp, .timeLimit(.minutes(2)))
 struct ChunkFramingTests {
     @Test(arguments: [
         ("one huge extension", "5;ext=" + String(repeating: "a", count: 400_000) + "\r\nhello\r\n0\r\n\r\n"),

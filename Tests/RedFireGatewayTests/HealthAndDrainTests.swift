@@ -50,7 +50,7 @@ final class LoadLoop: Sendable {
     }
 }
 
-@Suite("Health, drain and strategies", .serialized)
+@Suite("Health, drain and strategies", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct HealthAndDrainTests {
     @Test func killedInstanceLeavesRotationInTimeAndReturnsAfterHealthyThreshold() async throws {
         let instances = try await startInstances(.userTrading, count: 2)

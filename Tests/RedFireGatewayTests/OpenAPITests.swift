@@ -5,7 +5,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("OpenAPI document")
+@Suite("OpenAPI document", .cleansUp, .timeLimit(.minutes(2)))
 struct OpenAPITests {
     static func document() throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.json.utf8)) as? [String: Any])

@@ -7,7 +7,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("Rate limiting")
+@Suite("Rate limiting", .cleansUp, .timeLimit(.minutes(2)))
 struct RateLimitTests {
     static let tenPerSecond = RateLimitPolicy(name: "route", count: 10, period: .seconds(1), burst: 10)
 
@@ -138,7 +138,7 @@ struct RateLimitTests {
     }
 }
 
-@Suite("Service concurrency limit")
+@Suite("Service concurrency limit", .cleansUp, .timeLimit(.minutes(2)))
 struct ServiceConcurrencyTests {
     @Test func requestsOverMaxInFlightAreShedAndTheSlotsComeBack() async throws {
         let instances = try await startInstances(.userTrading, count: 1)

@@ -14,7 +14,7 @@ import Glibc
 
 /// What the gateway does when clients and instances misbehave under load: connections closed by the
 /// client, descriptor exhaustion, instances that break responses off.
-@Suite("Reliability")
+@Suite("Reliability", .cleansUp, .timeLimit(.minutes(2)))
 struct ReliabilityTests {
     // MARK: Connections the client closes
 

@@ -5,7 +5,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("Configuration reload", .serialized)
+@Suite("Configuration reload", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct ReloadTests {
     static let token = "reload-test-token-0123456789"
 
@@ -107,7 +107,7 @@ struct ReloadTests {
 
 }
 
-@Suite("Operator state across restarts")
+@Suite("Operator state across restarts", .cleansUp, .timeLimit(.minutes(2)))
 struct OperatorStateTests {
     @Test func drainAndStrategySurviveARestart() async throws {
         let instances = try await startInstances(.userTrading, count: 2)

@@ -5,7 +5,7 @@ import Testing
 @testable import RedFireGateway
 
 /// Size limits answered by the gateway itself, sent as raw bytes so no client library shapes them.
-@Suite("Request limits")
+@Suite("Request limits", .cleansUp, .timeLimit(.minutes(2)))
 struct RequestLimitTests {
     @Test func oversizedTargetsHeadersAndBodiesGet414431And413() async throws {
         let instances = try await startInstances(.userTrading, count: 1)

@@ -4,7 +4,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("Routing")
+@Suite("Routing", .cleansUp, .timeLimit(.minutes(2)))
 struct RoutingTests {
     @Test func prefixMatchesWholeSegmentsAndLongestWins() async throws {
         let general = try await startInstances(.userTrading, count: 1, prefix: "general")

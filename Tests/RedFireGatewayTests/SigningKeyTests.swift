@@ -9,7 +9,7 @@ import Testing
 
 /// Access tokens signed with RS256, ES256 or EdDSA key files, several verification keys at once for
 /// rotation, and the algorithm pinned to each key.
-@Suite("Signing and verification keys")
+@Suite("Signing and verification keys", .cleansUp, .timeLimit(.minutes(2)))
 struct SigningKeyTests {
     static func directory() throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-keys-\(UUID().uuidString)").path

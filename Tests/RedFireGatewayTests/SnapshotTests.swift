@@ -5,7 +5,7 @@ import Testing
 @testable import RedFireGateway
 
 /// `GatewaySnapshot` (what the console draws) agrees with what clients and instances saw.
-@Suite("Gateway snapshot")
+@Suite("Gateway snapshot", .cleansUp, .timeLimit(.minutes(2)))
 struct SnapshotTests {
     @Test func snapshotCountsRoutesServicesInstancesAndConnections() async throws {
         let instances = try await startInstances(.userTrading, count: 2)

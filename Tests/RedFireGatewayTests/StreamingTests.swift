@@ -38,7 +38,7 @@ final class PeakMemory: Sendable {
     }
 }
 
-@Suite("Streaming", .serialized)
+@Suite("Streaming", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct StreamingTests {
     static let size = 100 * 1024 * 1024
 

@@ -4,7 +4,7 @@ import Testing
 
 @testable import RedFireGateway
 
-@Suite("Telemetry")
+@Suite("Telemetry", .cleansUp, .timeLimit(.minutes(2)))
 struct TelemetryTests {
     @Test func histogramBucketsAreContiguousAndNarrow() {
         for index in 0..<(LatencyHistogram.bucketCount - 1) {
@@ -110,7 +110,7 @@ struct TelemetryTests {
     }
 }
 
-@Suite("Prometheus")
+@Suite("Prometheus", .cleansUp, .timeLimit(.minutes(2)))
 struct PrometheusTests {
     static func value(_ text: String, _ series: String) -> Double? {
         for line in text.split(separator: "\n") where line.hasPrefix(series + " ") {
@@ -156,7 +156,7 @@ struct PrometheusTests {
     }
 }
 
-@Suite("Grafana dashboard")
+@Suite("Grafana dashboard", .cleansUp, .timeLimit(.minutes(2)))
 struct GrafanaDashboardTests {
     /// The shipped dashboard only queries metric names the gateway exports.
     @Test func dashboardUsesExportedMetricNames() throws {
@@ -183,7 +183,7 @@ struct GrafanaDashboardTests {
 
 /// `/metrics` names every route, service and instance: public on a loopback listener by default, and
 /// behind a scraper's token (or the admin token) elsewhere.
-@Suite("Metrics access")
+@Suite("Metrics access", .cleansUp, .timeLimit(.minutes(2)))
 struct MetricsAccessTests {
     @Test func publicOnlyOnALoopbackListenerByDefault() {
         var config = GatewayConfig()

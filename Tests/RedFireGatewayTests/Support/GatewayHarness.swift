@@ -50,8 +50,16 @@ final class GatewayHarness: Sendable {
         let gateway = Gateway(config: config, configPath: configPath, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [gateway], logger: logger))
         let task = Task { try await group.run() }
-        let port = try await gateway.waitUntilListening()
-        return GatewayHarness(gateway: gateway, port: port, group: group, task: task)
+        let port: Int
+        do {
+            port = try await gateway.waitUntilListening()
+        } catch {
+            await group.triggerGracefulShutdown()
+            throw error
+        }
+        let harness = GatewayHarness(gateway: gateway, port: port, group: group, task: task)
+        TestResources.register { await harness.shutdown() }
+        return harness
     }
 
     var registry: ServiceRegistry { gateway.registry }
@@ -137,7 +145,9 @@ func serviceConfig(_ name: String, _ instances: [DemoInstance], weights: [Int]? 
 func startInstances(_ kind: DemoServiceKind, count: Int, prefix: String? = nil) async throws -> [DemoInstance] {
     var result: [DemoInstance] = []
     for index in 1...count {
-        result.append(try await DemoInstance.start(service: kind, id: "\(prefix ?? kind.rawValue)-\(index)"))
+        let instance = try await DemoInstance.start(service: kind, id: "\(prefix ?? kind.rawValue)-\(index)")
+        TestResources.register { await instance.stop() }
+        result.append(instance)
     }
     return result
 }
