@@ -4,30 +4,40 @@ import HTTPTypes
 /// Entry points for the micro-benchmarks in `Benchmarks/` (a separate package, so that `swift build`
 /// and `swift test` never build the benchmark dependency). Not part of the gateway's API.
 @_spi(Benchmarks) public enum BenchmarkHooks {
+    /// A metric series, opaque to the benchmarks.
+    public struct Series: Sendable {
+        let series: MetricSeries
+    }
+
+    /// A route table snapshot, opaque to the benchmarks.
+    public struct Routes: Sendable {
+        let state: GatewayState
+    }
+
     /// A fresh metric series with the default retention.
-    public static func metricSeries() -> MetricSeries {
-        MetricSeries(name: "bench")
+    public static func metricSeries() -> Series {
+        Series(series: MetricSeries(name: "bench"))
     }
 
     /// Records one request into `series`, exactly as the request path does.
-    public static func record(_ series: MetricSeries, status: Int, totalMicros: UInt64, upstreamMicros: UInt64, second: Int64) {
-        series.record(RequestSample(status: status, method: "GET", totalMicros: totalMicros, upstreamMicros: upstreamMicros,
+    public static func record(_ series: Series, status: Int, totalMicros: UInt64, upstreamMicros: UInt64, second: Int64) {
+        series.series.record(RequestSample(status: status, method: "GET", totalMicros: totalMicros, upstreamMicros: upstreamMicros,
                                     bytesIn: 0, bytesOut: 512), second: second)
     }
 
     /// A snapshot with the given route prefixes over one service.
-    public static func state(prefixes: [String]) -> GatewayState {
+    public static func state(prefixes: [String]) -> Routes {
         var config = GatewayConfig()
         var service = ServiceConfig(name: "svc")
         service.instances = [InstanceConfig(id: "svc-1", url: UpstreamURL(host: "127.0.0.1", port: 9001))]
         config.services = [service]
         config.routes = prefixes.map { RouteConfig(prefix: $0, service: "svc") }
-        return ServiceRegistry(config: config).state
+        return Routes(state: ServiceRegistry(config: config).state)
     }
 
     /// Route matching as the request path does it; returns the matched route's prefix.
-    public static func match(_ state: GatewayState, path: Substring) -> String? {
-        state.route(for: path)?.config.prefix
+    public static func match(_ routes: Routes, path: Substring) -> String? {
+        routes.state.route(for: path)?.config.prefix
     }
 
     /// A picker for a strategy over `weights.count` instances; returns the picked instance id.

@@ -12,7 +12,7 @@ import Synchronization
 /// server. Run it as a `Service` (the CLI puts it in a `ServiceGroup` that turns SIGTERM/SIGINT into a
 /// graceful shutdown: stop accepting, let in-flight requests finish, exit).
 public final class Gateway: Service {
-    public let registry: ServiceRegistry
+    package let registry: ServiceRegistry
     public let control: GatewayControl
     public let logger: Logger
     let transport: any UpstreamTransport
@@ -22,12 +22,12 @@ public final class Gateway: Service {
     let startedAt = ContinuousClock.now
     let connections = ConnectionCount()
     /// Accept failures for want of file descriptors.
-    public let acceptPressure: AcceptPressure
+    package let acceptPressure: AcceptPressure
     /// Rate-limit state lives as long as the process: reloads change limits, not allowances.
     let rateLimiter = RateLimiter()
     private let accessLogState = Mutex<AccessLog?>(nil)
     /// The access log, once running (its drop count is telemetry).
-    public var accessLog: AccessLog? { accessLogState.withLock { $0 } }
+    package var accessLog: AccessLog? { accessLogState.withLock { $0 } }
     private let port = ManagedAtomic<Int>(0)
 
     /// - Parameters:

@@ -9,8 +9,8 @@ import Synchronization
 /// Users, logins and tokens: registration, login, refresh rotation, logout, and access-token
 /// verification (RFC 7519 / RFC 8725: algorithm and key pinned to the configuration, `typ`, `iss`,
 /// `aud`, `exp`, `nbf` checked, revoked `jti`s refused).
-public final class AuthService: Sendable {
-    public let store: UserStore
+package final class AuthService: Sendable {
+    package let store: UserStore
     let config: AuthConfig
     /// Signs access tokens; `verificationKeys` (by `kid`) check them, the signing key's own among them.
     let signingKey: SigningKey
@@ -31,7 +31,7 @@ public final class AuthService: Sendable {
     /// Identity providers whose tokens are accepted too (run each as a service to keep its keys fresh).
     let externalIssuers: [ExternalIssuer]
 
-    public init(config: AuthConfig, dataDirectory: String?, logger: Logger = Logger(label: "redfire.auth")) async throws {
+    package init(config: AuthConfig, dataDirectory: String?, logger: Logger = Logger(label: "redfire.auth")) async throws {
         guard let signing = config.effectiveSigningKey else { throw AuthSetupError.noSecret }
         self.config = config
         self.store = try UserStore(path: config.databasePath(dataDirectory: dataDirectory), bcryptCost: config.bcryptCost)
@@ -49,15 +49,15 @@ public final class AuthService: Sendable {
         apiKeys.onReload = { [weak self] in try await self?.syncRevocations() }
     }
 
-    public enum AuthSetupError: Error {
+    package enum AuthSetupError: Error {
         case noSecret
     }
 
-    public struct TokenPair: Codable, Sendable {
-        public var accessToken: String
-        public var refreshToken: String
-        public var tokenType = "Bearer"
-        public var expiresIn: Int
+    package struct TokenPair: Codable, Sendable {
+        package var accessToken: String
+        package var refreshToken: String
+        package var tokenType = "Bearer"
+        package var expiresIn: Int
     }
 
     // MARK: Tokens
@@ -81,7 +81,7 @@ public final class AuthService: Sendable {
     /// The identity in a valid access token; nil for anything else (oversized, malformed, unknown `kid`,
     /// another algorithm than the key's, bad signature, expired, not yet valid, wrong issuer or audience,
     /// not an access token, revoked). Synchronous: no actor hop on the request path.
-    public func verifyAccessToken(_ token: String) -> Identity? {
+    package func verifyAccessToken(_ token: String) -> Identity? {
         // A token verified before is not parsed again: only its expiry and revocation can have changed.
         let leeway = Double(config.leeway.components.seconds)
         if let cached = verified[token] {
@@ -105,7 +105,7 @@ public final class AuthService: Sendable {
         return identity
     }
 
-    public enum TokenCheck: Sendable {
+    package enum TokenCheck: Sendable {
         case valid(Identity)
         case invalid
         /// The token is from an external issuer whose keys cannot be had: 503, not 401.
@@ -195,11 +195,11 @@ public final class AuthService: Sendable {
 
     // MARK: Operations
 
-    public func register(username: String, password: String, email: String?) async throws -> User {
+    package func register(username: String, password: String, email: String?) async throws -> User {
         try await store.addUser(username: username, password: password, email: email, roles: config.defaultRoles)
     }
 
-    public enum LoginOutcome: Sendable {
+    package enum LoginOutcome: Sendable {
         case success(TokenPair)
         /// Wrong username, wrong password or disabled user — one answer for all three.
         case refused
@@ -209,7 +209,7 @@ public final class AuthService: Sendable {
 
     /// A new session's tokens, unless the credentials are wrong (the same answer, after the same bcrypt
     /// work, for a wrong username, a wrong password and a disabled user) or too many attempts failed.
-    public func login(username: String, password: String, clientAddress: String? = nil) async throws -> LoginOutcome {
+    package func login(username: String, password: String, clientAddress: String? = nil) async throws -> LoginOutcome {
         let keys = [LoginThrottle.userKey(username)] + (clientAddress.map { [LoginThrottle.addressKey($0)] } ?? [])
         if let wait = throttle.retryAfter(keys) { return .throttled(retryAfter: max(1, Int(wait.rounded(.up)))) }
         guard let user = try await store.authenticate(username: username, password: password) else {
@@ -221,7 +221,7 @@ public final class AuthService: Sendable {
         return .success(try await issue(for: user, session: family, refreshToken: refresh))
     }
 
-    public func refresh(_ token: String) async throws -> TokenPair? {
+    package func refresh(_ token: String) async throws -> TokenPair? {
         switch try await store.rotateRefreshToken(token, ttl: config.refreshTokenTTL) {
         case .rotated(let userID, let family, let next):
             guard let user = try await store.user(id: userID) else { return nil }
@@ -237,7 +237,7 @@ public final class AuthService: Sendable {
     }
 
     /// Ends the caller's session: its refresh family and every access token issued in it.
-    public func logout(_ identity: Identity) async throws {
+    package func logout(_ identity: Identity) async throws {
         try await store.revokeFamily(identity.session)
         revoke(identity)
         if !identity.session.isEmpty { revokeSession(identity.session) }

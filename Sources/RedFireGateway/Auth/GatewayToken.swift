@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 /// Mints `X-Gateway-Token`: a short-lived JWT, signed with the gateway's own P-256 key (ES256), whose
-/// `aud` is the service the request goes to. A service verifies it with the public key from
+/// `aud` is the service the request goes to. A service verifies it with the package key from
 /// `/gateway/jwks.json` and so knows the call came through the gateway (and for whom), whatever
 /// reached its port. See `docs/service-integration.md`.
 ///
@@ -11,7 +11,7 @@ import Synchronization
 /// signature is not computed per request.
 final class GatewayTokenIssuer: Sendable {
     let key: P256.Signing.PrivateKey
-    /// RFC 7638 thumbprint of the public key: stable across restarts, new with a new key.
+    /// RFC 7638 thumbprint of the package key: stable across restarts, new with a new key.
     let keyID: String
     let issuer: String
     let lifetime: Duration
@@ -64,7 +64,7 @@ final class GatewayTokenIssuer: Sendable {
         return key
     }
 
-    /// The token for a request to `service` on behalf of `identity` (anonymous on public paths).
+    /// The token for a request to `service` on behalf of `identity` (anonymous on package paths).
     func token(service: String, identity: Identity?) -> String {
         let now = Date().timeIntervalSince1970
         let cacheKey = CacheKey(service: service, tokenID: identity?.tokenID)
@@ -78,12 +78,12 @@ final class GatewayTokenIssuer: Sendable {
         return token
     }
 
-    /// The public key as a JWK.
+    /// The package key as a JWK.
     var jwk: [String: String] {
         VerificationKey.p256(key.publicKey).jwk(keyID: keyID) ?? [:]
     }
 
-    /// RFC 7638 JWK thumbprint (SHA-256, base64url) of a P-256 public key.
+    /// RFC 7638 JWK thumbprint (SHA-256, base64url) of a P-256 package key.
     static func thumbprint(_ key: P256.Signing.PublicKey) -> String {
         let point = Array(key.x963Representation)
         let x = Base64URL.encode(Array(point[1..<33]))

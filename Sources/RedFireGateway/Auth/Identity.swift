@@ -7,11 +7,11 @@ import NIOCore
 import Synchronization
 
 /// Who made a request, once its access token verified.
-public struct Identity: Sendable, Equatable {
-    public var userID: String
-    public var username: String
-    public var roles: [String]
-    public var permissions: [String]
+package struct Identity: Sendable, Equatable {
+    package var userID: String
+    package var username: String
+    package var roles: [String]
+    package var permissions: [String]
     var tokenID: String
     var session: String
     var expiresAt: Date

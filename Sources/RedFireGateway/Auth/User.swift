@@ -4,13 +4,13 @@ import HummingbirdBcrypt
 import NIOPosix
 
 /// A user of the gateway: who may log in, and with which roles.
-public struct User: Sendable, Equatable {
-    public var id: Int64
-    public var username: String
-    public var email: String?
-    public var disabled: Bool
-    public var createdAt: Date
-    public var roles: [String]
+package struct User: Sendable, Equatable {
+    package var id: Int64
+    package var username: String
+    package var email: String?
+    package var disabled: Bool
+    package var createdAt: Date
+    package var roles: [String]
     /// Access tokens issued before this were revoked (disabled, new password, roles changed).
     var tokensValidAfter: Date?
 }

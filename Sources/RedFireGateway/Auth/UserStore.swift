@@ -3,13 +3,13 @@ import GRDB
 import HummingbirdBcrypt
 import NIOPosix
 
-public enum UserStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+package enum UserStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case usernameTaken(String)
     case noSuchUser(String)
     /// Input that breaks a rule; each entry names the field and what is wrong.
     case invalid([FieldProblem])
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .usernameTaken(let name): return "the username \(name) is taken"
         case .noSuchUser(let name): return "no user named \(name)"
@@ -19,11 +19,11 @@ public enum UserStoreError: Error, Sendable, Equatable, CustomStringConvertible 
 }
 
 /// One thing wrong with a field of a request (registration, password change).
-public struct FieldProblem: Sendable, Equatable {
-    public var field: String
-    public var message: String
+package struct FieldProblem: Sendable, Equatable {
+    package var field: String
+    package var message: String
 
-    public init(field: String, message: String) {
+    package init(field: String, message: String) {
         self.field = field
         self.message = message
     }
@@ -32,8 +32,8 @@ public struct FieldProblem: Sendable, Equatable {
 /// Users and their roles in an embedded SQLite database (GRDB), migrated at open. Passwords are
 /// stored as bcrypt hashes; hashing and verifying run on NIO's blocking thread pool, never on an
 /// event loop or the concurrency pool's few threads.
-public final class UserStore: Sendable {
-    public let path: String
+package final class UserStore: Sendable {
+    package let path: String
     let database: DatabaseQueue
     let bcryptCost: Int
     /// A real hash of a random password, verified against when a username does not exist, so that an
@@ -41,7 +41,7 @@ public final class UserStore: Sendable {
     private let decoyHash: String
 
     /// Opens (creating the file and its directory if needed) and migrates the database at `path`.
-    public init(path: String, bcryptCost: Int = 12) throws {
+    package init(path: String, bcryptCost: Int = 12) throws {
         self.path = path
         self.bcryptCost = bcryptCost
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -81,7 +81,7 @@ public final class UserStore: Sendable {
     // MARK: Rules
 
     /// Usernames: 3–32 characters of letters, digits, `_`, `.`, `-`, starting with a letter or digit.
-    public static func usernameProblems(_ username: String) -> [FieldProblem] {
+    package static func usernameProblems(_ username: String) -> [FieldProblem] {
         var problems: [FieldProblem] = []
         if !(3...32).contains(username.count) { problems.append(.init(field: "username", message: "must be 3 to 32 characters")) }
         let allowed = username.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
@@ -94,7 +94,7 @@ public final class UserStore: Sendable {
 
     /// Passwords: 10–128 characters, not containing the username, not one repeated character (NIST SP 800-63B:
     /// length over composition rules).
-    public static func passwordProblems(_ password: String, username: String) -> [FieldProblem] {
+    package static func passwordProblems(_ password: String, username: String) -> [FieldProblem] {
         var problems: [FieldProblem] = []
         if password.count < 10 { problems.append(.init(field: "password", message: "must be at least 10 characters")) }
         if password.count > 128 { problems.append(.init(field: "password", message: "must be at most 128 characters")) }
@@ -107,7 +107,7 @@ public final class UserStore: Sendable {
         return problems
     }
 
-    public static func emailProblems(_ email: String?) -> [FieldProblem] {
+    package static func emailProblems(_ email: String?) -> [FieldProblem] {
         guard let email else { return [] }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !email.contains(where: \.isWhitespace) else {
@@ -130,7 +130,7 @@ public final class UserStore: Sendable {
     // MARK: Users
 
     @discardableResult
-    public func addUser(username: String, password: String, email: String? = nil, roles: [String] = []) async throws -> User {
+    package func addUser(username: String, password: String, email: String? = nil, roles: [String] = []) async throws -> User {
         let problems = Self.usernameProblems(username) + Self.passwordProblems(password, username: username) + Self.emailProblems(email)
         guard problems.isEmpty else { throw UserStoreError.invalid(problems) }
         let passwordHash = try await hash(password)
@@ -147,11 +147,11 @@ public final class UserStore: Sendable {
         }
     }
 
-    public func user(named username: String) async throws -> User? {
+    package func user(named username: String) async throws -> User? {
         try await database.read { db in try Self.fetchUsers(db, where: "WHERE u.username = ?", [username]).first }
     }
 
-    public func users() async throws -> [User] {
+    package func users() async throws -> [User] {
         try await database.read { db in try Self.fetchUsers(db, where: "", []) }
     }
 
@@ -170,7 +170,7 @@ public final class UserStore: Sendable {
 
     /// Disabling ends every access token of the user (`tokens_valid_after`); refresh tokens of a
     /// disabled user are refused already. Enabling again revokes nothing.
-    public func setDisabled(_ username: String, _ disabled: Bool) async throws {
+    package func setDisabled(_ username: String, _ disabled: Bool) async throws {
         try await database.write { db in
             try db.execute(sql: "UPDATE users SET disabled = ? WHERE username = ?", arguments: [disabled, username])
             guard db.changesCount == 1 else { throw UserStoreError.noSuchUser(username) }
@@ -180,7 +180,7 @@ public final class UserStore: Sendable {
 
     /// A new password ends every session of the user: its access tokens and its refresh families.
     /// Setting the first password of a new user revokes nothing that exists.
-    public func setPassword(_ username: String, _ password: String) async throws {
+    package func setPassword(_ username: String, _ password: String) async throws {
         let problems = Self.passwordProblems(password, username: username)
         guard problems.isEmpty else { throw UserStoreError.invalid(problems) }
         let passwordHash = try await hash(password)
@@ -197,7 +197,7 @@ public final class UserStore: Sendable {
 
     /// A new role ends the user's access tokens (they carry the old permissions); refreshing issues
     /// tokens with the new ones.
-    public func grant(_ username: String, role: String) async throws {
+    package func grant(_ username: String, role: String) async throws {
         try await database.write { db in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE username = ?", arguments: [username]) else {
                 throw UserStoreError.noSuchUser(username)
@@ -208,7 +208,7 @@ public final class UserStore: Sendable {
     }
 
     /// A role taken away ends the user's access tokens at once (they would keep its permissions).
-    public func revoke(_ username: String, role: String) async throws {
+    package func revoke(_ username: String, role: String) async throws {
         try await database.write { db in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM users WHERE username = ?", arguments: [username]) else {
                 throw UserStoreError.noSuchUser(username)
@@ -233,7 +233,7 @@ public final class UserStore: Sendable {
 
     /// The user when `password` is theirs and they are not disabled; nil otherwise. An unknown
     /// username costs one bcrypt verification too, so it cannot be told apart by timing.
-    public func authenticate(username: String, password: String) async throws -> User? {
+    package func authenticate(username: String, password: String) async throws -> User? {
         let found = try await database.read { db -> (User, String)? in
             guard let user = try Self.fetchUsers(db, where: "WHERE u.username = ?", [username]).first,
                   let hash = try String.fetchOne(db, sql: "SELECT password_hash FROM users WHERE id = ?", arguments: [user.id]) else { return nil }

@@ -1,12 +1,12 @@
 import Atomics
 
 /// One instance as a balancer sees it: its runtime facts plus the weight and address from the snapshot.
-public struct PoolMember: Sendable {
-    public let runtime: InstanceRuntime
-    public let url: UpstreamURL
-    public let weight: Int
-    public let version: String?
-    public let metadata: [String: String]
+package struct PoolMember: Sendable {
+    package let runtime: InstanceRuntime
+    package let url: UpstreamURL
+    package let weight: Int
+    package let version: String?
+    package let metadata: [String: String]
     /// `scheme://host:port`, built once per snapshot rather than per request.
     let baseURL: String
     /// `host:port`, the `Host` the instance receives.

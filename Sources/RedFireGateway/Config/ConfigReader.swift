@@ -268,7 +268,7 @@ final class ConfigObject {
 }
 
 /// Levenshtein distance: how "did you mean" suggestions (configuration keys, theme roles) are chosen.
-public func editDistance(_ a: String, _ b: String) -> Int {
+package func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }

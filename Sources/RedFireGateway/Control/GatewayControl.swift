@@ -11,7 +11,7 @@ public final class GatewayControl: Sendable {
         var lastFailed = false
     }
 
-    public let registry: ServiceRegistry
+    package let registry: ServiceRegistry
     public let audit: AuditTrail
     /// The file `reload` reads; nil when the gateway was built from a value.
     public let configPath: String?
@@ -21,7 +21,7 @@ public final class GatewayControl: Sendable {
 
     /// - Parameter dataDirectory: where drain and strategy decisions are kept across restarts; the
     ///   saved decisions are applied now.
-    public init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil, dataDirectory: String? = nil) {
+    package init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil, dataDirectory: String? = nil) {
         self.registry = registry
         self.audit = audit
         self.configPath = configPath

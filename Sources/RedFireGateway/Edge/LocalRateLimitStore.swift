@@ -10,7 +10,7 @@ import Synchronization
 /// Memory: a key whose TAT is in the past is indistinguishable from a new key (it has its whole burst
 /// again), so such keys are dropped without handing anyone an allowance sooner than the limit allows.
 /// The keys still held are those seen within their last burst window: bounded by the request rate.
-public final class LocalRateLimitStore: RateLimitStore {
+package final class LocalRateLimitStore: RateLimitStore {
     private final class Shard: Sendable {
         let entries = Mutex<[String: Int64]>([:])
         /// Sweep expired keys when the shard has grown past this since the last sweep.
@@ -18,7 +18,7 @@ public final class LocalRateLimitStore: RateLimitStore {
     }
     private let shards: [Shard]
 
-    public init(shards: Int = 64) {
+    package init(shards: Int = 64) {
         self.shards = (0..<shards).map { _ in Shard() }
     }
 
@@ -26,7 +26,7 @@ public final class LocalRateLimitStore: RateLimitStore {
         shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
     }
 
-    public func acquire(_ key: String, policy: RateLimitPolicy, now: Int64) -> RateDecision {
+    package func acquire(_ key: String, policy: RateLimitPolicy, now: Int64) -> RateDecision {
         let shard = shard(key)
         let storageKey = policy.name + "\u{0}" + key
         let interval = policy.interval, tolerance = policy.tolerance
@@ -50,7 +50,7 @@ public final class LocalRateLimitStore: RateLimitStore {
         }
     }
 
-    public func refund(_ key: String, policy: RateLimitPolicy) {
+    package func refund(_ key: String, policy: RateLimitPolicy) {
         let storageKey = policy.name + "\u{0}" + key
         shard(key).entries.withLock { entries in
             if let tat = entries[storageKey] { entries[storageKey] = tat - policy.interval }
@@ -58,7 +58,7 @@ public final class LocalRateLimitStore: RateLimitStore {
     }
 
     /// Keys currently held (for tests and telemetry).
-    public var keyCount: Int { shards.reduce(0) { $0 + $1.entries.withLock { $0.count } } }
+    package var keyCount: Int { shards.reduce(0) { $0 + $1.entries.withLock { $0.count } } }
 
     static func seconds(_ nanos: Int64) -> Int { Int((max(0, nanos) + 999_999_999) / 1_000_000_000) }
 }

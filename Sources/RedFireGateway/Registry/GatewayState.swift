@@ -3,14 +3,14 @@ import HTTPTypes
 
 /// One immutable picture of routes, services and their eligible instances. Requests load the current
 /// state once (an atomic load, no lock) and use it to the end; changes build a new state and swap it in.
-public final class GatewayState: AtomicReference, Sendable {
+package final class GatewayState: AtomicReference, Sendable {
     /// Increases with every rebuild (config reload, health change, drain, registration).
-    public let generation: Int
-    public let config: GatewayConfig
+    package let generation: Int
+    package let config: GatewayConfig
     /// Routes ordered longest prefix first.
-    public let routes: [RouteEntry]
+    package let routes: [RouteEntry]
     /// Every service's pool without any version filter, in file order.
-    public let services: [ServicePool]
+    package let services: [ServicePool]
     /// The CORS fields, joined once per configuration; nil without `cors`.
     let cors: CORSPolicy?
     /// Client-supplied request fields removed before forwarding (`client_headers`).
@@ -31,7 +31,7 @@ public final class GatewayState: AtomicReference, Sendable {
         self.connectionSettings = ConnectionSettings(config: config)
     }
 
-    public func service(named name: String) -> ServicePool? {
+    package func service(named name: String) -> ServicePool? {
         services.first { $0.name == name }
     }
 
@@ -55,7 +55,7 @@ public final class GatewayState: AtomicReference, Sendable {
     }
 
     /// True when at least one route has a verified-healthy instance (what `/ready` reports).
-    public var isReady: Bool {
+    package var isReady: Bool {
         routes.contains { route in route.pool.eligible.contains { $0.runtime.health == .healthy || !route.pool.service.healthCheck.enabled } }
     }
 }

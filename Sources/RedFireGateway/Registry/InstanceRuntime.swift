@@ -33,9 +33,9 @@ public struct HealthCheckResult: Sendable, Equatable {
 /// The mutable facts about one instance that survive snapshot swaps and config reloads: in-flight
 /// count, health, drain and ejection. Counters are atomics (touched per request); the rest sits
 /// behind a short mutex, touched only by health checks, ejections and operator actions.
-public final class InstanceRuntime: Sendable {
-    public let id: String
-    public let serviceName: String
+package final class InstanceRuntime: Sendable {
+    package let id: String
+    package let serviceName: String
 
     // The atomics are this type's own: other files go through the methods below, which say what
     // happens (a request dispatched, a drain set, the instance removed), never raw loads and stores.
@@ -69,7 +69,7 @@ public final class InstanceRuntime: Sendable {
     private let mutable = Mutex(Mutable())
 
     /// This instance's telemetry.
-    public let metrics: MetricSeries
+    package let metrics: MetricSeries
 
     init(id: String, serviceName: String, initialHealth: HealthStatus = .unknown, metrics: MetricSeries? = nil) {
         self.metrics = metrics ?? MetricSeries(name: id)
@@ -116,14 +116,14 @@ public final class InstanceRuntime: Sendable {
     /// Failed requests in a row (passive health), as counted now.
     var failuresInARow: Int { consecutiveFailures.load(ordering: .relaxed) }
 
-    public var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
-    public var dispatched: Int { dispatchedCounter.load(ordering: .relaxed) }
-    public var isDraining: Bool { drainFlag.load(ordering: .acquiring) }
-    public var health: HealthStatus { mutable.withLock { $0.health } }
-    public var recentChecks: [HealthCheckResult] { mutable.withLock { $0.recentChecks } }
-    public var ejectedUntil: ContinuousClock.Instant? { mutable.withLock { $0.ejectedUntil } }
-    public var leaseExpiresAt: ContinuousClock.Instant? { mutable.withLock { $0.leaseExpiresAt } }
-    public var drainDeadline: ContinuousClock.Instant? { mutable.withLock { $0.drainDeadline } }
+    package var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
+    package var dispatched: Int { dispatchedCounter.load(ordering: .relaxed) }
+    package var isDraining: Bool { drainFlag.load(ordering: .acquiring) }
+    package var health: HealthStatus { mutable.withLock { $0.health } }
+    package var recentChecks: [HealthCheckResult] { mutable.withLock { $0.recentChecks } }
+    package var ejectedUntil: ContinuousClock.Instant? { mutable.withLock { $0.ejectedUntil } }
+    package var leaseExpiresAt: ContinuousClock.Instant? { mutable.withLock { $0.leaseExpiresAt } }
+    package var drainDeadline: ContinuousClock.Instant? { mutable.withLock { $0.drainDeadline } }
 
     /// Sets (or with nil clears) the time after which a draining instance counts as drained.
     func setDrainDeadline(_ deadline: ContinuousClock.Instant?) {
@@ -145,7 +145,7 @@ public final class InstanceRuntime: Sendable {
     }
 
     /// The state to show, derived from health, ejection and drain (drain wins: it is an operator decision).
-    public var state: InstanceState {
+    package var state: InstanceState {
         if isDraining {
             if inFlight == 0 { return .drained }
             // Past its deadline the drain is over: the requests still running are left to finish.

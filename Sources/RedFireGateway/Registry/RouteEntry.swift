@@ -2,14 +2,14 @@ import Atomics
 import HTTPTypes
 
 /// A route resolved against the current services.
-public final class RouteEntry: Sendable {
+package final class RouteEntry: Sendable {
     let config: RouteConfig
     let prefixUTF8: [UInt8]
     let allowedMethods: Set<HTTPRequest.Method>
     /// Value of the `Allow` header for 405 answers.
     let allowHeader: String
     let pool: ServicePool
-    public let metrics: MetricSeries
+    package let metrics: MetricSeries
 
     init(config: RouteConfig, pool: ServicePool, metrics: MetricSeries) {
         self.config = config
@@ -34,6 +34,6 @@ public final class RouteEntry: Sendable {
     static let standardMethods: Set<HTTPRequest.Method> = [.get, .head, .post, .put, .patch, .delete, .options]
     static let standardAllowHeader = standardMethods.map(\.rawValue).sorted().joined(separator: ", ")
 
-    public var name: String { config.name }
+    package var name: String { config.name }
     var rateLimit: RateLimitPolicy? { config.rateLimit }
 }

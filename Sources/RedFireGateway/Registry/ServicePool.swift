@@ -3,18 +3,18 @@ import HTTPTypes
 
 /// The instances of one service (optionally narrowed to one API version) and the balancer over the
 /// eligible ones. Rebuilt, never mutated.
-public final class ServicePool: Sendable {
-    public let service: ServiceConfig
-    public let strategy: BalancingStrategyKind
+package final class ServicePool: Sendable {
+    package let service: ServiceConfig
+    package let strategy: BalancingStrategyKind
     /// Every instance of the service (matching the version filter), whatever its state.
-    public let members: [PoolMember]
+    package let members: [PoolMember]
     /// The instances the balancer chooses from.
-    public let eligible: [PoolMember]
+    package let eligible: [PoolMember]
     /// No instance is eligible and `panic_routing` is on: traffic is spread over every non-drained instance.
-    public let panic: Bool
+    package let panic: Bool
     let balancer: any Balancer
     let shared: ServiceRuntime
-    public let metrics: MetricSeries
+    package let metrics: MetricSeries
 
     init(service: ServiceConfig, strategy: BalancingStrategyKind, members: [PoolMember], shared: ServiceRuntime, metrics: MetricSeries) {
         self.metrics = metrics
@@ -33,5 +33,5 @@ public final class ServicePool: Sendable {
         self.balancer = strategy.makeBalancer(members: eligible)
     }
 
-    public var name: String { service.name }
+    package var name: String { service.name }
 }

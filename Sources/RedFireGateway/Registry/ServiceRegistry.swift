@@ -6,11 +6,11 @@ import Synchronization
 /// Owns the services and their instances, and publishes `GatewayState` snapshots. Structural changes
 /// (config apply, registration, drain, health transitions) take a short lock and publish a new
 /// snapshot; requests only ever load the snapshot.
-public final class ServiceRegistry: Sendable {
+package final class ServiceRegistry: Sendable {
     private let current: ManagedAtomic<GatewayState>
     private let data: Mutex<RegistryData>
-    public let events: EventLog
-    public let telemetry: Telemetry
+    package let events: EventLog
+    package let telemetry: Telemetry
     let logger: Logger
 
     struct DynamicInstance {
@@ -32,7 +32,7 @@ public final class ServiceRegistry: Sendable {
         var pendingRemovals: [String: (service: String, deadline: ContinuousClock.Instant)] = [:]
     }
 
-    public init(config: GatewayConfig, events: EventLog = EventLog(capacity: 1000), telemetry: Telemetry = Telemetry(), logger: Logger = Logger(label: "redfire.registry")) {
+    package init(config: GatewayConfig, events: EventLog = EventLog(capacity: 1000), telemetry: Telemetry = Telemetry(), logger: Logger = Logger(label: "redfire.registry")) {
         self.events = events
         self.telemetry = telemetry
         self.logger = logger
@@ -43,7 +43,7 @@ public final class ServiceRegistry: Sendable {
     }
 
     /// The current snapshot.
-    public var state: GatewayState { current.load(ordering: .acquiring) }
+    package var state: GatewayState { current.load(ordering: .acquiring) }
 
     /// Every instance runtime currently known (config and registered).
     var allRuntimes: [InstanceRuntime] { data.withLock { $0.runtimes.values.map(\.runtime) } }
@@ -52,7 +52,7 @@ public final class ServiceRegistry: Sendable {
 
     /// Applies a new configuration, keeping the runtime facts (health, drain, in-flight) of instances
     /// whose id and address are unchanged.
-    public func apply(_ config: GatewayConfig) {
+    package func apply(_ config: GatewayConfig) {
         data.withLock { data in
             for service in config.services {
                 if let old = data.config.service(named: service.name), old.strategy != service.strategy {

@@ -8,7 +8,7 @@ import Synchronization
 /// What the listener knows about running out of descriptors: accepts refused with `EMFILE` or
 /// `ENFILE`, and whether the listener is paused because of them. Reported in the log (once per
 /// episode), `/metrics` and the console.
-public final class AcceptPressure: Sendable {
+package final class AcceptPressure: Sendable {
     private struct State {
         var failures = 0
         var exhaustedSince: ContinuousClock.Instant?
@@ -23,9 +23,9 @@ public final class AcceptPressure: Sendable {
     }
 
     /// Accepts refused for want of descriptors since start.
-    public var failures: Int { state.withLock { $0.failures } }
+    package var failures: Int { state.withLock { $0.failures } }
     /// When the current episode of descriptor exhaustion began; nil while accepting normally.
-    public var exhaustedSince: ContinuousClock.Instant? { state.withLock { $0.exhaustedSince } }
+    package var exhaustedSince: ContinuousClock.Instant? { state.withLock { $0.exhaustedSince } }
 
     func acceptFailed(_ error: IOError) {
         let started = state.withLock { state -> Bool in

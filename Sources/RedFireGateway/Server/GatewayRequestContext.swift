@@ -3,21 +3,21 @@ import Hummingbird
 import NIOCore
 
 /// Per-request context: Hummingbird's core storage plus the TCP peer's address.
-public struct GatewayRequestContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    public let remoteAddress: SocketAddress?
+package struct GatewayRequestContext: RequestContext {
+    package var coreContext: CoreRequestContextStorage
+    package let remoteAddress: SocketAddress?
     /// The TCP peer's address as text (`remoteAddress?.ipAddress`), formatted once per connection.
-    public let clientIP: String?
+    package let clientIP: String?
     /// Set by the gateway before any handler runs.
-    public internal(set) var requestID: String = ""
+    package internal(set) var requestID: String = ""
     /// Who is acting, for the audit trail (set by the admin API once the caller is authenticated).
-    public internal(set) var actor: String = "admin-api"
+    package internal(set) var actor: String = "admin-api"
     /// The client address as `trusted_proxies` resolve it (set by the gateway before its own endpoints run).
-    public internal(set) var clientAddress: String?
+    package internal(set) var clientAddress: String?
     /// Set when the client closes its side of the connection while a request is in progress.
     let hangup: ClientHangup?
 
-    public init(source: ApplicationRequestContextSource) {
+    package init(source: ApplicationRequestContextSource) {
         let remoteAddress = source.channel.remoteAddress
         self.init(source: source, remoteAddress: remoteAddress, clientIP: remoteAddress?.ipAddress)
     }

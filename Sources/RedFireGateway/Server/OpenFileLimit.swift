@@ -7,9 +7,9 @@ import Synchronization
 
 /// The process's open-file limit: every client connection takes a descriptor, and a forwarded request
 /// another for its upstream connection. Many systems start processes with a soft limit of 1,024.
-public enum OpenFileLimit {
+package enum OpenFileLimit {
     /// The soft and hard `RLIMIT_NOFILE`.
-    public static var current: (soft: Int, hard: Int) {
+    package static var current: (soft: Int, hard: Int) {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return (0, 0) }
         return (clamp(limit.rlim_cur), clamp(limit.rlim_max))
@@ -18,7 +18,7 @@ public enum OpenFileLimit {
     /// Raises the soft limit to the hard limit (what nginx's `worker_rlimit_nofile` and HAProxy do at
     /// start); returns the soft limit before and after, or nil when it was already there.
     @discardableResult
-    public static func raiseToHardLimit() -> (before: Int, after: Int)? {
+    package static func raiseToHardLimit() -> (before: Int, after: Int)? {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return nil }
         let before = clamp(limit.rlim_cur)
@@ -41,7 +41,7 @@ public enum OpenFileLimit {
     }
 
     /// Descriptors the process has open now (Linux: the entries of `/proc/self/fd`); nil where unknown.
-    public static func openDescriptors() -> Int? {
+    package static func openDescriptors() -> Int? {
         guard let directory = opendir("/proc/self/fd") else { return nil }
         defer { closedir(directory) }
         var count = 0

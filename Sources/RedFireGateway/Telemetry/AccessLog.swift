@@ -22,16 +22,16 @@ struct AccessLogEntry: Sendable {
 /// The access log: one JSON line per request, formatted by hand (no encoder) and queued on a
 /// `BufferedLogWriter`, which writes them out in the background and drops (and counts) lines under
 /// overload instead of stalling requests.
-public final class AccessLog: Service, Sendable {
+package final class AccessLog: Service, Sendable {
     let writer: BufferedLogWriter
 
-    public init(path: String, capacity: Int = 10_000) {
+    package init(path: String, capacity: Int = 10_000) {
         self.writer = BufferedLogWriter(path: path, capacity: capacity)
     }
 
     var path: String { writer.path }
-    public var dropped: Int { writer.dropped }
-    public var written: Int { writer.written }
+    package var dropped: Int { writer.dropped }
+    package var written: Int { writer.written }
 
     func record(_ entry: AccessLogEntry, status: Int, instance: String?, attempts: Int, upstream: Duration, total: Duration,
                 bytesIn: Int, bytesOut: Int, errorCode: String?) {
@@ -71,7 +71,7 @@ public final class AccessLog: Service, Sendable {
     }
 
     /// Writes the queued lines every 100 ms until shutdown, then the rest.
-    public func run() async throws {
+    package func run() async throws {
         try await writer.run()
     }
 }

@@ -7,26 +7,26 @@ import Synchronization
 /// request's task, whoever logs) and written to a file or standard output by a background service every
 /// 100 ms. Under overload lines are dropped and counted (`dropped`) instead of stalling the caller. The
 /// access log and the console's log file both write through one.
-public final class BufferedLogWriter: Service, Sendable {
+package final class BufferedLogWriter: Service, Sendable {
     /// A file path, or `stdout`.
-    public let path: String
+    package let path: String
     let capacity: Int
     private let pending = Mutex<[ByteBuffer]>([])
     private let handle = Mutex<FileHandle?>(nil)
     private let droppedCounter = Atomic<Int>(0)
     private let writtenCounter = Atomic<Int>(0)
 
-    public init(path: String, capacity: Int = 10_000) {
+    package init(path: String, capacity: Int = 10_000) {
         self.path = path
         self.capacity = capacity
     }
 
-    public var dropped: Int { droppedCounter.load(ordering: .relaxed) }
-    public var written: Int { writtenCounter.load(ordering: .relaxed) }
+    package var dropped: Int { droppedCounter.load(ordering: .relaxed) }
+    package var written: Int { writtenCounter.load(ordering: .relaxed) }
 
     /// Opens (appending) or creates the file, its directory too; done by `run()` if not before, so a
     /// caller that wants a clear error at start opens first.
-    public func open() throws {
+    package func open() throws {
         try handle.withLock { handle in
             guard handle == nil else { return }
             if path == "stdout" {
@@ -55,7 +55,7 @@ public final class BufferedLogWriter: Service, Sendable {
     }
 
     /// Queues `text` as one line, after the current UTC time (RFC 3339, milliseconds) and a space.
-    public func append(timestamped text: String) {
+    package func append(timestamped text: String) {
         var line = ByteBuffer()
         line.reserveCapacity(25 + text.utf8.count)
         DecimalText.writeTimestamp(to: &line)
@@ -66,7 +66,7 @@ public final class BufferedLogWriter: Service, Sendable {
     }
 
     /// Writes buffered lines every 100 ms until shutdown, then the rest.
-    public func run() async throws {
+    package func run() async throws {
         try open()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             flush()
@@ -77,7 +77,7 @@ public final class BufferedLogWriter: Service, Sendable {
     }
 
     /// Writes what is queued now, on the calling thread.
-    public func flush() {
+    package func flush() {
         let lines = pending.withLock { lines -> [ByteBuffer] in
             let taken = lines
             lines.removeAll(keepingCapacity: true)
@@ -91,7 +91,7 @@ public final class BufferedLogWriter: Service, Sendable {
     }
 
     /// Writes what is queued and closes the file.
-    public func close() {
+    package func close() {
         flush()
         handle.withLock { handle in
             if handle !== FileHandle.standardOutput { try? handle?.close() }

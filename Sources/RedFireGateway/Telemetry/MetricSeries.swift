@@ -4,8 +4,8 @@ import Synchronization
 /// minute and a ring of 15-second buckets for the long window (default 15 minutes). Recording takes
 /// this series' own short mutex — never a lock shared across series — and allocates nothing: the
 /// buckets and their histograms are allocated once and reset in place when reused.
-public final class MetricSeries: Sendable {
-    public let name: String
+package final class MetricSeries: Sendable {
+    package let name: String
 
     struct Bucket {
         var start: Int64 = .min
@@ -80,9 +80,9 @@ public final class MetricSeries: Sendable {
     static let coarseSeconds: Int64 = 15
     private let rings: Mutex<Rings>
     /// Length of the long window in seconds.
-    public let retention: Int
+    package let retention: Int
 
-    public init(name: String, retention: Duration = .seconds(900), totalsMeasureUpstream: Bool = false) {
+    package init(name: String, retention: Duration = .seconds(900), totalsMeasureUpstream: Bool = false) {
         self.name = name
         self.totalsMeasureUpstream = totalsMeasureUpstream
         let coarseCount = max(4, Int(retention.components.seconds / Self.coarseSeconds))
@@ -111,7 +111,7 @@ public final class MetricSeries: Sendable {
 
     /// Merges the buckets of the last `seconds` (up to and including the current second). Windows up
     /// to a minute use one-second buckets; longer ones use 15-second buckets.
-    public func window(seconds requested: Int, now: Int64 = TelemetryClock.second()) -> MetricWindow {
+    package func window(seconds requested: Int, now: Int64 = TelemetryClock.second()) -> MetricWindow {
         let seconds = min(max(1, requested), retention)
         var result = MetricWindow(seconds: seconds, counters: MetricCounters(), latency: LatencyHistogram(), addedLatency: LatencyHistogram())
         rings.withLock { rings in
@@ -135,7 +135,7 @@ public final class MetricSeries: Sendable {
     }
 
     /// Counts per second for the last `count` seconds (≤ 60), oldest first — the console's sparklines.
-    public func perSecond(_ count: Int = 60, now: Int64 = TelemetryClock.second(), _ field: (MetricCounters) -> Int = { $0.requests }) -> [Int] {
+    package func perSecond(_ count: Int = 60, now: Int64 = TelemetryClock.second(), _ field: (MetricCounters) -> Int = { $0.requests }) -> [Int] {
         let count = min(max(1, count), Self.fineSeconds)
         return rings.withLock { rings in
             (0..<count).map { offset in

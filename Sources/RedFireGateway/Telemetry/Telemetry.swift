@@ -4,15 +4,15 @@ import Synchronization
 /// instance. Series are looked up by name only when a snapshot is built; requests reach them through
 /// references held by the snapshot, so a reload keeps every series whose route, service or instance
 /// still exists.
-public final class Telemetry: Sendable {
+package final class Telemetry: Sendable {
     /// Requests no route matched. Every other request is counted by exactly one route, so the
     /// gateway-wide figures are the sum of the routes and this series — and no series is shared by
     /// all requests (no gateway-wide lock on the request path).
-    public let unrouted: MetricSeries
-    public let retention: Duration
+    package let unrouted: MetricSeries
+    package let retention: Duration
     private let series = Mutex<[String: MetricSeries]>([:])
 
-    public init(retention: Duration = .seconds(900)) {
+    package init(retention: Duration = .seconds(900)) {
         self.retention = retention
         self.unrouted = MetricSeries(name: "unrouted", retention: retention)
     }
