@@ -13,9 +13,11 @@ package struct RateDecision: Sendable, Equatable {
     package var retryAfterSeconds: Int
 }
 
-/// Where the limiter keeps its per-key state. The in-process store below is the default; a shared
-/// store (Redis) for several gateways must give the same answers: one atomic decision per request,
-/// refused requests not charged.
+/// Where the limiter keeps its per-key state: in this process (`LocalRateLimitStore`). The requirement
+/// is synchronous on purpose — it is asked on the request path, under no lock but its own, and must not
+/// wait on I/O. A store shared by several gateways cannot answer synchronously; it needs a different
+/// shape (an async decision, or local allowances topped up from a shared store in the background) and
+/// must keep the same semantics: one atomic decision per request, refused requests not charged.
 package protocol RateLimitStore: Sendable {
     /// Decides for `key` under `policy` at monotonic time `now` (ns) and, when allowed, charges it.
     func acquire(_ key: String, policy: RateLimitPolicy, now: Int64) -> RateDecision
