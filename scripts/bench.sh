@@ -4,7 +4,8 @@
 # the proxy process, and the gateway's ratios to HAProxy and nginx. Read ratios, not absolute numbers:
 # wrk, the upstream and the proxy share the machine.
 #
-# Usage: scripts/bench.sh [--duration 8s] [--connections 50] [--no-build]
+# Usage: scripts/bench.sh [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
+# --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
 # Needs wrk and nginx (upstream); HAProxy is measured when installed. As root, missing Debian packages
 # (wrk nginx-light haproxy) are installed.
 set -euo pipefail
@@ -13,11 +14,13 @@ root=$PWD
 duration=8s
 connections=50
 build=1
+gateway_bin=
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --no-build) build=0; shift ;;
+    --binary) gateway_bin=$2; build=0; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +47,7 @@ if ((build)); then
   echo "==> building the gateway in release mode"
   swift build -c release --product redfire-gateway >/dev/null
 fi
-gateway_bin=$(swift build -c release --show-bin-path)/redfire-gateway
+[[ -n $gateway_bin ]] || gateway_bin=$(swift build -c release --show-bin-path)/redfire-gateway
 
 work=/tmp/redfire-bench
 mkdir -p "$work"
