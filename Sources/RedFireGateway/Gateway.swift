@@ -41,7 +41,10 @@ public final class Gateway: Service {
         self.listenAddress = config.listen
         self.acceptPressure = AcceptPressure(logger: logger)
         self.registry = ServiceRegistry(config: config, events: events, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
-        self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory)
+        let cluster = config.cluster.store.map { url in
+            ClusterStore(url: url, nodeName: config.cluster.nodeName ?? "\(ProcessInfo.processInfo.hostName):\(config.listen.port)", logger: logger)
+        }
+        self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster)
         switch config.upstreamTransport {
         case .nio: self.transport = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)
         case .asyncHTTPClient: self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
@@ -115,7 +118,13 @@ public final class Gateway: Service {
                     },
                     eventLoopGroup: eventLoopGroup, logger: logger)
         // Services stop in reverse order: the server first (it drains), then the rest.
-        var services: [any Service] = [TransportShutdown(transport: transport), maintenance, MemoryReturn(connections: connections, logger: logger)]
+        var services: [any Service] = []
+        if let cluster = control.cluster {
+            // First, so it stops last: it writes what this node has yet to publish once the rest has stopped.
+            services.append(cluster)
+            services.append(ClusterListener(store: cluster) { [control] event in control.apply(event) })
+        }
+        services += [TransportShutdown(transport: transport), maintenance, MemoryReturn(connections: connections, logger: logger)]
         if control.configPath != nil { services.append(await ReloadOnHangup.make(control: control)) }
         if let authService {
             services.append(authService.apiKeys)

@@ -53,4 +53,7 @@ extension Duration {
     }
 
     var secondsDouble: Double { Double(nanosecondsClamped) / 1e9 }
+
+    /// The duration in whole milliseconds (rounded down), saturating.
+    var milliseconds: Int64 { nanosecondsClamped / 1_000_000 }
 }

@@ -114,6 +114,7 @@ extension GatewayConfig {
             }
         }
         if let console = top.object("console") { config.console.load(console, reader: reader) }
+        if let cluster = top.object("cluster") { config.cluster.load(cluster, reader: reader) }
 
         var instanceIDs: [String: String] = [:]
         if let entries = top.namedEntries("services") {

@@ -31,6 +31,8 @@ public struct GatewayConfig: Sendable, Equatable {
         let host = listen.host.lowercased()
         return host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
+    /// `cluster` — several gateways sharing one PostgreSQL. Default none: state stays in this process.
+    public var cluster = ClusterConfig()
     /// `console` — the operations console's settings (read at start).
     public var console = ConsoleConfig()
     /// `auth` — the user store and roles.

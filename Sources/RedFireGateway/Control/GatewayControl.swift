@@ -18,11 +18,16 @@ public final class GatewayControl: Sendable {
     let reloadOutcomes = Mutex(ReloadOutcomes())
     let store: OperatorStateStore?
     private let writer: OperatorStateWriter?
+    /// The cluster's shared store, when `cluster.store` is set: drains and strategies go there too and
+    /// reach every node; the local file stays as this node's snapshot.
+    package let cluster: ClusterStore?
 
     /// - Parameter dataDirectory: where drain and strategy decisions are kept across restarts; the
     ///   saved decisions are applied now.
-    package init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil, dataDirectory: String? = nil) {
+    package init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil, dataDirectory: String? = nil,
+                 cluster: ClusterStore? = nil) {
         self.registry = registry
+        self.cluster = cluster
         self.audit = audit
         self.configPath = configPath
         self.store = dataDirectory.map { OperatorStateStore(directory: $0, logger: registry.logger) }
@@ -34,13 +39,49 @@ public final class GatewayControl: Sendable {
         }
     }
 
-    private func persist() {
+    private func persist(_ change: ClusterChange? = nil, actor: String = "") {
         writer?.save(registry.operatorState())
+        if let cluster, let change { cluster.enqueue(change, actor: "\(actor)@\(cluster.nodeName)") }
+    }
+
+    /// In a cluster, an operator change must reach every node: while the store cannot be reached it is
+    /// refused rather than applied here alone.
+    private func requireClusterStore() throws(ControlError) {
+        guard let cluster, let since = cluster.unreachableSince else { return }
+        throw .conflict("the cluster store \(cluster.url) is unreachable since \(since.formatted(.iso8601)): "
+                        + "this change would reach this node only; retry when the store is back")
+    }
+
+    /// Applies a change from the cluster's log (another node's, or this node's own coming back):
+    /// idempotent, so a change applied twice leaves one result and one event.
+    package func apply(_ event: ClusterEvent) {
+        guard let change = event.change else { return }
+        let remote = !event.node.isEmpty && event.node != cluster?.nodeName
+        let by = event.node.isEmpty ? "" : " by \(event.actor)"
+        switch change {
+        case .drain(let service, let id, let draining, let deadlineMillis):
+            guard let (_, changed) = try? registry.setDrain(service: service, id: id, draining: draining,
+                                                            deadline: deadlineMillis.map { .now + .milliseconds($0) }) else { return }
+            guard changed else { return }
+            writer?.save(registry.operatorState())
+            if remote || event.node.isEmpty {
+                registry.record(.drain, service: service, instance: id, draining ? "\(id) draining\(by) (cluster)" : "\(id) back in rotation\(by) (cluster)")
+            }
+        case .strategy(let service, let raw):
+            guard let strategy = BalancingStrategyKind(rawValue: raw) else { return }
+            let before = registry.state.service(named: service)?.strategy
+            guard before != strategy, (try? registry.setStrategy(service: service, strategy: strategy)) != nil else { return }
+            writer?.save(registry.operatorState())
+            if remote || event.node.isEmpty {
+                registry.record(.strategy, service: service, instance: nil, "\(service) strategy \(before?.rawValue ?? "?") → \(raw)\(by) (cluster)")
+            }
+        }
     }
 
     /// Waits until the last operator decision is saved (graceful shutdown).
     public func flushOperatorState() async {
         await writer?.flush()
+        await cluster?.flush()
     }
 
     /// Takes an instance out of rotation: no new requests; in-flight ones finish. The state reads
@@ -51,13 +92,17 @@ public final class GatewayControl: Sendable {
     ///   end in an unknown state for its client. Draining again replaces the deadline; nil keeps none.
     public func drain(service: String, instance id: String, deadline: Duration? = nil, actor: String) throws(ControlError) {
         try perform("drain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
+            try requireClusterStore()
             let (runtime, changed) = try registry.setDrain(service: service, id: id, draining: true, deadline: deadline.map { .now + $0 })
             let within = deadline.map { " within \(ConfigDuration.format($0))" } ?? ""
             guard changed else {
-                if deadline != nil { registry.record(.drain, service: service, instance: id, "\(id) drain deadline set\(within) by \(actor)") }
+                if let deadline {
+                    persist(.drain(service: service, instance: id, draining: true, deadlineMillis: deadline.milliseconds), actor: actor)
+                    registry.record(.drain, service: service, instance: id, "\(id) drain deadline set\(within) by \(actor)")
+                }
                 return
             }
-            persist()
+            persist(.drain(service: service, instance: id, draining: true, deadlineMillis: deadline?.milliseconds), actor: actor)
             registry.record(.drain, service: service, instance: id, "\(id) draining\(within) (\(runtime.inFlight) in flight) by \(actor)")
         }
     }
@@ -65,8 +110,9 @@ public final class GatewayControl: Sendable {
     /// Returns a drained or draining instance to rotation.
     public func undrain(service: String, instance id: String, actor: String) throws(ControlError) {
         try perform("undrain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
+            try requireClusterStore()
             guard try registry.setDrain(service: service, id: id, draining: false, deadline: nil).changed else { return }
-            persist()
+            persist(.drain(service: service, instance: id, draining: false, deadlineMillis: nil), actor: actor)
             registry.record(.drain, service: service, instance: id, "\(id) back in rotation by \(actor)")
         }
     }
@@ -75,9 +121,10 @@ public final class GatewayControl: Sendable {
     /// new strategy from the next snapshot on.
     public func setStrategy(service: String, strategy: BalancingStrategyKind, actor: String) throws(ControlError) {
         try perform("set_strategy", target: "\(service)=\(strategy.rawValue)", actor: actor) { () throws(ControlError) in
+            try requireClusterStore()
             let before = registry.state.service(named: service)?.strategy
             try registry.setStrategy(service: service, strategy: strategy)
-            persist()
+            persist(.strategy(service: service, strategy: strategy.rawValue), actor: actor)
             if before != strategy {
                 registry.record(.strategy, service: service, instance: nil, "\(service) strategy \(before?.rawValue ?? "?") → \(strategy.rawValue) by \(actor)")
             }
@@ -118,6 +165,8 @@ public final class GatewayControl: Sendable {
     }
 
     func perform(_ action: String, target: String, actor: String, _ body: () throws(ControlError) -> Void) throws(ControlError) {
+        // In a cluster the audit trail says on which node an action was taken: `console@node-b`.
+        let actor = cluster.map { "\(actor)@\($0.nodeName)" } ?? actor
         do {
             try body()
             audit.append(AuditEntry(at: Date(), actor: actor, action: action, target: target, result: "ok"))

@@ -1,0 +1,302 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The cluster's shared state in PostgreSQL (`cluster.store`): operator decisions and the change log
+/// every node follows. A change and its event row commit in one transaction, and a trigger turns the
+/// event into a `NOTIFY` that wakes the other nodes (`ClusterListener`), which read the events after the
+/// last one they applied — so a missed notification, a reconnect or a restart loses nothing.
+///
+/// Writers take a transaction-scoped advisory lock before inserting an event, so events commit in
+/// `seq` order and a reader that has applied `seq` N never sees N-1 appear later.
+package final class ClusterStore: Service, Sendable {
+    package let nodeName: String
+    let client: PostgresClient
+    let url: PostgresURL
+    let logger: Logger
+    private let status = Mutex(Status())
+    private let queue = Mutex(PublishQueue())
+
+    /// Changes made on this node, written in order by one task at a time.
+    struct PublishQueue {
+        var pending: [(change: ClusterChange, actor: String)] = []
+        var writing: Task<Void, Never>?
+    }
+
+    struct Status {
+        /// Since when the store cannot be reached; nil while it can.
+        var unreachableSince: Date? = Date()
+        var lastError: String?
+    }
+
+    /// Advisory lock keys (any constants unique to this schema).
+    static let migrationLock: Int64 = 0x5265_6446_6972_6501
+    static let eventLock: Int64 = 0x5265_6446_6972_6502
+    /// The channel the event trigger notifies.
+    static let channel = "redfire_events"
+
+    package init(url: PostgresURL, nodeName: String, logger: Logger) {
+        self.url = url
+        self.nodeName = nodeName
+        self.logger = logger
+        var configuration = PostgresClient.Configuration(host: url.host, port: url.port, username: url.user, password: url.password,
+                                                         database: url.database, tls: .disable)
+        configuration.options.connectTimeout = .seconds(2)
+        configuration.options.maximumConnections = 4
+        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+    }
+
+    var connectionConfiguration: PostgresConnection.Configuration {
+        var configuration = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.user, password: url.password,
+                                                             database: url.database, tls: .disable)
+        configuration.options.connectTimeout = .seconds(2)
+        return configuration
+    }
+
+    // MARK: Running
+
+    /// Runs the connection pool until graceful shutdown, then writes what this node still has to
+    /// publish. Put it first in a service group: services stop in reverse order, so nothing else
+    /// publishes after it has flushed.
+    package func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.client.run() }
+            try? await gracefulShutdown()
+            await self.flush()
+            group.cancelAll()
+        }
+    }
+
+    /// Queues a change made on this node; it is written (with its event) in the order queued, off the
+    /// caller's thread. A write that fails is logged: the change stays on this node only.
+    package func enqueue(_ change: ClusterChange, actor: String) {
+        queue.withLock { queue in
+            queue.pending.append((change, actor))
+            guard queue.writing == nil else { return }
+            queue.writing = Task { await self.writeQueued() }
+        }
+    }
+
+    private func writeQueued() async {
+        while let next = queue.withLock({ queue -> (change: ClusterChange, actor: String)? in
+            guard !queue.pending.isEmpty else {
+                queue.writing = nil
+                return nil
+            }
+            return queue.pending.removeFirst()
+        }) {
+            do {
+                try await publish(next.change, actor: next.actor)
+            } catch {
+                markUnreachable(error)
+                logger.error("an operator change reached this node only: the cluster store did not take it",
+                             metadata: ["change": .string("\(next.change)"), "actor": .string(next.actor), "error": .string(String(reflecting: error))])
+            }
+        }
+    }
+
+    /// Waits until every queued change is written (or has failed).
+    package func flush() async {
+        while let writing = queue.withLock({ $0.writing }) { await writing.value }
+    }
+
+    // MARK: Reachability (set by the listener, which holds a connection open)
+
+    /// Whether the store answered last time it was asked.
+    package var isReachable: Bool { status.withLock { $0.unreachableSince == nil } }
+    package var unreachableSince: Date? { status.withLock { $0.unreachableSince } }
+
+    func markReachable() {
+        let was = status.withLock { status -> Date? in
+            defer { status.unreachableSince = nil; status.lastError = nil }
+            return status.unreachableSince
+        }
+        if let was { logger.info("cluster store reachable", metadata: ["store": .string(url.description), "down_since": .string("\(was)")]) }
+    }
+
+    func markUnreachable(_ error: any Error) {
+        let first = status.withLock { status -> Bool in
+            defer { status.lastError = "\(error)" }
+            guard status.unreachableSince == nil else { return false }
+            status.unreachableSince = Date()
+            return true
+        }
+        if first { logger.error("cluster store unreachable", metadata: ["store": .string(url.description), "error": .string(String(reflecting: error))]) }
+    }
+
+    // MARK: Schema
+
+    /// Versioned migrations, each applied once, in order, in one transaction under an advisory lock:
+    /// safe to run from every node at once (the others wait, then find nothing to do).
+    static let migrations: [(version: Int, statements: [String])] = [
+        (1, [
+            """
+            CREATE TABLE redfire.instance_drains (
+              service text NOT NULL, instance_id text NOT NULL, draining boolean NOT NULL,
+              deadline_at timestamptz, set_by text NOT NULL, set_at timestamptz NOT NULL DEFAULT now(),
+              PRIMARY KEY (service, instance_id))
+            """,
+            """
+            CREATE TABLE redfire.strategy_overrides (
+              service text PRIMARY KEY, strategy text NOT NULL, set_by text NOT NULL, set_at timestamptz NOT NULL DEFAULT now())
+            """,
+            """
+            CREATE TABLE redfire.cluster_events (
+              seq bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), node text NOT NULL,
+              actor text NOT NULL, channel text NOT NULL, payload jsonb NOT NULL)
+            """,
+            """
+            CREATE FUNCTION redfire.notify_cluster_event() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('\(channel)', NEW.seq::text); RETURN NULL; END $$
+            """,
+            """
+            CREATE TRIGGER cluster_events_notify AFTER INSERT ON redfire.cluster_events
+              FOR EACH ROW EXECUTE FUNCTION redfire.notify_cluster_event()
+            """,
+        ]),
+    ]
+
+    /// Creates or upgrades the schema; returns the versions this call applied.
+    @discardableResult
+    package func migrate() async throws -> [Int] {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            try await connection.query("CREATE SCHEMA IF NOT EXISTS redfire", logger: logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS redfire.schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+                logger: logger)
+            var applied: Set<Int> = []
+            for try await version in try await connection.query("SELECT version FROM redfire.schema_migrations", logger: logger).decode(Int.self) {
+                applied.insert(version)
+            }
+            var now: [Int] = []
+            for migration in Self.migrations where !applied.contains(migration.version) {
+                for statement in migration.statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                try await connection.query("INSERT INTO redfire.schema_migrations (version) VALUES (\(migration.version))", logger: logger)
+                now.append(migration.version)
+            }
+            return now
+        }
+    }
+
+    // MARK: Operator decisions
+
+    /// Records a change and its event in one transaction; every node applies it from the event.
+    package func publish(_ change: ClusterChange, actor: String) async throws {
+        let payload = String(decoding: try JSONEncoder().encode(change), as: UTF8.self)
+        try await client.withTransaction(logger: logger) { connection in
+            switch change {
+            case .drain(let service, let instance, let draining, let deadlineMillis):
+                if let deadlineMillis {
+                    try await connection.query("""
+                        INSERT INTO redfire.instance_drains (service, instance_id, draining, deadline_at, set_by)
+                        VALUES (\(service), \(instance), \(draining), now() + \(deadlineMillis)::float8 * interval '1 millisecond', \(actor))
+                        ON CONFLICT (service, instance_id) DO UPDATE SET draining = excluded.draining, deadline_at = excluded.deadline_at,
+                          set_by = excluded.set_by, set_at = now()
+                        """, logger: logger)
+                } else {
+                    try await connection.query("""
+                        INSERT INTO redfire.instance_drains (service, instance_id, draining, deadline_at, set_by)
+                        VALUES (\(service), \(instance), \(draining), NULL, \(actor))
+                        ON CONFLICT (service, instance_id) DO UPDATE SET draining = excluded.draining, deadline_at = NULL,
+                          set_by = excluded.set_by, set_at = now()
+                        """, logger: logger)
+                }
+            case .strategy(let service, let strategy):
+                try await connection.query("""
+                    INSERT INTO redfire.strategy_overrides (service, strategy, set_by) VALUES (\(service), \(strategy), \(actor))
+                    ON CONFLICT (service) DO UPDATE SET strategy = excluded.strategy, set_by = excluded.set_by, set_at = now()
+                    """, logger: logger)
+            }
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.eventLock))", logger: logger)
+            try await connection.query("""
+                INSERT INTO redfire.cluster_events (node, actor, channel, payload) VALUES (\(nodeName), \(actor), \(change.channel), \(payload)::jsonb)
+                """, logger: logger)
+        }
+    }
+
+    /// Every stored decision as changes to apply (drains with what is left of their deadlines), and the
+    /// newest event they include: a node that applies them and then the events after `through` is current.
+    package func snapshot() async throws -> (changes: [ClusterChange], through: Int64) {
+        try await client.withConnection { connection in
+            try await connection.query("BEGIN ISOLATION LEVEL REPEATABLE READ", logger: logger)
+            do {
+                var changes: [ClusterChange] = []
+                let drains = try await connection.query("""
+                    SELECT service, instance_id, draining,
+                      CASE WHEN deadline_at IS NULL THEN NULL ELSE greatest(0, (extract(epoch FROM deadline_at - now()) * 1000)::bigint) END
+                    FROM redfire.instance_drains ORDER BY service, instance_id
+                    """, logger: logger)
+                for try await (service, instance, draining, deadline) in drains.decode((String, String, Bool, Int64?).self) {
+                    changes.append(.drain(service: service, instance: instance, draining: draining, deadlineMillis: deadline))
+                }
+                for try await (service, strategy) in try await connection.query(
+                    "SELECT service, strategy FROM redfire.strategy_overrides ORDER BY service", logger: logger).decode((String, String).self) {
+                    changes.append(.strategy(service: service, strategy: strategy))
+                }
+                var through: Int64 = 0
+                for try await seq in try await connection.query("SELECT coalesce(max(seq), 0) FROM redfire.cluster_events", logger: logger).decode(Int64.self) {
+                    through = seq
+                }
+                try await connection.query("COMMIT", logger: logger)
+                return (changes, through)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// The events after `seq`, oldest first (at most `limit`), with what is left of drain deadlines.
+    package func events(after seq: Int64, limit: Int = 1000) async throws -> [ClusterEvent] {
+        try await client.withConnection { connection in
+            try await Self.events(after: seq, limit: limit, on: connection, logger: logger)
+        }
+    }
+
+    static func events(after seq: Int64, limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> [ClusterEvent] {
+        var events: [ClusterEvent] = []
+        let rows = try await connection.query("""
+            SELECT seq, node, actor, payload::text, (extract(epoch FROM now() - at) * 1000)::bigint
+            FROM redfire.cluster_events WHERE seq > \(seq) ORDER BY seq LIMIT \(limit)
+            """, logger: logger)
+        for try await (seq, node, actor, payload, ageMillis) in rows.decode((Int64, String, String, String, Int64).self) {
+            guard var change = try? JSONDecoder().decode(ClusterChange.self, from: Data(payload.utf8)) else {
+                logger.warning("skipping a cluster event this node does not understand", metadata: ["seq": .stringConvertible(seq)])
+                events.append(ClusterEvent(seq: seq, node: node, actor: actor, change: nil))
+                continue
+            }
+            if case .drain(let service, let instance, let draining, let deadline?) = change {
+                change = .drain(service: service, instance: instance, draining: draining, deadlineMillis: max(0, deadline - ageMillis))
+            }
+            events.append(ClusterEvent(seq: seq, node: node, actor: actor, change: change))
+        }
+        return events
+    }
+}
+
+/// One operator decision as the cluster stores and sends it.
+package enum ClusterChange: Codable, Sendable, Equatable {
+    /// Drain (or undrain) an instance; a deadline in milliseconds from the change.
+    case drain(service: String, instance: String, draining: Bool, deadlineMillis: Int64?)
+    /// An operator-chosen balancing strategy (its raw value).
+    case strategy(service: String, strategy: String)
+
+    var channel: String {
+        switch self {
+        case .drain: return "drain"
+        case .strategy: return "strategy"
+        }
+    }
+}
+
+/// A change from the log, with where it came from.
+package struct ClusterEvent: Sendable, Equatable {
+    package let seq: Int64
+    package let node: String
+    package let actor: String
+    /// nil for an event this node's version does not know.
+    package let change: ClusterChange?
+}

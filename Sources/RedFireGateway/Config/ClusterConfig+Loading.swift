@@ -1,0 +1,16 @@
+import Foundation
+
+extension ClusterConfig {
+    /// `cluster:`
+    mutating func load(_ cluster: ConfigObject, reader: ConfigReader) {
+        if let text = cluster.string("store") {
+            if let url = PostgresURL(parsing: text) { store = url }
+            else { reader.report(cluster.childPath("store"), cluster.node("store"), "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE") }
+        }
+        if let name = cluster.string("node_name") {
+            if GatewayConfig.isValidName(name.replacingOccurrences(of: ":", with: "-")) { nodeName = name }
+            else { reader.report(cluster.childPath("node_name"), cluster.node("node_name"), "use letters, digits, '_', '.', '-' and ':'") }
+        }
+        cluster.finish()
+    }
+}

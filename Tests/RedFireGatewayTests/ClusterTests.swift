@@ -1,0 +1,154 @@
+import DemoServices
+import Foundation
+import Testing
+
+@testable import RedFireGateway
+
+/// Several gateways sharing one real PostgreSQL (`cluster.store`): operator decisions made on one node
+/// reach the others within a second, a node that starts later begins from the stored state, and a node
+/// that cannot reach the store refuses operator changes instead of applying them alone.
+@Suite("Cluster", .cleansUp, .timeLimit(.minutes(2)),
+       .enabled(if: TestPostgres.available || TestPostgres.required, "needs PostgreSQL's server binaries (apt-get install postgresql)"))
+struct ClusterTests {
+    static let service = "user_trading"
+
+    static func node(_ name: String, store: PostgresURL, instances: [DemoInstance]) async throws -> GatewayHarness {
+        var config = GatewayConfig()
+        var service = serviceConfig(Self.service, instances)
+        service.healthCheck.enabled = false
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: Self.service)]
+        config.adminToken = AdminAPITests.token
+        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-cluster-\(UUID().uuidString)").path
+        config.cluster.store = store
+        config.cluster.nodeName = name
+        let gateway = try await GatewayHarness.start(config)
+        await waitUntil("\(name) reached the cluster store") { gateway.control.cluster?.isReachable == true }
+        return gateway
+    }
+
+    static func percentile(_ values: [Duration], _ fraction: Double) -> Duration {
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)]
+    }
+
+    @Test func drainsUndrainsAndStrategiesReachEveryNodeWithinASecond() async throws {
+        let store = try await TestPostgres.database()
+        let instances = try await startInstances(.userTrading, count: 2, prefix: "cluster")
+        let a = try await Self.node("node-a", store: store, instances: instances)
+        let b = try await Self.node("node-b", store: store, instances: instances)
+        let c = try await Self.node("node-c", store: store, instances: instances)
+        let target = instances[0].id
+
+        // 20 changes made on A, alternately drain and undrain: B and C follow each within a second.
+        var delays: [Duration] = []
+        for round in 0..<20 {
+            let draining = round % 2 == 0
+            let start = ContinuousClock.now
+            if draining {
+                try a.control.drain(service: Self.service, instance: target, actor: "test")
+            } else {
+                try a.control.undrain(service: Self.service, instance: target, actor: "test")
+            }
+            let reached = await waitUntil(timeout: .seconds(1), "round \(round) reached B and C") {
+                [b, c].allSatisfy { $0.registry.runtime(id: target)?.isDraining == draining }
+            }
+            #expect(reached)
+            delays.append(ContinuousClock.now - start)
+        }
+        let p50 = Self.percentile(delays, 0.5), p99 = Self.percentile(delays, 0.99)
+        print("cluster propagation, 3 nodes, 20 changes: p50 \(p50), p99 \(p99)")
+        #expect(p99 < .seconds(1))
+
+        // Drained on A: B sends the instance no new request and says so.
+        try a.control.drain(service: Self.service, instance: target, actor: "test")
+        await waitUntil("B sees the drain") { b.registry.runtime(id: target)?.isDraining == true }
+        let before = try #require(b.registry.runtime(id: target)).dispatched
+        for _ in 0..<10 { #expect(try await b.send("/api/v1/trading/orders").status == 200) }
+        #expect(try #require(b.registry.runtime(id: target)).dispatched == before)
+        let services = try await b.send("/gateway/services", headers: AdminAPITests.auth)
+        #expect(services.body.contains("\"id\":\"\(target)\"") && (services.body.contains("\"state\":\"drained\"") || services.body.contains("\"state\":\"draining\"")),
+                "\(services.body)")
+
+        // A strategy chosen through C's admin API reaches A and B.
+        let changed = try await c.send(.PUT, "/gateway/services/\(Self.service)/strategy", headers: AdminAPITests.auth + [("Content-Type", "application/json")],
+                                       body: .init(string: #"{"strategy":"least_connections"}"#))
+        #expect(changed.status == 200, "\(changed.body)")
+        await waitUntil(timeout: .seconds(1), "A and B use the new strategy") {
+            [a, b].allSatisfy { $0.registry.state.service(named: Self.service)?.strategy == .leastConnections }
+        }
+
+        // The audit trail names the node; the other nodes' events say where a change came from.
+        #expect(a.control.audit.recent().contains { $0.actor == "test@node-a" && $0.action == "drain" })
+        #expect(b.registry.events.recent().contains { $0.message.contains("draining by test@node-a (cluster)") }, "\(b.registry.events.recent().map(\.message))")
+
+        // A node started now begins from the stored state: drained instance and chosen strategy.
+        let d = try await Self.node("node-d", store: store, instances: instances)
+        #expect(d.registry.runtime(id: target)?.isDraining == true)
+        #expect(d.registry.state.service(named: Self.service)?.strategy == .leastConnections)
+        #expect(try TestPostgres.psql(store, "SELECT count(*) FROM redfire.cluster_events").trimmingCharacters(in: .whitespacesAndNewlines) == "22")
+    }
+
+    /// Every node migrates at start; run at once they apply each version exactly once.
+    @Test func migrationsRunOnceFromManyNodesAtOnce() async throws {
+        let url = try await TestPostgres.database()
+        let stores = (0..<4).map { ClusterStore(url: url, nodeName: "n\($0)", logger: GatewayHarness.quietLogger) }
+        let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+            for store in stores {
+                group.addTask {
+                    try await withThrowingTaskGroup(of: [Int].self) { inner in
+                        inner.addTask { await store.client.run(); return [] }
+                        let versions = try await store.migrate()
+                        inner.cancelAll()
+                        return versions
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(applied.sorted() == ClusterStore.migrations.map(\.version))
+        let rows = try TestPostgres.psql(url, "SELECT version FROM redfire.schema_migrations ORDER BY version")
+        #expect(rows.split(separator: "\n").map(String.init) == ClusterStore.migrations.map { String($0.version) })
+    }
+
+    /// A node that cannot reach the store keeps proxying, and refuses operator changes with a message
+    /// that says why, rather than applying them here alone.
+    @Test func withTheStoreUnreachableOperatorChangesAreRefusedAndProxyingGoesOn() async throws {
+        let instances = try await startInstances(.userTrading, count: 1, prefix: "lonely")
+        var config = GatewayConfig()
+        var service = serviceConfig(Self.service, instances)
+        service.healthCheck.enabled = false
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: Self.service)]
+        config.adminToken = AdminAPITests.token
+        config.cluster.store = PostgresURL(host: "127.0.0.1", port: try TestPostgres.freePort(), user: "redfire", database: "nowhere")
+        config.cluster.nodeName = "node-x"
+        let gateway = try await GatewayHarness.start(config)
+        #expect(gateway.control.cluster?.isReachable == false)
+        #expect(try await gateway.send("/api/v1/trading/orders").status == 200)
+        let refused = try await gateway.send(.POST, "/gateway/services/\(Self.service)/instances/\(instances[0].id)/drain", headers: AdminAPITests.auth)
+        #expect(refused.status == 409)
+        #expect(refused.errorCode == "conflict")
+        #expect(refused.body.contains("cluster store") && refused.body.contains("unreachable"), "\(refused.body)")
+        #expect(gateway.registry.runtime(id: instances[0].id)?.isDraining == false)
+    }
+
+    @Test func storeURLsAreParsedAndNeverShowThePassword() throws {
+        let url = try #require(PostgresURL(parsing: "postgres://gateway:s%40cret@db.internal:6432/redfire"))
+        #expect(url.user == "gateway" && url.password == "s@cret" && url.host == "db.internal" && url.port == 6432 && url.database == "redfire")
+        #expect(url.description == "postgres://gateway:***@db.internal:6432/redfire")
+        #expect(PostgresURL(parsing: "postgresql://u@[::1]/d")?.host == "::1")
+        for bad in ["mysql://u@h/d", "postgres://h/d", "postgres://u@h", "postgres://u@h:99999/d", "postgres://@h/d"] {
+            #expect(PostgresURL(parsing: bad) == nil, "\(bad)")
+        }
+        let config = try GatewayConfig.parse(yaml: """
+            services: {s: {instances: [{url: "http://127.0.0.1:9"}]}}
+            routes: [{prefix: /s, service: s}]
+            cluster: {store: "postgres://gateway:${PGPASSWORD}@127.0.0.1:5432/redfire", node_name: "node-a"}
+            """, environment: ["PGPASSWORD": "from-env"])
+        #expect(config.cluster.store?.password == "from-env" && config.cluster.nodeName == "node-a")
+        #expect(throws: ConfigError.self) {
+            try GatewayConfig.parse(yaml: "services: {s: {instances: [{url: \"http://127.0.0.1:9\"}]}}\nroutes: [{prefix: /s, service: s}]\ncluster: {store: \"mysql://x\"}")
+        }
+    }
+}

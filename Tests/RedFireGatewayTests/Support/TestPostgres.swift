@@ -1,0 +1,117 @@
+import Foundation
+import Synchronization
+
+@testable import RedFireGateway
+
+/// A throw-away PostgreSQL server for the cluster tests, started once per test process: `initdb` in a
+/// temporary directory (as the `postgres` user when the tests run as root, as CI does), `pg_ctl start`
+/// on a free loopback port, stopped when the process exits. Each test gets an empty database of its own.
+/// Debian's `postgresql` package provides the binaries; `.ci/run` installs it. Without them the cluster
+/// tests are skipped — except under CI (`CI` set), where they must run.
+enum TestPostgres {
+    static let binDirectory: String? = {
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
+        return versions.reversed().map { "\(root)/\($0)/bin" }.first { FileManager.default.isExecutableFile(atPath: "\($0)/initdb") }
+    }()
+
+    static var required: Bool { ProcessInfo.processInfo.environment["CI"] != nil }
+    static var available: Bool { binDirectory != nil }
+
+    struct Server: Sendable {
+        let port: Int
+        let directory: String
+    }
+
+    static let server = Task<Server, any Error> { try start() }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Runs a PostgreSQL program, as `postgres` when this process is root (the server refuses root).
+    /// Spawned and reaped with posix_spawn/waitpid (Foundation's `Process.waitUntilExit` was seen to miss
+    /// the exit of `runuser` here and wait forever), with every descriptor above stderr closed.
+    @discardableResult
+    static func run(_ program: String, _ arguments: [String], asServerUser: Bool = false) throws -> String {
+        guard let bin = binDirectory else { throw Failure(description: "PostgreSQL is not installed (apt-get install postgresql)") }
+        let argv = asServerUser && getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--", "\(bin)/\(program)"] + arguments
+            : ["\(bin)/\(program)"] + arguments
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-pg-out-\(UUID().uuidString)").path
+        defer { unlink(outputPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of this process may leak into the server, which outlives the test: an inherited
+        // listening socket would keep a stopped gateway's port accepting connections.
+        guard let closeFrom = closeFrom, closeFrom(&actions, 3) == 0 else { throw Failure(description: "posix_spawn_file_actions_addclosefrom_np is missing") }
+        var pid: pid_t = 0
+        let cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ)
+        guard spawned == 0 else { throw Failure(description: "cannot start \(argv[0]): errno \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let exited = (status & 0x7f) == 0 && ((status >> 8) & 0xff) == 0
+        guard exited else { throw Failure(description: "\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)") }
+        return text
+    }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which its Swift module does not export.
+    static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
+    nonisolated(unsafe) static var dataDirectoryToStop: String?
+
+    static func start() throws -> Server {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-pg-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if getuid() == 0, let user = getpwnam("postgres") {
+            guard chown(directory, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else { throw Failure(description: "cannot hand \(directory) to postgres") }
+        }
+        let data = directory + "/data"
+        try run("initdb", ["-D", data, "-U", "redfire", "--auth=trust", "-E", "UTF8", "--no-sync"], asServerUser: true)
+        let port = try freePort()
+        let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+        try run("pg_ctl", ["-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options, "start"], asServerUser: true)
+        dataDirectoryToStop = data
+        atexit {
+            if let data = TestPostgres.dataDirectoryToStop { _ = try? TestPostgres.run("pg_ctl", ["-D", data, "-m", "immediate", "stop"], asServerUser: true) }
+        }
+        return Server(port: port, directory: directory)
+    }
+
+    static func freePort() throws -> Int {
+        let socket = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+        }
+        guard bound else { throw Failure(description: "no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// A new, empty database on the server, as a `cluster.store` URL.
+    static func database() async throws -> PostgresURL {
+        let server = try await server.value
+        let name = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "_")
+        try run("createdb", ["-h", "127.0.0.1", "-p", String(server.port), "-U", "redfire", name])
+        return PostgresURL(host: "127.0.0.1", port: server.port, user: "redfire", database: name)
+    }
+
+    /// Runs SQL on a test database (psql), e.g. to look at what the gateways wrote.
+    static func psql(_ url: PostgresURL, _ sql: String) throws -> String {
+        try run("psql", ["-h", url.host, "-p", String(url.port), "-U", url.user, "-d", url.database, "-At", "-c", sql])
+    }
+}
