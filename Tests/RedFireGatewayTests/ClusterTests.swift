@@ -12,7 +12,8 @@ import Testing
 struct ClusterTests {
     static let service = "user_trading"
 
-    static func node(_ name: String, store: PostgresURL, instances: [DemoInstance]) async throws -> GatewayHarness {
+    /// One route over `instances` (no health checks: the tests drive the state), in the cluster `store`.
+    static func config(_ name: String, store: PostgresURL, instances: [DemoInstance]) -> GatewayConfig {
         var config = GatewayConfig()
         var service = serviceConfig(Self.service, instances)
         service.healthCheck.enabled = false
@@ -22,7 +23,11 @@ struct ClusterTests {
         config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-cluster-\(UUID().uuidString)").path
         config.cluster.store = store
         config.cluster.nodeName = name
-        let gateway = try await GatewayHarness.start(config)
+        return config
+    }
+
+    static func node(_ name: String, store: PostgresURL, instances: [DemoInstance]) async throws -> GatewayHarness {
+        let gateway = try await GatewayHarness.start(config(name, store: store, instances: instances))
         await waitUntil("\(name) reached the cluster store") { gateway.control.cluster?.isReachable == true }
         return gateway
     }
@@ -89,6 +94,53 @@ struct ClusterTests {
         #expect(try TestPostgres.psql(store, "SELECT count(*) FROM redfire.cluster_events").trimmingCharacters(in: .whitespacesAndNewlines) == "22")
     }
 
+    /// A node started while the store is down never serves as if nothing were drained: it starts from
+    /// its own snapshot of the last state it applied (`operator-state.json` in its data directory).
+    @Test func aNodeStartedWhileTheStoreIsDownStartsFromItsLastSnapshot() async throws {
+        let store = try await TestPostgres.database()
+        let instances = try await startInstances(.userTrading, count: 2, prefix: "snapshot")
+        let a = try await Self.node("node-a", store: store, instances: instances)
+        let bConfig = Self.config("node-b", store: store, instances: instances)
+        let b = try await GatewayHarness.start(bConfig)
+        await waitUntil("node-b reached the cluster store") { b.control.cluster?.isReachable == true }
+        try a.control.drain(service: Self.service, instance: instances[0].id, actor: "test")
+        try a.control.setStrategy(service: Self.service, strategy: .random, actor: "test")
+        await waitUntil("B applied both") {
+            b.registry.runtime(id: instances[0].id)?.isDraining == true && b.registry.state.service(named: Self.service)?.strategy == .random
+        }
+        await b.shutdown()
+
+        var down = bConfig
+        down.cluster.store = PostgresURL(host: "127.0.0.1", port: try TestPostgres.freePort(), user: "redfire", database: "nowhere")
+        let restarted = try await GatewayHarness.start(down)
+        #expect(restarted.control.cluster?.isReachable == false)
+        #expect(restarted.registry.runtime(id: instances[0].id)?.isDraining == true)
+        #expect(restarted.registry.state.service(named: Self.service)?.strategy == .random)
+        let before = try #require(restarted.registry.runtime(id: instances[0].id)).dispatched
+        for _ in 0..<5 { #expect(try await restarted.send("/api/v1/trading/orders").status == 200) }
+        #expect(try #require(restarted.registry.runtime(id: instances[0].id)).dispatched == before)
+    }
+
+    /// Two operators acting on one instance at the same moment on two nodes: every node ends as the
+    /// log's last change says (each applies every event in order, its own included).
+    @Test func concurrentConflictingChangesEndTheSameOnEveryNode() async throws {
+        let store = try await TestPostgres.database()
+        let instances = try await startInstances(.userTrading, count: 2, prefix: "conflict")
+        let a = try await Self.node("node-a", store: store, instances: instances)
+        let b = try await Self.node("node-b", store: store, instances: instances)
+        let target = instances[0].id
+        for _ in 0..<10 {
+            async let drained: Void = a.control.drain(service: Self.service, instance: target, actor: "alice")
+            async let undrained: Void = b.control.undrain(service: Self.service, instance: target, actor: "bob")
+            _ = try await (drained, undrained)
+        }
+        await waitUntil(timeout: .seconds(2), "A and B agree with the store") {
+            guard let final = try? TestPostgres.psql(store, "SELECT draining FROM redfire.instance_drains WHERE instance_id = '\(target)'")
+                .trimmingCharacters(in: .whitespacesAndNewlines), final == "t" || final == "f" else { return false }
+            return [a, b].allSatisfy { $0.registry.runtime(id: target)?.isDraining == (final == "t") }
+        }
+    }
+
     /// Every node migrates at start; run at once they apply each version exactly once.
     @Test func migrationsRunOnceFromManyNodesAtOnce() async throws {
         let url = try await TestPostgres.database()
@@ -115,15 +167,8 @@ struct ClusterTests {
     /// that says why, rather than applying them here alone.
     @Test func withTheStoreUnreachableOperatorChangesAreRefusedAndProxyingGoesOn() async throws {
         let instances = try await startInstances(.userTrading, count: 1, prefix: "lonely")
-        var config = GatewayConfig()
-        var service = serviceConfig(Self.service, instances)
-        service.healthCheck.enabled = false
-        config.services = [service]
-        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: Self.service)]
-        config.adminToken = AdminAPITests.token
-        config.cluster.store = PostgresURL(host: "127.0.0.1", port: try TestPostgres.freePort(), user: "redfire", database: "nowhere")
-        config.cluster.nodeName = "node-x"
-        let gateway = try await GatewayHarness.start(config)
+        let nowhere = PostgresURL(host: "127.0.0.1", port: try TestPostgres.freePort(), user: "redfire", database: "nowhere")
+        let gateway = try await GatewayHarness.start(Self.config("node-x", store: nowhere, instances: instances))
         #expect(gateway.control.cluster?.isReachable == false)
         #expect(try await gateway.send("/api/v1/trading/orders").status == 200)
         let refused = try await gateway.send(.POST, "/gateway/services/\(Self.service)/instances/\(instances[0].id)/drain", headers: AdminAPITests.auth)

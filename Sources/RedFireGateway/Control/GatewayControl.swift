@@ -95,14 +95,15 @@ public final class GatewayControl: Sendable {
             try requireClusterStore()
             let (runtime, changed) = try registry.setDrain(service: service, id: id, draining: true, deadline: deadline.map { .now + $0 })
             let within = deadline.map { " within \(ConfigDuration.format($0))" } ?? ""
+            // In a cluster every request is published, changed here or not: this node's state may be an
+            // older event of its own coming back, and the log's order is what every node ends with.
+            if changed || deadline != nil || cluster != nil {
+                persist(.drain(service: service, instance: id, draining: true, deadlineMillis: deadline?.milliseconds), actor: actor)
+            }
             guard changed else {
-                if let deadline {
-                    persist(.drain(service: service, instance: id, draining: true, deadlineMillis: deadline.milliseconds), actor: actor)
-                    registry.record(.drain, service: service, instance: id, "\(id) drain deadline set\(within) by \(actor)")
-                }
+                if deadline != nil { registry.record(.drain, service: service, instance: id, "\(id) drain deadline set\(within) by \(actor)") }
                 return
             }
-            persist(.drain(service: service, instance: id, draining: true, deadlineMillis: deadline?.milliseconds), actor: actor)
             registry.record(.drain, service: service, instance: id, "\(id) draining\(within) (\(runtime.inFlight) in flight) by \(actor)")
         }
     }
@@ -111,8 +112,9 @@ public final class GatewayControl: Sendable {
     public func undrain(service: String, instance id: String, actor: String) throws(ControlError) {
         try perform("undrain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
             try requireClusterStore()
-            guard try registry.setDrain(service: service, id: id, draining: false, deadline: nil).changed else { return }
-            persist(.drain(service: service, instance: id, draining: false, deadlineMillis: nil), actor: actor)
+            let changed = try registry.setDrain(service: service, id: id, draining: false, deadline: nil).changed
+            if changed || cluster != nil { persist(.drain(service: service, instance: id, draining: false, deadlineMillis: nil), actor: actor) }
+            guard changed else { return }
             registry.record(.drain, service: service, instance: id, "\(id) back in rotation by \(actor)")
         }
     }
