@@ -48,27 +48,12 @@ package final class ClusterListener: Service, Sendable {
         let connection = try await PostgresConnection.connect(configuration: store.connectionConfiguration, id: 1, logger: store.logger)
         do {
             try await store.migrate()
-            try await connection.listen(on: ClusterStore.channel) { notifications in
-                let (changes, through) = try await store.snapshot()
-                applied.withLock { last in
-                    for change in changes { apply(ClusterEvent(seq: through, node: "", actor: "", change: change)) }
-                    last = max(last, through)
-                }
-                store.markReachable()
-                try await catchUp(connection)
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for try await _ in notifications { try await self.catchUp(connection) }
-                        throw ClusterListenerError.notificationsEnded
-                    }
-                    group.addTask {
-                        while true {
-                            try await Task.sleep(for: self.pollInterval)
-                            try await self.catchUp(connection)
-                        }
-                    }
-                    try await group.next()
-                }
+            // Cancelled (graceful shutdown): closing the connection ends the notification sequence, which
+            // does not end on cancellation by itself.
+            try await withTaskCancellationHandler {
+                try await listen(connection)
+            } onCancel: {
+                connection.close().whenComplete { _ in }
             }
         } catch {
             try? await connection.close()
@@ -76,11 +61,44 @@ package final class ClusterListener: Service, Sendable {
         }
     }
 
-    /// Applies every event after the last applied one. The notification and the poll tasks both call
-    /// it; events are applied under `applied`'s lock, so each once and in `seq` order.
-    private func catchUp(_ connection: PostgresConnection) async throws {
+    /// Listens, loads the stored state, then applies events until the connection fails.
+    private func listen(_ connection: PostgresConnection) async throws {
+        try await connection.listen(on: ClusterStore.channel) { notifications in
+            let (changes, through) = try await store.snapshot()
+            applied.withLock { last in
+                for change in changes { apply(ClusterEvent(seq: through, node: "", actor: "", change: change)) }
+                last = max(last, through)
+            }
+            store.markReachable()
+            try await catchUp()
+            // The LISTEN connection only listens: a query on it while notifications back up would wait for
+            // a reply the paused connection never reads. Notifications and the poll only wake the reader,
+            // which reads the events through the pool; wake-ups that come while it reads fold into one.
+            let (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await _ in notifications { wake.yield() }
+                    throw ClusterListenerError.notificationsEnded
+                }
+                group.addTask {
+                    while true {
+                        try await Task.sleep(for: self.pollInterval)
+                        wake.yield()
+                    }
+                }
+                group.addTask {
+                    for await _ in wakeups { try await self.catchUp() }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Applies every event after the last applied one, oldest first, each once (under `applied`'s lock).
+    private func catchUp() async throws {
         while true {
-            let events = try await ClusterStore.events(after: lastApplied, limit: 500, on: connection, logger: store.logger)
+            let events = try await store.events(after: lastApplied, limit: 500)
             applied.withLock { last in
                 for event in events where event.seq > last {
                     apply(event)

@@ -45,13 +45,19 @@ package final class ClusterStore: Service, Sendable {
                                                          database: url.database, tls: .disable)
         configuration.options.connectTimeout = .seconds(2)
         configuration.options.maximumConnections = 4
+        configuration.options.additionalStartupParameters = Self.sessionLimits
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
+
+    /// No statement waits on a lock or runs for long: an operator change that cannot be written within
+    /// seconds fails (and says so) instead of holding this node's queue — or its shutdown — forever.
+    static let sessionLimits = [("lock_timeout", "5s"), ("statement_timeout", "15s"), ("idle_in_transaction_session_timeout", "30s")]
 
     var connectionConfiguration: PostgresConnection.Configuration {
         var configuration = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.user, password: url.password,
                                                              database: url.database, tls: .disable)
         configuration.options.connectTimeout = .seconds(2)
+        configuration.options.additionalStartupParameters = Self.sessionLimits
         return configuration
     }
 
@@ -61,12 +67,20 @@ package final class ClusterStore: Service, Sendable {
     /// publish. Put it first in a service group: services stop in reverse order, so nothing else
     /// publishes after it has flushed.
     package func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.client.run() }
-            try? await gracefulShutdown()
+        let pool = Task { await self.client.run() }
+        try? await gracefulShutdown()
+        // Bounded: a store that hangs must not hold the gateway's shutdown (the statements themselves
+        // time out after `sessionLimits`; this is the last word).
+        let flushed = Atomic<Bool>(false)
+        let flushing = Task {
             await self.flush()
-            group.cancelAll()
+            flushed.store(true, ordering: .releasing)
         }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !flushed.load(ordering: .acquiring), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        if !flushed.load(ordering: .acquiring) { logger.error("the cluster store did not take this node's last changes before shutdown") }
+        flushing.cancel()
+        pool.cancel()
     }
 
     /// Queues a change made on this node; it is written (with its event) in the order queued, off the

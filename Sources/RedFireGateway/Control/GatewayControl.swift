@@ -79,9 +79,9 @@ public final class GatewayControl: Sendable {
     }
 
     /// Waits until the last operator decision is saved (graceful shutdown).
+    /// (The cluster store flushes its own queue, bounded in time, as the last service to stop.)
     public func flushOperatorState() async {
         await writer?.flush()
-        await cluster?.flush()
     }
 
     /// Takes an instance out of rotation: no new requests; in-flight ones finish. The state reads
