@@ -165,6 +165,15 @@ struct ReliabilityTests {
         #expect(metrics.body.contains("gateway_accepting 0"), "\(metrics.body.suffix(800))")
         let failures = metrics.body.split(separator: "\n").first { $0.hasPrefix("gateway_accept_failures_total ") }
         #expect((failures?.split(separator: " ").last.flatMap { Int($0) } ?? 0) > 0)
+        // The process keeps descriptors of its own while out of them for clients: the reserve was released.
+        func value(_ name: String) -> Int? {
+            metrics.body.split(separator: "\n").first { $0.hasPrefix(name + " ") }?.split(separator: " ").last.flatMap { Int($0) }
+        }
+        if let open = value("gateway_open_files"), let limit = value("gateway_open_files_limit") {
+            #expect(open <= limit - AcceptPressure.reserveSize / 2, "open \(open) of \(limit): no descriptors left for the process itself")
+        } else {
+            Issue.record("gateway_open_files and gateway_open_files_limit are missing from /metrics")
+        }
 
         // No busy loop on failing accepts: well under a quarter of a core over two seconds.
         let cpuBefore = try #require(Self.cpuSeconds(pid: pid))

@@ -5,9 +5,10 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// First in the listening channel's pipeline: when `accept` fails for want of descriptors, stops
-/// accepting for `retryInterval` and then tries again, while the connections already open go on being
-/// served; the first accept that succeeds ends the episode.
+/// First in the listening channel's pipeline: when `accept` fails for want of descriptors, gives the
+/// process its reserve of descriptors (`AcceptPressure`), stops accepting, and tries again once the
+/// reserve could be taken back (checked every `retryInterval`), while the connections already open go on
+/// being served; the first accept that succeeds ends the episode.
 ///
 /// NIO's own `AcceptBackoffHandler` does not help here: when the very first `accept` of a readable
 /// event fails, the channel still counts a read as pending and keeps the listening socket in the
@@ -37,10 +38,18 @@ final class AcceptFailureObserver: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         pressure.acceptFailed(error)
+        pressure.releaseReserve()
         guard !paused, let options = context.channel.syncOptions else { return }
         paused = true
         try? options.setOption(ChannelOptions.autoRead, value: false)
+        resumeWhenReserved(context: context)
+    }
+
+    /// Accepting resumes once the reserve is whole again (connections have closed); until then it stays
+    /// paused, checking every `retryInterval`.
+    private func resumeWhenReserved(context: ChannelHandlerContext) {
         context.eventLoop.assumeIsolated().scheduleTask(in: Self.retryInterval) { [self] in
+            guard pressure.refillReserve() else { return resumeWhenReserved(context: context) }
             paused = false
             try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
         }

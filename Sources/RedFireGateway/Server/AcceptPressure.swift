@@ -17,9 +17,42 @@ package final class AcceptPressure: Sendable {
     /// Read on every accept: true only during an episode.
     private let exhausted = Atomic<Bool>(false)
     let logger: Logger
+    /// Descriptors held back from accepting (`/dev/null`, opened at start): released the moment an
+    /// accept finds none left, so the process itself — the runtime's worker monitor, the crash
+    /// reporter, a health check, a log file — never runs out; accepting resumes only once they are held
+    /// again. Without them a busy process out of descriptors has died (libdispatch could not open
+    /// `/proc/…/stat`; the crash reporter could not open anything).
+    private let reserve = Mutex<[Int32]>([])
+    static let reserveSize = 16
 
     init(logger: Logger) {
         self.logger = logger
+        _ = refillReserve()
+    }
+
+    deinit {
+        for descriptor in reserve.withLock({ $0 }) { close(descriptor) }
+    }
+
+    /// Gives the reserve back to the process (accepting has just failed for want of descriptors).
+    func releaseReserve() {
+        let held = reserve.withLock { reserve -> [Int32] in
+            defer { reserve.removeAll() }
+            return reserve
+        }
+        for descriptor in held { close(descriptor) }
+    }
+
+    /// Takes the reserve back; true when it is whole again (then accepting may resume).
+    func refillReserve() -> Bool {
+        reserve.withLock { reserve in
+            while reserve.count < Self.reserveSize {
+                let descriptor = open("/dev/null", O_RDONLY | O_CLOEXEC)
+                guard descriptor >= 0 else { return false }
+                reserve.append(descriptor)
+            }
+            return true
+        }
     }
 
     /// Accepts refused for want of descriptors since start.
