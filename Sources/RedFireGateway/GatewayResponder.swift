@@ -185,7 +185,7 @@ struct GatewayResponder: HTTPResponder {
                 let presented = Authenticator.bearerToken(request.head.headerFields) ?? ""
                 let tokens = [state.config.metricsToken, state.config.adminToken].compactMap { $0 }
                 guard tokens.contains(where: { ConstantTime.equals(presented, $0) }) else {
-                    return ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: #"Bearer realm="redfire-gateway""#])
+                    return ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Authenticator.challenge(Authenticator.gatewayRealm)])
                 }
             }
             let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts, listener: listener)

@@ -127,7 +127,7 @@ extension AuthEndpoints {
         }
 
         func unauthorized(_ requestID: String) -> Response {
-            ErrorEnvelope.response(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: #"Bearer realm="redfire-gateway", error="invalid_token""#])
+            ErrorEnvelope.response(.invalidToken, requestID: requestID, headers: [.wwwAuthenticate: Authenticator.challenge(Authenticator.gatewayRealm, error: "invalid_token")])
         }
 
         func register(_ request: Request, requestID: String) async throws -> Response {

@@ -44,15 +44,15 @@ struct Authenticator: Sendable {
             return .success(.identity(identity))
         }
         guard let token = Self.bearerToken(fields) else {
-            return .failure(Refusal(error: .unauthorized, headers: [.wwwAuthenticate: "Bearer realm=\"\(realm)\""]))
+            return .failure(Refusal(error: .unauthorized, headers: [.wwwAuthenticate: Self.challenge(realm)]))
         }
         if let adminToken, ConstantTime.equals(token, adminToken) { return .success(.adminToken) }
-        guard let auth else { return invalid(.unauthorized, [.wwwAuthenticate: "Bearer realm=\"\(realm)\""]) }
+        guard let auth else { return invalid(.unauthorized, [.wwwAuthenticate: Self.challenge(realm)]) }
         switch await auth.checkAccessToken(token) {
         case .valid(let identity):
             return .success(.identity(identity))
         case .invalid:
-            return invalid(.invalidToken, [.wwwAuthenticate: "Bearer realm=\"\(realm)\", error=\"invalid_token\""])
+            return invalid(.invalidToken, [.wwwAuthenticate: Self.challenge(realm, error: "invalid_token")])
         case .unavailable:
             return .failure(Refusal(error: .authUnavailable, headers: [.retryAfter: "5"]))
         }
@@ -61,7 +61,18 @@ struct Authenticator: Sendable {
     /// The answer to a caller whose valid credentials lack `permission` (RFC 6750 §3.1 `insufficient_scope`).
     func lacks(_ permission: String) -> Refusal {
         Refusal(error: .forbidden.with(message: "This needs the \(permission) permission."),
-                headers: [.wwwAuthenticate: "Bearer realm=\"\(realm)\", error=\"insufficient_scope\", scope=\"\(permission)\""])
+                headers: [.wwwAuthenticate: Self.challenge(realm, error: "insufficient_scope", scope: permission)])
+    }
+
+    /// The gateway's own protection space (routes, `/api/v1/auth/*`, `/metrics`); the admin API has its own.
+    static let gatewayRealm = "redfire-gateway"
+
+    /// A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3), the one way every refusal writes it.
+    static func challenge(_ realm: String, error: String? = nil, scope: String? = nil) -> String {
+        var challenge = "Bearer realm=\"\(realm)\""
+        if let error { challenge += ", error=\"\(error)\"" }
+        if let scope { challenge += ", scope=\"\(scope)\"" }
+        return challenge
     }
 
     /// The token of an `Authorization: Bearer TOKEN` field (scheme without case, RFC 9110 §11.1).

@@ -13,7 +13,7 @@ struct Authorizer: Sendable {
     let publicPaths: Set<String>
 
     init(auth: AuthService, publicPaths: [String]) {
-        self.authenticator = Authenticator(auth: auth, throttle: auth.credentialThrottle, realm: "redfire-gateway")
+        self.authenticator = Authenticator(auth: auth, throttle: auth.credentialThrottle, realm: Authenticator.gatewayRealm)
         self.publicPaths = Set(publicPaths)
     }
 

@@ -266,28 +266,24 @@ package final class ClusterStore: Service, Sendable {
     /// The events after `seq`, oldest first (at most `limit`), with what is left of drain deadlines.
     package func events(after seq: Int64, limit: Int = 1000) async throws -> [ClusterEvent] {
         try await client.withConnection { connection in
-            try await Self.events(after: seq, limit: limit, on: connection, logger: logger)
-        }
-    }
-
-    static func events(after seq: Int64, limit: Int, on connection: PostgresConnection, logger: Logger) async throws -> [ClusterEvent] {
-        var events: [ClusterEvent] = []
-        let rows = try await connection.query("""
-            SELECT seq, node, actor, payload::text, (extract(epoch FROM now() - at) * 1000)::bigint
-            FROM redfire.cluster_events WHERE seq > \(seq) ORDER BY seq LIMIT \(limit)
-            """, logger: logger)
-        for try await (seq, node, actor, payload, ageMillis) in rows.decode((Int64, String, String, String, Int64).self) {
-            guard var change = try? JSONDecoder().decode(ClusterChange.self, from: Data(payload.utf8)) else {
-                logger.warning("skipping a cluster event this node does not understand", metadata: ["seq": .stringConvertible(seq)])
-                events.append(ClusterEvent(seq: seq, node: node, actor: actor, change: nil))
-                continue
+            var events: [ClusterEvent] = []
+            let rows = try await connection.query("""
+                SELECT seq, node, actor, payload::text, (extract(epoch FROM now() - at) * 1000)::bigint
+                FROM redfire.cluster_events WHERE seq > \(seq) ORDER BY seq LIMIT \(limit)
+                """, logger: logger)
+            for try await (seq, node, actor, payload, ageMillis) in rows.decode((Int64, String, String, String, Int64).self) {
+                guard var change = try? JSONDecoder().decode(ClusterChange.self, from: Data(payload.utf8)) else {
+                    logger.warning("skipping a cluster event this node does not understand", metadata: ["seq": .stringConvertible(seq)])
+                    events.append(ClusterEvent(seq: seq, node: node, actor: actor, change: nil))
+                    continue
+                }
+                if case .drain(let service, let instance, let draining, let deadline?) = change {
+                    change = .drain(service: service, instance: instance, draining: draining, deadlineMillis: max(0, deadline - ageMillis))
+                }
+                events.append(ClusterEvent(seq: seq, node: node, actor: actor, change: change))
             }
-            if case .drain(let service, let instance, let draining, let deadline?) = change {
-                change = .drain(service: service, instance: instance, draining: draining, deadlineMillis: max(0, deadline - ageMillis))
-            }
-            events.append(ClusterEvent(seq: seq, node: node, actor: actor, change: change))
+            return events
         }
-        return events
     }
 }
 
