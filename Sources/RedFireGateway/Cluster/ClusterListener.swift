@@ -43,9 +43,11 @@ package final class ClusterListener: Service, Sendable {
         }
     }
 
-    /// One connection's life: listen, load, then apply events until the connection fails.
+    /// One connection's life: listen, load, then apply events until the connection fails or the task
+    /// is cancelled. The connection is closed, and its close awaited, however this ends.
     private func follow() async throws {
         let connection = try await PostgresConnection.connect(configuration: store.connectionConfiguration, id: 1, logger: store.logger)
+        let outcome: Result<Void, any Error>
         do {
             try await store.migrate()
             // Cancelled (graceful shutdown): closing the connection ends the notification sequence, which
@@ -55,10 +57,12 @@ package final class ClusterListener: Service, Sendable {
             } onCancel: {
                 connection.close().whenComplete { _ in }
             }
+            outcome = .success(())
         } catch {
-            try? await connection.close()
-            throw error
+            outcome = .failure(error)
         }
+        try? await connection.close()
+        try outcome.get()
     }
 
     /// Listens, loads the stored state, then applies events until the connection fails.
