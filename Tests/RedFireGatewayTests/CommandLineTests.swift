@@ -8,100 +8,6 @@ import Testing
 
 @testable import RedFireGateway
 
-/// The real `redfire-gateway` executable, run as a child process.
-final class GatewayProcess: Sendable {
-    let process: Process
-    /// Bytes read so far from one of the child's pipes, by a dedicated thread doing blocking reads, so
-    /// chunks arrive in order and multi-byte characters are never split when decoded.
-    private final class Output: Sendable {
-        let bytes = Mutex(Data())
-        let finished = Mutex(false)
-
-        func drain(_ handle: FileHandle) {
-            let thread = Thread { [self] in
-                while true {
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { break }
-                    bytes.withLock { $0.append(chunk) }
-                }
-                finished.withLock { $0 = true }
-            }
-            thread.start()
-        }
-
-        var text: String { String(decoding: bytes.withLock { $0 }, as: UTF8.self) }
-        var isFinished: Bool { finished.withLock { $0 } }
-    }
-    private let stdout = Output()
-    private let stderr = Output()
-
-    static var executable: URL {
-        // The test bundle sits in the build products folder next to the executable.
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidates = [products, products.deletingLastPathComponent()].map { $0.appendingPathComponent("redfire-gateway") }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates[0]
-    }
-
-    /// - Parameter input: written to the child's standard input, which is then closed.
-    /// - Parameter environment: added to this process's environment for the child.
-    /// - Parameter openFileLimit: the child runs with this soft and hard `RLIMIT_NOFILE` (`ulimit -n`
-    ///   in a shell that then execs the gateway, so the process is the gateway itself).
-    init(_ arguments: [String], input: String? = nil, environment: [String: String] = [:], openFileLimit: Int? = nil) throws {
-        process = Process()
-        if let openFileLimit {
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "ulimit -n \(openFileLimit) && exec \"$0\" \"$@\"", Self.executable.path] + arguments
-        } else {
-            process.executableURL = Self.executable
-            process.arguments = arguments
-        }
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
-        let out = Pipe(), err = Pipe(), stdin = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        try process.run()
-        // A test that fails before it stops its child still leaves no gateway process behind.
-        let process = self.process
-        TestResources.register { if process.isRunning { process.terminate() } }
-        if let input {
-            stdin.fileHandleForWriting.write(Data(input.utf8))
-            try? stdin.fileHandleForWriting.close()
-        }
-        stdout.drain(out.fileHandleForReading)
-        stderr.drain(err.fileHandleForReading)
-    }
-
-    /// The port from the `listening on http://HOST:PORT` line, once printed.
-    func listeningPort() async throws -> Int {
-        await waitUntil("listening") { output.contains("\nlistening on ") || output.hasPrefix("listening on ") }
-        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("listening on http://") }, "\(output)\n\(errorOutput)")
-        return try #require(line.split(separator: ":").last.flatMap { Int($0) }, "\(line)")
-    }
-
-    var output: String { stdout.text }
-    var errorOutput: String { stderr.text }
-
-    func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
-        await waitUntil(timeout: timeout, "process exit") { !process.isRunning }
-        guard !process.isRunning else {
-            process.terminate()
-            return nil
-        }
-        // Everything the child wrote is read once both pipes reach end of file.
-        await waitUntil(timeout: .seconds(5), "output read to the end") { stdout.isFinished && stderr.isFinished }
-        return process.terminationStatus
-    }
-
-    static func run(_ arguments: [String], input: String? = nil, environment: [String: String] = [:]) async throws -> (status: Int32?, stdout: String, stderr: String) {
-        let child = try GatewayProcess(arguments, input: input, environment: environment)
-        let status = await child.waitForExit()
-        return (status, child.output, child.errorOutput)
-    }
-}
-
 @Suite("Command line", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct CommandLineTests {
     static func writeConfig(_ text: String) throws -> String {
@@ -246,7 +152,7 @@ struct CommandLineTests {
             }
         }
         await waitUntil("requests in flight upstream") { upstream.inFlight == 3 }
-        kill(child.process.processIdentifier, SIGTERM)
+        kill(child.pid, SIGTERM)
         for request in requests {
             let (status, body) = try await request.value
             #expect(status == 200)
@@ -254,7 +160,6 @@ struct CommandLineTests {
         }
         let status = await child.waitForExit()
         #expect(status == 0, "\(child.errorOutput)")
-        #expect(child.process.terminationReason == .exit)
         try await client.shutdown()
         await upstream.stop()
     }

@@ -109,7 +109,7 @@ struct ReliabilityTests {
         let path = try CommandLineTests.writeConfig(CommandLineTests.config(upstreamPort: instances[0].port))
         let child = try GatewayProcess(["serve", "--config", path], openFileLimit: 1024)
         let port = try await child.listeningPort()
-        let pid = child.process.processIdentifier
+        let pid = child.pid
         let request = Array("GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
         // Warm up: the upstream connection exists before the baseline is taken.
         #expect(try await Self.oneRequestThenClose(port: port, request: request) == 200)
@@ -138,7 +138,7 @@ struct ReliabilityTests {
         let path = try CommandLineTests.writeConfig(CommandLineTests.config(upstreamPort: 1))
         let child = try GatewayProcess(["serve", "--config", path], openFileLimit: 256)
         let port = try await child.listeningPort()
-        let pid = child.process.processIdentifier
+        let pid = child.pid
 
         // Hold connections until accepting fails: each answered once, then left open and idle.
         var held: [RawConnection] = []
@@ -158,7 +158,7 @@ struct ReliabilityTests {
             metrics = try await held[0].readResponse()
         } catch {
             try? await Task.sleep(for: .milliseconds(200))
-            Issue.record("a held connection was not answered (gateway running: \(child.process.isRunning))\n\(child.output.suffix(3000))")
+            Issue.record("a held connection was not answered (gateway running: \(child.isRunning))\n\(child.output.suffix(3000))")
             throw error
         }
         #expect(metrics.status == 200)
@@ -180,7 +180,7 @@ struct ReliabilityTests {
         try await Task.sleep(for: .seconds(2))
         let cpuUsed = try #require(Self.cpuSeconds(pid: pid)) - cpuBefore
         #expect(cpuUsed < 0.5, "CPU while out of descriptors: \(cpuUsed) s in 2 s")
-        #expect(child.process.isRunning)
+        #expect(child.isRunning)
 
         // Descriptors free up: new clients are answered again.
         held.removeLast(60)

@@ -91,7 +91,7 @@ struct ReloadTests {
         let line = try #require(child.output.split(separator: "\n").first { $0.contains("listening on") })
         let port = try #require(line.split(separator: ":").compactMap { Int($0.prefix { $0.isNumber }) }.last)
         try Self.yaml(instances, weights: [1, 1]).write(toFile: path, atomically: true, encoding: .utf8)
-        kill(child.process.processIdentifier, SIGHUP)
+        kill(child.pid, SIGHUP)
         await waitUntil("reloaded") { child.output.contains("configuration reloaded by SIGHUP") }
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         await waitUntil("second instance serves") {
@@ -100,7 +100,7 @@ struct ReloadTests {
             return instances[1].requestCount > 0
         }
         try await client.shutdown()
-        kill(child.process.processIdentifier, SIGTERM)
+        kill(child.pid, SIGTERM)
         #expect(await child.waitForExit() == 0)
         await stopAll(instances)
     }

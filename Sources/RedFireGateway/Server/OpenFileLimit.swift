@@ -44,9 +44,12 @@ package enum OpenFileLimit {
     package static func openDescriptors() -> Int? {
         guard let directory = opendir("/proc/self/fd") else { return nil }
         defer { closedir(directory) }
+        // Only the name's first byte is read: a record is `d_reclen` bytes long, not `sizeof(dirent)`, and
+        // one at the end of glibc's buffer may sit before an unmapped page.
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
         var count = 0
         while let entry = readdir(directory) {
-            if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
+            if UnsafeRawPointer(entry).load(fromByteOffset: nameOffset, as: UInt8.self) != UInt8(ascii: ".") { count += 1 }
         }
         return max(0, count - 1)  // the directory stream's own descriptor
     }

@@ -29,9 +29,8 @@ enum TestPostgres {
         let description: String
     }
 
-    /// Runs a PostgreSQL program, as `postgres` when this process is root (the server refuses root).
-    /// Spawned and reaped with posix_spawn/waitpid (Foundation's `Process.waitUntilExit` was seen to miss
-    /// the exit of `runuser` here and wait forever), with every descriptor above stderr closed.
+    /// Runs a PostgreSQL program, as `postgres` when this process is root (the server refuses root), and
+    /// returns what it printed. Output goes to a file, not a pipe: `pg_ctl start` leaves a daemon behind.
     @discardableResult
     static func run(_ program: String, _ arguments: [String], asServerUser: Bool = false) throws -> String {
         guard let bin = binDirectory else { throw Failure(description: "PostgreSQL is not installed (apt-get install postgresql)") }
@@ -39,33 +38,11 @@ enum TestPostgres {
             : ["\(bin)/\(program)"] + arguments
         let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-pg-out-\(UUID().uuidString)").path
         defer { unlink(outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else of this process may leak into the server, which outlives the test: an inherited
-        // listening socket would keep a stopped gateway's port accepting connections.
-        guard let closeFrom = closeFrom, closeFrom(&actions, 3) == 0 else { throw Failure(description: "posix_spawn_file_actions_addclosefrom_np is missing") }
-        var pid: pid_t = 0
-        let cArguments = argv.map { strdup($0) } + [nil]
-        defer { for pointer in cArguments { free(pointer) } }
-        let spawned = posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ)
-        guard spawned == 0 else { throw Failure(description: "cannot start \(argv[0]): errno \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let status = try ChildProcess(argv, output: .file(outputPath)).waitUntilExit()
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        let exited = (status & 0x7f) == 0 && ((status >> 8) & 0xff) == 0
-        guard exited else { throw Failure(description: "\(program) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)") }
+        guard status == 0 else { throw Failure(description: "\(program) \(arguments.joined(separator: " ")) failed (status \(status.map(String.init) ?? "signal")): \(text)") }
         return text
     }
-
-    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which its Swift module does not export.
-    static let closeFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
-    }()
 
     nonisolated(unsafe) static var dataDirectoryToStop: String?
 
