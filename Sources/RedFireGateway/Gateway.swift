@@ -42,7 +42,8 @@ public final class Gateway: Service {
         self.acceptPressure = AcceptPressure(logger: logger)
         self.registry = ServiceRegistry(config: config, events: events, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
         let cluster = config.cluster.store.map { url in
-            ClusterStore(url: url, nodeName: config.cluster.nodeName ?? "\(ProcessInfo.processInfo.hostName):\(config.listen.port)", logger: logger)
+            ClusterStore(url: url, nodeName: config.cluster.nodeName ?? "\(ProcessInfo.processInfo.hostName):\(config.listen.port)",
+                         revocationWindow: config.auth.accessTokenTTL + config.auth.leeway, logger: logger)
         }
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster)
         switch config.upstreamTransport {
@@ -84,7 +85,11 @@ public final class Gateway: Service {
         var gatewayTokens: GatewayTokenIssuer?
         if config.auth.isEnabled {
             do {
-                let service = try await AuthService(config: config.auth, dataDirectory: config.dataDirectory, logger: logger)
+                // In cluster mode users, refresh families and keys live in the cluster store; the node
+                // reads its keys once the cluster listener has connected (a snapshot asks for it).
+                let credentials = control.cluster.map { PostgresCredentialStore(cluster: $0, bcryptCost: config.auth.bcryptCost) }
+                let service = try await AuthService(config: config.auth, dataDirectory: config.dataDirectory, store: credentials,
+                                                    loadAtStart: credentials == nil, logger: logger)
                 authService = service
                 authEndpoints = AuthEndpoints(auth: service, registrationOpen: config.auth.registration)
                 authorizer = Authorizer(auth: service, publicPaths: config.auth.publicPaths)
@@ -122,7 +127,10 @@ public final class Gateway: Service {
         if let cluster = control.cluster {
             // First, so it stops last: it writes what this node has yet to publish once the rest has stopped.
             services.append(cluster)
-            services.append(ClusterListener(store: cluster) { [control] event in control.apply(event) })
+            services.append(ClusterListener(store: cluster) { [control, authService] event in
+                control.apply(event)
+                if let authService, let change = event.change { Self.apply(change, to: authService) }
+            })
         }
         services += [TransportShutdown(transport: transport), maintenance, MemoryReturn(connections: connections, logger: logger)]
         if control.configPath != nil { services.append(await ReloadOnHangup.make(control: control)) }

@@ -34,7 +34,7 @@ struct KeysCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let (users, _) = try store.open()
+            let (users, _) = try await store.open()
             let expiresAt = expiresIn.flatMap(ConfigDuration.parse).map { Date().addingTimeInterval(Double($0.components.seconds)) }
             do {
                 let (key, record) = try await users.createAPIKey(name: name ?? (user ?? serviceAccount ?? "key"), username: user,
@@ -52,7 +52,7 @@ struct KeysCommand: AsyncParsableCommand {
         @OptionGroup var store: UsersCommand.StoreOptions
 
         func run() async throws {
-            let (users, _) = try store.open()
+            let (users, _) = try await store.open()
             let formatter = ISO8601DateFormatter()
             let now = Date()
             print("ID            NAME                 OWNER                     STATE     EXPIRES               PERMISSIONS")

@@ -11,16 +11,26 @@ struct UsersCommand: AsyncParsableCommand {
     )
 
     struct StoreOptions: ParsableArguments {
-        @Option(name: .long, help: "The gateway's configuration (its auth.database is the user store).")
+        @Option(name: .long, help: "The gateway's configuration (its auth.database, or its cluster.store in cluster mode, is the user store).")
         var config: String
 
-        func open() throws -> (UserStore, GatewayConfig) {
+        /// The store the configuration names: the cluster's PostgreSQL when `cluster.store` is set (every
+        /// node sees a change within the propagation time), else the SQLite file.
+        func open() async throws -> (any CredentialStore, GatewayConfig) {
             let gatewayConfig: GatewayConfig
             do {
                 gatewayConfig = try GatewayConfig.load(path: config)
             } catch let error as ConfigError {
                 printError(error.description)
                 throw Exit.invalidConfig
+            }
+            if let url = gatewayConfig.cluster.store {
+                do {
+                    return (try await PostgresCredentialStore.open(url: url, bcryptCost: gatewayConfig.auth.bcryptCost), gatewayConfig)
+                } catch {
+                    printError("error: cannot open the user store in the cluster store \(url): \(error)")
+                    throw Exit.startFailed
+                }
             }
             let path = gatewayConfig.auth.databasePath(dataDirectory: gatewayConfig.dataDirectory)
             do {
@@ -64,6 +74,10 @@ struct UsersCommand: AsyncParsableCommand {
             printError("error: \(error.description)")
             return ExitCode.failure
         }
+        if let error = error as? CredentialStoreUnavailable {
+            printError("error: \(error.description)")
+            return ExitCode.failure
+        }
         return error
     }
 
@@ -76,7 +90,7 @@ struct UsersCommand: AsyncParsableCommand {
         @Option(name: .long, help: "Email address.") var email: String?
 
         func run() async throws {
-            let (users, config) = try store.open()
+            let (users, config) = try await store.open()
             for role in role { try UsersCommand.checkRole(role, config) }
             let secret = try password.read(for: username)
             do {
@@ -91,7 +105,7 @@ struct UsersCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let (users, config) = try store.open()
+            let (users, config) = try await store.open()
             let all = try await users.users()
             print("ID  USERNAME             STATE     ROLES                PERMISSIONS")
             for user in all {
@@ -132,7 +146,7 @@ struct UsersCommand: AsyncParsableCommand {
         @Argument var username: String
 
         func run() async throws {
-            let (users, _) = try store.open()
+            let (users, _) = try await store.open()
             let secret = try password.read(for: username)
             do { try await users.setPassword(username, secret) } catch { throw UsersCommand.report(error) }
             print("password of \(username) changed")
@@ -146,7 +160,7 @@ struct UsersCommand: AsyncParsableCommand {
         @Argument var role: String
 
         func run() async throws {
-            let (users, config) = try store.open()
+            let (users, config) = try await store.open()
             try UsersCommand.checkRole(role, config)
             do { try await users.grant(username, role: role) } catch { throw UsersCommand.report(error) }
             print("\(username) now has role \(role)")

@@ -1,11 +1,12 @@
 import Crypto
 import Foundation
+import Logging
 import GRDB
 import ServiceLifecycle
 import Synchronization
 
 /// A usable key, as held in memory for the request path.
-struct ActiveAPIKey: Sendable {
+package struct ActiveAPIKey: Sendable {
     var id: String
     var hash: String
     var expiresAt: Date?
@@ -21,7 +22,10 @@ struct ActiveAPIKey: Sendable {
 /// lookup and one SHA-256 — no database access on the request path.
 final class APIKeyCache: Service, Sendable {
     private let keys = Mutex<[String: ActiveAPIKey]>([:])
-    let store: UserStore
+    private let loaded = Atomic<Bool>(false)
+    private let reloading = Mutex<(running: Bool, again: Bool)>((false, false))
+    private let logger = Logger(label: "redfire.auth")
+    let store: any CredentialStore
     let config: AuthConfig
     private let reloadHook = Mutex<(@Sendable () async throws -> Void)?>(nil)
     /// Runs after each periodic reload: the auth service reads user cutoffs with it.
@@ -30,16 +34,43 @@ final class APIKeyCache: Service, Sendable {
         set { reloadHook.withLock { $0 = newValue } }
     }
 
-    init(store: UserStore, config: AuthConfig) {
+    init(store: any CredentialStore, config: AuthConfig) {
         self.store = store
         self.config = config
     }
 
-    func reload() async throws {
+    package func reload() async throws {
         let active = try await store.activeAPIKeys()
         let byID = Dictionary(active.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         keys.withLock { $0 = byID }
+        loaded.store(true, ordering: .releasing)
     }
+
+    /// Reloads in the background (a cluster event said keys changed); requests that come while one
+    /// runs fold into one more reload after it.
+    package func reloadSoon() {
+        let start = reloading.withLock { state -> Bool in
+            if state.running { state.again = true; return false }
+            state.running = true
+            return true
+        }
+        guard start else { return }
+        Task {
+            while true {
+                do { try await reload() } catch { logger.warning("cannot reload API keys", metadata: ["error": .string("\(error)")]) }
+                let again = reloading.withLock { state -> Bool in
+                    if state.again { state.again = false; return true }
+                    state.running = false
+                    return false
+                }
+                if !again { return }
+            }
+        }
+    }
+
+    /// Whether the keys were read at least once (the cluster's store may be unreachable at start: an
+    /// unknown key then means "cannot tell", 503, not "invalid", 401).
+    var isLoaded: Bool { loaded.load(ordering: .acquiring) }
 
     /// Reloads every two seconds until the gateway shuts down.
     func run() async throws {
@@ -56,7 +87,7 @@ final class APIKeyCache: Service, Sendable {
         let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
         guard presented.utf8.count <= 128, parts.count == 3, parts[0] == "rf" else { return nil }
         guard let key = keys.withLock({ $0[String(parts[1])] }) else { return nil }
-        let hash = UserStore.tokenHash(presented)
+        let hash = CredentialRules.tokenHash(presented)
         guard ConstantTime.equals(hash, key.hash) else { return nil }
         if let expiresAt = key.expiresAt, expiresAt <= Date() { return nil }
         let permissions = key.ownPermissions?.sorted() ?? config.permissions(of: key.roles)

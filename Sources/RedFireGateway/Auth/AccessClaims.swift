@@ -24,12 +24,15 @@ struct AccessClaims: Codable, Equatable {
     var sid: String
 }
 
-/// A JWT NumericDate: seconds since the epoch, integral or not on input, integral on output.
+/// A JWT NumericDate: seconds since the epoch, integral or not (RFC 7519 §2). Written integral, except
+/// an `iat` made with millisecond precision (`precise`), which a user cutoff is compared with exactly.
 struct NumericDate: Codable, Equatable, Comparable {
     var seconds: Double
 
     init(_ date: Date) { seconds = date.timeIntervalSince1970.rounded(.down) }
     init(seconds: Double) { self.seconds = seconds }
+    /// Milliseconds kept (rounded down).
+    init(precise date: Date) { seconds = (date.timeIntervalSince1970 * 1000).rounded(.down) / 1000 }
 
     init(from decoder: any Decoder) throws {
         seconds = try decoder.singleValueContainer().decode(Double.self)
@@ -38,7 +41,11 @@ struct NumericDate: Codable, Equatable, Comparable {
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
-        try container.encode(Int64(seconds))
+        if seconds == seconds.rounded(.down) {
+            try container.encode(Int64(seconds))
+        } else {
+            try container.encode(seconds)
+        }
     }
 
     var date: Date { Date(timeIntervalSince1970: seconds) }

@@ -57,6 +57,10 @@ struct AuthEndpoints: Sendable {
             return try await responder.respond(to: Request(head: head, body: request.body), context: context)
         } catch let error as Handlers.BodyError {
             return ErrorEnvelope.response(.invalidRequest.with(message: error.message), requestID: requestID)
+        } catch is CredentialStoreUnavailable {
+            // Nothing is issued that is not stored: no login, refresh or logout while the store is away.
+            return ErrorEnvelope.response(.authUnavailable.with(message: "The user store cannot be reached. Retry after the time in Retry-After."),
+                                          requestID: requestID, headers: [.retryAfter: "5"])
         } catch {
             return ErrorEnvelope.response(.internalError, requestID: requestID)
         }

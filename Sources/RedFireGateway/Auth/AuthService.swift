@@ -10,7 +10,8 @@ import Synchronization
 /// verification (RFC 7519 / RFC 8725: algorithm and key pinned to the configuration, `typ`, `iss`,
 /// `aud`, `exp`, `nbf` checked, revoked `jti`s refused).
 package final class AuthService: Sendable {
-    package let store: UserStore
+    /// The embedded SQLite file, or the cluster's PostgreSQL store.
+    package let store: any CredentialStore
     let config: AuthConfig
     /// Signs access tokens; `verificationKeys` (by `kid`) check them, the signing key's own among them.
     let signingKey: SigningKey
@@ -31,10 +32,16 @@ package final class AuthService: Sendable {
     /// Identity providers whose tokens are accepted too (run each as a service to keep its keys fresh).
     let externalIssuers: [ExternalIssuer]
 
-    package init(config: AuthConfig, dataDirectory: String?, logger: Logger = Logger(label: "redfire.auth")) async throws {
+    /// - Parameters:
+    ///   - store: where users, refresh families and keys live; nil: the SQLite file named by the
+    ///     configuration (`auth.database`).
+    ///   - loadAtStart: read the API keys and user cutoffs now; false when something else asks for them
+    ///     once the store is reachable (the cluster listener).
+    package init(config: AuthConfig, dataDirectory: String?, store: (any CredentialStore)? = nil, loadAtStart: Bool = true,
+                 logger: Logger = Logger(label: "redfire.auth")) async throws {
         guard let signing = config.effectiveSigningKey else { throw AuthSetupError.noSecret }
         self.config = config
-        self.store = try UserStore(path: config.databasePath(dataDirectory: dataDirectory), bcryptCost: config.bcryptCost)
+        self.store = try store ?? UserStore(path: config.databasePath(dataDirectory: dataDirectory), bcryptCost: config.bcryptCost)
         self.signingKey = try signing.signingKey()
         self.signingKeyID = signing.keyID
         var keys = [signing.keyID: signingKey.verificationKey]
@@ -42,10 +49,19 @@ package final class AuthService: Sendable {
         self.verificationKeys = keys
         self.throttle = LoginThrottle(maxFailures: config.maxLoginFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
         self.credentialThrottle = LoginThrottle(maxFailures: config.maxCredentialFailures, baseLockout: config.lockout, maxLockout: config.maxLockout)
-        self.apiKeys = APIKeyCache(store: store, config: config)
+        self.apiKeys = APIKeyCache(store: self.store, config: config)
         self.externalIssuers = config.externalIssuers.map { ExternalIssuer(config: $0, logger: logger) }
-        try await apiKeys.reload()
-        try await syncRevocations()
+        // A store that cannot be reached at start (the cluster's) is not fatal: tokens verify without
+        // it, and API keys answer 503 until their first load (`APIKeyCache.isLoaded`).
+        do {
+            if loadAtStart {
+                try await apiKeys.reload()
+                try await syncRevocations()
+            }
+        } catch let error as CredentialStoreUnavailable {
+            logger.warning("the user store is unavailable at start; API keys are refused with 503 until it answers",
+                           metadata: ["error": .string(error.reason)])
+        }
         apiKeys.onReload = { [weak self] in try await self?.syncRevocations() }
     }
 
@@ -64,13 +80,14 @@ package final class AuthService: Sendable {
 
     func issue(for user: User, session: String, refreshToken: String) async throws -> TokenPair {
         var now = Date()
-        // A token issued in the second of a cutoff (a password just changed) would fall under it.
-        if let cutoff = user.tokensValidAfter, now.timeIntervalSince1970 < Revocations.second(after: cutoff) {
-            now = Date(timeIntervalSince1970: Revocations.second(after: cutoff))
+        // A token issued after a cutoff is dated after it, even where this clock is behind the one that
+        // wrote the cutoff (the cluster store's).
+        if let cutoff = user.tokensValidAfter, now.timeIntervalSince1970 <= cutoff.timeIntervalSince1970 + 0.001 {
+            now = cutoff.addingTimeInterval(0.002)
         }
         let claims = AccessClaims(
             sub: String(user.id), name: user.username, roles: user.roles, permissions: config.permissions(of: user.roles),
-            iat: NumericDate(now), nbf: NumericDate(now), exp: NumericDate(now.addingTimeInterval(Double(config.accessTokenTTL.components.seconds))),
+            iat: NumericDate(precise: now), nbf: NumericDate(now), exp: NumericDate(now.addingTimeInterval(Double(config.accessTokenTTL.components.seconds))),
             iss: config.issuer, aud: Audience([config.audience]), jti: UUID().uuidString, typ: "access", sid: session)
         let token = try JWS.sign(payload: claims, key: signingKey, keyID: signingKeyID)
         return TokenPair(accessToken: token, refreshToken: refreshToken, expiresIn: Int(config.accessTokenTTL.components.seconds))
@@ -167,7 +184,7 @@ package final class AuthService: Sendable {
     }
 
     /// Every access token of a login session, from now on (logout, refresh-token reuse).
-    func revokeSession(_ session: String) {
+    package func revokeSession(_ session: String) {
         let now = Date()
         revoked.withLock { revoked in
             revoked.sessions[session] = now.addingTimeInterval(coverage)
@@ -191,6 +208,17 @@ package final class AuthService: Sendable {
         }
         let newest = cutoffs.map(\.cutoff).max()
         cutoffsReadUntil.withLock { $0 = max($0 ?? .distantPast, newest ?? .distantPast) }
+    }
+
+    /// A user's access tokens issued up to `cutoff` end now (a cluster event from another node).
+    package func applyCutoff(userID: String, at cutoff: Date) {
+        let now = Date()
+        guard cutoff.addingTimeInterval(coverage) > now else { return }
+        revoked.withLock { revoked in
+            if let known = revoked.users[userID], known.cutoff >= cutoff { return }
+            revoked.users[userID] = (cutoff, cutoff.addingTimeInterval(coverage))
+            revoked.forgetExpired(now: now)
+        }
     }
 
     // MARK: Operations

@@ -40,7 +40,10 @@ struct Authenticator: Sendable {
             return .failure(Refusal(error: error, headers: headers))
         }
         if let auth, let key = fields[.apiKey] {
-            guard let identity = auth.apiKeys.identity(for: key) else { return invalid(.invalidAPIKey) }
+            guard let identity = auth.apiKeys.identity(for: key) else {
+                guard auth.apiKeys.isLoaded else { return .failure(Refusal(error: .authUnavailable, headers: [.retryAfter: "5"])) }
+                return invalid(.invalidAPIKey)
+            }
             return .success(.identity(identity))
         }
         guard let token = Self.bearerToken(fields) else {

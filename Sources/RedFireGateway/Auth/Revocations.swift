@@ -8,7 +8,9 @@ import Synchronization
 
 /// What has been revoked before it expired, checked for every token on every request (cached or not):
 /// one token (`jti`), a login session (`sid`: logout, refresh-token reuse), or every token of a user
-/// issued before a cutoff (disabled, new password, roles changed). Entries are forgotten once no
+/// issued up to a cutoff (disabled, new password, roles changed) — compared to the millisecond: the
+/// gateway's `iat` keeps milliseconds, and a token issued after a cutoff is dated after it
+/// (`AuthService.issue`), even on a node whose clock is a little behind the store's. Entries are forgotten once no
 /// token they cover can still be valid.
 struct Revocations {
     var tokens: [String: Date] = [:]
@@ -19,14 +21,8 @@ struct Revocations {
     func refuses(_ identity: Identity) -> Bool {
         if !tokens.isEmpty, tokens[identity.tokenID] != nil { return true }
         if !sessions.isEmpty, !identity.session.isEmpty, sessions[identity.session] != nil { return true }
-        if !users.isEmpty, let cutoff = users[identity.userID]?.cutoff, identity.issuedAt.timeIntervalSince1970 < Self.second(after: cutoff) { return true }
+        if !users.isEmpty, let cutoff = users[identity.userID]?.cutoff, identity.issuedAt <= cutoff { return true }
         return false
-    }
-
-    /// `iat` has whole seconds: a cutoff covers every token of its second, and a token issued after it
-    /// carries the next second at least (`AuthService.issue`).
-    static func second(after cutoff: Date) -> Double {
-        (cutoff.timeIntervalSince1970).rounded(.up)
     }
 
     mutating func forgetExpired(now: Date) {

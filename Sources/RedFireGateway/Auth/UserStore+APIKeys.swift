@@ -25,20 +25,10 @@ extension UserStore {
     }
 
     /// Creates a key; the returned string is the only time the key exists in clear.
-    public func createAPIKey(name: String, username: String? = nil, serviceAccount: String? = nil, permissions: [String] = [],
+    package func createAPIKey(name: String, username: String? = nil, serviceAccount: String? = nil, permissions: [String] = [],
                              expiresAt: Date? = nil) async throws -> (key: String, record: APIKey) {
-        guard (username == nil) != (serviceAccount == nil) else { throw APIKeyError.invalid("a key belongs to exactly one user or one service account") }
-        if let serviceAccount, !GatewayConfig.isValidName(serviceAccount) {
-            throw APIKeyError.invalid("service account names use letters, digits, '_', '.' and '-'")
-        }
-        if let bad = permissions.first(where: { !GatewayConfig.isValidPermission($0) }) {
-            throw APIKeyError.invalid("\"\(bad)\" is not a permission: use AREA:ACTION")
-        }
-        if username != nil && !permissions.isEmpty { throw APIKeyError.invalid("a user's key has the user's permissions; --permission is for service accounts") }
-        var generator = SystemRandomNumberGenerator()
-        let id = (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-        let secret = Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
-        let key = "rf_\(id)_\(secret)"
+        try CredentialRules.checkAPIKey(username: username, serviceAccount: serviceAccount, permissions: permissions)
+        let (id, key) = CredentialRules.newAPIKey()
         let now = Date()
         try await database.write { db in
             var userID: Int64?
@@ -51,13 +41,13 @@ extension UserStore {
             try db.execute(sql: """
                 INSERT INTO api_keys (id, key_hash, name, user_id, service_account, permissions, created_at, expires_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, Self.tokenHash(key), name, userID, serviceAccount, permissions.joined(separator: " "), now, expiresAt])
+                """, arguments: [id, CredentialRules.tokenHash(key), name, userID, serviceAccount, permissions.joined(separator: " "), now, expiresAt])
         }
         return (key, APIKey(id: id, name: name, username: username, serviceAccount: serviceAccount, permissions: permissions.sorted(),
                             createdAt: now, expiresAt: expiresAt, revokedAt: nil))
     }
 
-    public func apiKeys() async throws -> [APIKey] {
+    package func apiKeys() async throws -> [APIKey] {
         try await database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT k.id, k.name, u.username, k.service_account, k.permissions, k.created_at, k.expires_at, k.revoked_at
@@ -70,7 +60,7 @@ extension UserStore {
         }
     }
 
-    public func revokeAPIKey(_ id: String) async throws {
+    package func revokeAPIKey(_ id: String) async throws {
         try await database.write { db in
             try db.execute(sql: "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", arguments: [Date(), id])
             if db.changesCount == 0 { throw APIKeyError.noSuchKey(id) }
@@ -78,7 +68,7 @@ extension UserStore {
     }
 
     /// Every usable key (not revoked, not expired, user not disabled) with the roles of its user.
-    func activeAPIKeys(now: Date = Date()) async throws -> [ActiveAPIKey] {
+    package func activeAPIKeys(now: Date) async throws -> [ActiveAPIKey] {
         try await database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT k.id, k.key_hash, k.service_account, k.permissions, k.expires_at, u.id AS user_id, u.username,

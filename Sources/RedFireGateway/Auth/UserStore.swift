@@ -29,28 +29,26 @@ package struct FieldProblem: Sendable, Equatable {
     }
 }
 
-/// Users and their roles in an embedded SQLite database (GRDB), migrated at open. Passwords are
-/// stored as bcrypt hashes; hashing and verifying run on NIO's blocking thread pool, never on an
-/// event loop or the concurrency pool's few threads.
-package final class UserStore: Sendable {
+/// Users and their roles in an embedded SQLite database (GRDB), migrated at open — the credential
+/// store of a single gateway (the default; `PostgresCredentialStore` is the cluster's). Passwords are
+/// stored as bcrypt hashes (`PasswordHasher`).
+package final class UserStore: CredentialStore {
     package let path: String
     let database: DatabaseQueue
-    let bcryptCost: Int
-    /// A real hash of a random password, verified against when a username does not exist, so that an
-    /// unknown user costs the same time as a wrong password.
-    private let decoyHash: String
+    let hasher: PasswordHasher
+
+    package var location: String { path }
 
     /// Opens (creating the file and its directory if needed) and migrates the database at `path`.
     package init(path: String, bcryptCost: Int = 12) throws {
         self.path = path
-        self.bcryptCost = bcryptCost
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(5)
         database = try DatabaseQueue(path: path, configuration: configuration)
         try Self.migrator.migrate(database)
-        decoyHash = Bcrypt.hash(UUID().uuidString, cost: UInt8(bcryptCost))
+        hasher = PasswordHasher(cost: bcryptCost)
     }
 
     static var migrator: DatabaseMigrator {
@@ -78,62 +76,12 @@ package final class UserStore: Sendable {
         return migrator
     }
 
-    // MARK: Rules
-
-    /// Usernames: 3–32 characters of letters, digits, `_`, `.`, `-`, starting with a letter or digit.
-    package static func usernameProblems(_ username: String) -> [FieldProblem] {
-        var problems: [FieldProblem] = []
-        if !(3...32).contains(username.count) { problems.append(.init(field: "username", message: "must be 3 to 32 characters")) }
-        let allowed = username.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
-        if !allowed { problems.append(.init(field: "username", message: "may use letters, digits, '_', '.' and '-' only")) }
-        if let first = username.unicodeScalars.first, !CharacterSet.alphanumerics.contains(first) {
-            problems.append(.init(field: "username", message: "must start with a letter or digit"))
-        }
-        return problems
-    }
-
-    /// Passwords: 10–128 characters, not containing the username, not one repeated character (NIST SP 800-63B:
-    /// length over composition rules).
-    package static func passwordProblems(_ password: String, username: String) -> [FieldProblem] {
-        var problems: [FieldProblem] = []
-        if password.count < 10 { problems.append(.init(field: "password", message: "must be at least 10 characters")) }
-        if password.count > 128 { problems.append(.init(field: "password", message: "must be at most 128 characters")) }
-        if username.count >= 3 && password.lowercased().contains(username.lowercased()) {
-            problems.append(.init(field: "password", message: "must not contain the username"))
-        }
-        if let first = password.first, password.allSatisfy({ $0 == first }), !password.isEmpty {
-            problems.append(.init(field: "password", message: "must not repeat one character"))
-        }
-        return problems
-    }
-
-    package static func emailProblems(_ email: String?) -> [FieldProblem] {
-        guard let email else { return [] }
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !email.contains(where: \.isWhitespace) else {
-            return [.init(field: "email", message: "is not an email address")]
-        }
-        return []
-    }
-
-    // MARK: Hashing off the event loops
-
-    func hash(_ password: String) async throws -> String {
-        let cost = UInt8(bcryptCost)
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
-    }
-
-    func verify(_ password: String, hash: String) async throws -> Bool {
-        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
-    }
-
     // MARK: Users
 
     @discardableResult
     package func addUser(username: String, password: String, email: String? = nil, roles: [String] = []) async throws -> User {
-        let problems = Self.usernameProblems(username) + Self.passwordProblems(password, username: username) + Self.emailProblems(email)
-        guard problems.isEmpty else { throw UserStoreError.invalid(problems) }
-        let passwordHash = try await hash(password)
+        try CredentialRules.checkNewUser(username: username, password: password, email: email)
+        let passwordHash = try await hasher.hash(password)
         let now = Date()
         return try await database.write { db in
             if try Row.fetchOne(db, sql: "SELECT 1 FROM users WHERE username = ?", arguments: [username]) != nil {
@@ -181,9 +129,8 @@ package final class UserStore: Sendable {
     /// A new password ends every session of the user: its access tokens and its refresh families.
     /// Setting the first password of a new user revokes nothing that exists.
     package func setPassword(_ username: String, _ password: String) async throws {
-        let problems = Self.passwordProblems(password, username: username)
-        guard problems.isEmpty else { throw UserStoreError.invalid(problems) }
-        let passwordHash = try await hash(password)
+        try CredentialRules.checkPassword(password, username: username)
+        let passwordHash = try await hasher.hash(password)
         try await database.write { db in
             try db.execute(sql: "UPDATE users SET password_hash = ? WHERE username = ?", arguments: [passwordHash, username])
             guard db.changesCount == 1 else { throw UserStoreError.noSuchUser(username) }
@@ -223,7 +170,7 @@ package final class UserStore: Sendable {
     }
 
     /// Users whose access tokens were cut off after `since` (nil: every cutoff on record): id → cutoff.
-    func accessTokenCutoffs(since: Date?) async throws -> [(userID: String, cutoff: Date)] {
+    package func accessTokenCutoffs(since: Date?) async throws -> [(userID: String, cutoff: Date)] {
         try await database.read { db in
             let rows = try Row.fetchAll(db, sql: "SELECT id, tokens_valid_after FROM users WHERE tokens_valid_after IS NOT NULL AND tokens_valid_after > ?",
                                         arguments: [since ?? Date.distantPast])
@@ -240,10 +187,10 @@ package final class UserStore: Sendable {
             return (user, hash)
         }
         guard let (user, hash) = found else {
-            _ = try await verify(password, hash: decoyHash)
+            try await hasher.verifyDecoy(password)
             return nil
         }
-        guard try await verify(password, hash: hash), !user.disabled else { return nil }
+        guard try await hasher.verify(password, hash: hash), !user.disabled else { return nil }
         return user
     }
 }

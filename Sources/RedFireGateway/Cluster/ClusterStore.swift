@@ -29,6 +29,8 @@ package final class ClusterStore: Service, Sendable {
         /// Since when the store cannot be reached; nil while it can.
         var unreachableSince: Date? = Date()
         var lastError: String?
+        /// Whether the listener has tried to reach it yet (before that, `unreachableSince` is a guess).
+        var known = false
     }
 
     /// Advisory lock keys (any constants unique to this schema).
@@ -37,8 +39,13 @@ package final class ClusterStore: Service, Sendable {
     /// The channel the event trigger notifies.
     static let channel = "redfire_events"
 
-    package init(url: PostgresURL, nodeName: String, logger: Logger) {
+    /// How far back a (re)connecting node reads session revocations and user cutoffs: as long as an
+    /// access token lives (its TTL and leeway).
+    let revocationWindow: Duration
+
+    package init(url: PostgresURL, nodeName: String, revocationWindow: Duration = .seconds(3600), logger: Logger) {
         self.url = url
+        self.revocationWindow = revocationWindow
         self.nodeName = nodeName
         self.logger = logger
         var configuration = PostgresClient.Configuration(host: url.host, port: url.port, username: url.user, password: url.password,
@@ -120,11 +127,13 @@ package final class ClusterStore: Service, Sendable {
 
     /// Whether the store answered last time it was asked.
     package var isReachable: Bool { status.withLock { $0.unreachableSince == nil } }
+    /// Known to be unreachable: the listener tried and failed (not merely not connected yet).
+    package var isKnownUnreachable: Bool { status.withLock { $0.known && $0.unreachableSince != nil } }
     package var unreachableSince: Date? { status.withLock { $0.unreachableSince } }
 
     func markReachable() {
         let was = status.withLock { status -> Date? in
-            defer { status.unreachableSince = nil; status.lastError = nil }
+            defer { status.unreachableSince = nil; status.lastError = nil; status.known = true }
             return status.unreachableSince
         }
         if let was { logger.info("cluster store reachable", metadata: ["store": .string(url.description), "down_since": .string("\(was)")]) }
@@ -132,7 +141,7 @@ package final class ClusterStore: Service, Sendable {
 
     func markUnreachable(_ error: any Error) {
         let first = status.withLock { status -> Bool in
-            defer { status.lastError = "\(error)" }
+            defer { status.lastError = "\(error)"; status.known = true }
             guard status.unreachableSince == nil else { return false }
             status.unreachableSince = Date()
             return true
@@ -170,6 +179,33 @@ package final class ClusterStore: Service, Sendable {
               FOR EACH ROW EXECUTE FUNCTION redfire.notify_cluster_event()
             """,
         ]),
+        (2, [
+            // The credential store (`PostgresCredentialStore`), as the embedded SQLite file has it.
+            """
+            CREATE TABLE redfire.users (
+              id bigserial PRIMARY KEY, username text NOT NULL, email text, password_hash text NOT NULL,
+              disabled boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL DEFAULT now(), tokens_valid_after timestamptz)
+            """,
+            "CREATE UNIQUE INDEX users_username ON redfire.users (lower(username))",
+            """
+            CREATE TABLE redfire.user_roles (
+              user_id bigint NOT NULL REFERENCES redfire.users ON DELETE CASCADE, role text NOT NULL, PRIMARY KEY (user_id, role))
+            """,
+            """
+            CREATE TABLE redfire.refresh_tokens (
+              id bigserial PRIMARY KEY, token_hash text NOT NULL UNIQUE, user_id bigint NOT NULL REFERENCES redfire.users ON DELETE CASCADE,
+              family text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz NOT NULL,
+              rotated_at timestamptz, revoked_at timestamptz)
+            """,
+            "CREATE INDEX refresh_tokens_family ON redfire.refresh_tokens (family)",
+            "CREATE INDEX refresh_tokens_revoked ON redfire.refresh_tokens (revoked_at) WHERE revoked_at IS NOT NULL",
+            """
+            CREATE TABLE redfire.api_keys (
+              id text PRIMARY KEY, key_hash text NOT NULL, name text NOT NULL,
+              user_id bigint REFERENCES redfire.users ON DELETE CASCADE, service_account text, permissions text NOT NULL DEFAULT '',
+              created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz, revoked_at timestamptz)
+            """,
+        ]),
     ]
 
     /// Creates or upgrades the schema; returns the versions this call applied.
@@ -199,7 +235,6 @@ package final class ClusterStore: Service, Sendable {
 
     /// Records a change and its event in one transaction; every node applies it from the event.
     package func publish(_ change: ClusterChange, actor: String) async throws {
-        let payload = String(decoding: try JSONEncoder().encode(change), as: UTF8.self)
         try await client.withTransaction(logger: logger) { connection in
             switch change {
             case .drain(let service, let instance, let draining, let deadlineMillis):
@@ -223,15 +258,25 @@ package final class ClusterStore: Service, Sendable {
                     INSERT INTO redfire.strategy_overrides (service, strategy, set_by) VALUES (\(service), \(strategy), \(actor))
                     ON CONFLICT (service) DO UPDATE SET strategy = excluded.strategy, set_by = excluded.set_by, set_at = now()
                     """, logger: logger)
+            case .sessionRevoked, .accessCutoff, .apiKeysChanged:
+                break  // written by the credential store with the change itself
             }
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.eventLock))", logger: logger)
-            try await connection.query("""
-                INSERT INTO redfire.cluster_events (node, actor, channel, payload) VALUES (\(nodeName), \(actor), \(change.channel), \(payload)::jsonb)
-                """, logger: logger)
+            try await appendEvent(change, actor: actor, on: connection)
         }
     }
 
-    /// Every stored decision as changes to apply (drains with what is left of their deadlines), and the
+    /// Adds a change's event in the caller's transaction: it commits with the change, or not at all.
+    /// The advisory lock makes events commit in `seq` order.
+    func appendEvent(_ change: ClusterChange, actor: String, on connection: PostgresConnection) async throws {
+        let payload = String(decoding: try JSONEncoder().encode(change), as: UTF8.self)
+        try await connection.query("SELECT pg_advisory_xact_lock(\(Self.eventLock))", logger: logger)
+        try await connection.query("""
+            INSERT INTO redfire.cluster_events (node, actor, channel, payload) VALUES (\(nodeName), \(actor), \(change.channel), \(payload)::jsonb)
+            """, logger: logger)
+    }
+
+    /// Every stored decision as changes to apply (drains with what is left of their deadlines; session
+    /// revocations and user cutoffs young enough to matter; a reload of the API keys), and the
     /// newest event they include: a node that applies them and then the events after `through` is current.
     package func snapshot() async throws -> (changes: [ClusterChange], through: Int64) {
         try await client.withConnection { connection in
@@ -250,6 +295,20 @@ package final class ClusterStore: Service, Sendable {
                     "SELECT service, strategy FROM redfire.strategy_overrides ORDER BY service", logger: logger).decode((String, String).self) {
                     changes.append(.strategy(service: service, strategy: strategy))
                 }
+                // What live access tokens depend on: sessions ended and user cutoffs within a token's life.
+                let window = Double(revocationWindow.components.seconds)
+                for try await session in try await connection.query("""
+                    SELECT DISTINCT family FROM redfire.refresh_tokens WHERE revoked_at > now() - \(window)::float8 * interval '1 second'
+                    """, logger: logger).decode(String.self) {
+                    changes.append(.sessionRevoked(session: session))
+                }
+                for try await (userID, atMillis) in try await connection.query("""
+                    SELECT id, (extract(epoch FROM tokens_valid_after) * 1000)::bigint FROM redfire.users
+                    WHERE tokens_valid_after > now() - \(window)::float8 * interval '1 second'
+                    """, logger: logger).decode((Int64, Int64).self) {
+                    changes.append(.accessCutoff(userID: String(userID), atMillis: atMillis))
+                }
+                changes.append(.apiKeysChanged)
                 var through: Int64 = 0
                 for try await seq in try await connection.query("SELECT coalesce(max(seq), 0) FROM redfire.cluster_events", logger: logger).decode(Int64.self) {
                     through = seq
@@ -287,17 +346,26 @@ package final class ClusterStore: Service, Sendable {
     }
 }
 
-/// One operator decision as the cluster stores and sends it.
+/// One change as the cluster stores and sends it: an operator decision, or what live credentials
+/// depend on.
 package enum ClusterChange: Codable, Sendable, Equatable {
     /// Drain (or undrain) an instance; a deadline in milliseconds from the change.
     case drain(service: String, instance: String, draining: Bool, deadlineMillis: Int64?)
     /// An operator-chosen balancing strategy (its raw value).
     case strategy(service: String, strategy: String)
+    /// Every access token of a login session ends (logout, refresh-token reuse).
+    case sessionRevoked(session: String)
+    /// A user's access tokens issued up to this instant (ms since 1970) end: disabled, new password,
+    /// roles changed.
+    case accessCutoff(userID: String, atMillis: Int64)
+    /// API keys, or the users and roles they act with, changed: every node reloads its keys.
+    case apiKeysChanged
 
     var channel: String {
         switch self {
         case .drain: return "drain"
         case .strategy: return "strategy"
+        case .sessionRevoked, .accessCutoff, .apiKeysChanged: return "auth"
         }
     }
 }

@@ -75,6 +75,8 @@ public final class GatewayControl: Sendable {
             if remote || event.node.isEmpty {
                 registry.record(.strategy, service: service, instance: nil, "\(service) strategy \(before?.rawValue ?? "?") → \(raw)\(by) (cluster)")
             }
+        case .sessionRevoked, .accessCutoff, .apiKeysChanged:
+            return  // the auth service's (`Gateway` hands them over)
         }
     }
 
