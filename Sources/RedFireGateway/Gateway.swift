@@ -28,7 +28,7 @@ public final class Gateway: Service {
     private let accessLogState = Mutex<AccessLog?>(nil)
     /// The access log, once running (its drop count is telemetry).
     package var accessLog: AccessLog? { accessLogState.withLock { $0 } }
-    private let port = ManagedAtomic<Int>(0)
+    private let port: ManagedAtomic<Int>
 
     /// - Parameters:
     ///   - configPath: the file `config` came from; enables reload (admin API and SIGHUP).
@@ -45,7 +45,19 @@ public final class Gateway: Service {
             ClusterStore(url: url, nodeName: config.cluster.nodeName ?? "\(ProcessInfo.processInfo.hostName):\(config.listen.port)",
                          revocationWindow: config.auth.accessTokenTTL + config.auth.leeway, logger: logger)
         }
-        self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster)
+        let port = ManagedAtomic<Int>(0)
+        self.port = port
+        let membership = cluster.map { [registry, listenAddress = config.listen] store in
+            ClusterMembership(store: store, listen: {
+                let bound = port.load(ordering: .relaxed)
+                return bound == 0 ? nil : "\(listenAddress.host):\(bound)"
+            },
+                              interval: config.cluster.heartbeatInterval, timeout: config.cluster.nodeTimeout) {
+                registry.telemetry.gatewayWindow(seconds: 10, state: registry.state).requestsPerSecond
+            }
+        }
+        self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster,
+                                      membership: membership)
         switch config.upstreamTransport {
         case .nio: self.transport = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)
         case .asyncHTTPClient: self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
@@ -127,6 +139,7 @@ public final class Gateway: Service {
         if let cluster = control.cluster {
             // First, so it stops last: it writes what this node has yet to publish once the rest has stopped.
             services.append(cluster)
+            if let membership = control.membership { services.append(membership) }
             services.append(ClusterListener(store: cluster) { [control, authService] event in
                 control.apply(event)
                 if let authService, let change = event.change { Self.apply(change, to: authService) }

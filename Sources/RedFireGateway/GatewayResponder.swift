@@ -188,11 +188,21 @@ struct GatewayResponder: HTTPResponder {
                     return ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Authenticator.challenge(Authenticator.gatewayRealm)])
                 }
             }
-            let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts, listener: listener)
+            let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts, listener: listener,
+                                                   cluster: control.cluster.map { ($0, control.membership) })
             return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
                             body: .init(byteBuffer: body))
         case "/ready":
-            if state.isReady { return Self.json(.ok, Self.readyBody, requestID: requestID) }
+            if state.isReady {
+                // Ready with the last state it applied; the cluster store being away is said, not fatal.
+                if let note = control.cluster?.unreachableNote {
+                    var body = ByteBuffer(string: #"{"status":"ready","cluster":"#)
+                    JSONString.write(note, to: &body)
+                    body.writeString("}")
+                    return Self.json(.ok, body, requestID: requestID)
+                }
+                return Self.json(.ok, Self.readyBody, requestID: requestID)
+            }
             return ErrorEnvelope.response(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
         default:
             break

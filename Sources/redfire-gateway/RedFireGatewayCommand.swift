@@ -13,6 +13,7 @@ struct RedFireGatewayCommand: AsyncParsableCommand {
         Exit codes: 0 success; 1 invalid configuration; 2 bad command line; 3 the gateway could not start \
         (for example its port is in use).
         """,
+        version: GatewayVersion.current,
         subcommands: [Serve.self, Demo.self, ConfigCommand.self, UsersCommand.self, KeysCommand.self, OpenAPICommand.self]
     )
 }

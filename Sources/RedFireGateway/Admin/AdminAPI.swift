@@ -104,6 +104,9 @@ struct AdminAPI: Sendable {
             guard let pool = registry.state.service(named: name) else { throw ControlError.serviceNotFound(name) }
             return try json(serviceView(pool), context)
         }
+        router.get("/gateway/cluster") { _, context in
+            try json(clusterView(), context)
+        }
         router.get("/gateway/routes") { _, context in
             try json(["routes": registry.state.config.routes.map {
                 RouteView(name: $0.name, prefix: $0.prefix, service: $0.service, methods: $0.methods, stripPrefix: $0.stripPrefix, version: $0.version)
@@ -156,6 +159,17 @@ struct AdminAPI: Sendable {
         let data = try Self.encoder.encode(value)
         return Response(status: status, headers: [.contentType: "application/json", .requestID: context.requestID, .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The cluster as this node sees it: its store, and the nodes by their heartbeats.
+    func clusterView() -> ClusterView {
+        guard let store = control.cluster else { return ClusterView(enabled: false) }
+        let nodes = control.membership?.nodes ?? []
+        return ClusterView(enabled: true, node: store.nodeName,
+                           store: .init(url: store.url.description, reachable: store.isReachable,
+                                        unreachableSince: store.isKnownUnreachable ? store.unreachableSince : nil,
+                                        lastError: store.lastError),
+                           nodes: nodes.filter(\.alive), departed: nodes.filter { !$0.alive }, readAt: control.membership?.readAt)
     }
 
     private func serviceView(_ pool: ServicePool) -> ServiceView {

@@ -162,3 +162,24 @@ struct GatewayInfoView: Codable, Sendable {
     var uptimeSeconds: Int
     var generation: Int
 }
+
+/// `GET /gateway/cluster`.
+struct ClusterView: Encodable, Sendable {
+    struct Store: Encodable, Sendable {
+        var url: String
+        var reachable: Bool
+        var unreachableSince: Date?
+        var lastError: String?
+    }
+
+    var enabled: Bool
+    /// This node's name.
+    var node: String?
+    var store: Store?
+    /// Nodes whose last heartbeat is younger than the timeout, this one included.
+    var nodes: [ClusterNode] = []
+    /// Nodes seen within the last hour that stopped sending heartbeats (killed, cut off).
+    var departed: [ClusterNode] = []
+    /// When this node last read the list from the store.
+    var readAt: Date?
+}

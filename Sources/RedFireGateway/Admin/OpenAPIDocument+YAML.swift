@@ -211,6 +211,9 @@ paths:
                 properties:
                   status:
                     type: string
+                  cluster:
+                    type: string
+                    description: 'in cluster mode while the store is unreachable: "cluster store unreachable since …: serving with the last state applied"'
         '503':
           description: not ready
           content:
@@ -510,6 +513,24 @@ paths:
           application/json:
             schema:
               $ref: '#/components/schemas/SetStrategy'
+  /gateway/cluster:
+    get:
+      summary: The cluster as this node sees it
+      description: 'With `cluster.store`: this node''s name, the store''s reachability, the nodes alive by their heartbeats (`nodes`) and those that stopped sending them within the last hour (`departed`). Without it, `{"enabled": false}`.'
+      operationId: getCluster
+      tags:
+      - admin
+      responses:
+        '200':
+          description: the cluster
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Cluster'
+        '401':
+          $ref: '#/components/responses/AdminUnauthorized'
+        '403':
+          $ref: '#/components/responses/AdminForbidden'
   /gateway/routes:
     get:
       summary: List routes
@@ -867,6 +888,75 @@ components:
           - least_connections
           - power_of_two
           - consistent_hash
+    Cluster:
+      type: object
+      required:
+      - enabled
+      properties:
+        enabled:
+          type: boolean
+        node:
+          type: string
+          description: this node's `cluster.node_name`
+        store:
+          type: object
+          required:
+          - url
+          - reachable
+          properties:
+            url:
+              type: string
+              description: the store's URL, password replaced by ***
+            reachable:
+              type: boolean
+            unreachable_since:
+              type: string
+              format: date-time
+            last_error:
+              type: string
+        nodes:
+          type: array
+          items:
+            $ref: '#/components/schemas/ClusterNode'
+        departed:
+          type: array
+          items:
+            $ref: '#/components/schemas/ClusterNode'
+        read_at:
+          type: string
+          format: date-time
+    ClusterNode:
+      type: object
+      required:
+      - name
+      - version
+      - listen
+      - started_at
+      - last_seen
+      - seconds_since_seen
+      - alive
+      - requests_per_second
+      properties:
+        name:
+          type: string
+        version:
+          type: string
+        listen:
+          type: string
+        started_at:
+          type: string
+          format: date-time
+        last_seen:
+          type: string
+          format: date-time
+        seconds_since_seen:
+          type: number
+          description: by the store's clock
+        alive:
+          type: boolean
+        requests_per_second:
+          type: number
+          description: over the node's last ten seconds
     Route:
       type: object
       required:

@@ -17,10 +17,25 @@ enum PrometheusExposition {
         }
     }
 
-    static func render(registry: ServiceRegistry, reloads: (succeeded: Int, failed: Int), listener: ListenerTelemetry? = nil) -> ByteBuffer {
+    /// - Parameter cluster: in cluster mode, the store and membership: `gateway_cluster_info{node=…}`
+    ///   names the node (join on it: every series here is this node's), with the store's reachability
+    ///   and the nodes alive.
+    static func render(registry: ServiceRegistry, reloads: (succeeded: Int, failed: Int), listener: ListenerTelemetry? = nil,
+                       cluster: (store: ClusterStore, membership: ClusterMembership?)? = nil) -> ByteBuffer {
         var out = ""
         out.reserveCapacity(16 * 1024)
         let state = registry.state
+
+        if let cluster {
+            header(&out, "gateway_cluster_info", "gauge", "This node's name in the cluster (1).")
+            sample(&out, "gateway_cluster_info", [("node", cluster.store.nodeName), ("version", GatewayVersion.current)], 1)
+            header(&out, "gateway_cluster_store_reachable", "gauge", "1 while the cluster store answers, 0 while this node serves on its last state.")
+            sample(&out, "gateway_cluster_store_reachable", [("node", cluster.store.nodeName)], cluster.store.isReachable ? 1 : 0)
+            if let membership = cluster.membership {
+                header(&out, "gateway_cluster_nodes_alive", "gauge", "Nodes whose heartbeat is recent, this one included.")
+                sample(&out, "gateway_cluster_nodes_alive", [("node", cluster.store.nodeName)], membership.aliveCount)
+            }
+        }
 
         header(&out, "gateway_requests_total", "counter", "Requests answered by the gateway, by route, service, method and status code.")
         var routeTotals: [(RouteEntry, MetricSeries.Totals)] = []

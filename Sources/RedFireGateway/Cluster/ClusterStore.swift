@@ -130,6 +130,13 @@ package final class ClusterStore: Service, Sendable {
     /// Known to be unreachable: the listener tried and failed (not merely not connected yet).
     package var isKnownUnreachable: Bool { status.withLock { $0.known && $0.unreachableSince != nil } }
     package var unreachableSince: Date? { status.withLock { $0.unreachableSince } }
+    /// "cluster store unreachable since …" once the listener knows it is (for `/ready` and the console).
+    package var unreachableNote: String? {
+        guard isKnownUnreachable, let since = unreachableSince else { return nil }
+        return "cluster store unreachable since \(ISO8601DateFormatter().string(from: since)): serving with the last state applied"
+    }
+    /// What the last failure said (nil while reachable).
+    package var lastError: String? { status.withLock { $0.lastError } }
 
     func markReachable() {
         let was = status.withLock { status -> Date? in
@@ -204,6 +211,14 @@ package final class ClusterStore: Service, Sendable {
               id text PRIMARY KEY, key_hash text NOT NULL, name text NOT NULL,
               user_id bigint REFERENCES redfire.users ON DELETE CASCADE, service_account text, permissions text NOT NULL DEFAULT '',
               created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz, revoked_at timestamptz)
+            """,
+        ]),
+        (3, [
+            // Membership (`ClusterMembership`): one row per node, its heartbeat by the store's clock.
+            """
+            CREATE TABLE redfire.nodes (
+              name text PRIMARY KEY, version text NOT NULL, listen text NOT NULL, started_at timestamptz NOT NULL,
+              last_seen timestamptz NOT NULL, requests_per_second float8 NOT NULL DEFAULT 0)
             """,
         ]),
     ]

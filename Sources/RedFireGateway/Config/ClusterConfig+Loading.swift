@@ -11,6 +11,11 @@ extension ClusterConfig {
             if GatewayConfig.isValidName(name.replacingOccurrences(of: ":", with: "-")) { nodeName = name }
             else { reader.report(cluster.childPath("node_name"), cluster.node("node_name"), "use letters, digits, '_', '.', '-' and ':'") }
         }
+        if let interval = cluster.duration("heartbeat_interval", atLeast: .milliseconds(100)) { heartbeatInterval = interval }
+        if let timeout = cluster.duration("node_timeout", atLeast: .seconds(1)) { nodeTimeout = timeout }
+        if nodeTimeout < heartbeatInterval * 2 {
+            reader.report(cluster.childPath("node_timeout"), cluster.node("node_timeout"), "must be at least twice heartbeat_interval")
+        }
         cluster.finish()
     }
 }

@@ -8,6 +8,10 @@ public struct ClusterConfig: Sendable, Equatable {
     /// `node_name` — this gateway in the cluster: in logs, audit entries (`console@node-b`) and events.
     /// Default `HOSTNAME:PORT` of the listener.
     public var nodeName: String?
+    /// `heartbeat_interval` — how often a node writes its heartbeat and reads the others'.
+    public var heartbeatInterval: Duration = .seconds(1)
+    /// `node_timeout` — a node whose last heartbeat is older is no longer counted (killed, cut off).
+    public var nodeTimeout: Duration = .seconds(5)
     public init() {}
 
     public var isEnabled: Bool { store != nil }

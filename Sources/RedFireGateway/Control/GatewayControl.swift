@@ -21,13 +21,16 @@ public final class GatewayControl: Sendable {
     /// The cluster's shared store, when `cluster.store` is set: drains and strategies go there too and
     /// reach every node; the local file stays as this node's snapshot.
     package let cluster: ClusterStore?
+    /// The cluster's nodes by their heartbeats (with `cluster`).
+    package let membership: ClusterMembership?
 
     /// - Parameter dataDirectory: where drain and strategy decisions are kept across restarts; the
     ///   saved decisions are applied now.
     package init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil, dataDirectory: String? = nil,
-                 cluster: ClusterStore? = nil) {
+                 cluster: ClusterStore? = nil, membership: ClusterMembership? = nil) {
         self.registry = registry
         self.cluster = cluster
+        self.membership = membership
         self.audit = audit
         self.configPath = configPath
         self.store = dataDirectory.map { OperatorStateStore(directory: $0, logger: registry.logger) }

@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// A node of the cluster as the others see it (`GET /gateway/cluster`).
+package struct ClusterNode: Sendable, Equatable, Encodable {
+    package var name: String
+    package var version: String
+    package var listen: String
+    package var startedAt: Date
+    package var lastSeen: Date
+    /// Seconds since its last heartbeat, by the store's clock.
+    package var secondsSinceSeen: Double
+    package var alive: Bool
+    package var requestsPerSecond: Double
+}
+
+/// Each node's heartbeat in the cluster store (`redfire.nodes`), and the cluster's members as last
+/// read: every `interval` a node writes its row (version, listen address, its request rate) and reads
+/// everyone's. A node is alive while its last heartbeat is younger than `timeout` — measured by the
+/// store's clock, so nodes' clocks do not matter. A node that stops gracefully removes its row; one
+/// killed falls out after `timeout`. While the store is unreachable the last list stays, marked stale.
+package final class ClusterMembership: Service, Sendable {
+    let store: ClusterStore
+    /// This node's address as bound; nil until it listens (a node joins once it accepts connections).
+    let listen: @Sendable () -> String?
+    let interval: Duration
+    let timeout: Duration
+    /// This node's requests per second (over the last ten seconds).
+    let rate: @Sendable () -> Double
+    private let state = Mutex<(nodes: [ClusterNode], readAt: Date?)>(([], nil))
+    private let startedAt = Date()
+
+    package init(store: ClusterStore, listen: @escaping @Sendable () -> String?, interval: Duration = .seconds(1), timeout: Duration = .seconds(5),
+                 rate: @escaping @Sendable () -> Double) {
+        self.store = store
+        self.listen = listen
+        self.interval = interval
+        self.timeout = timeout
+        self.rate = rate
+    }
+
+    /// Every node seen within the last hour, alive ones first, as last read.
+    package var nodes: [ClusterNode] { state.withLock { $0.nodes } }
+    /// When the list was last read from the store (nil: never).
+    package var readAt: Date? { state.withLock { $0.readAt } }
+    /// The nodes alive now (this one at least).
+    package var aliveCount: Int { max(1, nodes.filter(\.alive).count) }
+
+    package func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await beat()
+            } catch {
+                store.logger.debug("cluster heartbeat failed", metadata: ["error": .string(String(reflecting: error))])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+        }
+        // Leaving: the others stop counting this node at once (a rate limit split by node count grows back).
+        _ = try? await Deadline.run(.seconds(2)) { [store] in
+            try await store.client.query("DELETE FROM redfire.nodes WHERE name = \(store.nodeName)", logger: store.logger)
+        }
+    }
+
+    /// Writes this node's heartbeat (once it listens) and reads every node's, one round trip each.
+    func beat() async throws {
+        let requestsPerSecond = rate()
+        let listen = listen()
+        let timeoutSeconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let nodes = try await Deadline.run(.seconds(3)) { [store, listen, startedAt] in
+            try await store.client.withConnection { connection -> [ClusterNode] in
+                if let listen { try await connection.query("""
+                    INSERT INTO redfire.nodes (name, version, listen, started_at, last_seen, requests_per_second)
+                    VALUES (\(store.nodeName), \(GatewayVersion.current), \(listen), \(startedAt), now(), \(requestsPerSecond))
+                    ON CONFLICT (name) DO UPDATE SET version = excluded.version, listen = excluded.listen, started_at = excluded.started_at,
+                      last_seen = now(), requests_per_second = excluded.requests_per_second
+                    """, logger: store.logger) }
+                var nodes: [ClusterNode] = []
+                let rows = try await connection.query("""
+                    SELECT name, version, listen, started_at, last_seen, extract(epoch FROM now() - last_seen)::float8, requests_per_second
+                    FROM redfire.nodes WHERE last_seen > now() - interval '1 hour' ORDER BY name
+                    """, logger: store.logger)
+                for try await (name, version, listen, started, seen, age, rate) in rows.decode((String, String, String, Date, Date, Double, Double).self) {
+                    nodes.append(ClusterNode(name: name, version: version, listen: listen, startedAt: started, lastSeen: seen,
+                                             secondsSinceSeen: age, alive: age < timeoutSeconds, requestsPerSecond: rate))
+                }
+                return nodes
+            }
+        }
+        state.withLock { $0 = (nodes.sorted { ($0.alive ? 0 : 1, $0.name) < ($1.alive ? 0 : 1, $1.name) }, Date()) }
+    }
+}

@@ -1,0 +1,107 @@
+import DemoServices
+import Foundation
+import Testing
+
+@testable import RedFireGateway
+
+/// Each node's heartbeat in the cluster store, and what an operator reads from any node: the nodes
+/// alive (`/gateway/cluster`, `/metrics`), a killed one falling out within its timeout, and a node cut
+/// off from its store saying so (`/ready`, `/gateway/cluster`).
+@Suite("Cluster membership", .cleansUp, .timeLimit(.minutes(2)),
+       .enabled(if: TestPostgres.available || TestPostgres.required, "needs PostgreSQL's server binaries (apt-get install postgresql)"))
+struct ClusterMembershipTests {
+    static func clusterView(_ gateway: GatewayHarness) async throws -> [String: Any] {
+        let reply = try await gateway.send("/gateway/cluster", headers: AdminAPITests.auth)
+        #expect(reply.status == 200, "\(reply.body)")
+        return try reply.json()
+    }
+
+    static func names(_ view: [String: Any], _ key: String = "nodes") -> [String] {
+        ((view[key] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
+    }
+
+    @Test func everyNodeListsTheNodesAliveAndAKilledOneFallsOutWithinItsTimeout() async throws {
+        let store = try await TestPostgres.database()
+        let instances = try await startInstances(.userTrading, count: 1, prefix: "members")
+        func config(_ name: String) -> GatewayConfig {
+            var config = ClusterTests.config(name, store: store, instances: instances)
+            config.cluster.heartbeatInterval = .milliseconds(200)
+            config.cluster.nodeTimeout = .seconds(2)
+            return config
+        }
+        let a = try await GatewayHarness.start(config("node-a"))
+        let b = try await GatewayHarness.start(config("node-b"))
+        await waitUntil("A and B reached the store") { a.control.cluster?.isReachable == true && b.control.cluster?.isReachable == true }
+        // A third node as a real process, to be killed with SIGKILL (no chance to say goodbye).
+        let path = try CommandLineTests.writeConfig("""
+            listen: "127.0.0.1:0"
+            services: {user_trading: {instances: [{url: "http://127.0.0.1:\(instances[0].port)"}]}}
+            routes: [{prefix: /api/v1/trading, service: user_trading}]
+            cluster: {store: "postgres://\(store.user)@\(store.host):\(store.port)/\(store.database)", node_name: node-c,
+                      heartbeat_interval: 200ms, node_timeout: 2s}
+            """)
+        let c = try GatewayProcess(["serve", "--config", path])
+        _ = try await c.listeningPort()
+
+        let all = await waitUntil("A and B list three nodes") {
+            let onA = try? await Self.names(Self.clusterView(a))
+            let onB = try? await Self.names(Self.clusterView(b))
+            return onA == ["node-a", "node-b", "node-c"] && onB == onA
+        }
+        #expect(all)
+        let view = try await Self.clusterView(a)
+        #expect(view["enabled"] as? Bool == true && view["node"] as? String == "node-a")
+        let store0 = try #require(view["store"] as? [String: Any])
+        #expect(store0["reachable"] as? Bool == true && (store0["url"] as? String)?.hasPrefix("postgres://") == true, "\(store0)")
+        let nodeC = try #require((view["nodes"] as? [[String: Any]])?.first { $0["name"] as? String == "node-c" })
+        #expect(nodeC["version"] as? String == GatewayVersion.current && nodeC["alive"] as? Bool == true)
+        #expect((nodeC["listen"] as? String)?.hasPrefix("127.0.0.1:") == true && nodeC["listen"] as? String != "127.0.0.1:0")
+        let metrics = try await a.send("/metrics", headers: AdminAPITests.auth).body
+        #expect(metrics.contains(#"gateway_cluster_info{node="node-a",version="\#(GatewayVersion.current)"} 1"#), "\(metrics.prefix(600))")
+        #expect(metrics.contains(#"gateway_cluster_nodes_alive{node="node-a"} 3"#))
+        #expect(metrics.contains(#"gateway_cluster_store_reachable{node="node-a"} 1"#))
+
+        // Killed: within its timeout (2 s) plus a heartbeat, it is no longer alive anywhere.
+        let killedAt = ContinuousClock.now
+        kill(c.pid, SIGKILL)
+        let gone = await waitUntil(timeout: .seconds(5), "node-c departed on A and B") {
+            let onA = try? await Self.clusterView(a)
+            let onB = try? await Self.clusterView(b)
+            return onA.map { Self.names($0) } == ["node-a", "node-b"] && onB.map { Self.names($0) } == ["node-a", "node-b"]
+                && onA.map { Self.names($0, "departed") } == ["node-c"]
+        }
+        #expect(gone)
+        #expect(ContinuousClock.now - killedAt < .seconds(4), "departed after \(ContinuousClock.now - killedAt)")
+        #expect(a.control.membership?.aliveCount == 2)
+
+        // Stopped gracefully: it leaves at once.
+        await b.shutdown()
+        let left = await waitUntil(timeout: .seconds(1), "node-b left") { (try? await Self.names(Self.clusterView(a))) == ["node-a"] }
+        #expect(left)
+    }
+
+    @Test func aNodeCutOffFromItsStoreSaysSoAndStaysReady() async throws {
+        let instances = try await startInstances(.userTrading, count: 1, prefix: "cutoff")
+        let nowhere = PostgresURL(host: "127.0.0.1", port: try TestPostgres.freePort(), user: "redfire", database: "nowhere")
+        let gateway = try await GatewayHarness.start(ClusterTests.config("node-x", store: nowhere, instances: instances))
+        await waitUntil("the node knows its store is unreachable") { gateway.control.cluster?.isKnownUnreachable == true }
+        let ready = try await gateway.send("/ready")
+        #expect(ready.status == 200)
+        #expect(ready.body.contains("cluster store unreachable since"), "\(ready.body)")
+        let view = try await Self.clusterView(gateway)
+        let store = try #require(view["store"] as? [String: Any])
+        #expect(store["reachable"] as? Bool == false && store["unreachable_since"] != nil)
+        #expect(try await gateway.send("/metrics", headers: AdminAPITests.auth).body.contains(#"gateway_cluster_store_reachable{node="node-x"} 0"#))
+    }
+
+    @Test func withoutAClusterStoreTheViewSaysSo() async throws {
+        let instances = try await startInstances(.userTrading, count: 1, prefix: "single")
+        var config = GatewayConfig()
+        config.services = [serviceConfig("user_trading", instances)]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.adminToken = AdminAPITests.token
+        let gateway = try await GatewayHarness.start(config)
+        #expect(try await Self.clusterView(gateway)["enabled"] as? Bool == false)
+        #expect(!(try await gateway.send("/metrics", headers: AdminAPITests.auth).body.contains("gateway_cluster_")))
+    }
+}
