@@ -24,7 +24,7 @@ public final class Gateway: Service {
     /// Accept failures for want of file descriptors.
     package let acceptPressure: AcceptPressure
     /// Rate-limit state lives as long as the process: reloads change limits, not allowances.
-    let rateLimiter = RateLimiter()
+    let rateLimiter: RateLimiter
     private let accessLogState = Mutex<AccessLog?>(nil)
     /// The access log, once running (its drop count is telemetry).
     package var accessLog: AccessLog? { accessLogState.withLock { $0 } }
@@ -58,6 +58,7 @@ public final class Gateway: Service {
         }
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster,
                                       membership: membership)
+        self.rateLimiter = RateLimiter(shared: cluster.map { ClusterRateLimits(store: $0, membership: membership) })
         switch config.upstreamTransport {
         case .nio: self.transport = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)
         case .asyncHTTPClient: self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)

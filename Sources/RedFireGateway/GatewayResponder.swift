@@ -142,8 +142,8 @@ struct GatewayResponder: HTTPResponder {
         var rateLimitFields: HTTPFields = [:]
         let rateLimits = state.config.rateLimits
         if route.rateLimit != nil || rateLimits.defaultPolicy != nil || !rateLimits.rolePolicies.isEmpty {
-            switch rateLimiter.check(key: RateLimiter.key(identity: caller, clientIP: client), roles: caller?.roles,
-                                     route: (route.name, route.rateLimit), config: rateLimits) {
+            switch await rateLimiter.check(key: RateLimiter.key(identity: caller, clientIP: client), roles: caller?.roles,
+                                           route: (route.name, route.rateLimit), config: rateLimits) {
             case .limited(var fields, let retryAfter):
                 fields[.retryAfter] = String(retryAfter)
                 recorder.entry?.rateLimit = "limited"
@@ -152,6 +152,10 @@ struct GatewayResponder: HTTPResponder {
             case .allowed(let fields):
                 rateLimitFields = fields
                 recorder.entry?.rateLimit = "allowed"
+            case .unavailable(let retryAfter):
+                recorder.entry?.rateLimit = "unavailable"
+                recorder.finish(status: 503, errorCode: .rateLimitUnavailable)
+                return ErrorEnvelope.response(.rateLimitUnavailable, requestID: requestID, headers: [.retryAfter: String(retryAfter)])
             case nil:
                 break
             }

@@ -50,9 +50,15 @@ package final class ClusterMembership: Service, Sendable {
     package var aliveCount: Int { max(1, nodes.filter(\.alive).count) }
 
     package func run() async throws {
+        var lastHouseKeeping = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try await beat()
+                // Housekeeping, about once a minute, by whichever node takes the lock first.
+                if ContinuousClock.now - lastHouseKeeping > .seconds(60) {
+                    lastHouseKeeping = .now
+                    _ = try await Deadline.run(.seconds(10)) { [store] in try await store.houseKeeping() }
+                }
             } catch {
                 store.logger.debug("cluster heartbeat failed", metadata: ["error": .string(String(reflecting: error))])
             }

@@ -36,6 +36,7 @@ package final class ClusterStore: Service, Sendable {
     /// Advisory lock keys (any constants unique to this schema).
     static let migrationLock: Int64 = 0x5265_6446_6972_6501
     static let eventLock: Int64 = 0x5265_6446_6972_6502
+    static let houseKeepingLock: Int64 = 0x5265_6446_6972_6503
     /// The channel the event trigger notifies.
     static let channel = "redfire_events"
 
@@ -221,7 +222,38 @@ package final class ClusterStore: Service, Sendable {
               last_seen timestamptz NOT NULL, requests_per_second float8 NOT NULL DEFAULT 0)
             """,
         ]),
+        (4, [
+            // `exact` rate limits (`ClusterRateLimits`): a counter per policy, key and window (ms since 1970,
+            // by the store's clock). Unlogged: fast, and a crash of the store only forgets current windows.
+            """
+            CREATE UNLOGGED TABLE redfire.rate_windows (
+              policy text NOT NULL, key text NOT NULL, window_start bigint NOT NULL, count int NOT NULL,
+              PRIMARY KEY (policy, key, window_start))
+            """,
+        ]),
     ]
+
+    /// Prunes what no node needs any more — events older than a day (a node that reconnects reads the
+    /// stored state first), refresh tokens expired a day ago, nodes gone for an hour, rate-limit windows
+    /// an hour old — when no other node is doing it (a transaction-scoped advisory lock: whichever node
+    /// gets it does it; a node that dies holds nothing). Correctness never depends on it.
+    /// Returns whether this node did it.
+    @discardableResult
+    package func houseKeeping() async throws -> Bool {
+        try await client.withTransaction(logger: logger) { connection in
+            var got = false
+            for try await locked in try await connection.query("SELECT pg_try_advisory_xact_lock(\(Self.houseKeepingLock))", logger: logger)
+                .decode(Bool.self) { got = locked }
+            guard got else { return false }
+            try await connection.query("DELETE FROM redfire.cluster_events WHERE at < now() - interval '1 day'", logger: logger)
+            try await connection.query("DELETE FROM redfire.refresh_tokens WHERE expires_at < now() - interval '1 day'", logger: logger)
+            try await connection.query("DELETE FROM redfire.nodes WHERE last_seen < now() - interval '1 hour'", logger: logger)
+            try await connection.query("""
+                DELETE FROM redfire.rate_windows WHERE window_start < (extract(epoch FROM now() - interval '1 hour') * 1000)::bigint
+                """, logger: logger)
+            return true
+        }
+    }
 
     /// Creates or upgrades the schema; returns the versions this call applied.
     @discardableResult

@@ -46,6 +46,22 @@ extension RateLimitPolicy {
             return nil
         }
         let burst = spec.int("burst", in: 1...1_000_000) ?? max(1, Int((Double(count) / period.secondsDouble).rounded(.up)))
-        return RateLimitPolicy(name: name, count: count, period: period, burst: burst)
+        var policy = RateLimitPolicy(name: name, count: count, period: period, burst: burst)
+        if let scope = spec.string("scope") {
+            if let known = RateLimitScope(rawValue: scope) { policy.scope = known }
+            else if scope == "sync" {
+                reader.report(spec.childPath("scope"), spec.node("scope"),
+                              "scope sync is not available in this version: use split (each node its share) or exact (one decision in the cluster store per request)")
+            } else {
+                reader.report(spec.childPath("scope"), spec.node("scope"), "expected one of node, split, exact, found \"\(scope)\"")
+            }
+        }
+        if let action = spec.string("when_store_unavailable", oneOf: RateLimitPolicy.StoreUnavailableAction.allCases.map(\.rawValue)) {
+            policy.whenStoreUnavailable = RateLimitPolicy.StoreUnavailableAction(rawValue: action) ?? .refuse
+            if policy.scope != .exact {
+                reader.report(spec.childPath("when_store_unavailable"), spec.node("when_store_unavailable"), "applies to scope exact only")
+            }
+        }
+        return policy
     }
 }

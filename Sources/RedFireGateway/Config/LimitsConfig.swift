@@ -51,6 +51,20 @@ public struct RateLimitConfig: Sendable, Equatable {
     public init() {}
 }
 
+/// Whose allowance a policy is in a cluster. Without `cluster.store` every scope is this process's own
+/// (one node: `split` divides by one, and this process's decisions are exact).
+public enum RateLimitScope: String, Sendable, CaseIterable {
+    /// Each node keeps its own allowance: N nodes admit up to N times the limit.
+    case node
+    /// Each node admits its share, the limit divided by the nodes alive (their heartbeats); no database
+    /// access per request. Exact when clients spread evenly over the nodes; a client that sticks to one
+    /// node gets its share only.
+    case split
+    /// One atomic decision in the cluster store per request, in fixed windows of the period by the
+    /// store's clock: never over the limit. For low-rate, high-value limits (order entry).
+    case exact
+}
+
 /// `rate` + `burst`: e.g. 100 requests per second, up to 50 at once from idle.
 public struct RateLimitPolicy: Sendable, Equatable {
     /// The policy's name in `RateLimit-Policy` (`default`, `route`, or the role).
@@ -58,12 +72,33 @@ public struct RateLimitPolicy: Sendable, Equatable {
     public var count: Int
     public var period: Duration
     public var burst: Int
+    /// `scope` — whose allowance this is when several gateways share a cluster (`cluster.store`).
+    public var scope: RateLimitScope = .node
+    /// `when_store_unavailable` — what an `exact` policy does while the cluster store cannot be reached.
+    public var whenStoreUnavailable: StoreUnavailableAction = .refuse
 
-    public init(name: String, count: Int, period: Duration, burst: Int) {
+    public init(name: String, count: Int, period: Duration, burst: Int, scope: RateLimitScope = .node) {
         self.name = name
         self.count = count
         self.period = period
         self.burst = burst
+        self.scope = scope
+    }
+
+    public enum StoreUnavailableAction: String, Sendable, CaseIterable {
+        /// 503 `rate_limit_unavailable` with `Retry-After` (the limit is never exceeded).
+        case refuse
+        /// Decide as `split` until the store answers again.
+        case split
+    }
+
+    /// This policy as one node's share of a cluster of `nodes`: rate and burst divided (at least 1 each).
+    func split(among nodes: Int) -> RateLimitPolicy {
+        guard nodes > 1 else { return self }
+        var share = self
+        share.count = max(1, Int((Double(count) / Double(nodes)).rounded()))
+        share.burst = max(1, Int((Double(burst) / Double(nodes)).rounded()))
+        return share
     }
 
     /// Parses `N/s`, `N/m` or `N/h`.

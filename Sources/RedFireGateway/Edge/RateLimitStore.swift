@@ -24,3 +24,18 @@ package protocol RateLimitStore: Sendable {
     /// Undoes one charge (when another policy refused the same request).
     func refund(_ key: String, policy: RateLimitPolicy)
 }
+
+/// The cluster's side of rate limiting (`ClusterRateLimits`), for policies whose `scope` is `split` or
+/// `exact`. Absent on a single gateway: every scope is then this process's own.
+package protocol SharedRateLimits: Sendable {
+    /// The nodes alive, by their heartbeats (this one included; 1 while unknown). `split` divides by it.
+    var nodeCount: Int { get }
+    /// Whether the cluster store answers (an `exact` decision needs it).
+    var isAvailable: Bool { get }
+    /// One atomic decision in the shared store: allowed while the key's count in the policy's current
+    /// window (by the store's clock) is below the limit; a refusal is not counted. Throws when the
+    /// store cannot decide in time.
+    func acquireExact(_ key: String, policy: RateLimitPolicy) async throws -> RateDecision
+    /// Undoes one allowed exact decision (when another policy refused the same request).
+    func refundExact(_ key: String, policy: RateLimitPolicy) async
+}

@@ -4,18 +4,68 @@ import Synchronization
 
 /// Applies the configured policies to a request: the route's policy, and the caller's role policy or
 /// the default; the tightest decides. Keys: the API key, else the user, else the client address.
+///
+/// In a cluster, a policy's `scope` says whose allowance it is: `node` (this process's), `split` (this
+/// node's share of the limit, from the nodes alive) or `exact` (one decision in the cluster store).
 final class RateLimiter: Sendable {
     let store: any RateLimitStore
+    /// The cluster's side (nil on a single gateway, where every scope is this process's own).
+    let shared: (any SharedRateLimits)?
     /// Rejections per key, for the dashboard's top limited keys; bounded.
     private let rejections = Mutex<[String: Int]>([:])
 
-    init(store: any RateLimitStore = LocalRateLimitStore()) {
+    init(store: any RateLimitStore = LocalRateLimitStore(), shared: (any SharedRateLimits)? = nil) {
         self.store = store
+        self.shared = shared
     }
 
     enum Outcome {
         case allowed(HTTPFields)
         case limited(HTTPFields, retryAfter: Int)
+        /// An `exact` policy could not be decided (the cluster store is away): 503 with Retry-After.
+        case unavailable(retryAfter: Int)
+    }
+
+    /// How a policy is decided here and now.
+    private enum Decider {
+        case local(RateLimitPolicy)
+        case exact
+        case unavailable
+    }
+
+    private func decider(_ policy: RateLimitPolicy) -> Decider {
+        guard let shared else { return .local(policy) }
+        switch policy.scope {
+        case .node: return .local(policy)
+        case .split: return .local(policy.split(among: shared.nodeCount))
+        case .exact:
+            if shared.isAvailable { return .exact }
+            return policy.whenStoreUnavailable == .split ? .local(policy.split(among: shared.nodeCount)) : .unavailable
+        }
+    }
+
+    /// One policy's decision — in this process (GCRA), or in the cluster store — with the policy as it
+    /// applied (a `split` share; an `exact` window of `count`), which the answer's fields describe.
+    private func acquire(_ key: String, _ policy: RateLimitPolicy, now: Int64) async -> (policy: RateLimitPolicy, decision: RateDecision)? {
+        switch decider(policy) {
+        case .local(let effective):
+            return (effective, store.acquire(key, policy: effective, now: now))
+        case .exact:
+            guard let decision = try? await shared?.acquireExact(key, policy: policy) else { return nil }
+            var window = policy
+            window.burst = policy.count
+            return (window, decision)
+        case .unavailable:
+            return nil
+        }
+    }
+
+    private func refund(_ key: String, _ policy: RateLimitPolicy) async {
+        switch decider(policy) {
+        case .local(let effective): store.refund(key, policy: effective)
+        case .exact: await shared?.refundExact(key, policy: policy)
+        case .unavailable: break
+        }
     }
 
     /// nil when no policy applies. `config` is read from the current state, so a reload changes limits
@@ -26,7 +76,7 @@ final class RateLimiter: Sendable {
     ///   - roles: the caller's roles, whose policies replace the default.
     ///   - route: the route's name and `rate_limit`, if it has one.
     func check(key: String, roles: [String]?, route: (name: String, policy: RateLimitPolicy?), config: RateLimitConfig,
-               now: Int64 = Int64(DispatchTime.now().uptimeNanoseconds)) -> Outcome? {
+               now: Int64 = Int64(DispatchTime.now().uptimeNanoseconds)) async -> Outcome? {
         // The client's policy: the most generous of its roles' policies, else the default.
         var clientPolicy: RateLimitPolicy?
         if let roles {
@@ -41,15 +91,18 @@ final class RateLimiter: Sendable {
         guard routePolicy != nil || clientPolicy != nil else { return nil }
         // Both must allow (the tightest decides); a refusal by the second refunds the first.
         var tightest: (policy: RateLimitPolicy, decision: RateDecision)?
-        if let policy = routePolicy {
-            let decision = store.acquire(route.name + "\u{0}" + key, policy: policy, now: now)
+        if let configured = routePolicy {
+            guard let (policy, decision) = await acquire(route.name + "\u{0}" + key, configured, now: now) else { return .unavailable(retryAfter: 1) }
             guard decision.allowed else { return refuse(key, policy, decision, config) }
             tightest = (policy, decision)
         }
-        if let policy = clientPolicy {
-            let decision = store.acquire(key, policy: policy, now: now)
+        if let configured = clientPolicy {
+            guard let (policy, decision) = await acquire(key, configured, now: now) else {
+                if let routePolicy { await refund(route.name + "\u{0}" + key, routePolicy) }
+                return .unavailable(retryAfter: 1)
+            }
             guard decision.allowed else {
-                if let routePolicy { store.refund(route.name + "\u{0}" + key, policy: routePolicy) }
+                if let routePolicy { await refund(route.name + "\u{0}" + key, routePolicy) }
                 return refuse(key, policy, decision, config)
             }
             if tightest == nil || decision.remaining < tightest!.decision.remaining { tightest = (policy, decision) }

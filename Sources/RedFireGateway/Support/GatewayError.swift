@@ -34,6 +34,8 @@ package struct GatewayError: Sendable, Hashable {
     package static let authUnavailable = Self(code: "auth_unavailable", status: .serviceUnavailable,
                                              message: "The token's identity provider cannot be reached to verify it. Retry later.")
     package static let rateLimited = Self(code: "rate_limited", status: .tooManyRequests, message: "Too many requests. Retry after the time in Retry-After.")
+    package static let rateLimitUnavailable = Self(code: "rate_limit_unavailable", status: .serviceUnavailable,
+                                                  message: "The cluster-wide rate limit cannot be decided now. Retry after the time in Retry-After.")
     package static let serviceBusy = Self(code: "service_busy", status: .serviceUnavailable,
                                          message: "The service has too many requests in flight. Retry after the time in Retry-After.")
     package static let uriTooLong = Self(code: "uri_too_long", status: .uriTooLong, message: "The request target is longer than this gateway accepts.")
@@ -61,7 +63,7 @@ package struct GatewayError: Sendable, Hashable {
         .routeNotFound, .methodNotAllowed, .upstreamUnavailable, .upstreamTimeout, .badGateway, .notReady,
         .unauthorized, .adminDisabled, .notFound, .serviceNotFound, .instanceNotFound, .conflict, .invalidRequest, .invalidConfig, .internalError,
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
-        .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited, .serviceBusy, .uriTooLong, .headersTooLarge, .bodyTooLarge,
+        .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited, .rateLimitUnavailable, .serviceBusy, .uriTooLong, .headersTooLarge, .bodyTooLarge,
         .malformedRequest, .requestTimeout, .misdirectedRequest, .notImplemented, .clientClosedRequest, .upstreamTruncated,
     ]
 

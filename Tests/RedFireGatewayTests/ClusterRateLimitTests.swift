@@ -1,0 +1,134 @@
+import DemoServices
+import Foundation
+import Synchronization
+import Testing
+
+@testable import RedFireGateway
+
+/// Rate limits over three gateways: `split` gives each node its share of the limit (by the nodes
+/// alive), `exact` decides each request in the cluster store and never admits more than the limit, and
+/// an `exact` policy without its store refuses with 503 — or falls back to `split` when told to.
+@Suite("Cluster rate limits", .cleansUp, .timeLimit(.minutes(2)),
+       .enabled(if: TestPostgres.available || TestPostgres.required, "needs PostgreSQL's server binaries (apt-get install postgresql)"))
+struct ClusterRateLimitTests {
+    static func config(_ name: String, store: PostgresURL, instances: [DemoInstance], policy: RateLimitPolicy) -> GatewayConfig {
+        var config = ClusterTests.config(name, store: store, instances: instances)
+        config.routes[0].rateLimit = policy
+        config.cluster.heartbeatInterval = .milliseconds(200)
+        config.cluster.nodeTimeout = .seconds(2)
+        return config
+    }
+
+    static func nodes(_ store: PostgresURL, _ instances: [DemoInstance], policy: RateLimitPolicy) async throws -> [GatewayHarness] {
+        var nodes: [GatewayHarness] = []
+        for name in ["node-a", "node-b", "node-c"] {
+            nodes.append(try await GatewayHarness.start(config(name, store: store, instances: instances, policy: policy)))
+        }
+        await waitUntil("every node counts three") { nodes.allSatisfy { $0.control.membership?.aliveCount == 3 } }
+        return nodes
+    }
+
+    /// One client key (the loopback address) hammering the route through all nodes in turn, `clients`
+    /// at a time, for `duration`: statuses counted, and the time it took.
+    static func hammer(_ nodes: [GatewayHarness], for duration: Duration, clients: Int = 6) async -> (statuses: [Int: Int], elapsed: Duration) {
+        let start = ContinuousClock.now
+        let statuses = await withTaskGroup(of: [Int: Int].self) { group in
+            for client in 0..<clients {
+                group.addTask {
+                    var counts: [Int: Int] = [:]
+                    var turn = client
+                    while ContinuousClock.now - start < duration {
+                        let status = (try? await nodes[turn % nodes.count].send("/api/v1/trading/orders").status) ?? 0
+                        counts[status, default: 0] += 1
+                        turn += 1
+                    }
+                    return counts
+                }
+            }
+            var total: [Int: Int] = [:]
+            for await counts in group { total.merge(counts, uniquingKeysWith: +) }
+            return total
+        }
+        return (statuses, ContinuousClock.now - start)
+    }
+
+    @Test func exactNeverAdmitsMoreThanTheLimitAcrossNodes() async throws {
+        let store = try await TestPostgres.database()
+        let instances = try await startInstances(.userTrading, count: 1, prefix: "exact")
+        let policy = RateLimitPolicy(name: "route", count: 40, period: .seconds(1), burst: 40, scope: .exact)
+        let nodes = try await Self.nodes(store, instances, policy: policy)
+        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(3))
+        let admitted = statuses[200, default: 0]
+        let windows = try TestPostgres.psql(store, "SELECT count(*), coalesce(max(count), 0), coalesce(sum(count), 0) FROM redfire.rate_windows")
+            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
+        print("exact, 3 nodes, 40/s for \(elapsed): \(statuses); windows \(windows)")
+        #expect(Set(statuses.keys).isSubset(of: [200, 429]), "\(statuses)")
+        #expect(windows.count == 3 && windows[1] <= 40, "no window over the limit: \(windows)")
+        #expect(windows.count == 3 && windows[2] == admitted, "every admitted request counted once: \(windows) vs \(admitted)")
+        #expect(admitted >= 40 * 2, "it admits up to the limit: \(admitted)")
+        let limited = try await nodes[1].send("/api/v1/trading/orders")
+        if limited.status == 429 {
+            #expect(limited.headers.first(name: "Retry-After") != nil && limited.headers.first(name: "RateLimit") != nil)
+        }
+    }
+
+    @Test func splitGivesEachNodeItsShareAndTheClusterTheLimit() async throws {
+        let store = try await TestPostgres.database()
+        let instances = try await startInstances(.userTrading, count: 1, prefix: "split")
+        let policy = RateLimitPolicy(name: "route", count: 30, period: .seconds(1), burst: 30, scope: .split)
+        let nodes = try await Self.nodes(store, instances, policy: policy)
+        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(3), clients: 9)
+        let admitted = Double(statuses[200, default: 0])
+        // Each node: its burst share (10) at once, then its rate share (10/s).
+        let expected = 30 + 30 * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        print("split, 3 nodes, 30/s for \(elapsed): \(statuses); expected \(Int(expected)) (\(String(format: "%+.1f", (admitted / expected - 1) * 100)) %)")
+        // Never more than the limit (3 requests of slack: one per node for the GCRA's discrete steps).
+        #expect(admitted <= expected * 1.05 + 3, "admitted \(admitted), expected \(expected)")
+        // And about the limit, when the clients asked for well more than it. Alone on this machine it
+        // comes within 2 %; with the rest of the suite running, the clients' requests reach the nodes
+        // unevenly and a node idle for a while has only its burst share to give: 80 % still tells a
+        // share from a wrong division (1/N² or N times too much).
+        if statuses[429, default: 0] >= Int(admitted) {
+            #expect(admitted >= expected * 0.8, "admitted \(admitted), expected \(expected)")
+        }
+        let reply = try await nodes[0].send("/api/v1/trading/orders")
+        if reply.status == 429 { #expect(reply.headers.first(name: "RateLimit-Policy")?.contains("q=10") == true, "\(reply.headers)") }
+    }
+
+    @Test func exactWithoutItsStoreRefusesOrSplitsAsConfigured() async throws {
+        let instances = try await startInstances(.userTrading, count: 1, prefix: "nolimitstore")
+        let nowhere = PostgresURL(host: "127.0.0.1", port: try TestPostgres.freePort(), user: "redfire", database: "nowhere")
+        var policy = RateLimitPolicy(name: "route", count: 5, period: .seconds(60), burst: 5, scope: .exact)
+        let refusing = try await GatewayHarness.start(Self.config("node-x", store: nowhere, instances: instances, policy: policy))
+        await waitUntil("X knows its store is unreachable") { refusing.control.cluster?.isKnownUnreachable == true }
+        let reply = try await refusing.send("/api/v1/trading/orders")
+        #expect(reply.status == 503 && reply.errorCode == "rate_limit_unavailable" && reply.headers.first(name: "Retry-After") == "1", "\(reply.body)")
+
+        policy.whenStoreUnavailable = .split
+        let splitting = try await GatewayHarness.start(Self.config("node-y", store: nowhere, instances: instances, policy: policy))
+        await waitUntil("Y knows its store is unreachable") { splitting.control.cluster?.isKnownUnreachable == true }
+        var statuses: [Int] = []
+        for _ in 0..<8 { statuses.append(try await splitting.send("/api/v1/trading/orders").status) }
+        #expect(statuses.filter { $0 == 200 }.count == 5 && statuses.filter { $0 == 429 }.count == 3, "one node counted: the whole limit, \(statuses)")
+    }
+
+    @Test func scopesAreReadAndCheckedFromTheFile() throws {
+        let base = "services: {s: {instances: [{url: \"http://127.0.0.1:9\"}]}}\n"
+        let config = try GatewayConfig.parse(yaml: base + """
+            routes: [{prefix: /s, service: s, rate_limit: {rate: 10/s, scope: exact, when_store_unavailable: split}}]
+            rate_limits: {default: {rate: 100/s, scope: split}}
+            """, environment: [:])
+        #expect(config.routes[0].rateLimit?.scope == .exact && config.routes[0].rateLimit?.whenStoreUnavailable == .split)
+        #expect(config.rateLimits.defaultPolicy?.scope == .split)
+        let error = #expect(throws: ConfigError.self) {
+            try GatewayConfig.parse(yaml: base + """
+                routes: [{prefix: /s, service: s, rate_limit: {rate: 10/s, scope: sync}}]
+                rate_limits: {default: {rate: 100/s, scope: galaxy, when_store_unavailable: split}}
+                """, environment: [:])
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("routes[0].rate_limit.scope") && text.contains("scope sync is not available"), "\(text)")
+        #expect(text.contains("rate_limits.default.scope") && text.contains("galaxy"), "\(text)")
+        #expect(text.contains("rate_limits.default.when_store_unavailable") && text.contains("exact only"), "\(text)")
+    }
+}
