@@ -12,7 +12,7 @@ extension Gateway {
             auth.applyCutoff(userID: userID, at: Date(timeIntervalSince1970: Double(atMillis) / 1000))
         case .apiKeysChanged:
             auth.apiKeys.reloadSoon()
-        case .drain, .strategy:
+        case .drain, .strategy, .registered, .deregistered, .registrationSet:
             break
         }
     }

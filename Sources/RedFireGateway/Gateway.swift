@@ -56,8 +56,9 @@ public final class Gateway: Service {
                 registry.telemetry.gatewayWindow(seconds: 10, state: registry.state).requestsPerSecond
             }
         }
+        let leases = cluster.map { ClusterLeases(store: $0, recoveryGrace: config.cluster.nodeTimeout * 2) }
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster,
-                                      membership: membership)
+                                      membership: membership, leases: leases)
         self.rateLimiter = RateLimiter(shared: cluster.map { ClusterRateLimits(store: $0, membership: membership) })
         switch config.upstreamTransport {
         case .nio: self.transport = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)
@@ -122,7 +123,9 @@ public final class Gateway: Service {
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
                                          jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter,
                                          accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure))
-        let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger)
+        let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger) { [control] service, id in
+            control.removalCompleted(service: service, id: id)
+        }
         let connections = self.connections
         let server = GatewayHTTPServer(responder: { try await responder.respond(to: $0, context: $1) }, accessLog: responder.accessLog, settings: { [registry] in registry.state.connectionSettings },
                                        connections: connections, logger: logger)
@@ -141,6 +144,7 @@ public final class Gateway: Service {
             // First, so it stops last: it writes what this node has yet to publish once the rest has stopped.
             services.append(cluster)
             if let membership = control.membership { services.append(membership) }
+            if let leases = control.leases { services.append(leases) }
             services.append(ClusterListener(store: cluster) { [control, authService] event in
                 control.apply(event)
                 if let authService, let change = event.change { Self.apply(change, to: authService) }

@@ -31,6 +31,8 @@ package final class ClusterStore: Service, Sendable {
         var lastError: String?
         /// Whether the listener has tried to reach it yet (before that, `unreachableSince` is a guess).
         var known = false
+        /// Since when it has answered without a break (nil while unreachable).
+        var reachableSince: ContinuousClock.Instant?
     }
 
     /// Advisory lock keys (any constants unique to this schema).
@@ -128,6 +130,8 @@ package final class ClusterStore: Service, Sendable {
 
     /// Whether the store answered last time it was asked.
     package var isReachable: Bool { status.withLock { $0.unreachableSince == nil } }
+    /// How long the store has answered without a break (nil while it does not).
+    package var reachableFor: Duration? { status.withLock { $0.reachableSince.map { .now - $0 } } }
     /// Known to be unreachable: the listener tried and failed (not merely not connected yet).
     package var isKnownUnreachable: Bool { status.withLock { $0.known && $0.unreachableSince != nil } }
     package var unreachableSince: Date? { status.withLock { $0.unreachableSince } }
@@ -141,7 +145,10 @@ package final class ClusterStore: Service, Sendable {
 
     func markReachable() {
         let was = status.withLock { status -> Date? in
-            defer { status.unreachableSince = nil; status.lastError = nil; status.known = true }
+            defer {
+                if status.unreachableSince != nil || status.reachableSince == nil { status.reachableSince = .now }
+                status.unreachableSince = nil; status.lastError = nil; status.known = true
+            }
             return status.unreachableSince
         }
         if let was { logger.info("cluster store reachable", metadata: ["store": .string(url.description), "down_since": .string("\(was)")]) }
@@ -149,7 +156,7 @@ package final class ClusterStore: Service, Sendable {
 
     func markUnreachable(_ error: any Error) {
         let first = status.withLock { status -> Bool in
-            defer { status.lastError = "\(error)"; status.known = true }
+            defer { status.lastError = "\(error)"; status.known = true; status.reachableSince = nil }
             guard status.unreachableSince == nil else { return false }
             status.unreachableSince = Date()
             return true
@@ -157,103 +164,7 @@ package final class ClusterStore: Service, Sendable {
         if first { logger.error("cluster store unreachable", metadata: ["store": .string(url.description), "error": .string(String(reflecting: error))]) }
     }
 
-    // MARK: Schema
-
-    /// Versioned migrations, each applied once, in order, in one transaction under an advisory lock:
-    /// safe to run from every node at once (the others wait, then find nothing to do).
-    static let migrations: [(version: Int, statements: [String])] = [
-        (1, [
-            """
-            CREATE TABLE redfire.instance_drains (
-              service text NOT NULL, instance_id text NOT NULL, draining boolean NOT NULL,
-              deadline_at timestamptz, set_by text NOT NULL, set_at timestamptz NOT NULL DEFAULT now(),
-              PRIMARY KEY (service, instance_id))
-            """,
-            """
-            CREATE TABLE redfire.strategy_overrides (
-              service text PRIMARY KEY, strategy text NOT NULL, set_by text NOT NULL, set_at timestamptz NOT NULL DEFAULT now())
-            """,
-            """
-            CREATE TABLE redfire.cluster_events (
-              seq bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), node text NOT NULL,
-              actor text NOT NULL, channel text NOT NULL, payload jsonb NOT NULL)
-            """,
-            """
-            CREATE FUNCTION redfire.notify_cluster_event() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN PERFORM pg_notify('\(channel)', NEW.seq::text); RETURN NULL; END $$
-            """,
-            """
-            CREATE TRIGGER cluster_events_notify AFTER INSERT ON redfire.cluster_events
-              FOR EACH ROW EXECUTE FUNCTION redfire.notify_cluster_event()
-            """,
-        ]),
-        (2, [
-            // The credential store (`PostgresCredentialStore`), as the embedded SQLite file has it.
-            """
-            CREATE TABLE redfire.users (
-              id bigserial PRIMARY KEY, username text NOT NULL, email text, password_hash text NOT NULL,
-              disabled boolean NOT NULL DEFAULT false, created_at timestamptz NOT NULL DEFAULT now(), tokens_valid_after timestamptz)
-            """,
-            "CREATE UNIQUE INDEX users_username ON redfire.users (lower(username))",
-            """
-            CREATE TABLE redfire.user_roles (
-              user_id bigint NOT NULL REFERENCES redfire.users ON DELETE CASCADE, role text NOT NULL, PRIMARY KEY (user_id, role))
-            """,
-            """
-            CREATE TABLE redfire.refresh_tokens (
-              id bigserial PRIMARY KEY, token_hash text NOT NULL UNIQUE, user_id bigint NOT NULL REFERENCES redfire.users ON DELETE CASCADE,
-              family text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz NOT NULL,
-              rotated_at timestamptz, revoked_at timestamptz)
-            """,
-            "CREATE INDEX refresh_tokens_family ON redfire.refresh_tokens (family)",
-            "CREATE INDEX refresh_tokens_revoked ON redfire.refresh_tokens (revoked_at) WHERE revoked_at IS NOT NULL",
-            """
-            CREATE TABLE redfire.api_keys (
-              id text PRIMARY KEY, key_hash text NOT NULL, name text NOT NULL,
-              user_id bigint REFERENCES redfire.users ON DELETE CASCADE, service_account text, permissions text NOT NULL DEFAULT '',
-              created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz, revoked_at timestamptz)
-            """,
-        ]),
-        (3, [
-            // Membership (`ClusterMembership`): one row per node, its heartbeat by the store's clock.
-            """
-            CREATE TABLE redfire.nodes (
-              name text PRIMARY KEY, version text NOT NULL, listen text NOT NULL, started_at timestamptz NOT NULL,
-              last_seen timestamptz NOT NULL, requests_per_second float8 NOT NULL DEFAULT 0)
-            """,
-        ]),
-        (4, [
-            // `exact` rate limits (`ClusterRateLimits`): a counter per policy, key and window (ms since 1970,
-            // by the store's clock). Unlogged: fast, and a crash of the store only forgets current windows.
-            """
-            CREATE UNLOGGED TABLE redfire.rate_windows (
-              policy text NOT NULL, key text NOT NULL, window_start bigint NOT NULL, count int NOT NULL,
-              PRIMARY KEY (policy, key, window_start))
-            """,
-        ]),
-    ]
-
-    /// Prunes what no node needs any more — events older than a day (a node that reconnects reads the
-    /// stored state first), refresh tokens expired a day ago, nodes gone for an hour, rate-limit windows
-    /// an hour old — when no other node is doing it (a transaction-scoped advisory lock: whichever node
-    /// gets it does it; a node that dies holds nothing). Correctness never depends on it.
-    /// Returns whether this node did it.
-    @discardableResult
-    package func houseKeeping() async throws -> Bool {
-        try await client.withTransaction(logger: logger) { connection in
-            var got = false
-            for try await locked in try await connection.query("SELECT pg_try_advisory_xact_lock(\(Self.houseKeepingLock))", logger: logger)
-                .decode(Bool.self) { got = locked }
-            guard got else { return false }
-            try await connection.query("DELETE FROM redfire.cluster_events WHERE at < now() - interval '1 day'", logger: logger)
-            try await connection.query("DELETE FROM redfire.refresh_tokens WHERE expires_at < now() - interval '1 day'", logger: logger)
-            try await connection.query("DELETE FROM redfire.nodes WHERE last_seen < now() - interval '1 hour'", logger: logger)
-            try await connection.query("""
-                DELETE FROM redfire.rate_windows WHERE window_start < (extract(epoch FROM now() - interval '1 hour') * 1000)::bigint
-                """, logger: logger)
-            return true
-        }
-    }
+    // MARK: Schema (the migrations are in ClusterStore+Schema.swift)
 
     /// Creates or upgrades the schema; returns the versions this call applied.
     @discardableResult
@@ -305,8 +216,20 @@ package final class ClusterStore: Service, Sendable {
                     INSERT INTO redfire.strategy_overrides (service, strategy, set_by) VALUES (\(service), \(strategy), \(actor))
                     ON CONFLICT (service) DO UPDATE SET strategy = excluded.strategy, set_by = excluded.set_by, set_at = now()
                     """, logger: logger)
-            case .sessionRevoked, .accessCutoff, .apiKeysChanged:
-                break  // written by the credential store with the change itself
+            case .registered(let service, let id, let url, let weight, let version, let metadata, let leaseMillis):
+                let metadataJSON = String(decoding: try JSONEncoder().encode(metadata), as: UTF8.self)
+                try await connection.query("""
+                    INSERT INTO redfire.registrations (service, instance_id, url, weight, version, metadata, lease_ms, lease_expires_at, registered_by)
+                    VALUES (\(service), \(id), \(url), \(weight), \(version), \(metadataJSON)::jsonb, \(leaseMillis),
+                      now() + \(leaseMillis)::float8 * interval '1 millisecond', \(actor))
+                    ON CONFLICT (service, instance_id) DO UPDATE SET url = excluded.url, weight = excluded.weight, version = excluded.version,
+                      metadata = excluded.metadata, lease_ms = excluded.lease_ms, lease_expires_at = excluded.lease_expires_at,
+                      registered_by = excluded.registered_by, registered_at = now()
+                    """, logger: logger)
+            case .deregistered(let service, let id, _):
+                try await connection.query("DELETE FROM redfire.registrations WHERE service = \(service) AND instance_id = \(id)", logger: logger)
+            case .sessionRevoked, .accessCutoff, .apiKeysChanged, .registrationSet:
+                break  // written with the change itself (credentials, leases), or a snapshot's only
             }
             try await appendEvent(change, actor: actor, on: connection)
         }
@@ -356,6 +279,17 @@ package final class ClusterStore: Service, Sendable {
                     changes.append(.accessCutoff(userID: String(userID), atMillis: atMillis))
                 }
                 changes.append(.apiKeysChanged)
+                // Registered instances, then the whole set (a node drops what was deregistered while it was away).
+                var registered: [String] = []
+                let registrations = try await connection.query("""
+                    SELECT service, instance_id, url, weight, version, metadata::text, lease_ms FROM redfire.registrations ORDER BY service, instance_id
+                    """, logger: logger)
+                for try await (service, id, url, weight, version, metadata, lease) in registrations.decode((String, String, String, Int, String?, String, Int64?).self) {
+                    let fields = (try? JSONDecoder().decode([String: String].self, from: Data(metadata.utf8))) ?? [:]
+                    changes.append(.registered(service: service, id: id, url: url, weight: weight, version: version, metadata: fields, leaseMillis: lease))
+                    registered.append(ClusterChange.registrationKey(service, id))
+                }
+                changes.append(.registrationSet(keys: registered))
                 var through: Int64 = 0
                 for try await seq in try await connection.query("SELECT coalesce(max(seq), 0) FROM redfire.cluster_events", logger: logger).decode(Int64.self) {
                     through = seq
@@ -407,12 +341,21 @@ package enum ClusterChange: Codable, Sendable, Equatable {
     case accessCutoff(userID: String, atMillis: Int64)
     /// API keys, or the users and roles they act with, changed: every node reloads its keys.
     case apiKeysChanged
+    /// An instance registered itself (with a lease renewed by heartbeats to any node, when set).
+    case registered(service: String, id: String, url: String, weight: Int, version: String?, metadata: [String: String], leaseMillis: Int64?)
+    /// A registered instance left: deregistered, drained before leaving, or its lease expired.
+    case deregistered(service: String, id: String, reason: String)
+    /// In a snapshot only: every registration stored (`registrationKey`); a node drops the others.
+    case registrationSet(keys: [String])
+
+    static func registrationKey(_ service: String, _ id: String) -> String { service + "/" + id }
 
     var channel: String {
         switch self {
         case .drain: return "drain"
         case .strategy: return "strategy"
         case .sessionRevoked, .accessCutoff, .apiKeysChanged: return "auth"
+        case .registered, .deregistered, .registrationSet: return "registration"
         }
     }
 }

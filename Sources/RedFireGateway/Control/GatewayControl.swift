@@ -17,20 +17,23 @@ public final class GatewayControl: Sendable {
     public let configPath: String?
     let reloadOutcomes = Mutex(ReloadOutcomes())
     let store: OperatorStateStore?
-    private let writer: OperatorStateWriter?
+    let writer: OperatorStateWriter?
     /// The cluster's shared store, when `cluster.store` is set: drains and strategies go there too and
     /// reach every node; the local file stays as this node's snapshot.
     package let cluster: ClusterStore?
     /// The cluster's nodes by their heartbeats (with `cluster`).
     package let membership: ClusterMembership?
+    /// Leases of registered instances, kept in the cluster store (with `cluster`).
+    package let leases: ClusterLeases?
 
     /// - Parameter dataDirectory: where drain and strategy decisions are kept across restarts; the
     ///   saved decisions are applied now.
     package init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil, dataDirectory: String? = nil,
-                 cluster: ClusterStore? = nil, membership: ClusterMembership? = nil) {
+                 cluster: ClusterStore? = nil, membership: ClusterMembership? = nil, leases: ClusterLeases? = nil) {
         self.registry = registry
         self.cluster = cluster
         self.membership = membership
+        self.leases = leases
         self.audit = audit
         self.configPath = configPath
         self.store = dataDirectory.map { OperatorStateStore(directory: $0, logger: registry.logger) }
@@ -42,45 +45,17 @@ public final class GatewayControl: Sendable {
         }
     }
 
-    private func persist(_ change: ClusterChange? = nil, actor: String = "") {
+    func persist(_ change: ClusterChange? = nil, actor: String = "") {
         writer?.save(registry.operatorState())
         if let cluster, let change { cluster.enqueue(change, actor: "\(actor)@\(cluster.nodeName)") }
     }
 
     /// In a cluster, an operator change must reach every node: while the store cannot be reached it is
     /// refused rather than applied here alone.
-    private func requireClusterStore() throws(ControlError) {
+    func requireClusterStore() throws(ControlError) {
         guard let cluster, let since = cluster.unreachableSince else { return }
         throw .conflict("the cluster store \(cluster.url) is unreachable since \(since.formatted(.iso8601)): "
                         + "this change would reach this node only; retry when the store is back")
-    }
-
-    /// Applies a change from the cluster's log (another node's, or this node's own coming back):
-    /// idempotent, so a change applied twice leaves one result and one event.
-    package func apply(_ event: ClusterEvent) {
-        guard let change = event.change else { return }
-        let remote = !event.node.isEmpty && event.node != cluster?.nodeName
-        let by = event.node.isEmpty ? "" : " by \(event.actor)"
-        switch change {
-        case .drain(let service, let id, let draining, let deadlineMillis):
-            guard let (_, changed) = try? registry.setDrain(service: service, id: id, draining: draining,
-                                                            deadline: deadlineMillis.map { .now + .milliseconds($0) }) else { return }
-            guard changed else { return }
-            writer?.save(registry.operatorState())
-            if remote || event.node.isEmpty {
-                registry.record(.drain, service: service, instance: id, draining ? "\(id) draining\(by) (cluster)" : "\(id) back in rotation\(by) (cluster)")
-            }
-        case .strategy(let service, let raw):
-            guard let strategy = BalancingStrategyKind(rawValue: raw) else { return }
-            let before = registry.state.service(named: service)?.strategy
-            guard before != strategy, (try? registry.setStrategy(service: service, strategy: strategy)) != nil else { return }
-            writer?.save(registry.operatorState())
-            if remote || event.node.isEmpty {
-                registry.record(.strategy, service: service, instance: nil, "\(service) strategy \(before?.rawValue ?? "?") → \(raw)\(by) (cluster)")
-            }
-        case .sessionRevoked, .accessCutoff, .apiKeysChanged:
-            return  // the auth service's (`Gateway` hands them over)
-        }
     }
 
     /// Waits until the last operator decision is saved (graceful shutdown).
@@ -145,15 +120,21 @@ public final class GatewayControl: Sendable {
             guard GatewayConfig.isValidName(instance.id) else { throw .invalid("instance ids may use letters, digits, '_', '.' and '-' only") }
             guard (1...1000).contains(instance.weight) else { throw .invalid("weight must be between 1 and 1000") }
             if let ttl = leaseTTL, ttl < .milliseconds(100) { throw .invalid("lease TTL must be at least 100ms") }
-            _ = try registry.register(service: service, instance: instance, ttl: leaseTTL, now: .now)
+            try requireClusterStore()
+            // In a cluster the lease lives in the store (`ClusterLeases`): renewed by heartbeats to any node,
+            // expired by the store's clock for every node at once — never by this node alone.
+            _ = try registry.register(service: service, instance: instance, ttl: cluster == nil ? leaseTTL : nil, now: .now)
             registry.record(.registration, service: service, instance: instance.id, "\(instance.id) registered at \(instance.url) by \(actor)")
+            persistRegistration(service: service, instance: instance, leaseTTL: leaseTTL, actor: actor)
         }
     }
 
     public func deregister(service: String, instance id: String, actor: String) throws(ControlError) {
         try perform("deregister", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
+            try requireClusterStore()
             try registry.deregister(service: service, id: id)
             registry.record(.registration, service: service, instance: id, "\(id) deregistered by \(actor)")
+            persist(.deregistered(service: service, id: id, reason: "deregistered"), actor: actor)
         }
     }
 
@@ -161,7 +142,10 @@ public final class GatewayControl: Sendable {
     /// `deadline` has passed, whichever comes first.
     public func deregisterAfterDrain(service: String, instance id: String, deadline: Duration, actor: String) throws(ControlError) {
         try perform("deregister_after_drain", target: "\(service)/\(id)", actor: actor) { () throws(ControlError) in
+            try requireClusterStore()
             try registry.scheduleRemoval(service: service, id: id, deadline: .now + deadline)
+            // Every node drains it; this one deregisters it for all when it is done (`removalCompleted`).
+            persist(.drain(service: service, instance: id, draining: true, deadlineMillis: Int64(deadline.components.seconds * 1000)), actor: actor)
             registry.record(.drain, service: service, instance: id, "\(id) draining before deregistration (deadline \(ConfigDuration.format(deadline))) by \(actor)")
         }
     }
@@ -169,6 +153,8 @@ public final class GatewayControl: Sendable {
     public func heartbeat(service: String, instance id: String, actor: String) throws(ControlError) {
         // Heartbeats are frequent and change nothing visible: they are not audited.
         try registry.heartbeat(service: service, id: id, now: .now)
+        // In a cluster, the renewal is written to the store with the next batch — kept while it is away.
+        leases?.heartbeat(service: service, id: id)
     }
 
     func perform(_ action: String, target: String, actor: String, _ body: () throws(ControlError) -> Void) throws(ControlError) {

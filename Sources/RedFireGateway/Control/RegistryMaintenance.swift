@@ -16,7 +16,12 @@ final class RegistryMaintenance: Service {
 
     private let checkTasks = Mutex<[String: Task<Void, Never>]>([:])
 
-    init(registry: ServiceRegistry, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+    /// Told when a registered instance drained before deregistration is gone (the cluster drops it too).
+    let onRemoved: @Sendable (_ service: String, _ id: String) -> Void
+
+    init(registry: ServiceRegistry, eventLoopGroup: any EventLoopGroup, logger: Logger,
+         onRemoved: @escaping @Sendable (_ service: String, _ id: String) -> Void = { _, _ in }) {
+        self.onRemoved = onRemoved
         self.registry = registry
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
@@ -38,6 +43,7 @@ final class RegistryMaintenance: Service {
             for (service, id, inFlight) in registry.completeRemovals(now: now) {
                 registry.record(.registration, service: service, instance: id,
                                 inFlight == 0 ? "\(id) drained and deregistered" : "\(id) deregistered at its drain deadline with \(inFlight) in flight")
+                onRemoved(service, id)
             }
             var ended: [InstanceRuntime] = []
             for runtime in registry.allRuntimes {

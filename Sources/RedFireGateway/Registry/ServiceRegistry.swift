@@ -250,6 +250,16 @@ package final class ServiceRegistry: Sendable {
         }
     }
 
+    /// A registered (not configured) instance as registered; nil when there is none.
+    func registeredInstance(service: String, id: String) -> InstanceConfig? {
+        data.withLock { $0.dynamic[service]?.first { $0.config.id == id }?.config }
+    }
+
+    /// Every registered instance: (service, id).
+    func registeredInstances() -> [(service: String, id: String)] {
+        data.withLock { data in data.dynamic.flatMap { service, list in list.map { (service, $0.config.id) } } }
+    }
+
     func heartbeat(service: String, id: String, now: ContinuousClock.Instant) throws(ControlError) {
         try data.withLock { data throws(ControlError) in
             guard let entry = data.dynamic[service]?.first(where: { $0.config.id == id }),
