@@ -48,6 +48,32 @@ public final class DemoCluster: Sendable {
         }
     }
 
+    /// The `services:` and `routes:` of `gatewayConfig` (routes with `DemoAuth`'s permissions) as
+    /// configuration-file YAML, for gateways run as
+    /// separate processes (`redfire-gateway demo-services`, `scripts/cluster.sh`).
+    public func servicesYAML() -> String {
+        let config = gatewayConfig(listen: ListenAddress(host: "127.0.0.1", port: 0))
+        var yaml = "services:\n"
+        for service in config.services {
+            yaml += "  \(service.name):\n    strategy: \(service.strategy.rawValue)\n"
+            if service.name == DemoServiceKind.gatewayAdapter.rawValue { yaml += "    hash_key: header:X-Account-Id\n" }
+            yaml += "    instances:\n"
+            for instance in service.instances {
+                yaml += "      - {id: \(instance.id), url: \"\(instance.url)\", weight: \(instance.weight), version: \"\(instance.version ?? "")\"}\n"
+            }
+            yaml += "    health_check: {interval: 1s, timeout: 1s, healthy_threshold: 2, unhealthy_threshold: 2}\n"
+            yaml += "    timeouts: {response_headers: 5s}\n    retries: {attempts: 2}\n"
+            yaml += "    passive_ejection: {consecutive_failures: 3, base_time: 10s}\n"
+        }
+        // With the demo's permissions (`DemoAuth`): AREA:read for reads, AREA:write for writes.
+        yaml += "routes:\n"
+        for route in config.routes {
+            let area = DemoServiceKind.allCases.first { $0.rawValue == route.service }?.permissionArea ?? route.service
+            yaml += "  - {prefix: \(route.prefix), service: \(route.service), permissions: {read: \"\(area):read\", write: \"\(area):write\"}}\n"
+        }
+        return yaml
+    }
+
     /// A configuration routing the five prefixes to these instances, with fast health checks and
     /// retries on, so that failover is visible within a couple of seconds.
     public func gatewayConfig(listen: ListenAddress) -> GatewayConfig {

@@ -14,7 +14,7 @@ struct RedFireGatewayCommand: AsyncParsableCommand {
         (for example its port is in use).
         """,
         version: GatewayVersion.current,
-        subcommands: [Serve.self, Demo.self, ConfigCommand.self, UsersCommand.self, KeysCommand.self, OpenAPICommand.self]
+        subcommands: [Serve.self, Demo.self, DemoServicesCommand.self, ConfigCommand.self, UsersCommand.self, KeysCommand.self, OpenAPICommand.self]
     )
 }
 

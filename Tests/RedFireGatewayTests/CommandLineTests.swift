@@ -163,4 +163,22 @@ struct CommandLineTests {
         try await client.shutdown()
         await upstream.stop()
     }
+
+    /// `demo-services` runs the five services alone and writes their configuration (what
+    /// `scripts/cluster.sh` puts three gateways in front of): a valid file whose instances answer.
+    @Test func demoServicesRunAloneAndWriteTheirConfiguration() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-services-\(UUID().uuidString).yaml").path
+        let child = try GatewayProcess(["demo-services", "--write-config", path])
+        await waitUntil("the configuration is written") { child.output.contains("demo services running") }
+        // Its routes carry the demo's permissions, so a gateway in front needs `auth` as well.
+        let auth = "auth: {jwt_secret: \"\(AuthFlowTests.secret)\", roles: {trader: [\"trading:read\"]}}\n"
+        let config = try GatewayConfig.parse(yaml: auth + String(contentsOfFile: path, encoding: .utf8), environment: [:])
+        #expect(config.services.count == 5 && config.routes.count == 5)
+        #expect(config.routes.allSatisfy { $0.permissions != nil })
+        let first = try #require(config.services.first?.instances.first)
+        let health = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(first.url)/health"), timeout: .seconds(5))
+        #expect(health.status == .ok)
+        kill(child.pid, SIGTERM)
+        #expect(await child.waitForExit() == 0)
+    }
 }
