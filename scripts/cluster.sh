@@ -181,8 +181,13 @@ if ((check)); then
     [[ $state == drain* ]] && { seen=1; break; }
     sleep 0.1
   done
-  nodes=$(curl -fs -H "Authorization: Bearer $admin_token" "localhost:${gateway_ports[1]}/gateway/cluster" \
-    | python3 -c 'import json,sys; print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"]))')
+  # Each gateway joins with its first heartbeat once it listens (cluster.heartbeat_interval, 1 s).
+  for _ in $(seq 50); do
+    nodes=$(curl -fs -H "Authorization: Bearer $admin_token" "localhost:${gateway_ports[1]}/gateway/cluster" \
+      | python3 -c 'import json,sys; print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"]))')
+    [[ $nodes == "node-a node-b node-c" ]] && break
+    sleep 0.1
+  done
   echo "drain on node-a seen on node-c: $([[ $seen == 1 ]] && echo yes || echo no); nodes alive: $nodes"
   [[ $ok == 30 && $seen == 1 && $nodes == "node-a node-b node-c" ]] || { echo "check failed" >&2; exit 1; }
   # kill -9 one gateway while requests flow through HAProxy: the others serve, it leaves the cluster.
