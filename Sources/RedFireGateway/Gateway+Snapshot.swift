@@ -47,6 +47,10 @@ extension Gateway {
             openConnections: connections.open, acceptPausedFor: acceptPressure.exhaustedSince.map { now - $0 }, openFileLimit: OpenFileLimit.current.soft,
             lastReloadFailed: outcomes.lastFailed, services: services, routes: routes,
             rateLimitedSeries: rateLimited,
-            topLimitedKeys: rateLimiter.topLimitedKeys(10).map { GatewaySnapshot.LimitedKey(key: $0.key, rejections: $0.rejections) }, events: registry.events.recent(eventLimit))
+            topLimitedKeys: rateLimiter.topLimitedKeys(10).map { GatewaySnapshot.LimitedKey(key: $0.key, rejections: $0.rejections) }, events: registry.events.recent(eventLimit),
+            cluster: control.cluster.map { store in
+                GatewaySnapshot.Cluster(node: store.nodeName, nodesAlive: (control.membership?.nodes ?? []).filter(\.alive).map(\.name),
+                                        storeUnreachableSince: store.isKnownUnreachable ? store.unreachableSince : nil)
+            })
     }
 }

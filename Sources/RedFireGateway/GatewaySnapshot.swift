@@ -155,6 +155,21 @@ public struct GatewaySnapshot: Sendable {
         }
     }
 
+    /// This node in its cluster (`cluster.store`); nil for a single gateway.
+    public struct Cluster: Sendable, Equatable {
+        public var node: String
+        /// The nodes alive by their heartbeats, this one included, by name.
+        public var nodesAlive: [String]
+        /// Since when the cluster store cannot be reached; nil while it can.
+        public var storeUnreachableSince: Date?
+
+        public init(node: String, nodesAlive: [String], storeUnreachableSince: Date? = nil) {
+            self.node = node
+            self.nodesAlive = nodesAlive
+            self.storeUnreachableSince = storeUnreachableSince
+        }
+    }
+
     public var takenAt: Date
     public var uptime: Duration
     /// Increases with every rebuild of the routing state (reload, health change, drain, registration).
@@ -179,11 +194,14 @@ public struct GatewaySnapshot: Sendable {
     public var topLimitedKeys: [LimitedKey]
     /// Newest last.
     public var events: [GatewayEvent]
+    public var cluster: Cluster?
 
     public init(takenAt: Date = Date(timeIntervalSince1970: 0), uptime: Duration = .zero, generation: Int = 1, configVersion: Int = 1,
                 listen: String = "127.0.0.1:8080", windowSeconds: Int = 60, gateway: Figures = Figures(), openConnections: Int = 0,
                 acceptPausedFor: Duration? = nil, openFileLimit: Int = 0, lastReloadFailed: Bool = false, services: [Service] = [], routes: [Route] = [],
-                rateLimitedSeries: [Int] = Array(repeating: 0, count: 60), topLimitedKeys: [LimitedKey] = [], events: [GatewayEvent] = []) {
+                rateLimitedSeries: [Int] = Array(repeating: 0, count: 60), topLimitedKeys: [LimitedKey] = [], events: [GatewayEvent] = [],
+                cluster: Cluster? = nil) {
+        self.cluster = cluster
         self.takenAt = takenAt
         self.uptime = uptime
         self.generation = generation

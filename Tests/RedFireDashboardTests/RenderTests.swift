@@ -122,6 +122,28 @@ struct RenderTests {
         #expect(buffer.text.contains("upstream errors 4  timeouts 0  truncated 3"), "\(buffer.text)")
     }
 
+    /// In a cluster the header names this node and the nodes alive; a store out of reach is a
+    /// critical banner that says the node serves on with its last state.
+    @Test func clusterNodeAndAnUnreachableStoreAreShown() {
+        var snapshot = Fixtures.snapshot(.healthy)
+        snapshot.cluster = GatewaySnapshot.Cluster(node: "node-b", nodesAlive: ["node-a", "node-b", "node-c"])
+        var buffer = render(Fixtures.view(), snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 160, height: 48))
+        #expect(buffer.lines[0].contains("node-b · 3 nodes"), "\(buffer.lines[0])")
+        #expect(!buffer.text.contains("CLUSTER STORE"))
+
+        snapshot.cluster?.storeUnreachableSince = Date(timeIntervalSince1970: 9 * 3600 + 30 * 60)  // 09:30:00 UTC
+        snapshot.cluster?.nodesAlive = ["node-b"]
+        buffer = render(Fixtures.view(), snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 160, height: 48))
+        #expect(buffer.lines[0].contains("node-b · 1 node"), "\(buffer.lines[0])")
+        let row = buffer.lines.firstIndex { $0.contains("CLUSTER STORE UNREACHABLE SINCE 09:30:00") }
+        #expect(row == 1, "the banner line: \(buffer.lines[1])")
+        if let row {
+            let line = buffer.lines[row]
+            let column = line.distance(from: line.startIndex, to: line.range(of: "CLUSTER STORE")!.lowerBound)
+            #expect(buffer[row, column].1 == .bannerCritical)
+        }
+    }
+
     @Test func drainingFrameCountsInFlightDown() {
         let text = Self.frame(.draining, ScreenSize(width: 80, height: 24)).text
         #expect(text.contains("draining (3)"))

@@ -28,6 +28,10 @@ extension Frame {
             "conns \(snapshot.openConnections)",
             "window \(state.window.label)",
         ]
+        // In a cluster: which node this is, and how many are alive.
+        if let cluster = snapshot.cluster {
+            segments.insert("\(cluster.node) · \(max(1, cluster.nodesAlive.count)) node\(cluster.nodesAlive.count == 1 ? "" : "s")", at: 2)
+        }
         // At 80 columns the config version moves to the second line and the window to the footer.
         if !wide { segments.removeAll { $0.hasPrefix("config v") || $0.hasPrefix("window ") } }
         var text = ""
@@ -52,6 +56,9 @@ extension Frame {
             banners.append(("OUT OF FILE DESCRIPTORS: NOT ACCEPTING (limit \(snapshot.openFileLimit), conns \(snapshot.openConnections))", .bannerCritical))
         }
         if snapshot.lastReloadFailed { banners.append(("CONFIG RELOAD FAILED", .bannerCritical)) }
+        if let since = snapshot.cluster?.storeUnreachableSince {
+            banners.append(("CLUSTER STORE UNREACHABLE SINCE \(Format.clock(since, offset: state.utcOffsetSeconds)): SERVING ON LAST STATE", .bannerCritical))
+        }
         if state.readOnly { banners.append(("READ-ONLY", .banner)) }
         if banners.isEmpty {
             let info = " listening \(snapshot.listen)  \(glyphs.bullet)  config v\(snapshot.configVersion)  \(glyphs.bullet)  generation \(snapshot.generation)  \(glyphs.bullet)  theme \(themeName)"

@@ -46,10 +46,10 @@ package final class ClusterListener: Service, Sendable {
     /// One connection's life: listen, load, then apply events until the connection fails or the task
     /// is cancelled. The connection is closed, and its close awaited, however this ends.
     private func follow() async throws {
-        let connection = try await PostgresConnection.connect(configuration: store.connectionConfiguration, id: 1, logger: store.logger)
+        let connection = try await Self.connect(store)
         let outcome: Result<Void, any Error>
         do {
-            try await store.migrate()
+            try await Deadline.run(Self.readDeadline) { [store] in try await store.migrate() }
             // Cancelled (graceful shutdown): closing the connection ends the notification sequence, which
             // does not end on cancellation by itself.
             try await withTaskCancellationHandler {
@@ -65,10 +65,25 @@ package final class ClusterListener: Service, Sendable {
         try outcome.get()
     }
 
+    /// The longest a read of the store may take: a store that stopped answering (SIGSTOP, a partition)
+    /// keeps its connections open, and only the reader's own clock says it is gone.
+    static let readDeadline: Duration = .seconds(5)
+
+    /// Connects within `readDeadline`; a connection that comes up after it is closed at once.
+    static func connect(_ store: ClusterStore) async throws -> PostgresConnection {
+        let attempt = Task { try await PostgresConnection.connect(configuration: store.connectionConfiguration, id: 1, logger: store.logger) }
+        do {
+            return try await Deadline.run(readDeadline) { try await attempt.value }
+        } catch {
+            Task { if let late = try? await attempt.value { try? await late.close() } }
+            throw error
+        }
+    }
+
     /// Listens, loads the stored state, then applies events until the connection fails.
     private func listen(_ connection: PostgresConnection) async throws {
         try await connection.listen(on: ClusterStore.channel) { notifications in
-            let (changes, through) = try await store.snapshot()
+            let (changes, through) = try await Deadline.run(Self.readDeadline) { [store] in try await store.snapshot() }
             applied.withLock { last in
                 for change in changes { apply(ClusterEvent(seq: through, node: "", actor: "", change: change)) }
                 last = max(last, through)
@@ -102,7 +117,8 @@ package final class ClusterListener: Service, Sendable {
     /// Applies every event after the last applied one, oldest first, each once (under `applied`'s lock).
     private func catchUp() async throws {
         while true {
-            let events = try await store.events(after: lastApplied, limit: 500)
+            let after = lastApplied
+            let events = try await Deadline.run(Self.readDeadline) { [store] in try await store.events(after: after, limit: 500) }
             applied.withLock { last in
                 for event in events where event.seq > last {
                     apply(event)

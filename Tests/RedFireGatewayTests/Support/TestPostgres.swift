@@ -21,9 +21,48 @@ enum TestPostgres {
     struct Server: Sendable {
         let port: Int
         let directory: String
+        var data: String { directory + "/data" }
+
+        /// `pg_ctl start` (again) on the same port and data.
+        func startProcess() throws {
+            let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            try run("pg_ctl", ["-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options, "start"], asServerUser: true)
+        }
+
+        /// A real stop (`pg_ctl stop -m fast`): connections are closed, new ones refused.
+        func stopProcess() throws {
+            try run("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"], asServerUser: true)
+        }
+
+        /// Every process of the server (the postmaster and its backends) stopped with SIGSTOP: connections
+        /// stay open and nothing answers — a hung or partitioned store. `resume` sends SIGCONT.
+        func pause() throws { try signalAll(SIGSTOP) }
+        func resume() throws { try signalAll(SIGCONT) }
+
+        private func signalAll(_ signal: Int32) throws {
+            let pidFile = try String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8)
+            guard let postmaster = pidFile.split(separator: "\n").first.flatMap({ pid_t($0) }) else { throw Failure(description: "no postmaster.pid") }
+            var pids = [postmaster]
+            // Its children, from /proc (the backends of open connections among them).
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+                guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { continue }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                if fields.count > 1, pid_t(fields[1]) == postmaster { pids.append(pid) }
+            }
+            // Children first when stopping (nothing is left half-answering), the postmaster first when resuming.
+            for pid in signal == SIGSTOP ? pids.reversed() : pids { kill(pid, signal) }
+        }
+
+        /// A new, empty database on this server.
+        func database() throws -> PostgresURL {
+            let name = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "_")
+            try run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", "redfire", name])
+            return PostgresURL(host: "127.0.0.1", port: port, user: "redfire", database: name)
+        }
     }
 
-    static let server = Task<Server, any Error> { try start() }
+    static let server = Task<Server, any Error> { try startServer() }
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -44,9 +83,11 @@ enum TestPostgres {
         return text
     }
 
-    nonisolated(unsafe) static var dataDirectoryToStop: String?
+    /// Data directories of servers still running, stopped when the process exits.
+    static let running = Mutex<[String]>([])
 
-    static func start() throws -> Server {
+    /// A server of its own (`initdb`, `pg_ctl start` on a free port), for a test that stops or pauses it.
+    static func startServer() throws -> Server {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-pg-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if getuid() == 0, let user = getpwnam("postgres") {
@@ -54,14 +95,20 @@ enum TestPostgres {
         }
         let data = directory + "/data"
         try run("initdb", ["-D", data, "-U", "redfire", "--auth=trust", "-E", "UTF8", "--no-sync"], asServerUser: true)
-        let port = try freePort()
-        let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        try run("pg_ctl", ["-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options, "start"], asServerUser: true)
-        dataDirectoryToStop = data
-        atexit {
-            if let data = TestPostgres.dataDirectoryToStop { _ = try? TestPostgres.run("pg_ctl", ["-D", data, "-m", "immediate", "stop"], asServerUser: true) }
+        let server = Server(port: try freePort(), directory: directory)
+        try server.startProcess()
+        let first = running.withLock { running -> Bool in
+            running.append(data)
+            return running.count == 1
         }
-        return Server(port: port, directory: directory)
+        if first {
+            atexit {
+                for data in TestPostgres.running.withLock({ $0 }) {
+                    _ = try? TestPostgres.run("pg_ctl", ["-D", data, "-m", "immediate", "stop"], asServerUser: true)
+                }
+            }
+        }
+        return server
     }
 
     static func freePort() throws -> Int {
@@ -81,10 +128,7 @@ enum TestPostgres {
 
     /// A new, empty database on the server, as a `cluster.store` URL.
     static func database() async throws -> PostgresURL {
-        let server = try await server.value
-        let name = "t_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "_")
-        try run("createdb", ["-h", "127.0.0.1", "-p", String(server.port), "-U", "redfire", name])
-        return PostgresURL(host: "127.0.0.1", port: server.port, user: "redfire", database: name)
+        try await server.value.database()
     }
 
     /// Runs SQL on a test database (psql), e.g. to look at what the gateways wrote.
