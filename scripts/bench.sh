@@ -6,7 +6,8 @@
 #
 # Usage: scripts/bench.sh [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
 # --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
-# Needs wrk and nginx (upstream); HAProxy is measured when installed. As root, missing Debian packages
+# Needs wrk and nginx (upstream); HAProxy is measured when installed, and the gateway in cluster mode
+# when PostgreSQL's server is. As root, missing Debian packages
 # (wrk nginx-light haproxy) are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -169,6 +170,34 @@ measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids)
 measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid"
 kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
 
+# Cluster mode: the proxy path's configuration with a cluster store (a throw-away PostgreSQL), one event
+# loop — the row to compare with "gateway proxy": the proxy path touches no store, so its CPU per
+# request should match; the store's own CPU over the run is printed below the table.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+pg_note=
+if [[ -n $pg_bin && -x $pg_bin/initdb ]]; then
+  as_pg() { if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  pg_dir=$(mktemp -d /tmp/redfire-bench-pg-XXXXXX); chmod 755 "$pg_dir"
+  [[ $(id -u) == 0 ]] && chown postgres "$pg_dir"
+  as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U redfire --auth=trust -E UTF8 --no-sync >/dev/null
+  as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/pg.log" -w -o "-p 18090 -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null
+  as_pg "$pg_bin/createdb" -h 127.0.0.1 -p 18090 -U redfire redfire
+  { cat "$work/gateway.yaml"; echo 'cluster: {store: "postgres://redfire@127.0.0.1:18090/redfire", node_name: bench}'; } > "$work/gateway-cluster.yaml"
+  "$gateway_bin" serve --config "$work/gateway-cluster.yaml" --log-level warning >"$work/gateway-cluster.log" 2>&1 &
+  cluster_pid=$!
+  pids+=("$cluster_pid")
+  wait_port 18083
+  pg_before=$(cpu_ticks $(pgrep -u postgres -f "postgres.*$pg_dir" ; pgrep -f "postgres: .*redfire" | tr '\n' ' '))
+  measure "gateway cluster" "http://127.0.0.1:18083/api/v1/trading/orders" "$cluster_pid"
+  pg_after=$(cpu_ticks $(pgrep -u postgres -f "postgres.*$pg_dir" ; pgrep -f "postgres: .*redfire" | tr '\n' ' '))
+  pg_note="cluster store (PostgreSQL) CPU during the gateway cluster run: $(awk -v t=$((pg_after - pg_before)) -v hz="$ticks_per_second" 'BEGIN {printf "%.2f", t / hz}') s"
+  kill "$cluster_pid"; wait "$cluster_pid" 2>/dev/null || true
+  as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$pg_dir"
+else
+  pg_note="no gateway cluster row: PostgreSQL's server is not installed (apt-get install postgresql)"
+fi
+
 grep -v '^event_loop_threads:' "$work/gateway.yaml" > "$work/gateway-nt.yaml"
 "$gateway_bin" serve --config "$work/gateway-nt.yaml" --log-level warning >"$work/gateway-nt.log" 2>&1 &
 nt_pid=$!
@@ -198,6 +227,7 @@ for row in "${results[@]}"; do
   IFS='|' read -r name rps p50 p99 errors cpu <<<"$row"
   printf '%-18s %12s %10s %10s %8s %12s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$cpu"
 done
+[[ -n $pg_note ]] && echo "$pg_note"
 echo
 ratio_of() { # name → req/s and p99 of that row
   for row in "${results[@]}"; do
