@@ -34,7 +34,8 @@ extension Gateway {
                     ejectedFor: runtime.ejectedUntil.map { max(.zero, $0 - now) },
                     leaseExpiresIn: runtime.leaseExpiresAt.map { max(.zero, $0 - now) },
                     requestsLastMinute: lastMinute.requests, meanMicrosLastMinute: lastMinute.meanMicros,
-                    eligible: eligible.contains(ObjectIdentifier(runtime)))
+                    eligible: eligible.contains(ObjectIdentifier(runtime)),
+                    healthByNode: control.membership?.healthByNode(instance: runtime.id) ?? [:])
             }
             return GatewaySnapshot.Service(name: pool.name, strategy: pool.strategy, panic: pool.panic, figures: figures(window),
                                            latency: window.latency, instances: instances)

@@ -52,7 +52,13 @@ public final class Gateway: Service {
                 let bound = port.load(ordering: .relaxed)
                 return bound == 0 ? nil : "\(listenAddress.host):\(bound)"
             },
-                              interval: config.cluster.heartbeatInterval, timeout: config.cluster.nodeTimeout) {
+                              interval: config.cluster.heartbeatInterval, timeout: config.cluster.nodeTimeout, health: {
+                var unhealthy: [String: String] = [:]
+                for runtime in registry.allRuntimes {
+                    if runtime.ejectedUntil != nil { unhealthy[runtime.id] = "ejected" } else if runtime.health == .unhealthy { unhealthy[runtime.id] = "unhealthy" }
+                }
+                return unhealthy
+            }) {
                 registry.telemetry.gatewayWindow(seconds: 10, state: registry.state).requestsPerSecond
             }
         }

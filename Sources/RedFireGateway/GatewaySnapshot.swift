@@ -77,11 +77,15 @@ public struct GatewaySnapshot: Sendable {
         public var meanMicrosLastMinute: Double?
         /// Whether the balancer may choose it now.
         public var eligible: Bool
+        /// In a cluster, when the nodes disagree: what each node alive says (`healthy`, `unhealthy`,
+        /// `ejected`), by node name. Empty when they agree it is healthy.
+        public var healthByNode: [String: String]
 
         public init(id: String, service: String, address: String, state: InstanceState, health: HealthStatus = .healthy,
                     weight: Int = 1, inFlight: Int = 0, figures: Figures = Figures(), recentChecks: [Check] = [],
                     ejectedFor: Duration? = nil, leaseExpiresIn: Duration? = nil, requestsLastMinute: Int = 0,
-                    meanMicrosLastMinute: Double? = nil, eligible: Bool = true) {
+                    meanMicrosLastMinute: Double? = nil, eligible: Bool = true, healthByNode: [String: String] = [:]) {
+            self.healthByNode = healthByNode
             self.id = id
             self.service = service
             self.address = address

@@ -142,6 +142,13 @@ struct RenderTests {
             let column = line.distance(from: line.startIndex, to: line.range(of: "CLUSTER STORE")!.lowerBound)
             #expect(buffer[row, column].1 == .bannerCritical)
         }
+
+        // Nodes that disagree about an instance: its detail view says what each one sees.
+        snapshot.services[0].instances[0].healthByNode = ["node-b": "unhealthy", "node-a": "healthy"]
+        var view = Fixtures.view()
+        view.detail = .instance(service: snapshot.services[0].name, id: snapshot.services[0].instances[0].id)
+        buffer = render(view, snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 160, height: 48))
+        #expect(buffer.text.contains("nodes node-a: healthy · node-b: UNHEALTHY"), "\(buffer.text)")
     }
 
     @Test func drainingFrameCountsInFlightDown() {

@@ -80,6 +80,39 @@ struct ClusterMembershipTests {
         #expect(left)
     }
 
+    /// Nodes that disagree about an instance say so: each node's view in `/gateway/services` and the
+    /// console's instance detail ("node-a: healthy · node-b: UNHEALTHY"); nothing when they agree.
+    @Test func perNodeHealthDifferencesAreVisibleOnEveryNode() async throws {
+        let store = try await TestPostgres.database()
+        let instances = try await startInstances(.userTrading, count: 2, prefix: "views")
+        func config(_ name: String) -> GatewayConfig {
+            var config = ClusterTests.config(name, store: store, instances: instances)
+            config.cluster.heartbeatInterval = .milliseconds(200)
+            config.cluster.nodeTimeout = .seconds(2)
+            return config
+        }
+        let a = try await GatewayHarness.start(config("node-a"))
+        let b = try await GatewayHarness.start(config("node-b"))
+        await waitUntil("both count two nodes") { [a, b].allSatisfy { $0.control.membership?.aliveCount == 2 } }
+        let target = instances[0].id
+        #expect(a.control.membership?.healthByNode(instance: target) == nil, "they agree")
+
+        // Node B's health check fails the instance (B alone: A can still reach it).
+        var check = HealthCheckConfig()
+        check.unhealthyThreshold = 1
+        let transition = b.registry.runtime(id: target)?.recordCheck(passed: false, reason: "connection refused", config: check, now: .now)
+        #expect(transition?.to == .unhealthy)
+        let seen = await waitUntil(timeout: .seconds(2), "A sees B's view") {
+            a.control.membership?.healthByNode(instance: target) == ["node-a": "healthy", "node-b": "unhealthy"]
+        }
+        #expect(seen)
+        let services = try await a.send("/gateway/services/\(ClusterTests.service)", headers: AdminAPITests.auth)
+        #expect(services.body.contains(#""health_by_node":{"node-a":"healthy","node-b":"unhealthy"}"#), "\(services.body)")
+        let snapshot = a.gateway.snapshot(windowSeconds: 60)
+        #expect(snapshot.instance(id: target)?.healthByNode == ["node-a": "healthy", "node-b": "unhealthy"])
+        #expect(snapshot.cluster?.node == "node-a" && snapshot.cluster?.nodesAlive == ["node-a", "node-b"])
+    }
+
     @Test func aNodeCutOffFromItsStoreSaysSoAndStaysReady() async throws {
         let instances = try await startInstances(.userTrading, count: 1, prefix: "cutoff")
         let nowhere = PostgresURL(host: "127.0.0.1", port: try TestPostgres.freePort(), user: "redfire", database: "nowhere")

@@ -37,6 +37,12 @@ extension Frame {
             let (text, role) = Self.stateText(instance, unicode: unicode)
             lines.append(("state \(text)", role))
             lines.append(("address \(instance.address) \(glyphs.bullet) weight \(instance.weight) \(glyphs.bullet) in flight \(instance.inFlight) \(glyphs.bullet) health \(instance.health.rawValue)", .text))
+            // In a cluster, when the nodes disagree about it: each node's view.
+            if !instance.healthByNode.isEmpty {
+                let views = instance.healthByNode.sorted { $0.key < $1.key }
+                    .map { "\($0.key): \($0.value == "healthy" ? "healthy" : $0.value.uppercased())" }
+                lines.append(("nodes " + views.joined(separator: " \(glyphs.bullet) "), .unhealthy))
+            }
             if let lease = instance.leaseExpiresIn { lines.append(("lease expires in \(Format.duration(lease))", .lease)) }
             if let ejected = instance.ejectedFor { lines.append(("ejected for \(Format.duration(ejected)) more", .ejected)) }
             figures(instance.figures)

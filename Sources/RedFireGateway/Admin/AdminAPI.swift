@@ -199,7 +199,8 @@ struct AdminAPI: Sendable {
                             ejectedForMs: runtime.ejectedUntil.map { max(0, ms($0 - now)) },
                             leaseExpiresInMs: runtime.leaseExpiresAt.map { max(0, ms($0 - now)) },
                             drainDeadlineInMs: runtime.isDraining ? runtime.drainDeadline.map { max(0, ms($0 - now)) } : nil,
-                            lastChecks: runtime.recentChecks.reversed().map { CheckView(passed: $0.passed, reason: $0.reason, ageMs: ms(now - $0.at)) })
+                            lastChecks: runtime.recentChecks.reversed().map { CheckView(passed: $0.passed, reason: $0.reason, ageMs: ms(now - $0.at)) },
+                            healthByNode: control.membership?.healthByNode(instance: runtime.id))
     }
 
     private func stats(window: String, seconds: Int) -> StatsView {

@@ -31,6 +31,8 @@ struct InstanceView: Codable, Sendable {
     /// While draining with a deadline: time left until the instance counts as drained anyway.
     var drainDeadlineInMs: Int?
     var lastChecks: [CheckView]
+    /// In a cluster, when the nodes disagree: what each node alive says of the instance.
+    var healthByNode: [String: String]?
 }
 
 struct CheckView: Codable, Sendable {

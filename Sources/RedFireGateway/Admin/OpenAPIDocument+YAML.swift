@@ -816,6 +816,11 @@ components:
           type: array
           items:
             $ref: '#/components/schemas/Check'
+        health_by_node:
+          type: object
+          additionalProperties:
+            type: string
+          description: 'in a cluster, when the nodes disagree: what each node alive says of the instance (healthy, unhealthy, ejected)'
     Service:
       type: object
       required:
@@ -957,6 +962,11 @@ components:
         requests_per_second:
           type: number
           description: over the node's last ten seconds
+        instance_health:
+          type: object
+          additionalProperties:
+            type: string
+          description: 'instances this node does not find healthy, by id: unhealthy (health checks) or ejected (passive ejection)'
     Route:
       type: object
       required:

@@ -15,6 +15,9 @@ package struct ClusterNode: Sendable, Equatable, Encodable {
     package var secondsSinceSeen: Double
     package var alive: Bool
     package var requestsPerSecond: Double
+    /// Instances this node does not find healthy, by id: `unhealthy` (its health checks) or `ejected`
+    /// (passive ejection). Every other instance is healthy (or not checked) on that node.
+    package var instanceHealth: [String: String] = [:]
 }
 
 /// Each node's heartbeat in the cluster store (`redfire.nodes`), and the cluster's members as last
@@ -30,11 +33,14 @@ package final class ClusterMembership: Service, Sendable {
     let timeout: Duration
     /// This node's requests per second (over the last ten seconds).
     let rate: @Sendable () -> Double
+    /// The instances this node does not find healthy (`ClusterNode.instanceHealth`).
+    let health: @Sendable () -> [String: String]
     private let state = Mutex<(nodes: [ClusterNode], readAt: Date?)>(([], nil))
     private let startedAt = Date()
 
     package init(store: ClusterStore, listen: @escaping @Sendable () -> String?, interval: Duration = .seconds(1), timeout: Duration = .seconds(5),
-                 rate: @escaping @Sendable () -> Double) {
+                 health: @escaping @Sendable () -> [String: String] = { [:] }, rate: @escaping @Sendable () -> Double) {
+        self.health = health
         self.store = store
         self.listen = listen
         self.interval = interval
@@ -48,6 +54,14 @@ package final class ClusterMembership: Service, Sendable {
     package var readAt: Date? { state.withLock { $0.readAt } }
     /// The nodes alive now (this one at least).
     package var aliveCount: Int { max(1, nodes.filter(\.alive).count) }
+
+    /// What every node alive says of an instance (`healthy` unless it reported otherwise), by node —
+    /// nil when they all agree it is healthy.
+    package func healthByNode(instance id: String) -> [String: String]? {
+        let alive = nodes.filter(\.alive)
+        guard alive.contains(where: { $0.instanceHealth[id] != nil }) else { return nil }
+        return Dictionary(uniqueKeysWithValues: alive.map { ($0.name, $0.instanceHealth[id] ?? "healthy") })
+    }
 
     package func run() async throws {
         var lastHouseKeeping = ContinuousClock.now
@@ -74,23 +88,27 @@ package final class ClusterMembership: Service, Sendable {
     func beat() async throws {
         let requestsPerSecond = rate()
         let listen = listen()
+        let healthJSON = String(decoding: (try? JSONEncoder().encode(health())) ?? Data("{}".utf8), as: UTF8.self)
         let timeoutSeconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         let nodes = try await Deadline.run(.seconds(3)) { [store, listen, startedAt] in
             try await store.client.withConnection { connection -> [ClusterNode] in
                 if let listen { try await connection.query("""
-                    INSERT INTO redfire.nodes (name, version, listen, started_at, last_seen, requests_per_second)
-                    VALUES (\(store.nodeName), \(GatewayVersion.current), \(listen), \(startedAt), now(), \(requestsPerSecond))
+                    INSERT INTO redfire.nodes (name, version, listen, started_at, last_seen, requests_per_second, instance_health)
+                    VALUES (\(store.nodeName), \(GatewayVersion.current), \(listen), \(startedAt), now(), \(requestsPerSecond), \(healthJSON)::jsonb)
                     ON CONFLICT (name) DO UPDATE SET version = excluded.version, listen = excluded.listen, started_at = excluded.started_at,
-                      last_seen = now(), requests_per_second = excluded.requests_per_second
+                      last_seen = now(), requests_per_second = excluded.requests_per_second, instance_health = excluded.instance_health
                     """, logger: store.logger) }
                 var nodes: [ClusterNode] = []
                 let rows = try await connection.query("""
-                    SELECT name, version, listen, started_at, last_seen, extract(epoch FROM now() - last_seen)::float8, requests_per_second
+                    SELECT name, version, listen, started_at, last_seen, extract(epoch FROM now() - last_seen)::float8, requests_per_second,
+                      instance_health::text
                     FROM redfire.nodes WHERE last_seen > now() - interval '1 hour' ORDER BY name
                     """, logger: store.logger)
-                for try await (name, version, listen, started, seen, age, rate) in rows.decode((String, String, String, Date, Date, Double, Double).self) {
+                for try await (name, version, listen, started, seen, age, rate, health)
+                    in rows.decode((String, String, String, Date, Date, Double, Double, String).self) {
                     nodes.append(ClusterNode(name: name, version: version, listen: listen, startedAt: started, lastSeen: seen,
-                                             secondsSinceSeen: age, alive: age < timeoutSeconds, requestsPerSecond: rate))
+                                             secondsSinceSeen: age, alive: age < timeoutSeconds, requestsPerSecond: rate,
+                                             instanceHealth: (try? JSONDecoder().decode([String: String].self, from: Data(health.utf8))) ?? [:]))
                 }
                 return nodes
             }

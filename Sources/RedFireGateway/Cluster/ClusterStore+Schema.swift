@@ -89,6 +89,10 @@ extension ClusterStore {
               PRIMARY KEY (service, instance_id))
             """,
         ]),
+        (6, [
+            // What each node's health checks and passive ejection say of the instances it does not find healthy.
+            "ALTER TABLE redfire.nodes ADD COLUMN instance_health jsonb NOT NULL DEFAULT '{}'",
+        ]),
     ]
 
     /// Prunes what no node needs any more — events older than a day (a node that reconnects reads the
