@@ -65,7 +65,8 @@ public final class Gateway: Service {
         let leases = cluster.map { ClusterLeases(store: $0, recoveryGrace: config.cluster.nodeTimeout * 2) }
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster,
                                       membership: membership, leases: leases)
-        self.rateLimiter = RateLimiter(shared: cluster.map { ClusterRateLimits(store: $0, membership: membership) })
+        let sharedLimits = cluster.map { ClusterRateLimits(store: $0, membership: membership, syncInterval: config.rateLimits.syncInterval) }
+        self.rateLimiter = RateLimiter(shared: sharedLimits)
         switch config.upstreamTransport {
         case .nio: self.transport = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)
         case .asyncHTTPClient: self.transport = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
@@ -151,6 +152,7 @@ public final class Gateway: Service {
             services.append(cluster)
             if let membership = control.membership { services.append(membership) }
             if let leases = control.leases { services.append(leases) }
+            if let shared = rateLimiter.shared as? ClusterRateLimits { services.append(shared.sync) }
             services.append(ClusterListener(store: cluster) { [control, authService] event in
                 control.apply(event)
                 if let authService, let change = event.change { Self.apply(change, to: authService) }

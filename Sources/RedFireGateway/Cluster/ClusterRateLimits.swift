@@ -13,12 +13,23 @@ package final class ClusterRateLimits: SharedRateLimits {
     let store: ClusterStore
     let membership: ClusterMembership?
     let deadline: Duration
+    /// `scope: sync` decisions and their batched writes.
+    package let sync: ClusterRateSync
     private let lastWarning = Mutex<ContinuousClock.Instant?>(nil)
 
-    package init(store: ClusterStore, membership: ClusterMembership?, deadline: Duration = .seconds(1)) {
+    package init(store: ClusterStore, membership: ClusterMembership?, syncInterval: Duration = .milliseconds(200), deadline: Duration = .seconds(1)) {
         self.store = store
         self.membership = membership
         self.deadline = deadline
+        self.sync = ClusterRateSync(store: store, membership: membership, interval: syncInterval)
+    }
+
+    package func acquireSync(_ key: String, policy: RateLimitPolicy) -> RateDecision {
+        sync.acquire(key, policy: policy)
+    }
+
+    package func refundSync(_ key: String, policy: RateLimitPolicy) {
+        sync.refund(key, policy: policy)
     }
 
     package var nodeCount: Int { membership?.aliveCount ?? 1 }

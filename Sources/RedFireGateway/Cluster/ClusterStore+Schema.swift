@@ -93,6 +93,14 @@ extension ClusterStore {
             // What each node's health checks and passive ejection say of the instances it does not find healthy.
             "ALTER TABLE redfire.nodes ADD COLUMN instance_health jsonb NOT NULL DEFAULT '{}'",
         ]),
+        (7, [
+            // `sync` rate limits (`ClusterRateSync`): each node's count per policy, key and window, written in batches.
+            """
+            CREATE UNLOGGED TABLE redfire.rate_sync (
+              policy text NOT NULL, key text NOT NULL, window_start bigint NOT NULL, node text NOT NULL, count int NOT NULL,
+              PRIMARY KEY (policy, key, window_start, node))
+            """,
+        ]),
     ]
 
     /// Prunes what no node needs any more — events older than a day (a node that reconnects reads the
@@ -112,6 +120,9 @@ extension ClusterStore {
             try await connection.query("DELETE FROM redfire.nodes WHERE last_seen < now() - interval '1 hour'", logger: logger)
             try await connection.query("""
                 DELETE FROM redfire.rate_windows WHERE window_start < (extract(epoch FROM now() - interval '1 hour') * 1000)::bigint
+                """, logger: logger)
+            try await connection.query("""
+                DELETE FROM redfire.rate_sync WHERE window_start < (extract(epoch FROM now() - interval '1 hour') * 1000)::bigint
                 """, logger: logger)
             return true
         }

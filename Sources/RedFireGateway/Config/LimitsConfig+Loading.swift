@@ -32,6 +32,7 @@ extension RateLimitConfig {
         if let style = limits.string("headers", oneOf: RateLimitConfig.HeaderStyle.allCases.map(\.rawValue)) {
             self.headers = RateLimitConfig.HeaderStyle(rawValue: style) ?? .ietf
         }
+        if let interval = limits.duration("sync_interval", atLeast: .milliseconds(20)) { self.syncInterval = interval }
         limits.finish()
     }
 }
@@ -49,12 +50,7 @@ extension RateLimitPolicy {
         var policy = RateLimitPolicy(name: name, count: count, period: period, burst: burst)
         if let scope = spec.string("scope") {
             if let known = RateLimitScope(rawValue: scope) { policy.scope = known }
-            else if scope == "sync" {
-                reader.report(spec.childPath("scope"), spec.node("scope"),
-                              "scope sync is not available in this version: use split (each node its share) or exact (one decision in the cluster store per request)")
-            } else {
-                reader.report(spec.childPath("scope"), spec.node("scope"), "expected one of node, split, exact, found \"\(scope)\"")
-            }
+            else { reader.report(spec.childPath("scope"), spec.node("scope"), "expected one of node, split, sync, exact, found \"\(scope)\"") }
         }
         if let action = spec.string("when_store_unavailable", oneOf: RateLimitPolicy.StoreUnavailableAction.allCases.map(\.rawValue)) {
             policy.whenStoreUnavailable = RateLimitPolicy.StoreUnavailableAction(rawValue: action) ?? .refuse

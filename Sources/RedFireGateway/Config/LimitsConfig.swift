@@ -41,6 +41,8 @@ public struct RateLimitConfig: Sendable, Equatable {
     public var rolePolicies: [String: RateLimitPolicy] = [:]
     /// `rate_limits.headers` — `ietf` (default), `ietf_and_legacy` (adds `X-RateLimit-*`) or `none`.
     public var headers: HeaderStyle = .ietf
+    /// `rate_limits.sync_interval` — how often `scope: sync` policies share their counts (read at start).
+    public var syncInterval: Duration = .milliseconds(200)
 
     public enum HeaderStyle: String, Sendable, CaseIterable {
         case ietf
@@ -60,6 +62,9 @@ public enum RateLimitScope: String, Sendable, CaseIterable {
     /// access per request. Exact when clients spread evenly over the nodes; a client that sticks to one
     /// node gets its share only.
     case split
+    /// Decided on each node with no store access, counts shared every `rate_limits.sync_interval`; per
+    /// fixed window of the period by the nodes' clocks. A small, bounded overshoot (docs/configuration.md).
+    case sync
     /// One atomic decision in the cluster store per request, in fixed windows of the period by the
     /// store's clock: never over the limit. For low-rate, high-value limits (order entry).
     case exact

@@ -38,4 +38,7 @@ package protocol SharedRateLimits: Sendable {
     func acquireExact(_ key: String, policy: RateLimitPolicy) async throws -> RateDecision
     /// Undoes one allowed exact decision (when another policy refused the same request).
     func refundExact(_ key: String, policy: RateLimitPolicy) async
+    /// A `sync` decision: local, from this node's allowance (recomputed from the store every sync).
+    func acquireSync(_ key: String, policy: RateLimitPolicy) -> RateDecision
+    func refundSync(_ key: String, policy: RateLimitPolicy)
 }

@@ -29,6 +29,7 @@ final class RateLimiter: Sendable {
     /// How a policy is decided here and now.
     private enum Decider {
         case local(RateLimitPolicy)
+        case sync
         case exact
         case unavailable
     }
@@ -38,6 +39,8 @@ final class RateLimiter: Sendable {
         switch policy.scope {
         case .node: return .local(policy)
         case .split: return .local(policy.split(among: shared.nodeCount))
+        // Without the store its counts go stale: decide as split until it is back.
+        case .sync: return shared.isAvailable ? .sync : .local(policy.split(among: shared.nodeCount))
         case .exact:
             if shared.isAvailable { return .exact }
             return policy.whenStoreUnavailable == .split ? .local(policy.split(among: shared.nodeCount)) : .unavailable
@@ -50,6 +53,11 @@ final class RateLimiter: Sendable {
         switch decider(policy) {
         case .local(let effective):
             return (effective, store.acquire(key, policy: effective, now: now))
+        case .sync:
+            guard let decision = shared?.acquireSync(key, policy: policy) else { return nil }
+            var window = policy
+            window.burst = policy.count
+            return (window, decision)
         case .exact:
             guard let decision = try? await shared?.acquireExact(key, policy: policy) else { return nil }
             var window = policy
@@ -63,6 +71,7 @@ final class RateLimiter: Sendable {
     private func refund(_ key: String, _ policy: RateLimitPolicy) async {
         switch decider(policy) {
         case .local(let effective): store.refund(key, policy: effective)
+        case .sync: shared?.refundSync(key, policy: policy)
         case .exact: await shared?.refundExact(key, policy: policy)
         case .unavailable: break
         }
