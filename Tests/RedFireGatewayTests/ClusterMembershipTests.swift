@@ -16,6 +16,14 @@ struct ClusterMembershipTests {
         return try reply.json()
     }
 
+    /// A node that heartbeats every 200 ms and counts a node gone after 2 s.
+    static func config(_ name: String, store: PostgresURL, instances: [DemoInstance]) -> GatewayConfig {
+        var config = ClusterTests.config(name, store: store, instances: instances)
+        config.cluster.heartbeatInterval = .milliseconds(200)
+        config.cluster.nodeTimeout = .seconds(2)
+        return config
+    }
+
     static func names(_ view: [String: Any], _ key: String = "nodes") -> [String] {
         ((view[key] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
     }
@@ -23,12 +31,7 @@ struct ClusterMembershipTests {
     @Test func everyNodeListsTheNodesAliveAndAKilledOneFallsOutWithinItsTimeout() async throws {
         let store = try await TestPostgres.database()
         let instances = try await startInstances(.userTrading, count: 1, prefix: "members")
-        func config(_ name: String) -> GatewayConfig {
-            var config = ClusterTests.config(name, store: store, instances: instances)
-            config.cluster.heartbeatInterval = .milliseconds(200)
-            config.cluster.nodeTimeout = .seconds(2)
-            return config
-        }
+        func config(_ name: String) -> GatewayConfig { Self.config(name, store: store, instances: instances) }
         let a = try await GatewayHarness.start(config("node-a"))
         let b = try await GatewayHarness.start(config("node-b"))
         await waitUntil("A and B reached the store") { a.control.cluster?.isReachable == true && b.control.cluster?.isReachable == true }
@@ -85,12 +88,7 @@ struct ClusterMembershipTests {
     @Test func perNodeHealthDifferencesAreVisibleOnEveryNode() async throws {
         let store = try await TestPostgres.database()
         let instances = try await startInstances(.userTrading, count: 2, prefix: "views")
-        func config(_ name: String) -> GatewayConfig {
-            var config = ClusterTests.config(name, store: store, instances: instances)
-            config.cluster.heartbeatInterval = .milliseconds(200)
-            config.cluster.nodeTimeout = .seconds(2)
-            return config
-        }
+        func config(_ name: String) -> GatewayConfig { Self.config(name, store: store, instances: instances) }
         let a = try await GatewayHarness.start(config("node-a"))
         let b = try await GatewayHarness.start(config("node-b"))
         await waitUntil("both count two nodes") { [a, b].allSatisfy { $0.control.membership?.aliveCount == 2 } }

@@ -119,4 +119,16 @@ struct PasswordHasher: Sendable {
     func verifyDecoy(_ password: String) async throws {
         _ = try await verify(password, hash: decoyHash)
     }
+
+    /// A login's decision on what the store found for the username (the user and their hash, or nil):
+    /// the user when the password is theirs and they are not disabled. An unknown username costs one
+    /// verification too, so it cannot be told apart by timing.
+    func authenticate(_ password: String, found: (user: User, hash: String)?) async throws -> User? {
+        guard let (user, hash) = found else {
+            try await verifyDecoy(password)
+            return nil
+        }
+        guard try await verify(password, hash: hash), !user.disabled else { return nil }
+        return user
+    }
 }

@@ -186,11 +186,6 @@ package final class UserStore: CredentialStore {
                   let hash = try String.fetchOne(db, sql: "SELECT password_hash FROM users WHERE id = ?", arguments: [user.id]) else { return nil }
             return (user, hash)
         }
-        guard let (user, hash) = found else {
-            try await hasher.verifyDecoy(password)
-            return nil
-        }
-        guard try await hasher.verify(password, hash: hash), !user.disabled else { return nil }
-        return user
+        return try await hasher.authenticate(password, found: found)
     }
 }

@@ -203,12 +203,7 @@ package final class PostgresCredentialStore: CredentialStore {
                     "SELECT password_hash FROM redfire.users WHERE id = \(user.id)", logger: logger).decode(String.self)) else { return nil }
             return (user, hash)
         }
-        guard let (user, hash) = found else {
-            try await hasher.verifyDecoy(password)
-            return nil
-        }
-        guard try await hasher.verify(password, hash: hash), !user.disabled else { return nil }
-        return user
+        return try await hasher.authenticate(password, found: found)
     }
 
     /// The first row of a result, reading the rest to the end.
