@@ -85,6 +85,14 @@ struct ClusterTests {
 
         // The audit trail names the node; the other nodes' events say where a change came from.
         #expect(a.control.audit.recent().contains { $0.actor == "test@node-a" && $0.action == "drain" })
+        // Every node's audit trail is the cluster's: B lists what was done on A and C.
+        var audit = ""
+        let shared = await waitUntil(timeout: .seconds(2), "B's audit trail lists A's and C's actions") {
+            audit = (try? await b.send("/gateway/audit", headers: AdminAPITests.auth).body) ?? ""
+            return audit.contains(#""scope":"cluster""#) && audit.contains(#""actor":"test@node-a""#)
+                && audit.contains("@node-c") && audit.contains(#""action":"set_strategy""#)
+        }
+        #expect(shared, "\(audit.suffix(600))")
         #expect(b.registry.events.recent().contains { $0.message.contains("draining by test@node-a (cluster)") }, "\(b.registry.events.recent().map(\.message))")
 
         // A node started now begins from the stored state: drained instance and chosen strategy.

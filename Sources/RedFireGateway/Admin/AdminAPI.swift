@@ -121,9 +121,16 @@ struct AdminAPI: Sendable {
         }
         router.get("/gateway/audit") { _, context in
             let formatter = ISO8601DateFormatter()
-            return try json(["entries": control.audit.recent(1000).map {
+            // In a cluster, every node's trail from the store; this node's own when the store cannot be read
+            // (`scope` says which).
+            if let cluster = control.cluster, let entries = try? await cluster.auditTrail(limit: 1000) {
+                return try json(AuditListView(scope: "cluster", entries: entries.reversed().map {
+                    AuditView(at: formatter.string(from: $0.at), actor: $0.actor, action: $0.action, target: $0.target, result: $0.result)
+                }), context)
+            }
+            return try json(AuditListView(scope: control.cluster == nil ? "node" : "node (cluster store unreachable)", entries: control.audit.recent(1000).map {
                 AuditView(at: formatter.string(from: $0.at), actor: $0.actor, action: $0.action, target: $0.target, result: $0.result)
-            }], context)
+            }), context)
         }
         router.get("/gateway/events") { _, context in
             let formatter = ISO8601DateFormatter()

@@ -185,3 +185,11 @@ struct ClusterView: Encodable, Sendable {
     /// When this node last read the list from the store.
     var readAt: Date?
 }
+
+/// `GET /gateway/audit`: oldest first.
+struct AuditListView: Encodable, Sendable {
+    /// `node` (this gateway's own trail), `cluster` (every node's, from the store), or `node (cluster
+    /// store unreachable)`.
+    var scope: String
+    var entries: [AuditView]
+}

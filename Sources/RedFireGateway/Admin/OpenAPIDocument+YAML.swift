@@ -608,6 +608,7 @@ paths:
   /gateway/audit:
     get:
       summary: 'Operator actions: who, what, when, result'
+      description: 'Oldest first. In cluster mode every node''s actions from the cluster store (actors read `console@node-b`); this node''s own while the store cannot be read.'
       operationId: audit
       tags:
       - admin
@@ -619,8 +620,12 @@ paths:
               schema:
                 type: object
                 required:
+                - scope
                 - entries
                 properties:
+                  scope:
+                    type: string
+                    description: 'node, cluster, or node (cluster store unreachable)'
                   entries:
                     type: array
                     items:

@@ -101,11 +101,20 @@ extension ClusterStore {
               PRIMARY KEY (policy, key, window_start, node))
             """,
         ]),
+        (8, [
+            // The operators' audit trail, every node's (`GET /gateway/audit` in cluster mode).
+            """
+            CREATE TABLE redfire.audit (
+              id bigserial PRIMARY KEY, at timestamptz NOT NULL, node text NOT NULL, actor text NOT NULL,
+              action text NOT NULL, target text NOT NULL, result text NOT NULL)
+            """,
+            "CREATE INDEX audit_at ON redfire.audit (at)",
+        ]),
     ]
 
     /// Prunes what no node needs any more — events older than a day (a node that reconnects reads the
-    /// stored state first), refresh tokens expired a day ago, nodes gone for an hour, rate-limit windows
-    /// an hour old — when no other node is doing it (a transaction-scoped advisory lock: whichever node
+    /// stored state first), refresh tokens expired a day ago, nodes gone for an hour, audit entries older
+    /// than 90 days, rate-limit windows an hour old — when no other node is doing it (a transaction-scoped advisory lock: whichever node
     /// gets it does it; a node that dies holds nothing). Correctness never depends on it.
     /// Returns whether this node did it.
     @discardableResult
@@ -118,6 +127,7 @@ extension ClusterStore {
             try await connection.query("DELETE FROM redfire.cluster_events WHERE at < now() - interval '1 day'", logger: logger)
             try await connection.query("DELETE FROM redfire.refresh_tokens WHERE expires_at < now() - interval '1 day'", logger: logger)
             try await connection.query("DELETE FROM redfire.nodes WHERE last_seen < now() - interval '1 hour'", logger: logger)
+            try await connection.query("DELETE FROM redfire.audit WHERE at < now() - interval '90 days'", logger: logger)
             try await connection.query("""
                 DELETE FROM redfire.rate_windows WHERE window_start < (extract(epoch FROM now() - interval '1 hour') * 1000)::bigint
                 """, logger: logger)

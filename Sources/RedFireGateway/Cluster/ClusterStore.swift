@@ -19,10 +19,15 @@ package final class ClusterStore: Service, Sendable {
     private let status = Mutex(Status())
     private let queue = Mutex(PublishQueue())
 
-    /// Changes made on this node, written in order by one task at a time.
+    /// Changes made on this node and its audit entries, written in order by one task at a time.
     struct PublishQueue {
-        var pending: [(change: ClusterChange, actor: String)] = []
+        var pending: [Item] = []
         var writing: Task<Void, Never>?
+    }
+
+    enum Item {
+        case change(ClusterChange, actor: String)
+        case audit(at: Date, actor: String, action: String, target: String, result: String)
     }
 
     struct Status {
@@ -96,28 +101,63 @@ package final class ClusterStore: Service, Sendable {
     /// Queues a change made on this node; it is written (with its event) in the order queued, off the
     /// caller's thread. A write that fails is logged: the change stays on this node only.
     package func enqueue(_ change: ClusterChange, actor: String) {
+        enqueue(.change(change, actor: actor))
+    }
+
+    /// Queues an operator action for the cluster's audit trail (`redfire.audit`), written in order with
+    /// the changes, off the caller's thread.
+    package func enqueueAudit(at: Date, actor: String, action: String, target: String, result: String) {
+        enqueue(.audit(at: at, actor: actor, action: action, target: target, result: result))
+    }
+
+    private func enqueue(_ item: Item) {
         queue.withLock { queue in
-            queue.pending.append((change, actor))
+            queue.pending.append(item)
             guard queue.writing == nil else { return }
             queue.writing = Task { await self.writeQueued() }
         }
     }
 
     private func writeQueued() async {
-        while let next = queue.withLock({ queue -> (change: ClusterChange, actor: String)? in
+        while let next = queue.withLock({ queue -> Item? in
             guard !queue.pending.isEmpty else {
                 queue.writing = nil
                 return nil
             }
             return queue.pending.removeFirst()
         }) {
-            do {
-                try await publish(next.change, actor: next.actor)
-            } catch {
-                markUnreachable(error)
-                logger.error("an operator change reached this node only: the cluster store did not take it",
-                             metadata: ["change": .string("\(next.change)"), "actor": .string(next.actor), "error": .string(String(reflecting: error))])
+            switch next {
+            case .change(let change, let actor):
+                do {
+                    try await publish(change, actor: actor)
+                } catch {
+                    markUnreachable(error)
+                    logger.error("an operator change reached this node only: the cluster store did not take it",
+                                 metadata: ["change": .string("\(change)"), "actor": .string(actor), "error": .string(String(reflecting: error))])
+                }
+            case .audit(let at, let actor, let action, let target, let result):
+                do {
+                    try await client.query("""
+                        INSERT INTO redfire.audit (at, node, actor, action, target, result)
+                        VALUES (\(at), \(nodeName), \(actor), \(action), \(target), \(result))
+                        """, logger: logger)
+                } catch {
+                    logger.warning("an audit entry is kept on this node only: the cluster store did not take it",
+                                   metadata: ["actor": .string(actor), "action": .string(action), "target": .string(target)])
+                }
             }
+        }
+    }
+
+    /// The cluster's audit trail, newest first: every node's operator actions.
+    package func auditTrail(limit: Int = 1000) async throws -> [(at: Date, node: String, actor: String, action: String, target: String, result: String)] {
+        try await Deadline.run(.seconds(3)) { [client, logger] in
+            var entries: [(at: Date, node: String, actor: String, action: String, target: String, result: String)] = []
+            let rows = try await client.query("""
+                SELECT at, node, actor, action, target, result FROM redfire.audit ORDER BY at DESC, id DESC LIMIT \(limit)
+                """, logger: logger)
+            for try await row in rows.decode((Date, String, String, String, String, String).self) { entries.append(row) }
+            return entries
         }
     }
 

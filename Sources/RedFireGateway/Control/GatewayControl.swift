@@ -160,11 +160,17 @@ public final class GatewayControl: Sendable {
     func perform(_ action: String, target: String, actor: String, _ body: () throws(ControlError) -> Void) throws(ControlError) {
         // In a cluster the audit trail says on which node an action was taken: `console@node-b`.
         let actor = cluster.map { "\(actor)@\($0.nodeName)" } ?? actor
+        func record(_ result: String) {
+            let entry = AuditEntry(at: Date(), actor: actor, action: action, target: target, result: result)
+            audit.append(entry)
+            // In a cluster the trail is every node's: the entry goes to the store too.
+            cluster?.enqueueAudit(at: entry.at, actor: entry.actor, action: entry.action, target: entry.target, result: entry.result)
+        }
         do {
             try body()
-            audit.append(AuditEntry(at: Date(), actor: actor, action: action, target: target, result: "ok"))
+            record("ok")
         } catch {
-            audit.append(AuditEntry(at: Date(), actor: actor, action: action, target: target, result: error.code))
+            record(error.code)
             throw error
         }
     }
