@@ -23,9 +23,7 @@ struct ClusterAuthTests {
     }
 
     static func node(_ name: String, store: PostgresURL, instances: [DemoInstance]) async throws -> GatewayHarness {
-        let gateway = try await GatewayHarness.start(config(name, store: store, instances: instances))
-        await waitUntil("\(name) reached the cluster store") { gateway.control.cluster?.isReachable == true }
-        return gateway
+        try await ClusterTests.start(config(name, store: store, instances: instances))
     }
 
     static func post(_ gateway: GatewayHarness, _ path: String, _ json: String, token: String? = nil) async throws -> GatewayHarness.Reply {

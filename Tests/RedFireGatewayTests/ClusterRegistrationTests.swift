@@ -15,9 +15,7 @@ struct ClusterRegistrationTests {
         var config = ClusterTests.config(name, store: store, instances: instances)
         config.cluster.heartbeatInterval = .milliseconds(200)
         config.cluster.nodeTimeout = .seconds(1)  // leases are reaped 2 s after a node reached the store
-        let gateway = try await GatewayHarness.start(config)
-        await waitUntil("\(name) reached the cluster store") { gateway.control.cluster?.isReachable == true }
-        return gateway
+        return try await ClusterTests.start(config)
     }
 
     static func register(_ gateway: GatewayHarness, _ instance: DemoInstance, lease: String?) async throws -> GatewayHarness.Reply {

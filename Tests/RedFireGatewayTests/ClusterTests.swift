@@ -27,8 +27,13 @@ struct ClusterTests {
     }
 
     static func node(_ name: String, store: PostgresURL, instances: [DemoInstance]) async throws -> GatewayHarness {
-        let gateway = try await GatewayHarness.start(config(name, store: store, instances: instances))
-        await waitUntil("\(name) reached the cluster store") { gateway.control.cluster?.isReachable == true }
+        try await start(config(name, store: store, instances: instances))
+    }
+
+    /// Starts a gateway with a cluster configuration and waits until it has reached the store.
+    static func start(_ config: GatewayConfig) async throws -> GatewayHarness {
+        let gateway = try await GatewayHarness.start(config)
+        await waitUntil("\(config.cluster.nodeName ?? "node") reached the cluster store") { gateway.control.cluster?.isReachable == true }
         return gateway
     }
 

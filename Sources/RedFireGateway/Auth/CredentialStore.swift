@@ -5,9 +5,6 @@ import Foundation
 /// every node. Both keep the same rules (`CredentialRules`) and the same revocation semantics; the
 /// cluster one also records each change that live tokens depend on as a cluster event.
 package protocol CredentialStore: Sendable {
-    /// Where the store is, for messages (a file path, or the store URL without its password).
-    var location: String { get }
-
     // Users
     @discardableResult
     func addUser(username: String, password: String, email: String?, roles: [String]) async throws -> User

@@ -37,8 +37,6 @@ package final class UserStore: CredentialStore {
     let database: DatabaseQueue
     let hasher: PasswordHasher
 
-    package var location: String { path }
-
     /// Opens (creating the file and its directory if needed) and migrates the database at `path`.
     package init(path: String, bcryptCost: Int = 12) throws {
         self.path = path

@@ -19,7 +19,6 @@ package final class PostgresCredentialStore: CredentialStore {
     let actor: String
     let deadline: Duration
 
-    package var location: String { cluster.url.description }
     var logger: Logger { cluster.logger }
 
     package init(cluster: ClusterStore, bcryptCost: Int, actor: String = "auth", deadline: Duration = .seconds(5)) {
