@@ -33,16 +33,17 @@ public final class Gateway: Service {
     /// - Parameters:
     ///   - configPath: the file `config` came from; enables reload (admin API and SIGHUP).
     ///   - events: where events go; pass one to share it with a log handler (the console shows both).
+    /// - Throws: `PostgresURL.Invalid` when the cluster store's TLS files cannot be used (they are read now).
     public init(config: GatewayConfig, configPath: String? = nil, logger: Logger = Logger(label: "redfire.gateway"),
                 events: EventLog = EventLog(capacity: 1000),
-                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+                eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.listenAddress = config.listen
         self.acceptPressure = AcceptPressure(logger: logger)
         self.registry = ServiceRegistry(config: config, events: events, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
-        let cluster = config.cluster.store.map { url in
-            ClusterStore(url: url, nodeName: config.cluster.nodeName ?? "\(ProcessInfo.processInfo.hostName):\(config.listen.port)",
+        let cluster = try config.cluster.store.map { url throws(PostgresURL.Invalid) in
+            try ClusterStore(url: url, nodeName: config.cluster.nodeName ?? "\(ProcessInfo.processInfo.hostName):\(config.listen.port)",
                          revocationWindow: config.auth.accessTokenTTL + config.auth.leeway, logger: logger)
         }
         let port = ManagedAtomic<Int>(0)

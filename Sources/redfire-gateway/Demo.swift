@@ -60,7 +60,7 @@ struct Demo: AsyncParsableCommand {
             throw error
         }
         let finalConfig = config
-        let gateway = Gateway(config: finalConfig, logger: logger, events: events)
+        let gateway = try Gateway(config: finalConfig, logger: logger, events: events)
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
         let logSink = setup?.sink
         let traffic = TrafficGenerator(rate: rate, users: users) {

@@ -45,10 +45,10 @@ struct Serve: AsyncParsableCommand {
         let logger = try logging.bootstrap(console: setup?.sink)
         let gateway: Gateway
         if let threads = finalConfig.eventLoopThreads {
-            gateway = Gateway(config: finalConfig, configPath: config, logger: logger, events: events,
+            gateway = try Gateway(config: finalConfig, configPath: config, logger: logger, events: events,
                               eventLoopGroup: MultiThreadedEventLoopGroup(numberOfThreads: threads))
         } else {
-            gateway = Gateway(config: finalConfig, configPath: config, logger: logger, events: events)
+            gateway = try Gateway(config: finalConfig, configPath: config, logger: logger, events: events)
         }
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
         let plainOutput = dashboard == nil

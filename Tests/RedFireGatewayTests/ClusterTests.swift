@@ -157,7 +157,7 @@ struct ClusterTests {
     /// Every node migrates at start; run at once they apply each version exactly once.
     @Test func migrationsRunOnceFromManyNodesAtOnce() async throws {
         let url = try await TestPostgres.database()
-        let stores = (0..<4).map { ClusterStore(url: url, nodeName: "n\($0)", logger: GatewayHarness.quietLogger) }
+        let stores = try (0..<4).map { try ClusterStore(url: url, nodeName: "n\($0)", logger: GatewayHarness.quietLogger) }
         let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
             for store in stores {
                 group.addTask {

@@ -67,7 +67,8 @@ package final class ClusterMembership: Service, Sendable {
         var lastHouseKeeping = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try await beat()
+                // A beat waiting for a store that does not answer must not hold the node's shutdown.
+                try await cancelWhenGracefulShutdown { try await self.beat() }
                 // Housekeeping, about once a minute, by whichever node takes the lock first.
                 if ContinuousClock.now - lastHouseKeeping > .seconds(60) {
                     lastHouseKeeping = .now
@@ -79,6 +80,8 @@ package final class ClusterMembership: Service, Sendable {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
         }
         // Leaving: the others stop counting this node at once (a rate limit split by node count grows back).
+        // Not tried while the store is known to be away: the others' timeout says it instead.
+        guard store.isReachable else { return }
         _ = try? await Deadline.run(.seconds(2)) { [store] in
             try await store.client.query("DELETE FROM redfire.nodes WHERE name = \(store.nodeName)", logger: store.logger)
         }

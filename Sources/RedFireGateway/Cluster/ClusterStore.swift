@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOSSL
+import NIOSSL
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -51,13 +53,28 @@ package final class ClusterStore: Service, Sendable {
     /// access token lives (its TTL and leeway).
     let revocationWindow: Duration
 
-    package init(url: PostgresURL, nodeName: String, revocationWindow: Duration = .seconds(3600), logger: Logger) {
+    /// Throws when the URL's TLS files cannot be used (`PostgresTLS.clientConfiguration`).
+    package init(url: PostgresURL, nodeName: String, revocationWindow: Duration = .seconds(3600), logger: Logger) throws(PostgresURL.Invalid) {
         self.url = url
         self.revocationWindow = revocationWindow
         self.nodeName = nodeName
         self.logger = logger
+        let tls = try url.tls.clientConfiguration()
+        let context: NIOSSLContext?
+        do { context = try tls.map { try NIOSSLContext(configuration: $0) } }
+        catch { throw PostgresURL.Invalid(description: "the store's TLS settings cannot be used: \(error)") }
+        self.connectionTLS = switch (url.tls.mode, context) {
+        case (.prefer, let context?): .prefer(context)
+        case (_, let context?): .require(context)
+        case (_, nil): .disable
+        }
+        let poolTLS: PostgresClient.Configuration.TLS = switch (url.tls.mode, tls) {
+        case (.prefer, let tls?): .prefer(tls)
+        case (_, let tls?): .require(tls)
+        case (_, nil): .disable
+        }
         var configuration = PostgresClient.Configuration(host: url.host, port: url.port, username: url.user, password: url.password,
-                                                         database: url.database, tls: .disable)
+                                                         database: url.database, tls: poolTLS)
         configuration.options.connectTimeout = .seconds(2)
         configuration.options.maximumConnections = 4
         configuration.options.additionalStartupParameters = Self.sessionLimits
@@ -68,9 +85,12 @@ package final class ClusterStore: Service, Sendable {
     /// seconds fails (and says so) instead of holding this node's queue — or its shutdown — forever.
     static let sessionLimits = [("lock_timeout", "5s"), ("statement_timeout", "15s"), ("idle_in_transaction_session_timeout", "30s")]
 
+    /// TLS of the listener's own connection (the pool's is in its configuration).
+    private let connectionTLS: PostgresConnection.Configuration.TLS
+
     var connectionConfiguration: PostgresConnection.Configuration {
         var configuration = PostgresConnection.Configuration(host: url.host, port: url.port, username: url.user, password: url.password,
-                                                             database: url.database, tls: .disable)
+                                                             database: url.database, tls: connectionTLS)
         configuration.options.connectTimeout = .seconds(2)
         configuration.options.additionalStartupParameters = Self.sessionLimits
         return configuration
@@ -178,7 +198,8 @@ package final class ClusterStore: Service, Sendable {
     /// "cluster store unreachable since …" once the listener knows it is (for `/ready` and the console).
     package var unreachableNote: String? {
         guard isKnownUnreachable, let since = unreachableSince else { return nil }
-        return "cluster store unreachable since \(ISO8601DateFormatter().string(from: since)): serving with the last state applied"
+        let reason = lastError.map { " (\($0))" } ?? ""
+        return "cluster store unreachable since \(ISO8601DateFormatter().string(from: since))\(reason): serving with the last state applied"
     }
     /// What the last failure said (nil while reachable).
     package var lastError: String? { status.withLock { $0.lastError } }
@@ -196,12 +217,35 @@ package final class ClusterStore: Service, Sendable {
 
     func markUnreachable(_ error: any Error) {
         let first = status.withLock { status -> Bool in
-            defer { status.lastError = "\(error)"; status.known = true; status.reachableSince = nil }
+            defer { status.lastError = self.reason(error); status.known = true; status.reachableSince = nil }
             guard status.unreachableSince == nil else { return false }
             status.unreachableSince = Date()
             return true
         }
         if first { logger.error("cluster store unreachable", metadata: ["store": .string(url.description), "error": .string(String(reflecting: error))]) }
+    }
+
+    /// What an operator can act on: the server's message (a refused login, no `pg_hba.conf` entry), or the
+    /// connection's cause (refused, timed out, a certificate that failed verification) — never the
+    /// query or its values. PostgresNIO's own description says nothing (by design).
+    func reason(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] { return "the server said: \(message)" }
+        if error.code == .sslUnsupported { return "the server does not offer TLS (sslmode=\(url.tls.mode.rawValue) asks for it)" }
+        guard let underlying = error.underlying else { return "\(error.code)" }
+        if let extra = underlying as? NIOSSLExtraError, extra == .failedToValidateHostname {
+            return "the server's certificate does not name \(url.host) (sslmode=verify-full checks the name, verify-ca does not)"
+        }
+        if case NIOSSLError.handshakeFailed(let failure) = underlying {
+            // BoringSSL's reason, e.g. "…:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at …".
+            let text = "\(failure)"
+            let name = text.range(of: "OPENSSL_internal:").map { String(text[$0.upperBound...].prefix { $0.isLetter || $0.isNumber || $0 == "_" }) } ?? text
+            if name == "CERTIFICATE_VERIFY_FAILED" {
+                return "TLS handshake failed: the server's certificate is not signed by sslrootcert, or has expired (CERTIFICATE_VERIFY_FAILED)"
+            }
+            return "TLS handshake failed: \(name)"
+        }
+        return "\(error.code): \(underlying)"
     }
 
     // MARK: Schema (the migrations are in ClusterStore+Schema.swift)

@@ -222,47 +222,58 @@ enum Deadline {
         var description: String { "no answer within \(limit)" }
     }
 
+    /// The operation's result, or `Exceeded` once `limit` has passed, or `CancellationError` as soon as
+    /// the caller is cancelled (a graceful shutdown must not wait on a store that does not answer); the
+    /// operation is cancelled when it lost.
     @discardableResult
     static func run<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let state = State<T>()
-        return try await withCheckedThrowingContinuation { continuation in
-            state.begin(continuation)
-            let work = Task {
-                do { state.finish(.success(try await operation())) } catch { state.finish(.failure(error)) }
-            }
-            let timer = Task {
-                try? await Task.sleep(for: limit)
-                if !Task.isCancelled, state.finish(.failure(Exceeded(limit: limit))) { work.cancel() }
-            }
-            state.onFinish { timer.cancel() }
+        let work = Task {
+            do { state.finish(.success(try await operation())) } catch { state.finish(.failure(error)) }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            if !Task.isCancelled { state.finish(.failure(Exceeded(limit: limit))) }
+        }
+        state.onFinish { timer.cancel(); work.cancel() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in state.begin(continuation) }
+        } onCancel: {
+            state.finish(.failure(CancellationError()))
         }
     }
 
+    /// One result, whichever comes first, handed to the caller whether it is waiting yet or not.
     private final class State<T: Sendable>: Sendable {
-        private let slot = Mutex<(continuation: CheckedContinuation<T, any Error>?, done: Bool, cleanup: (@Sendable () -> Void)?)>((nil, false, nil))
+        private struct Slot {
+            var continuation: CheckedContinuation<T, any Error>?
+            var result: Result<T, any Error>?
+            var cleanup: (@Sendable () -> Void)?
+        }
+        private let slot = Mutex(Slot())
 
         func begin(_ continuation: CheckedContinuation<T, any Error>) {
-            slot.withLock { $0.continuation = continuation }
+            let ready = slot.withLock { slot -> Result<T, any Error>? in
+                if slot.result == nil { slot.continuation = continuation }
+                return slot.result
+            }
+            if let ready { continuation.resume(with: ready) }
         }
 
-        /// Resumes the caller once; true for the call that did.
-        @discardableResult
-        func finish(_ result: Result<T, any Error>) -> Bool {
+        func finish(_ result: Result<T, any Error>) {
             let (continuation, cleanup) = slot.withLock { slot -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
-                guard !slot.done else { return (nil, nil) }
-                slot.done = true
+                guard slot.result == nil else { return (nil, nil) }
+                slot.result = result
                 defer { slot.continuation = nil; slot.cleanup = nil }
                 return (slot.continuation, slot.cleanup)
             }
-            guard let continuation else { return false }
-            continuation.resume(with: result)
+            continuation?.resume(with: result)
             cleanup?()
-            return true
         }
 
         func onFinish(_ cleanup: @escaping @Sendable () -> Void) {
             let runNow = slot.withLock { slot -> Bool in
-                if slot.done { return true }
+                if slot.result != nil { return true }
                 slot.cleanup = cleanup
                 return false
             }
@@ -277,7 +288,7 @@ extension PostgresCredentialStore {
     package static func open(url: PostgresURL, bcryptCost: Int) async throws -> PostgresCredentialStore {
         var logger = Logger(label: "redfire.cli")
         logger.logLevel = .critical
-        let cluster = ClusterStore(url: url, nodeName: "cli@\(ProcessInfo.processInfo.hostName)", logger: logger)
+        let cluster = try ClusterStore(url: url, nodeName: "cli@\(ProcessInfo.processInfo.hostName)", logger: logger)
         Task { await cluster.client.run() }
         try await Deadline.run(.seconds(10)) { try await cluster.migrate() }
         return PostgresCredentialStore(cluster: cluster, bcryptCost: bcryptCost, actor: "cli")

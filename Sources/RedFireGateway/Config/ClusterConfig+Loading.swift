@@ -4,8 +4,13 @@ extension ClusterConfig {
     /// `cluster:`
     mutating func load(_ cluster: ConfigObject, reader: ConfigReader) {
         if let text = cluster.string("store") {
-            if let url = PostgresURL(parsing: text) { store = url }
-            else { reader.report(cluster.childPath("store"), cluster.node("store"), "expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE") }
+            do {
+                let url = try PostgresURL(validating: text)
+                _ = try url.tls.clientConfiguration()
+                store = url
+            } catch {
+                reader.report(cluster.childPath("store"), cluster.node("store"), error.description)
+            }
         }
         if let name = cluster.string("node_name") {
             if GatewayConfig.isValidName(name.replacingOccurrences(of: ":", with: "-")) { nodeName = name }

@@ -18,7 +18,7 @@ struct MemoryReturn: Service {
     func run() async throws {
         var peak = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            try? await Task.sleep(for: .seconds(1))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             let open = connections.open
             peak = max(peak, open)
             guard peak >= Self.burstConnections, open <= peak / 2 else { continue }

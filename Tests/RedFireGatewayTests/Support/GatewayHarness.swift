@@ -47,7 +47,7 @@ final class GatewayHarness: Sendable {
     static func start(_ config: GatewayConfig, configPath: String? = nil, logger: Logger = quietLogger) async throws -> GatewayHarness {
         var config = config
         config.listen = ListenAddress(host: "127.0.0.1", port: 0)
-        let gateway = Gateway(config: config, configPath: configPath, logger: logger)
+        let gateway = try Gateway(config: config, configPath: configPath, logger: logger)
         let group = ServiceGroup(configuration: .init(services: [gateway], logger: logger))
         let task = Task { try await group.run() }
         let port: Int

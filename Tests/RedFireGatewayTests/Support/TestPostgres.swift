@@ -21,11 +21,13 @@ enum TestPostgres {
     struct Server: Sendable {
         let port: Int
         let directory: String
+        /// More `postgres` options (TLS).
+        var options = ""
         var data: String { directory + "/data" }
 
         /// `pg_ctl start` (again) on the same port and data.
         func startProcess() throws {
-            let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+            let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 " + self.options
             try run("pg_ctl", ["-D", data, "-l", directory + "/server.log", "-w", "-t", "60", "-o", options, "start"], asServerUser: true)
         }
 
@@ -60,6 +62,11 @@ enum TestPostgres {
             try run("createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", "redfire", name])
             return PostgresURL(host: "127.0.0.1", port: port, user: "redfire", database: name)
         }
+
+        /// Runs SQL as the superuser on the server's `postgres` database (psql over its socket).
+        func administer(_ sql: String) throws {
+            try run("psql", ["-h", directory, "-p", String(port), "-U", "redfire", "-d", "postgres", "-At", "-c", sql])
+        }
     }
 
     static let server = Task<Server, any Error> { try startServer() }
@@ -86,8 +93,19 @@ enum TestPostgres {
     /// Data directories of servers still running, stopped when the process exits.
     static let running = Mutex<[String]>([])
 
-    /// A server of its own (`initdb`, `pg_ctl start` on a free port), for a test that stops or pauses it.
-    static func startServer() throws -> Server {
+    /// TLS for a server of its own: its certificate, the authority whose client certificates it accepts,
+    /// and the `pg_hba.conf` that replaces initdb's (e.g. `hostssl` lines only: no plain connections).
+    struct ServerTLS {
+        let certificate: TestCertificate
+        let clientAuthority: TestAuthority
+        let hba: String
+        /// Addresses it listens on (all on loopback).
+        var listen = "127.0.0.1"
+    }
+
+    /// A server of its own (`initdb`, `pg_ctl start` on a free port), for a test that stops or pauses it
+    /// or needs TLS.
+    static func startServer(tls: ServerTLS? = nil) throws -> Server {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-pg-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if getuid() == 0, let user = getpwnam("postgres") {
@@ -95,7 +113,19 @@ enum TestPostgres {
         }
         let data = directory + "/data"
         try run("initdb", ["-D", data, "-U", "redfire", "--auth=trust", "-E", "UTF8", "--no-sync"], asServerUser: true)
-        let server = Server(port: try freePort(), directory: directory)
+        var server = Server(port: try freePort(), directory: directory)
+        if let tls {
+            try tls.certificate.write(certificate: directory + "/server.crt", key: directory + "/server.key")
+            try tls.clientAuthority.write(to: directory + "/client-ca.crt")
+            try tls.hba.write(toFile: data + "/pg_hba.conf", atomically: true, encoding: .utf8)
+            if getuid() == 0, let user = getpwnam("postgres") {
+                for file in ["/server.crt", "/server.key", "/client-ca.crt", "/data/pg_hba.conf"] {
+                    chown(directory + file, user.pointee.pw_uid, user.pointee.pw_gid)
+                }
+            }
+            server.options = "-c ssl=on -c ssl_cert_file=\(directory)/server.crt -c ssl_key_file=\(directory)/server.key "
+                + "-c ssl_ca_file=\(directory)/client-ca.crt -c listen_addresses=\(tls.listen)"
+        }
         try server.startProcess()
         let first = running.withLock { running -> Bool in
             running.append(data)
