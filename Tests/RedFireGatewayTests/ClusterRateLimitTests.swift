@@ -11,6 +11,12 @@ import Testing
 @Suite("Cluster rate limits", .cleansUp, .timeLimit(.minutes(2)),
        .enabled(if: TestPostgres.available || TestPostgres.required, "needs PostgreSQL's server binaries (apt-get install postgresql)"))
 struct ClusterRateLimitTests {
+    /// How long each scope is hammered and at what limit: 3 s at the rates below in the suite;
+    /// `scripts/rate-accuracy.sh` runs the cluster issue's measurement (100/s for 10 s, one scope at a
+    /// time) by setting `REDFIRE_RATE_SECONDS` and `REDFIRE_RATE_LIMIT`.
+    static let seconds = Int(ProcessInfo.processInfo.environment["REDFIRE_RATE_SECONDS"] ?? "") ?? 3
+    static func limit(_ suiteDefault: Int) -> Int { Int(ProcessInfo.processInfo.environment["REDFIRE_RATE_LIMIT"] ?? "") ?? suiteDefault }
+
     static func config(_ name: String, store: PostgresURL, instances: [DemoInstance], policy: RateLimitPolicy) -> GatewayConfig {
         var config = ClusterTests.config(name, store: store, instances: instances)
         config.routes[0].rateLimit = policy
@@ -55,19 +61,20 @@ struct ClusterRateLimitTests {
     @Test func exactNeverAdmitsMoreThanTheLimitAcrossNodes() async throws {
         let store = try await TestPostgres.database()
         let instances = try await startInstances(.userTrading, count: 1, prefix: "exact")
-        let policy = RateLimitPolicy(name: "route", count: 40, period: .seconds(1), burst: 40, scope: .exact)
+        let limit = Self.limit(40)
+        let policy = RateLimitPolicy(name: "route", count: limit, period: .seconds(1), burst: limit, scope: .exact)
         let nodes = try await Self.nodes(store, instances, policy: policy)
-        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(3))
+        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(Self.seconds))
         let admitted = statuses[200, default: 0]
         let windows = try TestPostgres.psql(store, "SELECT count(*), coalesce(max(count), 0), coalesce(sum(count), 0) FROM redfire.rate_windows")
             .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
-        print("exact, 3 nodes, 40/s for \(elapsed): \(statuses); windows \(windows)")
+        print("exact, 3 nodes, \(limit)/s for \(elapsed): \(statuses); windows, fullest, admitted: \(windows)")
         #expect(Set(statuses.keys).isSubset(of: [200, 429]), "\(statuses)")
-        #expect(windows.count == 3 && windows[1] <= 40, "no window over the limit: \(windows)")
+        #expect(windows.count == 3 && windows[1] <= limit, "no window over the limit: \(windows)")
         #expect(windows.count == 3 && windows[2] == admitted, "every admitted request counted once: \(windows) vs \(admitted)")
         // Refused only once a window was full: at exactly the limit.
-        if statuses[429, default: 0] > 0 { #expect(windows.count == 3 && windows[1] == 40, "a full window holds exactly 40: \(windows)") }
-        #expect(admitted >= 40, "it admits up to the limit: \(admitted)")
+        if statuses[429, default: 0] > 0 { #expect(windows.count == 3 && windows[1] == limit, "a full window holds exactly \(limit): \(windows)") }
+        #expect(admitted >= limit, "it admits up to the limit: \(admitted)")
         let limited = try await nodes[1].send("/api/v1/trading/orders")
         if limited.status == 429 {
             #expect(limited.headers.first(name: "Retry-After") != nil && limited.headers.first(name: "RateLimit") != nil)
@@ -77,13 +84,14 @@ struct ClusterRateLimitTests {
     @Test func splitGivesEachNodeItsShareAndTheClusterTheLimit() async throws {
         let store = try await TestPostgres.database()
         let instances = try await startInstances(.userTrading, count: 1, prefix: "split")
-        let policy = RateLimitPolicy(name: "route", count: 30, period: .seconds(1), burst: 30, scope: .split)
+        let limit = Self.limit(30)
+        let policy = RateLimitPolicy(name: "route", count: limit, period: .seconds(1), burst: limit, scope: .split)
         let nodes = try await Self.nodes(store, instances, policy: policy)
-        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(3), clients: 9)
+        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(Self.seconds), clients: 9)
         let admitted = Double(statuses[200, default: 0])
-        // Each node: its burst share (10) at once, then its rate share (10/s).
-        let expected = 30 + 30 * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-        print("split, 3 nodes, 30/s for \(elapsed): \(statuses); expected \(Int(expected)) (\(String(format: "%+.1f", (admitted / expected - 1) * 100)) %)")
+        // Each node: its burst share (limit/3) at once, then its rate share (limit/3 per second).
+        let expected = Double(limit) + Double(limit) * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        print("split, 3 nodes, \(limit)/s for \(elapsed): \(statuses); expected \(Int(expected)) (\(String(format: "%+.1f", (admitted / expected - 1) * 100)) %)")
         // Never more than the limit (3 requests of slack: one per node for the GCRA's discrete steps).
         #expect(admitted <= expected * 1.05 + 3, "admitted \(admitted), expected \(expected)")
         // And about the limit, when the clients asked for well more than it. Alone on this machine it
@@ -94,7 +102,7 @@ struct ClusterRateLimitTests {
             #expect(admitted >= expected * 0.8, "admitted \(admitted), expected \(expected)")
         }
         let reply = try await nodes[0].send("/api/v1/trading/orders")
-        if reply.status == 429 { #expect(reply.headers.first(name: "RateLimit-Policy")?.contains("q=10") == true, "\(reply.headers)") }
+        if reply.status == 429 { #expect(reply.headers.first(name: "RateLimit-Policy")?.contains("q=\(limit / 3)") == true, "\(reply.headers)") }
     }
 
     @Test func exactWithoutItsStoreRefusesOrSplitsAsConfigured() async throws {
@@ -117,20 +125,21 @@ struct ClusterRateLimitTests {
     @Test func syncStaysWithinItsBoundAcrossNodes() async throws {
         let store = try await TestPostgres.database()
         let instances = try await startInstances(.userTrading, count: 1, prefix: "sync")
-        let policy = RateLimitPolicy(name: "route", count: 100, period: .seconds(1), burst: 100, scope: .sync)
+        let limit = Self.limit(100)
+        let policy = RateLimitPolicy(name: "route", count: limit, period: .seconds(1), burst: limit, scope: .sync)
         let nodes = try await Self.nodes(store, instances, policy: policy)
-        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(3), clients: 9)
+        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(Self.seconds), clients: 9)
         // Every node has written what it admitted after two more syncs.
         try await Task.sleep(for: .milliseconds(600))
         let perWindow = try TestPostgres.psql(store, "SELECT sum(count) FROM redfire.rate_sync GROUP BY window_start ORDER BY window_start")
             .split(separator: "\n").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         let admitted = statuses[200, default: 0]
-        print("sync, 3 nodes, 100/s for \(elapsed): \(statuses); per window \(perWindow)")
+        print("sync, 3 nodes, \(limit)/s for \(elapsed): \(statuses); per window \(perWindow)")
         #expect(Set(statuses.keys).isSubset(of: [200, 429]), "\(statuses)")
         #expect(perWindow.reduce(0, +) == admitted, "every admission written once: \(perWindow) vs \(admitted)")
-        #expect(perWindow.allSatisfy { $0 <= 115 }, "within the documented bound (+15 %): \(perWindow)")
+        #expect(perWindow.allSatisfy { $0 <= limit * 115 / 100 }, "within the documented bound (+15 %): \(perWindow)")
         let reply = try await nodes[2].send("/api/v1/trading/orders")
-        if reply.status == 429 { #expect(reply.headers.first(name: "RateLimit-Policy")?.contains("q=100") == true, "\(reply.headers)") }
+        if reply.status == 429 { #expect(reply.headers.first(name: "RateLimit-Policy")?.contains("q=\(limit)") == true, "\(reply.headers)") }
     }
 
     /// The sync allowance on its own, three nodes hammered through (each a third of the traffic in the
