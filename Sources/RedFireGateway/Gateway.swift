@@ -53,7 +53,8 @@ public final class Gateway: Service {
                 let bound = port.load(ordering: .relaxed)
                 return bound == 0 ? nil : "\(listenAddress.host):\(bound)"
             },
-                              interval: config.cluster.heartbeatInterval, timeout: config.cluster.nodeTimeout, health: {
+                              interval: config.cluster.heartbeatInterval, timeout: config.cluster.nodeTimeout,
+                              houseKeepingInterval: config.cluster.houseKeepingInterval, health: {
                 var unhealthy: [String: String] = [:]
                 for runtime in registry.allRuntimes {
                     if runtime.ejectedUntil != nil { unhealthy[runtime.id] = "ejected" } else if runtime.health == .unhealthy { unhealthy[runtime.id] = "unhealthy" }

@@ -28,6 +28,55 @@ struct ClusterMembershipTests {
         ((view[key] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
     }
 
+    /// Housekeeping has no coordinator: whichever node finds the last run due does it. Node C (a process)
+    /// prunes every second, A and B would every two — so C does every run until it is killed with
+    /// SIGKILL; then the runs fall to A or B without anyone electing anyone.
+    @Test func housekeepingFallsToANodeAliveWhenTheOneDoingItIsKilled() async throws {
+        let store = try await TestPostgres.database()
+        let instances = try await startInstances(.userTrading, count: 1, prefix: "housekeeping")
+        let path = try CommandLineTests.writeConfig("""
+            listen: "127.0.0.1:0"
+            services: {user_trading: {instances: [{url: "http://127.0.0.1:\(instances[0].port)"}]}}
+            routes: [{prefix: /api/v1/trading, service: user_trading}]
+            cluster: {store: "postgres://\(store.user)@\(store.host):\(store.port)/\(store.database)", node_name: node-c,
+                      heartbeat_interval: 200ms, node_timeout: 2s, housekeeping_interval: 1s}
+            """)
+        let c = try GatewayProcess(["serve", "--config", path])
+        _ = try await c.listeningPort()
+        func lastRun() throws -> (node: String, at: Double)? {
+            let row = try TestPostgres.psql(store, "SELECT node, extract(epoch FROM at) FROM redfire.housekeeping")
+                .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|")
+            guard row.count == 2, let at = Double(row[1]) else { return nil }
+            return (String(row[0]), at)
+        }
+        #expect(await waitUntil("node-c did a housekeeping run") { (try? lastRun())??.node == "node-c" })
+        var config = Self.config("node-a", store: store, instances: instances)
+        config.cluster.houseKeepingInterval = .seconds(2)
+        let a = try await ClusterTests.start(config)
+        config.cluster.nodeName = "node-b"
+        let b = try await ClusterTests.start(config)
+        // Runs go on, about a second apart, all by C.
+        let first = try #require(try lastRun())
+        #expect(await waitUntil("another run") { ((try? lastRun())??.at ?? 0) > first.at })
+        #expect(try lastRun()?.node == "node-c")
+        let view = try await Self.clusterView(a)
+        #expect((view["housekeeping"] as? [String: Any])?["node"] as? String == "node-c", "\(view)")
+
+        kill(c.pid, SIGKILL)
+        let killedAt = Date().timeIntervalSince1970
+        #expect(await waitUntil("A or B took the next run") {
+            guard let run = try? lastRun() else { return false }
+            return run.node != "node-c"
+        })
+        let taken = try #require(try lastRun())
+        #expect(["node-a", "node-b"].contains(taken.node))
+        print("housekeeping: node-c killed; \(taken.node) ran it \(String(format: "%.2f", taken.at - killedAt)) s later")
+        #expect(taken.at - killedAt < 3.5, "within 1¼ of A's and B's 2 s interval after C's last run")
+        #expect(await waitUntil("B's view says who") {
+            ((try? await Self.clusterView(b))?["housekeeping"] as? [String: Any])?["node"] as? String == taken.node
+        })
+    }
+
     @Test func everyNodeListsTheNodesAliveAndAKilledOneFallsOutWithinItsTimeout() async throws {
         let store = try await TestPostgres.database()
         let instances = try await startInstances(.userTrading, count: 1, prefix: "members")

@@ -176,7 +176,8 @@ struct AdminAPI: Sendable {
                            store: .init(url: store.url.description, reachable: store.isReachable,
                                         unreachableSince: store.isKnownUnreachable ? store.unreachableSince : nil,
                                         lastError: store.lastError),
-                           nodes: nodes.filter(\.alive), departed: nodes.filter { !$0.alive }, readAt: control.membership?.readAt)
+                           nodes: nodes.filter(\.alive), departed: nodes.filter { !$0.alive }, readAt: control.membership?.readAt,
+                           housekeeping: control.membership?.lastHouseKeeping)
     }
 
     private func serviceView(_ pool: ServicePool) -> ServiceView {

@@ -184,6 +184,8 @@ struct ClusterView: Encodable, Sendable {
     var departed: [ClusterNode] = []
     /// When this node last read the list from the store.
     var readAt: Date?
+    /// The cluster's last housekeeping run: which node, when.
+    var housekeeping: ClusterMembership.HouseKeeping?
 }
 
 /// `GET /gateway/audit`: oldest first.

@@ -935,6 +935,18 @@ components:
         read_at:
           type: string
           format: date-time
+        housekeeping:
+          type: object
+          description: the cluster's last housekeeping run (`cluster.housekeeping_interval`); absent before the first
+          required:
+          - node
+          - at
+          properties:
+            node:
+              type: string
+            at:
+              type: string
+              format: date-time
     ClusterNode:
       type: object
       required:

@@ -35,12 +35,23 @@ package final class ClusterMembership: Service, Sendable {
     let rate: @Sendable () -> Double
     /// The instances this node does not find healthy (`ClusterNode.instanceHealth`).
     let health: @Sendable () -> [String: String]
-    private let state = Mutex<(nodes: [ClusterNode], readAt: Date?)>(([], nil))
+    /// How often the cluster prunes (`ClusterStore.houseKeeping`); a node tries four times as often, so
+    /// the run falls to another node within 1¼ intervals when the one that did it dies.
+    let houseKeepingInterval: Duration
+    private let state = Mutex<(nodes: [ClusterNode], readAt: Date?, houseKeeping: HouseKeeping?)>(([], nil, nil))
+
+    /// Who pruned last and when (`GET /gateway/cluster`).
+    package struct HouseKeeping: Sendable, Equatable, Encodable {
+        package var node: String
+        package var at: Date
+    }
     private let startedAt = Date()
 
     package init(store: ClusterStore, listen: @escaping @Sendable () -> String?, interval: Duration = .seconds(1), timeout: Duration = .seconds(5),
+                 houseKeepingInterval: Duration = .seconds(60),
                  health: @escaping @Sendable () -> [String: String] = { [:] }, rate: @escaping @Sendable () -> Double) {
         self.health = health
+        self.houseKeepingInterval = houseKeepingInterval
         self.store = store
         self.listen = listen
         self.interval = interval
@@ -52,6 +63,8 @@ package final class ClusterMembership: Service, Sendable {
     package var nodes: [ClusterNode] { state.withLock { $0.nodes } }
     /// When the list was last read from the store (nil: never).
     package var readAt: Date? { state.withLock { $0.readAt } }
+    /// The cluster's last housekeeping run, as last read (nil: none yet).
+    package var lastHouseKeeping: HouseKeeping? { state.withLock { $0.houseKeeping } }
     /// The nodes alive now (this one at least).
     package var aliveCount: Int { max(1, nodes.filter(\.alive).count) }
 
@@ -64,15 +77,17 @@ package final class ClusterMembership: Service, Sendable {
     }
 
     package func run() async throws {
-        var lastHouseKeeping = ContinuousClock.now
+        var lastAttempt: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 // A beat waiting for a store that does not answer must not hold the node's shutdown.
                 try await cancelWhenGracefulShutdown { try await self.beat() }
-                // Housekeeping, about once a minute, by whichever node takes the lock first.
-                if ContinuousClock.now - lastHouseKeeping > .seconds(60) {
-                    lastHouseKeeping = .now
-                    _ = try await Deadline.run(.seconds(10)) { [store] in try await store.houseKeeping() }
+                // Housekeeping: done by whichever node finds the last run old enough first.
+                if lastAttempt.map({ ContinuousClock.now - $0 >= houseKeepingInterval / 4 }) ?? true {
+                    lastAttempt = .now
+                    _ = try await cancelWhenGracefulShutdown {
+                        try await Deadline.run(.seconds(10)) { [store = self.store, interval = self.houseKeepingInterval] in try await store.houseKeeping(interval: interval) }
+                    }
                 }
             } catch {
                 store.logger.debug("cluster heartbeat failed", metadata: ["error": .string(String(reflecting: error))])
@@ -93,8 +108,8 @@ package final class ClusterMembership: Service, Sendable {
         let listen = listen()
         let healthJSON = String(decoding: (try? JSONEncoder().encode(health())) ?? Data("{}".utf8), as: UTF8.self)
         let timeoutSeconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        let nodes = try await Deadline.run(.seconds(3)) { [store, listen, startedAt] in
-            try await store.client.withConnection { connection -> [ClusterNode] in
+        let (nodes, houseKeeping) = try await Deadline.run(.seconds(3)) { [store, listen, startedAt] in
+            try await store.client.withConnection { connection -> ([ClusterNode], HouseKeeping?) in
                 if let listen { try await connection.query("""
                     INSERT INTO redfire.nodes (name, version, listen, started_at, last_seen, requests_per_second, instance_health)
                     VALUES (\(store.nodeName), \(GatewayVersion.current), \(listen), \(startedAt), now(), \(requestsPerSecond), \(healthJSON)::jsonb)
@@ -113,9 +128,12 @@ package final class ClusterMembership: Service, Sendable {
                                              secondsSinceSeen: age, alive: age < timeoutSeconds, requestsPerSecond: rate,
                                              instanceHealth: (try? JSONDecoder().decode([String: String].self, from: Data(health.utf8))) ?? [:]))
                 }
-                return nodes
+                var houseKeeping: HouseKeeping?
+                for try await (node, at) in try await connection.query("SELECT node, at FROM redfire.housekeeping", logger: store.logger)
+                    .decode((String, Date).self) { houseKeeping = HouseKeeping(node: node, at: at) }
+                return (nodes, houseKeeping)
             }
         }
-        state.withLock { $0 = (nodes.sorted { ($0.alive ? 0 : 1, $0.name) < ($1.alive ? 0 : 1, $1.name) }, Date()) }
+        state.withLock { $0 = (nodes.sorted { ($0.alive ? 0 : 1, $0.name) < ($1.alive ? 0 : 1, $1.name) }, Date(), houseKeeping) }
     }
 }

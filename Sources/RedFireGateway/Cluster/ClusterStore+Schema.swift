@@ -110,20 +110,31 @@ extension ClusterStore {
             """,
             "CREATE INDEX audit_at ON redfire.audit (at)",
         ]),
+        (9, [
+            // Who pruned last, and when (`houseKeeping`): one row; the node that finds it old enough does it.
+            "CREATE TABLE redfire.housekeeping (id int PRIMARY KEY CHECK (id = 1), node text NOT NULL, at timestamptz NOT NULL)",
+        ]),
     ]
 
     /// Prunes what no node needs any more — events older than a day (a node that reconnects reads the
     /// stored state first), refresh tokens expired a day ago, nodes gone for an hour, audit entries older
-    /// than 90 days, rate-limit windows an hour old — when no other node is doing it (a transaction-scoped advisory lock: whichever node
-    /// gets it does it; a node that dies holds nothing). Correctness never depends on it.
-    /// Returns whether this node did it.
+    /// than 90 days, rate-limit windows an hour old — once per `interval` for the whole cluster, by
+    /// whichever node finds the last run (`redfire.housekeeping`) that old first, under a
+    /// transaction-scoped advisory lock: no coordinator, and a node that dies holds nothing, so the next
+    /// run falls to a node alive. Correctness never depends on it. Returns whether this node did it.
     @discardableResult
-    package func houseKeeping() async throws -> Bool {
-        try await client.withTransaction(logger: logger) { connection in
+    package func houseKeeping(interval: Duration = .seconds(60)) async throws -> Bool {
+        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        return try await client.withTransaction(logger: logger) { connection in
             var got = false
             for try await locked in try await connection.query("SELECT pg_try_advisory_xact_lock(\(Self.houseKeepingLock))", logger: logger)
                 .decode(Bool.self) { got = locked }
             guard got else { return false }
+            var due = true
+            for try await recent in try await connection.query("""
+                SELECT at > now() - make_interval(secs => \(seconds)) FROM redfire.housekeeping
+                """, logger: logger).decode(Bool.self) { due = !recent }
+            guard due else { return false }
             try await connection.query("DELETE FROM redfire.cluster_events WHERE at < now() - interval '1 day'", logger: logger)
             try await connection.query("DELETE FROM redfire.refresh_tokens WHERE expires_at < now() - interval '1 day'", logger: logger)
             try await connection.query("DELETE FROM redfire.nodes WHERE last_seen < now() - interval '1 hour'", logger: logger)
@@ -133,6 +144,10 @@ extension ClusterStore {
                 """, logger: logger)
             try await connection.query("""
                 DELETE FROM redfire.rate_sync WHERE window_start < (extract(epoch FROM now() - interval '1 hour') * 1000)::bigint
+                """, logger: logger)
+            try await connection.query("""
+                INSERT INTO redfire.housekeeping (id, node, at) VALUES (1, \(nodeName), now())
+                ON CONFLICT (id) DO UPDATE SET node = excluded.node, at = excluded.at
                 """, logger: logger)
             return true
         }

@@ -18,6 +18,7 @@ extension ClusterConfig {
         }
         if let interval = cluster.duration("heartbeat_interval", atLeast: .milliseconds(100)) { heartbeatInterval = interval }
         if let timeout = cluster.duration("node_timeout", atLeast: .seconds(1)) { nodeTimeout = timeout }
+        if let interval = cluster.duration("housekeeping_interval", atLeast: .seconds(1)) { houseKeepingInterval = interval }
         if nodeTimeout < heartbeatInterval * 2 {
             reader.report(cluster.childPath("node_timeout"), cluster.node("node_timeout"), "must be at least twice heartbeat_interval")
         }

@@ -12,6 +12,9 @@ public struct ClusterConfig: Sendable, Equatable {
     public var heartbeatInterval: Duration = .seconds(1)
     /// `node_timeout` — a node whose last heartbeat is older is no longer counted (killed, cut off).
     public var nodeTimeout: Duration = .seconds(5)
+    /// `housekeeping_interval` — how often the cluster prunes old events, tokens, nodes and rate-limit
+    /// rows (one node per run, whichever finds it due first).
+    public var houseKeepingInterval: Duration = .seconds(60)
     public init() {}
 
     public var isEnabled: Bool { store != nil }
