@@ -10,8 +10,9 @@
 #
 # Usage: scripts/cluster.sh [--no-build] [--binary PATH] [--port 8080] [--check]
 # --binary runs another build of the gateway (a debug one, say); --check starts everything, checks that a
-# drain made on one gateway reaches the others, that requests through HAProxy succeed — also while one
-# gateway is killed with SIGKILL — and that the killed one leaves the cluster view, then stops.
+# drain made on one gateway reaches the others, that requests through HAProxy succeed — also under load
+# while the gateway doing the cluster's housekeeping is killed with SIGKILL — that the killed one leaves
+# the cluster view and its housekeeping falls to another, then stops.
 # Needs: PostgreSQL's server (apt-get install postgresql) and HAProxy (apt-get install haproxy); as root,
 # missing packages are installed. PostgreSQL runs as the `postgres` user when this runs as root.
 set -euo pipefail
@@ -98,8 +99,10 @@ for name in node-a node-b node-c; do
     echo "  roles: {trader: [\"trading:*\", \"vnpy:read\", \"strategy:read\", \"adapter:read\", \"monitor:read\"], admin: [\"gateway:admin\"]}"
     echo "  public_paths: [/api/v1/auth/login, /api/v1/auth/register, /api/v1/auth/refresh, /health, /ready]"
     echo "  default_roles: [trader]"
-    echo "cluster: {store: \"$store\", node_name: $name}"
-    echo "rate_limits: {default: {rate: 300/s, burst: 100, scope: split}}"
+    echo "cluster: {store: \"$store\", node_name: $name$( ((check)) && echo ", housekeeping_interval: 2s")}"
+    # (--check sends more than one client's share through: every request is proxied, none limited.)
+    if ((check)); then echo "rate_limits: {default: {rate: 10000/s, burst: 1000, scope: split}}"
+    else echo "rate_limits: {default: {rate: 300/s, burst: 100, scope: split}}"; fi
     cat "$work/services.yaml"
   } >"$work/$name.yaml"
   "$bin" serve --config "$work/$name.yaml" --no-tui >"$work/$name.log" 2>&1 &
@@ -126,6 +129,7 @@ echo "==> HAProxy on 127.0.0.1:$front_port (HTTP mode)"
   echo "  option http-keep-alive"
   echo "  option redispatch"
   echo "  retries 3"
+  echo "  retry-on all-retryable-errors"
   echo "frontend redfire"
   echo "  bind 127.0.0.1:$front_port"
   echo "  default_backend gateways"
@@ -190,23 +194,71 @@ if ((check)); then
   done
   echo "drain on node-a seen on node-c: $([[ $seen == 1 ]] && echo yes || echo no); nodes alive: $nodes"
   [[ $ok == 30 && $seen == 1 && $nodes == "node-a node-b node-c" ]] || { echo "check failed" >&2; exit 1; }
-  # kill -9 one gateway while requests flow through HAProxy: the others serve, it leaves the cluster.
-  failed=0
-  for i in $(seq 300); do
-    ((i == 100)) && kill -9 "${gateway_pids[1]}"
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "localhost:$front_port/api/v1/trading/orders")
-    [[ $code == 200 ]] || failed=$((failed + 1))
+  # kill -9 one gateway — the one doing the cluster's housekeeping — under load through HAProxy: 8
+  # keep-alive clients for 6 s, the kill after 2. The others serve every request (HAProxy retries a
+  # request the dead one took, `retry-on`), the killed node leaves every node's cluster view within its
+  # timeout, and the next housekeeping run falls to a node alive.
+  cluster_json() { curl -fs -H "Authorization: Bearer $admin_token" "localhost:${gateway_ports[0]}/gateway/cluster"; }
+  victim=
+  for _ in $(seq 50); do
+    victim=$(cluster_json | python3 -c 'import json,sys; print((json.load(sys.stdin).get("housekeeping") or {}).get("node", ""))')
+    [[ $victim == node-b || $victim == node-c ]] && break
+    # node-a answers the checks; if it did the last run, wait for one by another node (every 2 s here).
+    sleep 0.2
   done
-  echo "300 requests through HAProxy, node-b killed (SIGKILL) after 100: $failed failed"
+  [[ $victim == node-b || $victim == node-c ]] || victim=node-b
+  victim_pid=${gateway_pids[$([[ $victim == node-b ]] && echo 1 || echo 2)]}
+  load=$(python3 - "$front_port" "$token" "$victim_pid" <<'PY'
+import http.client, os, sys, threading, time
+port, token, victim = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+counts, lock = {}, threading.Lock()
+stop = time.time() + 6
+def client():
+    connection = None
+    while time.time() < stop:
+        try:
+            if connection is None:
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/api/v1/trading/orders", headers={"Authorization": "Bearer " + token})
+            response = connection.getresponse()
+            response.read()
+            outcome = str(response.status)
+            if (response.getheader("Connection") or "").lower() == "close":
+                connection.close()
+                connection = None
+        except Exception as error:
+            outcome = "error:" + type(error).__name__
+            connection = None
+        with lock:
+            counts[outcome] = counts.get(outcome, 0) + 1
+threads = [threading.Thread(target=client) for _ in range(8)]
+for thread in threads:
+    thread.start()
+time.sleep(2)
+os.kill(victim, 9)
+for thread in threads:
+    thread.join()
+failed = sum(n for outcome, n in counts.items() if outcome not in ("200", "429"))
+print(f"{sum(counts.values())} {failed} " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+PY
+)
+  read -r total failed outcomes <<<"$load"
+  echo "$total requests through HAProxy by 8 clients in 6 s, $victim (doing housekeeping) killed with SIGKILL after 2 s: $failed failed ($outcomes)"
   departed=no
   for _ in $(seq 80); do
-    alive=$(curl -fs -H "Authorization: Bearer $admin_token" "localhost:${gateway_ports[0]}/gateway/cluster" \
-      | python3 -c 'import json,sys; print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"]))')
-    [[ $alive == "node-a node-c" ]] && { departed=yes; break; }
+    alive=$(cluster_json | python3 -c 'import json,sys; print(" ".join(n["name"] for n in json.load(sys.stdin)["nodes"]))')
+    [[ $alive != *"$victim"* && $(wc -w <<<"$alive") == 2 ]] && { departed=yes; break; }
     sleep 0.1
   done
-  echo "node-b gone from node-a's /gateway/cluster within its timeout: $departed"
-  [[ $failed == 0 && $departed == yes ]] || { echo "check failed" >&2; exit 1; }
+  echo "$victim gone from node-a's /gateway/cluster within its timeout: $departed"
+  moved=no
+  for _ in $(seq 50); do
+    runner=$(cluster_json | python3 -c 'import json,sys; print((json.load(sys.stdin).get("housekeeping") or {}).get("node", ""))')
+    [[ -n $runner && $runner != "$victim" ]] && { moved=yes; break; }
+    sleep 0.2
+  done
+  echo "the next housekeeping run by another node: $moved ($runner)"
+  [[ $failed == 0 && $departed == yes && $moved == yes ]] || { echo "check failed" >&2; exit 1; }
   echo "check passed"
   exit 0
 fi
