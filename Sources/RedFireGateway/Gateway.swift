@@ -64,7 +64,12 @@ public final class Gateway: Service {
                 registry.telemetry.gatewayWindow(seconds: 10, state: registry.state).requestsPerSecond
             }
         }
-        let leases = cluster.map { ClusterLeases(store: $0, recoveryGrace: config.cluster.nodeTimeout * 2) }
+        let leases = cluster.map { [registry] store in
+            ClusterLeases(store: store, recoveryGrace: config.cluster.nodeTimeout * 2) { service, id, remaining in
+                guard let runtime = registry.runtime(id: id), runtime.serviceName == service else { return }
+                runtime.showClusterLease(expiresAt: remaining.map { .now + $0 })
+            }
+        }
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster,
                                       membership: membership, leases: leases)
         let sharedLimits = cluster.map { ClusterRateLimits(store: $0, membership: membership, syncInterval: config.rateLimits.syncInterval) }

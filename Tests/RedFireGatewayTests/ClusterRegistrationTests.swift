@@ -52,6 +52,12 @@ struct ClusterRegistrationTests {
             try await Task.sleep(for: .milliseconds(250))
         }
         #expect([a, b, c].allSatisfy { $0.registry.runtime(id: registered.id) != nil }, "renewed through B")
+        // C, which took no heartbeat, shows the lease's time left as the store has it (console, admin API).
+        let shown = try await c.send("/gateway/services/\(ClusterTests.service)", headers: AdminAPITests.auth).json()
+        let entry = ((shown["instances"] as? [[String: Any]]) ?? []).first { $0["id"] as? String == registered.id }
+        let left = try #require(entry?["lease_expires_in_ms"] as? Int, "\(shown)")
+        #expect((1_000...2_000).contains(left), "time left \(left) ms of a 2 s lease renewed every 250 ms")
+        #expect(try #require(c.registry.runtime(id: registered.id)).leaseExpiresAt != nil)
 
         // Heartbeats stop: the lease runs out in the store, and every node drops the instance together.
         let stopped = ContinuousClock.now

@@ -30,8 +30,13 @@ package final class ClusterLeases: Service, Sendable {
     /// Advisory lock key of the reaper.
     static let reaperLock: Int64 = 0x5265_6446_6972_6504
 
-    package init(store: ClusterStore, flushInterval: Duration = .milliseconds(250), recoveryGrace: Duration = .seconds(10)) {
+    /// Shows what the store says of a registration's lease on this node (`InstanceRuntime.showClusterLease`).
+    let show: @Sendable (_ service: String, _ id: String, _ remaining: Duration?) -> Void
+
+    package init(store: ClusterStore, flushInterval: Duration = .milliseconds(250), recoveryGrace: Duration = .seconds(10),
+                 show: @escaping @Sendable (_ service: String, _ id: String, _ remaining: Duration?) -> Void = { _, _, _ in }) {
         self.store = store
+        self.show = show
         self.flushInterval = flushInterval
         self.recoveryGrace = recoveryGrace
     }
@@ -51,6 +56,7 @@ package final class ClusterLeases: Service, Sendable {
                 if ContinuousClock.now - lastReap >= .seconds(1) {
                     lastReap = .now
                     try await reapIfDue()
+                    try await readLeases()
                 }
             } catch {
                 store.logger.debug("cluster leases: store not reached", metadata: ["error": .string(String(reflecting: error))])
@@ -78,6 +84,21 @@ package final class ClusterLeases: Service, Sendable {
         } catch {
             pending.withLock { $0.formUnion(batch) }
             throw error
+        }
+    }
+
+    /// Reads every registration's time left by the store's clock, for this node's console and admin API
+    /// (once a second, one small query; the store decides expiry, not this).
+    func readLeases() async throws {
+        let rows = try await Deadline.run(.seconds(2)) { [store] in
+            var rows: [(String, String, Double?)] = []
+            for try await row in try await store.client.query("""
+                SELECT service, instance_id, (extract(epoch FROM lease_expires_at - now()) * 1000)::float8 FROM redfire.registrations
+                """, logger: store.logger).decode((String, String, Double?).self) { rows.append(row) }
+            return rows
+        }
+        for (service, id, milliseconds) in rows {
+            show(service, id, milliseconds.map { .milliseconds(max(0, Int64($0))) })
         }
     }
 

@@ -252,9 +252,18 @@ package final class InstanceRuntime: Sendable {
         }
     }
 
+    /// In a cluster the store keeps the lease (`ClusterLeases`): this node only shows when it runs out
+    /// (console, admin API) and never expires it on its own — `leaseExpired` stays false.
+    package func showClusterLease(expiresAt: ContinuousClock.Instant?) {
+        mutable.withLock {
+            $0.leaseTTL = nil
+            $0.leaseExpiresAt = expiresAt
+        }
+    }
+
     func leaseExpired(now: ContinuousClock.Instant) -> Bool {
         mutable.withLock { m in
-            guard let expiry = m.leaseExpiresAt else { return false }
+            guard m.leaseTTL != nil, let expiry = m.leaseExpiresAt else { return false }
             return expiry <= now
         }
     }
