@@ -37,13 +37,17 @@ public final class Gateway: Service {
     public init(config: GatewayConfig, configPath: String? = nil, logger: Logger = Logger(label: "redfire.gateway"),
                 events: EventLog = EventLog(capacity: 1000),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        // In a cluster every log line says which node wrote it.
+        let nodeName = config.cluster.resolvedNodeName(listen: config.listen)
+        var logger = logger
+        if let nodeName { logger[metadataKey: "node"] = .string(nodeName) }
         self.logger = logger
         self.eventLoopGroup = eventLoopGroup
         self.listenAddress = config.listen
         self.acceptPressure = AcceptPressure(logger: logger)
         self.registry = ServiceRegistry(config: config, events: events, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
         let cluster = try config.cluster.store.map { url throws(PostgresURL.Invalid) in
-            try ClusterStore(url: url, nodeName: config.cluster.nodeName ?? "\(ProcessInfo.processInfo.hostName):\(config.listen.port)",
+            try ClusterStore(url: url, nodeName: nodeName ?? "",
                          revocationWindow: config.auth.accessTokenTTL + config.auth.leeway, logger: logger)
         }
         let port = ManagedAtomic<Int>(0)
@@ -105,7 +109,8 @@ public final class Gateway: Service {
     public func run() async throws {
         let config = registry.state.config
         OpenFileLimit.prepare(logger: logger)
-        let accessLog = config.accessLog.enabled ? AccessLog(path: config.accessLog.path, capacity: config.accessLog.buffer) : nil
+        let accessLog = config.accessLog.enabled
+            ? AccessLog(path: config.accessLog.path, capacity: config.accessLog.buffer, node: control.cluster?.nodeName) : nil
         self.accessLogState.withLock { $0 = accessLog }
         var authEndpoints: AuthEndpoints?
         var authService: AuthService?

@@ -42,7 +42,12 @@ struct Serve: AsyncParsableCommand {
                                              defaultLogPath: ((finalConfig.dataDirectory ?? "data") as NSString).appendingPathComponent("gateway.log"),
                                              events: events)
         }
-        let logger = try logging.bootstrap(console: setup?.sink)
+        let logger = try {
+            var logger = try logging.bootstrap(console: setup?.sink)
+            // In a cluster every log line says which node wrote it.
+            if let node = finalConfig.cluster.resolvedNodeName(listen: finalConfig.listen) { logger[metadataKey: "node"] = .string(node) }
+            return logger
+        }()
         let gateway: Gateway
         if let threads = finalConfig.eventLoopThreads {
             gateway = try Gateway(config: finalConfig, configPath: config, logger: logger, events: events,

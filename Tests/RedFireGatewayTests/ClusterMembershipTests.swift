@@ -52,9 +52,19 @@ struct ClusterMembershipTests {
         #expect(await waitUntil("node-c did a housekeeping run") { (try? lastRun())??.node == "node-c" })
         var config = Self.config("node-a", store: store, instances: instances)
         config.cluster.houseKeepingInterval = .seconds(2)
+        let accessLog = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-access-\(UUID().uuidString).log").path
+        config.accessLog.enabled = true
+        config.accessLog.path = accessLog
         let a = try await ClusterTests.start(config)
         config.cluster.nodeName = "node-b"
+        config.accessLog.enabled = false
         let b = try await ClusterTests.start(config)
+        // Every log line and access-log line says which node wrote it.
+        #expect(c.output.contains("node=node-c") && c.output.contains("listening on"), "\(c.output)")
+        #expect(try await a.send("/api/v1/trading/orders").status == 200)
+        #expect(await waitUntil("node-a's access log line") {
+            ((try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? "").contains(#""node":"node-a","request_id":"#)
+        })
         // Runs go on, about a second apart, all by C.
         let first = try #require(try lastRun())
         #expect(await waitUntil("another run") { ((try? lastRun())??.at ?? 0) > first.at })

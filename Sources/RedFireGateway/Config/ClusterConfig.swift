@@ -1,3 +1,5 @@
+import Foundation
+
 /// `cluster` — several gateways sharing one PostgreSQL: operator decisions (drains with their
 /// deadlines, strategies) made on any node reach every node. Absent: one process, state kept locally
 /// (the embedded default; `demo` and a plain `serve` need nothing else).
@@ -18,6 +20,12 @@ public struct ClusterConfig: Sendable, Equatable {
     public init() {}
 
     public var isEnabled: Bool { store != nil }
+
+    /// This node's name in a cluster (`node_name`, or `HOSTNAME:PORT` of `listen`); nil without one.
+    public func resolvedNodeName(listen: ListenAddress) -> String? {
+        guard isEnabled else { return nil }
+        return nodeName ?? "\(ProcessInfo.processInfo.hostName):\(listen.port)"
+    }
 }
 
 /// A PostgreSQL connection URL: `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…&sslrootcert=…]`.

@@ -24,9 +24,16 @@ struct AccessLogEntry: Sendable {
 /// overload instead of stalling requests.
 package final class AccessLog: Service, Sendable {
     let writer: BufferedLogWriter
+    /// `,"node":"…"` in a cluster (`cluster.node_name`), rendered once: every node's lines can be merged.
+    private let nodeField: ByteBuffer?
 
-    package init(path: String, capacity: Int = 10_000) {
+    package init(path: String, capacity: Int = 10_000, node: String? = nil) {
         self.writer = BufferedLogWriter(path: path, capacity: capacity)
+        self.nodeField = node.map { node in
+            var field = ByteBuffer(string: ",\"node\":")
+            JSONString.write(node, to: &field)
+            return field
+        }
     }
 
     var path: String { writer.path }
@@ -44,6 +51,7 @@ package final class AccessLog: Service, Sendable {
         line.writeStaticString("{\"time\":\"")
         DecimalText.writeTimestamp(to: &line)
         line.writeStaticString("\"")
+        if let nodeField { line.writeImmutableBuffer(nodeField) }
         field(",\"request_id\":", entry.requestID)
         field(",\"client_ip\":", entry.clientIP)
         field(",\"user_id\":", entry.userID)
