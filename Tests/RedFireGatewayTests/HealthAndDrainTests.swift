@@ -227,7 +227,8 @@ struct HealthAndDrainTests {
     @Test func leastConnectionsSendsNewRequestsAwayFromSlowInstance() async throws {
         let instances = try await startInstances(.userTrading, count: 2)
         let gateway = try await tradingGateway(instances) { $0.strategy = .leastConnections }
-        instances[0].setBehaviour(.slow(.milliseconds(800)))
+        // Slow enough that the 20 requests below are over before it answers, however busy the machine.
+        instances[0].setBehaviour(.slow(.seconds(4)))
         // Requests pile up on the slow instance; the fast one keeps taking the new ones.
         let slow = (0..<3).map { _ in Task { try await gateway.send("/api/v1/trading/_echo") } }
         await waitUntil("slow requests held") { instances[0].inFlight >= 1 }

@@ -80,8 +80,9 @@ package final class ClusterMembership: Service, Sendable {
         var lastAttempt: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                // A beat waiting for a store that does not answer must not hold the node's shutdown.
-                try await cancelWhenGracefulShutdown { try await self.beat() }
+                // A beat waiting for a store that does not answer must not hold the node's shutdown; one
+                // that answers finishes (a query cancelled midway costs the pool its connection).
+                if store.isReachable { try await beat() } else { try await cancelWhenGracefulShutdown { try await self.beat() } }
                 // Housekeeping: done by whichever node finds the last run old enough first.
                 if lastAttempt.map({ ContinuousClock.now - $0 >= houseKeepingInterval / 4 }) ?? true {
                     lastAttempt = .now
