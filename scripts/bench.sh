@@ -4,7 +4,12 @@
 # the proxy process, and the gateway's ratios to HAProxy and nginx. Read ratios, not absolute numbers:
 # wrk, the upstream and the proxy share the machine.
 #
-# Usage: scripts/bench.sh [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
+# Rounds: every target is measured once per round, in an order that alternates between rounds
+# (HAProxy, gateway proxy, nginx, gateway full; then the reverse), so the machine's drift over the
+# minutes reaches all of them alike; the table holds each target's median over the rounds, and the
+# ratios are ratios of medians. The cluster and N-thread rows are measured once, after the rounds.
+#
+# Usage: scripts/bench.sh [--rounds 3] [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
 # --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
 # Needs wrk and nginx (upstream); HAProxy is measured when installed, and the gateway in cluster mode
 # when PostgreSQL's server is. As root, missing Debian packages
@@ -14,11 +19,13 @@ cd "$(dirname "$0")/.."
 root=$PWD
 duration=8s
 connections=50
+rounds=3
 build=1
 gateway_bin=
 while (($#)); do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     --binary) gateway_bin=$2; build=0; shift 2 ;;
@@ -116,11 +123,6 @@ routes:
     strip_prefix: true
     permissions: {read: trading:read, write: trading:write}
 YAML
-"$gateway_bin" serve --config "$work/gateway.yaml" --log-level warning >"$work/gateway.log" 2>&1 &
-gateway_pid=$!
-pids+=("$gateway_pid")
-wait_port 18083
-
 cpu_ticks() { # utime + stime of the given pids, in clock ticks
   local total=0
   for pid in "$@"; do
@@ -156,19 +158,49 @@ measure() { # name url pids...
     cpu="-"
   fi
   results+=("$name|$rps|$p50|$p99|$((non2xx + sockerr))|$cpu")
+  printf '  %-18s %12s req/s  p50 %-9s p99 %-9s CPU %s µs/req\n' "$name" "$rps" "$p50" "$p99" "$cpu"
 }
 
 nginx_pids() { pgrep -f "nginx.*proxy-nginx.conf" | tr '\n' ' '; pgrep -P "$(cat $work/nginx-proxy.pid)" 2>/dev/null | tr '\n' ' '; }
 
-measure "direct upstream" "http://127.0.0.1:19001/orders"
+# Everything the rounds measure runs from the start, side by side.
+have_haproxy=0
 if command -v haproxy >/dev/null; then
-  haproxy -f "$bench_dir/proxy-haproxy.cfg"; wait_port 18082
-  measure "haproxy" "http://127.0.0.1:18082/api/v1/trading/orders" "$(cat $work/haproxy.pid)"
+  haproxy -f "$bench_dir/proxy-haproxy.cfg"; wait_port 18082; have_haproxy=1
 fi
 nginx -c "$bench_dir/proxy-nginx.conf"; wait_port 18081
-measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids)
-measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid"
-kill "$gateway_pid"; wait "$gateway_pid" 2>/dev/null || true
+"$gateway_bin" serve --config "$work/gateway.yaml" --log-level warning >"$work/gateway.log" 2>&1 &
+gateway_pid=$!
+pids+=("$gateway_pid")
+wait_port 18083
+echo "load-test-secret-0123456789" | "$gateway_bin" users add bench --role trader --password-stdin --config "$work/gateway-full.yaml" >/dev/null
+"$gateway_bin" serve --config "$work/gateway-full.yaml" --log-level warning >"$work/gateway-full.log" 2>&1 &
+full_pid=$!
+pids+=("$full_pid")
+wait_port 18084
+token=$(curl -s -X POST http://127.0.0.1:18084/api/v1/auth/login -H 'Content-Type: application/json' \
+  -d '{"username":"bench","password":"load-test-secret-0123456789"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+[[ -n $token ]] || { echo "login to the full-path gateway failed" >&2; exit 1; }
+
+measure_target() {
+  case $1 in
+    haproxy) ((have_haproxy)) && measure "haproxy" "http://127.0.0.1:18082/api/v1/trading/orders" "$(cat $work/haproxy.pid)" ;;
+    nginx) measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids) ;;
+    proxy) measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid" ;;
+    full)
+      wrk_headers=(-H "Authorization: Bearer $token")
+      measure "gateway full" "http://127.0.0.1:18084/api/v1/trading/orders" "$full_pid"
+      wrk_headers=() ;;
+  esac
+}
+measure "direct upstream" "http://127.0.0.1:19001/orders"
+for round in $(seq "$rounds"); do
+  echo "round $round of $rounds ($(date -u +%H:%M:%SZ))"
+  if ((round % 2)); then order="haproxy proxy nginx full"; else order="full nginx proxy haproxy"; fi
+  for target in $order; do measure_target "$target"; done
+done
+kill "$gateway_pid" "$full_pid"; wait "$gateway_pid" "$full_pid" 2>/dev/null || true
+rm -f "$work/access.log"
 
 # Cluster mode: the proxy path's configuration with a cluster store (a throw-away PostgreSQL), one event
 # loop — the row to compare with "gateway proxy": the proxy path touches no store, so its CPU per
@@ -206,43 +238,41 @@ wait_port 18083
 measure "gateway proxy Nt" "http://127.0.0.1:18083/api/v1/trading/orders" "$nt_pid"
 kill "$nt_pid"; wait "$nt_pid" 2>/dev/null || true
 
-echo "load-test-secret-0123456789" | "$gateway_bin" users add bench --role trader --password-stdin --config "$work/gateway-full.yaml" >/dev/null
-"$gateway_bin" serve --config "$work/gateway-full.yaml" --log-level warning >"$work/gateway-full.log" 2>&1 &
-full_pid=$!
-pids+=("$full_pid")
-wait_port 18084
-token=$(curl -s -X POST http://127.0.0.1:18084/api/v1/auth/login -H 'Content-Type: application/json' \
-  -d '{"username":"bench","password":"load-test-secret-0123456789"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-[[ -n $token ]] || { echo "login to the full-path gateway failed" >&2; exit 1; }
-wrk_headers=(-H "Authorization: Bearer $token")
-measure "gateway full" "http://127.0.0.1:18084/api/v1/trading/orders" "$full_pid"
-wrk_headers=()
-kill "$full_pid"; wait "$full_pid" 2>/dev/null || true
-rm -f "$work/access.log"
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%f", v / 1000; else if (v ~ /ms$/) printf "%f", v + 0; else if (v ~ /s$/) printf "%f", v * 1000; else print 0 }'; }
+median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# One row per target: medians over its measurements (latencies in ms), errors summed, and how many.
+summary=()
+for name in "direct upstream" haproxy nginx "gateway proxy" "gateway full" "gateway cluster" "gateway proxy Nt"; do
+  rows=()
+  for row in "${results[@]}"; do [[ ${row%%|*} == "$name" ]] && rows+=("$row"); done
+  ((${#rows[@]})) || continue
+  col() { for row in "${rows[@]}"; do IFS='|' read -r _ rps p50 p99 errors cpu <<<"$row"; case $1 in
+    rps) echo "$rps" ;; p50) to_ms "$p50"; echo ;; p99) to_ms "$p99"; echo ;; cpu) if [[ $cpu != - ]]; then echo "$cpu"; fi ;; errors) echo "$errors" ;; esac; done; true; }
+  summary+=("$name|$(col rps | median)|$(col p50 | median)|$(col p99 | median)|$(col errors | awk '{s += $1} END {print s + 0}')|$(col cpu | median)|${#rows[@]}")
+done
 
 echo
-echo "wrk -t1 -c$connections -d$duration, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-18s %12s %10s %10s %8s %12s\n' target req/s p50 p99 errors "CPU µs/req"
-for row in "${results[@]}"; do
-  IFS='|' read -r name rps p50 p99 errors cpu <<<"$row"
-  printf '%-18s %12s %10s %10s %8s %12s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$cpu"
+echo "wrk -t1 -c$connections -d$duration, $(nproc) cores, $rounds rounds, $(date -u +%Y-%m-%dT%H:%MZ); medians over the rounds"
+printf '%-18s %12s %10s %10s %8s %12s %7s\n' target req/s "p50 ms" "p99 ms" errors "CPU µs/req" rounds
+for row in "${summary[@]}"; do
+  IFS='|' read -r name rps p50 p99 errors cpu n <<<"$row"
+  printf '%-18s %12.0f %10.3f %10.3f %8s %12s %7s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$cpu" "$n"
 done
 [[ -n $pg_note ]] && echo "$pg_note"
 echo
-ratio_of() { # name → req/s and p99 of that row
-  for row in "${results[@]}"; do
-    IFS='|' read -r name rps _ p99 _ <<<"$row"
-    [[ $name == "$1" ]] && { echo "$rps $p99"; return; }
+stat_of() { # name → median req/s, p99 ms, CPU µs/req
+  for row in "${summary[@]}"; do
+    IFS='|' read -r name rps _ p99 _ cpu _ <<<"$row"
+    [[ $name == "$1" ]] && { echo "$rps $p99 $cpu"; return; }
   done
 }
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%f", v / 1000; else if (v ~ /ms$/) printf "%f", v + 0; else if (v ~ /s$/) printf "%f", v * 1000; else print 0 }'; }
 for gateway in "gateway proxy" "gateway full" "gateway proxy Nt"; do
-  read -r grps gp99 <<<"$(ratio_of "$gateway")"
+  read -r grps gp99 gcpu <<<"$(stat_of "$gateway")"
   [[ -n $grps ]] || continue
   for reference in haproxy nginx; do
-    read -r rrps rp99 <<<"$(ratio_of "$reference")"
+    read -r rrps rp99 rcpu <<<"$(stat_of "$reference")"
     [[ -n $rrps ]] || continue
-    awk -v g="$grps" -v r="$rrps" -v gp="$(to_ms "$gp99")" -v rp="$(to_ms "$rp99")" -v n="$gateway" -v ref="$reference" \
-      'BEGIN {printf "%-16s / %-8s throughput %.2f×   p99 %.2f×\n", n, ref, g / r, (rp > 0 ? gp / rp : 0)}'
+    awk -v g="$grps" -v r="$rrps" -v gp="$gp99" -v rp="$rp99" -v gc="$gcpu" -v rc="$rcpu" -v n="$gateway" -v ref="$reference" \
+      'BEGIN {printf "%-16s / %-8s throughput %.2f×   p99 %.2f×   CPU/req %s\n", n, ref, g / r, (rp > 0 ? gp / rp : 0), (rc + 0 > 0 && gc + 0 > 0 ? sprintf("%.2f×", gc / rc) : "-")}'
   done
 done

@@ -5,7 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
-/// Refusals with the error envelope, response heads and ends as HTTP/1 framing wants them, and closing.
+/// Refusals with the error envelope, responses written as bytes (`HTTP1ResponseWriter`), and closing.
 extension GatewayHTTPCodec {
     /// `head`: the refused request's head when it was parsed (its method and target are logged).
     func refuse(_ error: GatewayError, requestID: String?, head: HTTPRequestHead? = nil, context: ChannelHandlerContext) {
@@ -35,23 +35,20 @@ extension GatewayHTTPCodec {
     func writeRefusal(_ refusal: WrittenRefusal, context: ChannelHandlerContext) {
         guard !outboundClosed else { return }
         let (error, requestID, body) = refusal
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(5)
-        headers.add(name: "Content-Type", value: ErrorEnvelope.contentType)
-        headers.add(name: "X-Request-ID", value: requestID)
-        headers.add(name: "Cache-Control", value: "no-store")
-        headers.add(name: "Connection", value: "close")
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
-        let status = HTTPResponseStatus(statusCode: error.status.code, reasonPhrase: error.status.reasonPhrase)
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        var buffer = takeOutbound(context: context, capacity: 256 + body.readableBytes)
+        HTTP1ResponseWriter.writeComplete(status: error.status, fields: [
+            ("Content-Type", ErrorEnvelope.contentType), ("X-Request-ID", requestID), ("Cache-Control", "no-store"), ("Connection", "close"),
+        ], body: body, to: &buffer)
+        outbound = buffer
         outboundClosed = true
-        closeWhenWritten(context: context, promise: nil, last: .end(nil))
+        closeWhenWritten(context: context, promise: nil)
     }
 
-    func closeWhenWritten(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?, last: HTTPServerResponsePart) {
+    /// Writes and flushes what was collected, then closes (lingering).
+    func closeWhenWritten(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(last), promise: written)
+        writeOutbound(context: context, promise: written)
+        context.flush()
         written.futureResult.assumeIsolated().whenComplete { [self] result in
             promise?.completeWith(result)
             lingerThenClose(context: context)
@@ -80,6 +77,10 @@ extension GatewayHTTPCodec {
 
     // MARK: Outbound
 
+    /// Small body parts are copied into the head's buffer, so a whole small response leaves in one
+    /// write; larger ones go out as they are, after what was collected.
+    static let coalesceLimit = 8 * 1024
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard !outboundClosed else {
             // A response after the connection decided to close (e.g. the server's own answer to a parse
@@ -90,60 +91,86 @@ extension GatewayHTTPCodec {
         switch unwrapOutboundIn(data) {
         case .head(let response):
             let final = response.status.kind != .informational
-            let http10 = http10Pending.first ?? false
-            if !final, http10 {
+            let request = pendingRequests.first ?? HTTP1ResponseWriter.Request(http10: false, head: false)
+            if !final, request.http10 {
                 // An HTTP/1.0 client gets no interim response (`100 Continue` included).
                 promise?.succeed(())
                 return
             }
             // The client starts sending its body now: its pause so far was the gateway's.
             if response.status == .continue, bodySince != nil { bodySince = .now() }
-            var headers = HTTPHeaders()
-            headers.reserveCapacity(response.headerFields.count + 1)
-            var saysClose = false
-            var hasLength = false
-            for field in response.headerFields {
-                if field.name == .connection, field.value.utf8.count == 5, field.value.lowercased() == "close" { saysClose = true }
-                if field.name == .contentLength { hasLength = true }
-                headers.add(name: field.name.rawName, value: field.value)
-            }
-            var version = HTTPVersion.http1_1
-            if final {
-                if http10, !hasLength, response.status.code != 204, response.status.code != 304 {
-                    // HTTP/1.0 knows no chunked coding: a body of unknown length is delimited by closing
-                    // the connection, and NIO's encoder frames by the head's version.
-                    version = .http1_0
-                    closeAfterResponse = true
-                }
-                if saysClose {
-                    closeAfterResponse = true
-                } else if closeAfterResponse {
-                    headers.add(name: "Connection", value: "close")
-                } else if http10 {
-                    // The client asked to keep the connection (HTTP/1.0 closes unless told otherwise).
-                    headers.add(name: "Connection", value: "keep-alive")
-                }
-            }
-            let status = HTTPResponseStatus(statusCode: response.status.code, reasonPhrase: response.status.reasonPhrase)
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: promise)
+            var buffer = takeOutbound(context: context, capacity: 512)
+            let head = responseWriter.writeHead(response, answering: request, close: final && closeAfterResponse, to: &buffer)
+            if final, head.closes { closeAfterResponse = true }
+            collect(buffer, context: context, promise: promise)
         case .body(let body):
-            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: promise)
+            var buffer = takeOutbound(context: context, capacity: 0)
+            guard responseWriter.writeBodyPrefix(count: body.readableBytes, to: &buffer) else {
+                outbound = buffer.readableBytes > 0 ? buffer : nil
+                promise?.succeed(())
+                return
+            }
+            if body.readableBytes <= Self.coalesceLimit {
+                buffer.writeImmutableBuffer(body)
+                responseWriter.writeBodySuffix(to: &buffer)
+                collect(buffer, context: context, promise: promise)
+            } else {
+                if buffer.readableBytes > 0 { context.write(wrapOutboundOut(buffer), promise: nil) }
+                context.write(wrapOutboundOut(body), promise: promise)
+                var suffix = context.channel.allocator.buffer(capacity: 2)
+                responseWriter.writeBodySuffix(to: &suffix)
+                outbound = suffix.readableBytes > 0 ? suffix : nil
+            }
         case .end(let trailers):
             pending -= 1
-            if !http10Pending.isEmpty { http10Pending.removeFirst() }
-            let last = HTTPServerResponsePart.end(trailers.map { HTTPHeaders(fields: $0) })
+            if !pendingRequests.isEmpty { pendingRequests.removeFirst() }
+            var buffer = takeOutbound(context: context, capacity: 8)
+            responseWriter.writeEnd(trailers: trailers, to: &buffer)
+            outbound = buffer
             if pending == 0, let refusal = deferredRefusal {
                 deferredRefusal = nil
-                context.write(wrapOutboundOut(last), promise: promise)
+                writeOutbound(context: context, promise: promise)
                 writeRefusal(refusal, context: context)
             } else if pending == 0, closeAfterResponse {
                 outboundClosed = true
                 inboundClosed = true
-                closeWhenWritten(context: context, promise: promise, last: last)
+                closeWhenWritten(context: context, promise: promise)
             } else {
-                context.write(wrapOutboundOut(last), promise: promise)
+                // Written now (not at the flush): the promise completes in order with the bytes.
+                writeOutbound(context: context, promise: promise)
                 if pending == 0 { becameIdle(context: context) }
             }
+        }
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        writeOutbound(context: context, promise: nil)
+        context.flush()
+    }
+
+    /// The bytes collected so far to append to, or a new buffer.
+    func takeOutbound(context: ChannelHandlerContext, capacity: Int) -> ByteBuffer {
+        if let buffer = outbound {
+            outbound = nil
+            return buffer
+        }
+        return context.channel.allocator.buffer(capacity: capacity)
+    }
+
+    /// Keeps bytes for the next flush; a part whose writer waits for it (`promise`) goes out now.
+    func collect(_ buffer: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        outbound = buffer
+        if let promise { writeOutbound(context: context, promise: promise) }
+    }
+
+    /// Writes what was collected (an empty write when nothing was, so `promise` completes in order).
+    func writeOutbound(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if let buffer = outbound, buffer.readableBytes > 0 {
+            outbound = nil
+            context.write(wrapOutboundOut(buffer), promise: promise)
+        } else if let promise {
+            outbound = nil
+            context.write(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: promise)
         }
     }
 }

@@ -5,7 +5,8 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
-/// NIO HTTP/1 parts ⇄ HTTP types, with the connection-level rules of RFC 9112 that the parser does not
+/// NIO's HTTP/1 request parts → HTTP types; responses (HTTP types) → bytes (`HTTP1ResponseWriter`),
+/// with the connection-level rules of RFC 9112 that the parser does not
 /// enforce, and the connection's timers.
 ///
 /// Refused with the error envelope, then the connection is closed (nothing reaches a service):
@@ -25,7 +26,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
 
     let settings: ConnectionSettings
     let connections: ConnectionCount
@@ -35,8 +36,12 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests passed on whose final response has not been written yet.
     var pending = 0
     /// For each pending request, in order: whether it came as HTTP/1.0 (its response must not be
-    /// chunked nor preceded by a 1xx, RFC 9112 §6.1, RFC 9110 §15.2).
-    var http10Pending = CircularBuffer<Bool>(initialCapacity: 2)
+    /// chunked nor preceded by a 1xx, RFC 9112 §6.1, RFC 9110 §15.2) and whether it was HEAD.
+    var pendingRequests = CircularBuffer<HTTP1ResponseWriter.Request>(initialCapacity: 2)
+    /// The response being written: its framing.
+    var responseWriter = HTTP1ResponseWriter()
+    /// Response bytes collected until the next flush (or a part whose writer waits for it).
+    var outbound: ByteBuffer?
     /// Between a passed-on head and its `.end`.
     var readingBody = false
     /// Inbound is over: a request was refused (or a timeout hit); everything after it is dropped.
@@ -207,7 +212,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             switch convert(head) {
             case .success(let request):
                 pending += 1
-                http10Pending.append(head.version.major == 1 && head.version.minor == 0)
+                pendingRequests.append(.init(http10: head.version.major == 1 && head.version.minor == 0, head: head.method == .HEAD))
                 readingBody = true
                 idleSince = nil
                 headSince = nil

@@ -8,7 +8,7 @@ import NIOHTTPTypes
 /// The gateway's HTTP/1.1 server connections, on Hummingbird's server (listener, graceful shutdown):
 ///
 /// ```
-/// socket ⇄ FirstByteObserver ⇄ HTTP/1 decoder/encoder ⇄ GatewayHTTPCodec ⇄ GatewayRequestHandler
+/// socket ⇄ FirstByteObserver ⇄ HTTP/1 request decoder (llhttp) ⇄ GatewayHTTPCodec ⇄ GatewayRequestHandler
 /// ```
 ///
 /// `GatewayHTTPCodec` converts NIO's HTTP/1 parts to HTTP types and is where connection-level hygiene
@@ -49,8 +49,8 @@ struct GatewayHTTPServer: ServerChildChannel {
             try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark,
                                                value: .init(low: settings.bufferBytes / 4, high: settings.bufferBytes / 2))
             try sync.addHandler(FirstByteObserver(codec: codec))
-            try sync.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false, withOutboundHeaderValidation: false,
-                                                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+            // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.
+            try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
             try sync.addHandler(codec)
             try sync.addHandler(GatewayRequestHandler(responder: responder, logger: self.logger, bufferLimit: settings.bufferBytes))
             return Connection(channel: channel)
