@@ -95,3 +95,35 @@ import Testing
         }
     }
 }
+
+/// The upstream request writer as a value: request line, `Host`, the gateway's framing, one `Cookie`.
+@Suite struct HTTP1RequestWriterTests {
+    func head(_ method: HTTPRequest.Method, _ fields: HTTPFields, framing: HTTP1RequestWriter.Framing) -> String {
+        var buffer = ByteBuffer()
+        HTTP1RequestWriter.writeHead(method: method, target: "/orders?id=1", authority: "10.0.0.5:8080", fields: fields, framing: framing, to: &buffer)
+        return String(buffer: buffer)
+    }
+
+    @Test func aRequestWithoutABody() {
+        #expect(head(.get, [.accept: "*/*", .contentLength: "0"], framing: .none)
+                == "GET /orders?id=1 HTTP/1.1\r\nAccept: */*\r\nContent-Length: 0\r\nHost: 10.0.0.5:8080\r\n\r\n")
+        #expect(HTTP1RequestWriter.framing(method: .get, body: nil) == .none)
+        #expect(HTTP1RequestWriter.framing(method: .post, body: nil) == .length(0), "RFC 9110 §8.6: a POST says its length")
+    }
+
+    @Test func theFramingIsTheGatewaysAndCookiesAreOneLine() {
+        let fields: HTTPFields = [.contentLength: "999", .transferEncoding: "chunked", .cookie: "a=1", .userAgent: "t", .cookie: "b=2"]
+        #expect(head(.post, fields, framing: .length(5))
+                == "POST /orders?id=1 HTTP/1.1\r\nUser-Agent: t\r\nCookie: a=1; b=2\r\nHost: 10.0.0.5:8080\r\nContent-Length: 5\r\n\r\n")
+        #expect(head(.put, fields, framing: .chunked)
+                == "PUT /orders?id=1 HTTP/1.1\r\nUser-Agent: t\r\nCookie: a=1; b=2\r\nHost: 10.0.0.5:8080\r\nTransfer-Encoding: chunked\r\n\r\n")
+    }
+
+    @Test func chunksAndTheLastChunk() {
+        var buffer = ByteBuffer()
+        HTTP1RequestWriter.writeChunk(ByteBuffer(string: "hello world, hi"), to: &buffer)
+        HTTP1RequestWriter.writeChunk(ByteBuffer(), to: &buffer)
+        HTTP1RequestWriter.writeLastChunk(to: &buffer)
+        #expect(String(buffer: buffer) == "f\r\nhello world, hi\r\n0\r\n\r\n")
+    }
+}

@@ -89,9 +89,11 @@ final class LoopConnectionPool: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    // No outbound header validation: every field comes from `HTTPFields` (names are
-                    // tokens, values legalized on construction), `Host` from the validated instance URL.
-                    try sync.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // Requests are written as bytes (`HTTP1RequestWriter`; every field comes from
+                    // `HTTPFields`: names are tokens, values legalized on construction; `Host` from the
+                    // validated instance URL); llhttp (NIO's response decoder) parses the responses.
+                    try sync.addHandler(UpstreamRequestBytes())
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try sync.addHandler(UpstreamConnectionHandler(idleTimeout: idleTimeout))
                 }
             }

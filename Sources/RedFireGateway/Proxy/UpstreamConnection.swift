@@ -39,27 +39,29 @@ final class UpstreamConnection: @unchecked Sendable {
     /// Sends the request and waits for the response head; the body streams from the returned response.
     func exchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
                   key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
-        var headers = HTTPHeaders(upstream: request.headers, spare: 2)
-        headers.add(name: "Host", value: request.authority)
-        let method = HTTPMethod(rawValue: request.method.rawValue)
-        if let body = request.body {
-            if let length = body.length { headers.replaceOrAdd(name: "Content-Length", value: String(length)) }
-            else { headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked") }
-        } else if method == .POST || method == .PUT || method == .PATCH {
-            headers.replaceOrAdd(name: "Content-Length", value: "0")
-        }
+        let framing = HTTP1RequestWriter.framing(method: request.method, body: request.body)
+        var requestHead = channel.allocator.buffer(capacity: 512)
+        HTTP1RequestWriter.writeHead(method: request.method, target: request.target, authority: request.authority,
+                                     fields: request.headers, framing: framing, to: &requestHead)
         handler.beginExchange(bufferLimit: request.bufferLimit)
-        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: request.target, headers: headers)), promise: nil)
-        handler.touch()
+        // The response decoder learns the method; the bytes go out as written.
+        channel.write(HTTP1RequestWriter.announcement(request.method), promise: nil)
         var requestComplete = true
         if let body = request.body {
-            channel.flush()
+            channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(requestHead)), promise: nil)
+            handler.touch()
             do {
                 for try await chunk in body.stream {
+                    var bytes = chunk
+                    if framing == .chunked {
+                        guard chunk.readableBytes > 0 else { continue }
+                        bytes = channel.allocator.buffer(capacity: chunk.readableBytes + 12)
+                        HTTP1RequestWriter.writeChunk(chunk, to: &bytes)
+                    }
                     if channel.isWritable {
-                        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk)), promise: nil)
+                        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(bytes)), promise: nil)
                     } else {
-                        try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(chunk))).get()
+                        try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(bytes))).get()
                     }
                     handler.touch()
                 }
@@ -72,8 +74,16 @@ final class UpstreamConnection: @unchecked Sendable {
                     throw ExchangeFailure(failure: .connectionFailed, responseStarted: handler.hasBufferedHead)
                 }
             }
+            if requestComplete, framing == .chunked {
+                var last = channel.allocator.buffer(capacity: 5)
+                HTTP1RequestWriter.writeLastChunk(to: &last)
+                channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(last)), promise: nil)
+            }
+        } else {
+            // The whole request in one write.
+            channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(requestHead)), promise: nil)
+            handler.touch()
         }
-        if requestComplete { channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil) }
 
         // `response_headers` counts from the end of the request.
         handler.expectResponse(within: .nanoseconds(timeouts.responseHeaders.nanosecondsClamped))

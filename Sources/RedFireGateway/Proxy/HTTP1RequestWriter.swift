@@ -1,0 +1,112 @@
+import HTTPTypes
+import NIOCore
+import NIOHTTP1
+
+/// An upstream request written as bytes (RFC 9112 §3, §6, §7): the request line, `Host`, the fields the
+/// header policy chose, and the body's framing — straight from the HTTP types, without NIO's request
+/// encoder or a header-list conversion.
+enum HTTP1RequestWriter {
+    /// How the body is delimited.
+    enum Framing: Equatable {
+        /// No body, and no framing field added (`GET` without one).
+        case none
+        /// `Content-Length` (0 for a `POST`, `PUT` or `PATCH` without a body: RFC 9110 §8.6).
+        case length(Int)
+        /// The chunked coding (a body of unknown length).
+        case chunked
+    }
+
+    /// The framing of a request: the client body's declared length, chunked without one.
+    static func framing(method: HTTPRequest.Method, body: UpstreamRequestBody?) -> Framing {
+        if let body { return body.length.map { .length($0) } ?? .chunked }
+        return method == .post || method == .put || method == .patch ? .length(0) : .none
+    }
+
+    /// The head. The framing fields are the gateway's: with a body (or a method that expects one) the
+    /// client's `Content-Length` and `Transfer-Encoding` are replaced by `framing`; `Cookie` fields are
+    /// sent as one line (RFC 6265 §5.4).
+    static func writeHead(method: HTTPRequest.Method, target: String, authority: String, fields: HTTPFields, framing: Framing,
+                          to buffer: inout ByteBuffer) {
+        buffer.writeString(method.rawValue)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeString(target)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        var cookies = false
+        let framed = framing != .none
+        for field in fields {
+            if field.name == .cookie {
+                cookies = true
+                continue
+            }
+            if framed, field.name == .contentLength || field.name == .transferEncoding { continue }
+            HTTP1ResponseWriter.writeField(field.name.rawName, field.value, to: &buffer)
+        }
+        if cookies {
+            buffer.writeStaticString("Cookie: ")
+            var first = true
+            for field in fields where field.name == .cookie {
+                if !first { buffer.writeStaticString("; ") }
+                buffer.writeString(field.value)
+                first = false
+            }
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("Host: ")
+        buffer.writeString(authority)
+        buffer.writeStaticString("\r\n")
+        switch framing {
+        case .none: break
+        case .length(let length):
+            buffer.writeStaticString("Content-Length: ")
+            DecimalText.writeDecimal(length, to: &buffer)
+            buffer.writeStaticString("\r\n")
+        case .chunked:
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// One chunk of a chunked body (size line, bytes, CRLF); nothing for an empty one, which would end
+    /// the body.
+    static func writeChunk(_ chunk: ByteBuffer, to buffer: inout ByteBuffer) {
+        guard chunk.readableBytes > 0 else { return }
+        HTTP1ResponseWriter.writeHex(chunk.readableBytes, to: &buffer)
+        buffer.writeStaticString("\r\n")
+        buffer.writeImmutableBuffer(chunk)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// The end of a chunked body (no trailers: the gateway does not forward request trailers).
+    static func writeLastChunk(to buffer: inout ByteBuffer) {
+        buffer.writeStaticString("0\r\n\r\n")
+    }
+
+    /// What NIO's response decoder must see of each request before its response arrives — the method,
+    /// so a response to `HEAD` is read without a body. The head itself is not sent: `UpstreamRequestBytes`
+    /// drops it and sends the bytes written here.
+    static func announcement(_ method: HTTPRequest.Method) -> HTTPClientRequestPart {
+        switch method {
+        case .get: return getAnnouncement
+        case .post: return postAnnouncement
+        default: return .head(HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: ""))
+        }
+    }
+
+    private static let getAnnouncement = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: ""))
+    private static let postAnnouncement = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: ""))
+}
+
+/// The upstream connection's outbound end: request bytes (`.body` parts, written by `HTTP1RequestWriter`)
+/// go to the socket as they are; heads (seen by the response decoder above, for their method) and ends
+/// carry nothing and are dropped.
+final class UpstreamRequestBytes: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = IOData
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .body(let bytes): context.write(wrapOutboundOut(bytes), promise: promise)
+        case .head, .end: promise?.succeed(())
+        }
+    }
+}
