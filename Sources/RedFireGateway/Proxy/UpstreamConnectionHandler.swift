@@ -4,58 +4,34 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Buffers response parts for the one task reading them on the same event loop; pauses reading from
-/// the socket while the reader lags (back-pressure), and turns close, errors and timeouts into failures
-/// of the waiting read.
-///
-/// Timers: one scheduled callback per connection that re-arms itself, so an exchange only stores
-/// deadlines (no timer, promise or closure per request). `idle` is inactivity on the connection — in the
-/// pool, or the instance's silence in an exchange (not a slow client that has not taken what was already
-/// read: then reading is merely paused); `response_headers` runs from the end of the request to the head.
+/// Buffers response parts for the one task reading them on the same event loop, and carries out what
+/// the connection's rules (`UpstreamConnectionStateMachine`, a value) decide: pausing and resuming
+/// socket reads while the reader lags (back-pressure), and its one timer — a scheduled callback that
+/// re-arms itself, so an exchange only stores deadlines (no timer, promise or closure per request) —
+/// turning a late response head or an idle connection into a close and a failure of the waiting read.
 final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, NIOScheduledCallbackHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 
     private let parts = LoopHandoff<HTTPClientResponsePart> { part in
         if case .body(let chunk) = part { chunk.readableBytes } else { 0 }
     }
-    private var readingPaused = false
-    /// The response head was handed on: its body is relayed to the client, and while the relaying task is
-    /// not waiting here it is busy with the client — the instance's silence then is not the instance's
-    /// fault (with a small buffer it drains empty while the client is slow).
-    private var relaying = false
-    /// Response bytes buffered for a slow reader before the socket stops being read
-    /// (`limits.connection_buffer` of the request being answered).
-    private var bufferLimit = 64 * 1024
-    /// Between sending a request and the end of its response.
-    private var inExchange = false
+    /// The rules: back-pressure and the timer's decisions (`UpstreamConnectionStateMachine`).
+    private var state: UpstreamConnectionStateMachine
     private var context: ChannelHandlerContext?
-    /// Set when the response-headers deadline passed (then the channel is closed).
-    private(set) var timedOut = false
-
-    private let idleTimeout: TimeAmount
-    /// The last byte read or request part written.
-    private var lastActivity = NIODeadline.now()
-    /// The response head is due by then; nil outside the wait for it.
-    private var responseDeadline: NIODeadline?
-    /// The longest the timer sleeps: a response deadline set after it was armed is never passed by
-    /// more than this (the last exchange's `response_headers`, so the same service never re-arms it).
-    private var maxSleep: TimeAmount
     private var timer: NIOScheduledCallback?
-    private var timerAt = NIODeadline.distantFuture
 
-    /// Parts beyond this many unread pause socket reads until the reader catches up (many small parts:
-    /// the byte bound covers large ones).
-    static let highWatermark = 16
+    static var highWatermark: Int { UpstreamConnectionStateMachine.highWatermark }
 
     struct IdleTimeout: Error {}
 
     init(idleTimeout: TimeAmount) {
-        self.idleTimeout = idleTimeout
-        self.maxSleep = idleTimeout
+        self.state = UpstreamConnectionStateMachine(idleTimeout: idleTimeout, now: .now())
     }
 
     /// Socket reads are paused until the reader catches up.
-    var isReadingPaused: Bool { readingPaused }
+    var isReadingPaused: Bool { state.readingPaused }
+    /// Set when the response-headers deadline passed (then the channel is closed).
+    var timedOut: Bool { state.timedOut }
 
     var hasBufferedHead: Bool {
         parts.buffer.contains { if case .head = $0 { return true } else { return false } }
@@ -63,44 +39,38 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     /// - Parameter bufferLimit: response bytes held for the reader before reading pauses.
     func beginExchange(bufferLimit: Int) {
-        timedOut = false
-        inExchange = true
-        relaying = false
-        self.bufferLimit = bufferLimit
+        state.beginExchange(bufferLimit: bufferLimit)
     }
 
     func endExchange() {
-        inExchange = false
-        relaying = false
+        state.endExchange()
         parts.removeAll()
     }
 
     /// A request part was written.
     func touch() {
-        lastActivity = .now()
+        state.wrote(now: now)
     }
+
+    /// The event loop's clock (an `EmbeddedEventLoop`'s in tests).
+    private var now: NIODeadline { context?.eventLoop.now ?? .now() }
 
     /// The request is sent: its response head is due within `timeout`.
     func expectResponse(within timeout: TimeAmount) {
-        let deadline = lastActivity + timeout
-        responseDeadline = deadline
-        maxSleep = min(idleTimeout, timeout)
-        if deadline < timerAt, let context { arm(context: context, at: deadline) }
+        perform(state.requestSent(responseWithin: timeout))
     }
 
     func responseArrived() {
-        responseDeadline = nil
-        relaying = true
+        state.responseArrived()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        lastActivity = .now()
-        arm(context: context, at: lastActivity + idleTimeout)
+        perform(state.started(now: context.eventLoop.now))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        cancelTimer(context: context)
+        cancelTimer()
         self.context = nil
     }
 
@@ -124,17 +94,12 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastActivity = .now()
-        // Half the connection's buffer is for the instance's side, half for the client's write buffer.
         let count = parts.deliver(unwrapInboundIn(data))
-        if count >= Self.highWatermark || parts.bufferedBytes >= bufferLimit / 2, !readingPaused {
-            readingPaused = true
-            _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
-        }
+        perform(state.read(now: context.eventLoop.now, bufferedParts: count, bufferedBytes: parts.bufferedBytes))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        cancelTimer(context: context)
+        cancelTimer()
         parts.finish()
         context.fireChannelInactive()
     }
@@ -144,52 +109,48 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         context.close(promise: nil)
     }
 
-    // MARK: Timer
+    // MARK: Actions and the timer
 
-    private func arm(context: ChannelHandlerContext, at deadline: NIODeadline) {
-        cancelTimer(context: context)
-        timerAt = deadline
-        timer = try? context.eventLoop.scheduleCallback(at: deadline, handler: self)
+    private func perform(_ action: UpstreamConnectionStateMachine.Action) {
+        guard let context else { return }
+        switch action {
+        case .none:
+            break
+        case .pauseReading:
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: false)
+        case .resumeReading:
+            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
+            context.read()
+        case .arm(let deadline):
+            timer?.cancel()
+            timer = try? context.eventLoop.scheduleCallback(at: deadline, handler: self)
+        case .closeTimedOut:
+            context.close(promise: nil)
+        case .closeIdle:
+            parts.fail(IdleTimeout())
+            context.close(promise: nil)
+        }
     }
 
-    private func cancelTimer(context: ChannelHandlerContext) {
+    private func cancelTimer() {
         timer?.cancel()
         timer = nil
-        timerAt = .distantFuture
+        state.stopped()
     }
 
     func handleScheduledCallback(eventLoop: some EventLoop) {
         timer = nil
-        timerAt = .distantFuture
-        guard let context, context.channel.isActive else { return }
-        let now = NIODeadline.now()
-        if let responseDeadline, now >= responseDeadline {
-            timedOut = true
-            context.close(promise: nil)
+        guard let context, context.channel.isActive else {
+            state.stopped()
             return
         }
-        var idleDeadline = lastActivity + idleTimeout
-        if now >= idleDeadline {
-            if inExchange, !parts.readerWaiting, relaying || !parts.buffer.isEmpty || readingPaused {
-                // A slow client, not a silent instance: nobody is waiting for the instance. Once the
-                // relaying task waits here again, the instance's silence counts.
-                idleDeadline = now + idleTimeout
-            } else {
-                parts.fail(IdleTimeout())
-                context.close(promise: nil)
-                return
-            }
-        }
-        arm(context: context, at: min(idleDeadline, responseDeadline ?? .distantFuture, now + maxSleep))
+        perform(state.timerFired(now: eventLoop.now, readerWaiting: parts.readerWaiting, buffered: !parts.buffer.isEmpty))
     }
 
     /// The next response part; nil once the connection closed cleanly with nothing left to read.
     func next() async throws -> HTTPClientResponsePart? {
         try await parts.next { [self] left in
-            guard readingPaused, left < Self.highWatermark / 2, parts.bufferedBytes < bufferLimit / 4, let context else { return }
-            readingPaused = false
-            _ = context.channel.setOption(ChannelOptions.autoRead, value: true)
-            context.read()
+            perform(state.readerTook(bufferedParts: left, bufferedBytes: parts.bufferedBytes))
         }
     }
 }
