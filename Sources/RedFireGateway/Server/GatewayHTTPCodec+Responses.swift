@@ -9,11 +9,10 @@ import NIOHTTPTypes
 extension GatewayHTTPCodec {
     /// `head`: the refused request's head when it was parsed (its method and target are logged).
     func refuse(_ error: GatewayError, requestID: String?, head: HTTPRequestHead? = nil, context: ChannelHandlerContext) {
-        inboundClosed = true
         let id = requestID ?? GatewayRequestID.generate()
         let refusal: WrittenRefusal = (error, id, ErrorEnvelope.body(error, requestID: id))
         if let accessLog {
-            let since = headSince ?? .now()
+            let since = state.headSince ?? now
             accessLog.record(AccessLogEntry(requestID: id, clientIP: context.channel.remoteAddress?.ipAddress,
                                             method: head.map { $0.method.rawValue } ?? "-",
                                             path: head.map { Self.loggedPath($0.uri) } ?? "-"),
@@ -21,7 +20,7 @@ extension GatewayHTTPCodec {
                              total: .nanoseconds(max(0, (NIODeadline.now() - since).nanoseconds)), bytesIn: 0,
                              bytesOut: refusal.body.readableBytes, errorCode: error.code)
         }
-        if pending == 0 { writeRefusal(refusal, context: context) } else { deferredRefusal = refusal }
+        perform(state.refused(refusal), context: context)
     }
 
     /// A refused target as the access log shows it: without the query (which may carry secrets), at
@@ -32,15 +31,14 @@ extension GatewayHTTPCodec {
         return String(Substring(utf8[..<end].prefix(256)))
     }
 
+    /// Writes a refusal after what was collected, then closes (the state machine decided it is due).
     func writeRefusal(_ refusal: WrittenRefusal, context: ChannelHandlerContext) {
-        guard !outboundClosed else { return }
         let (error, requestID, body) = refusal
         var buffer = takeOutbound(context: context, capacity: 256 + body.readableBytes)
         HTTP1ResponseWriter.writeComplete(status: error.status, fields: [
             ("Content-Type", ErrorEnvelope.contentType), ("X-Request-ID", requestID), ("Cache-Control", "no-store"), ("Connection", "close"),
         ], body: body, to: &buffer)
         outbound = buffer
-        outboundClosed = true
         closeWhenWritten(context: context, promise: nil)
     }
 
@@ -60,20 +58,15 @@ extension GatewayHTTPCodec {
     /// connection, and a client still uploading would lose the 413 or 400 it was sent.
     func lingerThenClose(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
+        state.timerStopped()
         context.close(mode: .output, promise: nil)
-        timerAt = .now() + Self.linger
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.linger) {
+        lingerTask = context.eventLoop.assumeIsolated().scheduleTask(in: Self.linger) {
             context.close(promise: nil)
         }
     }
 
     static let linger: TimeAmount = .seconds(2)
-
-    func close(context: ChannelHandlerContext) {
-        inboundClosed = true
-        outboundClosed = true
-        context.close(promise: nil)
-    }
 
     // MARK: Outbound
 
@@ -82,7 +75,7 @@ extension GatewayHTTPCodec {
     static let coalesceLimit = 8 * 1024
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard !outboundClosed else {
+        guard !state.outboundClosed else {
             // A response after the connection decided to close (e.g. the server's own answer to a parse
             // error it saw after ours): dropped.
             promise?.succeed(())
@@ -91,17 +84,15 @@ extension GatewayHTTPCodec {
         switch unwrapOutboundIn(data) {
         case .head(let response):
             let final = response.status.kind != .informational
-            let request = pendingRequests.first ?? HTTP1ResponseWriter.Request(http10: false, head: false)
-            if !final, request.http10 {
-                // An HTTP/1.0 client gets no interim response (`100 Continue` included).
+            let decision = state.responseHead(final: final, isContinue: response.status == .continue, now: context.eventLoop.now)
+            // An HTTP/1.0 client gets no interim response (`100 Continue` included).
+            if decision.drop {
                 promise?.succeed(())
                 return
             }
-            // The client starts sending its body now: its pause so far was the gateway's.
-            if response.status == .continue, bodySince != nil { bodySince = .now() }
             var buffer = takeOutbound(context: context, capacity: 512)
-            let head = responseWriter.writeHead(response, answering: request, close: final && closeAfterResponse, to: &buffer)
-            if final, head.closes { closeAfterResponse = true }
+            let head = responseWriter.writeHead(response, answering: decision.request, close: decision.close, to: &buffer)
+            if final, head.closes { state.responseCloses() }
             collect(buffer, context: context, promise: promise)
         case .body(let body):
             var buffer = takeOutbound(context: context, capacity: 0)
@@ -122,23 +113,19 @@ extension GatewayHTTPCodec {
                 outbound = suffix.readableBytes > 0 ? suffix : nil
             }
         case .end(let trailers):
-            pending -= 1
-            if !pendingRequests.isEmpty { pendingRequests.removeFirst() }
             var buffer = takeOutbound(context: context, capacity: 8)
             responseWriter.writeEnd(trailers: trailers, to: &buffer)
             outbound = buffer
-            if pending == 0, let refusal = deferredRefusal {
-                deferredRefusal = nil
+            switch state.responseEnd(now: context.eventLoop.now) {
+            case .writeRefusal(let refusal):
                 writeOutbound(context: context, promise: promise)
                 writeRefusal(refusal, context: context)
-            } else if pending == 0, closeAfterResponse {
-                outboundClosed = true
-                inboundClosed = true
+            case .closeWhenWritten:
                 closeWhenWritten(context: context, promise: promise)
-            } else {
+            case .keepOpen(let action):
                 // Written now (not at the flush): the promise completes in order with the bytes.
                 writeOutbound(context: context, promise: promise)
-                if pending == 0 { becameIdle(context: context) }
+                perform(action, context: context)
             }
         }
     }

@@ -1,0 +1,245 @@
+import HTTPTypes
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOHTTPTypes
+import Testing
+
+@testable import RedFireGateway
+
+/// The client connection's rules: as a value (every transition, instants chosen by the test) and through
+/// `EmbeddedChannel` with NIO's parser and the codec (the event loop's virtual clock: time advanced,
+/// never slept) — timeouts, pipelining, early responses, lingering close, 1xx, HEAD, HTTP/1.0, body drain.
+@Suite struct HTTP1ServerConnectionTests {
+    typealias Machine = HTTP1ServerConnectionStateMachine<String>
+    static let t0 = NIODeadline.uptimeNanoseconds(5_000_000_000)
+    static let timeouts = Machine.Timeouts(header: .seconds(10), idle: .seconds(60), body: .seconds(30), minBodyRate: 0)
+    static let get11 = HTTP1ResponseWriter.Request(http10: false, head: false)
+
+    func started() -> Machine {
+        var m = Machine(timeouts: Self.timeouts)
+        guard case .arm(let at) = m.started(now: Self.t0) else { Issue.record("no timer"); return m }
+        #expect(at == Self.t0 + .seconds(10), "the first header section is timed from the connection's start")
+        return m
+    }
+
+    // MARK: The value
+
+    @Test func aKeepAliveExchangeGoesIdleAndIsTimedAgain() {
+        var m = started()
+        #expect(isNone(m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)))
+        m.requestEnd()
+        let head = m.responseHead(final: true, isContinue: false, now: Self.t0)
+        #expect(!head.drop && !head.close)
+        // The timer armed at the start still runs: nothing new to arm.
+        guard case .keepOpen(let action) = m.responseEnd(now: Self.t0 + .seconds(1)) else { Issue.record("closed"); return }
+        #expect(isNone(action))
+        #expect(m.idleSince == Self.t0 + .seconds(1) && m.headSince == nil)
+        // Idle 60 s: the timer looks no later than a header timeout, in case bytes start a head.
+        #expect(arm(m.timerFired(now: Self.t0 + .seconds(10))) == Self.t0 + .seconds(20))
+        #expect(isClose(m.timerFired(now: Self.t0 + .seconds(61))))
+    }
+
+    @Test func aSlowHeaderSectionIs408OnlyWhenBytesCame() {
+        var silent = started()
+        #expect(isClose(silent.timerFired(now: Self.t0 + .seconds(10))), "connected and said nothing: closed without a word")
+        var slow = started()
+        slow.bytesArrived(now: Self.t0 + .seconds(1))
+        guard case .refuse(let error) = slow.timerFired(now: Self.t0 + .seconds(10)) else { Issue.record("not refused"); return }
+        #expect(error == .requestTimeout)
+        guard case .writeRefusal(let written) = slow.refused("408") else { Issue.record("not written"); return }
+        #expect(written == "408" && slow.inboundClosed && slow.outboundClosed)
+    }
+
+    @Test func aRefusalWaitsBehindPipelinedResponses() {
+        var m = started()
+        _ = m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
+        m.requestEnd()
+        _ = m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
+        m.requestEnd()
+        #expect(isNone(m.refused("400")), "two responses are owed first")
+        _ = m.responseHead(final: true, isContinue: false, now: Self.t0)
+        guard case .keepOpen = m.responseEnd(now: Self.t0) else { Issue.record("first"); return }
+        _ = m.responseHead(final: true, isContinue: false, now: Self.t0)
+        guard case .writeRefusal(let refusal) = m.responseEnd(now: Self.t0) else { Issue.record("refusal not written after the second"); return }
+        #expect(refusal == "400" && m.outboundClosed)
+    }
+
+    @Test func closingAfterAResponseTheClientOrTheServerAskedFor() {
+        var close = started()
+        _ = close.requestHead(Self.get11, keepAlive: false, upgrade: false, declaresBody: false, now: Self.t0)
+        #expect(close.responseHead(final: true, isContinue: false, now: Self.t0).close, "the head says Connection: close")
+        guard case .closeWhenWritten = close.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
+        var upgrade = started()
+        _ = upgrade.requestHead(Self.get11, keepAlive: true, upgrade: true, declaresBody: false, now: Self.t0)
+        guard case .closeWhenWritten = upgrade.responseEnd(now: Self.t0) else { Issue.record("an upgrade request's connection kept"); return }
+        var quiesced = started()
+        _ = quiesced.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
+        #expect(isNone(quiesced.quiesce()), "busy: after the response")
+        guard case .closeWhenWritten = quiesced.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
+        var idle = started()
+        #expect(isClose(idle.quiesce()), "idle: at once")
+    }
+
+    @Test func theClientsFINClosesAnIdleConnectionNowABusyOneAfterItsResponse() {
+        var idle = started()
+        #expect(isClose(idle.peerClosedInput()))
+        var busy = started()
+        _ = busy.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
+        #expect(isNone(busy.peerClosedInput()) && busy.inboundClosed)
+        guard case .closeWhenWritten = busy.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
+    }
+
+    @Test func http10GetsNoInterimResponse() {
+        var m = started()
+        _ = m.requestHead(.init(http10: true, head: false), keepAlive: true, upgrade: false, declaresBody: true, now: Self.t0)
+        #expect(m.responseHead(final: false, isContinue: true, now: Self.t0).drop)
+        #expect(!m.responseHead(final: true, isContinue: false, now: Self.t0).drop)
+    }
+
+    @Test func aPausedBodyTimesOutButNotWhileTheGatewayHoldsReadsOff() {
+        var m = started()
+        #expect(isNone(m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: true, now: Self.t0)),
+                "the running timer (10 s) fires before the body check (30 s) is due: it stays")
+        m.bodyPart(bytes: 100, now: Self.t0 + .seconds(5))
+        #expect(arm(m.timerFired(now: Self.t0 + .seconds(10))) == Self.t0 + .seconds(35), "the pause counts from the last part")
+        // The gateway holds reads off (back-pressure): not the client's pause.
+        m.readCompleted(now: Self.t0 + .seconds(11))
+        #expect(arm(m.timerFired(now: Self.t0 + .seconds(35))) == Self.t0 + .seconds(65))
+        m.readRequested(now: Self.t0 + .seconds(40))
+        #expect(arm(m.timerFired(now: Self.t0 + .seconds(65))) == Self.t0 + .seconds(70))
+        guard case .bodyTimedOut = m.timerFired(now: Self.t0 + .seconds(70)) else { Issue.record("not timed out"); return }
+        #expect(m.inboundClosed && m.closeAfterResponse && !m.readingBody)
+    }
+
+    @Test func aBodyTooSlowOnAverageTimesOut() {
+        var timeouts = Self.timeouts
+        timeouts.minBodyRate = 100
+        var m = Machine(timeouts: timeouts)
+        _ = m.started(now: Self.t0)
+        _ = m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: true, now: Self.t0)
+        for second in 1...12 { m.bodyPart(bytes: 10, now: Self.t0 + .seconds(Int64(second))) }
+        guard case .bodyTimedOut = m.timerFired(now: Self.t0 + .seconds(12)) else { Issue.record("10 B/s passed a 100 B/s floor"); return }
+    }
+
+    @Test func aBrokenBodyFailsItsReaderOrClosesWhenAnswered() {
+        var m = started()
+        _ = m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: true, now: Self.t0)
+        guard case .failBody = m.bodyBroken() else { Issue.record("reader not failed"); return }
+        guard case .closeWhenWritten = m.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
+    }
+
+    // MARK: Through EmbeddedChannel
+
+    /// What the codec passes on.
+    final class Parts: ChannelInboundHandler {
+        typealias InboundIn = HTTPRequestPart
+        var received: [HTTPRequestPart] = []
+        var errors: [any Error] = []
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { received.append(unwrapInboundIn(data)) }
+        func errorCaught(context: ChannelHandlerContext, error: any Error) { errors.append(error) }
+    }
+
+    func channel(header: TimeAmount = .seconds(10), body: TimeAmount = .seconds(30)) throws -> (EmbeddedChannel, EmbeddedEventLoop, Parts) {
+        var config = GatewayConfig()
+        config.limits.headerTimeout = .nanoseconds(header.nanoseconds)
+        config.limits.bodyTimeout = .nanoseconds(body.nanoseconds)
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let parts = Parts()
+        let codec = GatewayHTTPCodec(settings: ConnectionSettings(config: config), connections: ConnectionCount())
+        // As `GatewayHTTPServer` builds it: the first-byte observer, llhttp, the codec.
+        try channel.pipeline.syncOperations.addHandler(FirstByteObserver(codec: codec))
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try channel.pipeline.syncOperations.addHandler(codec)
+        try channel.pipeline.syncOperations.addHandler(parts)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, loop, parts)
+    }
+
+    func output(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    /// As the request loop writes a buffered response: head and body without a flush, the end flushed.
+    func respond(_ channel: EmbeddedChannel, _ response: HTTPResponse, body: String? = nil) throws {
+        channel.write(HTTPResponsePart.head(response), promise: nil)
+        if let body { channel.write(HTTPResponsePart.body(ByteBuffer(string: body)), promise: nil) }
+        channel.writeAndFlush(HTTPResponsePart.end(nil), promise: nil)
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrderEachInOneWrite() throws {
+        let (channel, _, parts) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(parts.received.count == 4, "two heads and two ends")
+        try respond(channel, HTTPResponse(status: .ok, headerFields: [.contentLength: "1"]), body: "a")
+        #expect(try channel.readOutbound(as: ByteBuffer.self).map { String(buffer: $0) } == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na")
+        try respond(channel, HTTPResponse(status: .ok), body: "bb")
+        #expect(try output(channel) == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nbb\r\n0\r\n\r\n")
+        #expect(channel.isActive)
+    }
+
+    @Test func aMalformedRequestAfterAPipelinedOneIsRefusedAfterItsResponse() throws {
+        let (channel, loop, _) = try channel()
+        _ = try? channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"))
+        #expect(try output(channel).isEmpty, "the refusal waits")
+        try respond(channel, HTTPResponse(status: .ok, headerFields: [.contentLength: "1"]), body: "a")
+        let text = try output(channel)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 400 Bad Request\r\n"), "\(text)")
+        #expect(text.contains("Connection: close") && text.contains("\"malformed_request\""))
+        // Lingering close: output shut at once, the connection closed after the linger.
+        loop.advanceTime(by: GatewayHTTPCodec.linger)
+        #expect(!channel.isActive)
+    }
+
+    @Test func aSlowHeaderSectionGets408AndASilentOneIsClosed() throws {
+        let (slow, slowLoop, _) = try channel(header: .seconds(5))
+        try slow.writeInbound(ByteBuffer(string: "GET /a HTT"))
+        slowLoop.advanceTime(by: .seconds(4))
+        #expect(try output(slow).isEmpty)
+        slowLoop.advanceTime(by: .seconds(1))
+        let refused = try output(slow)
+        #expect(refused.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"), "\(refused)")
+        let (silent, silentLoop, _) = try channel(header: .seconds(5))
+        silentLoop.advanceTime(by: .seconds(5))
+        #expect(!silent.isActive)
+        #expect(try output(silent).isEmpty, "nothing to answer")
+    }
+
+    @Test func headAndHTTP10AreAnsweredAsTheyMustBe() throws {
+        let (channel, _, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+        try respond(channel, HTTPResponse(status: .ok, headerFields: [.contentLength: "5"]), body: "hello")
+        #expect(try output(channel) == "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        try channel.writeInbound(ByteBuffer(string: "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"))
+        channel.writeAndFlush(HTTPResponsePart.head(HTTPResponse(status: .continue)), promise: nil)
+        try respond(channel, HTTPResponse(status: .ok), body: "abc")
+        #expect(try output(channel) == "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nabc", "no 100, no chunks: the body ends with the connection")
+    }
+
+    @Test func aPausedBodyFailsItsReaderAfterTheBodyTimeout() throws {
+        let (channel, loop, parts) = try channel(body: .seconds(3))
+        try channel.writeInbound(ByteBuffer(string: "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"))
+        channel.pipeline.read()
+        loop.advanceTime(by: .seconds(2))
+        #expect(parts.errors.isEmpty)
+        loop.advanceTime(by: .seconds(1))
+        #expect(parts.errors.contains { $0 is RequestBodyTimeout })
+    }
+
+    @Test func theClientsFINClosesAnIdleConnection() throws {
+        let (channel, _, _) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"))
+        try respond(channel, HTTPResponse(status: .noContent))
+        #expect(try output(channel) == "HTTP/1.1 204 No Content\r\n\r\n")
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(!channel.isActive)
+    }
+
+    // Helpers: actions compared by shape (the refusal type is generic).
+    func isNone(_ action: Machine.Action) -> Bool { if case .none = action { true } else { false } }
+    func isClose(_ action: Machine.Action) -> Bool { if case .close = action { true } else { false } }
+    func arm(_ action: Machine.Action) -> NIODeadline? { if case .arm(let at) = action { at } else { nil } }
+}
