@@ -90,12 +90,18 @@ import Testing
 
     // MARK: Through EmbeddedChannel (the event loop's virtual clock)
 
-    @Test func throughAChannelALateHeadClosesItAndEndsTheRead() async throws {
+    /// A connected channel with the handler, on an embedded loop whose clock the test advances.
+    func connected(idleTimeout: TimeAmount) async throws -> (EmbeddedChannel, EmbeddedEventLoop, UpstreamConnectionHandler) {
         let loop = EmbeddedEventLoop()
         let channel = EmbeddedChannel(loop: loop)
-        let handler = UpstreamConnectionHandler(idleTimeout: .seconds(60))
+        let handler = UpstreamConnectionHandler(idleTimeout: idleTimeout)
         try channel.pipeline.syncOperations.addHandler(handler)
         try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        return (channel, loop, handler)
+    }
+
+    @Test func throughAChannelALateHeadClosesItAndEndsTheRead() async throws {
+        let (channel, loop, handler) = try await connected(idleTimeout: .seconds(60))
         handler.beginExchange(bufferLimit: 64 * 1024)
         handler.touch()
         handler.expectResponse(within: .seconds(2))
@@ -109,11 +115,7 @@ import Testing
     }
 
     @Test func throughAChannelAnIdleConnectionClosesAfterItsTimeout() async throws {
-        let loop = EmbeddedEventLoop()
-        let channel = EmbeddedChannel(loop: loop)
-        let handler = UpstreamConnectionHandler(idleTimeout: .seconds(5))
-        try channel.pipeline.syncOperations.addHandler(handler)
-        try await channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).get()
+        let (channel, loop, handler) = try await connected(idleTimeout: .seconds(5))
         loop.advanceTime(by: .seconds(3))
         try channel.writeInbound(HTTPClientResponsePart.end(nil))  // activity: the deadline moves
         loop.advanceTime(by: .seconds(3))

@@ -44,12 +44,12 @@ final class UpstreamConnection: @unchecked Sendable {
         HTTP1RequestWriter.writeHead(method: request.method, target: request.target, authority: request.authority,
                                      fields: request.headers, framing: framing, to: &requestHead)
         handler.beginExchange(bufferLimit: request.bufferLimit)
-        // The response decoder learns the method; the bytes go out as written.
+        // The response decoder learns the method; the bytes go out as written (a bodiless request whole).
         channel.write(HTTP1RequestWriter.announcement(request.method), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(requestHead)), promise: nil)
+        handler.touch()
         var requestComplete = true
         if let body = request.body {
-            channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(requestHead)), promise: nil)
-            handler.touch()
             do {
                 for try await chunk in body.stream {
                     var bytes = chunk
@@ -79,10 +79,6 @@ final class UpstreamConnection: @unchecked Sendable {
                 HTTP1RequestWriter.writeLastChunk(to: &last)
                 channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(last)), promise: nil)
             }
-        } else {
-            // The whole request in one write.
-            channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(requestHead)), promise: nil)
-            handler.touch()
         }
 
         // `response_headers` counts from the end of the request.
