@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import NIOHTTP1
 
 /// Entry points for the micro-benchmarks in `Benchmarks/` (a separate package, so that `swift build`
 /// and `swift test` never build the benchmark dependency). Not part of the gateway's API.
@@ -57,7 +58,7 @@ import HTTPTypes
 
     /// The header rewriting of a response on its way to the client.
     public static func downstreamHeaders(_ fields: HTTPFields) -> HTTPFields {
-        HeaderPolicy.downstreamHeaders(fields, requestID: "0123456789abcdef0123456789abcdef")
+        HeaderPolicy.downstreamHeaders(HTTPHeaders(fields: fields), requestID: "0123456789abcdef0123456789abcdef")
     }
 
     /// Request-target normalization as the request path does it; returns the normalized path.

@@ -56,7 +56,7 @@ final class HTTPClientTransport: UpstreamTransport {
         } catch {
             throw UpstreamFailure(classifying: error)
         }
-        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headers: HTTPFields(nioHeaders: response.headers),
+        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code)), headers: response.headers,
                                 body: .stream(response.body))
     }
 

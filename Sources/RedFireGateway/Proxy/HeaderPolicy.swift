@@ -25,12 +25,15 @@ enum HeaderPolicy {
     /// The names a `Connection` field lists: hop-by-hop for this message (RFC 9110 §7.6.1).
     static func connectionListed(_ fields: HTTPFields) -> [HTTPField.Name] {
         var listed: [HTTPField.Name] = []
-        for field in fields where field.name == .connection {
-            for token in field.value.split(separator: ",") {
-                if let name = HTTPField.Name(String(token.trimmingASCIISpaces())) { listed.append(name) }
-            }
-        }
+        for field in fields where field.name == .connection { appendConnectionTokens(field.value, to: &listed) }
         return listed
+    }
+
+    /// The field names one `Connection` value lists.
+    static func appendConnectionTokens(_ value: String, to listed: inout [HTTPField.Name]) {
+        for token in value.split(separator: ",") {
+            if let name = HTTPField.Name(String(token.trimmingASCIISpaces())) { listed.append(name) }
+        }
     }
 
     /// Headers for the upstream request: the client's, without hop-by-hop fields and without any
@@ -121,18 +124,20 @@ enum HeaderPolicy {
     /// `X-Request-ID` and — unless the route leaves CORS to the service — its `Access-Control-*` fields
     /// (the gateway owns CORS: a service reflecting any origin must not open the API to it), plus the
     /// request's ID and `extra` (rate-limit fields), which replace any field of the same name. Built in
-    /// one pass, with room for the `Date` the connection adds when missing.
-    static func downstreamHeaders(_ upstreamFields: HTTPFields, requestID: String, extra: HTTPFields = [:], keepCORS: Bool = false) -> HTTPFields {
-        let listed = connectionListed(upstreamFields)
+    /// one pass from the list NIO's parser produced (converted to HTTP fields here, once), with room for
+    /// the `Date` the connection adds when missing. A name HTTP types refuse is dropped.
+    static func downstreamHeaders(_ upstream: HTTPHeaders, requestID: String, extra: HTTPFields = [:], keepCORS: Bool = false) -> HTTPFields {
+        var listed: [HTTPField.Name] = []
+        for (name, value) in upstream where ASCII.equalsIgnoringCase(name, "connection") { appendConnectionTokens(value, to: &listed) }
         var fields = HTTPFields()
-        fields.reserveCapacity(upstreamFields.count + extra.count + 2)
-        for field in upstreamFields {
-            let name = field.name
+        fields.reserveCapacity(upstream.count + extra.count + 2)
+        for (rawName, value) in upstream {
+            guard let name = HTTPField.Name(rawName) else { continue }
             if isHopByHop(name) || name == .server || name == .requestID { continue }
             if !keepCORS, isCORS(name) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             if !extra.isEmpty, extra.contains(name) { continue }
-            fields.append(field)
+            fields.append(HTTPField(name: name, value: value))
         }
         fields.append(HTTPField(name: .requestID, value: requestID))
         fields.append(contentsOf: extra)

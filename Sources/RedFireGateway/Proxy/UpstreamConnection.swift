@@ -104,16 +104,15 @@ final class UpstreamConnection: @unchecked Sendable {
             channel.close(promise: nil)
             throw ExchangeFailure(failure: .connectionFailed, responseStarted: true)
         }
-        let fields = HTTPFields(nioHeaders: head.headers)
         let reusable = requestComplete && head.isKeepAlive
         let status = HTTPResponse.Status(code: Int(head.status.code))
         if let complete = handler.takeCompleteBody() {
             handler.endExchange()
             if reusable { pool.release(self, key: key) } else { channel.close(promise: nil) }
-            return UpstreamResponse(status: status, headers: fields, body: .complete(complete))
+            return UpstreamResponse(status: status, headers: head.headers, body: .complete(complete))
         }
         let body = UpstreamResponseStream(connection: self, pool: pool, key: key, reusable: reusable)
-        return UpstreamResponse(status: status, headers: fields, body: .stream(body))
+        return UpstreamResponse(status: status, headers: head.headers, body: .stream(body))
     }
 }
 

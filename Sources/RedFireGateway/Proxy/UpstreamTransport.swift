@@ -1,4 +1,5 @@
 import HTTPTypes
+import NIOHTTP1
 import NIOCore
 
 /// A request ready to go to one instance.
@@ -27,9 +28,10 @@ struct UpstreamRequestBody: Sendable {
 }
 
 /// An instance's response; `body` streams and must be consumed or dropped (dropping aborts it).
+/// `headers` are as NIO's parser produced them: the header policy converts them once, while filtering.
 struct UpstreamResponse: Sendable {
     var status: HTTPResponse.Status
-    var headers: HTTPFields
+    var headers: HTTPHeaders
     var body: UpstreamBody
 }
 
