@@ -24,6 +24,21 @@ struct ClusterMembershipTests {
         return config
     }
 
+    /// Node C as a real process (to be killed with SIGKILL: no chance to say goodbye), heartbeating every
+    /// 200 ms with a 2 s timeout; `extra` adds `cluster` keys. Returns once it listens.
+    static func processNode(store: PostgresURL, instance: DemoInstance, extra: String = "") async throws -> GatewayProcess {
+        let path = try CommandLineTests.writeConfig("""
+            listen: "127.0.0.1:0"
+            services: {user_trading: {instances: [{url: "http://127.0.0.1:\(instance.port)"}]}}
+            routes: [{prefix: /api/v1/trading, service: user_trading}]
+            cluster: {store: "postgres://\(store.user)@\(store.host):\(store.port)/\(store.database)", node_name: node-c,
+                      heartbeat_interval: 200ms, node_timeout: 2s\(extra)}
+            """)
+        let node = try GatewayProcess(["serve", "--config", path])
+        _ = try await node.listeningPort()
+        return node
+    }
+
     static func names(_ view: [String: Any], _ key: String = "nodes") -> [String] {
         ((view[key] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
     }
@@ -34,15 +49,7 @@ struct ClusterMembershipTests {
     @Test func housekeepingFallsToANodeAliveWhenTheOneDoingItIsKilled() async throws {
         let store = try await TestPostgres.database()
         let instances = try await startInstances(.userTrading, count: 1, prefix: "housekeeping")
-        let path = try CommandLineTests.writeConfig("""
-            listen: "127.0.0.1:0"
-            services: {user_trading: {instances: [{url: "http://127.0.0.1:\(instances[0].port)"}]}}
-            routes: [{prefix: /api/v1/trading, service: user_trading}]
-            cluster: {store: "postgres://\(store.user)@\(store.host):\(store.port)/\(store.database)", node_name: node-c,
-                      heartbeat_interval: 200ms, node_timeout: 2s, housekeeping_interval: 1s}
-            """)
-        let c = try GatewayProcess(["serve", "--config", path])
-        _ = try await c.listeningPort()
+        let c = try await Self.processNode(store: store, instance: instances[0], extra: ", housekeeping_interval: 1s")
         func lastRun() throws -> (node: String, at: Double)? {
             let row = try TestPostgres.psql(store, "SELECT node, extract(epoch FROM at) FROM redfire.housekeeping")
                 .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|")
@@ -94,16 +101,8 @@ struct ClusterMembershipTests {
         let a = try await GatewayHarness.start(config("node-a"))
         let b = try await GatewayHarness.start(config("node-b"))
         await waitUntil("A and B reached the store") { a.control.cluster?.isReachable == true && b.control.cluster?.isReachable == true }
-        // A third node as a real process, to be killed with SIGKILL (no chance to say goodbye).
-        let path = try CommandLineTests.writeConfig("""
-            listen: "127.0.0.1:0"
-            services: {user_trading: {instances: [{url: "http://127.0.0.1:\(instances[0].port)"}]}}
-            routes: [{prefix: /api/v1/trading, service: user_trading}]
-            cluster: {store: "postgres://\(store.user)@\(store.host):\(store.port)/\(store.database)", node_name: node-c,
-                      heartbeat_interval: 200ms, node_timeout: 2s}
-            """)
-        let c = try GatewayProcess(["serve", "--config", path])
-        _ = try await c.listeningPort()
+        // A third node as a real process, to be killed with SIGKILL.
+        let c = try await Self.processNode(store: store, instance: instances[0])
 
         let all = await waitUntil("A and B list three nodes") {
             let onA = try? await Self.names(Self.clusterView(a))

@@ -58,13 +58,22 @@ struct ClusterRateLimitTests {
         return (statuses, ContinuousClock.now - start)
     }
 
-    @Test func exactNeverAdmitsMoreThanTheLimitAcrossNodes() async throws {
+    /// Three nodes on a new store, one key hammered through them at a `scope` policy of `limit`/s for
+    /// `seconds` (the environment may change both).
+    static func measure(_ scope: RateLimitScope, limit suiteDefault: Int, prefix: String, clients: Int = 6) async throws
+        -> (store: PostgresURL, nodes: [GatewayHarness], policy: RateLimitPolicy, statuses: [Int: Int], elapsed: Duration) {
         let store = try await TestPostgres.database()
-        let instances = try await startInstances(.userTrading, count: 1, prefix: "exact")
-        let limit = Self.limit(40)
-        let policy = RateLimitPolicy(name: "route", count: limit, period: .seconds(1), burst: limit, scope: .exact)
-        let nodes = try await Self.nodes(store, instances, policy: policy)
-        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(Self.seconds))
+        let instances = try await startInstances(.userTrading, count: 1, prefix: prefix)
+        let limit = limit(suiteDefault)
+        let policy = RateLimitPolicy(name: "route", count: limit, period: .seconds(1), burst: limit, scope: scope)
+        let nodes = try await nodes(store, instances, policy: policy)
+        let (statuses, elapsed) = await hammer(nodes, for: .seconds(seconds), clients: clients)
+        return (store, nodes, policy, statuses, elapsed)
+    }
+
+    @Test func exactNeverAdmitsMoreThanTheLimitAcrossNodes() async throws {
+        let (store, nodes, policy, statuses, elapsed) = try await Self.measure(.exact, limit: 40, prefix: "exact")
+        let limit = policy.count
         let admitted = statuses[200, default: 0]
         let windows = try TestPostgres.psql(store, "SELECT count(*), coalesce(max(count), 0), coalesce(sum(count), 0) FROM redfire.rate_windows")
             .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
@@ -82,12 +91,8 @@ struct ClusterRateLimitTests {
     }
 
     @Test func splitGivesEachNodeItsShareAndTheClusterTheLimit() async throws {
-        let store = try await TestPostgres.database()
-        let instances = try await startInstances(.userTrading, count: 1, prefix: "split")
-        let limit = Self.limit(30)
-        let policy = RateLimitPolicy(name: "route", count: limit, period: .seconds(1), burst: limit, scope: .split)
-        let nodes = try await Self.nodes(store, instances, policy: policy)
-        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(Self.seconds), clients: 9)
+        let (_, nodes, policy, statuses, elapsed) = try await Self.measure(.split, limit: 30, prefix: "split", clients: 9)
+        let limit = policy.count
         let admitted = Double(statuses[200, default: 0])
         // Each node: its burst share (limit/3) at once, then its rate share (limit/3 per second).
         let expected = Double(limit) + Double(limit) * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
@@ -102,7 +107,7 @@ struct ClusterRateLimitTests {
             #expect(admitted >= expected * 0.8, "admitted \(admitted), expected \(expected)")
         }
         let reply = try await nodes[0].send("/api/v1/trading/orders")
-        if reply.status == 429 { #expect(reply.headers.first(name: "RateLimit-Policy")?.contains("q=\(limit / 3)") == true, "\(reply.headers)") }
+        if reply.status == 429 { #expect(reply.headers.first(name: "RateLimit-Policy")?.contains("q=\(policy.split(among: 3).count)") == true, "\(reply.headers)") }
     }
 
     @Test func exactWithoutItsStoreRefusesOrSplitsAsConfigured() async throws {
@@ -123,12 +128,8 @@ struct ClusterRateLimitTests {
     }
 
     @Test func syncStaysWithinItsBoundAcrossNodes() async throws {
-        let store = try await TestPostgres.database()
-        let instances = try await startInstances(.userTrading, count: 1, prefix: "sync")
-        let limit = Self.limit(100)
-        let policy = RateLimitPolicy(name: "route", count: limit, period: .seconds(1), burst: limit, scope: .sync)
-        let nodes = try await Self.nodes(store, instances, policy: policy)
-        let (statuses, elapsed) = await Self.hammer(nodes, for: .seconds(Self.seconds), clients: 9)
+        let (store, nodes, policy, statuses, elapsed) = try await Self.measure(.sync, limit: 100, prefix: "sync", clients: 9)
+        let limit = policy.count
         // Every node has written what it admitted after two more syncs.
         try await Task.sleep(for: .milliseconds(600))
         let perWindow = try TestPostgres.psql(store, "SELECT sum(count) FROM redfire.rate_sync GROUP BY window_start ORDER BY window_start")

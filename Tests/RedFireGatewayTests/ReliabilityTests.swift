@@ -273,7 +273,7 @@ struct ReliabilityTests {
         #expect(large.isReadingPaused, "32 KiB buffered: reading pauses")
 
         let (other, small) = try handler()
-        for _ in 0..<(UpstreamConnectionHandler.highWatermark - 1) { try other.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0, count: 100))) }
+        for _ in 0..<(UpstreamConnectionStateMachine.highWatermark - 1) { try other.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0, count: 100))) }
         #expect(!small.isReadingPaused)
         try other.writeInbound(HTTPClientResponsePart.body(ByteBuffer(repeating: 0, count: 100)))
         #expect(small.isReadingPaused, "many small parts pause too")

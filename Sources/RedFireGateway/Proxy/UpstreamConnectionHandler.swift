@@ -20,8 +20,6 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var context: ChannelHandlerContext?
     private var timer: NIOScheduledCallback?
 
-    static var highWatermark: Int { UpstreamConnectionStateMachine.highWatermark }
-
     struct IdleTimeout: Error {}
 
     init(idleTimeout: TimeAmount) {
