@@ -120,7 +120,11 @@ struct ConsoleEndToEndTests {
         let services = ["user_trading", "vnpy_core", "strategy_data", "gateway_adapter", "monitor"]
         guard try await waitFor("all five services on screen", {
             let screen = tmux.capture()
-            return services.allSatisfy { screen.contains($0) } && screen.contains("healthy") && Self.listeningPort(screen) != nil
+            // Both user_trading instances verified (the drain below counts the healthy ones it leaves).
+            let bothHealthy = ["user_trading-1", "user_trading-2"].allSatisfy { id in
+                screen.split(separator: "\n").contains { $0.contains(id) && $0.contains("healthy") }
+            }
+            return services.allSatisfy { screen.contains($0) } && bothHealthy && Self.listeningPort(screen) != nil
         }), let port = Self.listeningPort(tmux.capture()) else {
             Issue.record("screen:\n\(tmux.capture())")
             return
