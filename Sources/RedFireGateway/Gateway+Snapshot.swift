@@ -41,7 +41,7 @@ extension Gateway {
                                            latency: window.latency, instances: instances)
         }
         let outcomes = control.reloadOutcomes.withLock { $0 }
-        return GatewaySnapshot(
+        var snapshot = GatewaySnapshot(
             takenAt: Date(), uptime: now - startedAt, generation: state.generation, configVersion: 1 + outcomes.succeeded,
             listen: "\(state.config.listen.host):\(boundPort ?? state.config.listen.port)", windowSeconds: windowSeconds,
             gateway: figures(registry.telemetry.gatewayWindow(seconds: windowSeconds, state: state, now: second)),
@@ -53,5 +53,14 @@ extension Gateway {
                 GatewaySnapshot.Cluster(node: store.nodeName, nodesAlive: (control.membership?.nodes ?? []).filter(\.alive).map(\.name),
                                         storeUnreachableSince: store.isKnownUnreachable ? store.unreachableSince : nil)
             })
+        snapshot.listeners = listeners.map { listener in
+            let soonest = listener.tls?.current.certificates.min { $0.notValidAfter < $1.notValidAfter }
+            return GatewaySnapshot.Listener(
+                url: listener.url, open: listener.open.open, tls13: listener.openTLS13.open, tls12: listener.openTLS12.open,
+                tls: listener.tls != nil, redirectsToHTTPS: listener.config.redirectHTTPSPort != nil,
+                soonestCertificate: soonest.map { $0.names.first ?? $0.path },
+                certificateDaysLeft: soonest.map { Int(($0.notValidAfter.timeIntervalSinceNow / 86_400).rounded(.down)) })
+        }
+        return snapshot
     }
 }

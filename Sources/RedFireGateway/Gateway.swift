@@ -29,11 +29,14 @@ public final class Gateway: Service {
     /// The access log, once running (its drop count is telemetry).
     package var accessLog: AccessLog? { accessLogState.withLock { $0 } }
     private let port: ManagedAtomic<Int>
+    /// Every listener, the primary one first.
+    package let listeners: [ListenerRuntime]
 
     /// - Parameters:
     ///   - configPath: the file `config` came from; enables reload (admin API and SIGHUP).
     ///   - events: where events go; pass one to share it with a log handler (the console shows both).
-    /// - Throws: `PostgresURL.Invalid` when the cluster store's TLS files cannot be used (they are read now).
+    /// - Throws: `PostgresURL.Invalid` when the cluster store's TLS files cannot be used, or
+    ///   `ServerTLSMaterial.Invalid` when a TLS listener's (they are read now).
     public init(config: GatewayConfig, configPath: String? = nil, logger: Logger = Logger(label: "redfire.gateway"),
                 events: EventLog = EventLog(capacity: 1000),
                 eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
@@ -45,6 +48,7 @@ public final class Gateway: Service {
         self.eventLoopGroup = eventLoopGroup
         self.listenAddress = config.listen
         self.acceptPressure = AcceptPressure(logger: logger)
+        self.listeners = try config.listeners.map { listener throws(ServerTLSMaterial.Invalid) in try ListenerRuntime(config: listener) }
         self.registry = ServiceRegistry(config: config, events: events, telemetry: Telemetry(retention: config.telemetryRetention), logger: logger)
         let cluster = try config.cluster.store.map { url throws(PostgresURL.Invalid) in
             try ClusterStore(url: url, nodeName: nodeName ?? "",
@@ -75,7 +79,7 @@ public final class Gateway: Service {
             }
         }
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster,
-                                      membership: membership, leases: leases)
+                                      membership: membership, leases: leases, listeners: listeners)
         let sharedLimits = cluster.map { ClusterRateLimits(store: $0, membership: membership, syncInterval: config.rateLimits.syncInterval) }
         self.rateLimiter = RateLimiter(shared: sharedLimits)
         switch config.upstreamTransport {
@@ -141,22 +145,30 @@ public final class Gateway: Service {
                                          auth: authEndpoints,
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
                                          jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter,
-                                         accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure))
+                                         accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure, listeners: listeners))
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger) { [control] service, id in
             control.removalCompleted(service: service, id: id)
         }
         let connections = self.connections
-        let server = GatewayHTTPServer(responder: { try await responder.respond(to: $0, context: $1) }, accessLog: responder.accessLog, settings: { [registry] in registry.state.connectionSettings },
-                                       connections: connections, logger: logger)
-            .server(configuration: ServerConfiguration(address: .hostname(listenAddress.host, port: listenAddress.port), serverName: nil, backlog: 1024),
-                    onServerRunning: { [listening, port, acceptPressure] channel in
-                        try? await channel.eventLoop.submit {
-                            try channel.pipeline.syncOperations.addHandler(AcceptFailureObserver(pressure: acceptPressure), position: .first)
-                        }.get()
-                        port.store(channel.localAddress?.port ?? 0, ordering: .relaxed)
-                        listening.succeed(port: channel.localAddress?.port ?? 0)
-                    },
-                    eventLoopGroup: eventLoopGroup, logger: logger)
+        // One server per listener; the gateway is listening once all are bound.
+        let bound = ManagedAtomic<Int>(0)
+        let servers = listeners.enumerated().map { index, listener in
+            GatewayHTTPServer(responder: { try await responder.respond(to: $0, context: $1) }, listener: listener, accessLog: responder.accessLog,
+                              settings: { [registry] in registry.state.connectionSettings }, connections: connections, logger: logger)
+                .server(configuration: ServerConfiguration(address: .hostname(listener.config.address.host, port: listener.config.address.port),
+                                                           serverName: nil, backlog: 1024),
+                        onServerRunning: { [listening, port, acceptPressure, listeners] channel in
+                            try? await channel.eventLoop.submit {
+                                try channel.pipeline.syncOperations.addHandler(AcceptFailureObserver(pressure: acceptPressure), position: .first)
+                            }.get()
+                            listener.boundPort = channel.localAddress?.port ?? 0
+                            if index == 0 { port.store(listener.boundPort, ordering: .relaxed) }
+                            if bound.wrappingIncrementThenLoad(ordering: .relaxed) == listeners.count {
+                                listening.succeed(port: listeners[0].boundPort)
+                            }
+                        },
+                        eventLoopGroup: eventLoopGroup, logger: logger)
+        }
         // Services stop in reverse order: the server first (it drains), then the rest.
         var services: [any Service] = []
         if let cluster = control.cluster {
@@ -177,7 +189,8 @@ public final class Gateway: Service {
             services.append(contentsOf: authService.externalIssuers as [any Service])
         }
         if let accessLog { services.append(accessLog) }
-        services.append(server)
+        if listeners.contains(where: { $0.tls != nil }) { services.append(CertificateWatcher(listeners: listeners, logger: logger)) }
+        services.append(ListenerServers(servers: servers))
         let app = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
             try await app.run()

@@ -70,17 +70,22 @@ struct GatewayResponder: HTTPResponder {
         let limits = state.config.limits
         if (head.path?.utf8.count ?? 0) > limits.maxURILength {
             return logged(ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"]), error: .uriTooLong,
-                          path: String(Substring((head.path ?? "").utf8.prefix(256))), head: head, requestID: requestID, client: client, start: start)
+                          path: String(Substring((head.path ?? "").utf8.prefix(256))), head: head, requestID: requestID, client: client, start: start, context: context)
         }
         if head.headerFields.count > limits.maxHeaderCount
             || head.headerFields.reduce(0, { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count }) > limits.maxHeaderBytes {
             return logged(ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"]), error: .headersTooLarge,
-                          path: head.path ?? "", head: head, requestID: requestID, client: client, start: start)
+                          path: head.path ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
+        }
+        // A plain listener with `redirect_https` sends every request to the same place over HTTPS.
+        if let port = context.transport.redirectHTTPSPort {
+            return logged(Self.redirectToHTTPS(head, port: port, requestID: requestID), path: String(Substring(Self.pathWithoutQuery(head.path).utf8.prefix(256))),
+                          head: head, requestID: requestID, client: client, start: start, context: context)
         }
         // `OPTIONS *` (RFC 9110 §9.3.7) asks about the gateway itself: what it accepts at all.
         if head.path == "*" {
             return logged(Response(status: .noContent, headers: [.allow: RouteEntry.standardAllowHeader, .requestID: requestID]),
-                          path: "*", head: head, requestID: requestID, client: client, start: start)
+                          path: "*", head: head, requestID: requestID, client: client, start: start, context: context)
         }
         // One normalized path for everything below: the gateway's own endpoints, route matching,
         // authorization and what the service receives.
@@ -89,11 +94,11 @@ struct GatewayResponder: HTTPResponder {
             target = try RequestTarget.parse(head.path ?? "/", mergeSlashes: state.config.mergeSlashes)
         } catch {
             return logged(ErrorEnvelope.response(.invalidPath.with(message: error.description), requestID: requestID), error: .invalidPath,
-                          path: head.path ?? "", head: head, requestID: requestID, client: client, start: start)
+                          path: head.path ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
         }
         let path = Substring(target.path)
         if let response = await ownEndpoint(request, path: path, target: target, context: context, requestID: requestID, client: client, state: state) {
-            return logged(response, path: target.path, head: head, requestID: requestID, client: client, start: start)
+            return logged(response, path: target.path, head: head, requestID: requestID, client: client, start: start, context: context)
         }
 
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
@@ -102,7 +107,7 @@ struct GatewayResponder: HTTPResponder {
         if let accessLog {
             recorder.log = accessLog
             recorder.entry = AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue,
-                                            path: target.path)
+                                            path: target.path, protocolName: context.httpVersion, tls: context.transport.tls)
         }
         guard let route = state.route(for: path) else {
             recorder.finish(status: 404, errorCode: .routeNotFound)
@@ -163,7 +168,8 @@ struct GatewayResponder: HTTPResponder {
         return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP, clientAddress: client,
                                        identity: identity, extraHeaders: rateLimitFields, maxBodySize: maxBody,
                                        bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
-                                       peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies), recorder: recorder)
+                                       peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies),
+                                       clientTLS: context.transport.tls != nil, recorder: recorder)
     }
 
     /// The gateway's own endpoints: probes, documents, metrics, the admin API and the auth API; nil for
@@ -228,12 +234,23 @@ struct GatewayResponder: HTTPResponder {
 
     /// The access-log line of an answer that did not go to a service (own endpoints, early refusals).
     private func logged(_ response: Response, error: GatewayError? = nil, path: String, head: HTTPRequest, requestID: String, client: String?,
-                        start: ContinuousClock.Instant) -> Response {
+                        start: ContinuousClock.Instant, context: Context) -> Response {
         guard let accessLog else { return response }
-        accessLog.record(AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue, path: path),
+        accessLog.record(AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue, path: path,
+                                        protocolName: context.httpVersion, tls: context.transport.tls),
                          status: response.status.code, instance: nil, attempts: 0, upstream: .zero, total: .now - start,
                          bytesIn: 0, bytesOut: response.body.contentLength ?? 0, errorCode: error?.code)
         return response
+    }
+
+    /// `308 Permanent Redirect` (RFC 9110 §15.4.9: the method and body are kept) to `https://HOST[:port]TARGET`.
+    /// Without a `Host` to redirect to (HTTP/1.0), 400.
+    static func redirectToHTTPS(_ head: HTTPRequest, port: Int, requestID: String) -> Response {
+        guard let authority = head.authority, !authority.isEmpty else {
+            return ErrorEnvelope.response(.malformedRequest.with(message: "this listener only redirects to HTTPS, which needs a Host field"), requestID: requestID)
+        }
+        let location = "https://" + GatewayHTTPCodec.hostName(authority) + (port == 443 ? "" : ":\(port)") + (head.path ?? "/")
+        return Response(status: .permanentRedirect, headers: [.location: location, .requestID: requestID, .contentLength: "0", .cacheControl: "no-store"])
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> Response {

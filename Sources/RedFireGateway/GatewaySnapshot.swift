@@ -174,6 +174,34 @@ public struct GatewaySnapshot: Sendable {
         }
     }
 
+    /// One listener: its URL, open connections by protocol and, with TLS, its soonest certificate expiry.
+    public struct Listener: Sendable, Equatable {
+        /// `https://0.0.0.0:8443`
+        public var url: String
+        public var open: Int
+        /// Open connections whose handshake negotiated TLS 1.3 / 1.2 (TLS listeners).
+        public var tls13: Int
+        public var tls12: Int
+        public var tls: Bool
+        /// A plain listener answering every request with a redirect to HTTPS.
+        public var redirectsToHTTPS: Bool
+        /// The certificate that expires first, and in how many whole days (TLS listeners).
+        public var soonestCertificate: String?
+        public var certificateDaysLeft: Int?
+
+        public init(url: String, open: Int = 0, tls13: Int = 0, tls12: Int = 0, tls: Bool = false, redirectsToHTTPS: Bool = false,
+                    soonestCertificate: String? = nil, certificateDaysLeft: Int? = nil) {
+            self.url = url
+            self.open = open
+            self.tls13 = tls13
+            self.tls12 = tls12
+            self.tls = tls
+            self.redirectsToHTTPS = redirectsToHTTPS
+            self.soonestCertificate = soonestCertificate
+            self.certificateDaysLeft = certificateDaysLeft
+        }
+    }
+
     public var takenAt: Date
     public var uptime: Duration
     /// Increases with every rebuild of the routing state (reload, health change, drain, registration).
@@ -181,6 +209,8 @@ public struct GatewaySnapshot: Sendable {
     /// Successful configuration loads since start (1 = the file the gateway started with).
     public var configVersion: Int
     public var listen: String
+    /// Every listener, the primary one first.
+    public var listeners: [Listener] = []
     public var windowSeconds: Int
     public var gateway: Figures
     public var openConnections: Int

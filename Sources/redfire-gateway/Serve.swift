@@ -58,11 +58,15 @@ struct Serve: AsyncParsableCommand {
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
         let plainOutput = dashboard == nil
         defer { setup?.sink.close() }
-        try await runGateway(gateway, services: [], config: finalConfig, logger: logger, console: dashboard, logSink: setup?.sink) { port in
-            logger.info("RedFire Gateway listening on \(finalConfig.listen.host):\(port) (\(finalConfig.services.count) services, \(finalConfig.routes.count) routes)")
-            // The bound address alone on a line, for scripts (`--listen 127.0.0.1:0` binds any free port):
-            // `awk '/^listening on / {print $3}'`.
-            if plainOutput { printLine("listening on http://\(ListenAddress(host: finalConfig.listen.host, port: port))") }
+        try await runGateway(gateway, services: [], config: finalConfig, logger: logger, console: dashboard, logSink: setup?.sink) { _ in
+            let urls = gateway.listeners.map(\.url)
+            logger.info("RedFire Gateway listening on \(urls.joined(separator: ", ")) (\(finalConfig.services.count) services, \(finalConfig.routes.count) routes)")
+            // Each bound listener alone on a line, the primary one first, for scripts (`--listen
+            // 127.0.0.1:0` binds any free port): `awk '/^listening on / {print $3; exit}'`.
+            if plainOutput { for url in urls { printLine("listening on \(url)") } }
+            for listener in gateway.listeners {
+                for warning in listener.tls?.current.expiryWarnings() ?? [] { logger.warning("TLS certificate of \(listener.url): \(warning)") }
+            }
         }
     }
 }

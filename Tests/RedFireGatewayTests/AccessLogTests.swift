@@ -51,10 +51,11 @@ struct AccessLogTests {
         for secret in secrets { #expect(!text.contains(secret), "the access log never contains \(secret.prefix(12))…") }
         let lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let order = try #require(lines.first { $0["request_id"] as? String == "access-log-test-1" })
-        let fields = ["time", "request_id", "client_ip", "user_id", "method", "route", "path", "status", "service", "instance", "attempts",
+        let fields = ["time", "request_id", "client_ip", "user_id", "method", "protocol", "tls", "route", "path", "status", "service", "instance", "attempts",
                       "upstream_ms", "total_ms", "bytes_in", "bytes_out", "rate_limit", "error"]
         #expect(Set(order.keys) == Set(fields), "\(order.keys.sorted())")
         #expect(order["user_id"] as? String == me["id"] as? String)
+        #expect(order["protocol"] as? String == "HTTP/1.1" && order["tls"] is NSNull, "plain HTTP/1.1: \(order)")
         #expect(order["method"] as? String == "POST" && order["path"] as? String == "/api/v1/trading/orders")
         #expect(order["route"] as? String == "/api/v1/trading" && order["service"] as? String == "user_trading")
         #expect(order["instance"] as? String == "user_trading-1" && order["attempts"] as? Int == 1)

@@ -44,6 +44,82 @@ struct CommandLineTests {
         #expect(result.stderr.contains("routes[0].service (line 9): no service named \"user_tradng\""))
     }
 
+    @Test func configCheckReadsTLSFilesAndWarnsOfExpiry() async throws {
+        let files = try TLSListenerTests.Files()
+        try files.server("soon", names: ["api.redfire.test"], validFor: 86_400 * 9 + 3600)
+        try files.server("fine", names: ["fine.redfire.test"])
+        try files.server("expired", names: ["old.redfire.test"], validFor: -60)
+        try files.server("open", names: ["open.redfire.test"])
+        chmod(files.path("open.key"), 0o644)
+        try files.server("other", names: ["other.redfire.test"])
+        let services = """
+
+        services:
+          user_trading:
+            instances:
+              - url: http://127.0.0.1:9001
+        routes:
+          - prefix: /api/v1/trading
+            service: user_trading
+        """
+        let good = files.path("good.yaml")
+        try ("""
+        listeners:
+          - address: 127.0.0.1:8443
+            tls:
+              certificates:
+                - {cert: soon.pem, key: soon.key}
+                - {cert: fine.pem, key: fine.key}
+              hsts: "max-age=31536000"
+          - address: 127.0.0.1:8080
+            redirect_https: true
+        """ + services).write(toFile: good, atomically: true, encoding: .utf8)
+        var result = try await GatewayProcess.run(["config", "check", good])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("warning: listeners[0].tls.certificates[0] (api.redfire.test): expires in 9 days"), "\(result.stderr)")
+        #expect(!result.stderr.contains("fine.redfire.test"))
+
+        let bad = files.path("bad.yaml")
+        try ("""
+        listen: 127.0.0.1:8000
+        listeners:
+          - address: 127.0.0.1:8443
+            tls:
+              certificates:
+                - {cert: expired.pem, key: expired.key}
+          - address: 127.0.0.1:8444
+            tls:
+              certificates:
+                - {cert: open.pem, key: open.key}
+          - address: 127.0.0.1:8445
+            tls:
+              certificates:
+                - {cert: fine.pem, key: other.key}
+          - address: 127.0.0.1:8446
+            tls:
+              certificates:
+                - {cert: missing.pem, key: fine.key}
+              client_certificates: required
+              min_version: "1.0"
+          - address: 127.0.0.1:8080
+            redirect_https: true
+            tls:
+              certificates:
+                - {cert: fine.pem, key: fine.key}
+        """ + services).write(toFile: bad, atomically: true, encoding: .utf8)
+        result = try await GatewayProcess.run(["config", "check", bad])
+        #expect(result.status == 1)
+        for expected in ["listen (line 1): use either listen or listeners, not both",
+                         "listeners[0].tls: certificates[0].cert \(files.path("expired.pem")): expired on",
+                         "listeners[1].tls: certificates[0].key \(files.path("open.key")): readable by others (mode 644); chmod 600 it",
+                         "listeners[2].tls: certificates[0]: \(files.path("other.key")) is not the private key of \(files.path("fine.pem"))",
+                         "listeners[3].tls.client_ca", "is required when client_certificates is required",
+                         "listeners[3].tls.min_version", "must be one of 1.2, 1.3",
+                         "listeners[4].redirect_https", "is for plain listeners"] {
+            #expect(result.stderr.contains(expected), "\(expected)\n\(result.stderr)")
+        }
+    }
+
     @Test func usersCommandManagesTheStoreNamedByTheConfig() async throws {
         let path = try Self.writeConfig(ConfigTests.minimalYAML + """
         auth:

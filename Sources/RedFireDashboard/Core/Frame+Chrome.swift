@@ -59,9 +59,14 @@ extension Frame {
         if let since = snapshot.cluster?.storeUnreachableSince {
             banners.append(("CLUSTER STORE UNREACHABLE SINCE \(Format.clock(since, offset: state.utcOffsetSeconds)): SERVING ON LAST STATE", .bannerCritical))
         }
+        for listener in snapshot.listeners {
+            if let days = listener.certificateDaysLeft, days < 14 {
+                banners.append(("TLS CERTIFICATE \(listener.soonestCertificate ?? listener.url) EXPIRES IN \(max(0, days)) DAY\(days == 1 ? "" : "S")", .bannerCritical))
+            }
+        }
         if state.readOnly { banners.append(("READ-ONLY", .banner)) }
         if banners.isEmpty {
-            let info = " listening \(snapshot.listen)  \(glyphs.bullet)  config v\(snapshot.configVersion)  \(glyphs.bullet)  generation \(snapshot.generation)  \(glyphs.bullet)  theme \(themeName)"
+            let info = " listening \(listening)  \(glyphs.bullet)  config v\(snapshot.configVersion)  \(glyphs.bullet)  generation \(snapshot.generation)  \(glyphs.bullet)  theme \(themeName)"
             buffer.put(info, row: 1, column: 0, role: .dim)
         } else {
             var column = 1
@@ -70,6 +75,19 @@ extension Frame {
                 column = buffer.put(" \(text) ", row: 1, column: column, role: role) + 1
             }
         }
+    }
+
+    /// The listeners on the second line: `127.0.0.1:8080` for one plain listener; otherwise each with
+    /// its open connections by protocol and its certificate's days left —
+    /// `https://0.0.0.0:8443 12 (1.3: 10, 1.2: 2) cert 83d · http://0.0.0.0:8080 → https 1`.
+    var listening: String {
+        guard snapshot.listeners.count > 1 || snapshot.listeners.first?.tls == true else { return snapshot.listen }
+        return snapshot.listeners.map { listener in
+            var text = "\(listener.url)\(listener.redirectsToHTTPS ? " → https" : "") \(listener.open)"
+            if listener.tls { text += " (1.3: \(listener.tls13), 1.2: \(listener.tls12))" }
+            if let days = listener.certificateDaysLeft { text += " cert \(days)d" }
+            return text
+        }.joined(separator: " \(glyphs.bullet) ")
     }
 
     mutating func drawFooter() {

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import NIOCore
 
@@ -120,12 +121,52 @@ enum PrometheusExposition {
             }
             header(&out, "gateway_open_files_limit", "gauge", "The process's soft open-file limit (RLIMIT_NOFILE).")
             sample(&out, "gateway_open_files_limit", [], OpenFileLimit.current.soft)
+            renderListeners(&out, listener.listeners)
         }
         return ByteBuffer(string: out)
     }
 
     private static func order(_ a: (key: MetricSeries.MethodCode, value: Int), _ b: (key: MetricSeries.MethodCode, value: Int)) -> Bool {
         (a.key.method, a.key.code) < (b.key.method, b.key.code)
+    }
+
+    /// Connections by listener and protocol; TLS handshakes, their failures by reason, certificate expiry.
+    private static func renderListeners(_ out: inout String, _ listeners: [ListenerRuntime]) {
+        guard !listeners.isEmpty else { return }
+        header(&out, "gateway_listener_connections", "gauge", "Open client connections by listener and protocol (tls: none, TLSv1.2, TLSv1.3, or handshake while it runs).")
+        for listener in listeners {
+            let name = listener.config.address.description
+            let open = listener.open.open
+            if listener.tls == nil {
+                sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "http/1.1"), ("tls", "none")], open)
+            } else {
+                let tls12 = listener.openTLS12.open, tls13 = listener.openTLS13.open
+                sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "http/1.1"), ("tls", "TLSv1.3")], tls13)
+                sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "http/1.1"), ("tls", "TLSv1.2")], tls12)
+                sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "none"), ("tls", "handshake")], max(0, open - tls12 - tls13))
+            }
+        }
+        let secure = listeners.compactMap { listener in listener.tls.map { (listener.config.address.description, $0) } }
+        guard !secure.isEmpty else { return }
+        header(&out, "gateway_tls_handshakes_total", "counter", "Completed TLS handshakes by listener.")
+        for (name, tls) in secure { sample(&out, "gateway_tls_handshakes_total", [("listener", name)], tls.handshakeCount) }
+        header(&out, "gateway_tls_handshake_failures_total", "counter", "Failed TLS handshakes by listener and reason.")
+        for (name, tls) in secure {
+            for (reason, count) in tls.failureCounts.sorted(by: { $0.key < $1.key }) {
+                sample(&out, "gateway_tls_handshake_failures_total", [("listener", name), ("reason", reason)], count)
+            }
+        }
+        header(&out, "gateway_tls_certificate_reloads_total", "counter", "Times a listener's certificates were replaced (file change or reload).")
+        for (name, tls) in secure { sample(&out, "gateway_tls_certificate_reloads_total", [("listener", name)], tls.reloadCount) }
+        header(&out, "gateway_tls_certificate_expiry_seconds", "gauge", "Seconds until a listener's certificate expires (negative once expired).")
+        let now = Date()
+        for (name, tls) in secure {
+            for certificate in tls.current.certificates {
+                sample(&out, "gateway_tls_certificate_expiry_seconds",
+                       [("listener", name), ("certificate", certificate.names.first ?? certificate.path)],
+                       Int(certificate.notValidAfter.timeIntervalSince(now)))
+            }
+        }
     }
 
     private static func header(_ out: inout String, _ name: String, _ type: String, _ help: String) {

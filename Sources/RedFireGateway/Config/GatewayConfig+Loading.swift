@@ -63,6 +63,7 @@ extension GatewayConfig {
             if let address = ListenAddress(parsing: text) { config.listen = address }
             else { reader.report("listen", top.node("listen"), "expected HOST:PORT, found \"\(text)\"") }
         }
+        if let listeners = config.loadListeners(top, reader: reader) { config.listeners = listeners }
         if let grace = top.duration("shutdown_grace") { config.shutdownGrace = grace }
         if let merge = top.bool("merge_slashes") { config.mergeSlashes = merge }
         if let threads = top.int("event_loop_threads", in: 1...256) { config.eventLoopThreads = threads }

@@ -3,8 +3,14 @@ import Foundation
 /// The whole gateway configuration, as loaded from YAML. Every key and its default is documented in
 /// `docs/configuration.md`; the defaults below are the single source of those values.
 public struct GatewayConfig: Sendable, Equatable {
-    /// `listen` — address the gateway accepts clients on. Default `0.0.0.0:8080`.
-    public var listen: ListenAddress = ListenAddress(host: "0.0.0.0", port: 8080)
+    /// `listeners` — the addresses the gateway accepts clients on, plain or TLS; the first is the primary
+    /// one (`--listen` overrides its address). Default one plain listener on `0.0.0.0:8080`.
+    public var listeners: [ListenerConfig] = [ListenerConfig(address: ListenAddress(host: "0.0.0.0", port: 8080))]
+    /// `listen` — the primary listener's address (the short form of one plain listener).
+    public var listen: ListenAddress {
+        get { listeners[0].address }
+        set { listeners[0].address = newValue }
+    }
     /// `shutdown_grace` — how long in-flight requests may run after SIGTERM/SIGINT. Default `30s`.
     public var shutdownGrace: Duration = .seconds(30)
     /// `services` — upstream services by name, in file order.

@@ -40,10 +40,34 @@ extension GatewayControl {
             return ReloadResult(applied: false, generation: registry.state.generation,
                                 problems: [ConfigProblem(path: "", line: nil, message: "the file could not be read")], restartRequired: [])
         }
-        // The listener and the metric rings are fixed for the life of the process (and `--listen` may
-        // override the file): both keep their running values until a restart.
-        config.listen = current.listen
+        // The listeners and the metric rings are fixed for the life of the process (and `--listen` may
+        // override the file): both keep their running values until a restart. A TLS listener's
+        // certificates and settings are not: they apply to new handshakes now (read already when the
+        // file was loaded; read again here, all before any is used).
         var restart: [String] = []
+        let fileListeners = config.listeners
+        config.listeners = current.listeners
+        if fileListeners.count != current.listeners.count || fileListeners.dropFirst().map(\.address) != current.listeners.dropFirst().map(\.address)
+            || fileListeners.map({ $0.tls == nil }) != current.listeners.map({ $0.tls == nil })
+            || fileListeners.map(\.redirectHTTPSPort) != current.listeners.map(\.redirectHTTPSPort) {
+            restart.append("listeners")
+        } else {
+            var replacements: [(TLSListenerState, ListenerTLSConfig, ServerTLSMaterial)] = []
+            for (index, listener) in fileListeners.enumerated() {
+                guard let tls = listener.tls, index < listeners.count, let state = listeners[index].tls else { continue }
+                guard tls != state.config || state.current.filesChanged else { continue }
+                do {
+                    replacements.append((state, tls, try ServerTLSMaterial(tls)))
+                } catch {
+                    reloadOutcomes.withLock { $0.failed += 1; $0.lastFailed = true }
+                    audit.append(AuditEntry(at: Date(), actor: actor, action: "reload", target: path, result: "invalid_config"))
+                    return ReloadResult(applied: false, generation: registry.state.generation,
+                                        problems: [ConfigProblem(path: "listeners[\(index)].tls", line: nil, message: error.description)], restartRequired: [])
+                }
+                config.listeners[index].tls = tls
+            }
+            for (state, tls, material) in replacements { state.use(material, config: tls) }
+        }
         if config.telemetryRetention != current.telemetryRetention { restart.append("telemetry.retention") }
         config.telemetryRetention = current.telemetryRetention
         registry.apply(config)

@@ -25,12 +25,16 @@ public final class GatewayControl: Sendable {
     package let membership: ClusterMembership?
     /// Leases of registered instances, kept in the cluster store (with `cluster`).
     package let leases: ClusterLeases?
+    /// The gateway's listeners: a reload gives TLS listeners their new certificates and settings.
+    package let listeners: [ListenerRuntime]
 
     /// - Parameter dataDirectory: where drain and strategy decisions are kept across restarts; the
     ///   saved decisions are applied now.
     package init(registry: ServiceRegistry, audit: AuditTrail = AuditTrail(), configPath: String? = nil, dataDirectory: String? = nil,
-                 cluster: ClusterStore? = nil, membership: ClusterMembership? = nil, leases: ClusterLeases? = nil) {
+                 cluster: ClusterStore? = nil, membership: ClusterMembership? = nil, leases: ClusterLeases? = nil,
+                 listeners: [ListenerRuntime] = []) {
         self.registry = registry
+        self.listeners = listeners
         self.cluster = cluster
         self.membership = membership
         self.leases = leases

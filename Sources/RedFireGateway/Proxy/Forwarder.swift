@@ -23,7 +23,7 @@ struct Forwarder: Sendable {
     func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
                  identity: UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
                  bufferLimit: Int = 64 * 1024, headerFilter: ClientHeaderFilter = .standard, peerTrusted: Bool = false,
-                 recorder: RequestRecorder) async -> Response {
+                 clientTLS: Bool = false, recorder: RequestRecorder) async -> Response {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503, errorCode: .upstreamUnavailable)
@@ -47,7 +47,7 @@ struct Forwarder: Sendable {
         let head = request.head
         let target = upstreamTarget(requestTarget, route: route)
         let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity,
-                                                   filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress)
+                                                   filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress, clientTLS: clientTLS)
         let body = Self.declaredBody(request, limit: maxBodySize)
         let retriable = head.method.isIdempotent || head.headerFields.contains(.idempotencyKey)
         let hashKey: String?

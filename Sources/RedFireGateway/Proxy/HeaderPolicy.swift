@@ -49,16 +49,24 @@ enum HeaderPolicy {
     /// pass: the gateway states the client's address itself. `X-Forwarded-For` keeps what the client
     /// sent only when the peer is a trusted proxy (`peerTrusted`); from anyone else it is replaced by the
     /// peer's address, and `X-Real-IP` carries the resolved client (`clientAddress`).
+    ///
+    /// `X-Forwarded-Proto` is `https` only when the client really used TLS (`clientTLS`) — or, on a plain
+    /// connection from a trusted proxy, what that proxy said (`http` or `https`); otherwise `http`.
     static func upstreamHeaders(_ clientFields: HTTPFields, clientIP: String?, clientHost: String?, requestID: String,
                                 identity: UpstreamIdentity = .transparent, filter: ClientHeaderFilter = .standard,
-                                peerTrusted: Bool = false, clientAddress: String? = nil) -> HTTPFields {
+                                peerTrusted: Bool = false, clientAddress: String? = nil, clientTLS: Bool = false) -> HTTPFields {
         let dropCredentials = !identity.keepCredentials
         let listed = connectionListed(clientFields)
         var fields = HTTPFields()
         fields.reserveCapacity(clientFields.count + 8)
         var forwardedFor: String?
+        var proxiedProto: String?
         for field in clientFields {
             let name = field.name
+            if name == .forwardedProto {
+                if peerTrusted, !clientTLS, field.value == "https" || field.value == "http" { proxiedProto = field.value }
+                continue
+            }
             if name == .forwardedFor {
                 if peerTrusted { forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value }
                 continue
@@ -77,7 +85,7 @@ enum HeaderPolicy {
             fields.append(HTTPField(name: .forwardedFor, value: forwardedFor))
         }
         if let address = clientAddress ?? clientIP { fields.append(HTTPField(name: .realIP, value: address)) }
-        fields.append(HTTPField(name: .forwardedProto, value: "http"))
+        fields.append(HTTPField(name: .forwardedProto, value: clientTLS ? "https" : proxiedProto ?? "http"))
         if let clientHost { fields.append(HTTPField(name: .forwardedHost, value: clientHost)) }
         fields.append(HTTPField(name: .requestID, value: requestID))
         fields.append(HTTPField(name: .gatewayService, value: "api-gateway"))

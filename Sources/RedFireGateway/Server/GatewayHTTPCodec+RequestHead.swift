@@ -13,6 +13,8 @@ extension GatewayHTTPCodec {
 
     func convert(_ head: HTTPRequestHead) -> Result<HTTPRequest, Refusal> {
         let http11 = head.version.major == 1 && head.version.minor >= 1
+        facts?.httpVersion = http11 ? "HTTP/1.1" : "HTTP/1.0"
+        let scheme = facts?.tlsVersion == nil ? "http" : "https"
         guard head.method != .CONNECT else { return .failure(Refusal(error: .notImplemented)) }
         guard let method = HTTPRequest.Method(head.method.rawValue) else { return .failure(Refusal(error: .malformedRequest)) }
         var fields = HTTPFields()
@@ -50,13 +52,13 @@ extension GatewayHTTPCodec {
         if path == "*", method != .options { return .failure(Refusal(error: .malformedRequest)) }
         if let first = path.utf8.first, first != UInt8(ascii: "/"), path != "*" {
             // Absolute form (RFC 9112 §3.2.2): the target's authority replaces Host.
-            guard let absolute = Self.splitAbsoluteForm(path) else { return .success(HTTPRequest(method: method, scheme: "http", authority: host, path: path, headerFields: fields)) }
+            guard let absolute = Self.splitAbsoluteForm(path) else { return .success(HTTPRequest(method: method, scheme: scheme, authority: host, path: path, headerFields: fields)) }
             guard Self.isValidAuthority(absolute.authority), !absolute.authority.isEmpty else { return .failure(Refusal(error: .malformedRequest)) }
             guard settings.serverNames.contains(Self.hostName(absolute.authority)) else { return .failure(Refusal(error: .misdirectedRequest)) }
             host = absolute.authority
             path = absolute.pathAndQuery
         }
-        return .success(HTTPRequest(method: method, scheme: "http", authority: host, path: path, headerFields: fields))
+        return .success(HTTPRequest(method: method, scheme: scheme, authority: host, path: path, headerFields: fields))
     }
 
     /// `http://authority/path?query` → (authority, "/path?query"); nil when the target has no `scheme://`.

@@ -13,9 +13,11 @@ extension GatewayHTTPCodec {
         let refusal: WrittenRefusal = (error, id, ErrorEnvelope.body(error, requestID: id))
         if let accessLog {
             let since = state.headSince ?? now
-            accessLog.record(AccessLogEntry(requestID: id, clientIP: context.channel.remoteAddress?.ipAddress,
-                                            method: head.map { $0.method.rawValue } ?? "-",
-                                            path: head.map { Self.loggedPath($0.uri) } ?? "-"),
+            var entry = AccessLogEntry(requestID: id, clientIP: context.channel.remoteAddress?.ipAddress,
+                                       method: head.map { $0.method.rawValue } ?? "-", path: head.map { Self.loggedPath($0.uri) } ?? "-")
+            if let head { entry.protocolName = "HTTP/\(head.version.major).\(head.version.minor)" }
+            entry.tls = facts?.tlsVersion.map(ClientTransport.name(of:))
+            accessLog.record(entry,
                              status: error.status.code, instance: nil, attempts: 0, upstream: .zero,
                              total: .nanoseconds(max(0, (NIODeadline.now() - since).nanoseconds)), bytesIn: 0,
                              bytesOut: refusal.body.readableBytes, errorCode: error.code)

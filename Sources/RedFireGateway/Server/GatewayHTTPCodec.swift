@@ -58,8 +58,12 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     /// The size of the last read (it holds the head of a chunked request and perhaps its first chunks).
     var lastReadBytes = 0
 
-    init(settings: ConnectionSettings, connections: ConnectionCount, accessLog: AccessLog? = nil) {
+    /// The connection's listener and TLS version (the request handler reads the HTTP version set here).
+    let facts: ConnectionFacts?
+
+    init(settings: ConnectionSettings, connections: ConnectionCount, accessLog: AccessLog? = nil, facts: ConnectionFacts? = nil) {
         self.settings = settings
+        self.facts = facts
         self.connections = connections
         self.accessLog = accessLog
         self.state = HTTP1ServerConnectionStateMachine(timeouts: .init(header: settings.headerTimeout, idle: settings.idleTimeout,

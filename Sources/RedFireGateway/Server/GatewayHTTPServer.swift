@@ -4,13 +4,17 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOSSL
 
-/// The gateway's HTTP/1.1 server connections, on Hummingbird's server (listener, graceful shutdown):
+/// The gateway's HTTP/1.1 server connections of one listener, on Hummingbird's server (listener,
+/// graceful shutdown):
 ///
 /// ```
-/// socket ⇄ FirstByteObserver ⇄ HTTP/1 request decoder (llhttp) ⇄ GatewayHTTPCodec ⇄ GatewayRequestHandler
+/// socket ⇄ [NIOSSLServerHandler ⇄ TLSHandshakeObserver] ⇄ FirstByteObserver ⇄ HTTP/1 request decoder (llhttp)
+///        ⇄ GatewayHTTPCodec ⇄ GatewayRequestHandler
 /// ```
 ///
+/// On a TLS listener the TLS handler decrypts first, with the listener's certificates of the moment.
 /// `GatewayHTTPCodec` converts NIO's HTTP/1 parts to HTTP types and is where connection-level hygiene
 /// lives: malformed requests are answered with the error envelope and the connection closed, slow
 /// header sections with 408, idle keep-alive connections closed; it also counts open connections and
@@ -27,6 +31,7 @@ struct GatewayHTTPServer: ServerChildChannel {
     typealias Value = Connection
 
     let responder: Responder
+    let listener: ListenerRuntime
     /// Where refusals the connection answers itself (malformed requests, timeouts) are logged.
     let accessLog: AccessLog?
     /// Read for every new connection, so a reload applies to connections opened after it.
@@ -41,18 +46,26 @@ struct GatewayHTTPServer: ServerChildChannel {
             limits.maxHeaderFieldSize = settings.parserHeaderBytes
             limits.maxHeaderListSize = settings.parserHeaderBytes
             limits.maxHeaderFieldCount = settings.parserHeaderCount
-            let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog)
+            let facts = ConnectionFacts(listener: listener)
+            let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog, facts: facts)
             let sync = channel.pipeline.syncOperations
+            let open = listener.open
+            open.opened()
+            channel.closeFuture.whenComplete { _ in open.closed() }
             // A slow client holds at most half the connection buffer of a response in its write buffer
             // (the other half waits on the instance's side): past the high mark the request loop waits
             // for the socket to drain before taking more from the instance.
             try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark,
                                                value: .init(low: settings.bufferBytes / 4, high: settings.bufferBytes / 2))
+            if let tls = listener.tls {
+                try sync.addHandler(NIOSSLServerHandler(context: tls.context))
+                try sync.addHandler(TLSHandshakeObserver(state: tls, facts: facts))
+            }
             try sync.addHandler(FirstByteObserver(codec: codec))
             // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.
             try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
             try sync.addHandler(codec)
-            try sync.addHandler(GatewayRequestHandler(responder: responder, logger: self.logger, bufferLimit: settings.bufferBytes))
+            try sync.addHandler(GatewayRequestHandler(responder: responder, logger: self.logger, bufferLimit: settings.bufferBytes, facts: facts))
             return Connection(channel: channel)
         }
     }

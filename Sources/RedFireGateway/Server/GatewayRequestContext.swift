@@ -16,6 +16,10 @@ package struct GatewayRequestContext: RequestContext {
     package internal(set) var clientAddress: String?
     /// Set when the client closes its side of the connection while a request is in progress.
     let hangup: ClientHangup?
+    /// TLS or plain, and what the listener adds (HSTS, the redirect to HTTPS).
+    package let transport: ClientTransport
+    /// `HTTP/1.1` or `HTTP/1.0`, for the access log.
+    let httpVersion: String
 
     package init(source: ApplicationRequestContextSource) {
         let remoteAddress = source.channel.remoteAddress
@@ -23,8 +27,11 @@ package struct GatewayRequestContext: RequestContext {
     }
 
     /// With the peer's address already known (the connection's request loop reads it once).
-    init(source: ApplicationRequestContextSource, remoteAddress: SocketAddress?, clientIP: String?, hangup: ClientHangup? = nil) {
+    init(source: ApplicationRequestContextSource, remoteAddress: SocketAddress?, clientIP: String?, hangup: ClientHangup? = nil,
+         transport: ClientTransport = .plain, httpVersion: String = "HTTP/1.1") {
         self.coreContext = .init(source: source)
+        self.transport = transport
+        self.httpVersion = httpVersion
         self.remoteAddress = remoteAddress
         self.clientIP = clientIP
         self.hangup = hangup

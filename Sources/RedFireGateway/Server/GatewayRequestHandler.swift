@@ -31,6 +31,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private var clientIP: String?
     /// Set when the client closes its side; requests in progress see it when they record their outcome.
     private let hangup = ClientHangup()
+    /// The connection's listener and TLS version.
+    private let facts: ConnectionFacts?
 
     private final class ActiveRequest {
         let body: RequestBodyStream?
@@ -58,8 +60,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Request body bytes held for a slow instance before the client's socket stops being read.
     let bufferLimit: Int
 
-    init(responder: @escaping GatewayHTTPServer.Responder, logger: Logger, bufferLimit: Int = 64 * 1024) {
+    init(responder: @escaping GatewayHTTPServer.Responder, logger: Logger, bufferLimit: Int = 64 * 1024, facts: ConnectionFacts? = nil) {
         self.responder = responder
+        self.facts = facts
         self.logger = logger
         self.bufferLimit = bufferLimit
     }
@@ -149,7 +152,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         active = request
         let channel = context.channel
         let requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger),
-                                                   remoteAddress: remoteAddress, clientIP: clientIP, hangup: hangup)
+                                                   remoteAddress: remoteAddress, clientIP: clientIP, hangup: hangup,
+                                                   transport: facts?.transport ?? .plain, httpVersion: facts?.httpVersion ?? "HTTP/1.1")
         // Started in the loop's next round of tasks, not synchronously (`Task.immediate` measured ~20 %
         // slower: its first wait hops to the executor anyway, and requests read in one round are no longer
         // handled together).
@@ -171,6 +175,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         var head = response.head
         // An origin's `Date` is passed on (RFC 9110 §6.6.1); the gateway dates what has none.
         if !head.headerFields.contains(.date) { head.headerFields.append(HTTPField(name: .date, value: date())) }
+        // RFC 6797: on TLS connections of a listener with `hsts`, every response says so (never on plain HTTP).
+        if let hsts = facts?.transport.hsts { head.headerFields[.strictTransportSecurity] = hsts }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         let writer = ChannelResponseBodyWriter(handler: self, remaining: response.body.contentLength)
         do {

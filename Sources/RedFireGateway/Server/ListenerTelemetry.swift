@@ -9,4 +9,6 @@ import Synchronization
 struct ListenerTelemetry: Sendable {
     let connections: ConnectionCount
     let acceptPressure: AcceptPressure
+    /// Per listener: open connections by protocol, TLS handshakes and certificates.
+    var listeners: [ListenerRuntime] = []
 }

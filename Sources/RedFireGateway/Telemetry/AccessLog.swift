@@ -17,6 +17,10 @@ struct AccessLogEntry: Sendable {
     var service: String?
     var userID: String?
     var rateLimit: String?
+    /// `HTTP/1.1`, `HTTP/1.0` (`HTTP/2` once streams arrive over HTTP/2).
+    var protocolName = "HTTP/1.1"
+    /// `TLSv1.3`, `TLSv1.2`; nil on plain HTTP.
+    var tls: String?
 }
 
 /// The access log: one JSON line per request, formatted by hand (no encoder) and queued on a
@@ -56,6 +60,8 @@ package final class AccessLog: Service, Sendable {
         field(",\"client_ip\":", entry.clientIP)
         field(",\"user_id\":", entry.userID)
         field(",\"method\":", entry.method)
+        field(",\"protocol\":", entry.protocolName)
+        field(",\"tls\":", entry.tls)
         field(",\"route\":", entry.route)
         field(",\"path\":", entry.path)
         line.writeStaticString(",\"status\":")

@@ -34,7 +34,7 @@ final class GatewayProcess: Sendable {
     /// The port from the `listening on http://HOST:PORT` line, once printed.
     func listeningPort() async throws -> Int {
         await waitUntil("listening") { output.contains("\nlistening on ") || output.hasPrefix("listening on ") }
-        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("listening on http://") }, "\(output)\n\(errorOutput)")
+        let line = try #require(output.split(separator: "\n").first { $0.hasPrefix("listening on http://") || $0.hasPrefix("listening on https://") }, "\(output)\n\(errorOutput)")
         return try #require(line.split(separator: ":").last.flatMap { Int($0) }, "\(line)")
     }
 
