@@ -135,6 +135,25 @@ struct TLSListenerTests {
         await gateway.shutdown()
     }
 
+    @Test func aHandshakeThatStallsIsClosedAtTheHeaderTimeout() async throws {
+        let files = try Files()
+        let tls = ListenerTLSConfig(certificates: [try files.server("api", names: ["api.redfire.test"])])
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await Self.gateway([ListenerConfig(address: Self.loopback, tls: tls)], instances: instances) {
+            $0.limits.headerTimeout = .seconds(1)
+        }
+        // The first bytes of a ClientHello (record header, handshake type), then nothing.
+        let stalled = try await RawConnection(port: gateway.port)
+        let started = ContinuousClock.now
+        try await stalled.write(String(decoding: [0x16, 0x03, 0x01, 0x00, 0xC8, 0x01], as: UTF8.self))
+        let closed = try await stalled.waitForClose(timeoutSeconds: 10)
+        #expect(closed.closed)
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let state = try #require(gateway.gateway.listeners[0].tls)
+        #expect(await waitUntil("counted") { state.failureCounts["handshake_timeout"] == 1 })
+        await gateway.shutdown()
+    }
+
     @Test func requiresAndVerifiesClientCertificates() async throws {
         let files = try Files()
         var tls = ListenerTLSConfig(certificates: [try files.server("api", names: ["api.redfire.test"])])
@@ -233,21 +252,22 @@ struct TLSListenerTests {
 
         // A new pair for the same name, written over the files: new handshakes get it, the open
         // connection keeps working on the one it negotiated.
+        let state = try #require(gateway.gateway.listeners[0].tls)
         let renewed = try files.authority.issue(commonName: "api.redfire.test", dnsNames: ["api.redfire.test"])
         try renewed.write(certificate: files.path("api.pem"), key: files.path("api.key"))
         let renewedSerial = renewed.certificate.serialNumber.description
-        #expect(await waitUntil("the renewed certificate is presented") {
-            (try? await TLSTestConnection.connect(port: gateway.port, options))?.presentedSerial == renewedSerial
-        })
+        #expect(await waitUntil("the renewed pair is read") { state.reloadCount == 1 })
+        let fresh = try await TLSTestConnection.connect(port: gateway.port, options)
+        #expect(fresh.presentedSerial == renewedSerial)
+        await fresh.close()
         #expect(try await first.get("/health").status == 200, "the open connection was not dropped")
         #expect(first.presentedSerial != renewedSerial)
 
         // A key that is not the certificate's: refused, logged, the renewed pair stays in use.
         let mismatched = try files.authority.issue(commonName: "api.redfire.test", dnsNames: ["api.redfire.test"])
         try mismatched.certificatePEM.write(toFile: files.path("api.pem"), atomically: true, encoding: .utf8)
-        let reloads = try #require(gateway.gateway.listeners[0].tls).reloadCount
         try await Task.sleep(for: .milliseconds(2500))  // two watch intervals: the change is seen and refused
-        #expect(try #require(gateway.gateway.listeners[0].tls).reloadCount == reloads)
+        #expect(state.reloadCount == 1)
         let after = try await TLSTestConnection.connect(port: gateway.port, options)
         #expect(after.presentedSerial == renewedSerial)
         #expect(try await after.get("/health").status == 200)

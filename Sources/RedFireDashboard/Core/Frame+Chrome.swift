@@ -83,7 +83,7 @@ extension Frame {
     var listening: String {
         guard snapshot.listeners.count > 1 || snapshot.listeners.first?.tls == true else { return snapshot.listen }
         return snapshot.listeners.map { listener in
-            var text = "\(listener.url)\(listener.redirectsToHTTPS ? " → https" : "") \(listener.open)"
+            var text = "\(listener.url)\(listener.redirectsToHTTPS ? (unicode ? " → https" : " -> https") : "") \(listener.open)"
             if listener.tls { text += " (1.3: \(listener.tls13), 1.2: \(listener.tls12))" }
             if let days = listener.certificateDaysLeft { text += " cert \(days)d" }
             return text

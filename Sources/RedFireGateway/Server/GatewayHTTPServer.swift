@@ -10,7 +10,7 @@ import NIOSSL
 /// graceful shutdown):
 ///
 /// ```
-/// socket ⇄ [NIOSSLServerHandler ⇄ TLSHandshakeObserver] ⇄ FirstByteObserver ⇄ HTTP/1 request decoder (llhttp)
+/// socket ⇄ [TLSHandshakeDeadline ⇄ NIOSSLServerHandler ⇄ TLSHandshakeObserver] ⇄ FirstByteObserver ⇄ HTTP/1 request decoder (llhttp)
 ///        ⇄ GatewayHTTPCodec ⇄ GatewayRequestHandler
 /// ```
 ///
@@ -58,8 +58,10 @@ struct GatewayHTTPServer: ServerChildChannel {
             try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark,
                                                value: .init(low: settings.bufferBytes / 4, high: settings.bufferBytes / 2))
             if let tls = listener.tls {
+                let deadline = TLSHandshakeDeadline(timeout: settings.headerTimeout, facts: facts)
+                try sync.addHandler(deadline)
                 try sync.addHandler(NIOSSLServerHandler(context: tls.context))
-                try sync.addHandler(TLSHandshakeObserver(state: tls, facts: facts))
+                try sync.addHandler(TLSHandshakeObserver(state: tls, facts: facts, deadline: deadline))
             }
             try sync.addHandler(FirstByteObserver(codec: codec))
             // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.

@@ -9,6 +9,8 @@ final class ConnectionFacts {
     var tlsVersion: TLSVersion?
     /// `HTTP/1.1` or `HTTP/1.0`, as the last request head said.
     var httpVersion = "HTTP/1.1"
+    /// The handshake did not complete within `limits.header_timeout`.
+    var handshakeTimedOut = false
 
     init(listener: ListenerRuntime) {
         self.listener = listener
@@ -25,16 +27,19 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
 
     private let state: TLSListenerState
     private let facts: ConnectionFacts
+    private let deadline: TLSHandshakeDeadline
     private var done = false
 
-    init(state: TLSListenerState, facts: ConnectionFacts) {
+    init(state: TLSListenerState, facts: ConnectionFacts, deadline: TLSHandshakeDeadline) {
         self.state = state
         self.facts = facts
+        self.deadline = deadline
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if !done, case .handshakeCompleted = event as? TLSUserEvent {
             done = true
+            context.pipeline.syncOperations.removeHandler(deadline, promise: nil)
             facts.tlsVersion = (try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?.tlsVersion
             state.handshakeSucceeded()
             if let version = facts.tlsVersion { facts.listener.tlsCount(version)?.opened() }
@@ -48,7 +53,7 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         done = true
-        state.handshakeFailed(Self.reason(error))
+        state.handshakeFailed(facts.handshakeTimedOut ? "handshake_timeout" : Self.reason(error))
         context.close(promise: nil)
     }
 
@@ -58,7 +63,7 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
         } else {
             // Gone before the handshake completed: a port check, a client that gave up, a timeout.
             done = true
-            state.handshakeFailed("closed_before_handshake")
+            state.handshakeFailed(facts.handshakeTimedOut ? "handshake_timeout" : "closed_before_handshake")
         }
         context.fireChannelInactive()
     }
@@ -82,5 +87,45 @@ final class TLSHandshakeObserver: ChannelInboundHandler, RemovableChannelHandler
         for (name, reason) in reasons where text.contains(name) { return reason }
         if let error = error as? NIOSSLError, case .uncleanShutdown = error { return "closed_before_handshake" }
         return "other"
+    }
+}
+
+/// Bounds a TLS handshake by `limits.header_timeout`: a client that opens a connection and sends its
+/// hello slowly, or nothing, is cut off like a slow header section. Sits in front of the TLS handler, so
+/// its close goes straight to the socket (a close through the TLS handler waits for a TLS shutdown the
+/// peer may never answer). Removed once the handshake completes.
+final class TLSHandshakeDeadline: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let timeout: TimeAmount
+    private let facts: ConnectionFacts
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount, facts: ConnectionFacts) {
+        self.timeout = timeout
+        self.facts = facts
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        guard timer == nil else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            guard facts.tlsVersion == nil else { return }
+            facts.handshakeTimedOut = true
+            context.close(promise: nil)
+        }
     }
 }
