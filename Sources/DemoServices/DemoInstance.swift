@@ -2,6 +2,8 @@ import Atomics
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
 import Synchronization
@@ -17,6 +19,9 @@ public final class DemoInstance: Sendable {
     public let service: DemoServiceKind
     public let id: String
     public let host: String
+    /// Served over TLS (`https://`) with this configuration.
+    private let tlsConfiguration: TLSConfiguration?
+    public var tls: Bool { tlsConfiguration != nil }
     private let behaviourState = Mutex(DemoBehaviour.normal)
     private let requestCounter = ManagedAtomic<Int>(0)
     private let echoCounter = ManagedAtomic<Int>(0)
@@ -28,25 +33,30 @@ public final class DemoInstance: Sendable {
     /// Holds the port while the instance is stopped.
     private let reserved = Mutex<PortReservation?>(nil)
 
-    private init(service: DemoServiceKind, id: String, host: String) {
+    private init(service: DemoServiceKind, id: String, host: String, tls: TLSConfiguration?) {
         self.service = service
         self.id = id
         self.host = host
+        self.tlsConfiguration = tls
     }
 
-    /// Starts an instance on `host:port` (port 0: any free port) and returns once it accepts connections.
-    public static func start(service: DemoServiceKind, id: String, host: String = "127.0.0.1", port: Int = 0) async throws -> DemoInstance {
-        let instance = DemoInstance(service: service, id: id, host: host)
+    /// Starts an instance on `host:port` (port 0: any free port) and returns once it accepts connections;
+    /// with `tls`, it speaks HTTPS with that server configuration.
+    public static func start(service: DemoServiceKind, id: String, host: String = "127.0.0.1", port: Int = 0,
+                             tls: TLSConfiguration? = nil) async throws -> DemoInstance {
+        let instance = DemoInstance(service: service, id: id, host: host, tls: tls)
         try await instance.launch(port: port)
         return instance
     }
 
     private func launch(port: Int) async throws {
+        let builder: HTTPServerBuilder = try tlsConfiguration.map { try .tls(tlsConfiguration: $0) } ?? .http1()
         var logger = Logger(label: "redfire.demo.\(id)")
         logger.logLevel = .critical
         let started = try await LoopbackServer.start(logger: logger) { onServerRunning in
             Application(
                 responder: DemoResponder(instance: self),
+                server: builder,
                 configuration: .init(address: .hostname(host, port: port), serverName: nil),
                 onServerRunning: onServerRunning,
                 logger: logger
@@ -58,7 +68,7 @@ public final class DemoInstance: Sendable {
 
     /// The port the instance listens on.
     public var port: Int { boundPort.load(ordering: .acquiring) }
-    public var url: String { "http://\(host):\(port)" }
+    public var url: String { "\(tls ? "https" : "http")://\(host):\(port)" }
     /// Requests answered so far (health checks excluded).
     public var requestCount: Int { requestCounter.load(ordering: .relaxed) }
     /// `…/_echo` requests whose body was received whole and answered.

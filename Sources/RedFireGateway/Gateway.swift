@@ -146,7 +146,7 @@ public final class Gateway: Service {
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
                                          jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter,
                                          accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure, listeners: listeners))
-        let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, logger: logger) { [control] service, id in
+        let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, transport: transport, logger: logger) { [control] service, id in
             control.removalCompleted(service: service, id: id)
         }
         let connections = self.connections

@@ -134,6 +134,12 @@ extension GatewayConfig {
             reader.report("services", root, "is required: at least one service")
         }
 
+        if config.upstreamTransport == .asyncHTTPClient {
+            for service in config.services where service.tls?.serverName != nil {
+                reader.report("services.\(service.name).tls.server_name", nil, "needs upstream_transport: nio (AsyncHTTPClient sends the instance's host as SNI)")
+            }
+        }
+
         if let routes = top.list("routes") {
             var prefixes: Set<String> = []
             for (path, node) in routes {

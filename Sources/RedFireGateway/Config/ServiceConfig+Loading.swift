@@ -78,6 +78,12 @@ extension ServiceConfig {
             object.finish()
             service.passiveEjection = ejection
         }
+        if let tls = object.object("tls") {
+            service.tls = UpstreamTLSConfig.load(tls, reader: reader)
+            if service.tls != nil, !service.instances.isEmpty, !service.instances.contains(where: { $0.url.scheme == "https" }) {
+                reader.report(tls.path, tls.node, "applies to https:// instances; this service has none")
+            }
+        }
         object.finish()
         return service
     }

@@ -19,6 +19,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var timeouts = TimeoutConfig()
     public var retries = RetryConfig()
     public var passiveEjection = PassiveEjectionConfig()
+    /// `tls` — TLS to the service's `https://` instances (CA, server name, client certificate).
+    public var tls: UpstreamTLSConfig?
 
     public init(name: String) {
         self.name = name
@@ -64,7 +66,7 @@ public enum HashKey: Sendable, Hashable, CustomStringConvertible {
 public struct InstanceConfig: Sendable, Equatable {
     /// `id` — unique across the gateway. Default `SERVICE-N` (1-based position).
     public var id: String
-    /// `url` — `http://HOST:PORT` (no path).
+    /// `url` — `http://HOST:PORT` or `https://HOST:PORT` (no path).
     public var url: UpstreamURL
     /// `weight` — relative share of traffic, 1...1000. Default `1`.
     public var weight: Int = 1

@@ -10,6 +10,9 @@ import Synchronization
 final class RegistryMaintenance: Service {
     let registry: ServiceRegistry
     let eventLoopGroup: any EventLoopGroup
+    /// How `https://` instances are checked: over the gateway's own upstream transport, with the
+    /// service's TLS settings (the same verification as its requests get).
+    let transport: (any UpstreamTransport)?
     let logger: Logger
     /// How often leases and ejections are looked at.
     static let tick: Duration = .milliseconds(100)
@@ -19,9 +22,10 @@ final class RegistryMaintenance: Service {
     /// Told when a registered instance drained before deregistration is gone (the cluster drops it too).
     let onRemoved: @Sendable (_ service: String, _ id: String) -> Void
 
-    init(registry: ServiceRegistry, eventLoopGroup: any EventLoopGroup, logger: Logger,
+    init(registry: ServiceRegistry, eventLoopGroup: any EventLoopGroup, transport: (any UpstreamTransport)? = nil, logger: Logger,
          onRemoved: @escaping @Sendable (_ service: String, _ id: String) -> Void = { _, _ in }) {
         self.onRemoved = onRemoved
+        self.transport = transport
         self.registry = registry
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
@@ -80,14 +84,15 @@ final class RegistryMaintenance: Service {
             }
             for runtime in runtimes where runtime.claimHealthChecker() {
                 tasks[runtime.id]?.cancel()
-                tasks[runtime.id] = Task { [registry, logger] in
-                    await Self.checkLoop(runtime: runtime, registry: registry, client: client, logger: logger)
+                tasks[runtime.id] = Task { [registry, logger, transport] in
+                    await Self.checkLoop(runtime: runtime, registry: registry, client: client, transport: transport, logger: logger)
                 }
             }
         }
     }
 
-    private static func checkLoop(runtime: InstanceRuntime, registry: ServiceRegistry, client: HTTPClient, logger: Logger) async {
+    private static func checkLoop(runtime: InstanceRuntime, registry: ServiceRegistry, client: HTTPClient, transport: (any UpstreamTransport)?,
+                                  logger: Logger) async {
         while !Task.isCancelled && !runtime.isRemoved {
             guard let pool = registry.state.service(named: runtime.serviceName),
                   let member = pool.members.first(where: { $0.runtime === runtime }) else { return }
@@ -96,7 +101,11 @@ final class RegistryMaintenance: Service {
                 try? await Task.sleep(for: check.interval)
                 continue
             }
-            let (passed, reason) = await probe(member: member, check: check, client: client)
+            let (passed, reason) = if member.url.scheme == "https", let transport {
+                await probe(member: member, check: check, tls: pool.service.tls ?? UpstreamTLSConfig(), transport: transport)
+            } else {
+                await probe(member: member, check: check, client: client)
+            }
             if Task.isCancelled { return }
             if let transition = runtime.recordCheck(passed: passed, reason: reason, config: check, now: .now) {
                 registry.rebuild()
@@ -113,6 +122,37 @@ final class RegistryMaintenance: Service {
         }
     }
 
+    /// A check of an `https://` instance, over the upstream transport (TLS verified as for requests).
+    private static func probe(member: PoolMember, check: HealthCheckConfig, tls: UpstreamTLSConfig, transport: any UpstreamTransport) async -> (Bool, String) {
+        let request = UpstreamRequest(method: .get, upstream: member.url, authority: member.authority, target: check.path,
+                                      headers: [.userAgent: "redfire-gateway-health-check"], body: nil, tls: tls)
+        var timeouts = TimeoutConfig()
+        timeouts.connect = check.timeout
+        timeouts.responseHeaders = check.timeout
+        timeouts.idle = check.timeout
+        do {
+            let response = try await transport.execute(request, timeouts: timeouts)
+            if case .stream(let body) = response.body {
+                var read = 0
+                do { for try await chunk in body { read += chunk.readableBytes; if read > 64 * 1024 { break } } } catch {}
+            }
+            let code = response.status.code
+            return check.accepts(status: code) ? (true, "HTTP \(code)") : (false, "HTTP \(code)")
+        } catch {
+            return (false, reason(error, check: check))
+        }
+    }
+
+    private static func reason(_ failure: UpstreamFailure, check: HealthCheckConfig) -> String {
+        switch failure {
+        case .connectFailed: return "connection refused"
+        case .connectTimeout: return "connect timeout"
+        case .responseTimeout: return "timeout after \(ConfigDuration.format(check.timeout))"
+        case .connectionFailed: return "connection failed"
+        case .tlsFailed: return "TLS handshake failed"
+        }
+    }
+
     private static func probe(member: PoolMember, check: HealthCheckConfig, client: HTTPClient) async -> (Bool, String) {
         var request = HTTPClientRequest(url: member.baseURL + check.path)
         request.method = .GET
@@ -123,12 +163,7 @@ final class RegistryMaintenance: Service {
             let code = Int(response.status.code)
             return check.accepts(status: code) ? (true, "HTTP \(code)") : (false, "HTTP \(code)")
         } catch {
-            switch UpstreamFailure(classifying: error) {
-            case .connectFailed: return (false, "connection refused")
-            case .connectTimeout: return (false, "connect timeout")
-            case .responseTimeout: return (false, "timeout after \(ConfigDuration.format(check.timeout))")
-            case .connectionFailed: return (false, "connection failed")
-            }
+            return (false, reason(UpstreamFailure(classifying: error), check: check))
         }
     }
 }

@@ -59,7 +59,7 @@ struct ForwardAttempts {
         switch lastFailure {
         case .none: return (.upstreamUnavailable, true)
         case .connectTimeout, .responseTimeout: return (.upstreamTimeout, false)
-        case .connectFailed, .connectionFailed: return (.badGateway, false)
+        case .connectFailed, .connectionFailed, .tlsFailed: return (.badGateway, false)
         }
     }
 }

@@ -72,7 +72,8 @@ struct Forwarder: Sendable {
             attempts.start()
             let lease = runtime.dispatch()
             let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers,
-                                                  body: body, bufferLimit: bufferLimit)
+                                                  body: body, bufferLimit: bufferLimit,
+                                                  tls: member.url.scheme == "https" ? service.tls ?? UpstreamTLSConfig() : nil)
             let response: UpstreamResponse
             let dispatched = ContinuousClock.now
             do {

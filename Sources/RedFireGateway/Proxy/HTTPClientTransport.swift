@@ -4,16 +4,24 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// `UpstreamTransport` over AsyncHTTPClient, configured as a proxy: no redirects, no decompression,
 /// HTTP/1 only, pooled keep-alive connections sized for concurrency, no connection-establishment retry
 /// loop (a refused connection fails at once so the gateway can fail over), no tracing.
 ///
-/// AsyncHTTPClient's timeouts are per client, so there is one client per distinct `timeouts` setting.
+/// AsyncHTTPClient's timeouts and TLS settings are per client, so there is one client per distinct
+/// `timeouts` and `tls` setting. (It cannot send another SNI than the URL's host: `server_name` needs
+/// the `nio` transport, which configuration loading checks.)
 final class HTTPClientTransport: UpstreamTransport {
+    private struct ClientKey: Hashable {
+        var timeouts: TimeoutConfig
+        var tls: UpstreamTLSConfig?
+    }
+
     private let eventLoopGroup: any EventLoopGroup
-    private let clients = Mutex<[TimeoutConfig: HTTPClient]>([:])
+    private let clients = Mutex<[ClientKey: HTTPClient]>([:])
     private let logger: Logger
 
     /// Connections kept per upstream instance; AsyncHTTPClient opens more when needed and parks the rest.
@@ -24,9 +32,15 @@ final class HTTPClientTransport: UpstreamTransport {
         self.logger = logger
     }
 
-    private func client(for timeouts: TimeoutConfig) -> HTTPClient {
-        clients.withLock { clients in
-            if let client = clients[timeouts] { return client }
+    private func client(for timeouts: TimeoutConfig, tls: UpstreamTLSConfig?) throws(UpstreamFailure) -> HTTPClient {
+        let key = ClientKey(timeouts: timeouts, tls: tls)
+        if let client = clients.withLock({ $0[key] }) { return client }
+        var tlsConfiguration: TLSConfiguration?
+        if let tls {
+            do { tlsConfiguration = try tls.clientConfiguration() } catch { throw .tlsFailed }
+        }
+        return clients.withLock { clients in
+            if let client = clients[key] { return client }
             var configuration = HTTPClient.Configuration(
                 redirectConfiguration: .disallow,
                 timeout: .init(connect: .nanoseconds(timeouts.connect.nanosecondsClamped),
@@ -37,8 +51,9 @@ final class HTTPClientTransport: UpstreamTransport {
             configuration.httpVersion = .http1Only
             configuration.connectionPool.retryConnectionEstablishment = false
             configuration.tracing.tracer = nil
+            configuration.tlsConfiguration = tlsConfiguration
             let client = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration, backgroundActivityLogger: logger)
-            clients[timeouts] = client
+            clients[key] = client
             return client
         }
     }
@@ -50,9 +65,10 @@ final class HTTPClientTransport: UpstreamTransport {
         if let body = request.body {
             outbound.body = .stream(body.stream, length: body.length.map { .known(Int64($0)) } ?? .unknown)
         }
+        let client = try client(for: timeouts, tls: request.tls)
         let response: HTTPClientResponse
         do {
-            response = try await client(for: timeouts).execute(outbound, deadline: .now() + .nanoseconds(timeouts.responseHeaders.nanosecondsClamped))
+            response = try await client.execute(outbound, deadline: .now() + .nanoseconds(timeouts.responseHeaders.nanosecondsClamped))
         } catch {
             throw UpstreamFailure(classifying: error)
         }

@@ -11,6 +11,8 @@ final class LoopConnectionPool: @unchecked Sendable {
         var port: Int
         /// Connections carry their service's idle timeout in their pipeline.
         var idleNanoseconds: Int64
+        /// TLS settings of an `https://` instance (nil: plain HTTP).
+        var tls: UpstreamTLSConfig?
     }
 
     /// The idle connections of one key, newest last; a class so that taking and returning one mutates
@@ -20,15 +22,17 @@ final class LoopConnectionPool: @unchecked Sendable {
     }
 
     let eventLoop: any EventLoop
+    private let tlsContexts: UpstreamTLSContexts
     private var idle: [Key: IdleList] = [:]
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, tlsContexts: UpstreamTLSContexts = UpstreamTLSContexts()) {
         self.eventLoop = eventLoop
+        self.tlsContexts = tlsContexts
     }
 
     func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         eventLoop.assertInEventLoop()
-        let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped)
+        let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped, tls: request.tls)
         if let pooled = takeIdle(key) {
             do {
                 return try await pooled.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
@@ -80,6 +84,8 @@ final class LoopConnectionPool: @unchecked Sendable {
 
     private func connect(_ key: Key, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamConnection {
         let idleTimeout = TimeAmount.nanoseconds(key.idleNanoseconds)
+        let tlsContext = try key.tls.map { config throws(UpstreamFailure) in try tlsContexts.context(for: config) }
+        let handshake = tlsContext == nil ? nil : eventLoop.makePromise(of: Void.self)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(timeouts.connect.nanosecondsClamped))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -89,6 +95,11 @@ final class LoopConnectionPool: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    // `https://`: TLS first, verified (`services.NAME.tls`, or the system's trust store).
+                    if let tlsContext, let config = key.tls {
+                        try sync.addHandler(try UpstreamTLSContexts.handler(context: tlsContext, config: config, host: key.host))
+                        try sync.addHandler(UpstreamTLSHandshake(done: handshake!, timeout: .nanoseconds(timeouts.connect.nanosecondsClamped)))
+                    }
                     // Requests are written as bytes (`HTTP1RequestWriter`; every field comes from
                     // `HTTPFields`: names are tokens, values legalized on construction; `Host` from the
                     // validated instance URL); llhttp (NIO's response decoder) parses the responses.
@@ -99,9 +110,27 @@ final class LoopConnectionPool: @unchecked Sendable {
             }
         do {
             let channel = try await bootstrap.connect(host: key.host, port: key.port).get()
+            if let handshake {
+                // The handshake is part of connecting: bounded by the connect timeout, and a failure
+                // (a certificate not verified) means nothing was sent.
+                do {
+                    try await handshake.futureResult.get()
+                } catch let error as ChannelError {
+                    channel.close(promise: nil)
+                    if case .connectTimeout = error { throw UpstreamFailure.connectTimeout }
+                    throw UpstreamFailure.tlsFailed
+                } catch {
+                    channel.close(promise: nil)
+                    throw UpstreamFailure.tlsFailed
+                }
+            }
             let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
             return UpstreamConnection(channel: channel, handler: handler)
+        } catch let failure as UpstreamFailure {
+            handshake?.fail(failure)
+            throw failure
         } catch {
+            handshake?.fail(error)
             throw UpstreamFailure(classifying: error)
         }
     }

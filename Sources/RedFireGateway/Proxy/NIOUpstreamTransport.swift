@@ -11,12 +11,11 @@ import NIOPosix
 ///
 /// Timeouts: `connect` on the connection attempt; `response_headers` from the end of the request to the
 /// response head; `idle` as inactivity (no byte read or written) on the connection. `https` instances
-/// go through the AsyncHTTPClient transport (TLS).
+/// get TLS on the same connections (verified; `UpstreamTLSContexts`), the handshake counted as connecting.
 final class NIOUpstreamTransport: UpstreamTransport {
     private let group: any EventLoopGroup
     /// One pool per event loop, built once; each is only touched on its loop.
     private let pools: [ObjectIdentifier: LoopConnectionPool]
-    private let tls: HTTPClientTransport
 
     /// Idle connections kept per event loop and upstream address; beyond, released ones are closed.
     static let maxIdlePerAddress = 256
@@ -24,19 +23,18 @@ final class NIOUpstreamTransport: UpstreamTransport {
     init(eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.group = eventLoopGroup
         var pools: [ObjectIdentifier: LoopConnectionPool] = [:]
-        for loop in eventLoopGroup.makeIterator() { pools[ObjectIdentifier(loop)] = LoopConnectionPool(eventLoop: loop) }
+        let contexts = UpstreamTLSContexts()
+        for loop in eventLoopGroup.makeIterator() { pools[ObjectIdentifier(loop)] = LoopConnectionPool(eventLoop: loop, tlsContexts: contexts) }
         self.pools = pools
-        self.tls = HTTPClientTransport(eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
     func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
-        guard request.upstream.scheme == "http" else { return try await tls.execute(request, timeouts: timeouts) }
         if let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[ObjectIdentifier(current)] {
             return try await pool.execute(request, timeouts: timeouts)
         }
         // Called off the event loops (e.g. from the concurrency pool): run the exchange on one.
         let loop = group.next()
-        guard let pool = pools[ObjectIdentifier(loop)] else { return try await tls.execute(request, timeouts: timeouts) }
+        guard let pool = pools[ObjectIdentifier(loop)] else { throw .connectFailed }
         return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) { () async throws(UpstreamFailure) -> UpstreamResponse in
             try await pool.execute(request, timeouts: timeouts)
         }
@@ -46,6 +44,5 @@ final class NIOUpstreamTransport: UpstreamTransport {
         for pool in pools.values {
             try? await pool.eventLoop.submit { pool.closeAll() }.get()
         }
-        await tls.shutdown()
     }
 }

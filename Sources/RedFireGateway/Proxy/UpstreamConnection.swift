@@ -91,7 +91,10 @@ final class UpstreamConnection: @unchecked Sendable {
                 part = try await handler.next()
             } catch {
                 channel.close(promise: nil)
-                throw ExchangeFailure(failure: handler.timedOut ? .responseTimeout : .connectionFailed, responseStarted: false)
+                // TLS 1.3: an instance refuses the gateway's client certificate (or its absence) after the
+                // client's side of the handshake is done — with the first read.
+                let failure: UpstreamFailure = handler.timedOut ? .responseTimeout : UpstreamFailure(classifying: error) == .tlsFailed ? .tlsFailed : .connectionFailed
+                throw ExchangeFailure(failure: failure, responseStarted: false)
             }
             guard case .head(let received) = part else {
                 channel.close(promise: nil)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -16,6 +17,8 @@ extension UpstreamFailure {
             case .deadlineExceeded, .readTimeout: self = .responseTimeout
             default: self = .connectionFailed
             }
+        case is NIOSSLError, is BoringSSLError, is NIOSSLExtraError:
+            self = .tlsFailed
         case is NIOConnectionError:
             self = .connectFailed
         case let error as ChannelError:

@@ -11,6 +11,9 @@ enum UpstreamFailure: Error, Sendable, Equatable {
     case responseTimeout
     /// The connection broke or the instance answered with something that is not HTTP.
     case connectionFailed
+    /// The TLS handshake with an `https://` instance failed — most often its certificate was not
+    /// verified (unknown authority, wrong name, expired): nothing was sent.
+    case tlsFailed
 
-    var nothingSent: Bool { self == .connectFailed || self == .connectTimeout }
+    var nothingSent: Bool { self == .connectFailed || self == .connectTimeout || self == .tlsFailed }
 }

@@ -16,6 +16,8 @@ struct UpstreamRequest: Sendable {
     /// Response bytes held for a slow client before the instance's connection stops being read
     /// (`limits.connection_buffer`).
     var bufferLimit = 64 * 1024
+    /// How to speak TLS to an `https://` instance (the service's `tls`, or the defaults); nil for `http://`.
+    var tls: UpstreamTLSConfig?
 
     /// `scheme://host:port/path?query`.
     var url: String { upstream.description + target }

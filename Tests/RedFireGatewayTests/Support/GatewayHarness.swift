@@ -132,7 +132,8 @@ func serviceConfig(_ name: String, _ instances: [DemoInstance], weights: [Int]? 
     var service = ServiceConfig(name: name)
     service.strategy = strategy
     service.instances = instances.enumerated().map { index, instance in
-        InstanceConfig(id: instance.id, url: UpstreamURL(host: "127.0.0.1", port: instance.port), weight: weights?[index] ?? 1)
+        InstanceConfig(id: instance.id, url: UpstreamURL(scheme: instance.tls ? "https" : "http", host: "127.0.0.1", port: instance.port),
+                       weight: weights?[index] ?? 1)
     }
     service.healthCheck.interval = .milliseconds(100)
     service.healthCheck.jitter = .milliseconds(20)
