@@ -176,7 +176,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         // An origin's `Date` is passed on (RFC 9110 §6.6.1); the gateway dates what has none.
         if !head.headerFields.contains(.date) { head.headerFields.append(HTTPField(name: .date, value: date())) }
         // RFC 6797: on TLS connections of a listener with `hsts`, every response says so (never on plain HTTP).
-        if let hsts = facts?.transport.hsts { head.headerFields[.strictTransportSecurity] = hsts }
+        if let hsts = facts?.strictTransportSecurity { head.headerFields[.strictTransportSecurity] = hsts }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         let writer = ChannelResponseBodyWriter(handler: self, remaining: response.body.contentLength)
         do {

@@ -37,11 +37,6 @@ package final class ListenerRuntime: Sendable {
     /// `https://127.0.0.1:8443` once bound.
     package var url: String { "\(config.scheme)://\(ListenAddress(host: config.address.host, port: boundPort))" }
 
-    /// What a request on one of its connections needs to know about the connection.
-    func transport(tlsVersion: TLSVersion?) -> ClientTransport {
-        ClientTransport(tls: tlsVersion.map(ClientTransport.name(of:)), hsts: tlsVersion == nil ? nil : config.tls?.hsts,
-                        redirectHTTPSPort: config.redirectHTTPSPort)
-    }
 }
 
 /// What a request knows of the connection it came on: TLS or not, and what the listener adds.

@@ -12,11 +12,25 @@ final class ConnectionFacts {
     /// The handshake did not complete within `limits.header_timeout`.
     var handshakeTimedOut = false
 
+    /// The listener's `hsts` and `redirect_https` when the connection opened (a reload applies to
+    /// connections opened after it).
+    private let hsts: String?
+    private let redirectHTTPSPort: Int?
+
     init(listener: ListenerRuntime) {
         self.listener = listener
+        self.hsts = listener.tls?.config.hsts
+        self.redirectHTTPSPort = listener.config.redirectHTTPSPort
     }
 
-    var transport: ClientTransport { listener.transport(tlsVersion: tlsVersion) }
+    /// What a request on this connection knows of it (HSTS only once TLS is up: never on plain HTTP).
+    var transport: ClientTransport {
+        guard let tlsVersion else { return ClientTransport(redirectHTTPSPort: redirectHTTPSPort) }
+        return ClientTransport(tls: ClientTransport.name(of: tlsVersion), hsts: hsts)
+    }
+
+    /// `Strict-Transport-Security` for the connection's responses.
+    var strictTransportSecurity: String? { tlsVersion == nil ? nil : hsts }
 }
 
 /// Sits behind the TLS handler of a TLS listener's connection: records the negotiated version when the
