@@ -141,8 +141,13 @@ enum PrometheusExposition {
                 sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "http/1.1"), ("tls", "none")], open)
             } else {
                 let tls12 = listener.openTLS12.open, tls13 = listener.openTLS13.open
-                sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "http/1.1"), ("tls", "TLSv1.3")], tls13)
-                sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "http/1.1"), ("tls", "TLSv1.2")], tls12)
+                let h2tls12 = listener.openHTTP2TLS12.open, h2tls13 = listener.openHTTP2TLS13.open
+                sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "http/1.1"), ("tls", "TLSv1.3")], max(0, tls13 - h2tls13))
+                sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "http/1.1"), ("tls", "TLSv1.2")], max(0, tls12 - h2tls12))
+                if listener.config.offersHTTP2 {
+                    sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "h2"), ("tls", "TLSv1.3")], h2tls13)
+                    sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "h2"), ("tls", "TLSv1.2")], h2tls12)
+                }
                 sample(&out, "gateway_listener_connections", [("listener", name), ("protocol", "none"), ("tls", "handshake")], max(0, open - tls12 - tls13))
             }
         }
@@ -154,6 +159,16 @@ enum PrometheusExposition {
         for (name, tls) in secure {
             for (reason, count) in tls.failureCounts.sorted(by: { $0.key < $1.key }) {
                 sample(&out, "gateway_tls_handshake_failures_total", [("listener", name), ("reason", reason)], count)
+            }
+        }
+        let http2 = listeners.filter(\.config.offersHTTP2)
+        if !http2.isEmpty {
+            header(&out, "gateway_http2_connection_errors_total", "counter",
+                   "HTTP/2 connections ended with GOAWAY for abuse or protocol errors, by reason (rapid_reset, continuation_flood, control_frame_flood, …).")
+            for listener in http2 {
+                for (reason, count) in listener.http2ErrorCounts.sorted(by: { $0.key < $1.key }) {
+                    sample(&out, "gateway_http2_connection_errors_total", [("listener", listener.config.address.description), ("reason", reason)], count)
+                }
             }
         }
         header(&out, "gateway_tls_certificate_reloads_total", "counter", "Times a listener's certificates were replaced (file change or reload).")

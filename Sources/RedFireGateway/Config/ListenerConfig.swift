@@ -10,6 +10,9 @@ public struct ListenerConfig: Sendable, Equatable {
     /// `redirect_https` — on a plain listener, answer every request with `308 Permanent Redirect` to the
     /// same host and target over HTTPS on this port (`true`: the first TLS listener's port). Default none.
     public var redirectHTTPSPort: Int?
+    /// `http2` — HTTP/2 for clients that offer it in the TLS handshake (ALPN `h2`, then `http/1.1`), with
+    /// its limits. On by default on TLS listeners; plain listeners speak HTTP/1.1 only.
+    public var http2 = HTTP2Config()
 
     public init(address: ListenAddress, tls: ListenerTLSConfig? = nil, redirectHTTPSPort: Int? = nil) {
         self.address = address
@@ -17,8 +20,39 @@ public struct ListenerConfig: Sendable, Equatable {
         self.redirectHTTPSPort = redirectHTTPSPort
     }
 
+    /// Whether clients may speak HTTP/2 on this listener.
+    public var offersHTTP2: Bool { tls != nil && http2.enabled }
+
     /// `https` or `http`: the scheme clients use on this listener.
     public var scheme: String { tls == nil ? "http" : "https" }
+}
+
+/// `listeners[].http2` — HTTP/2's limits (RFC 9113 §6.5.2 settings and the gateway's own). Every stream
+/// is one request through the same policy chain as HTTP/1.1; instances still receive HTTP/1.1. The
+/// attack classes (rapid reset, CONTINUATION floods, HPACK bombs, control-frame floods, empty frames)
+/// are bounded by swift-nio-http2's defences: the connection is closed with GOAWAY and counted.
+public struct HTTP2Config: Sendable, Equatable {
+    /// `enabled` — default true (TLS listeners only).
+    public var enabled = true
+    /// `max_concurrent_streams` — streams a client may have open at once. Default 100 (HAProxy, NIO).
+    public var maxConcurrentStreams = 100
+    /// `max_header_list_size` — bytes of a decoded header list (HPACK bombs end here). Default 64 KiB;
+    /// `limits.max_header_bytes` is still enforced per request (431).
+    public var maxHeaderListSize = 65_536
+    /// `header_table_size` — the HPACK dynamic table the client may use. Default 4096.
+    public var headerTableSize = 4096
+    /// `max_frame_size` — largest frame payload the gateway accepts. Default 16384 (the minimum).
+    public var maxFrameSize = 16_384
+    /// `initial_window_size` — each stream's receive window: request body bytes a client may send
+    /// ahead. Default 65535.
+    public var initialWindowSize = 65_535
+    /// `connection_window_size` — the connection's receive window. Default 1 MiB.
+    public var connectionWindowSize = 1 << 20
+    /// `max_age` — after this long a connection is asked to go away (GOAWAY; open streams finish), so
+    /// long-lived clients rebalance across gateways. Default none.
+    public var maxAge: Duration?
+
+    public init() {}
 }
 
 /// `listeners[].tls` — TLS termination: certificates by server name, versions, client certificates.
@@ -97,6 +131,12 @@ extension GatewayConfig {
             }
             var listener = ListenerConfig(address: address)
             if let tls = object.object("tls") { listener.tls = ListenerTLSConfig.load(tls, reader: reader) }
+            if let http2 = object.object("http2") {
+                listener.http2 = HTTP2Config.load(http2)
+                if !object.has("tls"), listener.http2.enabled {
+                    reader.report(http2.path, http2.node, "HTTP/2 is offered on TLS listeners (ALPN); this listener is plain HTTP")
+                }
+            }
             if let text = object.string("redirect_https") {
                 let node = object.node("redirect_https")
                 if ["true", "yes", "on"].contains(text.lowercased()) {
@@ -121,6 +161,23 @@ extension GatewayConfig {
             }
         }
         return listeners.isEmpty ? nil : listeners
+    }
+}
+
+extension HTTP2Config {
+    /// `listeners[].http2:`
+    static func load(_ object: ConfigObject) -> HTTP2Config {
+        var config = HTTP2Config()
+        if let enabled = object.bool("enabled") { config.enabled = enabled }
+        if let value = object.int("max_concurrent_streams", in: 1...10_000) { config.maxConcurrentStreams = value }
+        if let value = object.int("max_header_list_size", in: 1024...(16 << 20)) { config.maxHeaderListSize = value }
+        if let value = object.int("header_table_size", in: 0...65_536) { config.headerTableSize = value }
+        if let value = object.int("max_frame_size", in: 16_384...16_777_215) { config.maxFrameSize = value }
+        if let value = object.int("initial_window_size", in: 1024...2_147_483_647) { config.initialWindowSize = value }
+        if let value = object.int("connection_window_size", in: 65_535...2_147_483_647) { config.connectionWindowSize = value }
+        if let value = object.duration("max_age", atLeast: .seconds(1)) { config.maxAge = value }
+        object.finish()
+        return config
     }
 }
 

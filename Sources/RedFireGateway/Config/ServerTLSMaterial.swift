@@ -80,6 +80,11 @@ package struct ServerTLSMaterial: Sendable {
         tls.maximumTLSVersion = .tlsv13
         tls.cipherSuites = Self.cipherSuites
         tls.applicationProtocols = applicationProtocols
+        // Closing, the gateway sends close_notify and waits this long for the client's (swift-nio-ssl
+        // waits 5 s by default: every connection a client abandons would hold its descriptor that long,
+        // and a graceful shutdown would wait for the slowest). Nothing of the gateway's is lost by not
+        // waiting: its last bytes were flushed before.
+        tls.shutdownTimeout = .milliseconds(500)
         switch config.clientCertificates {
         case .none: tls.certificateVerification = .none
         case .optional: tls.certificateVerification = .optionalVerification

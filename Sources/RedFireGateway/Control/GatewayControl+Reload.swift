@@ -49,7 +49,8 @@ extension GatewayControl {
         config.listeners = current.listeners
         if fileListeners.count != current.listeners.count || fileListeners.dropFirst().map(\.address) != current.listeners.dropFirst().map(\.address)
             || fileListeners.map({ $0.tls == nil }) != current.listeners.map({ $0.tls == nil })
-            || fileListeners.map(\.redirectHTTPSPort) != current.listeners.map(\.redirectHTTPSPort) {
+            || fileListeners.map(\.redirectHTTPSPort) != current.listeners.map(\.redirectHTTPSPort)
+            || fileListeners.map(\.http2) != current.listeners.map(\.http2) {
             restart.append("listeners")
         } else {
             var replacements: [(TLSListenerState, ListenerTLSConfig, ServerTLSMaterial)] = []
@@ -57,7 +58,7 @@ extension GatewayControl {
                 guard let tls = listener.tls, index < listeners.count, let state = listeners[index].tls else { continue }
                 guard tls != state.config || state.current.filesChanged else { continue }
                 do {
-                    replacements.append((state, tls, try ServerTLSMaterial(tls)))
+                    replacements.append((state, tls, try ServerTLSMaterial(tls, applicationProtocols: state.applicationProtocols)))
                 } catch {
                     reloadOutcomes.withLock { $0.failed += 1; $0.lastFailed = true }
                     audit.append(AuditEntry(at: Date(), actor: actor, action: "reload", target: path, result: "invalid_config"))

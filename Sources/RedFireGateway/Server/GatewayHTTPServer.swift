@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOSSL
+import NIOTLS
 
 /// The gateway's HTTP/1.1 server connections of one listener, on Hummingbird's server (listener,
 /// graceful shutdown):
@@ -42,12 +43,7 @@ struct GatewayHTTPServer: ServerChildChannel {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             let settings = self.settings()
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderFieldSize = settings.parserHeaderBytes
-            limits.maxHeaderListSize = settings.parserHeaderBytes
-            limits.maxHeaderFieldCount = settings.parserHeaderCount
             let facts = ConnectionFacts(listener: listener)
-            let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog, facts: facts)
             let sync = channel.pipeline.syncOperations
             let open = listener.open
             open.opened()
@@ -62,14 +58,40 @@ struct GatewayHTTPServer: ServerChildChannel {
                 try sync.addHandler(deadline)
                 try sync.addHandler(NIOSSLServerHandler(context: tls.context))
                 try sync.addHandler(TLSHandshakeObserver(state: tls, facts: facts, deadline: deadline))
+                if listener.config.offersHTTP2 {
+                    // What follows the handshake depends on what the client chose: `h2`, or HTTP/1.1
+                    // (`http/1.1`, or no ALPN at all). Bytes that arrive meanwhile wait for it.
+                    try sync.addHandler(ApplicationProtocolNegotiationHandler { [self] result, channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            if result == .negotiated("h2") {
+                                try HTTP2Connection.configure(channel, listener: listener, facts: facts, settings: settings, connections: connections,
+                                                              accessLog: accessLog, logger: self.logger, responder: responder)
+                            } else {
+                                try addHTTP1(channel, facts: facts, settings: settings)
+                            }
+                        }
+                    })
+                    return Connection(channel: channel)
+                }
             }
-            try sync.addHandler(FirstByteObserver(codec: codec))
-            // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.
-            try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
-            try sync.addHandler(codec)
-            try sync.addHandler(GatewayRequestHandler(responder: responder, logger: self.logger, bufferLimit: settings.bufferBytes, facts: facts))
+            try addHTTP1(channel, facts: facts, settings: settings)
             return Connection(channel: channel)
         }
+    }
+
+    /// The HTTP/1.1 handlers, at the end of the pipeline.
+    private func addHTTP1(_ channel: any Channel, facts: ConnectionFacts, settings: ConnectionSettings) throws {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = settings.parserHeaderBytes
+        limits.maxHeaderListSize = settings.parserHeaderBytes
+        limits.maxHeaderFieldCount = settings.parserHeaderCount
+        let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog, facts: facts)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FirstByteObserver(codec: codec))
+        // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+        try sync.addHandler(codec)
+        try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts))
     }
 
     /// The handlers answer the requests; this task keeps the connection known to the server (graceful

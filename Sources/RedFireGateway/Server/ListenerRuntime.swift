@@ -14,6 +14,22 @@ package final class ListenerRuntime: Sendable {
     let open = ConnectionCount()
     let openTLS12 = ConnectionCount()
     let openTLS13 = ConnectionCount()
+    /// Of those, the ones speaking HTTP/2.
+    let openHTTP2TLS12 = ConnectionCount()
+    let openHTTP2TLS13 = ConnectionCount()
+
+    func http2Count(_ version: TLSVersion?) -> ConnectionCount? {
+        switch version {
+        case .tlsv13?: openHTTP2TLS13
+        case .tlsv12?: openHTTP2TLS12
+        default: nil
+        }
+    }
+    /// Connections swift-nio-http2 ended (GOAWAY), by why: `rapid_reset`, `continuation_flood`, …
+    private let http2Errors = Mutex<[String: Int]>([:])
+
+    func http2ConnectionError(_ reason: String) { http2Errors.withLock { $0[reason, default: 0] += 1 } }
+    package var http2ErrorCounts: [String: Int] { http2Errors.withLock { $0 } }
 
     func tlsCount(_ version: TLSVersion) -> ConnectionCount? {
         switch version {
@@ -25,7 +41,8 @@ package final class ListenerRuntime: Sendable {
 
     init(config: ListenerConfig) throws(ServerTLSMaterial.Invalid) {
         self.config = config
-        self.tls = try config.tls.map { tls throws(ServerTLSMaterial.Invalid) in try TLSListenerState(config: tls) }
+        let protocols = config.offersHTTP2 ? ["h2", "http/1.1"] : ["http/1.1"]
+        self.tls = try config.tls.map { tls throws(ServerTLSMaterial.Invalid) in try TLSListenerState(config: tls, applicationProtocols: protocols) }
     }
 
     /// The port it is bound to; 0 until listening.
@@ -74,9 +91,13 @@ package final class TLSListenerState: Sendable {
     private let failures = Mutex<[String: Int]>([:])
     private let reloads = ManagedAtomic<Int>(0)
 
-    init(config: ListenerTLSConfig) throws(ServerTLSMaterial.Invalid) {
-        material = Mutex(try ServerTLSMaterial(config))
+    /// ALPN identifiers offered, fixed for the listener's life (`h2` when it offers HTTP/2).
+    let applicationProtocols: [String]
+
+    init(config: ListenerTLSConfig, applicationProtocols: [String] = ["http/1.1"]) throws(ServerTLSMaterial.Invalid) {
+        material = Mutex(try ServerTLSMaterial(config, applicationProtocols: applicationProtocols))
         settings = Mutex(config)
+        self.applicationProtocols = applicationProtocols
     }
 
     package var current: ServerTLSMaterial { material.withLock { $0 } }
@@ -85,7 +106,7 @@ package final class TLSListenerState: Sendable {
 
     /// Reads the files of `config` and, when they are usable, uses them for new handshakes.
     func replace(with config: ListenerTLSConfig) throws(ServerTLSMaterial.Invalid) {
-        use(try ServerTLSMaterial(config), config: config)
+        use(try ServerTLSMaterial(config, applicationProtocols: applicationProtocols), config: config)
     }
 
     /// New handshakes use `fresh` (read from `config`'s files).

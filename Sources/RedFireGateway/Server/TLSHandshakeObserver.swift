@@ -3,8 +3,9 @@ import NIOSSL
 import NIOTLS
 
 /// What the handlers of one client connection share about it: the listener, the TLS version once the
-/// handshake is done, the HTTP version of the last request head. Lives on the connection's event loop.
-final class ConnectionFacts {
+/// handshake is done, the HTTP version of the last request head. Lives on the connection's event loop
+/// (its HTTP/2 streams share that loop), hence `@unchecked Sendable`.
+final class ConnectionFacts: @unchecked Sendable {
     let listener: ListenerRuntime
     var tlsVersion: TLSVersion?
     /// `HTTP/1.1` or `HTTP/1.0`, as the last request head said.

@@ -102,6 +102,25 @@ final class TLSTestConnection: @unchecked Sendable {
         try? await channel.close()
     }
 
+    /// Writes bytes as they are (inside TLS): frames of another protocol, broken on purpose.
+    func send(_ bytes: [UInt8]) async throws {
+        try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    }
+
+    /// Waits until the server closes the connection (or `timeout` passes); returns whether it did and
+    /// every byte it sent.
+    func waitForClose(timeout: TimeAmount = .seconds(5)) async -> (closed: Bool, bytes: [UInt8]) {
+        let loop = channel.eventLoop
+        let done = loop.makePromise(of: Void.self)
+        channel.closeFuture.whenComplete { _ in done.succeed() }
+        let timer = loop.scheduleTask(in: timeout) { done.succeed() }
+        _ = try? await done.futureResult.get()
+        timer.cancel()
+        let closed = !channel.isActive
+        let bytes = (try? await loop.submit { self.collector.bytes }.get()) ?? []
+        return (closed, bytes)
+    }
+
     var isActive: Bool { channel.isActive }
 
     /// One connection's received bytes, handed out a response at a time.
@@ -110,6 +129,8 @@ final class TLSTestConnection: @unchecked Sendable {
         var handshake: EventLoopPromise<Void>!
         private var handshakeSettled = false
         private var received: [UInt8] = []
+        /// Everything received and not yet handed out as a response.
+        var bytes: [UInt8] { received }
         private var waiting: EventLoopPromise<GatewayHarness.Reply>?
         private var inactive = false
 

@@ -1,0 +1,261 @@
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP2
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP2
+
+/// An HTTP/2 client connection (negotiated with ALPN `h2`): swift-nio-http2 speaks the protocol, and
+/// every stream is one request answered by the same request loop and responder as HTTP/1.1 — no second
+/// request path:
+///
+/// ```
+/// connection: … TLS ⇄ NIOHTTP2Handler ⇄ NIOHTTP2ServerConnectionManagementHandler ⇄ HTTP2ConnectionObserver
+/// each stream: HTTP2EndStreamPeek ⇄ HTTP2FramePayloadToHTTPServerCodec ⇄ HTTP2StreamGuard ⇄ GatewayRequestHandler
+/// ```
+///
+/// The connection's settings come from `listeners[].http2`; the management handler closes an idle
+/// connection (`limits.idle_timeout`), asks an old one to go away (`max_age`) and, on graceful shutdown,
+/// sends GOAWAY and lets open streams finish. The attack classes are swift-nio-http2's to stop (rapid
+/// reset, CONTINUATION and control-frame floods, empty frames, HPACK bombs): it sends GOAWAY and closes
+/// the connection; `HTTP2ConnectionObserver` counts why.
+enum HTTP2Connection {
+    static func configure(_ channel: any Channel, listener: ListenerRuntime, facts: ConnectionFacts, settings: ConnectionSettings,
+                          connections: ConnectionCount, accessLog: AccessLog?, logger: Logger,
+                          responder: @escaping GatewayHTTPServer.Responder) throws {
+        let http2 = listener.config.http2
+        facts.httpVersion = "HTTP/2"
+        connections.opened()
+        let count = listener.http2Count(facts.tlsVersion)
+        count?.opened()
+        channel.closeFuture.whenComplete { _ in
+            connections.closed()
+            count?.closed()
+        }
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: http2.maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: http2.maxHeaderListSize),
+            HTTP2Setting(parameter: .headerTableSize, value: http2.headerTableSize),
+            HTTP2Setting(parameter: .maxFrameSize, value: http2.maxFrameSize),
+            HTTP2Setting(parameter: .initialWindowSize, value: http2.initialWindowSize),
+            HTTP2Setting(parameter: .enablePush, value: 0),
+        ]
+        connection.targetWindowSize = http2.connectionWindowSize
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = http2.initialWindowSize
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: settings.idleTimeout, maxAge: http2.maxAge.map { .nanoseconds($0.nanosecondsClamped) },
+                                 maxGraceTime: nil, keepalive: nil))
+        let sync = channel.pipeline.syncOperations
+        _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
+                                            streamDelegate: manager.http2StreamDelegate) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                let guardian = HTTP2StreamGuard(bodyTimeout: settings.bodyTimeout, accessLog: accessLog, facts: facts)
+                let sync = stream.pipeline.syncOperations
+                try sync.addHandler(HTTP2EndStreamPeek(guardian: guardian))
+                try sync.addHandler(HTTP2FramePayloadToHTTPServerCodec())
+                try sync.addHandler(guardian)
+                try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts))
+            }
+        }
+        try sync.addHandler(manager)
+        try sync.addHandler(HTTP2ConnectionObserver(listener: listener))
+    }
+}
+
+/// Counts why swift-nio-http2 ended a connection (it has sent GOAWAY and closes it) and swallows the
+/// error: there is no request to answer.
+final class HTTP2ConnectionObserver: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTP2Frame
+
+    let listener: ListenerRuntime
+
+    init(listener: ListenerRuntime) {
+        self.listener = listener
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        listener.http2ConnectionError(Self.reason(error))
+        context.close(promise: nil)
+    }
+
+    /// The client closed its side (TLS close_notify or FIN): HTTP/2 has no half-open connection, so the
+    /// gateway closes too (at once: a client waiting for the gateway's close_notify is not kept waiting).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    static func reason(_ error: any Error) -> String {
+        switch error {
+        case is NIOHTTP2Errors.ExcessiveRSTFrames: "rapid_reset"
+        case is NIOHTTP2Errors.ExcessiveStreamErrors: "stream_errors"
+        case is NIOHTTP2Errors.ExcessiveContinuationFrames: "continuation_flood"
+        case is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock: "header_block_too_large"
+        case is NIOHTTP2Errors.ExcessiveControlFrames: "control_frame_flood"
+        case is NIOHTTP2Errors.ExcessiveEmptyDataFrames: "empty_frames"
+        case is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering: "peer_not_reading"
+        case is NIOHTTP2Errors.ExcessiveNumberOfGlitches: "glitches"
+        case is NIOHTTP2Errors.UnableToParseFrame, is NIOHTTP2Errors.BadClientMagic: "malformed"
+        default: "protocol_error"
+        }
+    }
+}
+
+/// Sees a stream's first HEADERS frame before it is converted, to know whether a body follows (no
+/// END_STREAM): the request loop keys on `Content-Length` or `Transfer-Encoding`, which an HTTP/2 request
+/// with a body need not carry.
+final class HTTP2EndStreamPeek: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias InboundOut = HTTP2Frame.FramePayload
+    private let guardian: HTTP2StreamGuard
+    private var seen = false
+
+    init(guardian: HTTP2StreamGuard) {
+        self.guardian = guardian
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !seen, case .headers(let headers) = unwrapInboundIn(data) {
+            seen = true
+            guardian.headersEndStream = headers.endStream
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+/// What an HTTP/2 stream's request must be before the request loop takes it, and what its response must
+/// not carry (RFC 9113 §8):
+/// - `:authority` (or a lone `Host`) is the request's authority, a valid `host[:port]`; a `Host` that
+///   differs from `:authority`, or several, is 400; `Host` itself never goes further;
+/// - `CONNECT` is 501 (the gateway is not a tunnel);
+/// - several `Cookie` fields are joined with `; ` (§8.2.3) for the HTTP/1.1 instance;
+/// - a body without `Content-Length` is marked `Transfer-Encoding: chunked`, as an HTTP/1.1 request of
+///   unknown length would be — forwarded chunked;
+/// - a body that stalls longer than `limits.body_timeout` fails with the timeout (408);
+/// - connection-specific response fields (`Connection`, `Keep-Alive`, `Proxy-Connection`,
+///   `Transfer-Encoding`, `Upgrade`) are removed.
+final class HTTP2StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    /// Set by `HTTP2EndStreamPeek` from the stream's first HEADERS frame.
+    var headersEndStream = false
+    private let bodyTimeout: TimeAmount
+    private let accessLog: AccessLog?
+    private let facts: ConnectionFacts
+    private var refused = false
+    private var receiving = false
+    private var lastRead = NIODeadline.now()
+    private var timer: Scheduled<Void>?
+
+    static let host = HTTPField.Name("Host")!
+    static let connectionSpecific: [HTTPField.Name] = [.connection, HTTPField.Name("Keep-Alive")!, HTTPField.Name("Proxy-Connection")!,
+                                                        .transferEncoding, HTTPField.Name("Upgrade")!]
+
+    init(bodyTimeout: TimeAmount, accessLog: AccessLog?, facts: ConnectionFacts) {
+        self.bodyTimeout = bodyTimeout
+        self.accessLog = accessLog
+        self.facts = facts
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !refused else { return }
+        switch unwrapInboundIn(data) {
+        case .head(var head):
+            if let error = Self.normalize(&head, bodyFollows: !headersEndStream) {
+                refuse(error, head: head, context: context)
+                return
+            }
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+            if !headersEndStream {
+                receiving = true
+                lastRead = context.eventLoop.now
+                arm(context, at: lastRead + bodyTimeout)
+            }
+        case .body(let buffer):
+            lastRead = context.eventLoop.now
+            context.fireChannelRead(wrapInboundOut(.body(buffer)))
+        case .end(let trailers):
+            receiving = false
+            timer?.cancel()
+            timer = nil
+            context.fireChannelRead(wrapInboundOut(.end(trailers)))
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .head(var response) = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
+        }
+        for name in Self.connectionSpecific where response.headerFields.contains(name) { response.headerFields[name] = nil }
+        context.write(wrapOutboundOut(.head(response)), promise: promise)
+    }
+
+    /// The checks and rewrites above; the refusal, if any.
+    static func normalize(_ head: inout HTTPRequest, bodyFollows: Bool) -> GatewayError? {
+        if head.method == .connect { return .notImplemented }
+        let hosts = head.headerFields[values: host]
+        if !hosts.isEmpty {
+            guard hosts.count == 1 else { return .malformedRequest }
+            if let authority = head.authority {
+                guard authority.lowercased() == hosts[0].lowercased() else { return .malformedRequest }
+            } else {
+                head.authority = hosts[0]
+            }
+            head.headerFields[host] = nil
+        }
+        guard let authority = head.authority, !authority.isEmpty, GatewayHTTPCodec.isValidAuthority(authority) else { return .malformedRequest }
+        let cookies = head.headerFields[values: .cookie]
+        if cookies.count > 1 { head.headerFields[.cookie] = cookies.joined(separator: "; ") }
+        if bodyFollows, !head.headerFields.contains(.contentLength) { head.headerFields[.transferEncoding] = "chunked" }
+        return nil
+    }
+
+    private func arm(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            guard receiving else { return }
+            let due = lastRead + bodyTimeout
+            if context.eventLoop.now < due { return arm(context, at: due) }
+            receiving = false
+            // Whoever reads the body fails with the timeout (the forwarder answers 408).
+            context.fireErrorCaught(RequestBodyTimeout())
+        }
+    }
+
+    /// Answers the stream with the error envelope; the request goes no further.
+    private func refuse(_ error: GatewayError, head: HTTPRequest, context: ChannelHandlerContext) {
+        refused = true
+        let requestID = GatewayRequestID.generate()
+        let body = ErrorEnvelope.body(error, requestID: requestID)
+        if let accessLog {
+            var entry = AccessLogEntry(requestID: requestID, clientIP: context.channel.remoteAddress?.ipAddress, method: head.method.rawValue,
+                                       path: head.path.map(GatewayHTTPCodec.loggedPath) ?? "-")
+            entry.protocolName = "HTTP/2"
+            entry.tls = facts.tlsVersion.map(ClientTransport.name(of:))
+            accessLog.record(entry, status: error.status.code, instance: nil, attempts: 0, upstream: .zero, total: .zero,
+                             bytesIn: 0, bytesOut: body.readableBytes, errorCode: error.code)
+        }
+        let response = HTTPResponse(status: error.status, headerFields: [
+            .contentType: "\(ErrorEnvelope.contentType)", .requestID: requestID, .cacheControl: "no-store", .contentLength: String(body.readableBytes),
+        ])
+        context.write(wrapOutboundOut(.head(response)), promise: nil)
+        context.write(wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}

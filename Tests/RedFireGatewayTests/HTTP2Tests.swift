@@ -1,0 +1,179 @@
+import DemoServices
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOHTTP2
+import NIOSSL
+import Testing
+
+@testable import RedFireGateway
+
+/// HTTP/2 for clients on TLS listeners (ALPN `h2`), with real swift-nio-http2 clients and curl: the
+/// same policy chain and forwarding as HTTP/1.1 (instances still get HTTP/1.1), limits, the attack
+/// classes ending in GOAWAY and counted without disturbing other connections, and graceful shutdown.
+@Suite("HTTP/2", .cleansUp, .timeLimit(.minutes(2)))
+struct HTTP2Tests {
+    struct Setup {
+        let files: TLSListenerTests.Files
+        let gateway: GatewayHarness
+        let instances: [DemoInstance]
+        let trust: [NIOSSLCertificate]
+        var port: Int { gateway.port }
+        var listener: ListenerRuntime { gateway.gateway.listeners[0] }
+
+        func client() async throws -> HTTP2TestClient { try await HTTP2TestClient.connect(port: port, trust: trust) }
+    }
+
+    static func start(_ configure: (inout GatewayConfig) -> Void = { _ in }) async throws -> Setup {
+        let files = try TLSListenerTests.Files()
+        let tls = ListenerTLSConfig(certificates: [try files.server("api", names: ["api.redfire.test"])])
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await TLSListenerTests.gateway([ListenerConfig(address: TLSListenerTests.loopback, tls: tls)], instances: instances) { config in
+            config.publicMetrics = true
+            configure(&config)
+        }
+        return Setup(files: files, gateway: gateway, instances: instances, trust: try files.trust)
+    }
+
+    @Test func streamsGoThroughTheSamePolicyChainAsHTTP1() async throws {
+        let setup = try await Self.start { config in
+            config.accessLog.enabled = true
+            config.accessLog.path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-h2-\(UUID().uuidString).log").path
+            config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", methods: ["GET", "POST"])]
+        }
+        let client = try await setup.client()
+        #expect(try await client.request(.get, "/health").status == 200)
+        // Forwarded as HTTP/1.1; the service hears https, one Cookie, no Host of the client's.
+        let echo = try await client.request(.get, "/api/v1/trading/_echo", fields: [.cookie: "a=1", .cookie: "b=2", .requestID: "h2-echo-1"])
+        #expect(echo.status == 200)
+        let report = try JSONDecoder().decode(EchoReport.self, from: Data(echo.body.utf8))
+        #expect(report.headers["cookie"] == ["a=1; b=2"])
+        #expect(report.headers["x-forwarded-proto"] == ["https"])
+        #expect(report.headers["x-forwarded-host"] == ["api.redfire.test"])
+        #expect(report.headers["host"] == ["127.0.0.1:\(setup.instances[0].port)"])
+        // A body without Content-Length (DATA frames) reaches the instance whole, chunked.
+        let upload = try await client.request(.post, "/api/v1/trading/_echo", body: ["first part, ", "second part"])
+        let uploaded = try JSONDecoder().decode(EchoReport.self, from: Data(upload.body.utf8))
+        #expect(uploaded.bodyLength == "first part, second part".utf8.count)
+        #expect(uploaded.headers["transfer-encoding"] == ["chunked"])
+        // The gateway's own answers are the same envelope.
+        let missing = try await client.request(.get, "/nowhere")
+        #expect(missing.status == 404 && missing.errorCode == "route_not_found")
+        let method = try await client.request(.delete, "/api/v1/trading/orders")
+        #expect(method.status == 405 && method.fields[.allow] != nil)
+        // Many streams at once on one connection.
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<40 { group.addTask { try await client.request(.get, "/api/v1/trading/orders").status } }
+            for try await status in group { #expect(status == 200) }
+        }
+        #expect(client.goAways.isEmpty)
+        await client.close()
+        let metrics = try await setup.client()
+        let text = try await metrics.request(.get, "/metrics").body
+        let h2 = text.split(separator: "\n").first { $0.hasPrefix(#"gateway_listener_connections{listener="127.0.0.1:0",protocol="h2",tls="TLSv1.3"}"#) }
+        #expect((h2?.split(separator: " ").last.flatMap { Int($0) } ?? 0) >= 1, "\(h2 ?? "no h2 series")")
+        await metrics.close()
+        await setup.gateway.shutdown()
+        let log = try String(contentsOfFile: setup.gateway.gateway.registry.state.config.accessLog.path, encoding: .utf8)
+        let line = try #require(log.split(separator: "\n").first { $0.contains("h2-echo-1") })
+        #expect(line.contains(#""protocol":"HTTP/2","tls":"TLSv1.3""#), "\(line)")
+    }
+
+    @Test func refusesConnectAndAHostThatContradictsTheAuthority() async throws {
+        let setup = try await Self.start()
+        let client = try await setup.client()
+        let connect = try await client.request(.connect, nil, authority: "elsewhere.example:443")
+        #expect(connect.status == 501 && connect.errorCode == "not_implemented")
+        let conflicting = try await client.request(.get, "/health", fields: [HTTPField.Name("Host")!: "other.example"])
+        #expect(conflicting.status == 400 && conflicting.errorCode == "malformed_request")
+        // The connection is still good for the next stream.
+        #expect(try await client.request(.get, "/health").status == 200)
+        await client.close()
+        await setup.gateway.shutdown()
+    }
+
+    @Test func aStalledRequestBodyTimesOut() async throws {
+        let setup = try await Self.start { $0.limits.bodyTimeout = .seconds(1) }
+        let client = try await setup.client()
+        let started = ContinuousClock.now
+        let (_, reply) = try await client.openStream("/api/v1/trading/_echo")
+        let answer = try await reply.get()
+        #expect(answer.status == 408, "\(answer)")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try await client.request(.get, "/health").status == 200, "other streams are unaffected")
+        await client.close()
+        await setup.gateway.shutdown()
+    }
+
+    @Test func rapidResetEndsThatConnectionWithGoAwayAndOthersCarryOn() async throws {
+        let setup = try await Self.start()
+        let bystander = try await setup.client()
+        #expect(try await bystander.request(.get, "/health").status == 200)
+        let attacker = try await setup.client()
+        for _ in 0..<400 {
+            if attacker.isClosed { break }
+            try? await attacker.openAndReset()
+        }
+        #expect(await waitUntil("the attacker's connection is closed") { attacker.isClosed })
+        #expect(attacker.goAways.contains(NIOHTTP2.HTTP2ErrorCode.enhanceYourCalm), "\(attacker.goAways)")
+        #expect(setup.listener.http2ErrorCounts["rapid_reset"] == 1, "\(setup.listener.http2ErrorCounts)")
+        #expect(try await bystander.request(.get, "/api/v1/trading/orders").status == 200, "another connection is undisturbed")
+        await bystander.close()
+        await setup.gateway.shutdown()
+    }
+
+    @Test func continuationFloodIsCutOff() async throws {
+        let setup = try await Self.start()
+        let raw = try await TLSTestConnection.connect(port: setup.port, .init(serverName: "api.redfire.test", trust: setup.trust, applicationProtocols: ["h2"]))
+        var bytes = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+        bytes += Self.frame(type: 0x4, flags: 0, stream: 0, payload: [])                // SETTINGS
+        bytes += Self.frame(type: 0x1, flags: 0, stream: 1, payload: [0x82, 0x87])      // HEADERS, no END_HEADERS
+        for _ in 0..<64 { bytes += Self.frame(type: 0x9, flags: 0, stream: 1, payload: [0x84]) }  // CONTINUATION, never ending
+        try await raw.send(bytes)
+        let (closed, received) = await raw.waitForClose()
+        #expect(closed)
+        #expect(Self.frameTypes(received).contains(0x7), "GOAWAY was sent")
+        #expect(setup.listener.http2ErrorCounts["continuation_flood"] == 1, "\(setup.listener.http2ErrorCounts)")
+        await setup.gateway.shutdown()
+    }
+
+    @Test func gracefulShutdownSendsGoAwayAndLetsOpenStreamsFinish() async throws {
+        let setup = try await Self.start()
+        let client = try await setup.client()
+        let slow = Task { try await client.request(.get, "/api/v1/trading/orders?sleep_ms=600") }
+        await waitUntil("the request reached the instance") { setup.instances[0].inFlight == 1 }
+        let shutdown = Task { await setup.gateway.shutdown() }
+        #expect(await waitUntil("GOAWAY") { !client.goAways.isEmpty })
+        #expect(try await slow.value.status == 200, "the open stream finished")
+        #expect(await waitUntil("closed") { client.isClosed })
+        await shutdown.value
+    }
+
+    @Test func curlSpeaksHTTP2ThroughTheGateway() async throws {
+        let setup = try await Self.start()
+        let curl = try ChildProcess(["/usr/bin/curl", "-s", "--http2", "--cacert", setup.files.path("ca.pem"),
+                                     "--resolve", "api.redfire.test:\(setup.port):127.0.0.1",
+                                     "-w", "\n%{http_version} %{http_code}", "https://api.redfire.test:\(setup.port)/api/v1/trading/orders"])
+        _ = await Task.detached { curl.waitUntilExit() }.value
+        #expect(curl.output.hasSuffix("\n2 200"), "\(curl.output) \(curl.errorOutput)")
+        await setup.gateway.shutdown()
+    }
+
+    static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
+        let length = payload.count
+        return [UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), type, flags,
+                UInt8(stream >> 24 & 0x7f), UInt8(stream >> 16 & 0xff), UInt8(stream >> 8 & 0xff), UInt8(stream & 0xff)] + payload
+    }
+
+    /// The types of the frames in `bytes` (the server's side: no preface).
+    static func frameTypes(_ bytes: [UInt8]) -> [UInt8] {
+        var types: [UInt8] = []
+        var index = 0
+        while index + 9 <= bytes.count {
+            let length = Int(bytes[index]) << 16 | Int(bytes[index + 1]) << 8 | Int(bytes[index + 2])
+            types.append(bytes[index + 3])
+            index += 9 + length
+        }
+        return types
+    }
+}
