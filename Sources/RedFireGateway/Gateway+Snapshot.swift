@@ -57,6 +57,7 @@ extension Gateway {
             let soonest = listener.tls?.current.certificates.min { $0.notValidAfter < $1.notValidAfter }
             return GatewaySnapshot.Listener(
                 url: listener.url, open: listener.open.open, tls13: listener.openTLS13.open, tls12: listener.openTLS12.open,
+                http2: listener.openHTTP2TLS13.open + listener.openHTTP2TLS12.open,
                 tls: listener.tls != nil, redirectsToHTTPS: listener.config.redirectHTTPSPort != nil,
                 soonestCertificate: soonest.map { $0.names.first ?? $0.path },
                 certificateDaysLeft: soonest.map { Int(($0.notValidAfter.timeIntervalSinceNow / 86_400).rounded(.down)) })

@@ -182,6 +182,8 @@ public struct GatewaySnapshot: Sendable {
         /// Open connections whose handshake negotiated TLS 1.3 / 1.2 (TLS listeners).
         public var tls13: Int
         public var tls12: Int
+        /// Open connections speaking HTTP/2 (TLS listeners).
+        public var http2: Int
         public var tls: Bool
         /// A plain listener answering every request with a redirect to HTTPS.
         public var redirectsToHTTPS: Bool
@@ -189,12 +191,13 @@ public struct GatewaySnapshot: Sendable {
         public var soonestCertificate: String?
         public var certificateDaysLeft: Int?
 
-        public init(url: String, open: Int = 0, tls13: Int = 0, tls12: Int = 0, tls: Bool = false, redirectsToHTTPS: Bool = false,
+        public init(url: String, open: Int = 0, tls13: Int = 0, tls12: Int = 0, http2: Int = 0, tls: Bool = false, redirectsToHTTPS: Bool = false,
                     soonestCertificate: String? = nil, certificateDaysLeft: Int? = nil) {
             self.url = url
             self.open = open
             self.tls13 = tls13
             self.tls12 = tls12
+            self.http2 = http2
             self.tls = tls
             self.redirectsToHTTPS = redirectsToHTTPS
             self.soonestCertificate = soonestCertificate

@@ -84,12 +84,12 @@ struct RenderTests {
     @Test func listenersShowConnectionsByTLSVersionAndCertificateExpiry() {
         var snapshot = Fixtures.snapshot(.healthy)
         snapshot.listeners = [
-            .init(url: "https://0.0.0.0:8443", open: 12, tls13: 10, tls12: 2, tls: true, soonestCertificate: "api.redfire.example", certificateDaysLeft: 83),
+            .init(url: "https://0.0.0.0:8443", open: 12, tls13: 10, tls12: 2, http2: 7, tls: true, soonestCertificate: "api.redfire.example", certificateDaysLeft: 83),
             .init(url: "http://0.0.0.0:8080", open: 1, redirectsToHTTPS: true),
         ]
         let view = Fixtures.view()
         var text = render(view, snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 160, height: 48)).text
-        #expect(text.contains("listening https://0.0.0.0:8443 12 (1.3: 10, 1.2: 2) cert 83d"), "\(text.split(separator: "\n").prefix(3))")
+        #expect(text.contains("listening https://0.0.0.0:8443 12 (h2: 7, 1.3: 10, 1.2: 2) cert 83d"), "\(text.split(separator: "\n").prefix(3))")
         #expect(text.contains("http://0.0.0.0:8080 → https 1"))
         #expect(!text.contains("EXPIRES"))
         snapshot.listeners[0].certificateDaysLeft = 9

@@ -79,12 +79,12 @@ extension Frame {
 
     /// The listeners on the second line: `127.0.0.1:8080` for one plain listener; otherwise each with
     /// its open connections by protocol and its certificate's days left —
-    /// `https://0.0.0.0:8443 12 (1.3: 10, 1.2: 2) cert 83d · http://0.0.0.0:8080 → https 1`.
+    /// `https://0.0.0.0:8443 12 (h2: 7, 1.3: 10, 1.2: 2) cert 83d · http://0.0.0.0:8080 → https 1`.
     var listening: String {
         guard snapshot.listeners.count > 1 || snapshot.listeners.first?.tls == true else { return snapshot.listen }
         return snapshot.listeners.map { listener in
             var text = "\(listener.url)\(listener.redirectsToHTTPS ? (unicode ? " → https" : " -> https") : "") \(listener.open)"
-            if listener.tls { text += " (1.3: \(listener.tls13), 1.2: \(listener.tls12))" }
+            if listener.tls { text += " (h2: \(listener.http2), 1.3: \(listener.tls13), 1.2: \(listener.tls12))" }
             if let days = listener.certificateDaysLeft { text += " cert \(days)d" }
             return text
         }.joined(separator: " \(glyphs.bullet) ")
