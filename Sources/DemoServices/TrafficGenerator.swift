@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import NIOSSL
 import Atomics
 import Foundation
 import Logging
@@ -25,6 +26,8 @@ public final class TrafficGenerator: Service, Sendable {
     /// Current access token per username.
     private let tokens = Mutex<[String: String]>([:])
     private let target: @Sendable () async throws -> String
+    /// How to trust an `https://` gateway (the demo's self-signed certificate).
+    private let tls: TLSConfiguration?
 
     /// - Parameters:
     ///   - baseURL: the gateway, e.g. `http://127.0.0.1:8080`.
@@ -36,8 +39,10 @@ public final class TrafficGenerator: Service, Sendable {
 
     /// - Parameter target: awaited before the first request, returns the gateway's base URL (e.g. once
     ///   the gateway listens, on the port it was given); throwing sends nothing.
-    public init(rate: Int, users: [DemoUser] = [], maxConcurrent: Int = 64, target: @escaping @Sendable () async throws -> String) {
+    public init(rate: Int, users: [DemoUser] = [], maxConcurrent: Int = 64, tls: TLSConfiguration? = nil,
+                target: @escaping @Sendable () async throws -> String) {
         self.target = target
+        self.tls = tls
         self.rate = rate
         self.users = users
         self.maxConcurrent = maxConcurrent
@@ -97,6 +102,7 @@ public final class TrafficGenerator: Service, Sendable {
         }
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, decompression: .disabled)
         configuration.tracing.tracer = nil
+        configuration.tlsConfiguration = tls
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let interval = Duration.nanoseconds(1_000_000_000 / Int64(rate))
         var next = ContinuousClock.now

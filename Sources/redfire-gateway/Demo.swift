@@ -13,6 +13,9 @@ struct Demo: AsyncParsableCommand {
     @Option(name: .long, help: "Gateway listen address (HOST:PORT).")
     var listen: String = "127.0.0.1:8080"
 
+    @Flag(name: .long, help: "Serve HTTPS and HTTP/2 with a throw-away self-signed certificate (made now, for localhost and 127.0.0.1).")
+    var tls = false
+
     @Option(name: .long, help: "Synthetic requests per second through the gateway (0 for none).")
     var rate: Int = 20
 
@@ -52,6 +55,13 @@ struct Demo: AsyncParsableCommand {
         DemoAuth.configure(&config, secret: Self.randomToken(), dataDirectory: dataDirectory)
         config.accessLog.enabled = true
         config.accessLog.path = (dataDirectory as NSString).appendingPathComponent("access.log")
+        var demoTLS: DemoTLS?
+        if tls {
+            let made = try DemoTLS.make(in: (dataDirectory as NSString).appendingPathComponent("tls"), host: address.host)
+            config.listeners[0].tls = ListenerTLSConfig(certificates: [.init(certificate: made.certificatePath, key: made.keyPath)])
+            demoTLS = made
+        }
+        let scheme = tls ? "https" : "http"
         let users = DemoAuth.users()
         do {
             try await DemoAuth.provision(users, config: config)
@@ -63,9 +73,9 @@ struct Demo: AsyncParsableCommand {
         let gateway = try Gateway(config: finalConfig, logger: logger, events: events)
         let dashboard = setup.map { Console(gateway: gateway, options: $0.options, logger: logger) }
         let logSink = setup?.sink
-        let traffic = TrafficGenerator(rate: rate, users: users) {
+        let traffic = TrafficGenerator(rate: rate, users: users, tls: demoTLS?.clientConfiguration) {
             // On the port the gateway was given (`--listen HOST:0` picks a free one).
-            "http://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(try await gateway.waitUntilListening())"
+            "\(scheme)://\(address.host == "0.0.0.0" ? "127.0.0.1" : address.host):\(try await gateway.waitUntilListening())"
         }
         defer { logSink?.close() }
         do {
@@ -74,14 +84,14 @@ struct Demo: AsyncParsableCommand {
                 var banner = """
 
                 RedFire Gateway demo
-                  gateway:   http://\(host):\(port)
+                  gateway:   \(scheme)://\(host):\(port)
                   users:     \(users.map { "\($0.username) / \($0.password) (\($0.role))" }.joined(separator: ",  "))
-                  login:     curl -s -X POST http://\(host):\(port)/api/v1/auth/login -H 'Content-Type: application/json' \\
+                  login:     curl -s\(tls ? " -k" : "") -X POST \(scheme)://\(host):\(port)/api/v1/auth/login -H 'Content-Type: application/json' \\
                                -d '{"username":"\(users[1].username)","password":"\(users[1].password)"}'
-                  try:       curl -i -H "Authorization: Bearer $ACCESS_TOKEN" http://\(host):\(port)/api/v1/trading/orders
+                  try:       curl -i\(tls ? " -k --http2" : "") -H "Authorization: Bearer $ACCESS_TOKEN" \(scheme)://\(host):\(port)/api/v1/trading/orders
                   access:    \(finalConfig.accessLog.path) (one JSON line per request)
-                  probes:    http://\(host):\(port)/health  http://\(host):\(port)/ready
-                  admin:     curl -H 'Authorization: Bearer \(adminToken)' http://\(host):\(port)/gateway/services
+                  probes:    \(scheme)://\(host):\(port)/health  \(scheme)://\(host):\(port)/ready
+                  admin:     curl\(tls ? " -k" : "") -H 'Authorization: Bearer \(adminToken)' \(scheme)://\(host):\(port)/gateway/services
                   services:
 
                 """
@@ -95,7 +105,7 @@ struct Demo: AsyncParsableCommand {
                     // The dashboard owns the screen: the banner (with the admin token) goes to the log file.
                     logger.info("\(banner)")
                     events.append(GatewayEvent(at: Date(), kind: .operatorAction,
-                                               message: "demo ready at http://\(host):\(port): users, passwords, admin token and URLs in \(logSink.path)"))
+                                               message: "demo ready at \(scheme)://\(host):\(port): users, passwords, admin token and URLs in \(logSink.path)"))
                 } else {
                     FileHandle.standardOutput.write(Data((banner + "\n").utf8))
                 }

@@ -11,7 +11,7 @@ import Testing
 /// HTTP/2 for clients on TLS listeners (ALPN `h2`), with real swift-nio-http2 clients and curl: the
 /// same policy chain and forwarding as HTTP/1.1 (instances still get HTTP/1.1), limits, the attack
 /// classes ending in GOAWAY and counted without disturbing other connections, and graceful shutdown.
-@Suite("HTTP/2", .cleansUp, .timeLimit(.minutes(2)))
+@Suite("HTTP/2", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct HTTP2Tests {
     struct Setup {
         let files: TLSListenerTests.Files
@@ -79,6 +79,55 @@ struct HTTP2Tests {
         #expect(line.contains(#""protocol":"HTTP/2","tls":"TLSv1.3""#), "\(line)")
     }
 
+    @Test func hundredConcurrentStreamsThroughAuthRateLimitCORSAndLimits() async throws {
+        let setup = try await Self.start { config in
+            config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading",
+                                         permissions: RoutePermissions(read: "trading:read", write: "trading:write"))]
+            config.auth.jwtSecret = AuthFlowTests.secret
+            config.auth.bcryptCost = 4
+            config.auth.roles = ["trader": ["trading:read", "trading:write"]]
+            config.auth.defaultRoles = ["trader"]
+            config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-h2-auth-\(UUID().uuidString)").path
+            config.rateLimits.defaultPolicy = RateLimitPolicy(name: "default", count: 1000, period: .seconds(1), burst: 1000)
+            config.cors.allowedOrigins = ["https://app.redfire.test"]
+        }
+        let client = try await setup.client()
+        let json: HTTPFields = [.contentType: "application/json"]
+        let credentials = #"{"username":"h2-trader","password":"correct-horse-battery"}"#
+        #expect(try await client.request(.post, "/api/v1/auth/register", fields: json, body: [credentials]).status == 201)
+        let login = try await client.request(.post, "/api/v1/auth/login", fields: json, body: [credentials])
+        let token = try #require(((try JSONSerialization.jsonObject(with: Data(login.body.utf8))) as? [String: Any])?["access_token"] as? String)
+        let authorized: HTTPFields = [.authorization: "Bearer \(token)", HTTPField.Name("Origin")!: "https://app.redfire.test"]
+        // 100 streams at once (the listener's max_concurrent_streams), each authenticated, rate-limited and CORS-decorated.
+        let replies = try await withThrowingTaskGroup(of: HTTP2TestClient.Reply.self) { group in
+            for _ in 0..<100 { group.addTask { try await client.request(.get, "/api/v1/trading/orders", fields: authorized) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(replies.count == 100)
+        #expect(replies.allSatisfy { $0.status == 200 }, "\(Set(replies.map(\.status)))")
+        #expect(replies.allSatisfy { $0.fields[HTTPField.Name("Access-Control-Allow-Origin")!] == "https://app.redfire.test" })
+        #expect(replies.allSatisfy { $0.fields[HTTPField.Name("RateLimit")!] != nil })
+        #expect(client.goAways.isEmpty)
+
+        // The same refusals, byte for byte, as over HTTP/1.1 (same request ID sent).
+        let http1 = try await TLSTestConnection.connect(port: setup.port, .init(serverName: "api.redfire.test", trust: setup.trust))
+        for (path, fields, status) in [("/api/v1/trading/orders", [("X-Request-ID", "same-envelope-401")], 401),
+                                       ("/nowhere", [("X-Request-ID", "same-envelope-404")], 404),
+                                       ("/api/v1/trading/orders", [("X-Request-ID", "same-envelope-431")] + (0..<120).map { ("X-Field-\($0)", "v") }, 431)] {
+            var h2Fields = HTTPFields()
+            for (name, value) in fields { h2Fields.append(HTTPField(name: HTTPField.Name(name)!, value: value)) }
+            let overH2 = try await client.request(.get, path, fields: h2Fields)
+            let overH1 = try await http1.get(path, host: "api.redfire.test", headers: fields)
+            #expect(overH2.status == status && overH1.status == status)
+            #expect(overH2.body == overH1.body, "\(overH2.body) vs \(overH1.body)")
+            #expect(overH2.fields[.contentType] == overH1.headers.first(name: "Content-Type"))
+            if status == 431 { break }  // HTTP/1.1 closes after a 431
+        }
+        await http1.close()
+        await client.close()
+        await setup.gateway.shutdown()
+    }
+
     @Test func refusesConnectAndAHostThatContradictsTheAuthority() async throws {
         let setup = try await Self.start()
         let client = try await setup.client()
@@ -109,14 +158,20 @@ struct HTTP2Tests {
         let setup = try await Self.start()
         let bystander = try await setup.client()
         #expect(try await bystander.request(.get, "/health").status == 200)
-        let attacker = try await setup.client()
-        for _ in 0..<400 {
-            if attacker.isClosed { break }
-            try? await attacker.openAndReset()
+        // CVE-2023-44487: 10,000 streams opened and cancelled at once (HEADERS, then RST_STREAM CANCEL).
+        let raw = try await TLSTestConnection.connect(port: setup.port, .init(serverName: "api.redfire.test", trust: setup.trust, applicationProtocols: ["h2"]))
+        var bytes = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Self.frame(type: 0x4, flags: 0, stream: 0, payload: [])
+        let request: [UInt8] = [0x82, 0x87, 0x84, 0x01, 16] + Array("api.redfire.test".utf8)
+        for index in 0..<10_000 {
+            let stream = UInt32(2 * index + 1)
+            bytes += Self.frame(type: 0x1, flags: 0x5, stream: stream, payload: request)
+            bytes += Self.frame(type: 0x3, flags: 0, stream: stream, payload: [0, 0, 0, 0x8])
         }
-        #expect(await waitUntil("the attacker's connection is closed") { attacker.isClosed })
-        #expect(attacker.goAways.contains(NIOHTTP2.HTTP2ErrorCode.enhanceYourCalm), "\(attacker.goAways)")
-        #expect(setup.listener.http2ErrorCounts["rapid_reset"] == 1, "\(setup.listener.http2ErrorCounts)")
+        try? await raw.send(bytes)
+        let (closed, received) = await raw.waitForClose()
+        #expect(closed)
+        #expect(Self.frameTypes(received).contains(0x7), "GOAWAY was sent")
+        #expect(setup.listener.http2ErrorCounts == ["rapid_reset": 1], "\(setup.listener.http2ErrorCounts)")
         #expect(try await bystander.request(.get, "/api/v1/trading/orders").status == 200, "another connection is undisturbed")
         await bystander.close()
         await setup.gateway.shutdown()
@@ -137,6 +192,58 @@ struct HTTP2Tests {
         await setup.gateway.shutdown()
     }
 
+    /// Raw frames a client must not send, each ending its own connection with GOAWAY (counted), while
+    /// another client's connection carries on.
+    @Test(arguments: ["ping_flood", "settings_flood", "hpack_bomb", "hpack_table_abuse"])
+    func abusiveConnectionsAreEndedAndCounted(attack: String) async throws {
+        let setup = try await Self.start()
+        let bystander = try await setup.client()
+        #expect(try await bystander.request(.get, "/health").status == 200)
+        let raw = try await TLSTestConnection.connect(port: setup.port, .init(serverName: "api.redfire.test", trust: setup.trust, applicationProtocols: ["h2"]))
+        var bytes = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Self.frame(type: 0x4, flags: 0, stream: 0, payload: [])
+        let request: [UInt8] = [0x82, 0x87, 0x84, 0x41, 16] + Array("api.redfire.test".utf8)
+        switch attack {
+        case "ping_flood":
+            for index in 0..<1000 { bytes += Self.frame(type: 0x6, flags: 0, stream: 0, payload: Array(repeating: UInt8(index & 0xff), count: 8)) }
+        case "settings_flood":
+            for _ in 0..<1000 { bytes += Self.frame(type: 0x4, flags: 0, stream: 0, payload: []) }
+        case "hpack_bomb":
+            // One 4000-byte field into the dynamic table, then referenced (one byte each) until the
+            // decoded list passes max_header_list_size (64 KiB).
+            var block = request + [0x40, 6] + Array("x-bomb".utf8) + Self.hpackInteger(4000, prefix: 7, flags: 0) + Array(repeating: UInt8(ascii: "a"), count: 4000)
+            block += Array(repeating: 0xbe, count: 40)
+            bytes += Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: block)
+        default:
+            // A dynamic table size update far beyond the 4096 bytes the gateway allows.
+            bytes += Self.frame(type: 0x1, flags: 0x5, stream: 1, payload: Self.hpackInteger(1_000_000, prefix: 5, flags: 0x20) + request)
+        }
+        try await raw.send(bytes)
+        let (closed, received) = await raw.waitForClose()
+        #expect(closed, "the abusive connection is closed")
+        #expect(Self.frameTypes(received).contains(0x7), "GOAWAY was sent: \(Self.frameTypes(received))")
+        let expected = ["ping_flood": "control_frame_flood", "settings_flood": "control_frame_flood", "hpack_bomb": "malformed_frame",
+                        "hpack_table_abuse": "malformed_frame"][attack]!
+        #expect(setup.listener.http2ErrorCounts == [expected: 1], "\(setup.listener.http2ErrorCounts)")
+        print("HTTP/2 \(attack): counted as \(setup.listener.http2ErrorCounts)")
+        #expect(try await bystander.request(.get, "/api/v1/trading/orders").status == 200, "another connection is undisturbed")
+        await bystander.close()
+        await setup.gateway.shutdown()
+    }
+
+    /// HPACK's integer encoding (RFC 7541 §5.1): `prefix` bits in the first byte, with `flags` above them.
+    static func hpackInteger(_ value: Int, prefix: Int, flags: UInt8) -> [UInt8] {
+        let limit = (1 << prefix) - 1
+        if value < limit { return [flags | UInt8(value)] }
+        var bytes: [UInt8] = [flags | UInt8(limit)]
+        var rest = value - limit
+        while rest >= 128 {
+            bytes.append(UInt8(rest % 128 + 128))
+            rest /= 128
+        }
+        bytes.append(UInt8(rest))
+        return bytes
+    }
+
     @Test func gracefulShutdownSendsGoAwayAndLetsOpenStreamsFinish() async throws {
         let setup = try await Self.start()
         let client = try await setup.client()
@@ -154,7 +261,7 @@ struct HTTP2Tests {
         let curl = try ChildProcess(["/usr/bin/curl", "-s", "--http2", "--cacert", setup.files.path("ca.pem"),
                                      "--resolve", "api.redfire.test:\(setup.port):127.0.0.1",
                                      "-w", "\n%{http_version} %{http_code}", "https://api.redfire.test:\(setup.port)/api/v1/trading/orders"])
-        _ = await Task.detached { curl.waitUntilExit() }.value
+        await waitUntil("curl exits") { !curl.isRunning && curl.outputFinished }
         #expect(curl.output.hasSuffix("\n2 200"), "\(curl.output) \(curl.errorOutput)")
         await setup.gateway.shutdown()
     }

@@ -42,6 +42,54 @@ final class PeakMemory: Sendable {
 struct StreamingTests {
     static let size = 100 * 1024 * 1024
 
+    @Test func hundredMegabytesEachWayOverOneHTTP2StreamWithFlowControlAndBoundedMemory() async throws {
+        let files = try TLSListenerTests.Files()
+        let tls = ListenerTLSConfig(certificates: [try files.server("api", names: ["api.redfire.test"])])
+        let instances = try await startInstances(.userTrading, count: 1)
+        var listener = ListenerConfig(address: TLSListenerTests.loopback, tls: tls)
+        // Windows and frames as a bulk-transfer client would set them (fewer frames and window updates).
+        listener.http2.initialWindowSize = 1 << 20
+        listener.http2.connectionWindowSize = 4 << 20
+        listener.http2.maxFrameSize = 1 << 18
+        let gateway = try await TLSListenerTests.gateway([listener], instances: instances) { config in
+            config.routes[0].maxBodySize = 2 * Self.size
+        }
+        let client = try await HTTP2TestClient.connect(port: gateway.port, trust: try files.trust, bulk: true)
+        #expect(try await client.request(.get, "/api/v1/trading/orders").status == 200)  // warm up
+        let baseline = residentBytes()
+        let peak = PeakMemory()
+
+        var chunk = ByteBuffer()
+        chunk.writeBytes((0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        let chunkCount = Self.size / chunk.readableBytes
+        var expected = StreamChecksum()
+        for _ in 0..<chunkCount { expected.update(chunk) }
+        // Upload without Content-Length: forwarded chunked, each DATA frame within the stream's window.
+        let upload = try await client.upload("/api/v1/trading/_echo", chunk: chunk, chunks: chunkCount)
+        #expect(upload.status == 200)
+        let report = try JSONDecoder().decode(EchoReport.self, from: Data(upload.body.utf8))
+        #expect(report.bodyLength == Self.size)
+        #expect(report.bodyChecksum == expected.hex)
+
+        let (status, received) = try await client.download("/api/v1/trading/_download?bytes=\(Self.size)")
+        #expect(status == 200)
+        var pattern = StreamChecksum()
+        var offset = 0
+        while offset < Self.size {
+            let length = min(StreamChecksum.patternChunkSize, Self.size - offset)
+            pattern.update(StreamChecksum.patternChunk(offset: offset, length: length))
+            offset += length
+        }
+        #expect(received.count == Self.size)
+        #expect(received.hex == pattern.hex)
+
+        let growth = await peak.stop() - baseline
+        #expect(growth < 64 * 1024 * 1024, "resident memory grew by \(growth / 1024 / 1024) MB")
+        print("streaming 2×100 MB over HTTP/2: resident memory grew by \(growth / 1024 / 1024) MB")
+        await client.close()
+        await gateway.shutdown()
+    }
+
     @Test(arguments: UpstreamTransportKind.allCases)
     func hundredMegabyteUploadAndDownloadStreamWithBoundedMemory(_ transport: UpstreamTransportKind) async throws {
         let instances = try await startInstances(.userTrading, count: 1)

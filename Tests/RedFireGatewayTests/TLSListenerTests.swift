@@ -9,7 +9,7 @@ import Testing
 /// TLS termination with certificates the tests make (a CA, server and client certificates), real
 /// handshakes from swift-nio-ssl clients: SNI, versions, client certificates, what services and the
 /// access log are told, redirects, and certificates replaced while connections stay open.
-@Suite("TLS listeners", .cleansUp, .timeLimit(.minutes(2)))
+@Suite("TLS listeners", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct TLSListenerTests {
     /// A directory with a CA and the files of its certificates.
     struct Files {

@@ -9,7 +9,7 @@ import Testing
 /// `https://` instances over the gateway's own transport: verified against a CA the test makes, the
 /// name checked (or `server_name`), client certificates presented; a certificate that does not verify is a
 /// 502 with the envelope and a failed health check, never a request sent in clear.
-@Suite("TLS to instances", .cleansUp, .timeLimit(.minutes(2)))
+@Suite("TLS to instances", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct UpstreamTLSTests {
     /// An `https://` demo instance whose certificate `files.authority` signed for `names` (and 127.0.0.1),
     /// requiring client certificates signed by `clientCA` when given.

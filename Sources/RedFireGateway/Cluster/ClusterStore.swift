@@ -254,6 +254,9 @@ package final class ClusterStore: Service, Sendable {
     @discardableResult
     package func migrate() async throws -> [Int] {
         try await client.withTransaction(logger: logger) { connection in
+            // Every node migrates at start, one at a time: a node waits for the others' migrations, which
+            // can take longer than the session's lock_timeout when many start at once on a busy store.
+            try await connection.query("SET LOCAL lock_timeout = '120s'", logger: logger)
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
             try await connection.query("CREATE SCHEMA IF NOT EXISTS redfire", logger: logger)
             try await connection.query(

@@ -65,19 +65,26 @@ enum HTTP2Connection {
     }
 }
 
-/// Counts why swift-nio-http2 ended a connection (it has sent GOAWAY and closes it) and swallows the
-/// error: there is no request to answer.
+/// Counts why swift-nio-http2 ended a connection — it has sent GOAWAY for abuse or a malformed frame —
+/// and closes it. Other errors that reach the connection's end (a stream's own error, a client gone
+/// without close_notify) are not the connection's fault and change nothing here.
 final class HTTP2ConnectionObserver: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTP2Frame
 
     let listener: ListenerRuntime
+    /// Counted once: what follows the first error (writes to a closing connection) is its consequence.
+    private var ended = false
 
     init(listener: ListenerRuntime) {
         self.listener = listener
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        listener.http2ConnectionError(Self.reason(error))
+        guard let reason = Self.reason(error) else { return }
+        if !ended {
+            ended = true
+            listener.http2ConnectionError(reason)
+        }
         context.close(promise: nil)
     }
 
@@ -91,7 +98,8 @@ final class HTTP2ConnectionObserver: ChannelInboundHandler, RemovableChannelHand
         context.fireUserInboundEventTriggered(event)
     }
 
-    static func reason(_ error: any Error) -> String {
+    /// Why the connection was ended; nil for errors that do not end it.
+    static func reason(_ error: any Error) -> String? {
         switch error {
         case is NIOHTTP2Errors.ExcessiveRSTFrames: "rapid_reset"
         case is NIOHTTP2Errors.ExcessiveStreamErrors: "stream_errors"
@@ -101,8 +109,11 @@ final class HTTP2ConnectionObserver: ChannelInboundHandler, RemovableChannelHand
         case is NIOHTTP2Errors.ExcessiveEmptyDataFrames: "empty_frames"
         case is NIOHTTP2Errors.ExcessiveOutboundFrameBuffering: "peer_not_reading"
         case is NIOHTTP2Errors.ExcessiveNumberOfGlitches: "glitches"
-        case is NIOHTTP2Errors.UnableToParseFrame, is NIOHTTP2Errors.BadClientMagic: "malformed"
-        default: "protocol_error"
+        // A frame that cannot be parsed — HPACK decoding included: a header block over
+        // max_header_list_size, a table size update beyond header_table_size, bad indices.
+        case is NIOHTTP2Errors.UnableToParseFrame: "malformed_frame"
+        case is NIOHTTP2Errors.BadClientMagic: "bad_preface"
+        default: nil
         }
     }
 }

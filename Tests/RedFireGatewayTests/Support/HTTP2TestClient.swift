@@ -1,3 +1,4 @@
+import DemoServices
 import Foundation
 import HTTPTypes
 import NIOCore
@@ -45,8 +46,8 @@ final class HTTP2TestClient: @unchecked Sendable {
             context.fireChannelInactive()
         }
 
+        /// A stream's error (a reset raced by a late frame) is the stream's: the connection goes on.
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            context.close(promise: nil)
         }
     }
 
@@ -59,7 +60,8 @@ final class HTTP2TestClient: @unchecked Sendable {
     var goAways: [NIOHTTP2.HTTP2ErrorCode] { events.goAways }
     var isClosed: Bool { events.closed }
 
-    static func connect(port: Int, trust: [NIOSSLCertificate], serverName: String = "api.redfire.test") async throws -> HTTP2TestClient {
+    /// - Parameter bulk: large windows and frames, as a client made for big transfers sets them.
+    static func connect(port: Int, trust: [NIOSSLCertificate], serverName: String = "api.redfire.test", bulk: Bool = false) async throws -> HTTP2TestClient {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .certificates(trust)
         tls.applicationProtocols = ["h2"]
@@ -70,7 +72,14 @@ final class HTTP2TestClient: @unchecked Sendable {
         let multiplexer = try await channel.eventLoop.submit {
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(try NIOSSLClientHandler(context: context, serverHostname: serverName))
-            let handler = NIOHTTP2Handler(mode: .client, eventLoop: channel.eventLoop, connectionConfiguration: .init(), streamConfiguration: .init(),
+            var connection = NIOHTTP2Handler.ConnectionConfiguration()
+            var stream = NIOHTTP2Handler.StreamConfiguration()
+            if bulk {
+                connection.initialSettings = [HTTP2Setting(parameter: .maxFrameSize, value: 1 << 18), HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20)]
+                connection.targetWindowSize = 4 << 20
+                stream.targetWindowSize = 1 << 20
+            }
+            let handler = NIOHTTP2Handler(mode: .client, eventLoop: channel.eventLoop, connectionConfiguration: connection, streamConfiguration: stream,
                                           inboundStreamInitializer: { $0.eventLoop.makeSucceededVoidFuture() })
             try sync.addHandler(handler)
             try sync.addHandler(events)
@@ -97,6 +106,37 @@ final class HTTP2TestClient: @unchecked Sendable {
         return try await collector.promise.futureResult.get()
     }
 
+    /// `PUT path` with `chunks` copies of `chunk` as the body, each write waiting for flow control (the
+    /// client holds one chunk at a time), and the whole response.
+    func upload(_ path: String, chunk: ByteBuffer, chunks: Int) async throws -> Reply {
+        let collector = ResponseCollector(promise: channel.eventLoop.makePromise())
+        let stream = try await multiplexer.createStreamChannel { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPClientCodec())
+                try stream.pipeline.syncOperations.addHandler(collector)
+            }
+        }.get()
+        try await stream.writeAndFlush(HTTPRequestPart.head(HTTPRequest(method: .put, scheme: "https", authority: "api.redfire.test", path: path))).get()
+        for _ in 0..<chunks { try await stream.writeAndFlush(HTTPRequestPart.body(chunk)).get() }
+        try await stream.writeAndFlush(HTTPRequestPart.end(nil)).get()
+        return try await collector.promise.futureResult.get()
+    }
+
+    /// `GET path`, its body checksummed as it arrives (not kept): status, byte count, checksum.
+    func download(_ path: String) async throws -> (status: Int, checksum: StreamChecksum) {
+        let collector = ResponseCollector(promise: channel.eventLoop.makePromise(), keepBody: false)
+        let stream = try await multiplexer.createStreamChannel { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPClientCodec())
+                try stream.pipeline.syncOperations.addHandler(collector)
+            }
+        }.get()
+        try await stream.writeAndFlush(HTTPRequestPart.head(HTTPRequest(method: .get, scheme: "https", authority: "api.redfire.test", path: path))).get()
+        try await stream.writeAndFlush(HTTPRequestPart.end(nil)).get()
+        let reply = try await collector.promise.futureResult.get()
+        return (reply.status, try await stream.eventLoop.submit { collector.checksum }.get())
+    }
+
     /// Opens a stream with a request head that announces a body, and leaves it open (nothing more is sent).
     func openStream(_ path: String, authority: String = "api.redfire.test") async throws -> (any Channel, EventLoopFuture<Reply>) {
         let collector = ResponseCollector(promise: channel.eventLoop.makePromise())
@@ -110,19 +150,6 @@ final class HTTP2TestClient: @unchecked Sendable {
         return (stream, collector.promise.futureResult)
     }
 
-    /// Opens a stream with a request head, then resets it at once (RST_STREAM CANCEL): one step of a
-    /// rapid-reset attack.
-    func openAndReset(_ path: String = "/health") async throws {
-        let stream = try await multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPClientCodec())
-            }
-        }.get()
-        stream.write(HTTPRequestPart.head(HTTPRequest(method: .get, scheme: "https", authority: "api.redfire.test", path: path)), promise: nil)
-        stream.flush()
-        try await stream.close()
-    }
-
     func close() async {
         try? await channel.close()
     }
@@ -130,11 +157,14 @@ final class HTTP2TestClient: @unchecked Sendable {
     private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPResponsePart
         let promise: EventLoopPromise<Reply>
+        private let keepBody: Bool
         private var head: HTTPResponse?
         private var body = ""
+        var checksum = StreamChecksum()
 
-        init(promise: EventLoopPromise<Reply>) {
+        init(promise: EventLoopPromise<Reply>, keepBody: Bool = true) {
             self.promise = promise
+            self.keepBody = keepBody
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -144,7 +174,7 @@ final class HTTP2TestClient: @unchecked Sendable {
             case .head(let response):
                 head = response
             case .body(let buffer):
-                body += String(buffer: buffer)
+                if keepBody { body += String(buffer: buffer) } else { checksum.update(buffer) }
             case .end(let trailers):
                 if let head { promise.succeed(Reply(status: head.status.code, fields: head.headerFields, body: body, trailers: trailers)) }
             }
