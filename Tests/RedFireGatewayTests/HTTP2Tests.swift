@@ -266,6 +266,28 @@ struct HTTP2Tests {
         await setup.gateway.shutdown()
     }
 
+    /// README: `swift run redfire-gateway demo --tls` serves HTTPS and HTTP/2 with a certificate it makes
+    /// itself; its own traffic goes over HTTP/2 too.
+    @Test func demoWithTLSServesHTTPSAndHTTP2() async throws {
+        let demo = try GatewayProcess(["demo", "--tls", "--no-tui", "--listen", "127.0.0.1:0", "--rate", "20"])
+        await waitUntil(timeout: .seconds(30), "the demo's banner") { demo.output.contains("stop:") }
+        let line = try #require(demo.output.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("gateway:") }, "\(demo.output)\n\(demo.errorOutput)")
+        let url = String(try #require(line.split(separator: " ").last))
+        #expect(url.hasPrefix("https://127.0.0.1:"), "\(line)")
+        let access = try #require(demo.output.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("access:") }?.split(separator: " ").dropFirst().first { $0.hasPrefix("/") })
+        #expect(demo.output.contains("curl -i -k --http2"), "the banner shows how to call it")
+        let curl = try ChildProcess(["/usr/bin/curl", "-s", "-k", "--http2", "-w", "\n%{http_version} %{http_code}", url + "/health"])
+        await waitUntil("curl exits") { !curl.isRunning && curl.outputFinished }
+        #expect(curl.output.hasSuffix("\n2 200"), "\(curl.output) \(curl.errorOutput)")
+        // The demo's traffic generator reaches the services through it, over HTTP/2 and TLS.
+        #expect(await waitUntil(timeout: .seconds(20), "HTTP/2 traffic in the access log") {
+            let log = (try? String(contentsOfFile: String(access), encoding: .utf8)) ?? ""
+            return log.split(separator: "\n").contains { $0.contains(#""protocol":"HTTP/2","tls":"TLSv1.3""#) && $0.contains(#""status":200"#) && $0.contains("/api/v1/") }
+        })
+        demo.child.terminate()
+        #expect(await demo.waitForExit() == 0)
+    }
+
     static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
         let length = payload.count
         return [UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff), type, flags,
