@@ -154,7 +154,7 @@ struct AdminAPITests {
         let instances = try await startInstances(.userTrading, count: 1)
         let extra = try await startInstances(.userTrading, count: 1, prefix: "dyn")
         let gateway = try await Self.gateway(instances)
-        let body = ByteBuffer(string: #"{"id":"dyn-1","url":"http://127.0.0.1:\#(extra[0].port)","weight":3,"lease_ttl":"2s","metadata":{"zone":"b"}}"#)
+        let body = ByteBuffer(string: #"{"id":"dyn-1","url":"http://127.0.0.1:\#(extra[0].port)","weight":3,"lease_ttl":"10s","metadata":{"zone":"b"}}"#)
         let created = try await gateway.send(.POST, "/gateway/services/user_trading/instances", headers: Self.auth, body: body)
         #expect(created.status == 201, "\(created.body)")
         #expect(try Self.object(created)["weight"] as? Int == 3)

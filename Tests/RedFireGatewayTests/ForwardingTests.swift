@@ -223,7 +223,7 @@ struct ForwardingTests {
             $0.healthCheck.enabled = false
             $0.passiveEjection.consecutiveFailures = 3
             // Long enough that a loaded machine cannot finish the ejection before it is checked.
-            $0.passiveEjection.baseTime = .seconds(2)
+            $0.passiveEjection.baseTime = .seconds(5)
         }
         instances[0].setBehaviour(.failing)
         var failures = 0
