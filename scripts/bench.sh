@@ -9,11 +9,18 @@
 # minutes reaches all of them alike; the table holds each target's median over the rounds, and the
 # ratios are ratios of medians. The cluster and N-thread rows are measured once, after the rounds.
 #
+# TLS rows (the same proxy path behind TLS termination, HAProxy configured the same way: one thread,
+# keep-alive, `alpn h2,http/1.1`): "https" is HTTP/1.1 over TLS (wrk), "h2" is HTTP/2 to the proxy
+# (h2load, 10 streams per connection; its latency columns are 0: h2load prints no percentiles) —
+# both in the alternating rounds; "handshakes" is new TLS connections per second (wrk with
+# `Connection: close`: one full handshake per request), measured once after the rounds. The
+# certificate is a throw-away ECDSA P-256 one made by openssl. h2load comes from nghttp2-client.
+#
 # Usage: scripts/bench.sh [--rounds 3] [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
 # --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
 # Needs wrk and nginx (upstream); HAProxy is measured when installed, and the gateway in cluster mode
 # when PostgreSQL's server is. As root, missing Debian packages
-# (wrk nginx-light haproxy) are installed.
+# (wrk nginx-light haproxy nghttp2-client) are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -42,6 +49,7 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v haproxy >/dev/null || missing+=(haproxy)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || \
@@ -61,7 +69,7 @@ work=/tmp/redfire-bench
 mkdir -p "$work"
 pids=()
 cleanup() {
-  for f in upstream nginx-proxy haproxy; do
+  for f in upstream nginx-proxy haproxy haproxy-tls; do
     [[ -f $work/$f.pid ]] && kill "$(cat "$work/$f.pid")" 2>/dev/null || true
     rm -f "$work/$f.pid"
   done
@@ -123,6 +131,30 @@ routes:
     strip_prefix: true
     permissions: {read: trading:read, write: trading:write}
 YAML
+# TLS: the proxy path behind a TLS listener (HTTP/2 offered), and HAProxy terminating TLS the same way.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/tls.key" -out "$work/tls.crt" \
+  -days 2 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+chmod 600 "$work/tls.key"
+cat "$work/tls.crt" "$work/tls.key" > "$work/tls.pem"
+cat > "$work/gateway-tls.yaml" <<YAML
+listeners:
+  - address: 127.0.0.1:18085
+    tls:
+      certificates:
+        - {cert: $work/tls.crt, key: $work/tls.key}
+event_loop_threads: 1
+$upstreams
+routes:
+  - prefix: /api/v1/trading
+    service: trading
+    strip_prefix: true
+YAML
+sed -e 's|pidfile .*|pidfile '"$work"'/haproxy-tls.pid|' \
+    -e 's|bind 127.0.0.1:18082.*|bind 127.0.0.1:18086 ssl crt '"$work"'/tls.pem alpn h2,http/1.1|' \
+    "$bench_dir/proxy-haproxy.cfg" > "$work/haproxy-tls.cfg"
+have_h2load=0
+command -v h2load >/dev/null && have_h2load=1
+
 cpu_ticks() { # utime + stime of the given pids, in clock ticks
   local total=0
   for pid in "$@"; do
@@ -161,6 +193,22 @@ measure() { # name url pids...
   printf '  %-18s %12s req/s  p50 %-9s p99 %-9s CPU %s µs/req\n' "$name" "$rps" "$p50" "$p99" "$cpu"
 }
 
+measure_h2() { # name url pids... — HTTP/2 with h2load: req/s, errors, CPU (no latency percentiles)
+  local name=$1 url=$2; shift 2
+  h2load -c"$connections" -m10 -D2 "$url" >/dev/null 2>&1 || true   # warm-up
+  local before after out
+  before=$(cpu_ticks "$@")
+  out=$(h2load -c"$connections" -m10 -D"${duration%s}" "$url" 2>&1)
+  after=$(cpu_ticks "$@")
+  local rps done failed cpu
+  rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' <<<"$out")
+  done=$(awk '/^requests:/ {print $8}' <<<"$out")
+  failed=$(awk '/^requests:/ {print $10 + $12}' <<<"$out")
+  cpu=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="${done:-0}" 'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
+  results+=("$name|${rps:-0}|0us|0us|${failed:-0}|$cpu")
+  printf '  %-18s %12s req/s  %-25s CPU %s µs/req\n' "$name" "${rps:-0}" "(h2load: no percentiles)" "$cpu"
+}
+
 nginx_pids() { pgrep -f "nginx.*proxy-nginx.conf" | tr '\n' ' '; pgrep -P "$(cat $work/nginx-proxy.pid)" 2>/dev/null | tr '\n' ' '; }
 
 # Everything the rounds measure runs from the start, side by side.
@@ -178,6 +226,11 @@ echo "load-test-secret-0123456789" | "$gateway_bin" users add bench --role trade
 full_pid=$!
 pids+=("$full_pid")
 wait_port 18084
+"$gateway_bin" serve --config "$work/gateway-tls.yaml" --log-level warning >"$work/gateway-tls.log" 2>&1 &
+tls_pid=$!
+pids+=("$tls_pid")
+wait_port 18085
+if ((have_haproxy)); then haproxy -f "$work/haproxy-tls.cfg"; wait_port 18086; fi
 token=$(curl -s -X POST http://127.0.0.1:18084/api/v1/auth/login -H 'Content-Type: application/json' \
   -d '{"username":"bench","password":"load-test-secret-0123456789"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 [[ -n $token ]] || { echo "login to the full-path gateway failed" >&2; exit 1; }
@@ -187,6 +240,10 @@ measure_target() {
     haproxy) ((have_haproxy)) && measure "haproxy" "http://127.0.0.1:18082/api/v1/trading/orders" "$(cat $work/haproxy.pid)" ;;
     nginx) measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids) ;;
     proxy) measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid" ;;
+    haproxy-https) ((have_haproxy)) && measure "haproxy https" "https://127.0.0.1:18086/api/v1/trading/orders" "$(cat $work/haproxy-tls.pid)" ;;
+    https) measure "gateway https" "https://127.0.0.1:18085/api/v1/trading/orders" "$tls_pid" ;;
+    haproxy-h2) ((have_haproxy && have_h2load)) && measure_h2 "haproxy h2" "https://127.0.0.1:18086/api/v1/trading/orders" "$(cat $work/haproxy-tls.pid)" ;;
+    h2) ((have_h2load)) && measure_h2 "gateway h2" "https://127.0.0.1:18085/api/v1/trading/orders" "$tls_pid" ;;
     full)
       wrk_headers=(-H "Authorization: Bearer $token")
       measure "gateway full" "http://127.0.0.1:18084/api/v1/trading/orders" "$full_pid"
@@ -196,9 +253,16 @@ measure_target() {
 measure "direct upstream" "http://127.0.0.1:19001/orders"
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds ($(date -u +%H:%M:%SZ))"
-  if ((round % 2)); then order="haproxy proxy nginx full"; else order="full nginx proxy haproxy"; fi
+  if ((round % 2)); then order="haproxy proxy nginx full haproxy-https https haproxy-h2 h2"
+  else order="h2 haproxy-h2 https haproxy-https full nginx proxy haproxy"; fi
   for target in $order; do measure_target "$target"; done
 done
+# New TLS connections per second: every request on a connection of its own.
+wrk_headers=(-H "Connection: close")
+((have_haproxy)) && measure "haproxy handshakes" "https://127.0.0.1:18086/api/v1/trading/orders" "$(cat $work/haproxy-tls.pid)"
+measure "gateway handshakes" "https://127.0.0.1:18085/api/v1/trading/orders" "$tls_pid"
+wrk_headers=()
+kill "$tls_pid"; wait "$tls_pid" 2>/dev/null || true
 kill "$gateway_pid" "$full_pid"; wait "$gateway_pid" "$full_pid" 2>/dev/null || true
 rm -f "$work/access.log"
 
@@ -242,7 +306,8 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%f", v / 1000; else if (
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 # One row per target: medians over its measurements (latencies in ms), errors summed, and how many.
 summary=()
-for name in "direct upstream" haproxy nginx "gateway proxy" "gateway full" "gateway cluster" "gateway proxy Nt"; do
+for name in "direct upstream" haproxy nginx "gateway proxy" "gateway full" "gateway cluster" "gateway proxy Nt" \
+            "haproxy https" "gateway https" "haproxy h2" "gateway h2" "haproxy handshakes" "gateway handshakes"; do
   rows=()
   for row in "${results[@]}"; do [[ ${row%%|*} == "$name" ]] && rows+=("$row"); done
   ((${#rows[@]})) || continue
@@ -275,4 +340,11 @@ for gateway in "gateway proxy" "gateway full" "gateway proxy Nt"; do
     awk -v g="$grps" -v r="$rrps" -v gp="$gp99" -v rp="$rp99" -v gc="$gcpu" -v rc="$rcpu" -v n="$gateway" -v ref="$reference" \
       'BEGIN {printf "%-16s / %-8s throughput %.2f×   p99 %.2f×   CPU/req %s\n", n, ref, g / r, (rp > 0 ? gp / rp : 0), (rc + 0 > 0 && gc + 0 > 0 ? sprintf("%.2f×", gc / rc) : "-")}'
   done
+done
+for pair in "gateway https|haproxy https" "gateway h2|haproxy h2" "gateway handshakes|haproxy handshakes"; do
+  read -r grps gp99 gcpu <<<"$(stat_of "${pair%%|*}")"
+  read -r rrps rp99 rcpu <<<"$(stat_of "${pair##*|}")"
+  [[ -n $grps && -n $rrps ]] || continue
+  awk -v g="$grps" -v r="$rrps" -v gc="$gcpu" -v rc="$rcpu" -v n="${pair%%|*}" -v ref="${pair##*|}" \
+    'BEGIN {printf "%-18s / %-18s throughput %.2f×   CPU/req %s\n", n, ref, g / r, (rc + 0 > 0 && gc + 0 > 0 ? sprintf("%.2f×", gc / rc) : "-")}'
 done

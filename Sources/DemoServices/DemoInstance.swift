@@ -11,7 +11,7 @@ import Synchronization
 /// One instance of a demo service: a real HTTP server on loopback that answers the service's resources,
 /// `/health`, and a few test helpers on any path:
 /// - `…/_echo`: reports method, path, query, headers, body length and checksum of what it received;
-/// - `…/_download?bytes=N`: streams N deterministic bytes;
+/// - `…/_download?bytes=N`: streams N deterministic bytes (`&chunk_ms=M`: M ms between 64 KiB chunks);
 /// - `?sleep_ms=N` on any request: waits before answering; `?status=N`: answers with that status.
 /// Every response carries `X-Demo-Instance`. Behaviour can be switched (slow, failing) to show failover,
 /// and `stop()` takes the instance down.
@@ -219,7 +219,8 @@ struct DemoResponder: HTTPResponder {
             return try await echo(request, path: path, query: query)
         }
         if path.hasSuffix("/_download") {
-            return download(bytes: parameters["bytes"].flatMap(Int.init) ?? 0, chunked: parameters["chunked"] == "1")
+            return download(bytes: parameters["bytes"].flatMap(Int.init) ?? 0, chunked: parameters["chunked"] == "1",
+                            pause: parameters["chunk_ms"].flatMap(Int.init).map { .milliseconds($0) })
         }
         // Drain any body so the connection stays reusable.
         var body = request.body.makeAsyncIterator()
@@ -259,8 +260,9 @@ struct DemoResponder: HTTPResponder {
         return Response(status: .ok, headers: [.contentType: "application/json", .demoInstance: instance.id], body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 
-    /// `bytes` of a fixed pattern; `chunked` leaves the length undeclared (the body goes out chunked).
-    private func download(bytes: Int, chunked: Bool) -> Response {
+    /// `bytes` of a fixed pattern; `chunked` leaves the length undeclared (the body goes out chunked);
+    /// `pause` paces it (a long download).
+    private func download(bytes: Int, chunked: Bool, pause: Duration? = nil) -> Response {
         let total = max(0, bytes)
         let write: @Sendable (inout any ResponseBodyWriter) async throws -> Void = { writer in
             var offset = 0
@@ -268,6 +270,7 @@ struct DemoResponder: HTTPResponder {
                 let length = min(StreamChecksum.patternChunkSize, total - offset)
                 try await writer.write(StreamChecksum.patternChunk(offset: offset, length: length))
                 offset += length
+                if let pause, offset < total { try await Task.sleep(for: pause) }
             }
             try await writer.finish(nil)
         }

@@ -7,6 +7,7 @@ import Testing
 /// Several gateways sharing one real PostgreSQL (`cluster.store`): operator decisions made on one node
 /// reach the others within a second, a node that starts later begins from the stored state, and a node
 /// that cannot reach the store refuses operator changes instead of applying them alone.
+extension BulkTraffic {
 @Suite("Cluster", .cleansUp, .timeLimit(.minutes(2)),
        .enabled(if: TestPostgres.available || TestPostgres.required, "needs PostgreSQL's server binaries (apt-get install postgresql)"))
 struct ClusterTests {
@@ -209,4 +210,5 @@ struct ClusterTests {
             try GatewayConfig.parse(yaml: "services: {s: {instances: [{url: \"http://127.0.0.1:9\"}]}}\nroutes: [{prefix: /s, service: s}]\ncluster: {store: \"mysql://x\"}")
         }
     }
+}
 }

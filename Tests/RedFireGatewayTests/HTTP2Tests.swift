@@ -11,6 +11,7 @@ import Testing
 /// HTTP/2 for clients on TLS listeners (ALPN `h2`), with real swift-nio-http2 clients and curl: the
 /// same policy chain and forwarding as HTTP/1.1 (instances still get HTTP/1.1), limits, the attack
 /// classes ending in GOAWAY and counted without disturbing other connections, and graceful shutdown.
+extension BulkTraffic {
 @Suite("HTTP/2", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct HTTP2Tests {
     struct Setup {
@@ -269,7 +270,7 @@ struct HTTP2Tests {
     /// README: `swift run redfire-gateway demo --tls` serves HTTPS and HTTP/2 with a certificate it makes
     /// itself; its own traffic goes over HTTP/2 too.
     @Test func demoWithTLSServesHTTPSAndHTTP2() async throws {
-        let demo = try GatewayProcess(["demo", "--tls", "--no-tui", "--listen", "127.0.0.1:0", "--rate", "20"])
+        let demo = try GatewayProcess(["demo", "--tls", "--no-tui", "--listen", "127.0.0.1:0", "--rate", "5"])
         await waitUntil(timeout: .seconds(30), "the demo's banner") { demo.output.contains("stop:") }
         let line = try #require(demo.output.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("gateway:") }, "\(demo.output)\n\(demo.errorOutput)")
         let url = String(try #require(line.split(separator: " ").last))
@@ -305,4 +306,5 @@ struct HTTP2Tests {
         }
         return types
     }
+}
 }

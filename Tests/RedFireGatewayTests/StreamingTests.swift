@@ -38,6 +38,7 @@ final class PeakMemory: Sendable {
     }
 }
 
+extension BulkTraffic {
 @Suite("Streaming", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct StreamingTests {
     static let size = 100 * 1024 * 1024
@@ -209,4 +210,5 @@ struct StreamingTests {
         await gateway.shutdown()
         await stopAll(instances)
     }
+}
 }

@@ -9,6 +9,7 @@ import Testing
 /// TLS termination with certificates the tests make (a CA, server and client certificates), real
 /// handshakes from swift-nio-ssl clients: SNI, versions, client certificates, what services and the
 /// access log are told, redirects, and certificates replaced while connections stay open.
+extension BulkTraffic {
 @Suite("TLS listeners", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct TLSListenerTests {
     /// A directory with a CA and the files of its certificates.
@@ -249,6 +250,8 @@ struct TLSListenerTests {
         let options = TLSTestConnection.Options(serverName: "api.redfire.test", trust: trust)
         let first = try await TLSTestConnection.connect(port: gateway.port, options)
         #expect(try await first.get("/health").status == 200)
+        // A long download on the old connection (2 MB paced over ~3 s) runs across the swap.
+        let download = Task { try await first.get("/api/v1/trading/_download?bytes=2000000&chunk_ms=100") }
 
         // A new pair for the same name, written over the files: new handshakes get it, the open
         // connection keeps working on the one it negotiated.
@@ -260,6 +263,9 @@ struct TLSListenerTests {
         let fresh = try await TLSTestConnection.connect(port: gateway.port, options)
         #expect(fresh.presentedSerial == renewedSerial)
         await fresh.close()
+        let downloaded = try await download.value
+        // Answered only once all Content-Length bytes arrived.
+        #expect(downloaded.status == 200 && downloaded.headers.first(name: "Content-Length") == "2000000", "the long download completed on the old connection")
         #expect(try await first.get("/health").status == 200, "the open connection was not dropped")
         #expect(first.presentedSerial != renewedSerial)
 
@@ -326,4 +332,5 @@ struct TLSListenerTests {
         await open.close()
         await gateway.shutdown()
     }
+}
 }

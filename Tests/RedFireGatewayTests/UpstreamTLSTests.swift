@@ -9,6 +9,7 @@ import Testing
 /// `https://` instances over the gateway's own transport: verified against a CA the test makes, the
 /// name checked (or `server_name`), client certificates presented; a certificate that does not verify is a
 /// 502 with the envelope and a failed health check, never a request sent in clear.
+extension BulkTraffic {
 @Suite("TLS to instances", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct UpstreamTLSTests {
     /// An `https://` demo instance whose certificate `files.authority` signed for `names` (and 127.0.0.1),
@@ -148,4 +149,5 @@ struct UpstreamTLSTests {
         #expect(problems("server_name: trading.internal", transport: "async_http_client").contains { $0.contains("needs upstream_transport: nio") })
         #expect(problems("min_version: \"1.1\"").contains { $0.contains("must be one of 1.2, 1.3") })
     }
+}
 }

@@ -24,8 +24,11 @@ struct ConnectionSettings: Sendable {
     static let bodyRateGrace: TimeAmount = .seconds(10)
     /// `limits.connection_buffer`: the client's write buffer bound and the request body held for a slow instance.
     var bufferBytes: Int
+    /// `shutdown_grace`: how long an HTTP/2 connection's open streams may run after its GOAWAY.
+    var shutdownGrace: TimeAmount
 
     init(config: GatewayConfig) {
+        shutdownGrace = .nanoseconds(config.shutdownGrace.nanosecondsClamped)
         bufferBytes = config.limits.connectionBuffer
         maxURILength = config.limits.maxURILength
         minBodyRate = config.limits.minBodyRate

@@ -47,8 +47,9 @@ enum HTTP2Connection {
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: settings.idleTimeout, maxAge: http2.maxAge.map { .nanoseconds($0.nanosecondsClamped) },
-                                 maxGraceTime: nil, keepalive: nil))
+                                 maxGraceTime: settings.shutdownGrace, keepalive: nil))
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FlushCoalescer())
         _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
                                             streamDelegate: manager.http2StreamDelegate) { stream in
             stream.eventLoop.makeCompletedFuture {
@@ -62,6 +63,36 @@ enum HTTP2Connection {
         }
         try sync.addHandler(manager)
         try sync.addHandler(HTTP2ConnectionObserver(listener: listener))
+    }
+}
+
+/// Turns the flushes of one event-loop round into one: every stream that finishes a response flushes
+/// the connection, and each flush through TLS is a record and a `write` of its own. Placed in front
+/// of the HTTP/2 handler, it lets the first flush of a round through at the end of the round's tasks —
+/// the frames of every stream that wrote meanwhile go out in one `writev` (measured: a `write` per
+/// response was the largest single cost of the HTTP/2 path).
+final class FlushCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = Any
+    private var scheduled = false
+
+    func flush(context: ChannelHandlerContext) {
+        guard !scheduled else { return }
+        scheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            guard scheduled else { return }
+            scheduled = false
+            context.flush()
+        }
+    }
+
+    /// What was written goes out before the connection closes (a GOAWAY, the last responses of a
+    /// graceful shutdown): a close discards unflushed writes.
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if scheduled {
+            scheduled = false
+            context.flush()
+        }
+        context.close(mode: mode, promise: promise)
     }
 }
 

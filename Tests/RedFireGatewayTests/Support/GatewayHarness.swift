@@ -66,9 +66,17 @@ final class GatewayHarness: Sendable {
     var control: GatewayControl { gateway.control }
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
+    /// Graceful shutdown; a gateway still running 30 s later is cancelled (its connections closed), so
+    /// a test that left a connection busy fails on its own expectations instead of hanging the run.
     func shutdown() async {
         await group.triggerGracefulShutdown()
+        let task = self.task
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30))
+            task.cancel()
+        }
         _ = try? await task.value
+        watchdog.cancel()
     }
 
     struct Reply: Sendable {
