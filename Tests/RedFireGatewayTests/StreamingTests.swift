@@ -43,6 +43,18 @@ extension BulkTraffic {
 struct StreamingTests {
     static let size = 100 * 1024 * 1024
 
+    /// The checksum of the demo's `_download?bytes=size` body.
+    static var downloadChecksum: StreamChecksum {
+        var pattern = StreamChecksum()
+        var offset = 0
+        while offset < size {
+            let length = min(StreamChecksum.patternChunkSize, size - offset)
+            pattern.update(StreamChecksum.patternChunk(offset: offset, length: length))
+            offset += length
+        }
+        return pattern
+    }
+
     @Test func hundredMegabytesEachWayOverOneHTTP2StreamWithFlowControlAndBoundedMemory() async throws {
         let files = try TLSListenerTests.Files()
         let tls = ListenerTLSConfig(certificates: [try files.server("api", names: ["api.redfire.test"])])
@@ -74,15 +86,8 @@ struct StreamingTests {
 
         let (status, received) = try await client.download("/api/v1/trading/_download?bytes=\(Self.size)")
         #expect(status == 200)
-        var pattern = StreamChecksum()
-        var offset = 0
-        while offset < Self.size {
-            let length = min(StreamChecksum.patternChunkSize, Self.size - offset)
-            pattern.update(StreamChecksum.patternChunk(offset: offset, length: length))
-            offset += length
-        }
         #expect(received.count == Self.size)
-        #expect(received.hex == pattern.hex)
+        #expect(received.hex == Self.downloadChecksum.hex)
 
         let growth = await peak.stop() - baseline
         #expect(growth < 64 * 1024 * 1024, "resident memory grew by \(growth / 1024 / 1024) MB")
@@ -127,15 +132,8 @@ struct StreamingTests {
         #expect(download.headers.first(name: "Content-Length") == String(Self.size))
         var received = StreamChecksum()
         for try await part in download.body { received.update(part) }
-        var pattern = StreamChecksum()
-        var offset = 0
-        while offset < Self.size {
-            let length = min(StreamChecksum.patternChunkSize, Self.size - offset)
-            pattern.update(StreamChecksum.patternChunk(offset: offset, length: length))
-            offset += length
-        }
         #expect(received.count == Self.size)
-        #expect(received.hex == pattern.hex)
+        #expect(received.hex == Self.downloadChecksum.hex)
 
         let growth = await peak.stop() - baseline
         #expect(growth < 64 * 1024 * 1024, "resident memory grew by \(growth / 1024 / 1024) MB")

@@ -93,12 +93,7 @@ final class HTTP2TestClient: @unchecked Sendable {
     func request(_ method: HTTPRequest.Method = .get, _ path: String?, authority: String = "api.redfire.test", fields: HTTPFields = [:],
                  body: [String] = [], trailers: HTTPFields? = nil) async throws -> Reply {
         let collector = ResponseCollector(promise: channel.eventLoop.makePromise())
-        let stream = try await multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPClientCodec())
-                try stream.pipeline.syncOperations.addHandler(collector)
-            }
-        }.get()
+        let stream = try await stream(collector)
         let head = HTTPRequest(method: method, scheme: path == nil ? nil : "https", authority: authority, path: path, headerFields: fields)
         stream.write(HTTPRequestPart.head(head), promise: nil)
         for chunk in body { stream.write(HTTPRequestPart.body(ByteBuffer(string: chunk)), promise: nil) }
@@ -110,12 +105,7 @@ final class HTTP2TestClient: @unchecked Sendable {
     /// client holds one chunk at a time), and the whole response.
     func upload(_ path: String, chunk: ByteBuffer, chunks: Int) async throws -> Reply {
         let collector = ResponseCollector(promise: channel.eventLoop.makePromise())
-        let stream = try await multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPClientCodec())
-                try stream.pipeline.syncOperations.addHandler(collector)
-            }
-        }.get()
+        let stream = try await stream(collector)
         try await stream.writeAndFlush(HTTPRequestPart.head(HTTPRequest(method: .put, scheme: "https", authority: "api.redfire.test", path: path))).get()
         for _ in 0..<chunks { try await stream.writeAndFlush(HTTPRequestPart.body(chunk)).get() }
         try await stream.writeAndFlush(HTTPRequestPart.end(nil)).get()
@@ -125,12 +115,7 @@ final class HTTP2TestClient: @unchecked Sendable {
     /// `GET path`, its body checksummed as it arrives (not kept): status, byte count, checksum.
     func download(_ path: String) async throws -> (status: Int, checksum: StreamChecksum) {
         let collector = ResponseCollector(promise: channel.eventLoop.makePromise(), keepBody: false)
-        let stream = try await multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPClientCodec())
-                try stream.pipeline.syncOperations.addHandler(collector)
-            }
-        }.get()
+        let stream = try await stream(collector)
         try await stream.writeAndFlush(HTTPRequestPart.head(HTTPRequest(method: .get, scheme: "https", authority: "api.redfire.test", path: path))).get()
         try await stream.writeAndFlush(HTTPRequestPart.end(nil)).get()
         let reply = try await collector.promise.futureResult.get()
@@ -140,18 +125,23 @@ final class HTTP2TestClient: @unchecked Sendable {
     /// Opens a stream with a request head that announces a body, and leaves it open (nothing more is sent).
     func openStream(_ path: String, authority: String = "api.redfire.test") async throws -> (any Channel, EventLoopFuture<Reply>) {
         let collector = ResponseCollector(promise: channel.eventLoop.makePromise())
-        let stream = try await multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPClientCodec())
-                try stream.pipeline.syncOperations.addHandler(collector)
-            }
-        }.get()
+        let stream = try await stream(collector)
         try await stream.writeAndFlush(HTTPRequestPart.head(HTTPRequest(method: .post, scheme: "https", authority: authority, path: path))).get()
         return (stream, collector.promise.futureResult)
     }
 
     func close() async {
         try? await channel.close()
+    }
+
+    /// A new stream whose responses go to `collector`.
+    private func stream(_ collector: ResponseCollector) async throws -> any Channel {
+        try await multiplexer.createStreamChannel { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPClientCodec())
+                try stream.pipeline.syncOperations.addHandler(collector)
+            }
+        }.get()
     }
 
     private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
