@@ -23,6 +23,11 @@ struct HTTP2Tests {
         var listener: ListenerRuntime { gateway.gateway.listeners[0] }
 
         func client() async throws -> HTTP2TestClient { try await HTTP2TestClient.connect(port: port, trust: trust) }
+
+        /// A TLS connection that negotiated `h2`, for frames written by hand.
+        func rawHTTP2() async throws -> TLSTestConnection {
+            try await TLSTestConnection.connect(port: port, .init(serverName: "api.redfire.test", trust: trust, applicationProtocols: ["h2"]))
+        }
     }
 
     static func start(_ configure: (inout GatewayConfig) -> Void = { _ in }) async throws -> Setup {
@@ -160,8 +165,8 @@ struct HTTP2Tests {
         let bystander = try await setup.client()
         #expect(try await bystander.request(.get, "/health").status == 200)
         // CVE-2023-44487: 10,000 streams opened and cancelled at once (HEADERS, then RST_STREAM CANCEL).
-        let raw = try await TLSTestConnection.connect(port: setup.port, .init(serverName: "api.redfire.test", trust: setup.trust, applicationProtocols: ["h2"]))
-        var bytes = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Self.frame(type: 0x4, flags: 0, stream: 0, payload: [])
+        let raw = try await setup.rawHTTP2()
+        var bytes = Self.preface
         let request: [UInt8] = [0x82, 0x87, 0x84, 0x01, 16] + Array("api.redfire.test".utf8)
         for index in 0..<10_000 {
             let stream = UInt32(2 * index + 1)
@@ -180,9 +185,8 @@ struct HTTP2Tests {
 
     @Test func continuationFloodIsCutOff() async throws {
         let setup = try await Self.start()
-        let raw = try await TLSTestConnection.connect(port: setup.port, .init(serverName: "api.redfire.test", trust: setup.trust, applicationProtocols: ["h2"]))
-        var bytes = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-        bytes += Self.frame(type: 0x4, flags: 0, stream: 0, payload: [])                // SETTINGS
+        let raw = try await setup.rawHTTP2()
+        var bytes = Self.preface
         bytes += Self.frame(type: 0x1, flags: 0, stream: 1, payload: [0x82, 0x87])      // HEADERS, no END_HEADERS
         for _ in 0..<64 { bytes += Self.frame(type: 0x9, flags: 0, stream: 1, payload: [0x84]) }  // CONTINUATION, never ending
         try await raw.send(bytes)
@@ -200,8 +204,8 @@ struct HTTP2Tests {
         let setup = try await Self.start()
         let bystander = try await setup.client()
         #expect(try await bystander.request(.get, "/health").status == 200)
-        let raw = try await TLSTestConnection.connect(port: setup.port, .init(serverName: "api.redfire.test", trust: setup.trust, applicationProtocols: ["h2"]))
-        var bytes = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + Self.frame(type: 0x4, flags: 0, stream: 0, payload: [])
+        let raw = try await setup.rawHTTP2()
+        var bytes = Self.preface
         let request: [UInt8] = [0x82, 0x87, 0x84, 0x41, 16] + Array("api.redfire.test".utf8)
         switch attack {
         case "ping_flood":
@@ -288,6 +292,9 @@ struct HTTP2Tests {
         demo.child.terminate()
         #expect(await demo.waitForExit() == 0)
     }
+
+    /// The client connection preface (RFC 9113 §3.4) and an empty SETTINGS frame.
+    static var preface: [UInt8] { Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + frame(type: 0x4, flags: 0, stream: 0, payload: []) }
 
     static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
         let length = payload.count

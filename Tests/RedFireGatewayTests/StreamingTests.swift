@@ -43,6 +43,16 @@ extension BulkTraffic {
 struct StreamingTests {
     static let size = 100 * 1024 * 1024
 
+    /// The 100 MB upload: a 64 KiB chunk, how many of it, and the checksum of them all.
+    static var upload: (chunk: ByteBuffer, count: Int, checksum: StreamChecksum) {
+        var chunk = ByteBuffer()
+        chunk.writeBytes((0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        let count = size / chunk.readableBytes
+        var checksum = StreamChecksum()
+        for _ in 0..<count { checksum.update(chunk) }
+        return (chunk, count, checksum)
+    }
+
     /// The checksum of the demo's `_download?bytes=size` body.
     static var downloadChecksum: StreamChecksum {
         var pattern = StreamChecksum()
@@ -72,11 +82,7 @@ struct StreamingTests {
         let baseline = residentBytes()
         let peak = PeakMemory()
 
-        var chunk = ByteBuffer()
-        chunk.writeBytes((0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
-        let chunkCount = Self.size / chunk.readableBytes
-        var expected = StreamChecksum()
-        for _ in 0..<chunkCount { expected.update(chunk) }
+        let (chunk, chunkCount, expected) = Self.upload
         // Upload without Content-Length: forwarded chunked, each DATA frame within the stream's window.
         let upload = try await client.upload("/api/v1/trading/_echo", chunk: chunk, chunks: chunkCount)
         #expect(upload.status == 200)
@@ -108,11 +114,7 @@ struct StreamingTests {
         let peak = PeakMemory()
 
         // Upload: 100 MB streamed from the client; the upstream checksums what it receives.
-        var chunk = ByteBuffer()
-        chunk.writeBytes((0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
-        let chunkCount = Self.size / chunk.readableBytes
-        var expected = StreamChecksum()
-        for _ in 0..<chunkCount { expected.update(chunk) }
+        let (chunk, chunkCount, expected) = Self.upload
         var upload = HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/_echo")
         upload.method = .PUT
         let sendChunk = chunk

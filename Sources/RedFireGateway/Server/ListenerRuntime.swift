@@ -67,9 +67,6 @@ package struct ClientTransport: Sendable {
 
     static let plain = ClientTransport()
 
-    /// `https` when the client really used TLS.
-    var scheme: String { tls == nil ? "http" : "https" }
-
     static func name(of version: TLSVersion) -> String {
         switch version {
         case .tlsv13: "TLSv1.3"
