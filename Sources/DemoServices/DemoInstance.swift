@@ -26,6 +26,8 @@ public final class DemoInstance: Sendable {
     private let requestCounter = ManagedAtomic<Int>(0)
     private let echoCounter = ManagedAtomic<Int>(0)
     private let inFlightCounter = ManagedAtomic<Int>(0)
+    private let streamCounter = ManagedAtomic<Int>(0)
+    private let upgradeCounter = ManagedAtomic<Int>(0)
     private let server = Mutex<LoopbackServer?>(nil)
     private let boundPort = ManagedAtomic<Int>(0)
     /// Set while the instance stops: requests waiting on purpose (`sleep_ms`, `slow`) stop waiting.
@@ -50,7 +52,8 @@ public final class DemoInstance: Sendable {
     }
 
     private func launch(port: Int) async throws {
-        let builder: HTTPServerBuilder = try tlsConfiguration.map { try .tls(tlsConfiguration: $0) } ?? .http1()
+        let base = DemoStreams.builder(instance: self)
+        let builder: HTTPServerBuilder = try tlsConfiguration.map { try .tls(base, tlsConfiguration: $0) } ?? base
         var logger = Logger(label: "redfire.demo.\(id)")
         logger.logLevel = .critical
         let started = try await LoopbackServer.start(logger: logger) { onServerRunning in
@@ -135,6 +138,13 @@ public final class DemoInstance: Sendable {
 
     fileprivate func countRequest() { requestCounter.wrappingIncrement(ordering: .relaxed) }
     fileprivate func countEcho() { echoCounter.wrappingIncrement(ordering: .relaxed) }
+    /// WebSockets and event streams open on this instance right now.
+    public var openStreams: Int { streamCounter.load(ordering: .relaxed) }
+    /// WebSocket upgrade requests that reached this instance.
+    public var upgradeAttempts: Int { upgradeCounter.load(ordering: .relaxed) }
+    func upgradeRequested() { upgradeCounter.wrappingIncrement(ordering: .relaxed) }
+    func streamOpened() { streamCounter.wrappingIncrement(ordering: .relaxed) }
+    func streamClosed() { streamCounter.wrappingDecrement(ordering: .relaxed) }
     fileprivate func enter() { inFlightCounter.wrappingIncrement(ordering: .relaxed) }
     fileprivate func leave() { inFlightCounter.wrappingDecrement(ordering: .relaxed) }
 }
@@ -217,6 +227,10 @@ struct DemoResponder: HTTPResponder {
         }
         if path.hasSuffix("/_echo") {
             return try await echo(request, path: path, query: query)
+        }
+        if path.hasSuffix("/_events") || (instance.service == .monitor && path.hasSuffix("/alerts/stream")) {
+            return DemoStreams.events(count: parameters["count"].flatMap(Int.init) ?? 0,
+                                      interval: .milliseconds(max(1, parameters["interval_ms"].flatMap(Int.init) ?? 1000)), instance: instance)
         }
         if path.hasSuffix("/_download") {
             return download(bytes: parameters["bytes"].flatMap(Int.init) ?? 0, chunked: parameters["chunked"] == "1",

@@ -191,6 +191,9 @@ public final class Gateway: Service {
         if let accessLog { services.append(accessLog) }
         if listeners.contains(where: { $0.tls != nil }) { services.append(CertificateWatcher(listeners: listeners, logger: logger)) }
         services.append(ListenerServers(servers: servers))
+        // Last, so it is the first to hear of a shutdown: streams never end on their own, and the
+        // listeners' drain would wait for them until `shutdown_grace`.
+        services.append(StreamShutdown(streams: registry.streams))
         let app = ServiceGroup(configuration: .init(services: services, logger: logger))
         do {
             try await app.run()

@@ -61,7 +61,8 @@ struct GatewayResponder: HTTPResponder {
 
     private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> Response {
         let start = ContinuousClock.now
-        let head = request.head
+        var request = request
+        var head = request.head
         // The one client address every per-client decision uses — login throttle, rate limits,
         // consistent hashing on the client, the access log: the TCP peer, or `X-Forwarded-For` as
         // vouched for by `trusted_proxies` (the peer itself when none are configured).
@@ -127,6 +128,29 @@ struct GatewayResponder: HTTPResponder {
             recorder.finish(status: 405, errorCode: .methodNotAllowed)
             return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
         }
+        // A WebSocket upgrade: only where the route relays them, well-formed (RFC 6455 §4.2.1), from an
+        // allowed browser origin — checked before authentication, so nothing else is learnt from it.
+        var websocket: WebSocketRouteConfig?
+        if context.upgrade != nil, WebSocketUpgrade.isRequested(head.headerFields) {
+            guard let config = route.config.websocket else {
+                recorder.finish(status: 400, errorCode: .websocketNotAllowed)
+                return ErrorEnvelope.response(.websocketNotAllowed, requestID: requestID)
+            }
+            if let (error, fields) = WebSocketUpgrade.refusal(head) {
+                recorder.finish(status: error.status.code, errorCode: error)
+                return ErrorEnvelope.response(error, requestID: requestID, headers: fields)
+            }
+            guard WebSocketUpgrade.originAllowed(head.headerFields[WebSocketUpgrade.origin], authority: head.authority,
+                                                 allowed: config.origins ?? state.config.cors.allowedOrigins) else {
+                recorder.finish(status: 403, errorCode: .originNotAllowed)
+                return ErrorEnvelope.response(.originNotAllowed, requestID: requestID)
+            }
+            if let lifted = WebSocketUpgrade.liftBearer(head) {
+                head = lifted
+                request = Request(head: lifted, body: request.body)
+            }
+            websocket = config
+        }
         var identity = UpstreamIdentity.transparent
         var caller: Identity?
         // A CORS preflight on a route whose service decides CORS carries no credentials by design.
@@ -164,6 +188,14 @@ struct GatewayResponder: HTTPResponder {
             case nil:
                 break
             }
+        }
+        if let websocket, let upgrade = context.upgrade {
+            return await forwarder.forwardUpgrade(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP,
+                                                  clientAddress: client, identity: identity, tokenExpiresAt: caller?.expiresAt,
+                                                  extraHeaders: rateLimitFields, bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
+                                                  peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies),
+                                                  clientTLS: context.transport.tls != nil, upgrade: upgrade, websocket: websocket,
+                                                  streams: registry.streams, recorder: recorder)
         }
         return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP, clientAddress: client,
                                        identity: identity, extraHeaders: rateLimitFields, maxBodySize: maxBody,

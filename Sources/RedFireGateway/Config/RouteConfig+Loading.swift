@@ -27,6 +27,8 @@ extension RouteConfig {
         let corsOwner = object.string("cors", oneOf: ["gateway", "service"])
         let rateLimit = object.object("rate_limit").flatMap { RateLimitPolicy.decode($0, name: "route", reader: reader) }
         let maxBodySize = object.int("max_body_size", in: 0...Int(Int32.max))
+        let websocket = WebSocketRouteConfig.decode(object, reader: reader)
+        let streamIdleTimeout = object.duration("stream_idle_timeout", atLeast: .milliseconds(1))
         guard var prefix, let service else { return nil }
         if !prefix.hasPrefix("/") {
             reader.report(object.childPath("prefix"), object.node("prefix"), "must start with /")
@@ -55,7 +57,34 @@ extension RouteConfig {
         limited.rateLimit = rateLimit
         limited.maxBodySize = maxBodySize
         limited.corsByService = corsOwner == "service"
+        limited.websocket = websocket
+        limited.streamIdleTimeout = streamIdleTimeout
         return (limited, (object.node("prefix"), object.node("service"), object.node("permissions")))
+    }
+}
+
+extension WebSocketRouteConfig {
+    /// `websocket: true|false`, or a mapping of its settings.
+    static func decode(_ route: ConfigObject, reader: ConfigReader) -> WebSocketRouteConfig? {
+        guard let node = route.node("websocket") else { return nil }
+        if case .scalar = node {
+            return route.bool("websocket") == true ? WebSocketRouteConfig() : nil
+        }
+        guard let object = route.object("websocket") else { return nil }
+        defer { object.finish() }
+        var config = WebSocketRouteConfig()
+        if let bytes = object.int("max_message_size", in: 1...Int(Int32.max)) { config.maxClientMessage = bytes }
+        if let bytes = object.int("max_upstream_message_size", in: 1...Int(Int32.max)) { config.maxUpstreamMessage = bytes }
+        if let idle = object.duration("idle_timeout", atLeast: .milliseconds(1)) { config.idleTimeout = idle }
+        config.maxDuration = object.duration("max_duration", atLeast: .milliseconds(1))
+        if let grace = object.duration("token_grace") { config.tokenGrace = grace }
+        if let origins = object.stringList("origins") {
+            for origin in origins where !(origin.hasPrefix("https://") || origin.hasPrefix("http://")) || origin.hasSuffix("/") {
+                reader.report(object.childPath("origins"), object.node("origins"), "\"\(origin)\" is not an origin (scheme://host[:port], no path)")
+            }
+            config.origins = origins
+        }
+        return config
     }
 }
 

@@ -29,6 +29,11 @@ public struct RouteConfig: Sendable, Equatable {
     /// service's fields pass unchanged, the gateway adds none, and preflights — which never carry
     /// credentials — are forwarded to the service without authentication).
     public var corsByService = false
+    /// `websocket` — WebSocket upgrades are relayed to the service (`WebSocketRouteConfig`). Default off.
+    public var websocket: WebSocketRouteConfig?
+    /// `stream_idle_timeout` — the longest silence of an instance while this route's response body
+    /// streams (Server-Sent Events, long downloads), instead of the service's `timeouts.idle`.
+    public var streamIdleTimeout: Duration?
 
     public init(prefix: String, service: String, methods: [String]? = nil, stripPrefix: Bool = false, version: String? = nil, name: String? = nil,
                 permissions: RoutePermissions? = nil, forwardAuthorization: Bool = false) {

@@ -53,8 +53,11 @@ final class RegistryMaintenance: Service {
             for runtime in registry.allRuntimes {
                 if runtime.expireEjection(now: now) { ended.append(runtime) }
                 if let inFlight = runtime.passedDrainDeadline(now: now) {
+                    let streams = runtime.streams.count
+                    let closing = streams > 0 ? "; \(streams) open stream\(streams == 1 ? "" : "s") closed (WebSocket 1001, event streams ended)" : ""
                     registry.record(.drain, service: runtime.serviceName, instance: runtime.id,
-                                    "\(runtime.id) drain deadline passed with \(inFlight) in flight: drained; those requests are left to finish")
+                                    "\(runtime.id) drain deadline passed with \(inFlight) in flight: drained; those requests are left to finish\(closing)")
+                    runtime.streams.endAll(.drainDeadline)
                 }
             }
             if !ended.isEmpty {

@@ -157,7 +157,7 @@ struct Forwarder: Sendable {
     /// counted as an upstream error (telemetry, `/metrics`, the console), logged, and recorded in the
     /// access log as `upstream_truncated`; the client's connection is closed, since the response cannot
     /// be completed.
-    private func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, service: ServiceConfig, corsByService: Bool,
+    func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, service: ServiceConfig, corsByService: Bool,
                                   admission: ServiceAdmission?, requestID: String,
                                   extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: ContinuousClock.Instant, attempts: ForwardAttempts,
                                   body: UpstreamRequestBody?) -> Response {
@@ -186,6 +186,13 @@ struct Forwarder: Sendable {
             return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
         case .stream(let stream):
             upstreamBody = stream
+        case .switched:
+            // Only an upgrade request can get a connection handed over (`forwardUpgrade` takes it); the
+            // transport refuses a 101 to anything else, so this is an instance the gateway cannot use.
+            lease.release()
+            recordOutcome(runtime, failed: true, service: service)
+            record(bytesOut: 0, errorCode: .badGateway)
+            return ErrorEnvelope.response(.badGateway, requestID: requestID, headers: extraHeaders)
         }
         let hold = lease.held()
         return Response(status: status, headers: headers, body: ResponseBody { writer in

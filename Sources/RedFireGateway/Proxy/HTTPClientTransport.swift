@@ -23,6 +23,8 @@ final class HTTPClientTransport: UpstreamTransport {
     private let eventLoopGroup: any EventLoopGroup
     private let clients = Mutex<[ClientKey: HTTPClient]>([:])
     private let logger: Logger
+    /// AsyncHTTPClient cannot carry a 101 (it closes the connection): upgrades take the gateway's own.
+    private let upgrades: NIOUpstreamTransport
 
     /// Connections kept per upstream instance; AsyncHTTPClient opens more when needed and parks the rest.
     static let connectionsPerHost = 512
@@ -30,6 +32,11 @@ final class HTTPClientTransport: UpstreamTransport {
     init(eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
+        self.upgrades = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+        try await upgrades.upgrade(request, timeouts: timeouts)
     }
 
     private func client(for timeouts: TimeoutConfig, tls: UpstreamTLSConfig?) throws(UpstreamFailure) -> HTTPClient {
@@ -82,5 +89,6 @@ final class HTTPClientTransport: UpstreamTransport {
             return Array(clients.values)
         }
         for client in all { try? await client.shutdown() }
+        await upgrades.shutdown()
     }
 }

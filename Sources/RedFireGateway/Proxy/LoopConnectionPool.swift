@@ -52,6 +52,18 @@ final class LoopConnectionPool: @unchecked Sendable {
         }
     }
 
+    /// An upgrade request, always on a new connection (one that answers 101 is the stream's from then on).
+    func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+        eventLoop.assertInEventLoop()
+        let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped, tls: request.tls)
+        let connection = try await connect(key, timeouts: timeouts)
+        do {
+            return try await connection.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
+        } catch let failure {
+            throw failure.failure
+        }
+    }
+
     private func takeIdle(_ key: Key) -> UpstreamConnection? {
         guard let list = idle[key] else { return nil }
         while let connection = list.connections.popLast() {
@@ -104,7 +116,7 @@ final class LoopConnectionPool: @unchecked Sendable {
                     // `HTTPFields`: names are tokens, values legalized on construction; `Host` from the
                     // validated instance URL); llhttp (NIO's response decoder) parses the responses.
                     try sync.addHandler(UpstreamRequestBytes())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
                     try sync.addHandler(UpstreamConnectionHandler(idleTimeout: idleTimeout))
                 }
             }

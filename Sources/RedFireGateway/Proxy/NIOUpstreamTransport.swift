@@ -40,6 +40,12 @@ final class NIOUpstreamTransport: UpstreamTransport {
         }
     }
 
+    func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+        // The stream's two connections share one event loop: the client's, where this task runs.
+        guard let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[ObjectIdentifier(current)] else { throw .connectFailed }
+        return try await pool.upgrade(request, timeouts: timeouts)
+    }
+
     func shutdown() async {
         for pool in pools.values {
             try? await pool.eventLoop.submit { pool.closeAll() }.get()

@@ -103,11 +103,16 @@ final class UpstreamConnection: @unchecked Sendable {
             head = received
             // 1xx interim responses (100 Continue, 103 Early Hints) are not passed on: the final one is.
         } while head.status.code >= 100 && head.status.code < 200 && head.status.code != 101
+        if request.upgrade, head.status.code == 101 {
+            // The connection now carries the new protocol: it leaves the exchange and never returns to the pool.
+            handler.endExchange()
+            return UpstreamResponse(status: .switchingProtocols, headers: head.headers, body: .switched(SwitchedUpstream(channel: channel)))
+        }
         if !Self.isForwardable(head) {
             channel.close(promise: nil)
             throw ExchangeFailure(failure: .connectionFailed, responseStarted: true)
         }
-        let reusable = requestComplete && head.isKeepAlive
+        let reusable = requestComplete && head.isKeepAlive && !request.upgrade
         let status = HTTPResponse.Status(code: Int(head.status.code))
         if let complete = handler.takeCompleteBody() {
             handler.endExchange()

@@ -18,6 +18,9 @@ struct UpstreamRequest: Sendable {
     var bufferLimit = 64 * 1024
     /// How to speak TLS to an `https://` instance (the service's `tls`, or the defaults); nil for `http://`.
     var tls: UpstreamTLSConfig?
+    /// A WebSocket upgrade: sent on a connection of its own, and a `101` answer hands that connection
+    /// over (`UpstreamBody.switched`) instead of failing.
+    var upgrade = false
 
     /// `scheme://host:port/path?query`.
     var url: String { upstream.description + target }
@@ -42,6 +45,8 @@ enum UpstreamBody: Sendable {
     case complete(ByteBuffer)
     /// The body streams; consume or drop it (dropping aborts the exchange).
     case stream(any AsyncSequence<ByteBuffer, any Error> & Sendable)
+    /// The instance switched protocols (101) on an upgrade request: its connection, to take over.
+    case switched(SwitchedUpstream)
 }
 
 /// The upstream side of the gateway, kept behind one small protocol so that the HTTP client can be
@@ -49,5 +54,9 @@ enum UpstreamBody: Sendable {
 protocol UpstreamTransport: Sendable {
     /// Sends `request` with the service's timeouts; throws `UpstreamFailure` on failure.
     func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse
+    /// Sends an upgrade request (`request.upgrade`) on a new connection of the gateway's own NIO
+    /// transport, on the calling task's event loop (the client connection's: the stream's two connections
+    /// share it).
+    func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse
     func shutdown() async
 }

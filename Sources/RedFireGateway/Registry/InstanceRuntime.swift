@@ -70,6 +70,8 @@ package final class InstanceRuntime: Sendable {
 
     /// This instance's telemetry.
     package let metrics: MetricSeries
+    /// Its open WebSockets and event streams: a drain deadline ends them.
+    let streams = OpenStreams()
 
     init(id: String, serviceName: String, initialHealth: HealthStatus = .unknown, metrics: MetricSeries? = nil) {
         self.metrics = metrics ?? MetricSeries(name: id)

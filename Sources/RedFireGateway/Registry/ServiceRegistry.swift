@@ -11,6 +11,8 @@ package final class ServiceRegistry: Sendable {
     private let data: Mutex<RegistryData>
     package let events: EventLog
     package let telemetry: Telemetry
+    /// Every open WebSocket and event stream of the gateway: shutdown ends them.
+    let streams = OpenStreams()
     let logger: Logger
 
     struct DynamicInstance {

@@ -40,6 +40,12 @@ extension GatewayHTTPCodec {
         perform(state.timerFired(now: context.eventLoop.now), context: context)
     }
 
+    /// The connection switched protocols (`ConnectionUpgrade`): the codec is about to leave the pipeline.
+    func switchedProtocols() {
+        state.switchedProtocols()
+        cancelTimers()
+    }
+
     func cancelTimers() {
         timer?.cancel()
         timer = nil

@@ -88,8 +88,9 @@ struct GatewayHTTPServer: ServerChildChannel {
         let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog, facts: facts)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(FirstByteObserver(codec: codec))
-        // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)))
+        // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself. After a
+        // protocol switch (`ConnectionUpgrade`) what the decoder holds past the request goes on.
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)))
         try sync.addHandler(codec)
         try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts))
     }

@@ -20,6 +20,9 @@ package struct GatewayRequestContext: RequestContext {
     package let transport: ClientTransport
     /// `HTTP/1.1` or `HTTP/1.0`, for the access log.
     let httpVersion: String
+    /// An HTTP/1.1 request asking to switch protocols (`Upgrade`): how the responder takes the connection
+    /// over with its 101. Nil for every other request (HTTP/2 streams never switch).
+    let upgrade: ConnectionUpgrade?
 
     package init(source: ApplicationRequestContextSource) {
         let remoteAddress = source.channel.remoteAddress
@@ -28,8 +31,9 @@ package struct GatewayRequestContext: RequestContext {
 
     /// With the peer's address already known (the connection's request loop reads it once).
     init(source: ApplicationRequestContextSource, remoteAddress: SocketAddress?, clientIP: String?, hangup: ClientHangup? = nil,
-         transport: ClientTransport = .plain, httpVersion: String = "HTTP/1.1") {
+         transport: ClientTransport = .plain, httpVersion: String = "HTTP/1.1", upgrade: ConnectionUpgrade? = nil) {
         self.coreContext = .init(source: source)
+        self.upgrade = upgrade
         self.transport = transport
         self.httpVersion = httpVersion
         self.remoteAddress = remoteAddress

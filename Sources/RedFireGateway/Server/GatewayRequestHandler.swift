@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
 /// Answers the requests of one client connection, one at a time and in order. Each request head
@@ -151,9 +152,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         let request = ActiveRequest(body: stream, abandonable: head.method.isIdempotent)
         active = request
         let channel = context.channel
+        let httpVersion = facts?.httpVersion ?? "HTTP/1.1"
+        // Only HTTP/1.1 switches protocols (HTTP/2 has no `Upgrade`; its guard removes the field).
+        let upgrade = httpVersion == "HTTP/1.1" && fields.contains(.upgradeField) ? ConnectionUpgrade() : nil
         let requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger),
                                                    remoteAddress: remoteAddress, clientIP: clientIP, hangup: hangup,
-                                                   transport: facts?.transport ?? .plain, httpVersion: facts?.httpVersion ?? "HTTP/1.1")
+                                                   transport: facts?.transport ?? .plain, httpVersion: httpVersion, upgrade: upgrade)
         // Started in the loop's next round of tasks, not synchronously (`Task.immediate` measured ~20 %
         // slower: its first wait hops to the executor anyway, and requests read in one round are no longer
         // handled together).
@@ -165,7 +169,47 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
                 logger.error("request failed", metadata: ["error": "\(error)"])
                 response = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
             }
-            await self.write(response)
+            if response.status == .switchingProtocols {
+                self.switchProtocols(response, installer: upgrade?.take())
+            } else {
+                await self.write(response)
+            }
+        }
+    }
+
+    /// The responder took the connection over (`ConnectionUpgrade`): the 101 is written, the HTTP handlers
+    /// leave, the new protocol's handlers take their place and get what the client sent after its request.
+    private func switchProtocols(_ response: Response, installer: ConnectionUpgrade.Installer?) {
+        guard let context else { return }
+        guard let installer else {
+            // A 101 nobody takes over from is a fault: the client must not believe it switched.
+            logger.error("a 101 response without a protocol to switch to")
+            let refusal = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
+            Task(executorPreference: executor) { await self.write(refusal) }
+            return
+        }
+        var head = response.head
+        if !head.headerFields.contains(.date) { head.headerFields.append(HTTPField(name: .date, value: date())) }
+        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        active = nil
+        queued.removeAll()
+        let channel = context.channel
+        let pipeline = channel.pipeline.syncOperations
+        do {
+            let codec = try pipeline.handler(type: GatewayHTTPCodec.self)
+            codec.switchedProtocols()
+            if let observer = try? pipeline.handler(type: FirstByteObserver.self) { pipeline.removeHandler(observer, promise: nil) }
+            pipeline.removeHandler(codec, promise: nil)
+            pipeline.removeHandler(self, promise: nil)
+            try installer(channel)
+            // Removed last: what it read past the request goes to the new protocol's first handler.
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            pipeline.removeHandler(decoder, promise: nil)
+            _ = channel.setOption(ChannelOptions.autoRead, value: true)
+            channel.read()
+        } catch {
+            logger.error("switching protocols failed", metadata: ["error": "\(error)"])
+            channel.close(promise: nil)
         }
     }
 

@@ -225,6 +225,20 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
         return (request, false, final && closeAfterResponse)
     }
 
+    /// The request in progress was answered with `101 Switching Protocols`: HTTP is over on this
+    /// connection (another protocol's handlers take it over), so nothing here reads, writes or times it.
+    mutating func switchedProtocols() {
+        pending.removeAll()
+        readingBody = false
+        inboundClosed = true
+        outboundClosed = true
+        closeAfterResponse = false
+        deferredRefusal = nil
+        idleSince = nil
+        headSince = nil
+        timerAt = .distantFuture
+    }
+
     /// The head written says the connection closes (or its body can only end with it).
     mutating func responseCloses() {
         closeAfterResponse = true

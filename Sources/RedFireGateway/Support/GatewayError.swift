@@ -57,6 +57,17 @@ package struct GatewayError: Sendable, Hashable {
     /// The instance's response broke off after its head (the client's connection is closed). Recorded in
     /// the access log and telemetry; never sent, since the client already has the head.
     package static let upstreamTruncated = Self(code: "upstream_truncated", status: .badGateway, message: "The service ended its response early.")
+    /// A WebSocket upgrade on a route without `websocket`.
+    package static let websocketNotAllowed = Self(code: "websocket_not_allowed", status: .badRequest,
+                                                 message: "This route does not accept WebSocket upgrades.")
+    /// A WebSocket upgrade that RFC 6455 §4.2.1 does not allow (method, version, missing or bad key).
+    package static let invalidUpgrade = Self(code: "invalid_upgrade", status: .badRequest, message: "The WebSocket upgrade request is malformed.")
+    /// A WebSocket version other than 13 (RFC 6455 §4.4): 426 with `Sec-WebSocket-Version: 13`.
+    package static let unsupportedWebSocketVersion = Self(code: "unsupported_websocket_version", status: .upgradeRequired,
+                                                         message: "This gateway speaks WebSocket version 13 only.")
+    /// A browser page from an origin the route does not allow tried to open a WebSocket.
+    package static let originNotAllowed = Self(code: "origin_not_allowed", status: .forbidden,
+                                              message: "WebSocket connections from this origin are not allowed.")
     package static let internalError = Self(code: "internal_error", status: .internalServerError, message: "The gateway failed to handle this request.")
 
     package static let all: [GatewayError] = [
@@ -65,6 +76,7 @@ package struct GatewayError: Sendable, Hashable {
         .forbidden, .invalidCredentials, .invalidToken, .tooManyAttempts, .usernameTaken, .registrationClosed, .validationFailed,
         .invalidPath, .invalidAPIKey, .authUnavailable, .rateLimited, .rateLimitUnavailable, .serviceBusy, .uriTooLong, .headersTooLarge, .bodyTooLarge,
         .malformedRequest, .requestTimeout, .misdirectedRequest, .notImplemented, .clientClosedRequest, .upstreamTruncated,
+        .websocketNotAllowed, .invalidUpgrade, .unsupportedWebSocketVersion, .originNotAllowed,
     ]
 
     /// The same code with a more specific message (admin API answers name what was not found).

@@ -6,6 +6,8 @@ import Synchronization
 /// buckets and their histograms are allocated once and reset in place when reused.
 package final class MetricSeries: Sendable {
     package let name: String
+    /// Its WebSockets and event streams.
+    package let streams = StreamTelemetry()
 
     struct Bucket {
         var start: Int64 = .min

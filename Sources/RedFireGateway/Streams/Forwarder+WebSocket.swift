@@ -1,0 +1,128 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+extension Forwarder {
+    /// Relays a WebSocket upgrade that passed every policy to an instance of the route's service, over a
+    /// new connection of the gateway's own transport. On the instance's 101 (with the right
+    /// `Sec-WebSocket-Accept`) the client gets it and both connections become a `WebSocketTunnel`; any
+    /// other answer (403, 404, …) reaches the client as it is. Connection failures are retried on another
+    /// instance like any idempotent request; draining instances take no new stream.
+    func forwardUpgrade(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?,
+                        clientAddress: String?, identity: UpstreamIdentity, tokenExpiresAt: Date?, extraHeaders: HTTPFields,
+                        bufferLimit: Int, headerFilter: ClientHeaderFilter, peerTrusted: Bool, clientTLS: Bool,
+                        upgrade: ConnectionUpgrade, websocket: WebSocketRouteConfig, streams: OpenStreams, recorder: RequestRecorder) async -> Response {
+        let pool = route.pool
+        guard !pool.eligible.isEmpty else {
+            recorder.finish(status: 503, errorCode: .upstreamUnavailable)
+            var headers = extraHeaders
+            headers[.retryAfter] = "1"
+            return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: headers)
+        }
+        let service = pool.service
+        let head = request.head
+        var headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID,
+                                                   identity: identity, filter: headerFilter, peerTrusted: peerTrusted,
+                                                   clientAddress: clientAddress, clientTLS: clientTLS)
+        // Hop-by-hop, so removed above; an upgrade names them for the next hop itself (RFC 9110 §7.8).
+        headers[.upgradeField] = "websocket"
+        headers[.connection] = "Upgrade"
+        let target = upstreamTarget(requestTarget, route: route)
+        let hashKey: String? = pool.strategy == .consistentHash
+            ? { switch service.hashKey {
+                case .clientIP: return clientAddress ?? clientIP
+                case .header(let name): return HTTPField.Name(name).flatMap { head.headerFields[$0] }
+                } }()
+            : nil
+        var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: true)
+        while attempts.mayStart {
+            guard let member = pool.balancer.pick(hashKey: hashKey, excluding: attempts.tried) else { break }
+            let runtime = member.runtime
+            if runtime.isDraining {
+                attempts.skip(runtime)
+                continue
+            }
+            attempts.start()
+            let lease = runtime.dispatch()
+            var upstreamRequest = UpstreamRequest(method: .get, upstream: member.url, authority: member.authority, target: target, headers: headers,
+                                                  body: nil, bufferLimit: bufferLimit,
+                                                  tls: member.url.scheme == "https" ? service.tls ?? UpstreamTLSConfig() : nil)
+            upstreamRequest.upgrade = true
+            let dispatched = ContinuousClock.now
+            let response: UpstreamResponse
+            do {
+                response = try await transport.upgrade(upstreamRequest, timeouts: service.timeouts)
+            } catch {
+                let failedAt = ContinuousClock.now
+                lease.release()
+                if Task.isCancelled {
+                    recorder.finish(status: GatewayError.clientClosedRequest.status.code, instanceID: runtime.id, attempts: attempts.started,
+                                    errorCode: .clientClosedRequest)
+                    return ErrorEnvelope.response(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
+                }
+                logger.warning("websocket upgrade failed", metadata: [
+                    "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
+                    "failure": .string("\(error)"), "attempt": .stringConvertible(attempts.started),
+                ])
+                if attempts.failed(error, on: runtime, after: failedAt - dispatched, bodyUntouched: true,
+                                   withdrawBudget: pool.shared.retryBudget.tryWithdraw) == .retry { continue }
+                break
+            }
+            guard case .switched(let switched) = response.body else {
+                // The instance answered the upgrade with a response of its own (refused it): passed on.
+                return streamedResponse(response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService,
+                                        admission: nil, requestID: requestID, extraHeaders: extraHeaders, recorder: recorder,
+                                        dispatched: dispatched, attempts: attempts, body: nil)
+            }
+            let key = head.headerFields[WebSocketUpgrade.key] ?? ""
+            let accepts = response.headers[canonicalForm: "sec-websocket-accept"]
+            guard accepts.count == 1, String(accepts[0]) == WebSocketUpgrade.expectedAccept(for: key) else {
+                lease.release()
+                logger.warning("instance answered a websocket upgrade without the right Sec-WebSocket-Accept", metadata: [
+                    "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
+                ])
+                recorder.finish(status: 502, instance: runtime.metrics, upstream: ContinuousClock.now - dispatched, upstreamErrors: 1,
+                                instanceID: runtime.id, attempts: attempts.started, errorCode: .badGateway)
+                return ErrorEnvelope.response(.badGateway, requestID: requestID)
+            }
+            var responseHeaders = HeaderPolicy.downstreamHeaders(response.headers, requestID: requestID, extra: extraHeaders,
+                                                                 keepCORS: route.config.corsByService)
+            responseHeaders[.upgradeField] = "websocket"
+            responseHeaders[.connection] = "Upgrade"
+            recorder.finish(status: 101, instance: runtime.metrics, upstream: ContinuousClock.now - dispatched, instanceID: runtime.id,
+                            attempts: attempts.started)
+            let loop = switched.channel.eventLoop
+            let now = loop.now
+            let limits = WebSocketStreamState.Limits(
+                clientMessage: websocket.maxClientMessage, upstreamMessage: websocket.maxUpstreamMessage,
+                idle: .nanoseconds(websocket.idleTimeout.nanosecondsClamped),
+                endAt: websocket.maxDuration.map { now + .nanoseconds($0.nanosecondsClamped) },
+                tokenExpiresAt: tokenExpiresAt.flatMap { expiry in
+                    let left = expiry.timeIntervalSinceNow + websocket.tokenGrace.secondsDouble
+                    return left < 10 * 365 * 86400 ? now + .nanoseconds(Int64(max(0, left) * 1e9)) : nil
+                },
+                closeTimeout: .nanoseconds(WebSocketRouteConfig.closeTimeout.nanosecondsClamped))
+            let serviceName = service.name, instanceID = runtime.id, routeName = route.name
+            let tunnel = WebSocketTunnel(eventLoop: loop, limits: limits,
+                                         telemetry: [route.metrics.streams, pool.metrics.streams, runtime.metrics.streams],
+                                         registries: [runtime.streams, streams], hold: lease.held(), logger: logger) { [logger] outcome in
+                logger.info("websocket closed", metadata: [
+                    "request_id": .string(requestID), "route": .string(routeName), "service": .string(serviceName), "instance": .string(instanceID),
+                    "close_code": .stringConvertible(outcome.closeCode), "ended_by": .string(outcome.endedBy),
+                    "duration_ms": .stringConvertible(outcome.duration.milliseconds),
+                    "messages_in": .stringConvertible(outcome.messagesIn), "messages_out": .stringConvertible(outcome.messagesOut),
+                    "bytes_in": .stringConvertible(outcome.bytesIn), "bytes_out": .stringConvertible(outcome.bytesOut),
+                ])
+            }
+            upgrade.accept { client in try tunnel.start(client: client, upstream: switched) }
+            return Response(status: .switchingProtocols, headers: responseHeaders)
+        }
+        let (error, noInstance) = attempts.answer
+        var errorHeaders = extraHeaders
+        if noInstance { errorHeaders[.retryAfter] = "1" }
+        recorder.finish(status: error.status.code, upstream: attempts.failedTime, upstreamErrors: attempts.errors, upstreamTimeouts: attempts.timeouts,
+                        instanceID: attempts.tried.last?.id, errorCode: error)
+        return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
+    }
+}

@@ -1,0 +1,204 @@
+import DemoServices
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOPosix
+import NIOWebSocket
+import Synchronization
+import Testing
+import WSClient
+import WSCompression
+
+@testable import RedFireGateway
+
+typealias WebSocketTests = BulkTraffic.WebSocketTests
+
+/// A WebSocket client's view of one connection through the gateway: what it received and how it ended.
+struct WebSocketSession {
+    var messages: [WebSocketMessage] = []
+    var close: WebSocketCloseFrame?
+    var closeCode: UInt16? { close.map { UInt16(webSocketErrorCode: $0.closeCode) } }
+}
+
+/// Opens a WebSocket to the gateway with swift-websocket's client and runs `body` on it.
+@discardableResult
+func withWebSocket(port: Int, path: String, headers: HTTPFields = [:], deflate: Bool = false,
+                   _ body: @escaping @Sendable (WebSocketInboundStream, WebSocketOutboundWriter) async throws -> [WebSocketMessage]) async throws -> WebSocketSession {
+    let received = Mutex<[WebSocketMessage]>([])
+    var configuration = WebSocketClientConfiguration(maxFrameSize: 16 << 20, additionalHeaders: headers,
+                                                     extensions: deflate ? [.perMessageDeflate(maxDecompressedFrameSize: 16 << 20)] : [])
+    configuration.closeTimeout = .seconds(5)
+    var logger = Logger(label: "test.websocket")
+    logger.logLevel = .critical
+    let close = try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)\(path)", configuration: configuration, logger: logger) { inbound, outbound, _ in
+        let messages = try await body(inbound, outbound)
+        received.withLock { $0 = messages }
+    }
+    return WebSocketSession(messages: received.withLock { $0 }, close: close)
+}
+
+/// Reads messages until the stream ends (the gateway or the instance closed it).
+func readAll(_ inbound: WebSocketInboundStream) async throws -> [WebSocketMessage] {
+    var messages: [WebSocketMessage] = []
+    for try await message in inbound.messages(maxSize: 16 << 20) { messages.append(message) }
+    return messages
+}
+
+extension BulkTraffic {
+@Suite("WebSocket", .serialized, .cleansUp, .timeLimit(.minutes(2)))
+struct WebSocketTests {
+    static func gateway(_ instances: [DemoInstance], websocket: WebSocketRouteConfig? = WebSocketRouteConfig(),
+                        configure: (inout GatewayConfig) -> Void = { _ in }) async throws -> GatewayHarness {
+        var route = RouteConfig(prefix: "/api/v1/vnpy", service: "vnpy_core")
+        route.websocket = websocket
+        var config = GatewayConfig()
+        config.services = [serviceConfig("vnpy_core", instances)]
+        config.routes = [route, RouteConfig(prefix: "/api/v1/plain", service: "vnpy_core")]
+        configure(&config)
+        let harness = try await GatewayHarness.start(config)
+        await waitUntil("instances checked") { harness.registry.state.services[0].members.allSatisfy { $0.runtime.health == .healthy } }
+        return harness
+    }
+
+    @Test("Text and binary messages of 1 B to 8 MB, and a fragmented one, come back unchanged through the gateway")
+    func echo() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        var websocket = WebSocketRouteConfig()
+        websocket.maxClientMessage = 16 << 20
+        let harness = try await Self.gateway(instances, websocket: websocket)
+        defer { Task { await harness.shutdown() } }
+        let sizes = [1, 125, 126, 65_535, 65_536, 1 << 20, 8_000_000]
+        let session = try await withWebSocket(port: harness.port, path: "/api/v1/vnpy/_ws_echo") { inbound, outbound in
+            var iterator = inbound.messages(maxSize: 16 << 20).makeAsyncIterator()
+            var replies: [WebSocketMessage] = []
+            for size in sizes {
+                var binary = ByteBuffer()
+                binary.writeBytes((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+                try await outbound.write(.binary(binary))
+                replies.append(try #require(await iterator.next()))
+                try await outbound.write(.text(String(repeating: "x", count: size)))
+                replies.append(try #require(await iterator.next()))
+            }
+            // One message in three fragments.
+            try await outbound.withTextMessageWriter { write in
+                try await write("frag-")
+                try await write("ment-")
+                try await write("ed")
+            }
+            replies.append(try #require(await iterator.next()))
+            try await outbound.close(.normalClosure, reason: "done")
+            return replies
+        }
+        #expect(session.messages.count == sizes.count * 2 + 1)
+        for (index, size) in sizes.enumerated() {
+            guard case .binary(let buffer) = session.messages[index * 2] else { Issue.record("message \(index * 2) is not binary"); continue }
+            #expect(buffer.readableBytes == size)
+            #expect(Array(buffer.readableBytesView) == (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13) })
+            #expect(session.messages[index * 2 + 1] == .text(String(repeating: "x", count: size)))
+        }
+        #expect(session.messages.last == .text("frag-ment-ed"))
+        #expect(session.closeCode == 1000)
+        let telemetry = harness.registry.state.routes.first { $0.name == "/api/v1/vnpy" }!.metrics.streams
+        await waitUntil("the stream is counted closed") { telemetry.openCount == 0 && telemetry.totals().closes.values.reduce(0, +) == 1 }
+        let totals = telemetry.totals()
+        #expect(totals.messagesIn == sizes.count * 2 + 1)
+        #expect(totals.messagesOut == sizes.count * 2 + 1)
+        #expect(totals.closes[.init(kind: .websocket, code: 1000)] == 1)
+    }
+
+    @Test("Subprotocols and permessage-deflate are negotiated end to end; compressed frames cross the gateway compressed")
+    func negotiation() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        let harness = try await Self.gateway(instances)
+        defer { Task { await harness.shutdown() } }
+        let text = String(repeating: "tick rb2501 3652 ", count: 6_000)
+        let session = try await withWebSocket(port: harness.port, path: "/api/v1/vnpy/_ws_info",
+                                              headers: [HTTPField.Name("Sec-WebSocket-Protocol")!: "quotes.v2, quotes.v1"], deflate: true) { inbound, outbound in
+            var iterator = inbound.messages(maxSize: 16 << 20).makeAsyncIterator()
+            let info = try #require(await iterator.next())
+            try await outbound.write(.text(text))
+            let echo = try #require(await iterator.next())
+            try await outbound.close(.normalClosure, reason: nil)
+            return [info, echo]
+        }
+        guard case .text(let infoText) = try #require(session.messages.first) else { Issue.record("no info"); return }
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(infoText.utf8)) as? [String: String])
+        #expect(info["protocol"] == "quotes.v2")
+        #expect(info["header.sec-websocket-protocol"] == "quotes.v2, quotes.v1")
+        #expect(info["header.sec-websocket-extensions"]?.contains("permessage-deflate") == true)
+        #expect(session.messages.last == .text(text))
+        // ~100 KB of text each way; compressed, a small fraction of it crossed the gateway.
+        let totals = harness.registry.state.routes.first { $0.name == "/api/v1/vnpy" }!.metrics.streams.totals()
+        #expect(totals.bytesIn > 0 && totals.bytesIn < text.utf8.count / 10, "client → instance bytes on the wire: \(totals.bytesIn)")
+        #expect(totals.bytesOut > 0 && totals.bytesOut < text.utf8.count / 10, "instance → client bytes on the wire: \(totals.bytesOut)")
+    }
+
+    @Test("Upgrades are refused before reaching an instance: route without websocket, foreign origin, malformed or wrong version")
+    func refusals() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        let harness = try await Self.gateway(instances) { config in config.cors.allowedOrigins = ["https://app.redfire.example"] }
+        defer { Task { await harness.shutdown() } }
+        let upgrade = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+        func send(_ path: String, _ headers: [(String, String)]) async throws -> GatewayHarness.Reply {
+            try await RawHTTP.send(port: harness.port, target: path, headers: headers)
+        }
+        let plain = try await send("/api/v1/plain/_ws_echo", upgrade)
+        #expect(plain.status == 400)
+        #expect(plain.body.contains("websocket_not_allowed"))
+        let foreign = try await send("/api/v1/vnpy/_ws_echo", upgrade + [("Origin", "https://evil.example")])
+        #expect(foreign.status == 403)
+        #expect(foreign.body.contains("origin_not_allowed"))
+        let version = try await send("/api/v1/vnpy/_ws_echo", upgrade.filter { $0.0 != "Sec-WebSocket-Version" } + [("Sec-WebSocket-Version", "8")])
+        #expect(version.status == 426)
+        #expect(version.headers["sec-websocket-version"] == ["13"])
+        let noKey = try await send("/api/v1/vnpy/_ws_echo", upgrade.filter { $0.0 != "Sec-WebSocket-Key" })
+        #expect(noKey.status == 400)
+        #expect(noKey.body.contains("invalid_upgrade"))
+        #expect(instances[0].upgradeAttempts == 0)
+        // An allowed origin, and the gateway's own host name, pass.
+        for origin in ["https://app.redfire.example", "http://127.0.0.1:\(harness.port)", "https://127.0.0.1"] {
+            let request = "GET /api/v1/vnpy/_ws_echo HTTP/1.1\r\nHost: 127.0.0.1:\(harness.port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: \(origin)\r\n\r\n"
+            let reply = try await RawHTTP.exchange(port: harness.port, bytes: Array(request.utf8), timeoutSeconds: 2)
+            #expect(reply.status == 101, "origin \(origin)")
+            #expect(reply.headers["sec-websocket-accept"] == ["s3pPLMBiTxaQ9kYGzzhZRbK+xOo="])
+        }
+        #expect(instances[0].upgradeAttempts == 3)
+    }
+
+    @Test("A message over the route's limit closes the stream: 1009 to the client")
+    func messageTooBig() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        var websocket = WebSocketRouteConfig()
+        websocket.maxClientMessage = 1024
+        let harness = try await Self.gateway(instances, websocket: websocket)
+        defer { Task { await harness.shutdown() } }
+        let session = try await withWebSocket(port: harness.port, path: "/api/v1/vnpy/_ws_echo") { inbound, outbound in
+            try await outbound.write(.text(String(repeating: "a", count: 1000)))
+            var iterator = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+            let small = try #require(await iterator.next())
+            try await outbound.write(.text(String(repeating: "b", count: 2000)))
+            var rest: [WebSocketMessage] = [small]
+            while let message = try await iterator.next() { rest.append(message) }
+            return rest
+        }
+        #expect(session.messages == [.text(String(repeating: "a", count: 1000))])
+        #expect(session.closeCode == 1009)
+    }
+
+    @Test("A stream with no frames either way for idle_timeout is closed with 1001")
+    func idleTimeout() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        var websocket = WebSocketRouteConfig()
+        websocket.idleTimeout = .milliseconds(300)
+        let harness = try await Self.gateway(instances, websocket: websocket)
+        defer { Task { await harness.shutdown() } }
+        let started = ContinuousClock.now
+        let session = try await withWebSocket(port: harness.port, path: "/api/v1/vnpy/_ws_echo") { inbound, _ in try await readAll(inbound) }
+        #expect(session.closeCode == 1001)
+        #expect(session.close?.reason == "idle timeout")
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+}
+}
