@@ -513,20 +513,24 @@ struct RFCEdgeTests {
 /// header timeout (the HTTP/1 parser stops reading after an upgrade request).
 @Suite("Ignored upgrades", .cleansUp, .timeLimit(.minutes(2)))
 struct IgnoredUpgradeTests {
+    /// Upgrades the gateway does not perform are answered as ordinary requests (RFC 9110 §7.8); a
+    /// WebSocket upgrade on a route without `websocket` is refused (400 `websocket_not_allowed`). Either
+    /// way the connection closes after the answer, promptly.
     @Test(arguments: [
-        "Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
-        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
-        "Upgrade: TLS/1.2\r\nConnection: Upgrade\r\n",
-        "Upgrade: websocket\r\n",
+        ("Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n", 200),
+        ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n", 400),
+        ("Upgrade: TLS/1.2\r\nConnection: Upgrade\r\n", 200),
+        ("Upgrade: websocket\r\n", 200),
     ])
-    func anUpgradeRequestIsAnsweredAndTheConnectionClosedPromptly(_ upgrade: String) async throws {
+    func anUpgradeRequestIsAnsweredAndTheConnectionClosedPromptly(_ upgrade: String, _ status: Int) async throws {
         let instances = try await startInstances(.userTrading, count: 1)
         let gateway = try await tradingGateway(instances)
         let connection = try await RawConnection(port: gateway.port)
         let sent = ContinuousClock.now
         try await connection.write("GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n" + upgrade + "\r\n")
         let reply = try await connection.readResponse(timeoutSeconds: 5)
-        #expect(reply.status == 200, "\(reply.status) \(reply.body)")
+        #expect(reply.status == status, "\(reply.status) \(reply.body)")
+        if status == 400 { #expect(reply.body.contains("websocket_not_allowed")) }
         #expect(reply.headers.first(name: "Connection")?.lowercased() == "close")
         #expect(reply.headers.first(name: "Upgrade") == nil, "no upgrade is performed")
         let (closed, _) = try await connection.waitForClose(timeoutSeconds: 5)

@@ -11,21 +11,19 @@ enum WebSocketUpgrade {
     static let subprotocol = HTTPField.Name("Sec-WebSocket-Protocol")!
     static let origin = HTTPField.Name("Origin")!
 
-    /// The request asks to switch to WebSocket (`Upgrade` lists `websocket`).
+    /// The request asks to switch to WebSocket: `Upgrade` lists `websocket` and `Connection` lists
+    /// `upgrade` (RFC 9110 §7.8: without the connection option the field is not meant for this hop, and
+    /// the request is an ordinary one).
     static func isRequested(_ fields: HTTPFields) -> Bool {
         fields[values: .upgradeField].contains { value in
             value.split(separator: ",").contains { ASCII.equalsIgnoringCase(String($0.trimmingASCIISpaces()), "websocket") }
-        }
+        } && HeaderPolicy.connectionListed(fields).contains { $0.canonicalName == "upgrade" }
     }
 
-    /// What RFC 6455 §4.2.1 requires of the request: `GET`, `Connection: upgrade`, a key of 16 bytes in
+    /// What RFC 6455 §4.2.1 requires of the request: `GET`, a key of 16 bytes in
     /// base64, version 13 (else 426 with the version the gateway speaks).
     static func refusal(_ head: HTTPRequest) -> (GatewayError, HTTPFields)? {
         guard head.method == .get else { return (.invalidUpgrade.with(message: "A WebSocket upgrade must be a GET request."), [:]) }
-        let connection = HeaderPolicy.connectionListed(head.headerFields)
-        guard connection.contains(where: { $0.canonicalName == "upgrade" }) else {
-            return (.invalidUpgrade.with(message: "A WebSocket upgrade must say Connection: upgrade."), [:])
-        }
         let keys = head.headerFields[values: key]
         guard keys.count == 1, let decoded = Data(base64Encoded: keys[0]), decoded.count == 16 else {
             return (.invalidUpgrade.with(message: "Sec-WebSocket-Key must be one base64 value of 16 bytes."), [:])
