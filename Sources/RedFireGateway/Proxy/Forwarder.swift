@@ -60,6 +60,9 @@ struct Forwarder: Sendable {
             hashKey = nil
         }
 
+        // A route of long responses (event streams) may allow its instances longer silences.
+        var timeouts = service.timeouts
+        if let idle = route.config.streamIdleTimeout { timeouts.idle = idle }
         var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: retriable)
         while attempts.mayStart {
             guard let member = pool.balancer.pick(hashKey: hashKey, excluding: attempts.tried) else { break }
@@ -77,7 +80,7 @@ struct Forwarder: Sendable {
             let response: UpstreamResponse
             let dispatched = ContinuousClock.now
             do {
-                response = try await transport.execute(upstreamRequest, timeouts: service.timeouts)
+                response = try await transport.execute(upstreamRequest, timeouts: timeouts)
             } catch {
                 let failedAt = ContinuousClock.now
                 if Task.isCancelled {
@@ -195,19 +198,40 @@ struct Forwarder: Sendable {
             return ErrorEnvelope.response(.badGateway, requestID: requestID, headers: extraHeaders)
         }
         let hold = lease.held()
+        // An event stream (`text/event-stream`) runs until someone ends it: it is counted as a stream and
+        // a drain deadline or a shutdown ends it cleanly (`EventStreamRelay`).
+        let eventStream = EventStreamRelay.isEventStream(headers)
+            ? EventStreamRelay(telemetry: [recorder.route.streams, recorder.service?.streams, runtime.metrics.streams].compactMap { $0 },
+                               registries: [runtime.streams, registry.streams], stop: (upstreamBody as? UpstreamResponseStream)?.stop)
+            : nil
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             // The hold lives as long as this closure: the in-flight count drops when the body is done,
             // fails, or is abandoned because the client went away.
             defer { withExtendedLifetime((hold, admission)) {} }
             var bytesOut = 0
             var clientFailed = false
+            eventStream?.opened()
             do {
                 for try await chunk in upstreamBody {
                     bytesOut += chunk.readableBytes
+                    eventStream?.relayed(chunk)
                     do { try await writer.write(chunk) } catch { clientFailed = true; throw error }
+                    if eventStream?.hasEnded == true { break }
                 }
                 do { try await writer.finish(nil) } catch { clientFailed = true; throw error }
+                eventStream?.closed(code: eventStream?.hasEnded == true ? 1001 : 1000)
             } catch {
+                if let eventStream, eventStream.hasEnded, !clientFailed {
+                    // The gateway ended the stream (its instance drained, the gateway stops): the response
+                    // ends as a complete one, and the client reconnects elsewhere.
+                    eventStream.closed(code: 1001)
+                    do { try await writer.finish(nil) } catch { clientFailed = true }
+                    recordOutcome(runtime, failed: failedStatus, service: service)
+                    record(bytesOut: bytesOut)
+                    if clientFailed { throw error }
+                    return
+                }
+                eventStream?.closed(code: clientFailed || Task.isCancelled ? 1001 : 1014)
                 if clientFailed || Task.isCancelled {
                     // The client went away (or its request was abandoned): not the instance's failure.
                     recordOutcome(runtime, failed: failedStatus, service: service)

@@ -74,4 +74,10 @@ struct UpstreamResponseStream: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(state: state) }
+
+    /// Ends the exchange from outside (the gateway ends an event stream): the connection closes, and a
+    /// read waiting on it ends at once. From any thread.
+    var stop: @Sendable () -> Void {
+        { [channel = state.connection.channel] in channel.close(promise: nil) }
+    }
 }
