@@ -15,9 +15,11 @@ extension Gateway {
             let window = entry.metrics.window(seconds: windowSeconds, now: second)
             let limited = entry.metrics.perSecond(60, now: second) { $0.rateLimited }
             for index in limited.indices { rateLimited[index] += limited[index] }
-            routes.append(GatewaySnapshot.Route(name: entry.name, prefix: entry.config.prefix, service: entry.pool.name,
-                                                figures: figures(window), latency: window.latency,
-                                                requestsSeries: entry.metrics.perSecond(60, now: second), rateLimitedSeries: limited))
+            var route = GatewaySnapshot.Route(name: entry.name, prefix: entry.config.prefix, service: entry.pool.name,
+                                              figures: figures(window), latency: window.latency,
+                                              requestsSeries: entry.metrics.perSecond(60, now: second), rateLimitedSeries: limited)
+            route.streams = GatewaySnapshot.Streams(entry.metrics.streams, now: second)
+            routes.append(route)
         }
         let services = state.services.map { pool in
             let window = pool.metrics.window(seconds: windowSeconds, now: second)
@@ -27,7 +29,7 @@ extension Gateway {
                 let minute = windowSeconds == 60 ? nil : runtime.metrics.window(seconds: 60, now: second)
                 let current = figures(runtime.metrics.window(seconds: windowSeconds, now: second))
                 let lastMinute = minute.map { figures($0) } ?? current
-                return GatewaySnapshot.Instance(
+                var instance = GatewaySnapshot.Instance(
                     id: runtime.id, service: pool.name, address: member.url.description, state: runtime.state, health: runtime.health,
                     weight: member.weight, inFlight: runtime.inFlight, figures: current,
                     recentChecks: runtime.recentChecks.reversed().map { .init(passed: $0.passed, reason: $0.reason, age: now - $0.at) },
@@ -36,6 +38,8 @@ extension Gateway {
                     requestsLastMinute: lastMinute.requests, meanMicrosLastMinute: lastMinute.meanMicros,
                     eligible: eligible.contains(ObjectIdentifier(runtime)),
                     healthByNode: control.membership?.healthByNode(instance: runtime.id) ?? [:])
+                instance.streams = GatewaySnapshot.Streams(runtime.metrics.streams, now: second)
+                return instance
             }
             return GatewaySnapshot.Service(name: pool.name, strategy: pool.strategy, panic: pool.panic, figures: figures(window),
                                            latency: window.latency, instances: instances)

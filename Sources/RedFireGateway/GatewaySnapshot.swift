@@ -57,6 +57,32 @@ public struct GatewaySnapshot: Sendable {
         }
     }
 
+    /// WebSockets and event streams of a route or an instance: open now, and traffic per second over the
+    /// last ten seconds (in: client → instance).
+    public struct Streams: Sendable, Equatable {
+        public var open = 0
+        public var messagesInPerSecond = 0.0
+        public var messagesOutPerSecond = 0.0
+        public var bytesInPerSecond = 0.0
+        public var bytesOutPerSecond = 0.0
+
+        public init(open: Int = 0, messagesInPerSecond: Double = 0, messagesOutPerSecond: Double = 0, bytesInPerSecond: Double = 0, bytesOutPerSecond: Double = 0) {
+            self.open = open
+            self.messagesInPerSecond = messagesInPerSecond
+            self.messagesOutPerSecond = messagesOutPerSecond
+            self.bytesInPerSecond = bytesInPerSecond
+            self.bytesOutPerSecond = bytesOutPerSecond
+        }
+
+        init(_ telemetry: StreamTelemetry, now: Int64) {
+            let rates = telemetry.rates(seconds: 10, now: now)
+            self.init(open: telemetry.openCount, messagesInPerSecond: rates.messagesIn, messagesOutPerSecond: rates.messagesOut,
+                      bytesInPerSecond: rates.bytesIn, bytesOutPerSecond: rates.bytesOut)
+        }
+
+        public var messagesPerSecond: Double { messagesInPerSecond + messagesOutPerSecond }
+    }
+
     public struct Instance: Sendable, Equatable {
         public var id: String
         public var service: String
@@ -80,6 +106,8 @@ public struct GatewaySnapshot: Sendable {
         /// In a cluster, when the nodes disagree: what each node alive says (`healthy`, `unhealthy`,
         /// `ejected`), by node name. Empty when they agree it is healthy.
         public var healthByNode: [String: String]
+        /// Its WebSockets and event streams (also counted in `inFlight`).
+        public var streams = Streams()
 
         public init(id: String, service: String, address: String, state: InstanceState, health: HealthStatus = .healthy,
                     weight: Int = 1, inFlight: Int = 0, figures: Figures = Figures(), recentChecks: [Check] = [],
@@ -135,6 +163,8 @@ public struct GatewaySnapshot: Sendable {
         public var requestsSeries: [Int]
         /// 429 answers per second for the last 60 seconds, oldest first.
         public var rateLimitedSeries: [Int]
+        /// Its WebSockets and event streams.
+        public var streams = Streams()
 
         public init(name: String, prefix: String, service: String, figures: Figures = Figures(), latency: LatencyHistogram = LatencyHistogram(),
                     requestsSeries: [Int] = Array(repeating: 0, count: 60), rateLimitedSeries: [Int] = Array(repeating: 0, count: 60)) {

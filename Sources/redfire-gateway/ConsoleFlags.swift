@@ -58,6 +58,7 @@ struct ConsoleSetup {
         }
         let rate = flags.refreshRate ?? config.refreshRate
         return ConsoleSetup(sink: sink, options: ConsoleOptions(themes: themes, readOnly: flags.readOnly || config.readOnly,
-                                                                 refreshInterval: .milliseconds(Int((1000 / rate).rounded())), logPath: logPath))
+                                                                 refreshInterval: .milliseconds(Int((1000 / rate).rounded())), logPath: logPath,
+                                                                 drainDeadline: config.drainDeadline))
     }
 }

@@ -86,6 +86,10 @@ enum Fixtures {
                     instance.state = .drained
                     instance.eligible = false
                     instance.inFlight = 0
+                case (_, "vnpy_core", 2):
+                    // Tick subscriptions (WebSockets) held on the instance that stays.
+                    instance.streams = .init(open: 12, messagesInPerSecond: 0.5, messagesOutPerSecond: 48)
+                    instance.inFlight += 12
                 default: break
                 }
                 instances.append(instance)
@@ -108,12 +112,14 @@ enum Fixtures {
             let serviceFigures = services[index % services.count].figures
             let limited = scenario == .degraded && index == 0 ? 90 : 0
             let latency = services[index % services.count].latency
-            routes.append(GatewaySnapshot.Route(
+            var route = GatewaySnapshot.Route(
                 name: prefix + suffix, prefix: prefix + suffix, service: service,
                 figures: figures(requests: serviceFigures.requests + limited + (index == 1 ? 12 : 0), errors: serviceFigures.status5xx, status4xx: index == 1 ? 12 : 0,
                                  limited: limited, latency: latency),
                 latency: latency, requestsSeries: series(index, level: 20),
-                rateLimitedSeries: limited > 0 ? series(index + 3, level: 2) : Array(repeating: 0, count: 60)))
+                rateLimitedSeries: limited > 0 ? series(index + 3, level: 2) : Array(repeating: 0, count: 60))
+            if service == "vnpy_core", index < Self.services.count { route.streams = .init(open: 12, messagesInPerSecond: 0.5, messagesOutPerSecond: 48) }
+            routes.append(route)
         }
         var gatewayLatency = LatencyHistogram()
         for service in services { gatewayLatency.merge(service.latency) }

@@ -103,7 +103,7 @@ struct RenderTests {
         #expect(text.contains("NO HEALTHY INSTANCE: vnpy_core"))
         #expect(text.contains("CONFIG RELOAD FAILED"))
         #expect(text.contains("UNHEALTHY"))
-        #expect(text.contains("FAIL connection re"))
+        #expect(text.contains("FAIL connection"))
         #expect(text.contains("ejected 12s"))
         #expect(text.contains("lease 2.4s"))
         #expect(text.contains("203.0.113.7"), "top limited keys are listed")

@@ -105,6 +105,10 @@ struct WebSocketTests {
         #expect(totals.messagesIn == sizes.count * 2 + 1)
         #expect(totals.messagesOut == sizes.count * 2 + 1)
         #expect(totals.closes[.init(kind: .websocket, code: 1000)] == 1)
+        let metrics = try await harness.send("/metrics").body
+        #expect(metrics.contains(#"gateway_streams_closed_total{route="/api/v1/vnpy",service="vnpy_core",kind="websocket",code="1000"} 1"#))
+        #expect(metrics.contains(#"gateway_stream_messages_total{service="vnpy_core",instance="vnpy_core-1",direction="in"} 15"#))
+        #expect(metrics.contains(#"gateway_streams_open{route="/api/v1/vnpy",service="vnpy_core",kind="websocket"} 0"#))
     }
 
     @Test("Subprotocols and permessage-deflate are negotiated end to end; compressed frames cross the gateway compressed")

@@ -57,12 +57,15 @@ extension Frame {
             drawButtons(("Cancel", "Quit"), focus: focus, row: inner.row + inner.height - 1, rect: inner)
         case .drain(let confirmation):
             let verb = confirmation.undrain ? "Undrain" : "Drain"
-            let inner = drawBox(title: "\(verb) \(confirmation.instance)?", width: 70, height: confirmation.requiresTyping ? 10 : 8)
+            let inner = drawBox(title: "\(verb) \(confirmation.instance)?", width: 76, height: (confirmation.requiresTyping ? 10 : 8) + (confirmation.streams > 0 ? 1 : 0))
             var lines: [(String, ThemeRole)] = []
             if confirmation.undrain {
                 lines.append(("\(confirmation.instance) goes back into rotation for \(confirmation.service).", .dialog))
             } else {
                 lines.append(("\(confirmation.instance) gets no new requests; \(confirmation.inFlight) in flight will finish.", .dialog))
+                if confirmation.streams > 0 {
+                    lines.append(("\(confirmation.streams) open stream\(confirmation.streams == 1 ? "" : "s") stay until they end or the drain deadline (then 1001).", .dialog))
+                }
                 if confirmation.requiresTyping {
                     lines.append(("This is the LAST healthy instance of \(confirmation.service):", .error))
                     lines.append(("its requests will fail (or go to panic routing).", .error))

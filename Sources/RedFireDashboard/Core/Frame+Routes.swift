@@ -18,7 +18,7 @@ extension Frame {
     mutating func drawRoutes(_ rect: Rect) {
         let routes = state.routeRows(snapshot)
         drawTitle("Routes \(snapshot.routes.count) \(glyphs.bullet) last \(state.window.label)", rect, focused: state.focus == .routes)
-        let fixedColumns: [(String, Int, Bool)] = [("2XX", 6, true), ("4XX", 5, true), ("5XX", 5, true), ("401/403", 7, true), ("429/S", 5, true), ("P99", 8, true)]
+        let fixedColumns: [(String, Int, Bool)] = [("2XX", 6, true), ("4XX", 5, true), ("5XX", 5, true), ("401/403", 7, true), ("429/S", 5, true), ("P99", 8, true), ("STRM", 5, true), ("MSG/S", 6, true)]
         let nameWidth = rect.width >= 110 ? 22 : 16
         let fixed = 2 + nameWidth + 1 + 7 + 1 + fixedColumns.reduce(0) { $0 + $1.1 + 1 }
         let sparkWidth = max(6, min(60, rect.width - fixed - 1))
@@ -42,6 +42,9 @@ extension Frame {
                 ("\(Format.count(f.unauthorized))/\(Format.count(f.forbidden))", .text),
                 (Format.rate(f.rateLimitedPerSecond), f.rateLimited > 0 ? .rateLimited : .text),
                 (Format.latency(f.p99, unicode: unicode), .text),
+                (route.streams.open > 0 ? Format.count(route.streams.open) : "-", route.streams.open > 0 ? .text : .dim),
+                (route.streams.open > 0 || route.streams.messagesPerSecond > 0 ? Format.rate(route.streams.messagesPerSecond) : "-",
+                 route.streams.open > 0 ? .text : .dim),
             ]
             let cells = zip(texts, columns).map { Cell($0.0, $0.1, $1.1, right: $1.2) }
             drawRow(cells, row: rect.row + 2 + offset, rect: rect, selected: index == selected && state.focus == .routes,

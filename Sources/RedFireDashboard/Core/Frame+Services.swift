@@ -31,8 +31,8 @@ extension Frame {
         let wide = rect.width >= 110
         // Column layout: (title, width, right-aligned).
         var columns: [(String, Int, Bool)] = [("INSTANCE", 20, false)]
-        if wide { columns.append(("ADDRESS", 21, false)) }
-        columns += [("STATE", 14, false), ("W", 3, true), ("INFL", 4, true), ("REQ/S", 6, true), ("ERR%", 6, true), ("P99", 7, true)]
+        if wide { columns.append(("ADDRESS", 17, false)) }
+        columns += [("STATE", 14, false), ("W", 3, true), ("INFL", 4, true), ("STRM", 4, true), ("REQ/S", 6, true), ("ERR%", 6, true), ("P99", 7, true)]
         let fixed = 2 + columns.reduce(0) { $0 + $1.1 + 1 }
         columns.append(("LAST CHECK", max(6, rect.width - fixed - 1), false))
         drawColumnHeaders(columns, row: rect.row + 1, rect: rect)
@@ -54,6 +54,8 @@ extension Frame {
                 if wide { cells.append(Cell("", .text, columns[1].1)) }
                 let stateIndex = wide ? 2 : 1
                 cells.append(Cell(strategyText, .dim, columns[stateIndex].1 + columns[stateIndex + 1].1 + columns[stateIndex + 2].1 + 2))
+                let streams = service.instances.reduce(0) { $0 + $1.streams.open }
+                cells.append(Cell(streams > 0 ? Format.count(streams) : "", .text, columns[stateIndex + 3].1, right: true))
                 cells.append(Cell(Format.rate(service.figures.requestsPerSecond), .text, 6, right: true))
                 cells.append(Cell(Format.percent(service.figures.errorRatio), service.figures.status5xx > 0 ? .error : .text, 6, right: true))
                 cells.append(Cell(Format.latency(service.figures.p99, unicode: unicode), .text, 7, right: true))
@@ -66,6 +68,7 @@ extension Frame {
                 let texts: [(String, ThemeRole)] = [("  " + instance.id, .text)]
                     + (wide ? [(instance.address.replacingOccurrences(of: "http://", with: ""), .dim)] : [])
                     + [(stateText, stateRole), (String(instance.weight), .text), (String(instance.inFlight), .text),
+                       (instance.streams.open > 0 ? Format.count(instance.streams.open) : "-", instance.streams.open > 0 ? .text : .dim),
                        (Format.rate(instance.figures.requestsPerSecond), .text),
                        (Format.percent(instance.figures.errorRatio), instance.figures.status5xx > 0 ? .error : .text),
                        (Format.latency(instance.figures.p99, unicode: unicode), .text), (checkText, checkRole)]

@@ -106,8 +106,10 @@ func drainConfirmation(service: GatewaySnapshot.Service, instance: GatewaySnapsh
     let healthyLeft = service.instances.filter { $0.eligible && $0.id != instance.id }.count
     // Typing is required when this drain would take the service's last serving instance away.
     let requiresTyping = !undrain && instance.eligible && healthyLeft == 0
-    return .init(service: service.name, instance: instance.id, undrain: undrain, inFlight: instance.inFlight,
-                 healthyLeft: healthyLeft, requiresTyping: requiresTyping)
+    var confirmation = ViewState.DrainConfirmation(service: service.name, instance: instance.id, undrain: undrain, inFlight: instance.inFlight,
+                                                   healthyLeft: healthyLeft, requiresTyping: requiresTyping)
+    confirmation.streams = instance.streams.open
+    return confirmation
 }
 
 private func reduceModal(_ state: ViewState, _ modal: ViewState.Modal, _ key: Key, snapshot: GatewaySnapshot) -> (ViewState, [Command]) {

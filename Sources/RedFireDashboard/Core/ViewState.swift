@@ -53,6 +53,8 @@ public struct ViewState: Sendable, Equatable {
         /// Undrain instead of drain.
         public var undrain: Bool
         public var inFlight: Int
+        /// WebSockets and event streams the instance still carries.
+        public var streams = 0
         /// Healthy instances of the service left after the drain.
         public var healthyLeft: Int
         /// Draining the last healthy instance: the operator must type its id.

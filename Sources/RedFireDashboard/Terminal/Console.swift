@@ -16,8 +16,13 @@ public struct ConsoleOptions: Sendable {
     public var refreshInterval: Duration = .milliseconds(250)
     /// Where logs go while the console owns the terminal (shown in the footer).
     public var logPath: String?
+    /// The deadline of a drain started here: then the instance counts as drained and its open streams
+    /// are closed (WebSocket 1001, event streams ended). Nil: none.
+    public var drainDeadline: Duration? = .seconds(30)
 
-    public init(themes: [Theme], readOnly: Bool = false, refreshInterval: Duration = .milliseconds(250), logPath: String? = nil) {
+    public init(themes: [Theme], readOnly: Bool = false, refreshInterval: Duration = .milliseconds(250), logPath: String? = nil,
+                drainDeadline: Duration? = .seconds(30)) {
+        self.drainDeadline = drainDeadline
         self.themes = themes
         self.readOnly = readOnly
         self.refreshInterval = refreshInterval
@@ -206,8 +211,9 @@ public final class Console: Service, Sendable {
         do {
             switch command {
             case .drain(let service, let instance):
-                try control.drain(service: service, instance: instance, actor: actor)
+                try control.drain(service: service, instance: instance, deadline: options.drainDeadline, actor: actor)
                 view.message = "\(instance) draining: no new requests; it reads drained when in-flight reaches 0"
+                    + (options.drainDeadline.map { " or in \(Format.duration($0)), when its open streams close" } ?? "")
             case .undrain(let service, let instance):
                 try control.undrain(service: service, instance: instance, actor: actor)
                 view.message = "\(instance) back in rotation"

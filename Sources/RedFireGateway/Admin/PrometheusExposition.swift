@@ -84,6 +84,8 @@ enum PrometheusExposition {
             histogram(&out, "gateway_upstream_duration_seconds", [("service", pool.name), ("instance", member.id)], totals)
         }
 
+        renderStreams(&out, state: state)
+
         header(&out, "gateway_instance_healthy", "gauge", "1 when the instance may receive new requests (healthy or not yet checked, not ejected, not draining).")
         for pool in state.services {
             for member in pool.members {
@@ -181,6 +183,50 @@ enum PrometheusExposition {
                        [("listener", name), ("certificate", certificate.names.first ?? certificate.path)],
                        Int(certificate.notValidAfter.timeIntervalSince(now)))
             }
+        }
+    }
+
+    /// WebSockets and event streams, per route and per instance: open now, opened and closed (by close
+    /// code), messages and bytes each way, durations.
+    private static func renderStreams(_ out: inout String, state: GatewayState) {
+        var series: [([(String, String)], StreamTelemetry)] = state.routes.map { ([("route", $0.name), ("service", $0.pool.name)], $0.metrics.streams) }
+        for pool in state.services {
+            for member in pool.members { series.append(([("service", pool.name), ("instance", member.id)], member.runtime.metrics.streams)) }
+        }
+        let totals = series.map { ($0.0, $0.1, $0.1.totals()) }
+        header(&out, "gateway_streams_open", "gauge", "WebSockets and event streams open now, by route and by instance.")
+        for (labels, telemetry, _) in totals {
+            for kind in StreamTelemetry.Kind.allCases { sample(&out, "gateway_streams_open", labels + [("kind", kind.rawValue)], telemetry.open(kind)) }
+        }
+        header(&out, "gateway_streams_closed_total", "counter",
+               "Streams ended, by WebSocket close code (event streams: 1000 ended by the instance, 1001 by the gateway or the client, 1014 broken off).")
+        for (labels, _, total) in totals {
+            for (key, count) in total.closes.sorted(by: { ($0.key.kind.rawValue, $0.key.code) < ($1.key.kind.rawValue, $1.key.code) }) {
+                sample(&out, "gateway_streams_closed_total", labels + [("kind", key.kind.rawValue), ("code", String(key.code))], count)
+            }
+        }
+        header(&out, "gateway_stream_messages_total", "counter", "WebSocket messages and events relayed, by direction (in: client to instance).")
+        for (labels, _, total) in totals {
+            sample(&out, "gateway_stream_messages_total", labels + [("direction", "in")], total.messagesIn)
+            sample(&out, "gateway_stream_messages_total", labels + [("direction", "out")], total.messagesOut)
+        }
+        header(&out, "gateway_stream_bytes_total", "counter", "Payload bytes relayed on streams, as on the wire (compressed messages compressed), by direction.")
+        for (labels, _, total) in totals {
+            sample(&out, "gateway_stream_bytes_total", labels + [("direction", "in")], total.bytesIn)
+            sample(&out, "gateway_stream_bytes_total", labels + [("direction", "out")], total.bytesOut)
+        }
+        header(&out, "gateway_stream_duration_seconds", "histogram", "How long streams lasted, by route and by instance.")
+        for (labels, _, total) in totals {
+            var cumulative = 0
+            for (index, bound) in StreamTelemetry.durationBounds.enumerated() {
+                cumulative += total.durationBuckets[index]
+                sample(&out, "gateway_stream_duration_seconds_bucket", labels + [("le", String(Int(bound)))], cumulative)
+            }
+            sample(&out, "gateway_stream_duration_seconds_bucket", labels + [("le", "+Inf")], total.durationCount)
+            out += "gateway_stream_duration_seconds_sum"
+            appendLabels(&out, labels)
+            out += " \(total.durationSumSeconds)\n"
+            sample(&out, "gateway_stream_duration_seconds_count", labels, total.durationCount)
         }
     }
 

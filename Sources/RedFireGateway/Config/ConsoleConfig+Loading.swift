@@ -13,6 +13,7 @@ extension ConsoleConfig {
             if file.isEmpty { reader.report(console.childPath("log_file"), console.node("log_file"), "must not be empty") } else { self.logFile = file }
         }
         if let readOnly = console.bool("read_only") { self.readOnly = readOnly }
+        if let deadline = console.duration("drain_deadline") { self.drainDeadline = deadline == .zero ? nil : deadline }
         console.finish()
     }
 }

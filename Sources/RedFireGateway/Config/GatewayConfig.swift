@@ -86,6 +86,10 @@ public struct ConsoleConfig: Sendable, Equatable {
     public var logFile: String?
     /// `console.read_only` — show everything, bind no action keys. Default false.
     public var readOnly = false
+    /// `console.drain_deadline` — a drain started in the console ends at this deadline: the instance
+    /// counts as drained and its open WebSockets and event streams are closed. `0s`: no deadline.
+    /// Default `30s`.
+    public var drainDeadline: Duration? = .seconds(30)
 
     public init() {}
 }
