@@ -124,7 +124,7 @@ struct WebSocketStreamState {
             return closeFrame(from: side, code: closeCode, now: now)
         case 0x9, 0xA:
             // Ping and pong pass, so each end keeps its own keepalive; they count as traffic.
-            return self[side.other].closeSent ? .drop : .forward
+            return self[side.other].closeSent || self[side.other].gone ? .drop : .forward
         case 0x0, 0x1, 0x2:
             var state = self[side]
             if opcode == 0x0 {
@@ -141,7 +141,7 @@ struct WebSocketStreamState {
                 return tooBig(from: side, now: now)
             }
             if fin { self[side].messageBytes = 0 }
-            return self[side.other].closeSent ? .drop : .forward
+            return self[side.other].closeSent || self[side.other].gone ? .drop : .forward
         default:
             return protocolError(from: side, now: now, reason: "reserved opcode")
         }
@@ -156,7 +156,7 @@ struct WebSocketStreamState {
         if closingDeadline == nil { closingDeadline = now + limits.closeTimeout }
         var cut: Set<Side> = []
         // The close goes on unless the other side was told to close already (then this one answers ours).
-        let passOn = !self[side.other].closeSent
+        let passOn = !self[side.other].closeSent && !self[side.other].gone
         if passOn { self[side.other].closeSent = true }
         // A side that sent and received a close is done (RFC 6455 §7.1.1: the server closes the TCP
         // connection first — towards the client, that is the gateway).
@@ -213,7 +213,7 @@ struct WebSocketStreamState {
             : wasDone ? Close(code: Close.goingAway, reason: "instance closed")
             : Close(code: Close.badGateway, reason: "instance went away")
         if closeCode == nil {
-            closeCode = wasDone ? closeCode : close.code
+            closeCode = close.code
             closedBy = side
         }
         return closeBoth(client: side == .upstream ? close : nil, upstream: side == .client ? close : nil, cutAtOnce: [], now: now)
