@@ -98,7 +98,12 @@ public final class DemoCluster: Sendable {
             service.passiveEjection.consecutiveFailures = 3
             service.passiveEjection.baseTime = .seconds(10)
             config.services.append(service)
-            config.routes.append(RouteConfig(prefix: kind.prefix, service: kind.rawValue))
+            var route = RouteConfig(prefix: kind.prefix, service: kind.rawValue)
+            // Quotes over WebSocket (`/api/v1/vnpy/ws/ticks`); alerts as Server-Sent Events
+            // (`/api/v1/monitor/alerts/stream`), which may be quiet for a while.
+            if kind == .vnpyCore { route.websocket = WebSocketRouteConfig() }
+            if kind == .monitor { route.streamIdleTimeout = .seconds(300) }
+            config.routes.append(route)
         }
         return config
     }

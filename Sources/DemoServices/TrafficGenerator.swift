@@ -2,13 +2,18 @@ import AsyncHTTPClient
 import NIOSSL
 import Atomics
 import Foundation
+import HTTPTypes
 import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import WSClient
 
 /// Synthetic client traffic through the gateway: a steady mix of reads across the five services, some
 /// order submissions, and a trickle of requests to unknown paths, so every panel has something to show.
+/// It also holds a few long-lived subscriptions, as trading terminals do: WebSocket tick streams on
+/// `vnpy_core` and Server-Sent Event alert streams on `monitor`, each reconnecting a second after it ends
+/// (so draining an instance visibly moves them).
 ///
 /// With users, it logs in as each (`POST /api/v1/auth/login`), sends every request with a user's access
 /// token, refreshes the tokens before they expire (`POST /api/v1/auth/refresh`, logging in again if
@@ -23,6 +28,8 @@ public final class TrafficGenerator: Service, Sendable {
     private let running = ManagedAtomic<Int>(0)
     private let logins = ManagedAtomic<Int>(0)
     private let refreshes = ManagedAtomic<Int>(0)
+    private let streamsOpen = ManagedAtomic<Int>(0)
+    private let streamMessages = ManagedAtomic<Int>(0)
     /// Current access token per username.
     private let tokens = Mutex<[String: String]>([:])
     private let target: @Sendable () async throws -> String
@@ -54,6 +61,13 @@ public final class TrafficGenerator: Service, Sendable {
     /// Successful logins and token refreshes.
     public var loginCount: Int { logins.load(ordering: .relaxed) }
     public var refreshCount: Int { refreshes.load(ordering: .relaxed) }
+    /// Subscriptions open now, and the ticks and alerts they received so far.
+    public var openStreams: Int { streamsOpen.load(ordering: .relaxed) }
+    public var streamMessagesReceived: Int { streamMessages.load(ordering: .relaxed) }
+
+    /// Subscriptions held at once: tick streams (WebSocket) and alert streams (Server-Sent Events).
+    public static let tickStreams = 4
+    public static let alertStreams = 2
 
     struct TokenReply: Decodable {
         var access_token: String
@@ -110,6 +124,12 @@ public final class TrafficGenerator: Service, Sendable {
             for user in users {
                 group.addTask { [self] in await keepSession(user, client: client, baseURL: baseURL) }
             }
+            for index in 0..<Self.tickStreams {
+                group.addTask { [self] in await holdTicks(index, baseURL: baseURL) }
+            }
+            for _ in 0..<Self.alertStreams {
+                group.addTask { [self] in await holdAlerts(client: client, baseURL: baseURL) }
+            }
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 next += interval
                 if running.load(ordering: .relaxed) < maxConcurrent {
@@ -130,6 +150,47 @@ public final class TrafficGenerator: Service, Sendable {
             }
         }
         try? await client.shutdown()
+    }
+
+    private var traderToken: String? {
+        guard let trader = users.first(where: { $0.role == "trader" }) ?? users.first else { return nil }
+        return tokens.withLock { $0[trader.username] }
+    }
+
+    /// One tick subscription, renewed a second after it ends, until the generator stops.
+    private func holdTicks(_ index: Int, baseURL: String) async {
+        let symbols = ["rb2501,IF2412", "au2502", "IF2412,au2502", "rb2501"][index % 4]
+        let url = baseURL.replacingOccurrences(of: "http", with: "ws", options: .anchored) + "/api/v1/vnpy/ws/ticks?symbols=\(symbols)&interval_ms=250"
+        let logger = { var logger = Logger(label: "redfire.demo.traffic"); logger.logLevel = .critical; return logger }()
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let headers: HTTPFields = traderToken.map { [.authorization: "Bearer \($0)"] } ?? [:]
+            _ = try? await cancelWhenGracefulShutdown { [self] in
+                try await WebSocketClient.connect(url: url, configuration: .init(additionalHeaders: headers), tlsConfiguration: tls,
+                                                  logger: logger) { [self] inbound, _, _ in
+                    streamsOpen.wrappingIncrement(ordering: .relaxed)
+                    defer { streamsOpen.wrappingDecrement(ordering: .relaxed) }
+                    for try await _ in inbound.messages(maxSize: 1 << 16) { streamMessages.wrappingIncrement(ordering: .relaxed) }
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
+    }
+
+    /// One alert subscription (`text/event-stream`), renewed a second after it ends.
+    private func holdAlerts(client: HTTPClient, baseURL: String) async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            var request = HTTPClientRequest(url: baseURL + "/api/v1/monitor/alerts/stream?interval_ms=2000")
+            request.headers.add(name: "Accept", value: "text/event-stream")
+            if let token = traderToken { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+            _ = try? await cancelWhenGracefulShutdown { [self, request] in
+                let response = try await client.execute(request, timeout: .hours(24))
+                guard response.status == .ok else { return }
+                streamsOpen.wrappingIncrement(ordering: .relaxed)
+                defer { streamsOpen.wrappingDecrement(ordering: .relaxed) }
+                for try await _ in response.body { streamMessages.wrappingIncrement(ordering: .relaxed) }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
     }
 
     private func makeRequest(_ baseURL: String) -> HTTPClientRequest {

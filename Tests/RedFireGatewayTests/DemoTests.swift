@@ -54,6 +54,15 @@ struct DemoTests {
         let run = Task { try await group.run() }
         await waitUntil("both demo users logged in") { traffic.loginCount == 2 }
         await waitUntil("traffic flows") { traffic.requestsSent >= 100 }
+        // Its subscriptions: tick streams (WebSocket) on vnpy_core, alert streams (SSE) on monitor.
+        let routes = gateway.registry.state.routes
+        let vnpy = try #require(routes.first { $0.pool.name == "vnpy_core" }).metrics.streams
+        let monitor = try #require(routes.first { $0.pool.name == "monitor" }).metrics.streams
+        #expect(await waitUntil("subscriptions open") {
+            traffic.openStreams == TrafficGenerator.tickStreams + TrafficGenerator.alertStreams
+                && vnpy.open(.websocket) == TrafficGenerator.tickStreams && monitor.open(.eventStream) == TrafficGenerator.alertStreams
+        })
+        #expect(await waitUntil("ticks arrive") { traffic.streamMessagesReceived > 20 })
         await group.triggerGracefulShutdown()
         try await run.value
         #expect(traffic.requestsFailed == 0)
