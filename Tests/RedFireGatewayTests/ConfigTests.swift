@@ -152,6 +152,35 @@ struct ConfigTests {
         #expect(ConfigDuration.parse(text) == nil)
     }
 
+    @Test func streamSettingsOfARoute() throws {
+        let yaml = """
+        services:
+          svc:
+            instances: [{url: "http://127.0.0.1:7000"}]
+        routes:
+          - {prefix: /ws, service: svc, websocket: true}
+          - prefix: /quotes
+            service: svc
+            stream_idle_timeout: 5m
+            websocket: {max_message_size: 4096, max_upstream_message_size: 65536, idle_timeout: 30s, max_duration: 8h,
+                        token_grace: 10s, origins: ["https://app.redfire.example"]}
+          - {prefix: /plain, service: svc, websocket: false}
+        """
+        let config = try GatewayConfig.parse(yaml: yaml)
+        #expect(config.routes[0].websocket == WebSocketRouteConfig())
+        let quotes = try #require(config.routes[1].websocket)
+        #expect(quotes.maxClientMessage == 4096 && quotes.maxUpstreamMessage == 65536)
+        #expect(quotes.idleTimeout == .seconds(30) && quotes.maxDuration == .seconds(8 * 3600) && quotes.tokenGrace == .seconds(10))
+        #expect(quotes.origins == ["https://app.redfire.example"])
+        #expect(config.routes[1].streamIdleTimeout == .seconds(300))
+        #expect(config.routes[2].websocket == nil)
+
+        let broken = yaml.replacingOccurrences(of: "token_grace: 10s", with: "token_grace: 10s, max_mesage_size: 1")
+            .replacingOccurrences(of: "https://app.redfire.example", with: "app.redfire.example")
+        let error = #expect(throws: ConfigError.self) { try GatewayConfig.parse(yaml: broken) }
+        #expect(Set(error?.problems.map(\.path) ?? []) == ["routes[1].websocket.max_mesage_size", "routes[1].websocket.origins"])
+    }
+
     @Test func environmentSubstitution() throws {
         let yaml = """
         listen: ${LISTEN}
