@@ -107,6 +107,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The WebSocket load client and echo server of scripts/bench.sh.
+        .executableTarget(
+            name: "redfire-ws-load",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "redfire-gateway",
             dependencies: [

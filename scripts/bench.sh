@@ -16,7 +16,15 @@
 # `Connection: close`: one full handshake per request), measured once after the rounds. The
 # certificate is a throw-away ECDSA P-256 one made by openssl. h2load comes from nghttp2-client.
 #
+# WebSocket rows (HAProxy relaying the same way, scripts/bench/proxy-haproxy-ws.cfg; an echo server and a
+# load client of our own, redfire-ws-load, on SwiftNIO): "ws" is messages echoed per second through the
+# proxy, 50 connections each sending its next 64-byte message as soon as the last came back, in the
+# alternating rounds (CPU per echo: two messages relayed); "ws held" is once after the rounds —
+# --ws-held WebSockets (10,000) held at once, each sending a message a second, with the proxy's resident
+# memory and the round-trip latency.
+#
 # Usage: scripts/bench.sh [--rounds 3] [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
+#                         [--ws-held 10000] [--no-websocket]
 # --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
 # Needs wrk and nginx (upstream); HAProxy is measured when installed, and the gateway in cluster mode
 # when PostgreSQL's server is. As root, missing Debian packages
@@ -29,8 +37,12 @@ connections=50
 rounds=3
 build=1
 gateway_bin=
+ws_held=10000
+websocket=1
 while (($#)); do
   case "$1" in
+    --ws-held) ws_held=$2; shift 2 ;;
+    --no-websocket) websocket=0; shift ;;
     --duration) duration=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
@@ -62,14 +74,22 @@ command -v nginx >/dev/null || { echo "nginx is required for the upstream (apt-g
 if ((build)); then
   echo "==> building the gateway in release mode"
   swift build -c release --product redfire-gateway >/dev/null
+  ((websocket)) && swift build -c release --product redfire-ws-load >/dev/null
 fi
 [[ -n $gateway_bin ]] || gateway_bin=$(swift build -c release --show-bin-path)/redfire-gateway
+ws_load=$(dirname "$gateway_bin")/redfire-ws-load
+[[ -x $ws_load ]] || ws_load=$(swift build -c release --show-bin-path)/redfire-ws-load
+if ((websocket)) && [[ ! -x $ws_load ]]; then echo "no $ws_load: build it (swift build -c release --product redfire-ws-load) or pass --no-websocket" >&2; exit 1; fi
 
 work=/tmp/redfire-bench
 mkdir -p "$work"
+# Held WebSockets take two descriptors each in a proxy (client and instance side), more than a default
+# limit allows: raise it for everything started from here (as root, the hard limit too).
+ulimit -Hn 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 pids=()
 cleanup() {
-  for f in upstream nginx-proxy haproxy haproxy-tls; do
+  for f in upstream nginx-proxy haproxy haproxy-tls haproxy-ws; do
     [[ -f $work/$f.pid ]] && kill "$(cat "$work/$f.pid")" 2>/dev/null || true
     rm -f "$work/$f.pid"
   done
@@ -209,6 +229,25 @@ measure_h2() { # name url pids... — HTTP/2 with h2load: req/s, errors, CPU (no
   printf '  %-18s %12s req/s  %-25s CPU %s µs/req\n' "$name" "${rps:-0}" "(h2load: no percentiles)" "$cpu"
 }
 
+ws_connections=50
+measure_ws() { # name url interval-ms connections seconds pids... — WebSocket echoes through the proxy
+  local name=$1 url=$2 interval=$3 count=$4 seconds=$5; shift 5
+  local before after out rate p50 p99 failed received cpu rss
+  before=$(cpu_ticks "$@")
+  out=$("$ws_load" run --url "$url" --connections "$count" --interval-ms "$interval" --duration "$seconds" 2>&1 | tail -1)
+  after=$(cpu_ticks "$@")
+  rss=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$1/status" 2>/dev/null || echo 0)
+  json() { sed -n 's/.*"'"$1"'":\([^,}]*\).*/\1/p' <<<"$out" | tr -d '"'; }
+  rate=$(json rate); p50=$(json p50_us); p99=$(json p99_us); failed=$(json failed); received=$(json received)
+  cpu=$(awk -v t=$((after - before)) -v hz="$ticks_per_second" -v n="${received:-0}" 'BEGIN {if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "-"}')
+  local errors=$(( ${failed:-1} + ($(json open || echo 0) < count ? 1 : 0) ))
+  results+=("$name|${rate:-0}|${p50:-0}us|${p99:-0}us|$errors|$cpu")
+  printf '  %-18s %12s msg/s  p50 %-9s p99 %-9s CPU %s µs/echo  RSS %s MB  %s\n' "$name" "${rate:-0}" "${p50:-?}us" "${p99:-?}us" "$cpu" "$rss" \
+    "$(sed -n 's/.*"error":"\([^"]*\)".*/error: \1/p' <<<"$out")"
+  ws_rss["$name"]=$rss
+}
+declare -A ws_rss
+
 nginx_pids() { pgrep -f "nginx.*proxy-nginx.conf" | tr '\n' ' '; pgrep -P "$(cat $work/nginx-proxy.pid)" 2>/dev/null | tr '\n' ' '; }
 
 # Everything the rounds measure runs from the start, side by side.
@@ -234,6 +273,33 @@ if ((have_haproxy)); then haproxy -f "$work/haproxy-tls.cfg"; wait_port 18086; f
 token=$(curl -s -X POST http://127.0.0.1:18084/api/v1/auth/login -H 'Content-Type: application/json' \
   -d '{"username":"bench","password":"load-test-secret-0123456789"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 [[ -n $token ]] || { echo "login to the full-path gateway failed" >&2; exit 1; }
+if ((websocket)); then
+  "$ws_load" echo --port 19003 >"$work/ws-echo.log" 2>&1 &
+  pids+=("$!")
+  wait_port 19003
+  cat > "$work/gateway-ws.yaml" <<YAML
+listen: 127.0.0.1:18087
+event_loop_threads: 1
+services:
+  echo:
+    health_check: {enabled: false}
+    instances:
+      - url: http://127.0.0.1:19003
+routes:
+  - prefix: /ws
+    service: echo
+    websocket: {max_message_size: 65536, idle_timeout: 10m}
+YAML
+  "$gateway_bin" serve --config "$work/gateway-ws.yaml" --log-level warning >"$work/gateway-ws.log" 2>&1 &
+  ws_pid=$!
+  pids+=("$ws_pid")
+  wait_port 18087
+  if ((have_haproxy)); then
+    sed -e 's|pidfile .*|pidfile '"$work"'/haproxy-ws.pid|' "$root/scripts/bench/proxy-haproxy-ws.cfg" > "$work/haproxy-ws.cfg"
+    haproxy -f "$work/haproxy-ws.cfg"; wait_port 18088
+  fi
+  "$ws_load" run --url ws://127.0.0.1:18087/ws/echo --connections 10 --duration 2 >/dev/null 2>&1 || true   # warm-up
+fi
 
 measure_target() {
   case $1 in
@@ -244,6 +310,8 @@ measure_target() {
     https) measure "gateway https" "https://127.0.0.1:18085/api/v1/trading/orders" "$tls_pid" ;;
     haproxy-h2) ((have_haproxy && have_h2load)) && measure_h2 "haproxy h2" "https://127.0.0.1:18086/api/v1/trading/orders" "$(cat $work/haproxy-tls.pid)" ;;
     h2) ((have_h2load)) && measure_h2 "gateway h2" "https://127.0.0.1:18085/api/v1/trading/orders" "$tls_pid" ;;
+    haproxy-ws) ((have_haproxy && websocket)) && measure_ws "haproxy ws" ws://127.0.0.1:18088/ws/echo 0 "$ws_connections" "${duration%s}" "$(cat $work/haproxy-ws.pid)" ;;
+    ws) ((websocket)) && measure_ws "gateway ws" ws://127.0.0.1:18087/ws/echo 0 "$ws_connections" "${duration%s}" "$ws_pid" ;;
     full)
       wrk_headers=(-H "Authorization: Bearer $token")
       measure "gateway full" "http://127.0.0.1:18084/api/v1/trading/orders" "$full_pid"
@@ -253,8 +321,8 @@ measure_target() {
 measure "direct upstream" "http://127.0.0.1:19001/orders"
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds ($(date -u +%H:%M:%SZ))"
-  if ((round % 2)); then order="haproxy proxy nginx full haproxy-https https haproxy-h2 h2"
-  else order="h2 haproxy-h2 https haproxy-https full nginx proxy haproxy"; fi
+  if ((round % 2)); then order="haproxy proxy nginx full haproxy-https https haproxy-h2 h2 haproxy-ws ws"
+  else order="ws haproxy-ws h2 haproxy-h2 https haproxy-https full nginx proxy haproxy"; fi
   for target in $order; do measure_target "$target"; done
 done
 # New TLS connections per second: every request on a connection of its own.
@@ -263,6 +331,12 @@ wrk_headers=(-H "Connection: close")
 measure "gateway handshakes" "https://127.0.0.1:18085/api/v1/trading/orders" "$tls_pid"
 wrk_headers=()
 kill "$tls_pid"; wait "$tls_pid" 2>/dev/null || true
+# Held WebSockets: many at once, each a message a second — resident memory and latency under them.
+if ((websocket)); then
+  ((have_haproxy)) && measure_ws "haproxy ws held" ws://127.0.0.1:18088/ws/echo 1000 "$ws_held" 20 "$(cat $work/haproxy-ws.pid)"
+  measure_ws "gateway ws held" ws://127.0.0.1:18087/ws/echo 1000 "$ws_held" 20 "$ws_pid"
+  kill "$ws_pid"; wait "$ws_pid" 2>/dev/null || true
+fi
 kill "$gateway_pid" "$full_pid"; wait "$gateway_pid" "$full_pid" 2>/dev/null || true
 rm -f "$work/access.log"
 
@@ -307,7 +381,8 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR 
 # One row per target: medians over its measurements (latencies in ms), errors summed, and how many.
 summary=()
 for name in "direct upstream" haproxy nginx "gateway proxy" "gateway full" "gateway cluster" "gateway proxy Nt" \
-            "haproxy https" "gateway https" "haproxy h2" "gateway h2" "haproxy handshakes" "gateway handshakes"; do
+            "haproxy https" "gateway https" "haproxy h2" "gateway h2" "haproxy handshakes" "gateway handshakes" \
+            "haproxy ws" "gateway ws" "haproxy ws held" "gateway ws held"; do
   rows=()
   for row in "${results[@]}"; do [[ ${row%%|*} == "$name" ]] && rows+=("$row"); done
   ((${#rows[@]})) || continue
@@ -341,10 +416,14 @@ for gateway in "gateway proxy" "gateway full" "gateway proxy Nt"; do
       'BEGIN {printf "%-16s / %-8s throughput %.2f×   p99 %.2f×   CPU/req %s\n", n, ref, g / r, (rp > 0 ? gp / rp : 0), (rc + 0 > 0 && gc + 0 > 0 ? sprintf("%.2f×", gc / rc) : "-")}'
   done
 done
-for pair in "gateway https|haproxy https" "gateway h2|haproxy h2" "gateway handshakes|haproxy handshakes"; do
+for pair in "gateway https|haproxy https" "gateway h2|haproxy h2" "gateway handshakes|haproxy handshakes" "gateway ws|haproxy ws"; do
   read -r grps gp99 gcpu <<<"$(stat_of "${pair%%|*}")"
   read -r rrps rp99 rcpu <<<"$(stat_of "${pair##*|}")"
   [[ -n $grps && -n $rrps ]] || continue
   awk -v g="$grps" -v r="$rrps" -v gc="$gcpu" -v rc="$rcpu" -v n="${pair%%|*}" -v ref="${pair##*|}" \
     'BEGIN {printf "%-18s / %-18s throughput %.2f×   CPU/req %s\n", n, ref, g / r, (rc + 0 > 0 && gc + 0 > 0 ? sprintf("%.2f×", gc / rc) : "-")}'
 done
+for name in "haproxy ws held" "gateway ws held"; do
+  [[ -n ${ws_rss[$name]:-} ]] && printf '%-18s resident memory %s MB with %s WebSockets held\n' "$name" "${ws_rss[$name]}" "$ws_held"
+done
+true

@@ -23,12 +23,13 @@ struct WebSocketSession {
 
 /// Opens a WebSocket to the gateway with swift-websocket's client and runs `body` on it.
 @discardableResult
-func withWebSocket(port: Int, path: String, headers: HTTPFields = [:], deflate: Bool = false,
+func withWebSocket(port: Int, path: String, headers: HTTPFields = [:], deflate: Bool = false, autoPing: AutoPingSetup = .disabled,
                    _ body: @escaping @Sendable (WebSocketInboundStream, WebSocketOutboundWriter) async throws -> [WebSocketMessage]) async throws -> WebSocketSession {
     let received = Mutex<[WebSocketMessage]>([])
     var configuration = WebSocketClientConfiguration(maxFrameSize: 16 << 20, additionalHeaders: headers,
                                                      extensions: deflate ? [.perMessageDeflate(maxDecompressedFrameSize: 16 << 20)] : [])
     configuration.closeTimeout = .seconds(5)
+    configuration.autoPing = autoPing
     var logger = Logger(label: "test.websocket")
     logger.logLevel = .critical
     let close = try await WebSocketClient.connect(url: "ws://127.0.0.1:\(port)\(path)", configuration: configuration, logger: logger) { inbound, outbound, _ in
@@ -189,6 +190,102 @@ struct WebSocketTests {
         }
         #expect(session.messages == [.text(String(repeating: "a", count: 1000))])
         #expect(session.closeCode == 1009)
+    }
+
+    @Test("With auth: no token, a bad token or a missing permission is refused before the instance; a browser's bearer subprotocol works and leaves the list; an expired token closes the stream with 1008")
+    func authentication() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        var websocket = WebSocketRouteConfig()
+        websocket.tokenGrace = .zero
+        var route = RouteConfig(prefix: "/api/v1/vnpy", service: "vnpy_core", permissions: RoutePermissions(read: "vnpy:read"))
+        route.websocket = websocket
+        var config = GatewayConfig()
+        config.services = [serviceConfig("vnpy_core", instances)]
+        config.routes = [route]
+        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-ws-\(UUID().uuidString)").path
+        config.auth.jwtSecret = AuthFlowTests.secret
+        config.auth.bcryptCost = 4
+        config.auth.accessTokenTTL = .seconds(3)
+        config.auth.roles = ["trader": ["vnpy:read"], "viewer": ["trading:read"]]
+        config.auth.defaultRoles = ["trader"]
+        config.auth.maxCredentialFailures = 100_000
+        let harness = try await GatewayHarness.start(config)
+        defer { Task { await harness.shutdown() } }
+        func token(_ user: String, role: String? = nil) async throws -> String {
+            let credentials = #"{"username":"\#(user)","password":"correct-horse-battery"}"#
+            _ = try await harness.send(.POST, "/api/v1/auth/register", headers: [("Content-Type", "application/json")], body: ByteBuffer(string: credentials))
+            if let role {
+                let store = try UserStore(path: config.auth.databasePath(dataDirectory: config.dataDirectory), bcryptCost: 4)
+                try await store.revoke(user, role: "trader")
+                try await store.grant(user, role: role)
+            }
+            let login = try await harness.send(.POST, "/api/v1/auth/login", headers: [("Content-Type", "application/json")], body: ByteBuffer(string: credentials))
+            return try #require(try login.json()["access_token"] as? String)
+        }
+        let trader = try await token("tina")
+        let viewer = try await token("vera", role: "viewer")
+        let upgrade = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
+        #expect(try await RawHTTP.send(port: harness.port, target: "/api/v1/vnpy/_ws_echo", headers: upgrade).status == 401)
+        #expect(try await RawHTTP.send(port: harness.port, target: "/api/v1/vnpy/_ws_echo", headers: upgrade + [("Authorization", "Bearer forged.token.x")]).status == 401)
+        #expect(try await RawHTTP.send(port: harness.port, target: "/api/v1/vnpy/_ws_echo", headers: upgrade + [("Authorization", "Bearer \(viewer)")]).status == 403)
+        #expect(instances[0].upgradeAttempts == 0)
+
+        // A browser's way: the token as a subprotocol; the instance sees the real subprotocol only, and
+        // the verified identity instead of the token. The token expires 3 s after login: 1008.
+        let session = try await withWebSocket(port: harness.port, path: "/api/v1/vnpy/_ws_info",
+                                              headers: [HTTPField.Name("Sec-WebSocket-Protocol")!: "bearer.\(trader), quotes.v1"]) { inbound, _ in
+            try await readAll(inbound)
+        }
+        guard case .text(let infoText) = try #require(session.messages.first) else { Issue.record("no info"); return }
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(infoText.utf8)) as? [String: String])
+        #expect(info["protocol"] == "quotes.v1")
+        #expect(info["header.sec-websocket-protocol"] == "quotes.v1")
+        #expect(info["header.authorization"] == nil)
+        #expect(info["header.x-user-name"] == "tina")
+        #expect(session.closeCode == 1008)
+        #expect(session.close?.reason == "token expired")
+    }
+
+    @Test("Upgrades count against the route's rate limit: past the burst, 429 before the instance")
+    func rateLimited() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        let harness = try await Self.gateway(instances) { config in
+            config.routes[0].rateLimit = RateLimitPolicy(name: "route", count: 1, period: .seconds(60), burst: 2)
+        }
+        defer { Task { await harness.shutdown() } }
+        let request = "GET /api/v1/vnpy/_ws_echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        var statuses: [Int] = []
+        for _ in 0..<3 { statuses.append(try await RawHTTP.exchange(port: harness.port, bytes: Array(request.utf8), timeoutSeconds: 2).status) }
+        #expect(statuses == [101, 101, 429])
+        #expect(instances[0].upgradeAttempts == 2)
+    }
+
+    @Test("Pings and pongs pass end to end (the instance answers, not the gateway) and count as traffic")
+    func pingPong() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        var websocket = WebSocketRouteConfig()
+        websocket.idleTimeout = .milliseconds(700)
+        let harness = try await Self.gateway(instances, websocket: websocket)
+        defer { Task { await harness.shutdown() } }
+        // The client pings every 200 ms and gives up (close 1001 "Ping timeout") when a pong does not come
+        // back; nothing else crosses the stream for 2 s, three times the idle timeout. The stream ends
+        // with the client's own 1000 — neither the gateway's idle close nor the client's ping timeout.
+        // (The client handles pongs while its inbound stream is read.)
+        try await withWebSocket(port: harness.port, path: "/api/v1/vnpy/_ws_echo", autoPing: .enabled(timePeriod: .milliseconds(200))) { inbound, outbound in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try await readAll(inbound) }
+                try await Task.sleep(for: .seconds(2))
+                try await outbound.close(.normalClosure, reason: "done")
+                try await group.waitForAll()
+            }
+            return []
+        }
+        let telemetry = harness.registry.state.routes.first { $0.name == "/api/v1/vnpy" }!.metrics.streams
+        #expect(await waitUntil("counted") { telemetry.openCount == 0 })
+        #expect(telemetry.totals().closes == [.init(kind: .websocket, code: 1000): 1])
+        let durations = telemetry.totals()
+        #expect(durations.durationSumSeconds >= 2)
     }
 
     @Test("A stream with no frames either way for idle_timeout is closed with 1001")

@@ -30,15 +30,27 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
 
     let eventLoop: any EventLoop
     private var state: WebSocketStreamState
-    private var relays: [WebSocketStreamState.Side: WebSocketRelay] = [:]
-    /// Sides whose connection is still open.
-    private var openSides: Set<WebSocketStreamState.Side> = []
-    /// Sides that have frames written and not flushed.
-    private var unflushed: Set<WebSocketStreamState.Side> = []
-    /// Sides whose reading is paused until the other side can take more.
-    private var paused: Set<WebSocketStreamState.Side> = []
-    /// The last close frame written to a side: it is cut only once that has left.
-    private var closeWrites: [WebSocketStreamState.Side: EventLoopFuture<Void>] = [:]
+    /// Per side: its relay, whether its connection is still open, has frames written and not flushed,
+    /// has its reading paused until the other side can take more, and the last close frame written to it
+    /// (it is cut only once that has left). Two fixed slots: this is touched for every frame.
+    private struct Slot {
+        var relay: WebSocketRelay?
+        var open = false
+        var unflushed = false
+        var paused = false
+        var closeWrite: EventLoopFuture<Void>?
+    }
+    private var client = Slot()
+    private var upstream = Slot()
+
+    private subscript(side: WebSocketStreamState.Side) -> Slot {
+        get { side == .client ? client : upstream }
+        set { if side == .client { client = newValue } else { upstream = newValue } }
+    }
+
+    private func relay(_ side: WebSocketStreamState.Side) -> WebSocketRelay? {
+        side == .client ? client.relay : upstream.relay
+    }
     private var timer: NIOScheduledCallback?
     private var started = false
     private var finished = false
@@ -46,6 +58,9 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
 
     /// Where traffic is counted: the route, the service and the instance.
     private let telemetry: [StreamTelemetry]
+    /// Traffic not yet reported, and when it last was: reported at most every `reportInterval`.
+    private var lastReport: NIODeadline
+    private static let reportInterval = TimeAmount.milliseconds(250)
     private var pendingIn = (messages: 0, bytes: 0)
     private var pendingOut = (messages: 0, bytes: 0)
     private var totalIn = (messages: 0, bytes: 0)
@@ -61,6 +76,7 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
          hold: InFlightHold?, logger: Logger, onFinish: @escaping (Outcome) -> Void) {
         self.eventLoop = eventLoop
         self.state = WebSocketStreamState(limits: limits, now: eventLoop.now)
+        self.lastReport = eventLoop.now
         self.telemetry = telemetry
         self.registries = registries
         self.hold = hold
@@ -84,7 +100,7 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
         for registry in registries { registry.add(self) }
         perform(state.started(now: eventLoop.now))
         // Either connection may have closed meanwhile.
-        for side in [WebSocketStreamState.Side.client, .upstream] where !(relays[side]?.isActive ?? false) { connectionClosed(side) }
+        for side in [WebSocketStreamState.Side.client, .upstream] where !(relay(side)?.isActive ?? false) { connectionClosed(side) }
     }
 
     private static func addFrameHandlers(to channel: any Channel, maxFrame: Int, relay: WebSocketRelay) throws {
@@ -96,8 +112,8 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
     }
 
     func attached(_ relay: WebSocketRelay) {
-        relays[relay.side] = relay
-        openSides.insert(relay.side)
+        self[relay.side].relay = relay
+        self[relay.side].open = true
     }
 
     // MARK: Events from the relays
@@ -137,24 +153,33 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
 
     func readComplete(_ side: WebSocketStreamState.Side) {
         let other = side.other
-        if unflushed.remove(other) != nil { relays[other]?.flush() }
-        reportTraffic()
+        if self[other].unflushed {
+            self[other].unflushed = false
+            relay(other)?.flush()
+        }
+        let now = eventLoop.now
+        if now - lastReport >= Self.reportInterval {
+            lastReport = now
+            reportTraffic()
+        }
     }
 
     func writabilityChanged(_ side: WebSocketStreamState.Side, writable: Bool) {
         // The side that could not take more can again: read its peer once more.
-        guard writable, paused.remove(side.other) != nil else { return }
-        relays[side.other]?.resumeReading()
+        guard writable, self[side.other].paused else { return }
+        self[side.other].paused = false
+        relay(side.other)?.resumeReading()
     }
 
     /// A side's connection closed (or the client half-closed: nothing more can come from it).
     func connectionClosed(_ side: WebSocketStreamState.Side) {
         guard started else { return }
-        if openSides.remove(side) != nil {
-            relays[side]?.close()
+        if self[side].open {
+            self[side].open = false
+            relay(side)?.close()
             perform(state.connectionClosed(side, now: eventLoop.now))
         }
-        if openSides.isEmpty { finish() }
+        if !client.open, !upstream.open { finish() }
     }
 
     /// A side's frames could not be decoded: a frame over its limit, a malformed control frame.
@@ -192,24 +217,27 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
     }
 
     private func write(_ frame: WebSocketFrame, to side: WebSocketStreamState.Side) {
-        guard let relay = relays[side] else { return }
+        guard let relay = relay(side) else { return }
         relay.write(frame)
-        unflushed.insert(side)
-        if !relay.isWritable, paused.insert(side.other).inserted { relays[side.other]?.pauseReading() }
+        self[side].unflushed = true
+        if !relay.isWritable, !self[side.other].paused {
+            self[side.other].paused = true
+            self.relay(side.other)?.pauseReading()
+        }
     }
 
     private func writeClose(_ frame: WebSocketFrame, to side: WebSocketStreamState.Side) {
-        guard let relay = relays[side], openSides.contains(side) else { return }
-        unflushed.remove(side)
-        if let written = relay.writeAndFlush(frame) { closeWrites[side] = written }
+        guard let relay = relay(side), self[side].open else { return }
+        self[side].unflushed = false
+        if let written = relay.writeAndFlush(frame) { self[side].closeWrite = written }
     }
 
     /// Closes a side's connection once its last close frame has left.
     private func cut(_ side: WebSocketStreamState.Side) {
-        guard let relay = relays[side] else { return }
+        guard let relay = relay(side) else { return }
         // Nothing more is read from a side being cut.
-        paused.remove(side)
-        if let written = closeWrites[side] {
+        self[side].paused = false
+        if let written = self[side].closeWrite {
             written.assumeIsolated().whenComplete { _ in relay.close() }
         } else {
             relay.flush()
@@ -250,7 +278,8 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
         for series in telemetry { series.closed(.websocket, code: Int(code), seconds: duration.secondsDouble) }
         for registry in registries { registry.remove(self) }
         hold = nil
-        relays.removeAll()
+        client = Slot()
+        upstream = Slot()
         let endedBy = state.endedByGateway.map { "gateway: \($0)" } ?? state.closedBy?.description ?? "gateway"
         onFinish(Outcome(closeCode: code, endedBy: endedBy, duration: duration, bytesIn: totalIn.bytes, bytesOut: totalOut.bytes,
                          messagesIn: totalIn.messages, messagesOut: totalOut.messages))
