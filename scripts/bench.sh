@@ -20,11 +20,11 @@
 # load client of our own, redfire-ws-load, on SwiftNIO): "ws" is messages echoed per second through the
 # proxy, 50 connections each sending its next 64-byte message as soon as the last came back, in the
 # alternating rounds (CPU per echo: two messages relayed); "ws held" is once after the rounds —
-# --ws-held WebSockets (10,000) held at once, each sending a message a second, with the proxy's resident
+# --ws-held WebSockets (9,000: two descriptors each in a proxy, under a 20,000 limit) held at once, each sending a message a second, with the proxy's resident
 # memory and the round-trip latency.
 #
 # Usage: scripts/bench.sh [--rounds 3] [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
-#                         [--ws-held 10000] [--no-websocket]
+#                         [--ws-held 9000] [--no-websocket]
 # --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
 # Needs wrk and nginx (upstream); HAProxy is measured when installed, and the gateway in cluster mode
 # when PostgreSQL's server is. As root, missing Debian packages
@@ -37,7 +37,7 @@ connections=50
 rounds=3
 build=1
 gateway_bin=
-ws_held=10000
+ws_held=9000
 websocket=1
 while (($#)); do
   case "$1" in

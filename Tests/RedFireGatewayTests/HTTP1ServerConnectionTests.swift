@@ -72,7 +72,11 @@ import Testing
         guard case .closeWhenWritten = close.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
         var upgrade = started()
         _ = upgrade.requestHead(Self.get11, keepAlive: true, upgrade: true, declaresBody: false, now: Self.t0)
-        guard case .closeWhenWritten = upgrade.responseEnd(now: Self.t0) else { Issue.record("an upgrade request's connection kept"); return }
+        // An upgrade answered as a plain request keeps the connection; the parser, stopped at it, is replaced.
+        #expect(upgrade.parserStopped)
+        guard case .keepOpen = upgrade.responseEnd(now: Self.t0) else { Issue.record("an upgrade request's connection closed"); return }
+        upgrade.parserReplaced()
+        #expect(!upgrade.parserStopped)
         var quiesced = started()
         _ = quiesced.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
         #expect(isNone(quiesced.quiesce()), "busy: after the response")

@@ -128,7 +128,22 @@ extension GatewayHTTPCodec {
                 // Written now (not at the flush): the promise completes in order with the bytes.
                 writeOutbound(context: context, promise: promise)
                 perform(action, context: context)
+                if state.parserStopped { replaceParser(context: context) }
             }
+        }
+    }
+
+    /// After an upgrade request answered as a plain one: NIO's parser stopped reading at it, so a fresh
+    /// one takes its place; the old one, leaving, hands what it held (the next requests' bytes) to it.
+    func replaceParser(context: ChannelHandlerContext) {
+        state.parserReplaced()
+        let sync = context.pipeline.syncOperations
+        do {
+            let stopped = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try sync.addHandler(GatewayHTTPServer.requestDecoder(settings), position: .after(stopped))
+            sync.removeHandler(stopped, promise: nil)
+        } catch {
+            perform(state.close(), context: context)
         }
     }
 

@@ -163,7 +163,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 chunkedRawBytes = lastReadBytes
                 chunkedPayloadBytes = 0
                 let answering = HTTP1ResponseWriter.Request(http10: head.version.major == 1 && head.version.minor == 0, head: head.method == .HEAD)
-                perform(state.requestHead(answering, keepAlive: head.isKeepAlive, upgrade: head.headers.contains(name: "upgrade"),
+                perform(state.requestHead(answering, keepAlive: head.isKeepAlive, upgrade: Self.stopsParser(head),
                                           declaresBody: request.headerFields.declaresBody, now: context.eventLoop.now), context: context)
                 context.fireChannelRead(wrapInboundOut(.head(request)))
             case .failure(let refusal):
@@ -178,6 +178,15 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
             state.requestEnd()
             chunkedBody = false
             context.fireChannelRead(wrapInboundOut(.end(trailers.map { HTTPFields(nioHeaders: $0) })))
+        }
+    }
+
+    /// Whether llhttp stops after this request, as it does for an upgrade: `Upgrade` with the `upgrade`
+    /// connection option (or `CONNECT`, refused anyway).
+    static func stopsParser(_ head: HTTPRequestHead) -> Bool {
+        guard head.headers.contains(name: "upgrade") else { return false }
+        return head.headers["connection"].contains { value in
+            value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "upgrade" }
         }
     }
 

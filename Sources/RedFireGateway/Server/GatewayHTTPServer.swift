@@ -81,18 +81,24 @@ struct GatewayHTTPServer: ServerChildChannel {
 
     /// The HTTP/1.1 handlers, at the end of the pipeline.
     private func addHTTP1(_ channel: any Channel, facts: ConnectionFacts, settings: ConnectionSettings) throws {
+        let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog, facts: facts)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(FirstByteObserver(codec: codec))
+        // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.
+        try sync.addHandler(Self.requestDecoder(settings))
+        try sync.addHandler(codec)
+        try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts))
+    }
+
+    /// NIO's request decoder (llhttp) with the connection's bounds. When it leaves the pipeline — a
+    /// protocol switch (`ConnectionUpgrade`), or a fresh parser after an upgrade request answered as a
+    /// plain one — what it holds past the last request goes to the next handler.
+    static func requestDecoder(_ settings: ConnectionSettings) -> ByteToMessageHandler<HTTPRequestDecoder> {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = settings.parserHeaderBytes
         limits.maxHeaderListSize = settings.parserHeaderBytes
         limits.maxHeaderFieldCount = settings.parserHeaderCount
-        let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog, facts: facts)
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(FirstByteObserver(codec: codec))
-        // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself. After a
-        // protocol switch (`ConnectionUpgrade`) what the decoder holds past the request goes on.
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)))
-        try sync.addHandler(codec)
-        try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts))
+        return ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
     }
 
     /// The handlers answer the requests; this task keeps the connection known to the server (graceful

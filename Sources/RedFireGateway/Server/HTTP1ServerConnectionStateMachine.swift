@@ -62,6 +62,8 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
     private(set) var closeAfterResponse = false
     /// Outbound is over: the connection is closing; later writes are dropped.
     private(set) var outboundClosed = false
+    /// The parser stopped after an upgrade request: it must be replaced before the next request is read.
+    private(set) var parserStopped = false
     /// A refusal waiting for earlier responses (pipelined requests) to finish.
     private var deferredRefusal: Refusal?
 
@@ -156,8 +158,10 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
     // MARK: Requests
 
     /// A request head was accepted and passed on. `keepAlive`: the client allows another request after
-    /// it; `upgrade`: it asks for another protocol (answered as a plain request, RFC 9110 §7.8, but NIO's
-    /// parser stops reading after it, so the connection closes after this response).
+    /// it; `upgrade`: it asks for another protocol (`Upgrade` with the `upgrade` connection option). Unless
+    /// the responder switches protocols, it is answered as a plain request (RFC 9110 §7.8) and the
+    /// connection stays usable — but NIO's parser stops reading after it, so the codec gives the
+    /// connection a fresh parser once the response is written (`parserStopped`).
     mutating func requestHead(_ request: HTTP1ResponseWriter.Request, keepAlive: Bool, upgrade: Bool, declaresBody: Bool,
                               now clock: @autoclosure () -> NIODeadline) -> Action {
         pending.append(request)
@@ -165,7 +169,8 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
         idleSince = nil
         headSince = nil
         headBytesSeen = false
-        if !keepAlive || upgrade { closeAfterResponse = true }
+        if !keepAlive { closeAfterResponse = true }
+        if upgrade { parserStopped = true }
         guard declaresBody else { return .none }
         // A body is coming: its pauses are timed (requests without one schedule nothing).
         let now = clock()
@@ -237,6 +242,11 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
         idleSince = nil
         headSince = nil
         timerAt = .distantFuture
+    }
+
+    /// The codec replaced the stopped parser; what it held is parsed by the new one.
+    mutating func parserReplaced() {
+        parserStopped = false
     }
 
     /// The head written says the connection closes (or its body can only end with it).
