@@ -192,6 +192,7 @@ struct GatewayResponder: HTTPResponder {
         if let websocket, let upgrade = context.upgrade {
             return await forwarder.forwardUpgrade(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP,
                                                   clientAddress: client, identity: identity, tokenExpiresAt: caller?.expiresAt,
+                                                  revoked: caller.flatMap { authorizer?.revocationCheck($0) },
                                                   extraHeaders: rateLimitFields, bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
                                                   peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies),
                                                   clientTLS: context.transport.tls != nil, upgrade: upgrade, websocket: websocket,

@@ -192,38 +192,43 @@ struct WebSocketTests {
         #expect(session.closeCode == 1009)
     }
 
-    @Test("With auth: no token, a bad token or a missing permission is refused before the instance; a browser's bearer subprotocol works and leaves the list; an expired token closes the stream with 1008")
-    func authentication() async throws {
-        let instances = try await startInstances(.vnpyCore, count: 1)
-        var websocket = WebSocketRouteConfig()
-        websocket.tokenGrace = .zero
+    /// A gateway with auth: `/api/v1/vnpy` relays WebSockets to a `vnpy:read` holder (the trader role).
+    static func authGateway(_ instances: [DemoInstance], accessTokenTTL: Duration) async throws
+        -> (harness: GatewayHarness, token: @Sendable (String, String?) async throws -> String) {
         var route = RouteConfig(prefix: "/api/v1/vnpy", service: "vnpy_core", permissions: RoutePermissions(read: "vnpy:read"))
-        route.websocket = websocket
+        route.websocket = WebSocketRouteConfig()
         var config = GatewayConfig()
         config.services = [serviceConfig("vnpy_core", instances)]
         config.routes = [route]
         config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-ws-\(UUID().uuidString)").path
         config.auth.jwtSecret = AuthFlowTests.secret
         config.auth.bcryptCost = 4
-        config.auth.accessTokenTTL = .seconds(3)
+        config.auth.accessTokenTTL = accessTokenTTL
         config.auth.roles = ["trader": ["vnpy:read"], "viewer": ["trading:read"]]
         config.auth.defaultRoles = ["trader"]
         config.auth.maxCredentialFailures = 100_000
         let harness = try await GatewayHarness.start(config)
-        defer { Task { await harness.shutdown() } }
-        func token(_ user: String, role: String? = nil) async throws -> String {
+        let databasePath = config.auth.databasePath(dataDirectory: config.dataDirectory)
+        return (harness, { user, role in
             let credentials = #"{"username":"\#(user)","password":"correct-horse-battery"}"#
             _ = try await harness.send(.POST, "/api/v1/auth/register", headers: [("Content-Type", "application/json")], body: ByteBuffer(string: credentials))
             if let role {
-                let store = try UserStore(path: config.auth.databasePath(dataDirectory: config.dataDirectory), bcryptCost: 4)
+                let store = try UserStore(path: databasePath, bcryptCost: 4)
                 try await store.revoke(user, role: "trader")
                 try await store.grant(user, role: role)
             }
             let login = try await harness.send(.POST, "/api/v1/auth/login", headers: [("Content-Type", "application/json")], body: ByteBuffer(string: credentials))
             return try #require(try login.json()["access_token"] as? String)
-        }
-        let trader = try await token("tina")
-        let viewer = try await token("vera", role: "viewer")
+        })
+    }
+
+    @Test("With auth: no token, a bad token or a missing permission is refused before the instance; a browser's bearer subprotocol works and leaves the list; an expired token closes the stream with 1008")
+    func authentication() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        let (harness, token) = try await Self.authGateway(instances, accessTokenTTL: .seconds(3))
+        defer { Task { await harness.shutdown() } }
+        let trader = try await token("tina", nil)
+        let viewer = try await token("vera", "viewer")
         let upgrade = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")]
         #expect(try await RawHTTP.send(port: harness.port, target: "/api/v1/vnpy/_ws_echo", headers: upgrade).status == 401)
         #expect(try await RawHTTP.send(port: harness.port, target: "/api/v1/vnpy/_ws_echo", headers: upgrade + [("Authorization", "Bearer forged.token.x")]).status == 401)
@@ -244,6 +249,29 @@ struct WebSocketTests {
         #expect(info["header.x-user-name"] == "tina")
         #expect(session.closeCode == 1008)
         #expect(session.close?.reason == "token expired")
+    }
+
+    @Test("Logging out (revoking the session) closes the session's open streams with 1008 within seconds")
+    func revocation() async throws {
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        let (harness, token) = try await Self.authGateway(instances, accessTokenTTL: .seconds(900))
+        defer { Task { await harness.shutdown() } }
+        let access = try await token("tina", nil)
+        let opened = ContinuousClock.now
+        let session = try await withWebSocket(port: harness.port, path: "/api/v1/vnpy/ws/ticks?interval_ms=100",
+                                              headers: [.authorization: "Bearer \(access)"]) { inbound, _ in
+            var iterator = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
+            let first = try #require(await iterator.next())
+            let logout = try await harness.send(.POST, "/api/v1/auth/logout", headers: [("Authorization", "Bearer \(access)"), ("Content-Type", "application/json")],
+                                                body: ByteBuffer(string: "{}"))
+            #expect(logout.status == 204)
+            var rest = [first]
+            while let message = try await iterator.next() { rest.append(message) }
+            return rest
+        }
+        #expect(session.closeCode == 1008)
+        #expect(session.close?.reason == "authorization revoked")
+        #expect(ContinuousClock.now - opened < .seconds(5))
     }
 
     @Test("Upgrades count against the route's rate limit: past the burst, 429 before the instance")

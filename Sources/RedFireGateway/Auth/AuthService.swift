@@ -210,6 +210,12 @@ package final class AuthService: Sendable {
         cutoffsReadUntil.withLock { $0 = max($0 ?? .distantPast, newest ?? .distantPast) }
     }
 
+    /// Whether the token behind `identity` was revoked since it was verified (logout, refresh-token reuse,
+    /// the user disabled, a new password, roles changed): what ends a stream it opened.
+    package func isRevoked(_ identity: Identity) -> Bool {
+        revoked.withLock { $0.refuses(identity) }
+    }
+
     /// A user's access tokens issued up to `cutoff` end now (a cluster event from another node).
     package func applyCutoff(userID: String, at cutoff: Date) {
         let now = Date()

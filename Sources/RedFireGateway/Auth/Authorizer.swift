@@ -17,6 +17,13 @@ struct Authorizer: Sendable {
         self.publicPaths = Set(publicPaths)
     }
 
+    /// For a long-lived stream opened by `identity`: asked again while it runs, true once its token is
+    /// revoked.
+    func revocationCheck(_ identity: Identity) -> (@Sendable () -> Bool)? {
+        guard let auth = authenticator.auth else { return nil }
+        return { auth.isRevoked(identity) }
+    }
+
     enum Decision {
         /// Forward; the identity is nil on a public path.
         case allow(Identity?)

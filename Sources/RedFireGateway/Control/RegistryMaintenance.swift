@@ -38,6 +38,7 @@ final class RegistryMaintenance: Service {
         configuration.tracing.tracer = nil
         let client = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration, backgroundActivityLogger: logger)
 
+        var lastRevocationCheck = ContinuousClock.now
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             startChecks(client: client)
             let now = ContinuousClock.now
@@ -65,6 +66,14 @@ final class RegistryMaintenance: Service {
                 for runtime in ended {
                     registry.record(.ejection, service: runtime.serviceName, instance: runtime.id, "\(runtime.id) ejection ended: back in rotation")
                 }
+            }
+            // A stream must not outlive its authorization: revoked tokens end their WebSockets (1008)
+            // within a second (plus the revocation's own propagation: at once on this node, two seconds
+            // from the store).
+            if now - lastRevocationCheck >= .seconds(1) {
+                lastRevocationCheck = now
+                let ended = registry.streams.endRevoked()
+                if ended > 0 { logger.info("streams closed: their access token was revoked", metadata: ["streams": .stringConvertible(ended)]) }
             }
             try? await Task.sleep(for: Self.tick)
         }

@@ -41,6 +41,10 @@ final class EventStreamRelay: EndableStream {
 
     var hasEnded: Bool { ended.load(ordering: .acquiring) }
 
+    /// Event streams are not tied to the token that opened them (their response was authorized once, like
+    /// any response).
+    var authorizationRevoked: Bool { false }
+
     func opened() {
         counters.withLock { $0.open = true }
         for series in telemetry { series.opened(.eventStream) }

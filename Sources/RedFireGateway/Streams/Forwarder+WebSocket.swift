@@ -10,7 +10,8 @@ extension Forwarder {
     /// other answer (403, 404, …) reaches the client as it is. Connection failures are retried on another
     /// instance like any idempotent request; draining instances take no new stream.
     func forwardUpgrade(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?,
-                        clientAddress: String?, identity: UpstreamIdentity, tokenExpiresAt: Date?, extraHeaders: HTTPFields,
+                        clientAddress: String?, identity: UpstreamIdentity, tokenExpiresAt: Date?, revoked: (@Sendable () -> Bool)?,
+                        extraHeaders: HTTPFields,
                         bufferLimit: Int, headerFilter: ClientHeaderFilter, peerTrusted: Bool, clientTLS: Bool,
                         upgrade: ConnectionUpgrade, websocket: WebSocketRouteConfig, streams: OpenStreams, recorder: RequestRecorder) async -> Response {
         let pool = route.pool
@@ -106,7 +107,8 @@ extension Forwarder {
             let serviceName = service.name, instanceID = runtime.id, routeName = route.name
             let tunnel = WebSocketTunnel(eventLoop: loop, limits: limits,
                                          telemetry: [route.metrics.streams, pool.metrics.streams, runtime.metrics.streams],
-                                         registries: [runtime.streams, streams], hold: lease.held(), logger: logger) { [logger] outcome in
+                                         registries: [runtime.streams, streams], hold: lease.held(), revoked: revoked,
+                                         logger: logger) { [logger] outcome in
                 logger.info("websocket closed", metadata: [
                     "request_id": .string(requestID), "route": .string(routeName), "service": .string(serviceName), "instance": .string(instanceID),
                     "close_code": .stringConvertible(outcome.closeCode), "ended_by": .string(outcome.endedBy),

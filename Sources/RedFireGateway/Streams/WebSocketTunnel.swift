@@ -71,9 +71,12 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
     private var hold: InFlightHold?
     private let onFinish: (Outcome) -> Void
     private let logger: Logger
+    /// True once the access token that opened the stream is revoked (checked by the maintenance loop).
+    private let revoked: (@Sendable () -> Bool)?
 
     init(eventLoop: any EventLoop, limits: WebSocketStreamState.Limits, telemetry: [StreamTelemetry], registries: [OpenStreams],
-         hold: InFlightHold?, logger: Logger, onFinish: @escaping (Outcome) -> Void) {
+         hold: InFlightHold?, revoked: (@Sendable () -> Bool)? = nil, logger: Logger, onFinish: @escaping (Outcome) -> Void) {
+        self.revoked = revoked
         self.eventLoop = eventLoop
         self.state = WebSocketStreamState(limits: limits, now: eventLoop.now)
         self.lastReport = eventLoop.now
@@ -188,11 +191,18 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
         perform(state.unreadable(from: side, tooBig: tooBig, now: eventLoop.now))
     }
 
-    /// The gateway ends the stream (drain deadline, shutdown): close 1001 to both sides. From any thread.
+    var authorizationRevoked: Bool { revoked?() ?? false }
+
+    /// The gateway ends the stream: close 1001 to both sides (drain deadline, shutdown), or 1008 when its
+    /// token was revoked. From any thread.
     func end(_ reason: StreamEnd) {
         eventLoop.execute {
-            let text = reason == .shutdown ? "gateway shutting down" : "instance drained"
-            self.perform(self.state.end(.init(code: WebSocketStreamState.Close.goingAway, reason: text), now: self.eventLoop.now))
+            let close: WebSocketStreamState.Close = switch reason {
+            case .shutdown: .init(code: WebSocketStreamState.Close.goingAway, reason: "gateway shutting down")
+            case .drainDeadline: .init(code: WebSocketStreamState.Close.goingAway, reason: "instance drained")
+            case .revoked: .init(code: WebSocketStreamState.Close.policyViolation, reason: "authorization revoked")
+            }
+            self.perform(self.state.end(close, now: self.eventLoop.now))
         }
     }
 
