@@ -4,6 +4,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import Synchronization
 import Testing
@@ -170,6 +171,41 @@ struct WebSocketTests {
             #expect(reply.headers["sec-websocket-accept"] == ["s3pPLMBiTxaQ9kYGzzhZRbK+xOo="])
         }
         #expect(instances[0].upgradeAttempts == 3)
+    }
+
+    @Test("wss:// end to end: a TLS listener in front, an https:// instance behind (both verified), over either upstream transport", arguments: UpstreamTransportKind.allCases)
+    func tlsBothWays(transport: UpstreamTransportKind) async throws {
+        let files = try TLSListenerTests.Files()
+        let instance = try await UpstreamTLSTests.secureInstance(files, id: "vnpy_core-1")
+        var listenerTLS = ListenerTLSConfig(certificates: [try files.server("api", names: ["api.redfire.test"])])
+        listenerTLS.hsts = nil
+        var route = RouteConfig(prefix: "/api/v1/vnpy", service: "vnpy_core")
+        route.websocket = WebSocketRouteConfig()
+        var service = serviceConfig("vnpy_core", [instance])
+        service.tls = UpstreamTLSConfig(ca: files.path("ca.pem"))
+        var config = GatewayConfig()
+        config.upstreamTransport = transport
+        config.listeners = [ListenerConfig(address: TLSListenerTests.loopback, tls: listenerTLS)]
+        config.services = [service]
+        config.routes = [route]
+        let harness = try await GatewayHarness.start(config)
+        defer { Task { await harness.shutdown() } }
+        var clientTLS = TLSConfiguration.makeClientConfiguration()
+        clientTLS.trustRoots = .certificates(try files.trust)
+        var logger = Logger(label: "test.websocket")
+        logger.logLevel = .critical
+        let received = Mutex<[WebSocketMessage]>([])
+        let close = try await WebSocketClient.connect(url: "wss://127.0.0.1:\(harness.port)/api/v1/vnpy/_ws_echo",
+                                                      configuration: .init(sniHostname: "api.redfire.test"), tlsConfiguration: clientTLS,
+                                                      logger: logger) { inbound, outbound, _ in
+            try await outbound.write(.text("over TLS both ways"))
+            var iterator = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
+            let reply = try #require(await iterator.next())
+            received.withLock { $0 = [reply] }
+            try await outbound.close(.normalClosure, reason: nil)
+        }
+        #expect(received.withLock { $0 } == [.text("over TLS both ways")])
+        #expect(close.map { UInt16(webSocketErrorCode: $0.closeCode) } == 1000)
     }
 
     @Test("A message over the route's limit closes the stream: 1009 to the client")
