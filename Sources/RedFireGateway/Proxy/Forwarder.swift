@@ -50,29 +50,14 @@ struct Forwarder: Sendable {
                                                    filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress, clientTLS: clientTLS)
         let body = Self.declaredBody(request, limit: maxBodySize)
         let retriable = head.method.isIdempotent || head.headerFields.contains(.idempotencyKey)
-        let hashKey: String?
-        if pool.strategy == .consistentHash {
-            switch service.hashKey {
-            case .clientIP: hashKey = clientAddress ?? clientIP
-            case .header(let name): hashKey = HTTPField.Name(name).flatMap { head.headerFields[$0] }
-            }
-        } else {
-            hashKey = nil
-        }
+        let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
 
         // A route of long responses (event streams) may allow its instances longer silences.
         var timeouts = service.timeouts
         if let idle = route.config.streamIdleTimeout { timeouts.idle = idle }
         var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: retriable)
-        while attempts.mayStart {
-            guard let member = pool.balancer.pick(hashKey: hashKey, excluding: attempts.tried) else { break }
+        while let member = Self.nextInstance(pool, hashKey: hashKey, attempts: &attempts) {
             let runtime = member.runtime
-            // The snapshot may predate a drain; a drained instance takes no new request.
-            if runtime.isDraining {
-                attempts.skip(runtime)
-                continue
-            }
-            attempts.start()
             let lease = runtime.dispatch()
             let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers,
                                                   body: body, bufferLimit: bufferLimit,
@@ -128,6 +113,31 @@ struct Forwarder: Sendable {
                         upstreamErrors: attempts.errors, upstreamTimeouts: attempts.timeouts, instanceID: attempts.tried.last?.id, errorCode: error)
         for field in extraHeaders { errorHeaders[field.name] = field.value }
         return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
+    }
+
+    /// The key `consistent_hash` places a request by: the resolved client address or a header's value.
+    static func hashKey(_ pool: ServicePool, fields: HTTPFields, clientAddress: String?) -> String? {
+        guard pool.strategy == .consistentHash else { return nil }
+        switch pool.service.hashKey {
+        case .clientIP: return clientAddress
+        case .header(let name): return HTTPField.Name(name).flatMap { fields[$0] }
+        }
+    }
+
+    /// The next instance to try, the attempt started: the balancer's pick among those not tried yet,
+    /// passing over one that started draining since the snapshot was taken (it takes no new request);
+    /// nil when the attempts or the instances are used up.
+    static func nextInstance(_ pool: ServicePool, hashKey: String?, attempts: inout ForwardAttempts) -> PoolMember? {
+        while attempts.mayStart {
+            guard let member = pool.balancer.pick(hashKey: hashKey, excluding: attempts.tried) else { return nil }
+            if member.runtime.isDraining {
+                attempts.skip(member.runtime)
+                continue
+            }
+            attempts.start()
+            return member
+        }
+        return nil
     }
 
     /// The request target the instance sees: the normalized path and the query, minus the route prefix

@@ -30,21 +30,10 @@ extension Forwarder {
         headers[.upgradeField] = "websocket"
         headers[.connection] = "Upgrade"
         let target = upstreamTarget(requestTarget, route: route)
-        let hashKey: String? = pool.strategy == .consistentHash
-            ? { switch service.hashKey {
-                case .clientIP: return clientAddress ?? clientIP
-                case .header(let name): return HTTPField.Name(name).flatMap { head.headerFields[$0] }
-                } }()
-            : nil
+        let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
         var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: true)
-        while attempts.mayStart {
-            guard let member = pool.balancer.pick(hashKey: hashKey, excluding: attempts.tried) else { break }
+        while let member = Self.nextInstance(pool, hashKey: hashKey, attempts: &attempts) {
             let runtime = member.runtime
-            if runtime.isDraining {
-                attempts.skip(runtime)
-                continue
-            }
-            attempts.start()
             let lease = runtime.dispatch()
             var upstreamRequest = UpstreamRequest(method: .get, upstream: member.url, authority: member.authority, target: target, headers: headers,
                                                   body: nil, bufferLimit: bufferLimit,
