@@ -137,7 +137,17 @@ public final class Gateway: Service {
                 throw error
             }
         }
-        let responder = GatewayResponder(registry: registry, control: control, forwarder: Forwarder(transport: transport, registry: registry, logger: logger),
+        var tracing: RequestTracing?
+        if config.tracing.enabled {
+            do {
+                tracing = try RequestTracing(config: config.tracing, logger: logger)
+            } catch {
+                listening.fail(error)
+                throw error
+            }
+        }
+        let responder = GatewayResponder(registry: registry, control: control,
+                                         forwarder: Forwarder(transport: transport, registry: registry, logger: logger, tracing: tracing),
                                          admin: AdminAPI(control: control, listener: listenerInfo)
                                              .responder(auth: authService, credentialThrottle: authService?.credentialThrottle
                                                  ?? LoginThrottle(maxFailures: config.auth.maxCredentialFailures, baseLockout: config.auth.lockout,
@@ -145,7 +155,8 @@ public final class Gateway: Service {
                                          auth: authEndpoints,
                                          authorizer: authorizer, gatewayTokens: gatewayTokens,
                                          jwksBody: Self.jwks(gatewayTokens: gatewayTokens, auth: authService), rateLimiter: rateLimiter,
-                                         accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure, listeners: listeners))
+                                         accessLog: accessLog, listener: ListenerTelemetry(connections: connections, acceptPressure: acceptPressure, listeners: listeners),
+                                         tracing: tracing)
         let maintenance = RegistryMaintenance(registry: registry, eventLoopGroup: eventLoopGroup, transport: transport, logger: logger) { [control] service, id in
             control.removalCompleted(service: service, id: id)
         }
@@ -182,6 +193,8 @@ public final class Gateway: Service {
                 if let authService, let change = event.change { Self.apply(change, to: authService) }
             })
         }
+        // The span exporter stops after the servers, so the last requests' spans are sent.
+        if let tracing { services.append(tracing.service) }
         services += [TransportShutdown(transport: transport), maintenance, MemoryReturn(connections: connections, logger: logger)]
         if control.configPath != nil { services.append(await ReloadOnHangup.make(control: control)) }
         if let authService {

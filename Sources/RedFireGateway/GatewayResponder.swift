@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Tracing
 
 /// The gateway's request path: request ID, the gateway's own probes, route match, method check, then
 /// forwarding. Reads the current `GatewayState` once per request.
@@ -23,6 +24,8 @@ struct GatewayResponder: HTTPResponder {
     let accessLog: AccessLog?
     /// Open connections and accept failures, for `/metrics`.
     var listener: ListenerTelemetry?
+    /// Spans per request and per attempt, when `tracing` is on.
+    var tracing: RequestTracing?
 
     static let okBody = ByteBuffer(string: #"{"status":"ok"}"#)
     static let openAPIBody = ByteBuffer(string: OpenAPIDocument.json)
@@ -37,6 +40,34 @@ struct GatewayResponder: HTTPResponder {
         } else {
             requestID = GatewayRequestID.generate()
         }
+        guard let tracing else { return try await respond(to: request, context: context, requestID: requestID) }
+        // Traced: the request's server span is current while it is answered (attempts become its children).
+        let state = registry.state
+        let span = tracing.serverSpan("\(head.method.rawValue)", fields: head.headerFields,
+                                      peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies))
+        span.attributes["http.request.method"] = head.method.rawValue
+        span.attributes["gateway.request_id"] = requestID
+        let response: Response
+        do {
+            response = try await RequestTracing.$currentSpan.withValue(span) {
+                try await ServiceContext.$current.withValue(span.context) {
+                    try await respond(to: request, context: context, requestID: requestID)
+                }
+            }
+        } catch {
+            span.recordError(error)
+            span.setStatus(SpanStatus(code: .error))
+            span.end()
+            throw error
+        }
+        span.attributes["http.response.status_code"] = response.status.code
+        if response.status.code >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        span.end()
+        return response
+    }
+
+    private func respond(to request: Request, context: Context, requestID: String) async throws -> Response {
+        let head = request.head
         // CORS, when configured: preflights are answered here, before routing and authentication, and
         // every other answer — the gateway's own errors included — gets `Vary: Origin` and, for an
         // allowed origin, the allow/expose fields.
@@ -102,6 +133,10 @@ struct GatewayResponder: HTTPResponder {
             return logged(response, path: target.path, head: head, requestID: requestID, client: client, start: start, context: context)
         }
 
+        if tracing != nil, let span = RequestTracing.currentSpan {
+            // The normalized path only: never the query (it may carry secrets) nor a header value.
+            span.attributes["url.path"] = String(Substring(target.path.utf8.prefix(256)))
+        }
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
         recorder.method = PrometheusExposition.methodLabel(head.method)
         recorder.hangup = context.hangup
@@ -116,6 +151,12 @@ struct GatewayResponder: HTTPResponder {
         }
         recorder.route = route.metrics
         recorder.service = route.pool.metrics
+        if let tracing, let span = RequestTracing.currentSpan {
+            span.operationName = "\(head.method.rawValue) \(route.config.prefix)"
+            span.attributes["http.route"] = route.config.prefix
+            span.attributes["gateway.service"] = route.pool.service.name
+            if recorder.entry != nil, let context = ServiceContext.current { recorder.entry?.traceID = tracing.traceID(of: context) }
+        }
         recorder.entry?.route = route.name
         recorder.entry?.service = route.pool.service.name
         let maxBody = route.config.maxBodySize ?? limits.maxBodySize

@@ -97,6 +97,20 @@ extension GatewayConfig {
         if let limits = top.object("limits") { config.limits.load(limits) }
         if let log = top.object("access_log") { config.accessLog.load(log, reader: reader) }
         if let cors = top.object("cors") { config.cors.load(cors, reader: reader) }
+        if let tracing = top.object("tracing") {
+            if let enabled = tracing.bool("enabled") { config.tracing.enabled = enabled }
+            if let endpoint = tracing.string("endpoint") {
+                if endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") { config.tracing.endpoint = endpoint }
+                else { reader.report(tracing.childPath("endpoint"), tracing.node("endpoint"), "must be an http:// or https:// URL, e.g. http://otel-collector:4318/v1/traces") }
+            }
+            config.tracing.serviceName = tracing.string("service_name")
+            config.tracing.sampleRatio = tracing.double("sample_ratio", in: 0...1)
+            config.tracing.exportInterval = tracing.duration("export_interval", atLeast: .milliseconds(10))
+            if let trust = tracing.string("trust_incoming", oneOf: TracingConfig.TrustIncoming.allCases.map(\.rawValue)) {
+                config.tracing.trustIncoming = TracingConfig.TrustIncoming(rawValue: trust) ?? .trustedProxies
+            }
+            tracing.finish()
+        }
         if let proxies = top.stringList("trusted_proxies") {
             for text in proxies {
                 if let cidr = CIDR(parsing: text) { config.trustedProxies.append(cidr) }

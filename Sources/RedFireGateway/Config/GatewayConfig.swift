@@ -49,6 +49,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var limits = RequestLimitsConfig()
     /// `access_log` — one JSON line per routed request.
     public var accessLog = AccessLogConfig()
+    /// `tracing` — W3C Trace Context and spans over OTLP/HTTP. Read at start.
+    public var tracing = TracingConfig()
     /// `cors` — browser origins allowed to call the API. Default none (no CORS fields at all).
     public var cors = CORSConfig()
     /// `trusted_proxies` — CIDRs whose `X-Forwarded-For` is believed. Default none: the client is the TCP peer.

@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Tracing
 
 /// Forwards one request to one instance of a route's service: picks an instance, streams the request
 /// and the response through, retries where that is safe, and accounts in-flight requests exactly.
@@ -9,6 +10,8 @@ struct Forwarder: Sendable {
     let transport: any UpstreamTransport
     let registry: ServiceRegistry
     let logger: Logger
+    /// Client spans per attempt and `traceparent` to instances, when tracing is on.
+    var tracing: RequestTracing?
 
 
     /// - Parameters:
@@ -59,7 +62,17 @@ struct Forwarder: Sendable {
         while let member = Self.nextInstance(pool, hashKey: hashKey, attempts: &attempts) {
             let runtime = member.runtime
             let lease = runtime.dispatch()
-            let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers,
+            // Traced: a client span per attempt (a retry is visible), its traceparent to the instance.
+            var attemptHeaders = headers
+            let span = tracing.flatMap { tracing in ServiceContext.current.map { parent in
+                let span = tracing.attemptSpan("upstream \(service.name)", parent: parent)
+                span.attributes["server.address"] = member.authority
+                span.attributes["gateway.instance"] = runtime.id
+                span.attributes["gateway.attempt"] = attempts.started
+                tracing.inject(span.context, into: &attemptHeaders)
+                return span
+            } }
+            let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: attemptHeaders,
                                                   body: body, bufferLimit: bufferLimit,
                                                   tls: member.url.scheme == "https" ? service.tls ?? UpstreamTLSConfig() : nil)
             let response: UpstreamResponse
@@ -68,6 +81,9 @@ struct Forwarder: Sendable {
                 response = try await transport.execute(upstreamRequest, timeouts: timeouts)
             } catch {
                 let failedAt = ContinuousClock.now
+                span?.attributes["error.type"] = "\(error)"
+                span?.setStatus(SpanStatus(code: .error))
+                span?.end()
                 if Task.isCancelled {
                     // The client went away and its request was abandoned (`GatewayRequestHandler`): the
                     // exchange was closed on purpose, so the instance is not to blame and nothing is retried.
@@ -103,6 +119,9 @@ struct Forwarder: Sendable {
                 if next == .retry { continue }
                 break
             }
+            span?.attributes["http.response.status_code"] = response.status.code
+            if response.status.code >= 500 { span?.setStatus(SpanStatus(code: .error)) }
+            span?.end()
             return streamedResponse(response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService, admission: admission,
                                     requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched, attempts: attempts, body: body)
         }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Tracing
 
 extension Forwarder {
     /// Relays a WebSocket upgrade that passed every policy to an instance of the route's service, over a
@@ -29,6 +30,8 @@ extension Forwarder {
         // Hop-by-hop, so removed above; an upgrade names them for the next hop itself (RFC 9110 §7.8).
         headers[.upgradeField] = "websocket"
         headers[.connection] = "Upgrade"
+        // Traced: the instance continues the upgrade request's trace (its server span covers the handshake).
+        if let tracing, let context = ServiceContext.current { tracing.inject(context, into: &headers) }
         let target = upstreamTarget(requestTarget, route: route)
         let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
         var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: true)

@@ -21,6 +21,8 @@ struct AccessLogEntry: Sendable {
     var protocolName = "HTTP/1.1"
     /// `TLSv1.3`, `TLSv1.2`; nil on plain HTTP.
     var tls: String?
+    /// The request's trace (32 hex digits) when tracing is on.
+    var traceID: String?
 }
 
 /// The access log: one JSON line per request, formatted by hand (no encoder) and queued on a
@@ -57,6 +59,7 @@ package final class AccessLog: Service, Sendable {
         line.writeStaticString("\"")
         if let nodeField { line.writeImmutableBuffer(nodeField) }
         field(",\"request_id\":", entry.requestID)
+        if let traceID = entry.traceID { field(",\"trace_id\":", traceID) }
         field(",\"client_ip\":", entry.clientIP)
         field(",\"user_id\":", entry.userID)
         field(",\"method\":", entry.method)
