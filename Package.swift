@@ -156,6 +156,7 @@ let package = Package(
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "WSCompression", package: "swift-websocket"),
             ],
+            exclude: ["Support/otlp-spans.py"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -273,7 +273,7 @@ struct GatewayResponder: HTTPResponder {
                 }
             }
             let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts, listener: listener,
-                                                   cluster: control.cluster.map { ($0, control.membership) })
+                                                   cluster: control.cluster.map { ($0, control.membership) }, tracing: tracing)
             return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
                             body: .init(byteBuffer: body))
         case "/ready":

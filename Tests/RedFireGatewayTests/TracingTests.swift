@@ -36,6 +36,26 @@ final class TestCollector: Sendable {
         return collector
     }
 
+    /// Every span exported so far, decoded by the OpenTelemetry project's protobuf types (Python's
+    /// opentelemetry-proto, `Support/otlp-spans.py`).
+    func spans() throws -> [[String: Any]] {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-otlp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var paths: [String] = []
+        for (index, export) in exports.withLock({ $0 }).enumerated() {
+            let path = directory.appendingPathComponent("\(index).pb").path
+            try Data(export.body).write(to: URL(fileURLWithPath: path))
+            paths.append(path)
+        }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/otlp-spans.py").path
+        let child = try ChildProcess(["/usr/bin/env", "python3", script] + paths)
+        _ = child.waitUntilExit()
+        while !child.outputFinished { usleep(1000) }
+        #expect(child.exitCode == 0, "\(child.errorOutput)")
+        return try JSONSerialization.jsonObject(with: Data(child.output.utf8)) as? [[String: Any]] ?? []
+    }
+
     /// Whether any export so far contains these bytes (a trace id, a span name).
     func received(_ bytes: [UInt8]) -> Bool {
         exports.withLock { $0.contains { $0.body.firstRange(of: bytes) != nil } }
@@ -59,7 +79,7 @@ final class TestCollector: Sendable {
             case .end:
                 let export = Export(contentType: contentType, body: body)
                 collector()?.exports.withLock { $0.append(export) }
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "0"]))), promise: nil)
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Type": "application/x-protobuf", "Content-Length": "0"]))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             }
         }
@@ -100,7 +120,12 @@ struct TracingTests {
     func continuedTrace() async throws {
         let collector = try await TestCollector.start()
         let instances = try await startInstances(.userTrading, count: 1)
-        let harness = try await Self.gateway(instances, collectorPort: collector.port) { $0.tracing.trustIncoming = .always }
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString).log").path
+        let harness = try await Self.gateway(instances, collectorPort: collector.port) { config in
+            config.tracing.trustIncoming = .always
+            config.accessLog.enabled = true
+            config.accessLog.path = logPath
+        }
         defer { Task { await harness.shutdown() } }
         let report = try await harness.echo("/api/v1/trading/_echo", headers: [("traceparent", "00-\(Self.traceID)-\(Self.parentID)-01"),
                                                                              ("tracestate", "vendor=1")])
@@ -114,6 +139,60 @@ struct TracingTests {
                 && collector.received(Array("upstream user_trading".utf8)) && collector.received(Array("GET /api/v1/trading".utf8))
         })
         #expect(collector.exports.withLock { $0.first?.contentType } == "application/x-protobuf")
+        // The access log line carries the trace id next to the request id.
+        #expect(await waitUntil("logged") { ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains(#""trace_id":"\#(Self.traceID)""#) })
+        #expect(await waitUntil("exports counted") {
+            let metrics = (try? await harness.send("/metrics").body) ?? ""
+            return metrics.split(separator: "\n").contains { $0.hasPrefix("gateway_tracing_spans_exported_total ") && !$0.hasSuffix(" 0") }
+        })
+    }
+
+    @Test("One request with one retry: a server span and two client spans under it, the failed one marked, and the instance's parent is the second")
+    func retryIsVisible() async throws {
+        let collector = try await TestCollector.start()
+        let instances = try await startInstances(.userTrading, count: 1)
+        var service = serviceConfig("user_trading", instances)
+        service.instances.insert(InstanceConfig(id: "dead", url: UpstreamURL(host: "127.0.0.1", port: 1)), at: 0)
+        service.healthCheck.enabled = false
+        service.retries.attempts = 2
+        var config = GatewayConfig()
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        config.tracing.enabled = true
+        config.tracing.endpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
+        config.tracing.sampleRatio = 1
+        config.tracing.exportInterval = .milliseconds(50)
+        let harness = try await GatewayHarness.start(config)
+        defer { Task { await harness.shutdown() } }
+        var parents: Set<String> = []
+        for _ in 0..<4 {
+            let report = try await harness.echo("/api/v1/trading/_echo")
+            if let traceparent = report.headers["traceparent"]?.first { parents.insert(traceparent.split(separator: "-").map(String.init)[2]) }
+        }
+        var retried: (server: [String: Any], clients: [[String: Any]])?
+        await waitUntil("a retried request's spans exported") {
+            guard let spans = try? collector.spans() else { return false }
+            for server in spans where server["kind"] as? Int == 2 {
+                let clients = spans.filter { $0["kind"] as? Int == 3 && $0["parent_span_id"] as? String == server["span_id"] as? String }
+                if clients.count == 2 { retried = (server, clients); return true }
+            }
+            return false
+        }
+        let (server, clients) = try #require(retried)
+        #expect(server["name"] as? String == "GET /api/v1/trading")
+        #expect(server["service"] as? String == "redfire-gateway")
+        let attributes = try #require(server["attributes"] as? [String: Any])
+        #expect(attributes["http.route"] as? String == "/api/v1/trading")
+        #expect(attributes["url.path"] as? String == "/api/v1/trading/_echo")
+        #expect(attributes["http.response.status_code"] as? Int == 200)
+        #expect(attributes["gateway.request_id"] is String)
+        #expect(clients.allSatisfy { $0["trace_id"] as? String == server["trace_id"] as? String && $0["name"] as? String == "upstream user_trading" })
+        let byAttempt = Dictionary(uniqueKeysWithValues: clients.map { (($0["attributes"] as? [String: Any])?["gateway.attempt"] as? Int ?? 0, $0) })
+        let first = try #require(byAttempt[1]), second = try #require(byAttempt[2])
+        #expect((first["attributes"] as? [String: Any])?["gateway.instance"] as? String == "dead")
+        #expect(first["status"] as? Int == 2, "the failed attempt is an error")
+        #expect((second["attributes"] as? [String: Any])?["http.response.status_code"] as? Int == 200)
+        #expect(parents.contains(second["span_id"] as? String ?? "-"), "the instance's traceparent names the second attempt's span")
     }
 
     @Test("An untrusted or malformed traceparent starts a new trace and never reaches the instance")
@@ -139,6 +218,11 @@ struct TracingTests {
         let started = ContinuousClock.now
         for _ in 0..<50 { #expect(try await harness.send("/api/v1/trading/orders").status == 200) }
         #expect(ContinuousClock.now - started < .seconds(5), "no request waits for the exporter")
+        // What could not be sent is counted.
+        #expect(await waitUntil("drops counted") {
+            let metrics = (try? await harness.send("/metrics").body) ?? ""
+            return metrics.split(separator: "\n").contains { $0.hasPrefix("gateway_tracing_spans_dropped_total ") && !$0.hasSuffix(" 0") }
+        })
         // And the gateway stops without waiting long for it.
         let stopping = ContinuousClock.now
         await harness.shutdown()

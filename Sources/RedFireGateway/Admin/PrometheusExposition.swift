@@ -22,7 +22,7 @@ enum PrometheusExposition {
     ///   names the node (join on it: every series here is this node's), with the store's reachability
     ///   and the nodes alive.
     static func render(registry: ServiceRegistry, reloads: (succeeded: Int, failed: Int), listener: ListenerTelemetry? = nil,
-                       cluster: (store: ClusterStore, membership: ClusterMembership?)? = nil) -> ByteBuffer {
+                       cluster: (store: ClusterStore, membership: ClusterMembership?)? = nil, tracing: RequestTracing? = nil) -> ByteBuffer {
         var out = ""
         out.reserveCapacity(16 * 1024)
         let state = registry.state
@@ -85,6 +85,13 @@ enum PrometheusExposition {
         }
 
         renderStreams(&out, state: state)
+        if let tracing {
+            header(&out, "gateway_tracing_spans_exported_total", "counter", "Spans the collector accepted.")
+            sample(&out, "gateway_tracing_spans_exported_total", [], tracing.exportedSpans)
+            header(&out, "gateway_tracing_spans_dropped_total", "counter",
+                   "Spans lost on the way to the collector: its queue was full, or the export failed (the collector slow or down).")
+            sample(&out, "gateway_tracing_spans_dropped_total", [], tracing.droppedSpans)
+        }
 
         header(&out, "gateway_instance_healthy", "gauge", "1 when the instance may receive new requests (healthy or not yet checked, not ejected, not draining).")
         for pool in state.services {

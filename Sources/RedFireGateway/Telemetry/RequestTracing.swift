@@ -1,3 +1,4 @@
+import Atomics
 import HTTPTypes
 import Instrumentation
 import Logging
@@ -16,6 +17,11 @@ package final class RequestTracing: Sendable {
     let trustIncoming: TracingConfig.TrustIncoming
     /// The exporter's background work, run with the gateway's services.
     let service: any Service
+    /// Spans sent to the collector, and spans lost on the way (the queue full, or an export that failed).
+    private let exportedCounter = ManagedAtomic<Int>(0)
+    private let droppedCounter = ManagedAtomic<Int>(0)
+    package var exportedSpans: Int { exportedCounter.load(ordering: .relaxed) }
+    package var droppedSpans: Int { droppedCounter.load(ordering: .relaxed) }
 
     /// The request's server span while it is answered (set only when tracing is on).
     @TaskLocal static var currentSpan: (any Span)?
@@ -36,8 +42,13 @@ package final class RequestTracing: Sendable {
         // waits 10 s per export, 30 s per batch).
         configuration.traces.otlpExporter.timeout = .seconds(2)
         configuration.traces.batchSpanProcessor.exportTimeout = .seconds(3)
-        configuration.diagnosticLogger = .custom(logger)
-        configuration.diagnosticLogLevel = .warning
+        // swift-otel reports what it exported and lost only in its diagnostics: they are counted here
+        // (`/metrics`), and its warnings go on to the gateway's log.
+        let exported = exportedCounter, dropped = droppedCounter
+        var diagnostics = Logger(label: "redfire.tracing") { _ in TracingDiagnostics(exported: exported, dropped: dropped, forward: logger) }
+        diagnostics.logLevel = .debug
+        configuration.diagnosticLogger = .custom(diagnostics)
+        configuration.diagnosticLogLevel = .debug
         // The `tracing:` section over these defaults; swift-otel then applies the `OTEL_*` variables.
         let backend = try OTel.makeTracingBackend(configuration: configuration, overrides: config)
         self.tracer = backend.factory
@@ -72,6 +83,37 @@ package final class RequestTracing: Sendable {
         tracer.inject(context, into: &fields, using: HTTPFieldsInjector())
         guard let traceparent = fields[Self.traceparent], traceparent.utf8.count >= 35 else { return nil }
         return String(traceparent.dropFirst(3).prefix(32))
+    }
+}
+
+/// Counts swift-otel's batch outcomes from its diagnostic log: "Exported batch." and "Failed to export
+/// batch." (with `batch_size`), "Spans were dropped …" (with `dropped_count`); passes warnings and errors on.
+struct TracingDiagnostics: LogHandler {
+    let exported: ManagedAtomic<Int>
+    let dropped: ManagedAtomic<Int>
+    let forward: Logger
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        func count(_ key: String) -> Int {
+            let value = event.metadata?[key] ?? metadata[key]
+            return value.flatMap { Int("\($0)") } ?? 0
+        }
+        switch event.message.description {
+        case "Exported batch.": exported.wrappingIncrement(by: count("batch_size"), ordering: .relaxed)
+        case "Failed to export batch.": dropped.wrappingIncrement(by: count("batch_size"), ordering: .relaxed)
+        case let message where message.hasPrefix("Spans were dropped"): dropped.wrappingIncrement(by: count("dropped_count"), ordering: .relaxed)
+        default: break
+        }
+        if event.level >= .warning {
+            forward.log(level: event.level, event.message, metadata: (event.metadata ?? [:]).merging(metadata) { event, _ in event })
+        }
     }
 }
 
