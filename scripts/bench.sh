@@ -23,6 +23,10 @@
 # --ws-held WebSockets (9,000: two descriptors each in a proxy, under a 20,000 limit) held at once, each sending a message a second, with the proxy's resident
 # memory and the round-trip latency.
 #
+# Traced rows: the proxy path with `tracing` on, sampling 1 % and 100 % of new traces, exporting to an
+# OTLP sink (nginx answering 200, scripts/bench/otlp-sink-nginx.conf), in the alternating rounds — the
+# tracing issue's cost budget (CPU per request +3 % at 1 %, +15 % at 100 %) against "gateway proxy".
+#
 # Usage: scripts/bench.sh [--rounds 3] [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
 #                         [--ws-held 9000] [--no-websocket]
 # --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
@@ -89,7 +93,7 @@ ulimit -Hn 65536 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 pids=()
 cleanup() {
-  for f in upstream nginx-proxy haproxy haproxy-tls haproxy-ws; do
+  for f in upstream nginx-proxy haproxy haproxy-tls haproxy-ws otlp-sink; do
     [[ -f $work/$f.pid ]] && kill "$(cat "$work/$f.pid")" 2>/dev/null || true
     rm -f "$work/$f.pid"
   done
@@ -273,6 +277,17 @@ if ((have_haproxy)); then haproxy -f "$work/haproxy-tls.cfg"; wait_port 18086; f
 token=$(curl -s -X POST http://127.0.0.1:18084/api/v1/auth/login -H 'Content-Type: application/json' \
   -d '{"username":"bench","password":"load-test-secret-0123456789"}' | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
 [[ -n $token ]] || { echo "login to the full-path gateway failed" >&2; exit 1; }
+# Traced gateways: the proxy path's configuration with tracing on, 1 % and 100 % of new traces.
+nginx -c "$root/scripts/bench/otlp-sink-nginx.conf"; wait_port 19004
+for traced in "1 18091 0.01" "100 18092 1"; do
+  read -r percent port ratio <<<"$traced"
+  { sed "s/^listen: .*/listen: 127.0.0.1:$port/" "$work/gateway.yaml"
+    echo "tracing: {enabled: true, endpoint: \"http://127.0.0.1:19004/v1/traces\", sample_ratio: $ratio}"; } > "$work/gateway-traced-$percent.yaml"
+  "$gateway_bin" serve --config "$work/gateway-traced-$percent.yaml" --log-level warning >"$work/gateway-traced-$percent.log" 2>&1 &
+  pids+=("$!")
+  declare "traced_pid_$percent=$!"
+  wait_port "$port"
+done
 if ((websocket)); then
   "$ws_load" echo --port 19003 >"$work/ws-echo.log" 2>&1 &
   pids+=("$!")
@@ -306,6 +321,8 @@ measure_target() {
     haproxy) ((have_haproxy)) && measure "haproxy" "http://127.0.0.1:18082/api/v1/trading/orders" "$(cat $work/haproxy.pid)" ;;
     nginx) measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids) ;;
     proxy) measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid" ;;
+    traced-1) measure "gateway traced 1%" "http://127.0.0.1:18091/api/v1/trading/orders" "$traced_pid_1" ;;
+    traced-100) measure "gateway traced 100%" "http://127.0.0.1:18092/api/v1/trading/orders" "$traced_pid_100" ;;
     haproxy-https) ((have_haproxy)) && measure "haproxy https" "https://127.0.0.1:18086/api/v1/trading/orders" "$(cat $work/haproxy-tls.pid)" ;;
     https) measure "gateway https" "https://127.0.0.1:18085/api/v1/trading/orders" "$tls_pid" ;;
     haproxy-h2) ((have_haproxy && have_h2load)) && measure_h2 "haproxy h2" "https://127.0.0.1:18086/api/v1/trading/orders" "$(cat $work/haproxy-tls.pid)" ;;
@@ -321,8 +338,8 @@ measure_target() {
 measure "direct upstream" "http://127.0.0.1:19001/orders"
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds ($(date -u +%H:%M:%SZ))"
-  if ((round % 2)); then order="haproxy proxy nginx full haproxy-https https haproxy-h2 h2 haproxy-ws ws"
-  else order="ws haproxy-ws h2 haproxy-h2 https haproxy-https full nginx proxy haproxy"; fi
+  if ((round % 2)); then order="haproxy proxy traced-1 traced-100 nginx full haproxy-https https haproxy-h2 h2 haproxy-ws ws"
+  else order="ws haproxy-ws h2 haproxy-h2 https haproxy-https full nginx traced-100 traced-1 proxy haproxy"; fi
   for target in $order; do measure_target "$target"; done
 done
 # New TLS connections per second: every request on a connection of its own.
@@ -380,7 +397,7 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%f", v / 1000; else if (
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 # One row per target: medians over its measurements (latencies in ms), errors summed, and how many.
 summary=()
-for name in "direct upstream" haproxy nginx "gateway proxy" "gateway full" "gateway cluster" "gateway proxy Nt" \
+for name in "direct upstream" haproxy nginx "gateway proxy" "gateway traced 1%" "gateway traced 100%" "gateway full" "gateway cluster" "gateway proxy Nt" \
             "haproxy https" "gateway https" "haproxy h2" "gateway h2" "haproxy handshakes" "gateway handshakes" \
             "haproxy ws" "gateway ws" "haproxy ws held" "gateway ws held"; do
   rows=()
@@ -425,5 +442,13 @@ for pair in "gateway https|haproxy https" "gateway h2|haproxy h2" "gateway hands
 done
 for name in "haproxy ws held" "gateway ws held"; do
   [[ -n ${ws_rss[$name]:-} ]] && printf '%-18s resident memory %s MB with %s WebSockets held\n' "$name" "${ws_rss[$name]}" "$ws_held"
+done
+
+read -r prps _ pcpu <<<"$(stat_of "gateway proxy")"
+for name in "gateway traced 1%" "gateway traced 100%"; do
+  read -r trps _ tcpu <<<"$(stat_of "$name")"
+  [[ -n $trps && -n $prps ]] || continue
+  awk -v t="$trps" -v p="$prps" -v tc="$tcpu" -v pc="$pcpu" -v n="$name" \
+    'BEGIN {printf "%-20s / gateway proxy throughput %.2f×   CPU/req %+.1f %%\n", n, t / p, (pc > 0 ? (tc / pc - 1) * 100 : 0)}'
 done
 true

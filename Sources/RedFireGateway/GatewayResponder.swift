@@ -43,16 +43,18 @@ struct GatewayResponder: HTTPResponder {
         guard let tracing else { return try await respond(to: request, context: context, requestID: requestID) }
         // Traced: the request's server span is current while it is answered (attempts become its children).
         let state = registry.state
-        let span = tracing.serverSpan("\(head.method.rawValue)", fields: head.headerFields,
+        let span = tracing.serverSpan(head.method.rawValue, fields: head.headerFields,
                                       peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies))
-        span.attributes["http.request.method"] = head.method.rawValue
-        span.attributes["gateway.request_id"] = requestID
+        // An unsampled span records nothing: its attributes are not even set (most requests, at 1 %).
+        let recording = span.isRecording
+        if recording {
+            span.attributes["http.request.method"] = head.method.rawValue
+            span.attributes["gateway.request_id"] = requestID
+        }
         let response: Response
         do {
             response = try await RequestTracing.$currentSpan.withValue(span) {
-                try await ServiceContext.$current.withValue(span.context) {
-                    try await respond(to: request, context: context, requestID: requestID)
-                }
+                try await respond(to: request, context: context, requestID: requestID)
             }
         } catch {
             span.recordError(error)
@@ -60,8 +62,10 @@ struct GatewayResponder: HTTPResponder {
             span.end()
             throw error
         }
-        span.attributes["http.response.status_code"] = response.status.code
-        if response.status.code >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        if recording {
+            span.attributes["http.response.status_code"] = response.status.code
+            if response.status.code >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        }
         span.end()
         return response
     }
@@ -133,7 +137,7 @@ struct GatewayResponder: HTTPResponder {
             return logged(response, path: target.path, head: head, requestID: requestID, client: client, start: start, context: context)
         }
 
-        if tracing != nil, let span = RequestTracing.currentSpan {
+        if tracing != nil, let span = RequestTracing.currentSpan, span.isRecording {
             // The normalized path only: never the query (it may carry secrets) nor a header value.
             span.attributes["url.path"] = String(Substring(target.path.utf8.prefix(256)))
         }
@@ -152,10 +156,12 @@ struct GatewayResponder: HTTPResponder {
         recorder.route = route.metrics
         recorder.service = route.pool.metrics
         if let tracing, let span = RequestTracing.currentSpan {
-            span.operationName = "\(head.method.rawValue) \(route.config.prefix)"
-            span.attributes["http.route"] = route.config.prefix
-            span.attributes["gateway.service"] = route.pool.service.name
-            if recorder.entry != nil, let context = ServiceContext.current { recorder.entry?.traceID = tracing.traceID(of: context) }
+            if span.isRecording {
+                span.operationName = "\(head.method.rawValue) \(route.config.prefix)"
+                span.attributes["http.route"] = route.config.prefix
+                span.attributes["gateway.service"] = route.pool.service.name
+            }
+            if recorder.entry != nil { recorder.entry?.traceID = tracing.traceID(of: span.context) }
         }
         recorder.entry?.route = route.name
         recorder.entry?.service = route.pool.service.name

@@ -64,11 +64,13 @@ struct Forwarder: Sendable {
             let lease = runtime.dispatch()
             // Traced: a client span per attempt (a retry is visible), its traceparent to the instance.
             var attemptHeaders = headers
-            let span = tracing.flatMap { tracing in ServiceContext.current.map { parent in
-                let span = tracing.attemptSpan("upstream \(service.name)", parent: parent)
-                span.attributes["server.address"] = member.authority
-                span.attributes["gateway.instance"] = runtime.id
-                span.attributes["gateway.attempt"] = attempts.started
+            let span = tracing.flatMap { tracing in RequestTracing.currentSpan.map { parent in
+                let span = tracing.attemptSpan("upstream \(service.name)", parent: parent.context)
+                if span.isRecording {
+                    span.attributes["server.address"] = member.authority
+                    span.attributes["gateway.instance"] = runtime.id
+                    span.attributes["gateway.attempt"] = attempts.started
+                }
                 tracing.inject(span.context, into: &attemptHeaders)
                 return span
             } }
@@ -81,8 +83,10 @@ struct Forwarder: Sendable {
                 response = try await transport.execute(upstreamRequest, timeouts: timeouts)
             } catch {
                 let failedAt = ContinuousClock.now
-                span?.attributes["error.type"] = "\(error)"
-                span?.setStatus(SpanStatus(code: .error))
+                if span?.isRecording == true {
+                    span?.attributes["error.type"] = "\(error)"
+                    span?.setStatus(SpanStatus(code: .error))
+                }
                 span?.end()
                 if Task.isCancelled {
                     // The client went away and its request was abandoned (`GatewayRequestHandler`): the
@@ -119,8 +123,10 @@ struct Forwarder: Sendable {
                 if next == .retry { continue }
                 break
             }
-            span?.attributes["http.response.status_code"] = response.status.code
-            if response.status.code >= 500 { span?.setStatus(SpanStatus(code: .error)) }
+            if span?.isRecording == true {
+                span?.attributes["http.response.status_code"] = response.status.code
+                if response.status.code >= 500 { span?.setStatus(SpanStatus(code: .error)) }
+            }
             span?.end()
             return streamedResponse(response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService, admission: admission,
                                     requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched, attempts: attempts, body: body)

@@ -31,7 +31,7 @@ extension Forwarder {
         headers[.upgradeField] = "websocket"
         headers[.connection] = "Upgrade"
         // Traced: the instance continues the upgrade request's trace (its server span covers the handshake).
-        if let tracing, let context = ServiceContext.current { tracing.inject(context, into: &headers) }
+        if let tracing, let span = RequestTracing.currentSpan { tracing.inject(span.context, into: &headers) }
         let target = upstreamTarget(requestTarget, route: route)
         let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
         var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: true)
