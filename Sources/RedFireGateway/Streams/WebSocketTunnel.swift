@@ -95,8 +95,14 @@ final class WebSocketTunnel: NIOScheduledCallbackHandler, EndableStream, @unchec
         eventLoop.preconditionInEventLoop()
         guard client.eventLoop === eventLoop, upstream.channel.eventLoop === eventLoop else { throw ChannelError.inappropriateOperationForState }
         try Self.addFrameHandlers(to: client, maxFrame: state.limits.clientMessage, relay: WebSocketRelay(side: .client, tunnel: self))
-        try upstream.takeOver { channel in
-            try Self.addFrameHandlers(to: channel, maxFrame: state.limits.upstreamMessage, relay: WebSocketRelay(side: .upstream, tunnel: self))
+        do {
+            try upstream.takeOver { channel in
+                try Self.addFrameHandlers(to: channel, maxFrame: state.limits.upstreamMessage, relay: WebSocketRelay(side: .upstream, tunnel: self))
+            }
+        } catch {
+            // Half taken over, the instance's connection is of no use: it goes (the client's closes with the throw).
+            upstream.channel.close(promise: nil)
+            throw error
         }
         started = true
         for series in telemetry { series.opened(.websocket) }
