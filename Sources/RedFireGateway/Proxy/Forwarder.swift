@@ -293,7 +293,7 @@ struct Forwarder: Sendable {
                         "\(runtime.id) ejected for \(ConfigDuration.format(ejection)) after \(service.passiveEjection.consecutiveFailures) consecutive failures")
     }
 
-    private func retryAfter(_ pool: ServicePool) -> String {
+    func retryAfter(_ pool: ServicePool) -> String {
         let seconds = pool.service.healthCheck.enabled ? max(1, Int(pool.service.healthCheck.interval.secondsDouble.rounded(.up))) : 1
         return String(seconds)
     }

@@ -15,7 +15,7 @@ final class EventStreamRelay: EndableStream {
     /// without it the stream ends with the next event.
     private let stop: (@Sendable () -> Void)?
     private let ended = Atomic<Bool>(false)
-    /// Loop-confined to the relaying task from here on.
+    /// Events and bytes counted so far (the relaying task writes them; `closed` may come from elsewhere).
     private let counters = Mutex(Counters())
     private let startedAt = ContinuousClock.now
 

@@ -19,7 +19,7 @@ extension Forwarder {
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503, errorCode: .upstreamUnavailable)
             var headers = extraHeaders
-            headers[.retryAfter] = "1"
+            headers[.retryAfter] = retryAfter(pool)
             return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: headers)
         }
         let service = pool.service
@@ -114,7 +114,7 @@ extension Forwarder {
         }
         let (error, noInstance) = attempts.answer
         var errorHeaders = extraHeaders
-        if noInstance { errorHeaders[.retryAfter] = "1" }
+        if noInstance { errorHeaders[.retryAfter] = retryAfter(pool) }
         recorder.finish(status: error.status.code, upstream: attempts.failedTime, upstreamErrors: attempts.errors, upstreamTimeouts: attempts.timeouts,
                         instanceID: attempts.tried.last?.id, errorCode: error)
         return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
