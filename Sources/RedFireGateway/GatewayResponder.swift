@@ -41,32 +41,23 @@ struct GatewayResponder: HTTPResponder {
             requestID = GatewayRequestID.generate()
         }
         guard let tracing else { return try await respond(to: request, context: context, requestID: requestID) }
-        // Traced: the request's server span is current while it is answered (attempts become its children).
-        let state = registry.state
-        let span = tracing.serverSpan(head.method.rawValue, fields: head.headerFields,
-                                      peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies))
-        // An unsampled span records nothing: its attributes are not even set (most requests, at 1 %).
-        let recording = span.isRecording
-        if recording {
-            span.attributes["http.request.method"] = head.method.rawValue
-            span.attributes["gateway.request_id"] = requestID
-        }
+        // Traced: the request's trace is current while it is answered (attempts join it). Unsampled (most
+        // requests, at 1 %), it is ids only; nothing is evaluated for attributes that are not kept.
+        let trace = tracing.begin(head.method.rawValue, fields: head.headerFields,
+                                  peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: registry.state.config.trustedProxies))
+        trace.set("http.request.method", head.method.rawValue)
+        trace.set("gateway.request_id", requestID)
         let response: Response
         do {
-            response = try await RequestTracing.$currentSpan.withValue(span) {
+            response = try await RequestTracing.$current.withValue(trace) {
                 try await respond(to: request, context: context, requestID: requestID)
             }
         } catch {
-            span.recordError(error)
-            span.setStatus(SpanStatus(code: .error))
-            span.end()
+            tracing.end(trace, status: nil, error: error)
             throw error
         }
-        if recording {
-            span.attributes["http.response.status_code"] = response.status.code
-            if response.status.code >= 500 { span.setStatus(SpanStatus(code: .error)) }
-        }
-        span.end()
+        // A stream's span (a WebSocket's, an event stream's) goes on with it and ends when it closes.
+        tracing.end(trace, status: response.status.code)
         return response
     }
 
@@ -137,10 +128,8 @@ struct GatewayResponder: HTTPResponder {
             return logged(response, path: target.path, head: head, requestID: requestID, client: client, start: start, context: context)
         }
 
-        if tracing != nil, let span = RequestTracing.currentSpan, span.isRecording {
-            // The normalized path only: never the query (it may carry secrets) nor a header value.
-            span.attributes["url.path"] = String(Substring(target.path.utf8.prefix(256)))
-        }
+        // The normalized path only: never the query (it may carry secrets) nor a header value.
+        if tracing != nil { RequestTracing.current?.set("url.path", String(Substring(target.path.utf8.prefix(256)))) }
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
         recorder.method = PrometheusExposition.methodLabel(head.method)
         recorder.hangup = context.hangup
@@ -155,13 +144,11 @@ struct GatewayResponder: HTTPResponder {
         }
         recorder.route = route.metrics
         recorder.service = route.pool.metrics
-        if let tracing, let span = RequestTracing.currentSpan {
-            if span.isRecording {
-                span.operationName = "\(head.method.rawValue) \(route.config.prefix)"
-                span.attributes["http.route"] = route.config.prefix
-                span.attributes["gateway.service"] = route.pool.service.name
-            }
-            if recorder.entry != nil { recorder.entry?.traceID = tracing.traceID(of: span.context) }
+        if tracing != nil, let trace = RequestTracing.current {
+            trace.rename("\(head.method.rawValue) \(route.config.prefix)")
+            trace.set("http.route", route.config.prefix)
+            trace.set("gateway.service", route.pool.service.name)
+            if recorder.entry != nil { recorder.entry?.traceID = trace.traceID }
         }
         recorder.entry?.route = route.name
         recorder.entry?.service = route.pool.service.name

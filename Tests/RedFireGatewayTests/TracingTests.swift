@@ -1,10 +1,12 @@
 import DemoServices
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
 import Testing
+import WSClient
 
 @testable import RedFireGateway
 
@@ -227,5 +229,197 @@ struct TracingTests {
         let stopping = ContinuousClock.now
         await harness.shutdown()
         #expect(ContinuousClock.now - stopping < .seconds(8))
+    }
+    @Test("Unsampled requests reach the instance with a traceparent of their own (flags 00) and export nothing; a trusted unsampled parent is continued with its tracestate")
+    func unsampled() async throws {
+        let collector = try await TestCollector.start()
+        let instances = try await startInstances(.userTrading, count: 1)
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString).log").path
+        let harness = try await Self.gateway(instances, collectorPort: collector.port) { config in
+            config.tracing.sampleRatio = 0
+            config.tracing.trustIncoming = .always
+            config.accessLog.enabled = true
+            config.accessLog.path = logPath
+        }
+        defer { Task { await harness.shutdown() } }
+        var traceIDs: Set<String> = []
+        for _ in 0..<20 {
+            let report = try await harness.echo("/api/v1/trading/_echo")
+            let parts = try #require(report.headers["traceparent"]?.first).split(separator: "-").map(String.init)
+            #expect(parts.count == 4 && parts[0] == "00" && parts[1].count == 32 && parts[2].count == 16 && parts[3] == "00", "\(parts)")
+            traceIDs.insert(parts[1])
+        }
+        #expect(traceIDs.count == 20, "every request starts a trace of its own")
+        // The access log names each one.
+        let first = try #require(traceIDs.first)
+        #expect(await waitUntil("logged") { ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains(#""trace_id":"\#(first)""#) })
+        // A trusted parent that is not sampled: same trace, a new parent id, flags 00, its tracestate on.
+        let continued = try await harness.echo("/api/v1/trading/_echo", headers: [("traceparent", "00-\(Self.traceID)-\(Self.parentID)-00"),
+                                                                                ("tracestate", "vendor=1")])
+        let parts = try #require(continued.headers["traceparent"]?.first).split(separator: "-").map(String.init)
+        #expect(parts[1] == Self.traceID && parts[2] != Self.parentID && parts[3] == "00")
+        #expect(continued.headers["tracestate"] == ["vendor=1"])
+        // A trusted sampled parent is recorded — and is all the collector ever receives.
+        _ = try await harness.echo("/api/v1/trading/_echo", headers: [("traceparent", "00-\(Self.traceID)-\(Self.parentID)-01")])
+        var spans: [[String: Any]] = []
+        await waitUntil("the sampled request's spans exported") { spans = (try? collector.spans()) ?? []; return spans.count >= 2 }
+        #expect(spans.count == 2 && spans.allSatisfy { $0["trace_id"] as? String == Self.traceID }, "\(spans)")
+    }
+
+    @Test("sample_errors: an unsampled request that fails is recorded afterwards — its server span, a client span per attempt, linked to the ids the instance received")
+    func errorsSampled() async throws {
+        let collector = try await TestCollector.start()
+        var service = ServiceConfig(name: "user_trading")
+        service.instances = [InstanceConfig(id: "dead-1", url: UpstreamURL(host: "127.0.0.1", port: 1)),
+                             InstanceConfig(id: "dead-2", url: UpstreamURL(host: "127.0.0.1", port: 2))]
+        service.healthCheck.enabled = false
+        service.retries.attempts = 2
+        let instances = try await startInstances(.userTrading, count: 1)
+        var config = GatewayConfig()
+        config.services = [service, serviceConfig("live", instances)]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading"), RouteConfig(prefix: "/api/v1/live", service: "live")]
+        config.tracing.enabled = true
+        config.tracing.endpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
+        config.tracing.sampleRatio = 0
+        config.tracing.sampleErrors = true
+        config.tracing.exportInterval = .milliseconds(50)
+        let harness = try await GatewayHarness.start(config)
+        defer { Task { await harness.shutdown() } }
+        // Answered fine: not recorded.
+        for _ in 0..<5 { #expect(try await harness.send("/api/v1/live/orders").status == 200) }
+        let failed = try await harness.send("/api/v1/trading/orders")
+        #expect(failed.status == 502)
+        var spans: [[String: Any]] = []
+        await waitUntil("the failed request's spans exported") { spans = (try? collector.spans()) ?? []; return spans.count >= 3 }
+        #expect(spans.count == 3, "only the failed request is recorded: \(spans.map { $0["name"] ?? "" })")
+        let server = try #require(spans.first { $0["kind"] as? Int == 2 })
+        let attributes = try #require(server["attributes"] as? [String: Any])
+        #expect(server["name"] as? String == "GET /api/v1/trading")
+        #expect(server["status"] as? Int == 2)
+        #expect(attributes["http.response.status_code"] as? Int == 502)
+        #expect(attributes["gateway.sampled"] as? String == "error")
+        #expect(attributes["url.path"] as? String == "/api/v1/trading/orders")
+        let links = try #require(server["links"] as? [[String: Any]])
+        #expect(links.count == 1 && (links.first?["trace_id"] as? String)?.count == 32)
+        let clients = spans.filter { $0["kind"] as? Int == 3 }
+        #expect(clients.count == 2 && clients.allSatisfy { $0["parent_span_id"] as? String == server["span_id"] as? String && $0["status"] as? Int == 2 })
+        #expect(Set(clients.compactMap { ($0["attributes"] as? [String: Any])?["gateway.instance"] as? String }) == ["dead-1", "dead-2"])
+        for span in spans {
+            let start = try #require(span["start_ns"] as? Int), end = try #require(span["end_ns"] as? Int)
+            #expect(start > 0 && end >= start, "recorded at the times it happened")
+        }
+    }
+
+    @Test("A WebSocket's span lasts as long as the stream and ends with one close event; an event stream's likewise")
+    func streamSpans() async throws {
+        let collector = try await TestCollector.start()
+        let vnpy = try await startInstances(.vnpyCore, count: 1)
+        let monitor = try await startInstances(.monitor, count: 1)
+        var websocketRoute = RouteConfig(prefix: "/api/v1/vnpy", service: "vnpy_core")
+        websocketRoute.websocket = WebSocketRouteConfig()
+        var config = GatewayConfig()
+        config.services = [serviceConfig("vnpy_core", vnpy), serviceConfig("monitor", monitor)]
+        config.routes = [websocketRoute, RouteConfig(prefix: "/api/v1/monitor", service: "monitor")]
+        config.tracing.enabled = true
+        config.tracing.endpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
+        config.tracing.sampleRatio = 1
+        config.tracing.exportInterval = .milliseconds(50)
+        let harness = try await GatewayHarness.start(config)
+        defer { Task { await harness.shutdown() } }
+        await waitUntil("instances checked") { harness.registry.state.services.allSatisfy { $0.members.allSatisfy { $0.runtime.health == .healthy } } }
+        let session = try await withWebSocket(port: harness.port, path: "/api/v1/vnpy/_ws_echo") { inbound, outbound in
+            var iterator = inbound.messages(maxSize: 1 << 20).makeAsyncIterator()
+            var replies: [WebSocketMessage] = []
+            for index in 0..<3 {
+                try await outbound.write(.text("m\(index)"))
+                replies.append(try #require(await iterator.next()))
+            }
+            try await Task.sleep(for: .milliseconds(200))   // the span must cover the stream's life, not the handshake
+            try await outbound.close(.normalClosure, reason: nil)
+            return replies
+        }
+        #expect(session.messages.count == 3)
+        let events = await ReceivedEvents.read(port: harness.port, path: "/api/v1/monitor/_events?interval_ms=20&count=3")
+        #expect(events.events.count == 3)
+        var spans: [[String: Any]] = []
+        await waitUntil("both streams' spans exported") {
+            spans = (try? collector.spans()) ?? []
+            return spans.contains { $0["name"] as? String == "GET /api/v1/vnpy" } && spans.contains { $0["name"] as? String == "GET /api/v1/monitor" }
+        }
+        let websocket = try #require(spans.first { $0["name"] as? String == "GET /api/v1/vnpy" })
+        let closes = try #require(websocket["events"] as? [[String: Any]])
+        #expect(closes.count == 1 && closes.first?["name"] as? String == "websocket.close")
+        let close = try #require(closes.first?["attributes"] as? [String: Any])
+        #expect(close["websocket.close_code"] as? Int == 1000)
+        #expect(close["gateway.messages_in"] as? Int == 3 && close["gateway.messages_out"] as? Int == 3)
+        #expect((websocket["attributes"] as? [String: Any])?["http.response.status_code"] as? Int == 101)
+        let lasted = (websocket["end_ns"] as? Int ?? 0) - (websocket["start_ns"] as? Int ?? 0)
+        #expect(lasted >= 200_000_000, "the span lasted \(lasted) ns")
+        let stream = try #require(spans.first { $0["name"] as? String == "GET /api/v1/monitor" })
+        let streamEvents = try #require(stream["events"] as? [[String: Any]])
+        #expect(streamEvents.count == 1 && streamEvents.first?["name"] as? String == "event_stream.close")
+        let streamClose = try #require(streamEvents.first?["attributes"] as? [String: Any])
+        #expect(streamClose["gateway.close_code"] as? Int == 1000 && streamClose["gateway.events"] as? Int == 3)
+    }
+}
+
+@Suite("Trace context")
+struct TraceContextTests {
+    @Test("traceparent: version 00 parsed and written back; every malformed shape refused (W3C Trace Context §3.2)")
+    func parsing() throws {
+        let value = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let context = try #require(TraceContext(traceparent: value))
+        #expect(context.sampled && context.traceparent == value && context.traceIDHex == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")?.sampled == false)
+        // Flags other than sampled are ignored; a later version may carry more after a dash.
+        #expect(TraceContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03")?.sampled == true)
+        #expect(TraceContext(traceparent: "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future") != nil)
+        for bad in [
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",      // uppercase
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",      // version ff
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",      // zero trace id
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",      // zero parent id
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",    // version 00 with more
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",     // later version, no dash
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",       // short trace id
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "", "00-xyz-garbage",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01, 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            #expect(TraceContext(traceparent: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test("Ids from the generator are distinct and never zero; the sampler keeps its ratio and follows a parent when parent-based")
+    func idsAndSampling() {
+        let ids = TraceIDGenerator(seed: 0)
+        var seen = Set<UInt64>()
+        for _ in 0..<10_000 { seen.insert(ids.next()) }
+        #expect(seen.count == 10_000 && !seen.contains(0))
+        let sampler = TraceSampler.parentBasedRatio(0.1)
+        let sampled = (0..<20_000).filter { _ in sampler.samples(traceIDLow: ids.next(), parent: nil) }.count
+        #expect((1_600...2_400).contains(sampled), "\(sampled) of 20,000 at 10 %")
+        let parent = TraceContext(traceIDHigh: 1, traceIDLow: .max, spanID: 1, sampled: true)
+        #expect(sampler.samples(traceIDLow: .max, parent: parent))
+        #expect(!sampler.samples(traceIDLow: 0, parent: TraceContext(traceIDHigh: 1, traceIDLow: 0, spanID: 1, sampled: false)))
+        // Not parent-based: the trace id decides.
+        let ratio = try! #require(TraceSampler(name: "traceidratio", argument: "0.5"))
+        #expect(!ratio.samples(traceIDLow: .max, parent: parent) && ratio.samples(traceIDLow: 0, parent: parent))
+    }
+
+    @Test("OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG win over sample_ratio, as swift-otel reads them; unsupported values fall back")
+    func samplerFromEnvironment() {
+        var config = TracingConfig()
+        config.sampleRatio = 0.2
+        let logger = Logger(label: "test")
+        #expect(RequestTracing.sampler(config: config, environment: [:], logger: logger) == .parentBasedRatio(0.2))
+        #expect(RequestTracing.sampler(config: TracingConfig(), environment: [:], logger: logger) == .parentBasedRatio(0.01))
+        #expect(RequestTracing.sampler(config: config, environment: ["OTEL_TRACES_SAMPLER": "always_off"], logger: logger) == TraceSampler(root: .never, parentBased: false))
+        #expect(RequestTracing.sampler(config: config, environment: ["OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5"],
+                                       logger: logger) == .parentBasedRatio(0.5))
+        #expect(RequestTracing.sampler(config: config, environment: ["OTEL_TRACES_SAMPLER": "traceidratio"], logger: logger) == TraceSampler(root: .ratio(1), parentBased: false))
+        #expect(RequestTracing.sampler(config: config, environment: ["OTEL_TRACES_SAMPLER": "xray"], logger: logger) == .parentBasedRatio(0.2))
+        #expect(RequestTracing.sampler(config: config, environment: ["OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"], logger: logger) == .parentBasedRatio(0.2))
     }
 }

@@ -105,6 +105,7 @@ extension GatewayConfig {
             }
             config.tracing.serviceName = tracing.string("service_name")
             config.tracing.sampleRatio = tracing.double("sample_ratio", in: 0...1)
+            if let errors = tracing.bool("sample_errors") { config.tracing.sampleErrors = errors }
             config.tracing.exportInterval = tracing.duration("export_interval", atLeast: .milliseconds(10))
             if let trust = tracing.string("trust_incoming", oneOf: TracingConfig.TrustIncoming.allCases.map(\.rawValue)) {
                 config.tracing.trustIncoming = TracingConfig.TrustIncoming(rawValue: trust) ?? .trustedProxies

@@ -11,9 +11,14 @@ public struct TracingConfig: Sendable, Equatable {
     /// `service_name` — the `service.name` of the gateway's spans. Default `OTEL_SERVICE_NAME`, else
     /// `redfire-gateway`.
     public var serviceName: String?
-    /// `sample_ratio` — the share of new traces (no sampled parent) that are recorded, 0–1. A request
-    /// that arrives with a parent follows its parent's decision. Default `0.01`.
+    /// `sample_ratio` — the share of new traces that are recorded, 0–1. A request that arrives with a
+    /// trusted parent follows its parent's decision. Default `0.01` (`OTEL_TRACES_SAMPLER` and
+    /// `OTEL_TRACES_SAMPLER_ARG` win over it).
     public var sampleRatio: Double?
+    /// `sample_errors` — also record unsampled requests answered with a 5xx (or failing), after the fact
+    /// from the steps they kept: a trace of their own, linked to the ids the instance received. Default
+    /// `false`.
+    public var sampleErrors = false
     /// `trust_incoming` — whose `traceparent`/`tracestate` the gateway continues: `trusted_proxies`
     /// (default: only from `trusted_proxies`), `always` or `never`. Otherwise a new trace starts and the
     /// client's fields do not reach the service.

@@ -64,15 +64,8 @@ struct Forwarder: Sendable {
             let lease = runtime.dispatch()
             // Traced: a client span per attempt (a retry is visible), its traceparent to the instance.
             var attemptHeaders = headers
-            let span = tracing.flatMap { tracing in RequestTracing.currentSpan.map { parent in
-                let span = tracing.attemptSpan("upstream \(service.name)", parent: parent.context)
-                if span.isRecording {
-                    span.attributes["server.address"] = member.authority
-                    span.attributes["gateway.instance"] = runtime.id
-                    span.attributes["gateway.attempt"] = attempts.started
-                }
-                tracing.inject(span.context, into: &attemptHeaders)
-                return span
+            let traced = tracing.flatMap { tracing in RequestTracing.current.map { trace in
+                tracing.attempt(trace, service: service.name, instance: runtime.id, authority: member.authority, number: attempts.started, headers: &attemptHeaders)
             } }
             let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: attemptHeaders,
                                                   body: body, bufferLimit: bufferLimit,
@@ -83,11 +76,7 @@ struct Forwarder: Sendable {
                 response = try await transport.execute(upstreamRequest, timeouts: timeouts)
             } catch {
                 let failedAt = ContinuousClock.now
-                if span?.isRecording == true {
-                    span?.attributes["error.type"] = "\(error)"
-                    span?.setStatus(SpanStatus(code: .error))
-                }
-                span?.end()
+                traced?.failed(error)
                 if Task.isCancelled {
                     // The client went away and its request was abandoned (`GatewayRequestHandler`): the
                     // exchange was closed on purpose, so the instance is not to blame and nothing is retried.
@@ -123,11 +112,7 @@ struct Forwarder: Sendable {
                 if next == .retry { continue }
                 break
             }
-            if span?.isRecording == true {
-                span?.attributes["http.response.status_code"] = response.status.code
-                if response.status.code >= 500 { span?.setStatus(SpanStatus(code: .error)) }
-            }
-            span?.end()
+            traced?.answered(status: response.status.code)
             return streamedResponse(response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService, admission: admission,
                                     requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched, attempts: attempts, body: body)
         }
@@ -237,7 +222,8 @@ struct Forwarder: Sendable {
         // a drain deadline or a shutdown ends it cleanly (`EventStreamRelay`).
         let eventStream = EventStreamRelay.isEventStream(headers)
             ? EventStreamRelay(telemetry: [recorder.route.streams, recorder.service?.streams, runtime.metrics.streams].compactMap { $0 },
-                               registries: [runtime.streams, registry.streams], stop: (upstreamBody as? UpstreamResponseStream)?.stop)
+                               registries: [runtime.streams, registry.streams], stop: (upstreamBody as? UpstreamResponseStream)?.stop,
+                               span: tracing != nil ? RequestTracing.current?.handOff() : nil)
             : nil
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             // The hold lives as long as this closure: the in-flight count drops when the body is done,

@@ -27,10 +27,14 @@ final class EventStreamRelay: EndableStream {
         var open = false
     }
 
-    init(telemetry: [StreamTelemetry], registries: [OpenStreams], stop: (@Sendable () -> Void)?) {
+    /// A sampled request's span: it ends with the stream, with one event for its close.
+    private let span: StreamSpan?
+
+    init(telemetry: [StreamTelemetry], registries: [OpenStreams], stop: (@Sendable () -> Void)?, span: StreamSpan? = nil) {
         self.telemetry = telemetry
         self.registries = registries
         self.stop = stop
+        self.span = span
     }
 
     static func isEventStream(_ headers: HTTPFields) -> Bool {
@@ -62,6 +66,8 @@ final class EventStreamRelay: EndableStream {
                 previous = lineFeed
             }
             counters.lastWasLineFeed = previous
+            counters.events += events
+            counters.bytes += chunk.readableBytes
             return (events, chunk.readableBytes)
         }
         for series in telemetry { series.traffic(messagesIn: 0, messagesOut: events, bytesIn: 0, bytesOut: bytes, second: TelemetryClock.second()) }
@@ -70,12 +76,16 @@ final class EventStreamRelay: EndableStream {
     /// The stream is over: 1000 when the instance ended it, 1001 when the gateway or the client did,
     /// 1014 when the instance broke off.
     func closed(code: Int) {
-        let wasOpen = counters.withLock { counters in
+        let (wasOpen, events, bytes) = counters.withLock { counters in
             defer { counters.open = false }
-            return counters.open
+            return (counters.open, counters.events, counters.bytes)
         }
         guard wasOpen else { return }
         let seconds = (ContinuousClock.now - startedAt).secondsDouble
+        span?.closed("event_stream.close", attributes: [
+            "gateway.close_code": .int64(Int64(code)), "gateway.events": .int64(Int64(events)), "gateway.bytes_out": .int64(Int64(bytes)),
+            "gateway.duration_ms": .int64(Int64(seconds * 1000)),
+        ])
         for series in telemetry { series.closed(.eventStream, code: code, seconds: seconds) }
         for registry in registries { registry.remove(self) }
     }

@@ -31,7 +31,8 @@ extension Forwarder {
         headers[.upgradeField] = "websocket"
         headers[.connection] = "Upgrade"
         // Traced: the instance continues the upgrade request's trace (its server span covers the handshake).
-        if let tracing, let span = RequestTracing.currentSpan { tracing.inject(span.context, into: &headers) }
+        let trace = tracing.flatMap { _ in RequestTracing.current }
+        if let tracing, let trace { tracing.propagate(trace, into: &headers) }
         let target = upstreamTarget(requestTarget, route: route)
         let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
         var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: true)
@@ -97,10 +98,18 @@ extension Forwarder {
                 },
                 closeTimeout: .nanoseconds(WebSocketRouteConfig.closeTimeout.nanosecondsClamped))
             let serviceName = service.name, instanceID = runtime.id, routeName = route.name
+            // A sampled upgrade's span lasts as long as the stream and ends with its close.
+            let streamSpan = trace?.handOff()
             let tunnel = WebSocketTunnel(eventLoop: loop, limits: limits,
                                          telemetry: [route.metrics.streams, pool.metrics.streams, runtime.metrics.streams],
                                          registries: [runtime.streams, streams], hold: lease.held(), revoked: revoked,
                                          logger: logger) { [logger] outcome in
+                streamSpan?.closed("websocket.close", attributes: [
+                    "websocket.close_code": .int64(Int64(outcome.closeCode)), "gateway.ended_by": .string(outcome.endedBy),
+                    "gateway.messages_in": .int64(Int64(outcome.messagesIn)), "gateway.messages_out": .int64(Int64(outcome.messagesOut)),
+                    "gateway.bytes_in": .int64(Int64(outcome.bytesIn)), "gateway.bytes_out": .int64(Int64(outcome.bytesOut)),
+                    "gateway.duration_ms": .int64(Int64(outcome.duration.milliseconds)),
+                ])
                 logger.info("websocket closed", metadata: [
                     "request_id": .string(requestID), "route": .string(routeName), "service": .string(serviceName), "instance": .string(instanceID),
                     "close_code": .stringConvertible(outcome.closeCode), "ended_by": .string(outcome.endedBy),

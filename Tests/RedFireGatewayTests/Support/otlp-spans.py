@@ -1,6 +1,7 @@
 """Decodes OTLP/HTTP trace exports (ExportTraceServiceRequest, protobuf) with the OpenTelemetry project's
 own generated types (PyPI opentelemetry-proto) and prints their spans as JSON, one list:
-[{"name", "kind", "trace_id", "span_id", "parent_span_id", "status", "attributes": {...}, "service"}]."""
+[{"name", "kind", "trace_id", "span_id", "parent_span_id", "status", "attributes": {...}, "service",
+  "start_ns", "end_ns", "events": [{"name", "attributes"}], "links": [{"trace_id", "span_id"}]}]."""
 import json
 import sys
 
@@ -30,5 +31,9 @@ for path in sys.argv[1:]:
                     "status": span.status.code,
                     "attributes": {a.key: value(a.value) for a in span.attributes},
                     "service": resource.get("service.name"),
+                    "start_ns": span.start_time_unix_nano,
+                    "end_ns": span.end_time_unix_nano,
+                    "events": [{"name": e.name, "attributes": {a.key: value(a.value) for a in e.attributes}} for e in span.events],
+                    "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex()} for l in span.links],
                 })
 json.dump(spans, sys.stdout)
