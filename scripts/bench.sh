@@ -28,7 +28,10 @@
 # tracing issue's cost budget (CPU per request +3 % at 1 %, +15 % at 100 %) against "gateway proxy".
 #
 # Usage: scripts/bench.sh [--rounds 3] [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
-#                         [--ws-held 9000] [--no-websocket]
+#                         [--ws-held 9000] [--no-websocket] [--only "proxy traced-1 traced-100"]
+# --only measures just the named rows in the alternating rounds (haproxy nginx proxy full traced-1
+# traced-100 https haproxy-https h2 haproxy-h2 ws haproxy-ws): a quick A/B; no handshake, held-WebSocket,
+# cluster or Nt rows.
 # --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
 # Needs wrk and nginx (upstream); HAProxy is measured when installed, and the gateway in cluster mode
 # when PostgreSQL's server is. As root, missing Debian packages
@@ -43,8 +46,10 @@ build=1
 gateway_bin=
 ws_held=9000
 websocket=1
+only=
 while (($#)); do
   case "$1" in
+    --only) only=$2; shift 2 ;;
     --ws-held) ws_held=$2; shift 2 ;;
     --no-websocket) websocket=0; shift ;;
     --duration) duration=$2; shift 2 ;;
@@ -340,9 +345,14 @@ for round in $(seq "$rounds"); do
   echo "round $round of $rounds ($(date -u +%H:%M:%SZ))"
   if ((round % 2)); then order="haproxy proxy traced-1 traced-100 nginx full haproxy-https https haproxy-h2 h2 haproxy-ws ws"
   else order="ws haproxy-ws h2 haproxy-h2 https haproxy-https full nginx traced-100 traced-1 proxy haproxy"; fi
-  for target in $order; do measure_target "$target"; done
+  for target in $order; do [[ -z $only || " $only " == *" $target "* ]] && measure_target "$target"; done
 done
+if [[ -n $only ]]; then
+  kill "$tls_pid" "$gateway_pid" "$full_pid" 2>/dev/null || true
+  ((websocket)) && kill "$ws_pid" 2>/dev/null || true
+fi
 # New TLS connections per second: every request on a connection of its own.
+if [[ -z $only ]]; then
 wrk_headers=(-H "Connection: close")
 ((have_haproxy)) && measure "haproxy handshakes" "https://127.0.0.1:18086/api/v1/trading/orders" "$(cat $work/haproxy-tls.pid)"
 measure "gateway handshakes" "https://127.0.0.1:18085/api/v1/trading/orders" "$tls_pid"
@@ -392,6 +402,7 @@ pids+=("$nt_pid")
 wait_port 18083
 measure "gateway proxy Nt" "http://127.0.0.1:18083/api/v1/trading/orders" "$nt_pid"
 kill "$nt_pid"; wait "$nt_pid" 2>/dev/null || true
+fi
 
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%f", v / 1000; else if (v ~ /ms$/) printf "%f", v + 0; else if (v ~ /s$/) printf "%f", v * 1000; else print 0 }'; }
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }

@@ -3,6 +3,8 @@ import Foundation
 import HTTPTypes
 import Instrumentation
 import Logging
+import NIOCore
+import NIOPosix
 import OTel
 import ServiceLifecycle
 import Synchronization
@@ -24,8 +26,11 @@ package final class RequestTracing: Sendable {
     /// `sample_errors`: unsampled requests keep what they did, recorded if they fail.
     let sampleErrors: Bool
     let ids = TraceIDGenerator()
-    /// The exporter's background work, run with the gateway's services.
+    /// The exporter's background work, run with the gateway's services — on a thread of its own: not
+    /// the request loops (an export would hold requests up), nor the concurrency pool (its threads woken
+    /// for every span cost more).
     let service: any Service
+    private let group: MultiThreadedEventLoopGroup
     /// Spans sent to the collector, and spans lost on the way (the queue full, or an export that failed).
     private let exportedCounter = ManagedAtomic<Int>(0)
     private let droppedCounter = ManagedAtomic<Int>(0)
@@ -52,6 +57,10 @@ package final class RequestTracing: Sendable {
         // waits 10 s per export, 30 s per batch).
         configuration.traces.otlpExporter.timeout = .seconds(2)
         configuration.traces.batchSpanProcessor.exportTimeout = .seconds(3)
+        // Its processor sends one batch (512) per tick (the interval, or a full queue): at a gateway's
+        // rates (two spans a request, thousands of requests a second) the default queue of 2,048 drops
+        // spans whenever an export takes a few milliseconds.
+        configuration.traces.batchSpanProcessor.maxQueueSize = 8_192
         // swift-otel reports what it exported and lost only in its diagnostics: they are counted here
         // (`/metrics`), and its warnings go on to the gateway's log.
         let exported = exportedCounter, dropped = droppedCounter
@@ -64,9 +73,15 @@ package final class RequestTracing: Sendable {
         // all but the sampler, which the gateway has applied itself.
         let backend = try Self.withoutSamplerVariables(environment) { try OTel.makeTracingBackend(configuration: configuration, overrides: config) }
         self.tracer = backend.factory
-        self.service = backend.service
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = group
+        self.service = ServiceOnEventLoop(backend.service, loop: group.next()) { try? await group.shutdownGracefully() }
         self.trustIncoming = config.trustIncoming
         self.sampleErrors = config.sampleErrors
+    }
+
+    deinit {
+        group.shutdownGracefully { _ in }   // when the service never ran
     }
 
     /// `OTEL_TRACES_SAMPLER` (with `OTEL_TRACES_SAMPLER_ARG`) when set and supported, else `sample_ratio`
