@@ -19,6 +19,7 @@ extension Gateway {
                                               figures: figures(window), latency: window.latency,
                                               requestsSeries: entry.metrics.perSecond(60, now: second), rateLimitedSeries: limited)
             route.streams = GatewaySnapshot.Streams(entry.metrics.streams, now: second)
+            route.slowest = entry.metrics.slowest.recent(now: second)
             routes.append(route)
         }
         let services = state.services.map { pool in

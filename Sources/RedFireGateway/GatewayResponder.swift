@@ -144,11 +144,13 @@ struct GatewayResponder: HTTPResponder {
         }
         recorder.route = route.metrics
         recorder.service = route.pool.metrics
+        recorder.slow = RequestRecorder.SlowRequestIdentity(requestID: requestID, path: target.path)
         if tracing != nil, let trace = RequestTracing.current {
             trace.rename("\(head.method.rawValue) \(route.config.prefix)")
             trace.set("http.route", route.config.prefix)
             trace.set("gateway.service", route.pool.service.name)
-            if recorder.entry != nil { recorder.entry?.traceID = trace.traceID }
+            recorder.slow?.traceID = trace.traceID
+            if recorder.entry != nil { recorder.entry?.traceID = trace.traceIDHex }
         }
         recorder.entry?.route = route.name
         recorder.entry?.service = route.pool.service.name

@@ -165,6 +165,8 @@ public struct GatewaySnapshot: Sendable {
         public var rateLimitedSeries: [Int]
         /// Its WebSockets and event streams.
         public var streams = Streams()
+        /// Its slowest requests of the last minute, slowest first.
+        public var slowest: [SlowRequest] = []
 
         public init(name: String, prefix: String, service: String, figures: Figures = Figures(), latency: LatencyHistogram = LatencyHistogram(),
                     requestsSeries: [Int] = Array(repeating: 0, count: 60), rateLimitedSeries: [Int] = Array(repeating: 0, count: 60)) {
@@ -175,6 +177,33 @@ public struct GatewaySnapshot: Sendable {
             self.latency = latency
             self.requestsSeries = requestsSeries
             self.rateLimitedSeries = rateLimitedSeries
+        }
+    }
+
+    /// One of a route's slowest recent requests: what the console shows to find its trace and log lines.
+    public struct SlowRequest: Sendable, Equatable {
+        /// The whole request, as the access log's `total_ms`.
+        public var micros: UInt64
+        public var status: Int
+        public var method: String
+        /// The normalized path (never the query).
+        public var path: String
+        public var requestID: String
+        /// 32 hex digits: sampled or not, every request has one when tracing is on.
+        public var traceID: String?
+        public var instance: String?
+        public var secondsAgo: Int
+
+        public init(micros: UInt64, status: Int, method: String, path: String, requestID: String, traceID: String? = nil, instance: String? = nil,
+                    secondsAgo: Int = 0) {
+            self.micros = micros
+            self.status = status
+            self.method = method
+            self.path = path
+            self.requestID = requestID
+            self.traceID = traceID
+            self.instance = instance
+            self.secondsAgo = secondsAgo
         }
     }
 

@@ -119,6 +119,14 @@ enum Fixtures {
                 latency: latency, requestsSeries: series(index, level: 20),
                 rateLimitedSeries: limited > 0 ? series(index + 3, level: 2) : Array(repeating: 0, count: 60))
             if service == "vnpy_core", index < Self.services.count { route.streams = .init(open: 12, messagesInPerSecond: 0.5, messagesOutPerSecond: 48) }
+            if index == 0 {
+                route.slowest = [
+                    .init(micros: 412_300, status: 502, method: "POST", path: "/api/v1/trading/orders", requestID: "req-7f3a91c2e4b5d6a8",
+                          traceID: "4bf92f3577b34da6a3ce929d0e0e4736", instance: "user_trading-2", secondsAgo: 12),
+                    .init(micros: 88_100, status: 200, method: "GET", path: "/api/v1/trading/positions", requestID: "req-1b2c3d4e5f607182",
+                          traceID: "0af7651916cd43dd8448eb211c80319c", instance: "user_trading-1", secondsAgo: 40),
+                ]
+            }
             routes.append(route)
         }
         var gatewayLatency = LatencyHistogram()

@@ -205,6 +205,11 @@ struct RenderTests {
         text = render(view, snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 100, height: 40)).text
         #expect(text.contains("Route /api/v1/trading"))
         #expect(text.contains("p99.9"))
+        // The slowest recent requests, with their trace and request ids.
+        text = render(view, snapshot, theme: Fixtures.theme, capabilities: .color256, size: ScreenSize(width: 160, height: 48)).text
+        #expect(text.contains("slowest requests, last 60 s"))
+        #expect(text.contains("412ms  502  POST /api/v1/trading/orders"))
+        #expect(text.contains("trace 4bf92f3577b34da6a3ce929d0e0e4736  req req-7f3a91c2e4b5d6a8"))
     }
 
     @Test func pausedAndStaleBanners() {

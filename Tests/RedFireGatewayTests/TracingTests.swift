@@ -250,6 +250,11 @@ struct TracingTests {
             traceIDs.insert(parts[1])
         }
         #expect(traceIDs.count == 20, "every request starts a trace of its own")
+        // The console's route detail keeps the slowest of them, each with its trace id and request id.
+        let slowest = try #require(harness.gateway.snapshot(windowSeconds: 60).routes.first { $0.name == "/api/v1/trading" }?.slowest)
+        #expect(slowest.count == SlowRequests.capacity)
+        #expect(slowest.allSatisfy { traceIDs.contains($0.traceID ?? "-") && !$0.requestID.isEmpty && $0.path == "/api/v1/trading/_echo" })
+        #expect(zip(slowest, slowest.dropFirst()).allSatisfy { $0.micros >= $1.micros }, "slowest first")
         // The access log names each one.
         let first = try #require(traceIDs.first)
         #expect(await waitUntil("logged") { ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains(#""trace_id":"\#(first)""#) })
@@ -421,5 +426,27 @@ struct TraceContextTests {
         #expect(RequestTracing.sampler(config: config, environment: ["OTEL_TRACES_SAMPLER": "traceidratio"], logger: logger) == TraceSampler(root: .ratio(1), parentBased: false))
         #expect(RequestTracing.sampler(config: config, environment: ["OTEL_TRACES_SAMPLER": "xray"], logger: logger) == .parentBasedRatio(0.2))
         #expect(RequestTracing.sampler(config: config, environment: ["OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"], logger: logger) == .parentBasedRatio(0.2))
+    }
+}
+
+@Suite("Slow requests")
+struct SlowRequestsTests {
+    static func request(_ micros: UInt64, _ id: String = "r") -> GatewaySnapshot.SlowRequest {
+        GatewaySnapshot.SlowRequest(micros: micros, status: 200, method: "GET", path: "/p", requestID: id)
+    }
+
+    @Test("Keeps the slowest of the last minute, slowest first; a faster request does not displace them; stale ones make room")
+    func keepsTheSlowest() {
+        let slow = SlowRequests()
+        for micros in 1...20 { slow.offer(micros: UInt64(micros * 100), second: 10) { Self.request(UInt64(micros * 100), "r\(micros)") } }
+        var kept = slow.recent(now: 10)
+        #expect(kept.map(\.micros) == (13...20).reversed().map { UInt64($0 * 100) })
+        slow.offer(micros: 50, second: 11) { Self.request(50) }
+        #expect(slow.recent(now: 11).count == SlowRequests.capacity && !slow.recent(now: 11).contains { $0.micros == 50 })
+        // A minute later the old ones are gone and any request is among the slowest again.
+        slow.offer(micros: 50, second: 70) { Self.request(50, "new") }
+        kept = slow.recent(now: 70)
+        #expect(kept.map(\.requestID) == ["new"])
+        #expect(slow.recent(now: 75).first?.secondsAgo == 5)
     }
 }

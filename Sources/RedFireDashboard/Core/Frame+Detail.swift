@@ -20,6 +20,15 @@ extension Frame {
             lines.append(("prefix \(route.prefix) \(glyphs.arrowDown) service \(route.service)", .text))
             figures(route.figures)
             lines.append(("req/s, last 60 s  " + sparkline(route.requestsSeries, width: 60), .sparkline))
+            // The slowest recent requests, with the ids to find their trace and their log lines.
+            lines.append(("slowest requests, last 60 s", .columnHeader))
+            if route.slowest.isEmpty { lines.append(("  none yet", .dim)) }
+            for slow in route.slowest.prefix(5) {
+                let latency = Format.fit(Format.latency(slow.micros, unicode: unicode), 8, alignRight: true)
+                let text = "\(latency)  \(slow.status)  \(Format.fit(slow.method + " " + slow.path, 30))  trace \(slow.traceID ?? "-")  req \(slow.requestID)  "
+                    + "\(slow.instance ?? "-") \(glyphs.bullet) \(slow.secondsAgo)s ago"
+                lines.append(("  " + text, slow.status >= 500 ? .warning : .text))
+            }
             histogram = (route.latency, route.figures)
         case .service(let name):
             guard let service = snapshot.service(named: name) else { title = "service \(name) (gone)"; break }

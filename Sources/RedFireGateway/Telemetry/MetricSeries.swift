@@ -8,6 +8,8 @@ package final class MetricSeries: Sendable {
     package let name: String
     /// Its WebSockets and event streams.
     package let streams = StreamTelemetry()
+    /// Its slowest requests of the last minute (a route's).
+    package let slowest = SlowRequests()
 
     struct Bucket {
         var start: Int64 = .min

@@ -13,6 +13,14 @@ struct RequestRecorder: Sendable {
     /// The client's connection: a request whose client went away before it ended is logged as
     /// `client_closed_request` (with the status the instance gave, if it answered).
     var hangup: ClientHangup?
+    /// What the route's slowest requests keep of it (`SlowRequests`): set once a route matched.
+    var slow: SlowRequestIdentity?
+
+    struct SlowRequestIdentity: Sendable {
+        var requestID: String
+        var path: String
+        var traceID: TraceID?
+    }
 
     init(start: ContinuousClock.Instant, unrouted: MetricSeries) {
         self.start = start
@@ -29,10 +37,17 @@ struct RequestRecorder: Sendable {
             log.record(entry, status: status, instance: instanceID, attempts: attempts ?? (upstreamErrors + upstreamTimeouts), upstream: upstream, total: now - start,
                        bytesIn: bytesIn, bytesOut: bytesOut, errorCode: errorCode?.code)
         }
-        let sample = RequestSample(status: status, method: method, totalMicros: TelemetryClock.micros(now - start),
+        let total = TelemetryClock.micros(now - start)
+        let sample = RequestSample(status: status, method: method, totalMicros: total,
                                    upstreamMicros: TelemetryClock.micros(upstream), bytesIn: bytesIn, bytesOut: bytesOut,
                                    upstreamErrors: upstreamErrors, upstreamTimeouts: upstreamTimeouts, truncated: truncated)
         let second = TelemetryClock.second(now)
+        if let slow {
+            route.slowest.offer(micros: total, second: second) {
+                GatewaySnapshot.SlowRequest(micros: total, status: status, method: method, path: slow.path, requestID: slow.requestID,
+                                            traceID: slow.traceID?.hex, instance: instanceID)
+            }
+        }
         route.record(sample, second: second)
         service?.record(sample, second: second)
         instance?.record(sample, second: second)

@@ -264,10 +264,16 @@ struct RequestTrace: Sendable {
     /// Whether attributes set now are kept (a recording span, or an unsampled request's steps).
     var isRecording: Bool { span?.isRecording ?? (kept != nil) }
 
-    /// The trace id, 32 hex digits (the access log's `trace_id`, the console's slow requests).
-    var traceID: String {
+    /// The trace id, 32 hex digits (the access log's `trace_id`).
+    var traceIDHex: String {
         guard let span else { return unsampled.traceIDHex }
         return span.context.otelTraceID ?? ""
+    }
+
+    /// The trace id as a value (the console's slow requests format it only for the ones they keep).
+    var traceID: TraceID? {
+        guard let span else { return TraceID(high: unsampled.traceIDHigh, low: unsampled.traceIDLow) }
+        return span.context.otelTraceID.flatMap(TraceID.init(hex:))
     }
 
     /// Sets a span attribute (names and values from the request path's own knowledge only — never a

@@ -96,6 +96,26 @@ struct TraceContext: Sendable, Equatable {
     }
 }
 
+/// A trace id as a value (formatted only when shown).
+struct TraceID: Sendable, Equatable {
+    var high: UInt64
+    var low: UInt64
+
+    /// From 32 hex digits (a tracer's id).
+    init?(hex: String) {
+        guard hex.utf8.count == 32, let high = UInt64(hex.prefix(16), radix: 16), let low = UInt64(hex.suffix(16), radix: 16) else { return nil }
+        self.high = high
+        self.low = low
+    }
+
+    init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    var hex: String { TraceContext(traceIDHigh: high, traceIDLow: low, spanID: 0, sampled: false).traceIDHex }
+}
+
 /// Trace and span ids for requests: SplitMix64 over one atomic counter, seeded once from the system's
 /// random generator — 64 well-mixed bits per id for one relaxed atomic add (the system generator costs a
 /// `getrandom` call per id). Ids must be unique and unpredictable enough to sample on; they are no secret.

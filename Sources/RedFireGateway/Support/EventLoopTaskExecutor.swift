@@ -1,9 +1,4 @@
-import HTTPTypes
-import HummingbirdCore
-import Logging
 import NIOCore
-import NIOHTTP1
-import NIOHTTPTypes
 import ServiceLifecycle
 
 /// A task executor that runs jobs on one NIO event loop.
