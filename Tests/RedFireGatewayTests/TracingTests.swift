@@ -271,6 +271,36 @@ struct TracingTests {
         #expect(spans.count == 2 && spans.allSatisfy { $0["trace_id"] as? String == Self.traceID }, "\(spans)")
     }
 
+    @Test("The real gateway honours OTEL_TRACES_SAMPLER (over sample_ratio) and OTEL_SERVICE_NAME, and every request it samples is exported — none sampled twice")
+    func environmentSampler() async throws {
+        let collector = try await TestCollector.start()
+        let instances = try await startInstances(.userTrading, count: 1)
+        let yaml = "listen: 127.0.0.1:0\nservices:\n  user_trading:\n    instances:\n      - {id: user_trading-1, url: \"http://127.0.0.1:\(instances[0].port)\"}\n"
+            + "routes:\n  - {prefix: /api/v1/trading, service: user_trading}\n"
+            + "tracing: {enabled: true, endpoint: \"http://127.0.0.1:\(collector.port)/v1/traces\", sample_ratio: 0, export_interval: 50ms}\n"
+        let process = try GatewayProcess(["serve", "--config", try CommandLineTests.writeConfig(yaml)],
+                                         environment: ["OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.5", "OTEL_SERVICE_NAME": "edge-eu"])
+        let port = try await process.listeningPort()
+        var sampled: Set<String> = []
+        let count = 200
+        for _ in 0..<count {
+            let reply = try await RawHTTP.send(port: port, target: "/api/v1/trading/_echo")
+            let report = try JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
+            let parts = try #require(report.headers["traceparent"]?.first).split(separator: "-").map(String.init)
+            if parts[3] == "01" { sampled.insert(parts[1]) }
+        }
+        #expect((60...140).contains(sampled.count), "\(sampled.count) of \(count) sampled at 0.5")
+        var servers: [[String: Any]] = []
+        await waitUntil("every sampled request exported") {
+            servers = ((try? collector.spans()) ?? []).filter { $0["kind"] as? Int == 2 }
+            return servers.count >= sampled.count
+        }
+        #expect(Set(servers.compactMap { $0["trace_id"] as? String }) == sampled, "exactly the sampled requests, each once")
+        #expect(servers.allSatisfy { $0["service"] as? String == "edge-eu" })
+        kill(process.pid, SIGTERM)
+        #expect(await process.waitForExit() == 0)
+    }
+
     @Test("sample_errors: an unsampled request that fails is recorded afterwards — its server span, a client span per attempt, linked to the ids the instance received")
     func errorsSampled() async throws {
         let collector = try await TestCollector.start()
