@@ -193,11 +193,15 @@ struct GatewayResponder: HTTPResponder {
         let servicePreflight = route.config.corsByService && head.method == .options && head.headerFields[CORSPolicy.origin] != nil
             && head.headerFields[CORSPolicy.requestMethod] != nil
         if let authorizer, !servicePreflight {
+            let trace = tracing != nil ? RequestTracing.current : nil
+            let started = trace?.stageStart
             switch await authorizer.authorize(head, path: target.path, route: route, requestID: requestID, client: client) {
             case .deny(let response, let code):
+                trace?.stage("gateway.authenticate", since: started, ["gateway.outcome": .string(code.code)])
                 recorder.finish(status: response.status.code, errorCode: code)
                 return response
             case .allow(let verified):
+                trace?.stage("gateway.authenticate", since: started, ["gateway.outcome": "allowed"])
                 caller = verified
                 recorder.entry?.userID = verified?.userID
                 identity = UpstreamIdentity(identity: verified, gatewayToken: gatewayTokens?.token(service: route.pool.service.name, identity: verified),
@@ -207,8 +211,12 @@ struct GatewayResponder: HTTPResponder {
         var rateLimitFields: HTTPFields = [:]
         let rateLimits = state.config.rateLimits
         if route.rateLimit != nil || rateLimits.defaultPolicy != nil || !rateLimits.rolePolicies.isEmpty {
-            switch await rateLimiter.check(key: RateLimiter.key(identity: caller, clientIP: client), roles: caller?.roles,
-                                           route: (route.name, route.rateLimit), config: rateLimits) {
+            let trace = tracing != nil ? RequestTracing.current : nil
+            let started = trace?.stageStart
+            let decision = await rateLimiter.check(key: RateLimiter.key(identity: caller, clientIP: client), roles: caller?.roles,
+                                                   route: (route.name, route.rateLimit), config: rateLimits)
+            if let started { trace?.stage("gateway.rate_limit", since: started, ["gateway.outcome": .string(decision?.outcome ?? "none")]) }
+            switch decision {
             case .limited(var fields, let retryAfter):
                 fields[.retryAfter] = String(retryAfter)
                 recorder.entry?.rateLimit = "limited"

@@ -301,6 +301,53 @@ struct TracingTests {
         #expect(await process.waitForExit() == 0)
     }
 
+    @Test("A sampled request's span has events for its policy stages — authentication (token cache miss, then hit) and the rate-limit decision — with outcomes and durations")
+    func policyStages() async throws {
+        let collector = try await TestCollector.start()
+        let instances = try await startInstances(.vnpyCore, count: 1)
+        var route = RouteConfig(prefix: "/api/v1/vnpy", service: "vnpy_core", permissions: RoutePermissions(read: "vnpy:read"))
+        route.rateLimit = RateLimitPolicy(name: "route", count: 100, period: .seconds(60), burst: 100)
+        var config = GatewayConfig()
+        config.services = [serviceConfig("vnpy_core", instances)]
+        config.routes = [route]
+        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString)").path
+        config.auth.jwtSecret = AuthFlowTests.secret
+        config.auth.bcryptCost = 4
+        config.auth.roles = ["trader": ["vnpy:read"]]
+        config.auth.defaultRoles = ["trader"]
+        config.tracing.enabled = true
+        config.tracing.endpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
+        config.tracing.sampleRatio = 1
+        config.tracing.exportInterval = .milliseconds(50)
+        let harness = try await GatewayHarness.start(config)
+        defer { Task { await harness.shutdown() } }
+        let credentials = ByteBuffer(string: #"{"username":"ana","password":"correct-horse-battery"}"#)
+        _ = try await harness.send(.POST, "/api/v1/auth/register", headers: [("Content-Type", "application/json")], body: credentials)
+        let login = try await harness.send(.POST, "/api/v1/auth/login", headers: [("Content-Type", "application/json")], body: credentials)
+        let token = try #require(try login.json()["access_token"] as? String)
+        for _ in 0..<2 { #expect(try await harness.send("/api/v1/vnpy/ticks", headers: [("Authorization", "Bearer \(token)")]).status == 200) }
+        #expect(try await harness.send("/api/v1/vnpy/ticks").status == 401)
+        var servers: [[String: Any]] = []
+        await waitUntil("the three requests' spans exported") {
+            servers = ((try? collector.spans()) ?? []).filter { $0["name"] as? String == "GET /api/v1/vnpy" }
+            return servers.count == 3
+        }
+        servers.sort { ($0["start_ns"] as? Int ?? 0) < ($1["start_ns"] as? Int ?? 0) }
+        func events(_ span: [String: Any]) -> [String: [String: Any]] {
+            Dictionary(((span["events"] as? [[String: Any]]) ?? []).map { ($0["name"] as? String ?? "", $0["attributes"] as? [String: Any] ?? [:]) }) { first, _ in first }
+        }
+        let caches = servers.prefix(2).map { ($0["attributes"] as? [String: Any])?["gateway.auth.token_cache"] as? String }
+        #expect(caches == ["miss", "hit"])
+        for span in servers.prefix(2) {
+            let stages = events(span)
+            #expect(stages["gateway.authenticate"]?["gateway.outcome"] as? String == "allowed")
+            #expect(stages["gateway.authenticate"]?["gateway.duration_us"] is Int)
+            #expect(stages["gateway.rate_limit"]?["gateway.outcome"] as? String == "allowed")
+        }
+        #expect(events(servers[2])["gateway.authenticate"]?["gateway.outcome"] as? String == "unauthorized")
+        #expect(events(servers[2])["gateway.rate_limit"] == nil, "refused before the rate limit")
+    }
+
     @Test("sample_errors: an unsampled request that fails is recorded afterwards — its server span, a client span per attempt, linked to the ids the instance received")
     func errorsSampled() async throws {
         let collector = try await TestCollector.start()

@@ -102,10 +102,12 @@ package final class AuthService: Sendable {
         // A token verified before is not parsed again: only its expiry and revocation can have changed.
         let leeway = Double(config.leeway.components.seconds)
         if let cached = verified[token] {
+            RequestTracing.current?.set("gateway.auth.token_cache", "hit")
             guard cached.expiresAt.timeIntervalSince1970 + leeway > Date().timeIntervalSince1970,
                   !revoked.withLock({ $0.refuses(cached) }) else { return nil }
             return cached
         }
+        RequestTracing.current?.set("gateway.auth.token_cache", "miss")
         guard let payload = try? JWS.verify(token, keys: verificationKeys),
               let claims = try? Self.claimsDecoder.decode(AccessClaims.self, from: Data(payload)) else { return nil }
         let now = Date().timeIntervalSince1970

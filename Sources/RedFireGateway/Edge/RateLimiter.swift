@@ -24,6 +24,15 @@ final class RateLimiter: Sendable {
         case limited(HTTPFields, retryAfter: Int)
         /// An `exact` policy could not be decided (the cluster store is away): 503 with Retry-After.
         case unavailable(retryAfter: Int)
+
+        /// As the access log says it (and a trace's `gateway.rate_limit` event).
+        var outcome: String {
+            switch self {
+            case .allowed: "allowed"
+            case .limited: "limited"
+            case .unavailable: "unavailable"
+            }
+        }
     }
 
     /// How a policy is decided here and now.

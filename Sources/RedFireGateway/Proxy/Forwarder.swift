@@ -38,6 +38,9 @@ struct Forwarder: Sendable {
         var admission: ServiceAdmission?
         if let limit = service.maxInFlight {
             admission = ServiceAdmission(pool.shared, limit: limit)
+            if tracing != nil, let trace = RequestTracing.current, trace.isRecording {
+                trace.set("gateway.admission", admission == nil ? "refused" : "admitted")
+            }
             if admission == nil {
                 recorder.finish(status: 503, errorCode: .serviceBusy)
                 var headers = extraHeaders

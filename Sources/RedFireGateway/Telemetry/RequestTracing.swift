@@ -170,7 +170,7 @@ package final class RequestTracing: Sendable {
     /// trusted parent, else a new trace) and a client span per attempt, at the times they happened. It
     /// links to the unsampled ids the instance and the access log have.
     private func record(_ kept: KeptRequest, trace: TraceContext, status: Int?, error: (any Error)?) {
-        let (attributes, attempts, start) = kept.state.withLock { ($0.attributes, $0.attempts, kept.start) }
+        let (attributes, events, attempts, start) = kept.state.withLock { ($0.attributes, $0.events, $0.attempts, kept.start) }
         var context = ServiceContext.topLevel
         if let parent = kept.parent {
             var fields: HTTPFields = [Self.traceparent: parent.traceparent]
@@ -181,6 +181,7 @@ package final class RequestTracing: Sendable {
         guard span.isRecording else { return span.end() }
         span.attributes = attributes
         span.attributes["gateway.sampled"] = "error"
+        for event in events { span.addEvent(event) }
         if let status { span.attributes["http.response.status_code"] = status }
         if let error { span.recordError(error) }
         span.setStatus(SpanStatus(code: .error))
@@ -287,6 +288,24 @@ struct RequestTrace: Sendable {
         }
     }
 
+    /// An event for a policy stage that can take time (authentication, the rate-limit decision,
+    /// admission), with its outcome and how long it took since `started` — recorded only when the request
+    /// is (take `started` only then: `stageStart`).
+    func stage(_ name: String, since started: ContinuousClock.Instant?, _ attributes: SpanAttributes = [:]) {
+        guard let started else { return }
+        var attributes = attributes
+        attributes["gateway.duration_us"] = Int64(TelemetryClock.micros(.now - started))
+        let event = SpanEvent(name: name, attributes: attributes)
+        if let span {
+            span.addEvent(event)
+        } else if let kept {
+            kept.state.withLock { $0.events.append(event) }
+        }
+    }
+
+    /// When a stage starts, if the request is recorded (nil otherwise: nothing to measure).
+    var stageStart: ContinuousClock.Instant? { isRecording ? .now : nil }
+
     /// Names the request's span (once its route is known).
     func rename(_ name: @autoclosure () -> String) {
         if let span {
@@ -345,6 +364,7 @@ final class KeptRequest: Sendable {
     struct State {
         var name: String
         var attributes: SpanAttributes = [:]
+        var events: [SpanEvent] = []
         var attempts: [Attempt] = []
     }
 
