@@ -137,15 +137,7 @@ public final class Gateway: Service {
                 throw error
             }
         }
-        var tracing: RequestTracing?
-        if config.tracing.enabled {
-            do {
-                tracing = try RequestTracing(config: config.tracing, logger: logger)
-            } catch {
-                listening.fail(error)
-                throw error
-            }
-        }
+        let tracing = config.tracing.enabled ? RequestTracing(config: config.tracing, logger: logger) : nil
         let responder = GatewayResponder(registry: registry, control: control,
                                          forwarder: Forwarder(transport: transport, registry: registry, logger: logger, tracing: tracing),
                                          admin: AdminAPI(control: control, listener: listenerInfo)

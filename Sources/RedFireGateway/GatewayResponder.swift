@@ -1,7 +1,6 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Tracing
 
 /// The gateway's request path: request ID, the gateway's own probes, route match, method check, then
 /// forwarding. Reads the current `GatewayState` once per request.

@@ -41,13 +41,18 @@ final class TestCollector: Sendable {
     /// Every span exported so far, decoded by the OpenTelemetry project's protobuf types (Python's
     /// opentelemetry-proto, `Support/otlp-spans.py`).
     func spans() throws -> [[String: Any]] {
+        try Self.decode(exports.withLock { $0 }.map(\.body))
+    }
+
+    /// OTLP trace export bodies decoded by opentelemetry-proto, their spans as JSON objects.
+    static func decode(_ bodies: [[UInt8]]) throws -> [[String: Any]] {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-otlp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         var paths: [String] = []
-        for (index, export) in exports.withLock({ $0 }).enumerated() {
+        for (index, body) in bodies.enumerated() {
             let path = directory.appendingPathComponent("\(index).pb").path
-            try Data(export.body).write(to: URL(fileURLWithPath: path))
+            try Data(body).write(to: URL(fileURLWithPath: path))
             paths.append(path)
         }
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/otlp-spans.py").path
@@ -348,7 +353,27 @@ struct TracingTests {
         #expect(events(servers[2])["gateway.rate_limit"] == nil, "refused before the rate limit")
     }
 
-    @Test("sample_errors: an unsampled request that fails is recorded afterwards — its server span, a client span per attempt, linked to the ids the instance received")
+    @Test("Over either upstream transport the instance gets exactly one traceparent, the gateway's, sampled or not", arguments: [UpstreamTransportKind.nio, .asyncHTTPClient])
+    func bothTransports(_ transport: UpstreamTransportKind) async throws {
+        let collector = try await TestCollector.start()
+        let instances = try await startInstances(.userTrading, count: 1)
+        for ratio in [0.0, 1.0] {
+            let harness = try await Self.gateway(instances, collectorPort: collector.port) { config in
+                config.upstreamTransport = transport
+                config.tracing.sampleRatio = ratio
+            }
+            let report = try await harness.echo("/api/v1/trading/_echo", headers: [("traceparent", "00-\(Self.traceID)-\(Self.parentID)-01"),
+                                                                                 ("tracestate", "vendor=1")])
+            let fields = try #require(report.headers["traceparent"])
+            #expect(fields.count == 1, "\(fields)")
+            let parts = try #require(fields.first).split(separator: "-").map(String.init)
+            #expect(parts.count == 4 && parts[1] != Self.traceID && parts[3] == (ratio == 1 ? "01" : "00"), "\(parts)")
+            #expect(report.headers["tracestate"] == nil)
+            await harness.shutdown()
+        }
+    }
+
+    @Test("sample_errors: an unsampled request that fails is recorded afterwards — its server span and a client span per attempt, with the ids the access log and the instances have")
     func errorsSampled() async throws {
         let collector = try await TestCollector.start()
         var service = ServiceConfig(name: "user_trading")
@@ -365,6 +390,9 @@ struct TracingTests {
         config.tracing.sampleRatio = 0
         config.tracing.sampleErrors = true
         config.tracing.exportInterval = .milliseconds(50)
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString).log").path
+        config.accessLog.enabled = true
+        config.accessLog.path = logPath
         let harness = try await GatewayHarness.start(config)
         defer { Task { await harness.shutdown() } }
         // Answered fine: not recorded.
@@ -381,8 +409,9 @@ struct TracingTests {
         #expect(attributes["http.response.status_code"] as? Int == 502)
         #expect(attributes["gateway.sampled"] as? String == "error")
         #expect(attributes["url.path"] as? String == "/api/v1/trading/orders")
-        let links = try #require(server["links"] as? [[String: Any]])
-        #expect(links.count == 1 && (links.first?["trace_id"] as? String)?.count == 32)
+        // The same trace id as the request's access log line (and what the instances would have received).
+        let traceID = try #require(server["trace_id"] as? String)
+        #expect(await waitUntil("logged") { ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").contains(#""trace_id":"\#(traceID)""#) })
         let clients = spans.filter { $0["kind"] as? Int == 3 }
         #expect(clients.count == 2 && clients.allSatisfy { $0["parent_span_id"] as? String == server["span_id"] as? String && $0["status"] as? Int == 2 })
         #expect(Set(clients.compactMap { ($0["attributes"] as? [String: Any])?["gateway.instance"] as? String }) == ["dead-1", "dead-2"])
@@ -525,5 +554,38 @@ struct SlowRequestsTests {
         kept = slow.recent(now: 70)
         #expect(kept.map(\.requestID) == ["new"])
         #expect(slow.recent(now: 75).first?.secondsAgo == 5)
+    }
+}
+
+@Suite("OTLP encoding")
+struct OTLPEncodingTests {
+    @Test("Spans encoded by the gateway decode with the OpenTelemetry project's own protobuf types, every field as written")
+    func decodes() throws {
+        var server = RecordedSpan(traceIDHigh: 0x4bf9_2f35_77b3_4da6, traceIDLow: 0xa3ce_929d_0e0e_4736, spanID: 0x00f0_67aa_0ba9_02b7, parentSpanID: 0x1122_3344_5566_7788,
+                                  traceState: "vendor=1,other=ü", name: "GET /api/v1/trading", kind: .server, start: 1_700_000_000_000_000_000,
+                                  end: 1_700_000_000_250_000_000, status: .error)
+        server.attributes = ["http.route": "/api/v1/trading", "http.response.status_code": .int(502), "gateway.flag": .bool(true),
+                             "gateway.negative": .int(-3), "gateway.long": .string(String(repeating: "x", count: 300))]
+        server.events = [RecordedSpan.Event(name: "websocket.close", time: 1_700_000_000_200_000_000, attributes: ["websocket.close_code": .int(1000)])]
+        var client = RecordedSpan(traceIDHigh: server.traceIDHigh, traceIDLow: server.traceIDLow, spanID: 42, parentSpanID: server.spanID,
+                                  name: "upstream user_trading", kind: .client, start: server.start + 1_000, end: server.end - 1_000)
+        client.attributes = ["gateway.attempt": .int(1)]
+        let body = OTLPEncoding.exportRequest([server, client], resource: ["service.name": "edge"], scope: "redfire-gateway", scopeVersion: "1.0")
+        let spans = try TestCollector.decode([Array(body.readableBytesView)])
+        #expect(spans.count == 2)
+        let first = try #require(spans.first), second = try #require(spans.last)
+        #expect(first["trace_id"] as? String == "4bf92f3577b34da6a3ce929d0e0e4736" && first["span_id"] as? String == "00f067aa0ba902b7")
+        #expect(first["parent_span_id"] as? String == "1122334455667788")
+        #expect(first["name"] as? String == "GET /api/v1/trading" && first["kind"] as? Int == 2 && first["status"] as? Int == 2)
+        #expect(first["start_ns"] as? Int == 1_700_000_000_000_000_000 && first["end_ns"] as? Int == 1_700_000_000_250_000_000)
+        #expect(first["service"] as? String == "edge")
+        let attributes = try #require(first["attributes"] as? [String: Any])
+        #expect(attributes["http.route"] as? String == "/api/v1/trading" && attributes["http.response.status_code"] as? Int == 502)
+        #expect(attributes["gateway.flag"] as? Bool == true && attributes["gateway.negative"] as? Int == -3)
+        #expect((attributes["gateway.long"] as? String)?.count == 300)
+        let events = try #require(first["events"] as? [[String: Any]])
+        #expect(events.first?["name"] as? String == "websocket.close" && (events.first?["attributes"] as? [String: Any])?["websocket.close_code"] as? Int == 1000)
+        #expect(second["kind"] as? Int == 3 && second["span_id"] as? String == "000000000000002a" && second["parent_span_id"] as? String == "00f067aa0ba902b7")
+        #expect(second["status"] as? Int == 0)
     }
 }

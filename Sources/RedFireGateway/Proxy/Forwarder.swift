@@ -2,7 +2,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import Tracing
 
 /// Forwards one request to one instance of a route's service: picks an instance, streams the request
 /// and the response through, retries where that is safe, and accounts in-flight requests exactly.
@@ -52,8 +51,11 @@ struct Forwarder: Sendable {
 
         let head = request.head
         let target = upstreamTarget(requestTarget, route: route)
+        // Traced: the client's trace fields give way to the gateway's (each attempt's `traceparent`).
+        let trace = tracing != nil ? RequestTracing.current : nil
         let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity,
-                                                   filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress, clientTLS: clientTLS)
+                                                   filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress, clientTLS: clientTLS,
+                                                   traceFields: trace.map { .replace(keepState: $0.continued) } ?? .pass)
         let body = Self.declaredBody(request, limit: maxBodySize)
         let retriable = head.method.isIdempotent || head.headerFields.contains(.idempotencyKey)
         let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
@@ -66,13 +68,13 @@ struct Forwarder: Sendable {
             let runtime = member.runtime
             let lease = runtime.dispatch()
             // Traced: a client span per attempt (a retry is visible), its traceparent to the instance.
-            var attemptHeaders = headers
-            let traced = tracing.flatMap { tracing in RequestTracing.current.map { trace in
-                tracing.attempt(trace, service: service.name, instance: runtime.id, authority: member.authority, number: attempts.started, headers: &attemptHeaders)
+            let traced = tracing.flatMap { tracing in trace.map { trace in
+                tracing.attempt(trace, service: service.name, instance: runtime.id, authority: member.authority, number: attempts.started)
             } }
-            let upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: attemptHeaders,
+            var upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers,
                                                   body: body, bufferLimit: bufferLimit,
                                                   tls: member.url.scheme == "https" ? service.tls ?? UpstreamTLSConfig() : nil)
+            upstreamRequest.traceparent = traced?.traceparent
             let response: UpstreamResponse
             let dispatched = ContinuousClock.now
             do {

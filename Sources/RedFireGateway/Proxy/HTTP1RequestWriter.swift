@@ -26,7 +26,7 @@ enum HTTP1RequestWriter {
     /// client's `Content-Length` and `Transfer-Encoding` are replaced by `framing`; `Cookie` fields are
     /// sent as one line (RFC 6265 §5.4).
     static func writeHead(method: HTTPRequest.Method, target: String, authority: String, fields: HTTPFields, framing: Framing,
-                          to buffer: inout ByteBuffer) {
+                          traceparent: String? = nil, to buffer: inout ByteBuffer) {
         buffer.writeString(method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
         buffer.writeString(target)
@@ -54,6 +54,11 @@ enum HTTP1RequestWriter {
         buffer.writeStaticString("Host: ")
         buffer.writeString(authority)
         buffer.writeStaticString("\r\n")
+        if let traceparent {
+            buffer.writeStaticString("traceparent: ")
+            buffer.writeString(traceparent)
+            buffer.writeStaticString("\r\n")
+        }
         switch framing {
         case .none: break
         case .length(let length):

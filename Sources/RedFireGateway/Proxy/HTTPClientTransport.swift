@@ -69,6 +69,7 @@ final class HTTPClientTransport: UpstreamTransport {
         var outbound = HTTPClientRequest(url: request.url)
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
         outbound.headers = HTTPHeaders(upstream: request.headers)
+        if let traceparent = request.traceparent { outbound.headers.add(name: "traceparent", value: traceparent) }
         if let body = request.body {
             outbound.body = .stream(body.stream, length: body.length.map { .known(Int64($0)) } ?? .unknown)
         }

@@ -54,7 +54,8 @@ enum HeaderPolicy {
     /// connection from a trusted proxy, what that proxy said (`http` or `https`); otherwise `http`.
     static func upstreamHeaders(_ clientFields: HTTPFields, clientIP: String?, clientHost: String?, requestID: String,
                                 identity: UpstreamIdentity = .transparent, filter: ClientHeaderFilter = .standard,
-                                peerTrusted: Bool = false, clientAddress: String? = nil, clientTLS: Bool = false) -> HTTPFields {
+                                peerTrusted: Bool = false, clientAddress: String? = nil, clientTLS: Bool = false,
+                                traceFields: TraceFieldPolicy = .pass) -> HTTPFields {
         let dropCredentials = !identity.keepCredentials
         let listed = connectionListed(clientFields)
         var fields = HTTPFields()
@@ -77,6 +78,8 @@ enum HeaderPolicy {
             if isHopByHop(name) || isReserved(name) || (dropCredentials && (name == .authorization || name == .apiKey)) { continue }
             if filter.removes(name) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
+            if case .replace(let keepState) = traceFields,
+               name == RequestTracing.traceparent || (!keepState && name == RequestTracing.tracestate) { continue }
             fields.append(field)
         }
         if let clientIP {
@@ -96,6 +99,13 @@ enum HeaderPolicy {
         }
         if let token = identity.gatewayToken { fields.append(HTTPField(name: .gatewayToken, value: token)) }
         return fields
+    }
+
+    /// What becomes of the client's W3C trace fields: passed on (tracing off), or replaced by the
+    /// gateway's `traceparent` — the client's `tracestate` kept only when its trace is continued.
+    enum TraceFieldPolicy {
+        case pass
+        case replace(keepState: Bool)
     }
 
     /// `Access-Control-*` (the canonical name is lower-case).

@@ -42,7 +42,7 @@ final class UpstreamConnection: @unchecked Sendable {
         let framing = HTTP1RequestWriter.framing(method: request.method, body: request.body)
         var requestHead = channel.allocator.buffer(capacity: 512)
         HTTP1RequestWriter.writeHead(method: request.method, target: request.target, authority: request.authority,
-                                     fields: request.headers, framing: framing, to: &requestHead)
+                                     fields: request.headers, framing: framing, traceparent: request.traceparent, to: &requestHead)
         handler.beginExchange(bufferLimit: request.bufferLimit)
         // The response decoder learns the method; the bytes go out as written (a bodiless request whole).
         channel.write(HTTP1RequestWriter.announcement(request.method), promise: nil)

@@ -21,6 +21,9 @@ struct UpstreamRequest: Sendable {
     /// A WebSocket upgrade: sent on a connection of its own, and a `101` answer hands that connection
     /// over (`UpstreamBody.switched`) instead of failing.
     var upgrade = false
+    /// The attempt's W3C `traceparent` when tracing is on, written after the other fields (the header
+    /// policy left the client's out): no field list is copied or searched to set it.
+    var traceparent: String?
 
     /// `scheme://host:port/path?query`.
     var url: String { upstream.description + target }

@@ -83,8 +83,8 @@ final class EventStreamRelay: EndableStream {
         guard wasOpen else { return }
         let seconds = (ContinuousClock.now - startedAt).secondsDouble
         span?.closed("event_stream.close", attributes: [
-            "gateway.close_code": .int64(Int64(code)), "gateway.events": .int64(Int64(events)), "gateway.bytes_out": .int64(Int64(bytes)),
-            "gateway.duration_ms": .int64(Int64(seconds * 1000)),
+            "gateway.close_code": .int(Int64(code)), "gateway.events": .int(Int64(events)), "gateway.bytes_out": .int(Int64(bytes)),
+            "gateway.duration_ms": .int(Int64(seconds * 1000)),
         ])
         for series in telemetry { series.closed(.eventStream, code: code, seconds: seconds) }
         for registry in registries { registry.remove(self) }

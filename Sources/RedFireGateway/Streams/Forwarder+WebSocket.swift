@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
-import Tracing
 
 extension Forwarder {
     /// Relays a WebSocket upgrade that passed every policy to an instance of the route's service, over a
@@ -105,10 +104,10 @@ extension Forwarder {
                                          registries: [runtime.streams, streams], hold: lease.held(), revoked: revoked,
                                          logger: logger) { [logger] outcome in
                 streamSpan?.closed("websocket.close", attributes: [
-                    "websocket.close_code": .int64(Int64(outcome.closeCode)), "gateway.ended_by": .string(outcome.endedBy),
-                    "gateway.messages_in": .int64(Int64(outcome.messagesIn)), "gateway.messages_out": .int64(Int64(outcome.messagesOut)),
-                    "gateway.bytes_in": .int64(Int64(outcome.bytesIn)), "gateway.bytes_out": .int64(Int64(outcome.bytesOut)),
-                    "gateway.duration_ms": .int64(Int64(outcome.duration.milliseconds)),
+                    "websocket.close_code": .int(Int64(outcome.closeCode)), "gateway.ended_by": .string(outcome.endedBy),
+                    "gateway.messages_in": .int(Int64(outcome.messagesIn)), "gateway.messages_out": .int(Int64(outcome.messagesOut)),
+                    "gateway.bytes_in": .int(Int64(outcome.bytesIn)), "gateway.bytes_out": .int(Int64(outcome.bytesOut)),
+                    "gateway.duration_ms": .int(Int64(outcome.duration.milliseconds)),
                 ])
                 logger.info("websocket closed", metadata: [
                     "request_id": .string(requestID), "route": .string(routeName), "service": .string(serviceName), "instance": .string(instanceID),
