@@ -519,7 +519,7 @@ struct TraceContextTests {
         #expect(!ratio.samples(traceIDLow: .max, parent: parent) && ratio.samples(traceIDLow: 0, parent: parent))
     }
 
-    @Test("OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG win over sample_ratio, as swift-otel reads them; unsupported values fall back")
+    @Test("OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG win over sample_ratio, as the OpenTelemetry SDKs read them; unsupported values fall back")
     func samplerFromEnvironment() {
         var config = TracingConfig()
         config.sampleRatio = 0.2

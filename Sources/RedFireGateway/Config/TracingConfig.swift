@@ -1,7 +1,7 @@
 /// `tracing` — distributed tracing (W3C Trace Context, spans exported over OTLP/HTTP). Off by default.
 /// The standard `OTEL_*` environment variables (`OTEL_EXPORTER_OTLP_ENDPOINT`,
-/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, …) apply as swift-otel
-/// reads them — they win over the keys here.
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_SAMPLER`, …) apply as the OpenTelemetry
+/// SDKs read them — they win over the keys here (`TraceExportSettings`, `RequestTracing.sampler`).
 public struct TracingConfig: Sendable, Equatable {
     /// `enabled` — default `false`.
     public var enabled = false

@@ -1,5 +1,4 @@
 import NIOCore
-import ServiceLifecycle
 
 /// A task executor that runs jobs on one NIO event loop.
 final class EventLoopTaskExecutor: TaskExecutor {
@@ -20,29 +19,5 @@ extension EventLoopTaskExecutor {
     static func onLoop<T, Failure: Error>(_ loop: any EventLoop, _ body: () async throws(Failure) -> T) async throws(Failure) -> T {
         if loop.inEventLoop { return try await body() }
         return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop), operation: body)
-    }
-}
-
-/// A service whose work runs on one event loop (its tasks, and the default actors they call, prefer
-/// it); `finally` runs when it has stopped.
-struct ServiceOnEventLoop: Service {
-    let service: any Service
-    let loop: any EventLoop
-    let finally: @Sendable () async -> Void
-
-    init(_ service: any Service, loop: any EventLoop, finally: @escaping @Sendable () async -> Void = {}) {
-        self.service = service
-        self.loop = loop
-        self.finally = finally
-    }
-
-    func run() async throws {
-        do {
-            try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) { try await service.run() }
-        } catch {
-            await finally()
-            throw error
-        }
-        await finally()
     }
 }

@@ -208,7 +208,8 @@ final class TraceExporter: Service, Sendable {
         let problem: Logger.Metadata
         do {
             let response = try await client.execute(request, timeout: TimeAmount(settings.timeout))
-            _ = try? await response.body.collect(upTo: 1 << 20)
+            // The answer's body (a protobuf status) is read and let go, so the connection is reused.
+            for try await _ in response.body {}
             if (200..<300).contains(response.status.code) {
                 exported.wrappingIncrement(by: batch.count, ordering: .relaxed)
                 return
