@@ -42,7 +42,7 @@ struct GatewayResponder: HTTPResponder {
         guard let tracing else { return try await respond(to: request, context: context, requestID: requestID) }
         // Traced: the request's trace is current while it is answered (attempts join it). Unsampled (most
         // requests, at 1 %), it is ids only; nothing is evaluated for attributes that are not kept.
-        let trace = tracing.begin(head.method.rawValue, fields: head.headerFields,
+        let trace = tracing.begin(SpanName(head.method.rawValue), fields: head.headerFields,
                                   peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: registry.state.config.trustedProxies))
         trace.set("http.request.method", head.method.rawValue)
         trace.set("gateway.request_id", requestID)
@@ -145,7 +145,7 @@ struct GatewayResponder: HTTPResponder {
         recorder.service = route.pool.metrics
         recorder.slow = RequestRecorder.SlowRequestIdentity(requestID: requestID, path: target.path)
         if tracing != nil, let trace = RequestTracing.current {
-            trace.rename("\(head.method.rawValue) \(route.config.prefix)")
+            trace.rename(SpanName(head.method.rawValue, route.config.prefix))
             trace.set("http.route", route.config.prefix)
             trace.set("gateway.service", route.pool.service.name)
             recorder.slow?.traceID = trace.traceID

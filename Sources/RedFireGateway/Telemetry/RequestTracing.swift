@@ -53,7 +53,7 @@ package final class RequestTracing: Sendable {
 
     /// Begins the request's trace: continuing the client's when it may (`trust_incoming`) and its
     /// `traceparent` is well-formed, else a new one; sampled or not as the sampler says.
-    func begin(_ name: String, fields: HTTPFields, peerTrusted: @autoclosure () -> Bool) -> RequestTrace {
+    func begin(_ name: SpanName, fields: HTTPFields, peerTrusted: @autoclosure () -> Bool) -> RequestTrace {
         var parent: TraceContext?
         if trustIncoming != .never, let value = fields[Self.traceparent], trustIncoming == .always || peerTrusted() {
             parent = TraceContext(traceparent: value)
@@ -78,7 +78,7 @@ package final class RequestTracing: Sendable {
         if let parent = trace.span {
             let context = parent.context
             var span = RecordedSpan(traceIDHigh: context.traceIDHigh, traceIDLow: context.traceIDLow, spanID: spanID, parentSpanID: context.spanID,
-                                    traceState: parent.traceState, name: "upstream \(service)", kind: .client, start: WallClock.now())
+                                    traceState: parent.traceState, name: SpanName("upstream", service), kind: .client, start: WallClock.now())
             span.attributes = ["server.address": .string(authority), "gateway.instance": .string(instance), "gateway.attempt": .int(Int64(number))]
             return AttemptTrace(traceparent: span.context.traceparent, span: TraceSpan(span, exporter: exporter), kept: nil, index: 0)
         }
@@ -127,7 +127,7 @@ package final class RequestTracing: Sendable {
         exporter.submit(server)
         for attempt in state.attempts {
             var client = RecordedSpan(traceIDHigh: trace.traceIDHigh, traceIDLow: trace.traceIDLow, spanID: attempt.spanID, parentSpanID: trace.spanID,
-                                      traceState: kept.tracestate, name: "upstream \(attempt.service)", kind: .client, start: attempt.start,
+                                      traceState: kept.tracestate, name: SpanName("upstream", attempt.service), kind: .client, start: attempt.start,
                                       end: attempt.end ?? server.end)
             client.attributes = ["server.address": .string(attempt.authority), "gateway.instance": .string(attempt.instance),
                                  "gateway.attempt": .int(Int64(attempt.number))]
@@ -218,11 +218,10 @@ struct RequestTrace: Sendable {
     var stageStart: ContinuousClock.Instant? { isRecording ? .now : nil }
 
     /// Names the request's span (once its route is known).
-    func rename(_ name: @autoclosure () -> String) {
+    func rename(_ name: SpanName) {
         if let span {
-            span.rename(name())
+            span.rename(name)
         } else if let kept {
-            let name = name()
             kept.state.withLock { $0.name = name }
         }
     }
@@ -272,7 +271,7 @@ final class KeptRequest: Sendable {
     }
 
     struct State {
-        var name: String
+        var name: SpanName
         var attributes = SpanFields()
         var events: [RecordedSpan.Event] = []
         var attempts: [Attempt] = []
@@ -285,7 +284,7 @@ final class KeptRequest: Sendable {
     let tracestate: String?
     let state: Mutex<State>
 
-    init(name: String, parentSpanID: UInt64, tracestate: String?) {
+    init(name: SpanName, parentSpanID: UInt64, tracestate: String?) {
         self.parentSpanID = parentSpanID
         self.tracestate = tracestate
         state = Mutex(State(name: name))

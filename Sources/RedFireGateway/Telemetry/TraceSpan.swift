@@ -15,7 +15,11 @@ struct SpanFields: Sendable, ExpressibleByDictionaryLiteral {
 
     init() {}
 
+    /// Room for `capacity` attributes in one allocation.
+    init(capacity: Int) { entries.reserveCapacity(capacity) }
+
     init(dictionaryLiteral elements: (String, SpanValue)...) {
+        entries.reserveCapacity(elements.count + 4)
         for (key, value) in elements { self[key] = value }
     }
 
@@ -31,6 +35,23 @@ struct SpanFields: Sendable, ExpressibleByDictionaryLiteral {
             }
         }
     }
+}
+
+/// A span's name in two parts, joined by a space only when encoded (`upstream` and the service, the
+/// method and the route): nothing is concatenated on the request path.
+struct SpanName: Sendable, Equatable, ExpressibleByStringLiteral {
+    var head: String
+    var tail: String?
+
+    init(_ head: String, _ tail: String? = nil) {
+        self.head = head
+        self.tail = tail
+    }
+
+    init(stringLiteral value: String) { self.init(value) }
+
+    var utf8Count: Int { head.utf8.count + (tail.map { 1 + $0.utf8.count } ?? 0) }
+    var text: String { tail.map { head + " " + $0 } ?? head }
 }
 
 /// A finished span, as the exporter encodes it (OTLP `Span`).
@@ -50,13 +71,13 @@ struct RecordedSpan: Sendable {
     /// 0 for a root span.
     var parentSpanID: UInt64
     var traceState: String?
-    var name: String
+    var name: SpanName
     var kind: Kind
     /// Nanoseconds since 1970.
     var start: UInt64
     var end: UInt64 = 0
     var status = Status.unset
-    var attributes = SpanFields()
+    var attributes = SpanFields(capacity: 8)
     var events: [Event] = []
 
     /// Its place in the trace, for the `traceparent` of whatever it calls.
@@ -98,7 +119,7 @@ final class TraceSpan: Sendable {
         state.withLock { $0.span.attributes[key] = value }
     }
 
-    func rename(_ name: String) {
+    func rename(_ name: SpanName) {
         state.withLock { $0.span.name = name }
     }
 
@@ -124,8 +145,8 @@ final class TraceSpan: Sendable {
 
 /// OTLP/HTTP's protobuf payload (`ExportTraceServiceRequest`, opentelemetry-proto `trace/v1`), written
 /// by hand: a handful of message types whose field numbers are fixed by the protocol. Nested messages
-/// are length-delimited: each message's size is computed first, so everything is written once, into one
-/// buffer, without intermediate buffers.
+/// are length-delimited: every message's size is computed first, then the whole request is written once,
+/// byte by byte, into one buffer of exactly that size.
 enum OTLPEncoding {
     /// One request carrying `spans` under one resource (the gateway) and one instrumentation scope.
     static func exportRequest(_ spans: some Collection<RecordedSpan>, resource: SpanFields, scope: String, scopeVersion: String,
@@ -133,79 +154,46 @@ enum OTLPEncoding {
         // InstrumentationScope { name 1, version 2 }
         let scopeSize = stringFieldSize(scope) + stringFieldSize(scopeVersion)
         // ScopeSpans { scope 1, spans 2 }
+        var spanSizes: [Int] = []
+        spanSizes.reserveCapacity(spans.count)
         var spansSize = 0
-        for span in spans { spansSize += nestedSize(size(of: span)) }
+        for span in spans {
+            let size = size(of: span)
+            spanSizes.append(size)
+            spansSize += nestedSize(size)
+        }
         let scopeSpansSize = nestedSize(scopeSize) + spansSize
         // Resource { attributes 1 }
         let resourceSize = attributesSize(resource)
         // ResourceSpans { resource 1, scope_spans 2 }
         let resourceSpansSize = nestedSize(resourceSize) + nestedSize(scopeSpansSize)
-        var buffer = allocator.buffer(capacity: nestedSize(resourceSpansSize))
-        // ExportTraceServiceRequest { resource_spans 1 }
-        writeNested(1, size: resourceSpansSize, into: &buffer)
-        writeNested(1, size: resourceSize, into: &buffer)
-        writeAttributes(1, resource, into: &buffer)
-        writeNested(2, size: scopeSpansSize, into: &buffer)
-        writeNested(1, size: scopeSize, into: &buffer)
-        writeStringField(1, scope, into: &buffer)
-        writeStringField(2, scopeVersion, into: &buffer)
-        for span in spans {
-            writeNested(2, size: size(of: span), into: &buffer)
-            write(span, into: &buffer)
+        let total = nestedSize(resourceSpansSize)
+        var buffer = allocator.buffer(capacity: total)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { memory in
+            var out = ProtoWriter(memory)
+            // ExportTraceServiceRequest { resource_spans 1 }
+            out.nested(1, size: resourceSpansSize)
+            out.nested(1, size: resourceSize)
+            out.attributes(1, resource)
+            out.nested(2, size: scopeSpansSize)
+            out.nested(1, size: scopeSize)
+            out.string(1, scope)
+            out.string(2, scopeVersion)
+            for (span, size) in zip(spans, spanSizes) {
+                out.nested(2, size: size)
+                out.span(span)
+            }
+            precondition(out.index == total, "OTLP size computed \(total), written \(out.index)")
+            return out.index
         }
         return buffer
-    }
-
-    /// `Span` — trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6,
-    /// start_time_unix_nano 7, end_time_unix_nano 8, attributes 9, events 11, status 15, flags 16.
-    static func write(_ span: RecordedSpan, into buffer: inout ByteBuffer) {
-        writeNested(1, size: 16, into: &buffer)
-        buffer.writeInteger(span.traceIDHigh, endianness: .big)
-        buffer.writeInteger(span.traceIDLow, endianness: .big)
-        writeNested(2, size: 8, into: &buffer)
-        buffer.writeInteger(span.spanID, endianness: .big)
-        if let traceState = span.traceState, !traceState.isEmpty { writeStringField(3, traceState, into: &buffer) }
-        if span.parentSpanID != 0 {
-            writeNested(4, size: 8, into: &buffer)
-            buffer.writeInteger(span.parentSpanID, endianness: .big)
-        }
-        writeStringField(5, span.name, into: &buffer)
-        writeTag(6, wireType: 0, into: &buffer)
-        writeVarint(UInt64(span.kind.rawValue), into: &buffer)
-        writeTag(7, wireType: 1, into: &buffer)
-        buffer.writeInteger(span.start, endianness: .little)
-        writeTag(8, wireType: 1, into: &buffer)
-        buffer.writeInteger(span.end, endianness: .little)
-        writeAttributes(9, span.attributes, into: &buffer)
-        for event in span.events {
-            // Event { time_unix_nano 1, name 2, attributes 3 }
-            writeNested(11, size: size(of: event), into: &buffer)
-            writeTag(1, wireType: 1, into: &buffer)
-            buffer.writeInteger(event.time, endianness: .little)
-            writeStringField(2, event.name, into: &buffer)
-            writeAttributes(3, event.attributes, into: &buffer)
-        }
-        if span.status != .unset {
-            // Status { code 3 }
-            writeNested(15, size: 2, into: &buffer)
-            writeTag(3, wireType: 0, into: &buffer)
-            writeVarint(UInt64(span.status.rawValue), into: &buffer)
-        }
-        writeTag(16, wireType: 5, into: &buffer)
-        buffer.writeInteger(flags(span), endianness: .little)
-    }
-
-    /// The W3C trace flags (sampled), and that the parent's remoteness is known (bit 8) and remote
-    /// (bit 9) — a server span with a parent continues a caller's trace.
-    static func flags(_ span: RecordedSpan) -> UInt32 {
-        UInt32(0x01 | 0x100 | (span.kind == .server && span.parentSpanID != 0 ? 0x200 : 0))
     }
 
     static func size(of span: RecordedSpan) -> Int {
         var total = nestedSize(16) + nestedSize(8)
         if let traceState = span.traceState, !traceState.isEmpty { total += stringFieldSize(traceState) }
         if span.parentSpanID != 0 { total += nestedSize(8) }
-        total += stringFieldSize(span.name) + 1 + varintSize(UInt64(span.kind.rawValue)) + 9 + 9
+        total += nestedSize(span.name.utf8Count) + 1 + varintSize(UInt64(span.kind.rawValue)) + 9 + 9
         total += attributesSize(span.attributes)
         for event in span.events { total += nestedSize(size(of: event)) }
         if span.status != .unset { total += nestedSize(2) }
@@ -216,27 +204,12 @@ enum OTLPEncoding {
         9 + stringFieldSize(event.name) + attributesSize(event.attributes)
     }
 
-    /// Repeated `KeyValue { key 1, value 2: AnyValue { string 1 | bool 2 | int 3 } }`.
-    static func writeAttributes(_ field: Int, _ attributes: SpanFields, into buffer: inout ByteBuffer) {
-        for (key, value) in attributes.entries {
-            let valueSize = size(of: value)
-            writeNested(field, size: stringFieldSize(key) + nestedSize(valueSize), into: &buffer)
-            writeStringField(1, key, into: &buffer)
-            writeNested(2, size: valueSize, into: &buffer)
-            switch value {
-            case .string(let string): writeStringField(1, string, into: &buffer)
-            case .bool(let bool):
-                writeTag(2, wireType: 0, into: &buffer)
-                writeVarint(bool ? 1 : 0, into: &buffer)
-            case .int(let int):
-                writeTag(3, wireType: 0, into: &buffer)
-                writeVarint(UInt64(bitPattern: int), into: &buffer)
-            }
-        }
+    static func attributesSize(_ attributes: SpanFields) -> Int {
+        attributes.entries.reduce(0) { total, entry in total + nestedSize(keyValueSize(entry.key, entry.value)) }
     }
 
-    static func attributesSize(_ attributes: SpanFields) -> Int {
-        attributes.entries.reduce(0) { total, entry in total + nestedSize(stringFieldSize(entry.key) + nestedSize(size(of: entry.value))) }
+    static func keyValueSize(_ key: String, _ value: SpanValue) -> Int {
+        stringFieldSize(key) + nestedSize(size(of: value))
     }
 
     static func size(of value: SpanValue) -> Int {
@@ -245,6 +218,12 @@ enum OTLPEncoding {
         case .bool: 2
         case .int(let int): 1 + varintSize(UInt64(bitPattern: int))
         }
+    }
+
+    /// The W3C trace flags (sampled), and that the parent's remoteness is known (bit 8) and remote
+    /// (bit 9) — a server span with a parent continues a caller's trace.
+    static func flags(_ span: RecordedSpan) -> UInt32 {
+        UInt32(0x01 | 0x100 | (span.kind == .server && span.parentSpanID != 0 ? 0x200 : 0))
     }
 
     /// A length-delimited field's size (fields 1–15: a one-byte tag) around `size` bytes.
@@ -260,27 +239,134 @@ enum OTLPEncoding {
         }
         return size
     }
+}
 
-    static func writeNested(_ field: Int, size: Int, into buffer: inout ByteBuffer) {
-        writeTag(field, wireType: 2, into: &buffer)
-        writeVarint(UInt64(size), into: &buffer)
+/// Writes protobuf into memory sized beforehand (`OTLPEncoding`).
+struct ProtoWriter {
+    let memory: UnsafeMutableRawBufferPointer
+    var index = 0
+
+    init(_ memory: UnsafeMutableRawBufferPointer) { self.memory = memory }
+
+    /// Sizes are computed before writing; a mistake there must stop here, never write past the memory.
+    private func room(_ count: Int) {
+        precondition(index + count <= memory.count, "OTLP encoding overran its computed size")
     }
 
-    static func writeTag(_ field: Int, wireType: Int, into buffer: inout ByteBuffer) {
-        writeVarint(UInt64(field << 3 | wireType), into: &buffer)
+    mutating func byte(_ value: UInt8) {
+        room(1)
+        memory[index] = value
+        index += 1
     }
 
-    static func writeVarint(_ value: UInt64, into buffer: inout ByteBuffer) {
+    mutating func varint(_ value: UInt64) {
         var value = value
         while value >= 0x80 {
-            buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
+            byte(UInt8(truncatingIfNeeded: value) | 0x80)
             value >>= 7
         }
-        buffer.writeInteger(UInt8(value))
+        byte(UInt8(value))
     }
 
-    static func writeStringField(_ field: Int, _ string: String, into buffer: inout ByteBuffer) {
-        writeNested(field, size: string.utf8.count, into: &buffer)
-        buffer.writeString(string)
+    mutating func tag(_ field: Int, _ wireType: Int) { varint(UInt64(field << 3 | wireType)) }
+
+    mutating func nested(_ field: Int, size: Int) {
+        tag(field, 2)
+        varint(UInt64(size))
+    }
+
+    mutating func fixed64(_ value: UInt64) {
+        room(8)
+        memory.storeBytes(of: value.littleEndian, toByteOffset: index, as: UInt64.self)
+        index += 8
+    }
+
+    mutating func fixed32(_ value: UInt32) {
+        room(4)
+        memory.storeBytes(of: value.littleEndian, toByteOffset: index, as: UInt32.self)
+        index += 4
+    }
+
+    mutating func bigEndian(_ value: UInt64) {
+        room(8)
+        memory.storeBytes(of: value.bigEndian, toByteOffset: index, as: UInt64.self)
+        index += 8
+    }
+
+    mutating func raw(_ string: String) {
+        var string = string
+        string.withUTF8 { bytes in
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+            room(bytes.count)
+            (memory.baseAddress! + index).copyMemory(from: base, byteCount: bytes.count)
+            index += bytes.count
+        }
+    }
+
+    mutating func string(_ field: Int, _ string: String) {
+        nested(field, size: string.utf8.count)
+        raw(string)
+    }
+
+    /// `Span` — trace_id 1, span_id 2, trace_state 3, parent_span_id 4, name 5, kind 6,
+    /// start_time_unix_nano 7, end_time_unix_nano 8, attributes 9, events 11, status 15, flags 16.
+    mutating func span(_ span: RecordedSpan) {
+        nested(1, size: 16)
+        bigEndian(span.traceIDHigh)
+        bigEndian(span.traceIDLow)
+        nested(2, size: 8)
+        bigEndian(span.spanID)
+        if let traceState = span.traceState, !traceState.isEmpty { string(3, traceState) }
+        if span.parentSpanID != 0 {
+            nested(4, size: 8)
+            bigEndian(span.parentSpanID)
+        }
+        nested(5, size: span.name.utf8Count)
+        raw(span.name.head)
+        if let tail = span.name.tail {
+            byte(UInt8(ascii: " "))
+            raw(tail)
+        }
+        tag(6, 0)
+        varint(UInt64(span.kind.rawValue))
+        tag(7, 1)
+        fixed64(span.start)
+        tag(8, 1)
+        fixed64(span.end)
+        attributes(9, span.attributes)
+        for event in span.events {
+            // Event { time_unix_nano 1, name 2, attributes 3 }
+            nested(11, size: OTLPEncoding.size(of: event))
+            tag(1, 1)
+            fixed64(event.time)
+            string(2, event.name)
+            attributes(3, event.attributes)
+        }
+        if span.status != .unset {
+            // Status { code 3 }
+            nested(15, size: 2)
+            tag(3, 0)
+            varint(UInt64(span.status.rawValue))
+        }
+        tag(16, 5)
+        fixed32(OTLPEncoding.flags(span))
+    }
+
+    /// Repeated `KeyValue { key 1, value 2: AnyValue { string 1 | bool 2 | int 3 } }`.
+    mutating func attributes(_ field: Int, _ attributes: SpanFields) {
+        for (key, value) in attributes.entries {
+            nested(field, size: OTLPEncoding.keyValueSize(key, value))
+            string(1, key)
+            nested(2, size: OTLPEncoding.size(of: value))
+            switch value {
+            case .string(let text): string(1, text)
+            case .bool(let bool):
+                tag(2, 0)
+                varint(bool ? 1 : 0)
+            case .int(let int):
+                tag(3, 0)
+                varint(UInt64(bitPattern: int))
+            }
+        }
     }
 }
