@@ -128,7 +128,9 @@ struct GatewayResponder: HTTPResponder {
         }
 
         // The normalized path only: never the query (it may carry secrets) nor a header value.
-        if tracing != nil { RequestTracing.current?.set("url.path", String(Substring(target.path.utf8.prefix(256)))) }
+        if tracing != nil {
+            RequestTracing.current?.set("url.path", target.path.utf8.count <= 256 ? target.path : String(Substring(target.path.utf8.prefix(256))))
+        }
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
         recorder.method = PrometheusExposition.methodLabel(head.method)
         recorder.hangup = context.hangup

@@ -141,19 +141,23 @@ final class TraceExporter: Service, Sendable {
         if count + 1 >= settings.maxExportBatchSize, !batchReady.exchange(true, ordering: .relaxed) { wake.yield() }
     }
 
-    /// Every queued span, emptied out of the queues.
-    private func drain() -> [RecordedSpan] {
+    /// Every queued span, taken out of the queues (each shard's array as it is: no span is copied).
+    private func drain() -> [[RecordedSpan]] {
         batchReady.store(false, ordering: .relaxed)
-        var spans: [RecordedSpan] = []
-        spans.reserveCapacity(queued.load(ordering: .relaxed))
+        var taken: [[RecordedSpan]] = []
+        var count = 0
         for shard in shards {
-            spans += shard.spans.withLock { queue in
-                defer { queue.removeAll(keepingCapacity: true) }
-                return queue
+            let spans = shard.spans.withLock { queue in
+                var spans: [RecordedSpan] = []
+                spans.reserveCapacity(queue.capacity)
+                swap(&spans, &queue)
+                return spans
             }
+            count += spans.count
+            if !spans.isEmpty { taken.append(spans) }
         }
-        queued.wrappingDecrement(by: spans.count, ordering: .relaxed)
-        return spans
+        queued.wrappingDecrement(by: count, ordering: .relaxed)
+        return taken
     }
 
     /// Exports on a thread of its own (one event loop, also the HTTP client's) until shutdown, then sends
@@ -185,20 +189,20 @@ final class TraceExporter: Service, Sendable {
     }
 
     private func exportQueued(_ client: HTTPClient, deadline: ContinuousClock.Instant?) async {
-        let spans = drain()
-        var start = 0
-        while start < spans.count {
+        let spans = drain().joined()
+        var start = spans.startIndex
+        while start != spans.endIndex {
+            let end = spans.index(start, offsetBy: settings.maxExportBatchSize, limitedBy: spans.endIndex) ?? spans.endIndex
             if let deadline, ContinuousClock.now > deadline {
-                dropped.wrappingIncrement(by: spans.count - start, ordering: .relaxed)
+                dropped.wrappingIncrement(by: spans[start...].count, ordering: .relaxed)
                 return
             }
-            let end = min(spans.count, start + settings.maxExportBatchSize)
             await export(spans[start..<end], client: client)
             start = end
         }
     }
 
-    private func export(_ batch: ArraySlice<RecordedSpan>, client: HTTPClient) async {
+    private func export(_ batch: some Collection<RecordedSpan> & Sendable, client: HTTPClient) async {
         let body = OTLPEncoding.exportRequest(batch, resource: settings.resource, scope: "redfire-gateway", scopeVersion: GatewayVersion.current)
         var request = HTTPClientRequest(url: settings.endpoint)
         request.method = .POST
