@@ -102,14 +102,19 @@ struct TracingTests {
         var config = GatewayConfig()
         config.services = [serviceConfig("user_trading", instances)]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
-        config.tracing.enabled = true
-        config.tracing.endpoint = "http://127.0.0.1:\(collectorPort)/v1/traces"
-        config.tracing.sampleRatio = 1
-        config.tracing.exportInterval = .milliseconds(50)
+        traced(&config, collectorPort: collectorPort)
         configure(&config)
         let harness = try await GatewayHarness.start(config)
         await waitUntil("checked") { harness.registry.state.services[0].members.allSatisfy { $0.runtime.health == .healthy } }
         return harness
+    }
+
+    /// Tracing on, exporting to the test collector every 50 ms, sampling `ratio` of new traces.
+    static func traced(_ config: inout GatewayConfig, collectorPort: Int, ratio: Double = 1) {
+        config.tracing.enabled = true
+        config.tracing.endpoint = "http://127.0.0.1:\(collectorPort)/v1/traces"
+        config.tracing.sampleRatio = ratio
+        config.tracing.exportInterval = .milliseconds(50)
     }
 
     static func bytes(hex: String) -> [UInt8] {
@@ -165,10 +170,7 @@ struct TracingTests {
         var config = GatewayConfig()
         config.services = [service]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
-        config.tracing.enabled = true
-        config.tracing.endpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
-        config.tracing.sampleRatio = 1
-        config.tracing.exportInterval = .milliseconds(50)
+        Self.traced(&config, collectorPort: collector.port)
         let harness = try await GatewayHarness.start(config)
         defer { Task { await harness.shutdown() } }
         var parents: Set<String> = []
@@ -199,6 +201,7 @@ struct TracingTests {
         #expect((first["attributes"] as? [String: Any])?["gateway.instance"] as? String == "dead")
         #expect(first["status"] as? Int == 2, "the failed attempt is an error")
         #expect((second["attributes"] as? [String: Any])?["http.response.status_code"] as? Int == 200)
+        #expect(["new", "pooled"].contains((second["attributes"] as? [String: Any])?["gateway.connection"] as? String ?? "-"), "connect or pooled")
         #expect(parents.contains(second["span_id"] as? String ?? "-"), "the instance's traceparent names the second attempt's span")
     }
 
@@ -320,10 +323,7 @@ struct TracingTests {
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["vnpy:read"]]
         config.auth.defaultRoles = ["trader"]
-        config.tracing.enabled = true
-        config.tracing.endpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
-        config.tracing.sampleRatio = 1
-        config.tracing.exportInterval = .milliseconds(50)
+        Self.traced(&config, collectorPort: collector.port)
         let harness = try await GatewayHarness.start(config)
         defer { Task { await harness.shutdown() } }
         let credentials = ByteBuffer(string: #"{"username":"ana","password":"correct-horse-battery"}"#)
@@ -385,11 +385,8 @@ struct TracingTests {
         var config = GatewayConfig()
         config.services = [service, serviceConfig("live", instances)]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading"), RouteConfig(prefix: "/api/v1/live", service: "live")]
-        config.tracing.enabled = true
-        config.tracing.endpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
-        config.tracing.sampleRatio = 0
+        Self.traced(&config, collectorPort: collector.port, ratio: 0)
         config.tracing.sampleErrors = true
-        config.tracing.exportInterval = .milliseconds(50)
         let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString).log").path
         config.accessLog.enabled = true
         config.accessLog.path = logPath
@@ -431,10 +428,7 @@ struct TracingTests {
         var config = GatewayConfig()
         config.services = [serviceConfig("vnpy_core", vnpy), serviceConfig("monitor", monitor)]
         config.routes = [websocketRoute, RouteConfig(prefix: "/api/v1/monitor", service: "monitor")]
-        config.tracing.enabled = true
-        config.tracing.endpoint = "http://127.0.0.1:\(collector.port)/v1/traces"
-        config.tracing.sampleRatio = 1
-        config.tracing.exportInterval = .milliseconds(50)
+        Self.traced(&config, collectorPort: collector.port)
         let harness = try await GatewayHarness.start(config)
         defer { Task { await harness.shutdown() } }
         await waitUntil("instances checked") { harness.registry.state.services.allSatisfy { $0.members.allSatisfy { $0.runtime.health == .healthy } } }

@@ -35,7 +35,9 @@ final class LoopConnectionPool: @unchecked Sendable {
         let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped, tls: request.tls)
         if let pooled = takeIdle(key) {
             do {
-                return try await pooled.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
+                var response = try await pooled.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
+                response.connection = .pooled
+                return response
             } catch let failure {
                 // A kept-alive connection the instance closed just as it was reused: nothing of the
                 // response arrived. A request without a body that is safe to repeat goes once more on a
@@ -46,7 +48,9 @@ final class LoopConnectionPool: @unchecked Sendable {
         }
         let connection = try await connect(key, timeouts: timeouts)
         do {
-            return try await connection.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
+            var response = try await connection.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
+            response.connection = .new
+            return response
         } catch let failure {
             throw failure.failure
         }

@@ -41,6 +41,15 @@ struct UpstreamResponse: Sendable {
     var status: HTTPResponse.Status
     var headers: HTTPHeaders
     var body: UpstreamBody
+    /// Whether the exchange went over a kept-alive connection or a new one (the NIO transport's; the
+    /// AsyncHTTPClient transport does not say). A trace's client span records it.
+    var connection: ConnectionUse = .unknown
+
+    enum ConnectionUse: String, Sendable {
+        case pooled
+        case new
+        case unknown
+    }
 }
 
 enum UpstreamBody: Sendable {

@@ -235,9 +235,12 @@ struct AttemptTrace {
     let kept: KeptRequest?
     let index: Int
 
-    func answered(status: Int) {
+    /// The instance answered; `connection` says whether over a kept-alive connection (`pooled`) or a
+    /// `new` one, when the transport knows.
+    func answered(status: Int, connection: String? = nil) {
         if let span {
             span.set("http.response.status_code", .int(Int64(status)))
+            if let connection { span.set("gateway.connection", .string(connection)) }
             if status >= 500 { span.markError() }
             span.end()
         } else if let kept {
