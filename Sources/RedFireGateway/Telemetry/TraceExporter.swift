@@ -16,7 +16,9 @@ struct TraceExportSettings: Sendable, Equatable {
     var timeout: Duration = .seconds(2)
     var scheduleDelay: Duration = .seconds(5)
     var maxQueueSize = 8_192
-    var maxExportBatchSize = 512
+    /// The SDKs default to 512; at a gateway's rates each export request costs more than the spans in it
+    /// (docs/benchmarks.md).
+    var maxExportBatchSize = 2_048
     var resource: SpanFields = [:]
     /// `OTEL_TRACES_EXPORTER=none` or `OTEL_SDK_DISABLED=true`: spans are recorded, nothing is sent.
     var disabled = false
