@@ -84,6 +84,54 @@ struct ConfigTests {
         }
     }
 
+    @Test("tracing: every key parses; a bad ratio, trust value or endpoint is a clear error")
+    func tracingParses() throws {
+        let config = try GatewayConfig.parse(yaml: Self.minimalYAML + """
+        tracing: {enabled: true, endpoint: "https://collector:4318/v1/traces", service_name: edge-eu, sample_ratio: 0.05,
+                  sample_errors: true, trust_incoming: always, export_interval: 2s}
+        """)
+        #expect(config.tracing.enabled && config.tracing.endpoint == "https://collector:4318/v1/traces" && config.tracing.serviceName == "edge-eu")
+        #expect(config.tracing.sampleRatio == 0.05 && config.tracing.sampleErrors && config.tracing.trustIncoming == .always)
+        #expect(config.tracing.exportInterval == .seconds(2))
+        #expect(GatewayConfig().tracing.enabled == false && GatewayConfig().tracing.sampleErrors == false)
+        #expect {
+            try GatewayConfig.parse(yaml: Self.minimalYAML + """
+            tracing: {enabled: true, endpoint: "ftp://collector", sample_ratio: 2, trust_incoming: sometimes}
+            """)
+        } throws: { error in
+            let text = (error as? ConfigError)?.description ?? ""
+            return text.contains("tracing.endpoint") && text.contains("tracing.sample_ratio") && text.contains("tracing.trust_incoming")
+        }
+    }
+
+    @Test("The exporter's settings: the tracing section, then the OTEL_* variables over it, as the SDKs read them")
+    func traceExportSettings() {
+        var config = TracingConfig()
+        config.endpoint = "http://collector:4318/v1/traces"
+        config.serviceName = "gateway-a"
+        config.exportInterval = .seconds(1)
+        var settings = TraceExportSettings(config: config, environment: [:])
+        #expect(settings.endpoint == "http://collector:4318/v1/traces" && settings.scheduleDelay == .seconds(1))
+        #expect(settings.resource["service.name"] == .string("gateway-a") && settings.maxExportBatchSize == 2_048 && !settings.disabled)
+        settings = TraceExportSettings(config: config, environment: [
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4318/", "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20abc, x-tenant = eu",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "500", "OTEL_BSP_SCHEDULE_DELAY": "250", "OTEL_BSP_MAX_QUEUE_SIZE": "100",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "500", "OTEL_SERVICE_NAME": "edge", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod,service.name=ignored",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        ])
+        #expect(settings.endpoint == "http://otel:4318/v1/traces", "the traces path appended to the base endpoint")
+        #expect(settings.headers.map { "\($0.0)=\($0.1)" } == ["authorization=Bearer abc", "x-tenant=eu"])
+        #expect(settings.timeout == .milliseconds(500) && settings.scheduleDelay == .milliseconds(250))
+        #expect(settings.maxQueueSize == 100 && settings.maxExportBatchSize == 100, "a batch is never larger than the queue")
+        #expect(settings.resource["service.name"] == .string("edge") && settings.resource["deployment.environment"] == .string("prod"))
+        #expect(settings.warnings.count == 1 && settings.warnings[0].contains("http/protobuf"))
+        settings = TraceExportSettings(config: config, environment: ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://direct/x", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://base"])
+        #expect(settings.endpoint == "http://direct/x")
+        #expect(TraceExportSettings(config: config, environment: ["OTEL_TRACES_EXPORTER": "none"]).disabled)
+        #expect(TraceExportSettings(config: config, environment: ["OTEL_SDK_DISABLED": "true"]).disabled)
+        #expect(TraceExportSettings(config: config, environment: ["OTEL_BSP_MAX_QUEUE_SIZE": "lots"]).warnings.count == 1)
+    }
+
     @Test func connectionLimitsServerNamesAndSlashMergingParse() throws {
         let config = try GatewayConfig.parse(yaml: Self.minimalYAML + """
         limits: {header_timeout: 2s, idle_timeout: 30s, body_timeout: 15s}
