@@ -383,7 +383,9 @@ struct TracingTests {
         service.retries.attempts = 2
         let instances = try await startInstances(.userTrading, count: 1)
         var config = GatewayConfig()
-        config.services = [service, serviceConfig("live", instances)]
+        var live = serviceConfig("live", instances)
+        live.healthCheck.enabled = false   // the instance fails on purpose below; its answer must reach the gateway
+        config.services = [service, live]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading"), RouteConfig(prefix: "/api/v1/live", service: "live")]
         Self.traced(&config, collectorPort: collector.port, ratio: 0)
         config.tracing.sampleErrors = true
@@ -416,6 +418,17 @@ struct TracingTests {
             let start = try #require(span["start_ns"] as? Int), end = try #require(span["end_ns"] as? Int)
             #expect(start > 0 && end >= start, "recorded at the times it happened")
         }
+        // An instance that answers 500: recorded too, its client span with the status and the connection.
+        instances[0].setBehaviour(.failing)
+        #expect(try await harness.send("/api/v1/live/orders").status == 500)
+        var answered: [[String: Any]] = []
+        await waitUntil("the 500's spans exported") {
+            answered = ((try? collector.spans()) ?? []).filter { $0["name"] as? String == "upstream live" }
+            return !answered.isEmpty
+        }
+        let attempt = try #require(answered.first?["attributes"] as? [String: Any])
+        #expect(attempt["http.response.status_code"] as? Int == 500 && answered.first?["status"] as? Int == 2)
+        #expect(["new", "pooled"].contains(attempt["gateway.connection"] as? String ?? "-"))
     }
 
     @Test("A WebSocket's span lasts as long as the stream and ends with one close event; an event stream's likewise")

@@ -131,6 +131,7 @@ package final class RequestTracing: Sendable {
                                       end: attempt.end ?? server.end)
             client.attributes = ["server.address": .string(attempt.authority), "gateway.instance": .string(attempt.instance),
                                  "gateway.attempt": .int(Int64(attempt.number))]
+            if let connection = attempt.connection { client.attributes["gateway.connection"] = .string(connection) }
             if let status = attempt.status {
                 client.attributes["http.response.status_code"] = .int(Int64(status))
                 if status >= 500 { client.status = .error }
@@ -244,7 +245,7 @@ struct AttemptTrace {
             if status >= 500 { span.markError() }
             span.end()
         } else if let kept {
-            kept.attemptEnded(index, status: status, error: nil)
+            kept.attemptEnded(index, status: status, error: nil, connection: connection)
         }
     }
 
@@ -271,6 +272,7 @@ final class KeptRequest: Sendable {
         var end: UInt64?
         var status: Int?
         var error: String?
+        var connection: String?
     }
 
     struct State {
@@ -301,13 +303,14 @@ final class KeptRequest: Sendable {
         }
     }
 
-    func attemptEnded(_ index: Int, status: Int?, error: String?) {
+    func attemptEnded(_ index: Int, status: Int?, error: String?, connection: String? = nil) {
         let end = WallClock.now()
         state.withLock { state in
             guard state.attempts.indices.contains(index) else { return }
             state.attempts[index].end = end
             state.attempts[index].status = status
             state.attempts[index].error = error
+            state.attempts[index].connection = connection
         }
     }
 }
