@@ -10,7 +10,7 @@ import Synchronization
 
 /// Where and how spans leave: the `tracing:` section, with the standard `OTEL_*` variables winning over
 /// it (as the OpenTelemetry SDKs read them).
-struct TraceExportSettings: Sendable, Equatable {
+struct TraceExportSettings: Sendable {
     var endpoint = "http://localhost:4318/v1/traces"
     var headers: [(String, String)] = []
     var timeout: Duration = .seconds(2)
@@ -24,12 +24,6 @@ struct TraceExportSettings: Sendable, Equatable {
     var disabled = false
     /// What was set but not understood (logged at start).
     var warnings: [String] = []
-
-    static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.endpoint == rhs.endpoint && lhs.headers.elementsEqual(rhs.headers, by: ==) && lhs.timeout == rhs.timeout
-            && lhs.scheduleDelay == rhs.scheduleDelay && lhs.maxQueueSize == rhs.maxQueueSize && lhs.maxExportBatchSize == rhs.maxExportBatchSize
-            && lhs.disabled == rhs.disabled && lhs.resource.entries.elementsEqual(rhs.resource.entries, by: { $0.key == $1.key && $0.value == $1.value })
-    }
 
     init(config: TracingConfig, environment: [String: String]) {
         var serviceName = config.serviceName ?? "redfire-gateway"

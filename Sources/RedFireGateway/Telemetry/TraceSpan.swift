@@ -51,7 +51,6 @@ struct SpanName: Sendable, Equatable, ExpressibleByStringLiteral {
     init(stringLiteral value: String) { self.init(value) }
 
     var utf8Count: Int { head.utf8.count + (tail.map { 1 + $0.utf8.count } ?? 0) }
-    var text: String { tail.map { head + " " + $0 } ?? head }
 }
 
 /// A finished span, as the exporter encodes it (OTLP `Span`).
