@@ -76,10 +76,8 @@ package final class RequestTracing: Sendable {
     func attempt(_ trace: RequestTrace, service: String, instance: String, authority: String, number: Int) -> AttemptTrace {
         let spanID = ids.next()
         if let parent = trace.span {
-            let context = parent.context
-            var span = RecordedSpan(traceIDHigh: context.traceIDHigh, traceIDLow: context.traceIDLow, spanID: spanID, parentSpanID: context.spanID,
-                                    traceState: parent.traceState, name: SpanName("upstream", service), kind: .client, start: WallClock.now())
-            span.attributes = ["server.address": .string(authority), "gateway.instance": .string(instance), "gateway.attempt": .int(Int64(number))]
+            let span = RecordedSpan.attempt(parent: parent.context, spanID: spanID, traceState: parent.traceState, service: service, instance: instance,
+                                            authority: authority, number: number, start: WallClock.now())
             return AttemptTrace(traceparent: span.context.traceparent, span: TraceSpan(span, exporter: exporter), kept: nil, index: 0)
         }
         let index = trace.kept?.attemptStarted(spanID: spanID, service: service, instance: instance, authority: authority, number: number) ?? 0
@@ -98,14 +96,7 @@ package final class RequestTracing: Sendable {
     /// steps and failed (5xx) is recorded now.
     func end(_ trace: RequestTrace, status: Int?, error: (any Error)? = nil) {
         if let span = trace.span {
-            if let status {
-                span.set("http.response.status_code", .int(Int64(status)))
-                if status >= 500 { span.markError() }
-            }
-            if let error {
-                span.set("error.type", .string("\(error)"))
-                span.markError()
-            }
+            span.outcome(status: status, error: error.map { "\($0)" })
             if !trace.isHandedOff { span.end() }
             return
         }
@@ -122,24 +113,13 @@ package final class RequestTracing: Sendable {
                                   traceState: kept.tracestate, name: state.name, kind: .server, start: kept.start, end: WallClock.now(), status: .error,
                                   attributes: state.attributes, events: state.events)
         server.attributes["gateway.sampled"] = "error"
-        if let status { server.attributes["http.response.status_code"] = .int(Int64(status)) }
-        if let error { server.attributes["error.type"] = .string("\(error)") }
+        server.outcome(status: status, error: error.map { "\($0)" })
         exporter.submit(server)
         for attempt in state.attempts {
-            var client = RecordedSpan(traceIDHigh: trace.traceIDHigh, traceIDLow: trace.traceIDLow, spanID: attempt.spanID, parentSpanID: trace.spanID,
-                                      traceState: kept.tracestate, name: SpanName("upstream", attempt.service), kind: .client, start: attempt.start,
-                                      end: attempt.end ?? server.end)
-            client.attributes = ["server.address": .string(attempt.authority), "gateway.instance": .string(attempt.instance),
-                                 "gateway.attempt": .int(Int64(attempt.number))]
-            if let connection = attempt.connection { client.attributes["gateway.connection"] = .string(connection) }
-            if let status = attempt.status {
-                client.attributes["http.response.status_code"] = .int(Int64(status))
-                if status >= 500 { client.status = .error }
-            }
-            if let failure = attempt.error {
-                client.attributes["error.type"] = .string(failure)
-                client.status = .error
-            }
+            var client = RecordedSpan.attempt(parent: trace, spanID: attempt.spanID, traceState: kept.tracestate, service: attempt.service,
+                                              instance: attempt.instance, authority: attempt.authority, number: attempt.number, start: attempt.start)
+            client.end = attempt.end ?? server.end
+            client.outcome(status: attempt.status, error: attempt.error, connection: attempt.connection)
             exporter.submit(client)
         }
     }
@@ -187,7 +167,7 @@ struct RequestTrace: Sendable {
     var traceIDHex: String { unsampled.traceIDHex }
 
     /// The trace id as a value (the console's slow requests format it only for the ones they keep).
-    var traceID: TraceID? { TraceID(high: unsampled.traceIDHigh, low: unsampled.traceIDLow) }
+    var traceID: TraceID { TraceID(high: unsampled.traceIDHigh, low: unsampled.traceIDLow) }
 
     /// Sets a span attribute (names and values from the request path's own knowledge only — never a
     /// header value, token or query). Only evaluated when recording.
@@ -240,9 +220,7 @@ struct AttemptTrace {
     /// `new` one, when the transport knows.
     func answered(status: Int, connection: String? = nil) {
         if let span {
-            span.set("http.response.status_code", .int(Int64(status)))
-            if let connection { span.set("gateway.connection", .string(connection)) }
-            if status >= 500 { span.markError() }
+            span.outcome(status: status, error: nil, connection: connection)
             span.end()
         } else if let kept {
             kept.attemptEnded(index, status: status, error: nil, connection: connection)
@@ -251,8 +229,7 @@ struct AttemptTrace {
 
     func failed(_ error: some Error) {
         if let span {
-            span.set("error.type", .string("\(error)"))
-            span.markError()
+            span.outcome(status: nil, error: "\(error)")
             span.end()
         } else if let kept {
             kept.attemptEnded(index, status: nil, error: "\(error)")

@@ -101,13 +101,6 @@ struct TraceID: Sendable, Equatable {
     var high: UInt64
     var low: UInt64
 
-    /// From 32 hex digits (a tracer's id).
-    init?(hex: String) {
-        guard hex.utf8.count == 32, let high = UInt64(hex.prefix(16), radix: 16), let low = UInt64(hex.suffix(16), radix: 16) else { return nil }
-        self.high = high
-        self.low = low
-    }
-
     init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low

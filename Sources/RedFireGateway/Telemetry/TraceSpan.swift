@@ -81,6 +81,29 @@ struct RecordedSpan: Sendable {
 
     /// Its place in the trace, for the `traceparent` of whatever it calls.
     var context: TraceContext { TraceContext(traceIDHigh: traceIDHigh, traceIDLow: traceIDLow, spanID: spanID, sampled: true) }
+
+    /// The client span of one attempt at an instance, under `parent` (the request's span).
+    static func attempt(parent: TraceContext, spanID: UInt64, traceState: String?, service: String, instance: String, authority: String,
+                        number: Int, start: UInt64) -> RecordedSpan {
+        var span = RecordedSpan(traceIDHigh: parent.traceIDHigh, traceIDLow: parent.traceIDLow, spanID: spanID, parentSpanID: parent.spanID,
+                                traceState: traceState, name: SpanName("upstream", service), kind: .client, start: start)
+        span.attributes = ["server.address": .string(authority), "gateway.instance": .string(instance), "gateway.attempt": .int(Int64(number))]
+        return span
+    }
+
+    /// How it turned out: the status (a 5xx makes it an error), the error it failed with, the connection
+    /// it used (`new` or `pooled`, when known).
+    mutating func outcome(status: Int?, error: String?, connection: String? = nil) {
+        if let connection { attributes["gateway.connection"] = .string(connection) }
+        if let status {
+            attributes["http.response.status_code"] = .int(Int64(status))
+            if status >= 500 { self.status = .error }
+        }
+        if let error {
+            attributes["error.type"] = .string(error)
+            self.status = .error
+        }
+    }
 }
 
 /// Nanoseconds since 1970 (the spans' clock: OTLP times are wall-clock).
@@ -126,8 +149,8 @@ final class TraceSpan: Sendable {
         state.withLock { $0.span.events.append(RecordedSpan.Event(name: name, time: time, attributes: attributes)) }
     }
 
-    func markError() {
-        state.withLock { $0.span.status = .error }
+    func outcome(status: Int?, error: String?, connection: String? = nil) {
+        state.withLock { $0.span.outcome(status: status, error: error, connection: connection) }
     }
 
     /// Ends the span (once) and hands it to the exporter.
