@@ -141,13 +141,16 @@ final class RateLimiter: Sendable {
     func headers(_ policy: RateLimitPolicy, _ decision: RateDecision, style: RateLimitConfig.HeaderStyle) -> HTTPFields {
         var fields = HTTPFields()
         guard style != .none else { return fields }
+        // Appended (each name once): setting by name would search the list first.
+        fields.reserveCapacity(style == .ietfAndLegacy ? 5 : 2)
         let window = max(1, LocalRateLimitStore.seconds(policy.interval * Int64(policy.burst)))
-        fields[.rateLimitPolicy] = "\"\(policy.name)\";q=\(policy.burst);w=\(window)"
-        fields[.rateLimit] = "\"\(policy.name)\";r=\(decision.remaining);t=\(decision.allowed ? decision.resetSeconds : decision.retryAfterSeconds)"
+        let reset = decision.allowed ? decision.resetSeconds : decision.retryAfterSeconds
+        fields.append(HTTPField(name: .rateLimitPolicy, value: "\"\(policy.name)\";q=\(policy.burst);w=\(window)"))
+        fields.append(HTTPField(name: .rateLimit, value: "\"\(policy.name)\";r=\(decision.remaining);t=\(reset)"))
         if style == .ietfAndLegacy {
-            fields[.xRateLimitLimit] = String(policy.burst)
-            fields[.xRateLimitRemaining] = String(decision.remaining)
-            fields[.xRateLimitReset] = String(decision.allowed ? decision.resetSeconds : decision.retryAfterSeconds)
+            fields.append(HTTPField(name: .xRateLimitLimit, value: String(policy.burst)))
+            fields.append(HTTPField(name: .xRateLimitRemaining, value: String(decision.remaining)))
+            fields.append(HTTPField(name: .xRateLimitReset, value: String(reset)))
         }
         return fields
     }

@@ -140,15 +140,18 @@ extension GatewayHTTPCodec {
         }
     }
 
-    /// Whether a value holds U+FFFD (UTF-8 `EF BF BD`): one pass looking for its lead byte, which no
-    /// ASCII value has.
+    /// Whether a value holds U+FFFD (UTF-8 `EF BF BD`): one pass over the bytes in place, looking for its
+    /// lead byte, which no ASCII value has.
     static func containsReplacementCharacter(_ value: String) -> Bool {
-        let utf8 = value.utf8
-        var index = utf8.startIndex
-        while let lead = utf8[index...].firstIndex(of: 0xEF) {
-            let rest = utf8[utf8.index(after: lead)...]
+        value.utf8.withContiguousStorageIfAvailable(containsReplacementCharacter) ?? containsReplacementCharacter(Array(value.utf8))
+    }
+
+    private static func containsReplacementCharacter(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
+        var index = bytes.startIndex
+        while let lead = bytes[index...].firstIndex(of: 0xEF) {
+            let rest = bytes[bytes.index(after: lead)...]
             if rest.starts(with: [0xBF, 0xBD]) { return true }
-            index = utf8.index(after: lead)
+            index = bytes.index(after: lead)
         }
         return false
     }

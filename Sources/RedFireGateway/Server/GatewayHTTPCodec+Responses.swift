@@ -77,13 +77,27 @@ extension GatewayHTTPCodec {
     static let coalesceLimit = 8 * 1024
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        write(unwrapOutboundIn(data), context: context, promise: promise)
+    }
+
+    /// A response part from the linked request loop.
+    func respond(_ part: HTTPResponsePart, flush: Bool, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        write(part, context: context, promise: promise)
+        if flush { self.flush(context: context) }
+    }
+
+    func write(_ part: HTTPResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
         guard !state.outboundClosed else {
             // A response after the connection decided to close (e.g. the server's own answer to a parse
             // error it saw after ours): dropped.
             promise?.succeed(())
             return
         }
-        switch unwrapOutboundIn(data) {
+        switch part {
         case .head(let response):
             let final = response.status.kind != .informational
             let decision = state.responseHead(final: final, isContinue: response.status == .continue, now: context.eventLoop.now)

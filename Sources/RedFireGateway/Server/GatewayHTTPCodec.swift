@@ -60,6 +60,15 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The connection's listener and TLS version (the request handler reads the HTTP version set here).
     let facts: ConnectionFacts?
+    /// The request loop after this codec, when linked: request parts go to it and its response parts
+    /// come back by direct calls. Unlinked (a codec tested alone), parts travel the pipeline.
+    var requests: GatewayRequestHandler?
+
+    /// Links the codec and the request loop that follows it in the pipeline.
+    func link(_ handler: GatewayRequestHandler) {
+        requests = handler
+        handler.codec = self
+    }
 
     init(settings: ConnectionSettings, connections: ConnectionCount, accessLog: AccessLog? = nil, facts: ConnectionFacts? = nil) {
         self.settings = settings
@@ -89,6 +98,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimers()
         self.context = nil
+        requests = nil
         connections.closed()
     }
 
@@ -165,7 +175,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
                 let answering = HTTP1ResponseWriter.Request(http10: head.version.major == 1 && head.version.minor == 0, head: head.method == .HEAD)
                 perform(state.requestHead(answering, keepAlive: head.isKeepAlive, upgrade: Self.stopsParser(head),
                                           declaresBody: request.headerFields.declaresBody, now: context.eventLoop.now), context: context)
-                context.fireChannelRead(wrapInboundOut(.head(request)))
+                pass(.head(request), context: context)
             case .failure(let refusal):
                 let supplied = head.headers.first(name: "X-Request-ID")
                 refuse(refusal.error, requestID: supplied.flatMap { GatewayRequestID.isWellFormed($0) ? $0 : nil }, head: head, context: context)
@@ -173,11 +183,19 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
         case .body(let body):
             state.bodyPart(bytes: body.readableBytes, now: context.eventLoop.now)
             if chunkedBody { chunkedPayloadBytes += body.readableBytes }
-            context.fireChannelRead(wrapInboundOut(.body(body)))
+            pass(.body(body), context: context)
         case .end(let trailers):
             state.requestEnd()
             chunkedBody = false
-            context.fireChannelRead(wrapInboundOut(.end(trailers.map { HTTPFields(nioHeaders: $0) })))
+            pass(.end(trailers.map { HTTPFields(nioHeaders: $0) }), context: context)
+        }
+    }
+
+    private func pass(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        if let requests {
+            requests.process(part)
+        } else {
+            context.fireChannelRead(wrapInboundOut(part))
         }
     }
 

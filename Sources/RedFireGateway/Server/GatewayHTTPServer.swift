@@ -87,7 +87,9 @@ struct GatewayHTTPServer: ServerChildChannel {
         // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.
         try sync.addHandler(Self.requestDecoder(settings))
         try sync.addHandler(codec)
-        try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts))
+        let requests = GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts)
+        try sync.addHandler(requests)
+        codec.link(requests)
     }
 
     /// NIO's request decoder (llhttp) with the connection's bounds. When it leaves the pipeline — a

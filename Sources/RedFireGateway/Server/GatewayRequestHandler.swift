@@ -16,6 +16,10 @@ import NIOHTTPTypes
 /// reading, answering and writing happen on one thread, and between requests a connection holds no
 /// task at all.
 ///
+/// On an HTTP/1 connection the codec and this handler call each other directly (`GatewayHTTPCodec.link`):
+/// request parts come in and response parts go out without a pipeline hop or an `NIOAny` box per part.
+/// On an HTTP/2 stream the parts travel the stream's pipeline.
+///
 /// Pipelined requests wait (their parts are queued, reading pauses when the queue grows) until the
 /// current response is written. A request body streams to the responder through `RequestBodyStream`;
 /// what the responder did not read is drained before the next request.
@@ -26,6 +30,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private let responder: GatewayHTTPServer.Responder
     private let logger: Logger
     private var context: ChannelHandlerContext?
+    /// The HTTP/1 codec before this handler, when linked; nil on an HTTP/2 stream.
+    var codec: GatewayHTTPCodec?
     private var executor: EventLoopTaskExecutor?
     /// The peer, read once per connection.
     private var remoteAddress: SocketAddress?
@@ -80,6 +86,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         active = nil
         queued.removeAll()
         self.context = nil
+        codec = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -118,7 +125,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         process(unwrapInboundIn(data))
     }
 
-    private func process(_ part: HTTPRequestPart) {
+    /// A request part from the linked codec, or from the pipeline (HTTP/2).
+    func process(_ part: HTTPRequestPart) {
         if let active {
             if !active.bodyEnded {
                 switch part {
@@ -190,7 +198,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         var head = response.head
         if !head.headerFields.contains(.date) { head.headerFields.append(HTTPField(name: .date, value: date())) }
-        context.writeAndFlush(wrapOutboundOut(.head(head)), promise: nil)
+        send(.head(head), flush: true)
         active = nil
         queued.removeAll()
         let channel = context.channel
@@ -215,13 +223,13 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// On the event loop (the task prefers it).
     private func write(_ response: Response) async {
-        guard let context else { return }
+        guard context != nil else { return }
         var head = response.head
         // An origin's `Date` is passed on (RFC 9110 §6.6.1); the gateway dates what has none.
         if !head.headerFields.contains(.date) { head.headerFields.append(HTTPField(name: .date, value: date())) }
         // RFC 6797: on TLS connections of a listener with `hsts`, every response says so (never on plain HTTP).
         if let hsts = facts?.strictTransportSecurity { head.headerFields[.strictTransportSecurity] = hsts }
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        send(.head(head), flush: false)
         let writer = ChannelResponseBodyWriter(handler: self, remaining: response.body.contentLength)
         do {
             try await response.body.write(writer)
@@ -237,14 +245,27 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     func writeBody(_ buffer: ByteBuffer, last: Bool) async throws {
         guard let context else { throw RequestBodyStream.Closed() }
         if context.channel.isWritable {
-            if last {
-                context.write(wrapOutboundOut(.body(buffer)), promise: nil)
-            } else {
-                context.writeAndFlush(wrapOutboundOut(.body(buffer)), promise: nil)
-            }
+            send(.body(buffer), flush: !last)
         } else {
             // Back-pressure: wait until the client has taken what is queued.
-            try await context.writeAndFlush(wrapOutboundOut(.body(buffer))).get()
+            let written = context.eventLoop.makePromise(of: Void.self)
+            send(.body(buffer), flush: true, promise: written)
+            try await written.futureResult.get()
+        }
+    }
+
+    /// To the linked codec by a direct call, else down the pipeline.
+    private func send(_ part: HTTPResponsePart, flush: Bool, promise: EventLoopPromise<Void>? = nil) {
+        if let codec {
+            codec.respond(part, flush: flush, promise: promise)
+        } else if let context {
+            if flush {
+                context.writeAndFlush(wrapOutboundOut(part), promise: promise)
+            } else {
+                context.write(wrapOutboundOut(part), promise: promise)
+            }
+        } else {
+            promise?.fail(RequestBodyStream.Closed())
         }
     }
 
@@ -252,11 +273,11 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     /// sent when the body is first read, so a request refused before that (401, 413, …) is answered
     /// without the client ever uploading (RFC 9110 §10.1.1).
     func sendContinue() {
-        context?.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
+        send(.head(HTTPResponse(status: .continue)), flush: true)
     }
 
     func writeEnd(_ trailers: HTTPFields?) {
-        context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        send(.end(trailers), flush: true)
     }
 
     private func responseFinished() {
