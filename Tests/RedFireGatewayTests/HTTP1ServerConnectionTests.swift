@@ -133,6 +133,84 @@ import Testing
         guard case .closeWhenWritten = m.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
     }
 
+    @Test func anEarlyResponseLeavesItsBodyToDrainWithoutStartingAHeaderSection() {
+        var m = started()
+        _ = m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: true, now: Self.t0)
+        m.bodyPart(bytes: 10, now: Self.t0 + .seconds(1))
+        // Answered (a 413, a 401) before the body ended: the connection stays, the rest of the body is dropped as it comes.
+        _ = m.responseHead(final: true, isContinue: false, now: Self.t0 + .seconds(2))
+        guard case .keepOpen = m.responseEnd(now: Self.t0 + .seconds(2)) else { Issue.record("closed"); return }
+        #expect(m.readingBody && !m.hasPendingRequests)
+        m.bytesArrived(now: Self.t0 + .seconds(3))
+        #expect(m.headSince == nil && !m.headBytesSeen, "body bytes being drained are not the next request's head")
+        m.requestEnd()
+        m.bytesArrived(now: Self.t0 + .seconds(4))
+        #expect(m.headSince == Self.t0 + .seconds(4) && m.headBytesSeen, "after the body, bytes start the next head")
+        guard case .refuse(.requestTimeout) = m.timerFired(now: Self.t0 + .seconds(14)) else { Issue.record("the next head was not timed"); return }
+    }
+
+    @Test func interimResponsesOnHTTP11PassAndA100ContinueRestartsTheBodyClock() {
+        var m = started()
+        _ = m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: true, now: Self.t0)
+        let early = m.responseHead(final: false, isContinue: false, now: Self.t0 + .seconds(1))
+        #expect(!early.drop && !early.close, "103 Early Hints goes to an HTTP/1.1 client")
+        // The client waited for `100 Continue` 20 s (the gateway's time, not a pause of the client's).
+        let proceed = m.responseHead(final: false, isContinue: true, now: Self.t0 + .seconds(20))
+        #expect(!proceed.drop && m.bodySince == Self.t0 + .seconds(20))
+        #expect(arm(m.timerFired(now: Self.t0 + .seconds(30))) == Self.t0 + .seconds(50), "the body's pause counts from the 100")
+        #expect(m.hasPendingRequests, "an interim response does not answer the request")
+    }
+
+    @Test func eachResponseIsWrittenForItsOwnRequestHEADAndHTTP10Included() {
+        var m = started()
+        _ = m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
+        m.requestEnd()
+        _ = m.requestHead(.init(http10: false, head: true), keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
+        m.requestEnd()
+        _ = m.requestHead(.init(http10: true, head: false), keepAlive: false, upgrade: false, declaresBody: false, now: Self.t0)
+        m.requestEnd()
+        #expect(m.inboundClosed, "nothing after the request that said close is processed")
+        let first = m.responseHead(final: true, isContinue: false, now: Self.t0)
+        #expect(!first.request.head && !first.request.http10 && !first.close, "a later request's close is not this response's")
+        _ = m.responseEnd(now: Self.t0)
+        let second = m.responseHead(final: true, isContinue: false, now: Self.t0)
+        #expect(second.request.head && !second.close, "HEAD: the writer sends no body")
+        _ = m.responseEnd(now: Self.t0)
+        let third = m.responseHead(final: true, isContinue: false, now: Self.t0)
+        #expect(third.request.http10 && third.close, "HTTP/1.0 without keep-alive: the head says close")
+        guard case .closeWhenWritten = m.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
+    }
+
+    @Test func aResponseThatClosesLeavesLaterPipelinedRequestsUnanswered() {
+        var m = started()
+        _ = m.requestHead(.init(http10: true, head: false), keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
+        m.requestEnd()
+        _ = m.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: false, now: Self.t0)
+        m.requestEnd()
+        // The first response's body can only end with the connection (HTTP/1.0, length unknown): its head said close.
+        #expect(!m.responseHead(final: true, isContinue: false, now: Self.t0).close)
+        m.responseCloses()
+        guard case .closeWhenWritten = m.responseEnd(now: Self.t0) else { Issue.record("the second request was answered after a close"); return }
+        #expect(!m.hasPendingRequests && m.outboundClosed)
+    }
+
+    @Test func aSwitchedOrClosedConnectionIgnoresTimersRefusalsAndLateEvents() {
+        var switched = started()
+        _ = switched.requestHead(Self.get11, keepAlive: true, upgrade: true, declaresBody: false, now: Self.t0)
+        switched.switchedProtocols()
+        #expect(switched.inboundClosed && switched.outboundClosed && !switched.hasPendingRequests && switched.timerAt == .distantFuture)
+        #expect(isNone(switched.timerFired(now: Self.t0 + .seconds(100))), "the new protocol's handlers time the connection now")
+        var closed = started()
+        #expect(isClose(closed.close()))
+        #expect(isNone(closed.timerFired(now: Self.t0 + .seconds(10))))
+        #expect(isNone(closed.refused("400")), "nothing is written to a closing connection")
+        var finDuringBody = started()
+        _ = finDuringBody.requestHead(Self.get11, keepAlive: true, upgrade: false, declaresBody: true, now: Self.t0)
+        #expect(isNone(finDuringBody.peerClosedInput()))
+        #expect(finDuringBody.responseHead(final: true, isContinue: false, now: Self.t0).close, "the response says the connection closes")
+        guard case .closeWhenWritten = finDuringBody.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
+    }
+
     // MARK: Through EmbeddedChannel
 
     /// What the codec passes on.
@@ -194,6 +272,18 @@ import Testing
         #expect(text.hasPrefix("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 400 Bad Request\r\n"), "\(text)")
         #expect(text.contains("Connection: close") && text.contains("\"malformed_request\""))
         // Lingering close: output shut at once, the connection closed after the linger.
+        loop.advanceTime(by: GatewayHTTPCodec.linger)
+        #expect(!channel.isActive)
+    }
+
+    @Test func aRequestThatSaysCloseIsTheLastOneAnsweredAndOnlyItsResponseSaysSo() throws {
+        let (channel, loop, parts) = try channel()
+        try channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n"))
+        #expect(parts.received.count == 4, "/c comes after the client's close: not processed (RFC 9112 §9.6)")
+        try respond(channel, HTTPResponse(status: .ok, headerFields: [.contentLength: "1"]), body: "a")
+        #expect(try output(channel) == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", "the first response does not announce the second's close")
+        try respond(channel, HTTPResponse(status: .ok, headerFields: [.contentLength: "1"]), body: "b")
+        #expect(try output(channel) == "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nb")
         loop.advanceTime(by: GatewayHTTPCodec.linger)
         #expect(!channel.isActive)
     }

@@ -88,6 +88,21 @@ import Testing
         #expect(m.timerFired(now: Self.t0 + .seconds(31), readerWaiting: false, buffered: true) == .closeIdle)
     }
 
+    @Test func pausedReadingExcusesSilenceOnlyDuringAnExchangeAndAStoppedMachineArmsNothing() {
+        var m = machine(idle: .seconds(10))
+        m.beginExchange(bufferLimit: 1024)
+        _ = m.requestSent(responseWithin: .seconds(10))
+        m.responseArrived()
+        #expect(m.read(now: Self.t0, bufferedParts: 1, bufferedBytes: 512) == .pauseReading, "half the buffer holds the instance's side")
+        // The client is slow and reading from the instance is paused: not the instance's silence.
+        #expect(m.timerFired(now: Self.t0 + .seconds(10), readerWaiting: false, buffered: false) == .arm(Self.t0 + .seconds(20)))
+        // Back in the pool the same pause is no excuse.
+        m.endExchange()
+        #expect(m.timerFired(now: Self.t0 + .seconds(20), readerWaiting: false, buffered: false) == .closeIdle)
+        m.stopped()
+        #expect(m.timerAt == .distantFuture)
+    }
+
     // MARK: Through EmbeddedChannel (the event loop's virtual clock)
 
     /// A connected channel with the handler, on an embedded loop whose clock the test advances.

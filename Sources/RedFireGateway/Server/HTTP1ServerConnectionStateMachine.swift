@@ -51,14 +51,23 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
 
     let timeouts: Timeouts
 
-    /// Requests passed on whose final response has not been written, oldest first: how each must be
-    /// answered (HTTP/1.0: no chunks, no 1xx; HEAD: no body).
-    private(set) var pending = CircularBuffer<HTTP1ResponseWriter.Request>(initialCapacity: 2)
+    /// A request passed on whose final response has not been written: how it must be answered (HTTP/1.0:
+    /// no chunks, no 1xx; HEAD: no body), and whether the connection closes after its response (the
+    /// client said `close`, or the response's head does) — even with later pipelined requests unanswered
+    /// (RFC 9112 §9.6: the server closes after that response; the client repeats what was not answered).
+    struct Pending {
+        var request: HTTP1ResponseWriter.Request
+        var closes: Bool
+    }
+
+    /// Requests passed on whose final response has not been written, oldest first.
+    private(set) var pending = CircularBuffer<Pending>(initialCapacity: 2)
     /// Between a passed-on head and its end.
     private(set) var readingBody = false
     /// Inbound is over (a refusal, a broken body, a timeout, the client's FIN): later bytes are dropped.
     private(set) var inboundClosed = false
-    /// The connection closes once the current final response is written.
+    /// The connection closes once the last pending request's final response is written (the client's
+    /// FIN, graceful shutdown, a broken or timed-out body).
     private(set) var closeAfterResponse = false
     /// Outbound is over: the connection is closing; later writes are dropped.
     private(set) var outboundClosed = false
@@ -158,18 +167,18 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
     // MARK: Requests
 
     /// A request head was accepted and passed on. `keepAlive`: the client allows another request after
-    /// it; `upgrade`: it asks for another protocol (`Upgrade` with the `upgrade` connection option). Unless
+    /// it — without it, the connection closes after its response and what the client sends after its end
+    /// is not read (RFC 9112 §9.6: no further request is processed); `upgrade`: it asks for another protocol (`Upgrade` with the `upgrade` connection option). Unless
     /// the responder switches protocols, it is answered as a plain request (RFC 9110 §7.8) and the
     /// connection stays usable — but NIO's parser stops reading after it, so the codec gives the
     /// connection a fresh parser once the response is written (`parserStopped`).
     mutating func requestHead(_ request: HTTP1ResponseWriter.Request, keepAlive: Bool, upgrade: Bool, declaresBody: Bool,
                               now clock: @autoclosure () -> NIODeadline) -> Action {
-        pending.append(request)
+        pending.append(Pending(request: request, closes: !keepAlive))
         readingBody = true
         idleSince = nil
         headSince = nil
         headBytesSeen = false
-        if !keepAlive { closeAfterResponse = true }
         if upgrade { parserStopped = true }
         guard declaresBody else { return .none }
         // A body is coming: its pauses are timed (requests without one schedule nothing).
@@ -194,6 +203,8 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
         bodySince = nil
         bodyStart = nil
         heldSince = nil
+        // The last request the client asked for: later bytes are not requests to process.
+        if pending.last?.closes == true { inboundClosed = true }
     }
 
     /// The request body being read is broken (bad chunk framing, too much framing).
@@ -223,11 +234,13 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
     /// A response head is about to be written: how to answer (the oldest pending request), and whether
     /// it is to be dropped (an interim response to HTTP/1.0). `close`: the head must say so.
     mutating func responseHead(final: Bool, isContinue: Bool, now: @autoclosure () -> NIODeadline) -> (request: HTTP1ResponseWriter.Request, drop: Bool, close: Bool) {
-        let request = pending.first ?? HTTP1ResponseWriter.Request(http10: false, head: false)
-        if !final, request.http10 { return (request, true, false) }
+        let first = pending.first ?? Pending(request: HTTP1ResponseWriter.Request(http10: false, head: false), closes: false)
+        if !final, first.request.http10 { return (first.request, true, false) }
         // The client starts sending its body now: its pause so far was the gateway's.
         if isContinue, bodySince != nil { bodySince = now() }
-        return (request, false, final && closeAfterResponse)
+        // Only the response after which the connection really closes says so: a pipelined client that
+        // read `close` earlier would drop the responses still coming.
+        return (first.request, false, final && (first.closes || (closeAfterResponse && pending.count <= 1)))
     }
 
     /// The request in progress was answered with `101 Switching Protocols`: HTTP is over on this
@@ -249,14 +262,28 @@ struct HTTP1ServerConnectionStateMachine<Refusal> {
         parserStopped = false
     }
 
-    /// The head written says the connection closes (or its body can only end with it).
+    /// The head written says the connection closes (or its body can only end with it): it closes after
+    /// this response.
     mutating func responseCloses() {
-        closeAfterResponse = true
+        if pending.isEmpty {
+            closeAfterResponse = true
+        } else {
+            pending[pending.startIndex].closes = true
+        }
     }
 
     /// A response's end is about to be written.
     mutating func responseEnd(now clock: @autoclosure () -> NIODeadline) -> AfterResponse {
-        if !pending.isEmpty { pending.removeFirst() }
+        let answered = pending.popFirst()
+        if answered?.closes == true {
+            // Requests pipelined after it stay unanswered: the client repeats them on a new connection.
+            pending.removeAll()
+            deferredRefusal = nil
+            readingBody = false
+            outboundClosed = true
+            inboundClosed = true
+            return .closeWhenWritten
+        }
         guard pending.isEmpty else { return .keepOpen(.none) }
         if let refusal = deferredRefusal {
             deferredRefusal = nil
