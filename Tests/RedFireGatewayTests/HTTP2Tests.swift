@@ -52,6 +52,8 @@ struct HTTP2Tests {
         // Forwarded as HTTP/1.1; the service hears https, one Cookie, no Host of the client's.
         let echo = try await client.request(.get, "/api/v1/trading/_echo", fields: [.cookie: "a=1", .cookie: "b=2", .requestID: "h2-echo-1"])
         #expect(echo.status == 200)
+        // The request ID changes with every response: sent as a literal, never into the HPACK table.
+        #expect(echo.fields.first { $0.name == .requestID }?.indexingStrategy == .avoid)
         let report = try JSONDecoder().decode(EchoReport.self, from: Data(echo.body.utf8))
         #expect(report.headers["cookie"] == ["a=1; b=2"])
         #expect(report.headers["x-forwarded-proto"] == ["https"])
@@ -132,6 +134,12 @@ struct HTTP2Tests {
         await http1.close()
         await client.close()
         await setup.gateway.shutdown()
+    }
+
+    @Test func volatileResponseFieldsStayOutOfTheHPACKTableAndCookiesAreNeverIndexed() {
+        var fields: HTTPFields = [.setCookie: "session=1", .requestID: "r1", .rateLimit: "\"default\";r=9;t=1", .contentType: "application/json"]
+        HTTP2StreamGuard.setIndexing(&fields)
+        #expect(fields.map(\.indexingStrategy) == [.disallow, .avoid, .avoid, .automatic])
     }
 
     @Test func refusesConnectAndAHostThatContradictsTheAuthority() async throws {

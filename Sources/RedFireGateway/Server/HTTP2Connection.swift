@@ -244,7 +244,22 @@ final class HTTP2StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         for name in Self.connectionSpecific where response.headerFields.contains(name) { response.headerFields[name] = nil }
+        Self.setIndexing(&response.headerFields)
         context.write(wrapOutboundOut(.head(response)), promise: promise)
+    }
+
+    /// HPACK (RFC 7541 §7.1): a value that changes with every response — the request ID, the rate-limit
+    /// fields — would only push the connection's useful table entries out (and every later field's lookup
+    /// scans the table), so it is sent literally; a `Set-Cookie` is never indexed, by any hop (§7.1.3).
+    static func setIndexing(_ fields: inout HTTPFields) {
+        for index in fields.indices {
+            let name = fields[index].name
+            if name == .setCookie {
+                fields[index].indexingStrategy = .disallow
+            } else if name == .requestID || name == .rateLimit || name == .xRateLimitRemaining || name == .xRateLimitReset {
+                fields[index].indexingStrategy = .avoid
+            }
+        }
     }
 
     /// The checks and rewrites above; the refusal, if any.
