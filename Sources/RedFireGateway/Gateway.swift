@@ -156,21 +156,20 @@ public final class Gateway: Service {
         // One server per listener; the gateway is listening once all are bound.
         let bound = ManagedAtomic<Int>(0)
         let servers = listeners.enumerated().map { index, listener in
-            GatewayHTTPServer(responder: { try await responder.respond(to: $0, context: $1) }, listener: listener, accessLog: responder.accessLog,
-                              settings: { [registry] in registry.state.connectionSettings }, connections: connections, logger: logger)
-                .server(configuration: ServerConfiguration(address: .hostname(listener.config.address.host, port: listener.config.address.port),
-                                                           serverName: nil, backlog: 1024),
-                        onServerRunning: { [listening, port, acceptPressure, listeners] channel in
-                            try? await channel.eventLoop.submit {
-                                try channel.pipeline.syncOperations.addHandler(AcceptFailureObserver(pressure: acceptPressure), position: .first)
-                            }.get()
-                            listener.boundPort = channel.localAddress?.port ?? 0
-                            if index == 0 { port.store(listener.boundPort, ordering: .relaxed) }
-                            if bound.wrappingIncrementThenLoad(ordering: .relaxed) == listeners.count {
-                                listening.succeed(port: listeners[0].boundPort)
-                            }
-                        },
-                        eventLoopGroup: eventLoopGroup, logger: logger)
+            GatewayListener(http: GatewayHTTPServer(responder: { try await responder.respond(to: $0, context: $1) }, listener: listener,
+                                                    accessLog: responder.accessLog, settings: { [registry] in registry.state.connectionSettings },
+                                                    connections: connections, logger: logger),
+                            host: listener.config.address.host, port: listener.config.address.port, backlog: 1024,
+                            eventLoopGroup: eventLoopGroup, logger: logger) { [listening, port, acceptPressure, listeners] channel in
+                try? await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.addHandler(AcceptFailureObserver(pressure: acceptPressure), position: .first)
+                }.get()
+                listener.boundPort = channel.localAddress?.port ?? 0
+                if index == 0 { port.store(listener.boundPort, ordering: .relaxed) }
+                if bound.wrappingIncrementThenLoad(ordering: .relaxed) == listeners.count {
+                    listening.succeed(port: listeners[0].boundPort)
+                }
+            }
         }
         // Services stop in reverse order: the server first (it drains), then the rest.
         var services: [any Service] = []

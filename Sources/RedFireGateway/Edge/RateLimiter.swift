@@ -160,11 +160,3 @@ final class RateLimiter: Sendable {
         rejections.withLock { $0.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.prefix(count).map { ($0.key, $0.value) } }
     }
 }
-
-extension HTTPField.Name {
-    static let rateLimitPolicy = Self("RateLimit-Policy")!
-    static let rateLimit = Self("RateLimit")!
-    static let xRateLimitLimit = Self("X-RateLimit-Limit")!
-    static let xRateLimitRemaining = Self("X-RateLimit-Remaining")!
-    static let xRateLimitReset = Self("X-RateLimit-Reset")!
-}

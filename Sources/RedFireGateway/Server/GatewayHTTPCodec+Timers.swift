@@ -18,10 +18,7 @@ extension GatewayHTTPCodec {
             break
         case .arm(let deadline):
             timer?.cancel()
-            timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-                timer = nil
-                timerFired()
-            }
+            timer = try? context.eventLoop.assumeIsolated().scheduleCallback(at: deadline, handler: self)
         case .close:
             context.close(promise: nil)
         case .writeRefusal(let refusal):
@@ -35,7 +32,8 @@ extension GatewayHTTPCodec {
         return action
     }
 
-    func timerFired() {
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        timer = nil
         guard let context else { return }
         perform(state.timerFired(now: context.eventLoop.now), context: context)
     }

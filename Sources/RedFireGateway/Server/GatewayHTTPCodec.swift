@@ -22,7 +22,7 @@ import NIOHTTPTypes
 /// A bad chunk in a body already being forwarded makes the body fail; the forwarder answers 400 and
 /// this codec closes the connection after that response. Any response carrying `Connection: close`
 /// closes the connection once written.
-final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
+final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
@@ -43,8 +43,9 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler {
     var outbound: ByteBuffer?
 
     /// The state machine's timer (RFC 9112 §9.8 allows closing idle connections; slowloris protection):
-    /// one scheduled task per connection, rescheduled when it fires early — a request only stores deadlines.
-    var timer: Scheduled<Void>?
+    /// one scheduled callback per connection (no promise or closure), rescheduled when it fires early — a
+    /// request only stores deadlines.
+    var timer: NIOScheduledCallback?
     /// The lingering close's last step.
     var lingerTask: Scheduled<Void>?
     /// A line feed arrived since the last request head: the next head's request line is complete.

@@ -7,8 +7,8 @@ import NIOHTTPTypes
 import NIOSSL
 import NIOTLS
 
-/// The gateway's HTTP/1.1 server connections of one listener, on Hummingbird's server (listener,
-/// graceful shutdown):
+/// The gateway's HTTP/1.1 server connections of one listener (`GatewayListener` accepts them and
+/// drains them on graceful shutdown):
 ///
 /// ```
 /// socket ⇄ [TLSHandshakeDeadline ⇄ NIOSSLServerHandler ⇄ TLSHandshakeObserver] ⇄ FirstByteObserver ⇄ HTTP/1 request decoder (llhttp)
@@ -21,15 +21,10 @@ import NIOTLS
 /// header sections with 408, idle keep-alive connections closed; it also counts open connections and
 /// closes them on graceful shutdown (idle at once, busy after their response).
 /// `GatewayRequestHandler` answers the requests, one at a time, on the connection's event loop.
-struct GatewayHTTPServer: ServerChildChannel {
+struct GatewayHTTPServer: Sendable {
     /// Answers one request (Hummingbird's `HTTP1Channel(responder:)` shape): the server knows nothing
     /// of what answers it.
     typealias Responder = @Sendable (Request, GatewayRequestContext) async throws -> Response
-
-    struct Connection: ServerChildChannelValue {
-        let channel: any Channel
-    }
-    typealias Value = Connection
 
     let responder: Responder
     let listener: ListenerRuntime
@@ -40,7 +35,8 @@ struct GatewayHTTPServer: ServerChildChannel {
     let connections: ConnectionCount
     let logger: Logger
 
-    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+    /// The handlers of a new connection, on its event loop.
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             let settings = self.settings()
             let facts = ConnectionFacts(listener: listener)
@@ -51,6 +47,9 @@ struct GatewayHTTPServer: ServerChildChannel {
             // A slow client holds at most half the connection buffer of a response in its write buffer
             // (the other half waits on the instance's side): past the high mark the request loop waits
             // for the socket to drain before taking more from the instance.
+            // An idle keep-alive connection keeps its last receive buffer: start it at 1 KiB (NIO's default
+            // is 2 KiB), which holds a request head with a bearer token; it grows at once for bodies.
+            try channel.syncOptions?.setOption(ChannelOptions.recvAllocator, value: Self.receiveBuffers)
             try channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark,
                                                value: .init(low: settings.bufferBytes / 4, high: settings.bufferBytes / 2))
             if let tls = listener.tls {
@@ -71,13 +70,14 @@ struct GatewayHTTPServer: ServerChildChannel {
                             }
                         }
                     })
-                    return Connection(channel: channel)
+                    return
                 }
             }
             try addHTTP1(channel, facts: facts, settings: settings)
-            return Connection(channel: channel)
         }
     }
+
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
 
     /// The HTTP/1.1 handlers, at the end of the pipeline.
     private func addHTTP1(_ channel: any Channel, facts: ConnectionFacts, settings: ConnectionSettings) throws {
@@ -101,11 +101,5 @@ struct GatewayHTTPServer: ServerChildChannel {
         limits.maxHeaderListSize = settings.parserHeaderBytes
         limits.maxHeaderFieldCount = settings.parserHeaderCount
         return ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
-    }
-
-    /// The handlers answer the requests; this task keeps the connection known to the server (graceful
-    /// shutdown waits for it) until it closes.
-    func handle(value: Value, logger: Logger) async {
-        try? await value.channel.closeFuture.get()
     }
 }

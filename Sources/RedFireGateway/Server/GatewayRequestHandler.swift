@@ -56,8 +56,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// The request being answered; nil between requests.
     private var active: ActiveRequest?
-    /// Parts of later requests that arrived during the current one.
-    private var queued = CircularBuffer<HTTPRequestPart>(initialCapacity: 4)
+    /// Parts of later requests that arrived during the current one (at most `queueLimit`; an array, so an
+    /// idle connection — pipelining is rare — holds no storage for it).
+    private var queued: [HTTPRequestPart] = []
     private var readingPaused = false
     /// `Date` of responses, formatted once per second.
     private var dateSecond = -1

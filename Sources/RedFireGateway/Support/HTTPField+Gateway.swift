@@ -19,4 +19,10 @@ extension HTTPField.Name {
     static let userName = Self("X-User-Name")!
     static let userRoles = Self("X-User-Roles")!
     static let gatewayToken = Self("X-Gateway-Token")!
+    // Rate limits (draft-ietf-httpapi-ratelimit-headers, and the older trio).
+    static let rateLimitPolicy = Self("RateLimit-Policy")!
+    static let rateLimit = Self("RateLimit")!
+    static let xRateLimitLimit = Self("X-RateLimit-Limit")!
+    static let xRateLimitRemaining = Self("X-RateLimit-Remaining")!
+    static let xRateLimitReset = Self("X-RateLimit-Reset")!
 }
