@@ -16,6 +16,33 @@ import Glibc
 /// client, descriptor exhaustion, instances that break responses off.
 @Suite("Reliability", .cleansUp, .timeLimit(.minutes(2)))
 struct ReliabilityTests {
+    // MARK: Graceful shutdown
+
+    /// On graceful shutdown a listener stops accepting, closes its idle keep-alive connections at once,
+    /// answers the request in flight (its response says the connection closes) and the gateway stops
+    /// once that connection has closed.
+    @Test func gracefulShutdownAnswersWhatIsInFlightAndClosesIdleConnections() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let idle = try await RawConnection(port: gateway.port)
+        try await idle.write("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(try await idle.readResponse().status == 200)
+        let busy = try await RawConnection(port: gateway.port)
+        try await busy.write("GET /api/v1/trading/orders?sleep_ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        let member = gateway.registry.state.services[0].members[0].runtime
+        await waitUntil("the request is in flight") { member.inFlight == 1 }
+        let stopping = Task { await gateway.shutdown() }
+        #expect(try await idle.waitForClose(timeoutSeconds: 5).closed, "an idle connection closes at once")
+        let refused = await waitUntil(timeout: .seconds(5), "the listener stops accepting") { (try? RawHTTP.connectedSocket(port: gateway.port)).map { close($0); return false } ?? true }
+        #expect(refused)
+        let reply = try await busy.readResponse()
+        #expect(reply.status == 200)
+        #expect(reply.headers.first(name: "Connection")?.lowercased() == "close")
+        #expect(try await busy.waitForClose(timeoutSeconds: 5).closed)
+        await stopping.value
+        await stopAll(instances)
+    }
+
     // MARK: Connections the client closes
 
     /// Every way a client can close its side — after a response on a kept-alive connection, right after
