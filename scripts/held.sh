@@ -9,13 +9,20 @@
 # the held load's req/s, resident memory of the proxy with the connections held, and memory per held
 # connection (resident with them minus before, over 10,000).
 #
-# Usage: scripts/held.sh [--rounds 3] [--no-build]
+# --idle: memory only — 10,000 keep-alive connections each make one request and then stay idle
+# (scripts/bench/idle-clients.py); per target, resident memory before and with them, KB per idle
+# connection, medians over the rounds, and the gateway's ratio to HAProxy's.
+#
+# Usage: scripts/held.sh [--rounds 3] [--no-build] [--idle]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root_dir=$PWD
 rounds=3
 build=1
+idle=0
 while (($#)); do
   case "$1" in
+    --idle) idle=1; shift ;;
     --rounds) rounds=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
@@ -99,6 +106,35 @@ stop() {
   sleep 1
 }
 
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+if ((idle)); then
+  declare -A idle_rss idle_per
+  for ((round = 1; round <= rounds; round++)); do
+    for target in nginx haproxy gateway; do
+      start $target
+      wrk -t1 -c20 -d1s "$url" >/dev/null 2>&1 || true   # warm-up (upstream connections)
+      hostless=${url#http://127.0.0.1:}
+      read -r before with held < <(python3 "$root_dir/scripts/bench/idle-clients.py" "${hostless%%/*}" "/${hostless#*/}" 10000 "$target_pid" 2>&1 \
+        | tail -1 | awk 'NF == 3 {print $1, $2, $3; next} {print 0, 0, 0}')
+      printf '  round %d %-8s %5s idle connections  rss %7.1f → %7.1f MB  %.2f KB each\n' "$round" "$target" "$held" \
+        "$(awk -v k="$before" 'BEGIN {print k / 1024}')" "$(awk -v k="$with" 'BEGIN {print k / 1024}')" "$(awk -v a="$with" -v b="$before" -v n="$held" 'BEGIN {print n ? (a - b) / n : 0}')"
+      idle_rss[$target]+="$(awk -v k="$with" 'BEGIN {printf "%.1f", k / 1024}') "
+      idle_per[$target]+="$(awk -v a="$with" -v b="$before" -v n="$held" 'BEGIN {printf "%.2f", n ? (a - b) / n : 0}') "
+      stop $target
+    done
+  done
+  echo
+  echo "10,000 idle keep-alive connections (one request each, then held), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), medians of $rounds rounds"
+  printf '%-8s %10s %14s\n' target "RSS MB" "KB/connection"
+  for target in nginx haproxy gateway; do
+    printf '%-8s %10s %14s\n' $target "$(median <<<"${idle_rss[$target]}")" "$(median <<<"${idle_per[$target]}")"
+  done
+  gm=$(median <<<"${idle_per[gateway]}"); hm=$(median <<<"${idle_per[haproxy]}")
+  awk -v g="$gm" -v h="$hm" 'BEGIN {if (h > 0) printf "gateway memory per idle connection: %.2f× HAProxy\n", g / h}'
+  exit 0
+fi
+
 declare -A p50s p99s rates rsss perconn errors
 for ((round = 1; round <= rounds; round++)); do
   for target in nginx haproxy gateway; do
@@ -125,7 +161,6 @@ for ((round = 1; round <= rounds; round++)); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 echo
 echo "10,000 held connections (~4,500 req/s) + probe (10 connections, 1 request / 10 ms each), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), medians of $rounds rounds"
 printf '%-8s %12s %12s %12s %10s %14s %8s\n' target "probe p50" "probe p99" "held req/s" "RSS MB" "KB/connection" errors
