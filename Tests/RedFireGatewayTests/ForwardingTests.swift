@@ -67,6 +67,18 @@ struct ForwardingTests {
         await stopAll(instances)
     }
 
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func aForwardedStatusLineCarriesItsReasonPhrase(transport: UpstreamTransportKind) async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances, transport: transport)
+        let connection = try await RawConnection(port: gateway.port)
+        try await connection.write("GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let (closed, bytes) = try await connection.waitForClose()
+        #expect(closed && bytes.hasPrefix("HTTP/1.1 200 OK\r\n"), "\(bytes.prefix(40))")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
     @Test func getWithoutBodyReachesUpstreamWithoutBodyOrTransferEncoding() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
         let gateway = try await tradingGateway(instances)

@@ -113,7 +113,8 @@ final class UpstreamConnection: @unchecked Sendable {
             throw ExchangeFailure(failure: .connectionFailed, responseStarted: true)
         }
         let reusable = requestComplete && head.isKeepAlive && !request.upgrade
-        let status = HTTPResponse.Status(code: Int(head.status.code))
+        // The status line's standard reason phrase ("200 OK"), as HAProxy and nginx pass one on.
+        let status = HTTPResponse.Status(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase)
         if let complete = handler.takeCompleteBody() {
             handler.endExchange()
             if reusable { pool.release(self, key: key) } else { channel.close(promise: nil) }
