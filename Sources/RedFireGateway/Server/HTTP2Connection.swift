@@ -11,7 +11,7 @@ import NIOHTTPTypesHTTP2
 ///
 /// ```
 /// connection: … TLS ⇄ NIOHTTP2Handler ⇄ NIOHTTP2ServerConnectionManagementHandler ⇄ HTTP2ConnectionObserver
-/// each stream: HTTP2EndStreamPeek ⇄ HTTP2FramePayloadToHTTPServerCodec ⇄ HTTP2StreamGuard ⇄ GatewayRequestHandler
+/// each stream: HTTP2FramePayloadToHTTPServerCodec ⇄ HTTP2StreamGuard ⇄ GatewayRequestHandler
 /// ```
 ///
 /// The connection's settings come from `listeners[].http2`; the management handler closes an idle
@@ -55,7 +55,6 @@ enum HTTP2Connection {
             stream.eventLoop.makeCompletedFuture {
                 let guardian = HTTP2StreamGuard(bodyTimeout: settings.bodyTimeout, accessLog: accessLog, facts: facts)
                 let sync = stream.pipeline.syncOperations
-                try sync.addHandler(HTTP2EndStreamPeek(guardian: guardian))
                 try sync.addHandler(HTTP2FramePayloadToHTTPServerCodec())
                 try sync.addHandler(guardian)
                 try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts))
@@ -149,28 +148,6 @@ final class HTTP2ConnectionObserver: ChannelInboundHandler, RemovableChannelHand
     }
 }
 
-/// Sees a stream's first HEADERS frame before it is converted, to know whether a body follows (no
-/// END_STREAM): the request loop keys on `Content-Length` or `Transfer-Encoding`, which an HTTP/2 request
-/// with a body need not carry.
-final class HTTP2EndStreamPeek: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias InboundOut = HTTP2Frame.FramePayload
-    private let guardian: HTTP2StreamGuard
-    private var seen = false
-
-    init(guardian: HTTP2StreamGuard) {
-        self.guardian = guardian
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if !seen, case .headers(let headers) = unwrapInboundIn(data) {
-            seen = true
-            guardian.headersEndStream = headers.endStream
-        }
-        context.fireChannelRead(data)
-    }
-}
-
 /// What an HTTP/2 stream's request must be before the request loop takes it, and what its response must
 /// not carry (RFC 9113 §8):
 /// - `:authority` (or a lone `Host`) is the request's authority, a valid `host[:port]`; a `Host` that
@@ -188,8 +165,11 @@ final class HTTP2StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// Set by `HTTP2EndStreamPeek` from the stream's first HEADERS frame.
-    var headersEndStream = false
+    /// The request head, held until it is known whether a body follows: the converter passes a HEADERS
+    /// frame with END_STREAM on as the head and the end in one go, so an end right after the head means
+    /// none; anything else (a body part, the end of the read) means one. The request loop keys on
+    /// `Content-Length` or `Transfer-Encoding`, which an HTTP/2 request with a body need not carry.
+    private var heldHead: HTTPRequest?
     private let bodyTimeout: TimeAmount
     private let accessLog: AccessLog?
     private let facts: ConnectionFacts
@@ -216,26 +196,41 @@ final class HTTP2StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !refused else { return }
         switch unwrapInboundIn(data) {
-        case .head(var head):
-            if let error = Self.normalize(&head, bodyFollows: !headersEndStream) {
-                refuse(error, head: head, context: context)
-                return
-            }
-            context.fireChannelRead(wrapInboundOut(.head(head)))
-            if !headersEndStream {
-                receiving = true
-                lastRead = context.eventLoop.now
-                arm(context, at: lastRead + bodyTimeout)
-            }
+        case .head(let head):
+            heldHead = head
         case .body(let buffer):
+            guard passHeldHead(bodyFollows: true, context: context) else { return }
             lastRead = context.eventLoop.now
             context.fireChannelRead(wrapInboundOut(.body(buffer)))
         case .end(let trailers):
+            guard passHeldHead(bodyFollows: false, context: context) else { return }
             receiving = false
             timer?.cancel()
             timer = nil
             context.fireChannelRead(wrapInboundOut(.end(trailers)))
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // A head with nothing after it in this read: its body is still to come.
+        if passHeldHead(bodyFollows: true, context: context) { context.fireChannelReadComplete() }
+    }
+
+    /// Checks and passes on the held head, if any; false when the request was refused.
+    private func passHeldHead(bodyFollows: Bool, context: ChannelHandlerContext) -> Bool {
+        guard var head = heldHead else { return !refused }
+        heldHead = nil
+        if let error = Self.normalize(&head, bodyFollows: bodyFollows) {
+            refuse(error, head: head, context: context)
+            return false
+        }
+        context.fireChannelRead(wrapInboundOut(.head(head)))
+        if bodyFollows {
+            receiving = true
+            lastRead = context.eventLoop.now
+            arm(context, at: lastRead + bodyTimeout)
+        }
+        return true
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
