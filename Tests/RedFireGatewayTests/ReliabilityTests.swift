@@ -43,6 +43,26 @@ struct ReliabilityTests {
         await stopAll(instances)
     }
 
+    /// A response that ends its connection (here: a body of unknown length to an HTTP/1.0 client) is the
+    /// last one: a request pipelined behind it is neither answered nor forwarded — the client repeats it
+    /// on a new connection, so an order is never placed without its answer reaching anyone.
+    @Test func aRequestPipelinedBehindAClosingResponseIsNotForwarded() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let connection = try await RawConnection(port: gateway.port)
+        try await connection.write("GET /api/v1/trading/_download?bytes=100&chunked=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+            + "POST /api/v1/trading/_echo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi")
+        let (closed, bytes) = try await connection.waitForClose()
+        #expect(closed && bytes.hasPrefix("HTTP/1.1 200 OK\r\n") && bytes.contains("Connection: close\r\n"), "\(bytes.prefix(200))")
+        #expect(!bytes.contains("_echo") && bytes.components(separatedBy: "HTTP/1.1 ").count == 2, "one response only")
+        // A later request on a new connection is answered; only it reached the instance.
+        let echo = try await gateway.send(.POST, "/api/v1/trading/_echo", body: ByteBuffer(string: "hi"))
+        #expect(echo.status == 200)
+        #expect(instances[0].completedEchoes == 1, "the pipelined POST was forwarded without its answer reaching the client")
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
     // MARK: Connections the client closes
 
     /// Every way a client can close its side — after a response on a kept-alive connection, right after

@@ -65,6 +65,9 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// come back by direct calls. Unlinked (a codec tested alone), parts travel the pipeline.
     var requests: GatewayRequestHandler?
 
+    /// The connection closes after what is written: no further request is to be answered.
+    var isClosing: Bool { state.outboundClosed }
+
     /// Links the codec and the request loop that follows it in the pipeline.
     func link(_ handler: GatewayRequestHandler) {
         requests = handler

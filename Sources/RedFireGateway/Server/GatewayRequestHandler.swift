@@ -294,6 +294,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 
     private func requestFinished() {
         active = nil
+        // The response just written ended the connection (its head said close): requests pipelined
+        // behind it are not processed — the client repeats them on a new connection (RFC 9112 §9.6).
+        if codec?.isClosing == true {
+            queued.removeAll()
+            return
+        }
         // Queued parts: the next request's head starts it, its body parts feed it; once its body has
         // ended, the rest waits for its response.
         while let part = queued.first {
