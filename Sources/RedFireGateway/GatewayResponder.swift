@@ -205,7 +205,7 @@ struct GatewayResponder: HTTPResponder {
                 trace?.stage("gateway.authenticate", since: started, ["gateway.outcome": "allowed"])
                 caller = verified
                 recorder.entry?.userID = verified?.userID
-                identity = UpstreamIdentity(identity: verified, gatewayToken: gatewayTokens?.token(service: route.pool.service.name, identity: verified),
+                identity = UpstreamIdentity(identity: verified, gatewayToken: gatewayTokens?.field(service: route.pool.service.name, identity: verified),
                                             keepCredentials: route.config.forwardAuthorization)
             }
         }

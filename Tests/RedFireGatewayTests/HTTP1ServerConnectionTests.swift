@@ -211,6 +211,17 @@ import Testing
         guard case .closeWhenWritten = finDuringBody.responseEnd(now: Self.t0) else { Issue.record("kept"); return }
     }
 
+    @Test func aReplacementCharacterIsFoundAnywhereInAValue() {
+        #expect(!GatewayHTTPCodec.containsReplacementCharacter("plain ascii"))
+        #expect(!GatewayHTTPCodec.containsReplacementCharacter(""))
+        #expect(GatewayHTTPCodec.containsReplacementCharacter("\u{FFFD}"))
+        #expect(GatewayHTTPCodec.containsReplacementCharacter("token=a\u{FFFD}"))
+        // Other characters whose UTF-8 starts with EF (U+F000 is EF 80 80), before and after one.
+        #expect(!GatewayHTTPCodec.containsReplacementCharacter("\u{F000}x\u{FFEE}"))
+        #expect(GatewayHTTPCodec.containsReplacementCharacter("\u{F000}\u{FFFD}"))
+        #expect(!GatewayHTTPCodec.containsReplacementCharacter("caf\u{E9}"))
+    }
+
     // MARK: Through EmbeddedChannel
 
     /// What the codec passes on.

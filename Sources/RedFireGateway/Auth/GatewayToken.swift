@@ -1,3 +1,4 @@
+import HTTPTypes
 import Crypto
 import Foundation
 import Synchronization
@@ -33,7 +34,8 @@ final class GatewayTokenIssuer: Sendable {
     }
 
     private struct Cached {
-        var token: String
+        /// `X-Gateway-Token` with the token: its value checked once, when minted, not per request.
+        var field: HTTPField
         var renewAt: TimeInterval
     }
 
@@ -64,18 +66,19 @@ final class GatewayTokenIssuer: Sendable {
         return key
     }
 
-    /// The token for a request to `service` on behalf of `identity` (anonymous on package paths).
-    func token(service: String, identity: Identity?) -> String {
+    /// `X-Gateway-Token` for a request to `service` on behalf of `identity` (anonymous on package paths).
+    func field(service: String, identity: Identity?) -> HTTPField {
         let now = Date().timeIntervalSince1970
         let cacheKey = CacheKey(service: service, tokenID: identity?.tokenID)
-        if let cached = cache[cacheKey], cached.renewAt > now { return cached.token }
+        if let cached = cache[cacheKey], cached.renewAt > now { return cached.field }
         let seconds = Double(lifetime.components.seconds)
         let claims = Claims(iss: issuer, aud: service, sub: identity?.userID, name: identity?.username, roles: identity?.roles,
                             iat: NumericDate(seconds: now.rounded(.down)), exp: NumericDate(seconds: (now + seconds).rounded(.down)))
         // Signing a fixed, small payload with a valid key cannot fail; an empty token is refused by services.
         let token = (try? JWS.sign(payload: claims, key: .p256(key), keyID: keyID)) ?? ""
-        cache.set(Cached(token: token, renewAt: now + seconds / 2), for: cacheKey)
-        return token
+        let field = HTTPField(name: .gatewayToken, value: token)
+        cache.set(Cached(field: field, renewAt: now + seconds / 2), for: cacheKey)
+        return field
     }
 
     /// The package key as a JWK.

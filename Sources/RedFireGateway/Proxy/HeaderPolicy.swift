@@ -97,7 +97,7 @@ enum HeaderPolicy {
             fields.append(HTTPField(name: .userName, value: user.username))
             fields.append(HTTPField(name: .userRoles, value: user.roles.joined(separator: ",")))
         }
-        if let token = identity.gatewayToken { fields.append(HTTPField(name: .gatewayToken, value: token)) }
+        if let token = identity.gatewayToken { fields.append(token) }
         return fields
     }
 

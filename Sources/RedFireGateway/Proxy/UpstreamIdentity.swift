@@ -6,7 +6,7 @@ struct UpstreamIdentity {
     /// The verified caller; nil on public paths and without auth.
     var identity: Identity?
     /// `X-Gateway-Token` for the target service.
-    var gatewayToken: String?
+    var gatewayToken: HTTPField?
     /// Pass the client's `Authorization` and `X-API-Key` on (the route opts in, or auth is off).
     var keepCredentials: Bool
 

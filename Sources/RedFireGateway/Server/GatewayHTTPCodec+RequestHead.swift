@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import HTTPTypes
 import HummingbirdCore
 import Logging
@@ -140,18 +143,19 @@ extension GatewayHTTPCodec {
         }
     }
 
-    /// Whether a value holds U+FFFD (UTF-8 `EF BF BD`): one pass over the bytes in place, looking for its
-    /// lead byte, which no ASCII value has.
+    /// Whether a value holds U+FFFD (UTF-8 `EF BF BD`): `memchr` for its lead byte, which no ASCII value
+    /// has, over the bytes in place.
     static func containsReplacementCharacter(_ value: String) -> Bool {
-        value.utf8.withContiguousStorageIfAvailable(containsReplacementCharacter) ?? containsReplacementCharacter(Array(value.utf8))
+        value.utf8.withContiguousStorageIfAvailable(containsReplacementCharacter) ?? Array(value.utf8).withUnsafeBufferPointer(containsReplacementCharacter)
     }
 
-    private static func containsReplacementCharacter(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
-        var index = bytes.startIndex
-        while let lead = bytes[index...].firstIndex(of: 0xEF) {
-            let rest = bytes[bytes.index(after: lead)...]
-            if rest.starts(with: [0xBF, 0xBD]) { return true }
-            index = bytes.index(after: lead)
+    private static func containsReplacementCharacter(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard var cursor = bytes.baseAddress else { return false }
+        let end = cursor + bytes.count
+        while cursor < end, let found = memchr(cursor, 0xEF, end - cursor) {
+            let lead = UnsafePointer(found.assumingMemoryBound(to: UInt8.self))
+            if end - lead >= 3, lead[1] == 0xBF, lead[2] == 0xBD { return true }
+            cursor = lead + 1
         }
         return false
     }
