@@ -58,7 +58,9 @@ struct ClusterMembershipTests {
         }
         #expect(await waitUntil("node-c did a housekeeping run") { (try? lastRun())??.node == "node-c" })
         var config = Self.config("node-a", store: store, instances: instances)
-        config.cluster.houseKeepingInterval = .seconds(2)
+        // Three times C's interval: C, run on a loaded machine, may be late by a second without A or B
+        // taking a run from it while it is alive.
+        config.cluster.houseKeepingInterval = .seconds(3)
         let accessLog = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-access-\(UUID().uuidString).log").path
         config.accessLog.enabled = true
         config.accessLog.path = accessLog
@@ -88,7 +90,7 @@ struct ClusterMembershipTests {
         let taken = try #require(try lastRun())
         #expect(["node-a", "node-b"].contains(taken.node))
         print("housekeeping: node-c killed; \(taken.node) ran it \(String(format: "%.2f", taken.at - killedAt)) s later")
-        #expect(taken.at - killedAt < 3.5, "within 1¼ of A's and B's 2 s interval after C's last run")
+        #expect(taken.at - killedAt < 5.25, "within 1¾ of A's and B's 3 s interval after C's last run")
         #expect(await waitUntil("B's view says who") {
             ((try? await Self.clusterView(b))?["housekeeping"] as? [String: Any])?["node"] as? String == taken.node
         })
