@@ -5,11 +5,8 @@ enum JSONString {
     /// `text` as a JSON string. Bytes that need no escape (the common case) are copied as they are.
     static func write(_ text: String, to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        var clean = true
-        for byte in text.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            clean = false
-            break
-        }
+        // Over the bytes in place when the string is native (a tight loop, no iterator per byte).
+        let clean = text.utf8.withContiguousStorageIfAvailable { !$0.contains(where: needsEscape) } ?? !text.utf8.contains(where: needsEscape)
         if clean {
             buffer.writeString(text)
         } else {
@@ -34,5 +31,9 @@ enum JSONString {
             }
         }
         buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 }

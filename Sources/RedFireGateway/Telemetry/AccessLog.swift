@@ -50,7 +50,9 @@ package final class AccessLog: Service, Sendable {
                 bytesIn: Int, bytesOut: Int, errorCode: String?) {
         var line = ByteBuffer()
         line.reserveCapacity(384)
-        func field(_ name: StaticString, _ value: String?) {
+        // Written through `inout`, not a local function capturing `line` (which costs an exclusivity
+        // check per field).
+        func field(_ name: StaticString, _ value: String?, _ line: inout ByteBuffer) {
             line.writeStaticString(name)
             if let value { JSONString.write(value, to: &line) } else { line.writeStaticString("null") }
         }
@@ -58,19 +60,19 @@ package final class AccessLog: Service, Sendable {
         DecimalText.writeTimestamp(to: &line)
         line.writeStaticString("\"")
         if let nodeField { line.writeImmutableBuffer(nodeField) }
-        field(",\"request_id\":", entry.requestID)
-        if let traceID = entry.traceID { field(",\"trace_id\":", traceID) }
-        field(",\"client_ip\":", entry.clientIP)
-        field(",\"user_id\":", entry.userID)
-        field(",\"method\":", entry.method)
-        field(",\"protocol\":", entry.protocolName)
-        field(",\"tls\":", entry.tls)
-        field(",\"route\":", entry.route)
-        field(",\"path\":", entry.path)
+        field(",\"request_id\":", entry.requestID, &line)
+        if let traceID = entry.traceID { field(",\"trace_id\":", traceID, &line) }
+        field(",\"client_ip\":", entry.clientIP, &line)
+        field(",\"user_id\":", entry.userID, &line)
+        field(",\"method\":", entry.method, &line)
+        field(",\"protocol\":", entry.protocolName, &line)
+        field(",\"tls\":", entry.tls, &line)
+        field(",\"route\":", entry.route, &line)
+        field(",\"path\":", entry.path, &line)
         line.writeStaticString(",\"status\":")
         DecimalText.writeDecimal(status, to: &line)
-        field(",\"service\":", entry.service)
-        field(",\"instance\":", instance)
+        field(",\"service\":", entry.service, &line)
+        field(",\"instance\":", instance, &line)
         line.writeStaticString(",\"attempts\":")
         DecimalText.writeDecimal(attempts, to: &line)
         line.writeStaticString(",\"upstream_ms\":")
@@ -81,8 +83,8 @@ package final class AccessLog: Service, Sendable {
         DecimalText.writeDecimal(bytesIn, to: &line)
         line.writeStaticString(",\"bytes_out\":")
         DecimalText.writeDecimal(bytesOut, to: &line)
-        field(",\"rate_limit\":", entry.rateLimit)
-        field(",\"error\":", errorCode)
+        field(",\"rate_limit\":", entry.rateLimit, &line)
+        field(",\"error\":", errorCode, &line)
         line.writeStaticString("}\n")
         writer.append(line)
     }
