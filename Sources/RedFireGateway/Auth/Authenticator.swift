@@ -83,13 +83,7 @@ struct Authenticator: Sendable {
         guard let header = fields[.authorization] else { return nil }
         let utf8 = header.utf8
         guard utf8.count > 7, ASCII.equalsIgnoringCase(bytes: utf8.prefix(7), "bearer ") else { return nil }
-        // Bytes, not characters: the prefix is ASCII, and a token's spaces are ASCII too.
-        var start = utf8.index(utf8.startIndex, offsetBy: 7)
-        var end = utf8.endIndex
-        while start < end, utf8[start] == UInt8(ascii: " ") || utf8[start] == UInt8(ascii: "\t") { start = utf8.index(after: start) }
-        while end > start, utf8[utf8.index(before: end)] == UInt8(ascii: " ") || utf8[utf8.index(before: end)] == UInt8(ascii: "\t") {
-            end = utf8.index(before: end)
-        }
-        return start == end ? nil : String(Substring(utf8[start..<end]))
+        let token = Substring(utf8.dropFirst(7)).trimmingASCIISpaces()
+        return token.isEmpty ? nil : String(token)
     }
 }

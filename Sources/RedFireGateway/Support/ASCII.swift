@@ -21,10 +21,16 @@ enum ASCII {
 }
 
 extension Substring {
+    /// Without leading and trailing optional whitespace (RFC 9110 §5.6.3: SP and HTAB bytes), found on
+    /// the bytes — no grapheme breaking.
     func trimmingASCIISpaces() -> Substring {
-        var result = self
-        while let first = result.first, first == " " || first == "\t" { result.removeFirst() }
-        while let last = result.last, last == " " || last == "\t" { result.removeLast() }
-        return result
+        let utf8 = self.utf8
+        var start = utf8.startIndex
+        var end = utf8.endIndex
+        while start < end, Self.isSpace(utf8[start]) { utf8.formIndex(after: &start) }
+        while end > start, Self.isSpace(utf8[utf8.index(before: end)]) { utf8.formIndex(before: &end) }
+        return self[start..<end]
     }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
 }
