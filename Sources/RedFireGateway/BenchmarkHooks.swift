@@ -58,7 +58,7 @@ import NIOHTTP1
 
     /// The header rewriting of a response on its way to the client.
     public static func downstreamHeaders(_ fields: HTTPFields) -> HTTPFields {
-        HeaderPolicy.downstreamHeaders(HTTPHeaders(fields: fields), requestID: "0123456789abcdef0123456789abcdef")
+        HeaderPolicy.downstreamHeaders(fields, requestID: "0123456789abcdef0123456789abcdef")
     }
 
     /// Request-target normalization as the request path does it; returns the normalized path.

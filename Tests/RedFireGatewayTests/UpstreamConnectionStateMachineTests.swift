@@ -117,7 +117,7 @@ import Testing
 
     @Test func throughAChannelALateHeadClosesItAndEndsTheRead() async throws {
         let (channel, loop, handler) = try await connected(idleTimeout: .seconds(60))
-        handler.beginExchange(bufferLimit: 64 * 1024)
+        handler.beginExchange(method: .get, bufferLimit: 64 * 1024)
         handler.touch()
         handler.expectResponse(within: .seconds(2))
         loop.advanceTime(by: .milliseconds(1999))
@@ -132,7 +132,10 @@ import Testing
     @Test func throughAChannelAnIdleConnectionClosesAfterItsTimeout() async throws {
         let (channel, loop, handler) = try await connected(idleTimeout: .seconds(5))
         loop.advanceTime(by: .seconds(3))
-        try channel.writeInbound(HTTPClientResponsePart.end(nil))  // activity: the deadline moves
+        // Activity: an exchange (the deadline moves).
+        handler.beginExchange(method: .get, bufferLimit: 64 * 1024)
+        try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 204 No Content\r\n\r\n"))
+        handler.endExchange()
         loop.advanceTime(by: .seconds(3))
         #expect(channel.isActive, "3 s since the last byte")
         loop.advanceTime(by: .seconds(2))

@@ -85,33 +85,5 @@ enum HTTP1RequestWriter {
     static func writeLastChunk(to buffer: inout ByteBuffer) {
         buffer.writeStaticString("0\r\n\r\n")
     }
-
-    /// What NIO's response decoder must see of each request before its response arrives — the method,
-    /// so a response to `HEAD` is read without a body. The head itself is not sent: `UpstreamRequestBytes`
-    /// drops it and sends the bytes written here.
-    static func announcement(_ method: HTTPRequest.Method) -> HTTPClientRequestPart {
-        switch method {
-        case .get: return getAnnouncement
-        case .post: return postAnnouncement
-        default: return .head(HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: ""))
-        }
-    }
-
-    private static let getAnnouncement = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: ""))
-    private static let postAnnouncement = HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: ""))
 }
 
-/// The upstream connection's outbound end: request bytes (`.body` parts, written by `HTTP1RequestWriter`)
-/// go to the socket as they are; heads (seen by the response decoder above, for their method) and ends
-/// carry nothing and are dropped.
-final class UpstreamRequestBytes: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = IOData
-
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .body(let bytes): context.write(wrapOutboundOut(bytes), promise: promise)
-        case .head, .end: promise?.succeed(())
-        }
-    }
-}

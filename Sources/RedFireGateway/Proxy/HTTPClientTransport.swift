@@ -80,7 +80,8 @@ final class HTTPClientTransport: UpstreamTransport {
         } catch {
             throw UpstreamFailure(classifying: error)
         }
-        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase), headers: response.headers,
+        return UpstreamResponse(status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
+                                headers: HTTPFields(nioHeaders: response.headers),
                                 body: .stream(response.body))
     }
 

@@ -142,20 +142,20 @@ enum HeaderPolicy {
     /// `X-Request-ID` and — unless the route leaves CORS to the service — its `Access-Control-*` fields
     /// (the gateway owns CORS: a service reflecting any origin must not open the API to it), plus the
     /// request's ID and `extra` (rate-limit fields), which replace any field of the same name. Built in
-    /// one pass from the list NIO's parser produced (converted to HTTP fields here, once), with room for
-    /// the `Date` the connection adds when missing. A name HTTP types refuse is dropped.
-    static func downstreamHeaders(_ upstream: HTTPHeaders, requestID: String, extra: HTTPFields = [:], keepCORS: Bool = false) -> HTTPFields {
+    /// one pass over the fields the parser produced, with room for the `Date` the connection adds when
+    /// missing.
+    static func downstreamHeaders(_ upstream: HTTPFields, requestID: String, extra: HTTPFields = [:], keepCORS: Bool = false) -> HTTPFields {
         var listed: [HTTPField.Name] = []
-        for (name, value) in upstream where ASCII.equalsIgnoringCase(name, "connection") { appendConnectionTokens(value, to: &listed) }
+        for field in upstream where field.name == .connection { appendConnectionTokens(field.value, to: &listed) }
         var fields = HTTPFields()
         fields.reserveCapacity(upstream.count + extra.count + 2)
-        for (rawName, value) in upstream {
-            guard let name = HTTPField.Name(rawName) else { continue }
+        for field in upstream {
+            let name = field.name
             if isHopByHop(name) || name == .server || name == .requestID { continue }
             if !keepCORS, isCORS(name) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             if !extra.isEmpty, extra.contains(name) { continue }
-            fields.append(HTTPField(name: name, value: value))
+            fields.append(field)
         }
         fields.append(HTTPField(name: .requestID, value: requestID))
         fields.append(contentsOf: extra)

@@ -118,9 +118,7 @@ final class LoopConnectionPool: @unchecked Sendable {
                     }
                     // Requests are written as bytes (`HTTP1RequestWriter`; every field comes from
                     // `HTTPFields`: names are tokens, values legalized on construction; `Host` from the
-                    // validated instance URL); llhttp (NIO's response decoder) parses the responses.
-                    try sync.addHandler(UpstreamRequestBytes())
-                    try sync.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
+                    // validated instance URL); the handler parses the responses (llhttp, `HTTP1Parser`).
                     try sync.addHandler(UpstreamConnectionHandler(idleTimeout: idleTimeout))
                 }
             }

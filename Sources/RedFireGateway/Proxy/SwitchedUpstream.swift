@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 /// An instance's connection that answered an upgrade with `101 Switching Protocols`: it belongs to the
 /// stream from now on and never returns to the pool. If nobody takes it over (the client went away
@@ -12,17 +11,16 @@ final class SwitchedUpstream: @unchecked Sendable {
         self.channel = channel
     }
 
-    /// Removes the HTTP handlers; `install` adds the new protocol's at the end of the pipeline, and they
-    /// get what the instance sent right after its 101 (held, unparsed, by the HTTP decoder) first.
+    /// Removes the HTTP handler; `install` adds the new protocol's at the end of the pipeline, and they
+    /// get what the instance sent right after its 101 (held, unparsed, by the HTTP handler) first.
     func takeOver(_ install: (any Channel) throws -> Void) throws {
         channel.eventLoop.preconditionInEventLoop()
         taken = true
         let pipeline = channel.pipeline.syncOperations
-        // Its timers stop with it; the request writer goes before anything new is written.
-        pipeline.removeHandler(try pipeline.handler(type: UpstreamConnectionHandler.self), promise: nil)
-        pipeline.removeHandler(try pipeline.handler(type: UpstreamRequestBytes.self), promise: nil)
+        let handler = try pipeline.handler(type: UpstreamConnectionHandler.self)
         try install(channel)
-        pipeline.removeHandler(try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self), promise: nil)
+        // Its timers stop as it leaves; what it held goes to the new protocol's handlers.
+        handler.handOver(context: try pipeline.context(handler: handler))
     }
 
     deinit {

@@ -43,10 +43,10 @@ final class UpstreamConnection: @unchecked Sendable {
         var requestHead = channel.allocator.buffer(capacity: 512)
         HTTP1RequestWriter.writeHead(method: request.method, target: request.target, authority: request.authority,
                                      fields: request.headers, framing: framing, traceparent: request.traceparent, to: &requestHead)
-        handler.beginExchange(bufferLimit: request.bufferLimit)
-        // The response decoder learns the method; the bytes go out as written (a bodiless request whole).
-        channel.write(HTTP1RequestWriter.announcement(request.method), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(requestHead)), promise: nil)
+        // The handler learns the method (a response to HEAD has no body); the bytes go out as written (a
+        // bodiless request whole).
+        handler.beginExchange(method: request.method, bufferLimit: request.bufferLimit)
+        channel.writeAndFlush(requestHead, promise: nil)
         handler.touch()
         var requestComplete = true
         if let body = request.body {
@@ -59,9 +59,9 @@ final class UpstreamConnection: @unchecked Sendable {
                         HTTP1RequestWriter.writeChunk(chunk, to: &bytes)
                     }
                     if channel.isWritable {
-                        channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(bytes)), promise: nil)
+                        channel.writeAndFlush(bytes, promise: nil)
                     } else {
-                        try await channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(bytes))).get()
+                        try await channel.writeAndFlush(bytes).get()
                     }
                     handler.touch()
                 }
@@ -77,16 +77,16 @@ final class UpstreamConnection: @unchecked Sendable {
             if requestComplete, framing == .chunked {
                 var last = channel.allocator.buffer(capacity: 5)
                 HTTP1RequestWriter.writeLastChunk(to: &last)
-                channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(last)), promise: nil)
+                channel.writeAndFlush(last, promise: nil)
             }
         }
 
         // `response_headers` counts from the end of the request.
         handler.expectResponse(within: .nanoseconds(timeouts.responseHeaders.nanosecondsClamped))
         defer { handler.responseArrived() }
-        var head: HTTPResponseHead
-        repeat {
-            let part: HTTPClientResponsePart?
+        let head: UpstreamResponseHead
+        do {
+            let part: UpstreamResponsePart?
             do {
                 part = try await handler.next()
             } catch {
@@ -100,28 +100,28 @@ final class UpstreamConnection: @unchecked Sendable {
                 channel.close(promise: nil)
                 throw ExchangeFailure(failure: handler.timedOut ? .responseTimeout : .connectionFailed, responseStarted: false)
             }
+            // 1xx interim responses (100 Continue, 103 Early Hints) were read and dropped: this is the final one.
             head = received
-            // 1xx interim responses (100 Continue, 103 Early Hints) are not passed on: the final one is.
-        } while head.status.code >= 100 && head.status.code < 200 && head.status.code != 101
-        if request.upgrade, head.status.code == 101 {
+        }
+        if request.upgrade, head.status == 101 {
             // The connection now carries the new protocol: it leaves the exchange and never returns to the pool.
             handler.endExchange()
-            return UpstreamResponse(status: .switchingProtocols, headers: head.headers, body: .switched(SwitchedUpstream(channel: channel)))
+            return UpstreamResponse(status: .switchingProtocols, headers: head.fields, body: .switched(SwitchedUpstream(channel: channel)))
         }
         if !Self.isForwardable(head) {
             channel.close(promise: nil)
             throw ExchangeFailure(failure: .connectionFailed, responseStarted: true)
         }
-        let reusable = requestComplete && head.isKeepAlive && !request.upgrade
+        let reusable = requestComplete && head.keepAlive && !request.upgrade
         // The status line's standard reason phrase ("200 OK"), as HAProxy and nginx pass one on.
-        let status = HTTPResponse.Status(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase)
+        let status = HTTPResponse.Status(code: head.status, reasonPhrase: HTTPResponseStatus(statusCode: head.status).reasonPhrase)
         if let complete = handler.takeCompleteBody() {
             handler.endExchange()
             if reusable { pool.release(self, key: key) } else { channel.close(promise: nil) }
-            return UpstreamResponse(status: status, headers: head.headers, body: .complete(complete))
+            return UpstreamResponse(status: status, headers: head.fields, body: .complete(complete))
         }
         let body = UpstreamResponseStream(connection: self, pool: pool, key: key, reusable: reusable)
-        return UpstreamResponse(status: status, headers: head.headers, body: .stream(body))
+        return UpstreamResponse(status: status, headers: head.fields, body: .stream(body))
     }
 }
 
@@ -130,9 +130,15 @@ extension UpstreamConnection {
     /// an instance to upgrade, so a 101 is a broken instance), and a `Transfer-Encoding` only when it is
     /// `chunked` alone (any other coding would reach the client undone: RFC 9112 §6.1). A
     /// response refused here is a 502 for the client and an upstream failure.
-    static func isForwardable(_ head: HTTPResponseHead) -> Bool {
-        if head.status.code == 101 { return false }
-        let codings = head.headers[canonicalForm: "transfer-encoding"]
+    static func isForwardable(_ head: UpstreamResponseHead) -> Bool {
+        if head.status == 101 { return false }
+        var codings: [Substring] = []
+        for field in head.fields where field.name == .transferEncoding {
+            for coding in field.value.split(separator: ",") {
+                let trimmed = coding.trimmingASCIISpaces()
+                if !trimmed.isEmpty { codings.append(trimmed) }
+            }
+        }
         return codings.isEmpty || (codings.count == 1 && codings[0].lowercased() == "chunked")
     }
 }

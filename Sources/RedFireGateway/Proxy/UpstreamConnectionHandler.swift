@@ -4,17 +4,47 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Buffers response parts for the one task reading them on the same event loop, and carries out what
-/// the connection's rules (`UpstreamConnectionStateMachine`, a value) decide: pausing and resuming
-/// socket reads while the reader lags (back-pressure), and its one timer — a scheduled callback that
-/// re-arms itself, so an exchange only stores deadlines (no timer, promise or closure per request) —
-/// turning a late response head or an idle connection into a close and a failure of the waiting read.
-final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, NIOScheduledCallbackHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPClientResponsePart
+/// A response part read from an instance.
+enum UpstreamResponsePart: Sendable {
+    case head(UpstreamResponseHead)
+    case body(ByteBuffer)
+    case end
+}
 
-    private let parts = LoopHandoff<HTTPClientResponsePart> { part in
+/// A final response head as the instance sent it (interim 1xx responses are read and dropped).
+struct UpstreamResponseHead: Sendable {
+    var status: Int
+    var fields: HTTPFields
+    /// The response leaves the connection open (HTTP/1.1 without `Connection: close`, a known length).
+    var keepAlive: Bool
+}
+
+/// Reads an instance's responses (llhttp through `HTTP1Parser`: the head straight into HTTP fields, the
+/// body as slices of what was read), buffers the parts for the one task reading them on the same event
+/// loop, and carries out what the connection's rules (`UpstreamConnectionStateMachine`, a value) decide:
+/// pausing and resuming socket reads while the reader lags (back-pressure), and its one timer — a
+/// scheduled callback that re-arms itself, so an exchange only stores deadlines (no timer, promise or
+/// closure per request) — turning a late response head or an idle connection into a close and a failure
+/// of the waiting read. Requests go to the socket as bytes (`HTTP1RequestWriter`), past this handler.
+final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, NIOScheduledCallbackHandler, HTTP1ParserDelegate,
+    @unchecked Sendable
+{
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let parts = LoopHandoff<UpstreamResponsePart> { part in
         if case .body(let chunk) = part { chunk.readableBytes } else { 0 }
     }
+    private let parser = HTTP1Parser(kind: .response, limits: .init(fieldBytes: 80 * 1024, headBytes: 80 * 1024, fieldCount: 65534))
+    /// The method of the request whose response is awaited (it decides whether a body follows); nil
+    /// when no request is outstanding — then a response is unsolicited.
+    private var awaiting: HTTPRequest.Method?
+    /// The fields of the head being read.
+    private var fields = HTTPFields()
+    /// An interim (1xx) response is being read: neither its head nor its end is passed on.
+    private var interim = false
+    /// A head was passed on and its end not yet.
+    private var inResponse = false
     /// The rules: back-pressure and the timer's decisions (`UpstreamConnectionStateMachine`).
     private var state: UpstreamConnectionStateMachine
     private var context: ChannelHandlerContext?
@@ -35,8 +65,11 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         parts.buffer.contains { if case .head = $0 { return true } else { return false } }
     }
 
-    /// - Parameter bufferLimit: response bytes held for the reader before reading pauses.
-    func beginExchange(bufferLimit: Int) {
+    /// - Parameters:
+    ///   - method: the request's (a response to `HEAD` has no body).
+    ///   - bufferLimit: response bytes held for the reader before reading pauses.
+    func beginExchange(method: HTTPRequest.Method, bufferLimit: Int) {
+        awaiting = method
         state.beginExchange(bufferLimit: bufferLimit)
     }
 
@@ -60,11 +93,6 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func responseArrived() {
         state.responseArrived()
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        perform(state.started(now: context.eventLoop.now))
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -91,20 +119,93 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         return body ?? ByteBuffer()
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        parser.delegate = self
+        perform(state.started(now: context.eventLoop.now))
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let count = parts.deliver(unwrapInboundIn(data))
-        perform(state.read(now: context.eventLoop.now, bufferedParts: count, bufferedBytes: parts.bufferedBytes))
+        do {
+            try parser.feed(unwrapInboundIn(data))
+        } catch {
+            failed(error, context: context)
+        }
+    }
+
+    /// Delivers a part and applies back-pressure.
+    private func deliver(_ part: UpstreamResponsePart) {
+        let count = parts.deliver(part)
+        perform(state.read(now: now, bufferedParts: count, bufferedBytes: parts.bufferedBytes))
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A body that ends with the connection ends here; a response cut short is an error.
+        do {
+            try parser.finish()
+        } catch {
+            parts.fail(error)
+        }
         cancelTimer()
         parts.finish()
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    private func failed(_ error: any Error, context: ChannelHandlerContext) {
         parts.fail(error)
         context.close(promise: nil)
+    }
+
+    /// Leaves the pipeline after a switch of protocols: what the instance sent after its 101 goes to the
+    /// handlers that follow (the new protocol's), unparsed.
+    func handOver(context: ChannelHandlerContext) {
+        cancelTimer()
+        if let remainder = parser.takeRemainder() { context.fireChannelRead(wrapInboundOut(remainder)) }
+        context.pipeline.syncOperations.removeHandler(self, promise: nil)
+    }
+
+    // MARK: The parser's output
+
+    func parsedField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        // Trailers are not passed on (the gateway answers with its own framing).
+        guard !inResponse, let name = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return }
+        fields.append(HTTPField(name: name, value: String(decoding: value, as: UTF8.self)))
+    }
+
+    func parsedHead(_ head: HTTP1Parser.Head) -> HTTP1Parser.Continuation {
+        let received = fields
+        fields = HTTPFields()
+        guard let method = awaiting else {
+            // Bytes no request asked for: the connection is broken.
+            if let context { failed(NIOHTTPDecoderError.unsolicitedResponse, context: context) }
+            return .stop
+        }
+        if head.status >= 100, head.status < 200, head.status != 101 {
+            // 100 Continue, 103 Early Hints: the final response follows.
+            interim = true
+            return .noBody
+        }
+        awaiting = nil
+        inResponse = true
+        deliver(.head(UpstreamResponseHead(status: head.status, fields: received, keepAlive: head.keepAlive)))
+        return method == .head || head.status == 204 || head.status == 304 ? .noBody : .body
+    }
+
+    func parsedBody(_ bytes: ByteBuffer) {
+        deliver(.body(bytes))
+    }
+
+    func parsedEnd() {
+        if interim {
+            interim = false
+            return
+        }
+        inResponse = false
+        deliver(.end)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failed(error, context: context)
     }
 
     // MARK: Actions and the timer
@@ -146,7 +247,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     /// The next response part; nil once the connection closed cleanly with nothing left to read.
-    func next() async throws -> HTTPClientResponsePart? {
+    func next() async throws -> UpstreamResponsePart? {
         try await parts.next { [self] left in
             perform(state.readerTook(bufferedParts: left, bufferedBytes: parts.bufferedBytes))
         }

@@ -43,7 +43,7 @@ struct UpstreamResponseStream: AsyncSequence, Sendable {
         }
 
         private func nextOnLoop() async throws -> ByteBuffer? {
-            let part: HTTPClientResponsePart?
+            let part: UpstreamResponsePart?
             do {
                 part = try await connection.handler.next()
             } catch {

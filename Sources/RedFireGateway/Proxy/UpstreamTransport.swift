@@ -39,7 +39,7 @@ struct UpstreamRequestBody: Sendable {
 /// `headers` are as NIO's parser produced them: the header policy converts them once, while filtering.
 struct UpstreamResponse: Sendable {
     var status: HTTPResponse.Status
-    var headers: HTTPHeaders
+    var headers: HTTPFields
     var body: UpstreamBody
     /// Whether the exchange went over a kept-alive connection or a new one (the NIO transport's; the
     /// AsyncHTTPClient transport does not say). A trace's client span records it.

@@ -69,8 +69,8 @@ extension Forwarder {
                                         dispatched: dispatched, attempts: attempts, body: nil)
             }
             let key = head.headerFields[WebSocketUpgrade.key] ?? ""
-            let accepts = response.headers[canonicalForm: "sec-websocket-accept"]
-            guard accepts.count == 1, String(accepts[0]) == WebSocketUpgrade.expectedAccept(for: key) else {
+            let accepts = response.headers[values: WebSocketUpgrade.accept]
+            guard accepts.count == 1, accepts[0] == WebSocketUpgrade.expectedAccept(for: key) else {
                 lease.release()
                 logger.warning("instance answered a websocket upgrade without the right Sec-WebSocket-Accept", metadata: [
                     "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
