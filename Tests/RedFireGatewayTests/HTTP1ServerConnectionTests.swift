@@ -8,7 +8,7 @@ import Testing
 @testable import RedFireGateway
 
 /// The client connection's rules: as a value (every transition, instants chosen by the test) and through
-/// `EmbeddedChannel` with NIO's parser and the codec (the event loop's virtual clock: time advanced,
+/// `EmbeddedChannel` with the codec and its parser (the event loop's virtual clock: time advanced,
 /// never slept) — timeouts, pipelining, early responses, lingering close, 1xx, HEAD, HTTP/1.0, body drain.
 @Suite struct HTTP1ServerConnectionTests {
     typealias Machine = HTTP1ServerConnectionStateMachine<String>
@@ -241,9 +241,7 @@ import Testing
         let channel = EmbeddedChannel(loop: loop)
         let parts = Parts()
         let codec = GatewayHTTPCodec(settings: ConnectionSettings(config: config), connections: ConnectionCount())
-        // As `GatewayHTTPServer` builds it: the first-byte observer, llhttp, the codec.
-        try channel.pipeline.syncOperations.addHandler(FirstByteObserver(codec: codec))
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        // As `GatewayHTTPServer` builds it: the codec (with llhttp).
         try channel.pipeline.syncOperations.addHandler(codec)
         try channel.pipeline.syncOperations.addHandler(parts)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

@@ -8,60 +8,86 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
+/// A request head's fields as the parser hands them over: HTTP fields (`Host` aside, it becomes the
+/// request's authority), with what the checks after the head need.
+struct RequestHeadBuilder {
+    var fields = HTTPFields()
+    var host: String?
+    var hostCount = 0
+    /// `Transfer-Encoding` codings, and whether the last one is `chunked`.
+    var transferCodings = 0
+    var lastCodingIsChunked = false
+    /// A value held bytes that are not UTF-8, or U+FFFD: refused rather than forwarded altered.
+    var malformed = false
+    /// The client's `X-Request-ID`, for a refusal's envelope.
+    var requestID: String?
+
+    mutating func add(name rawName: UnsafeRawBufferPointer, value rawValue: UnsafeRawBufferPointer) {
+        let value = String(decoding: rawValue, as: UTF8.self)
+        // Invalid UTF-8 decodes to U+FFFD (and a literal U+FFFD is refused too).
+        if GatewayHTTPCodec.containsReplacementCharacter(value) {
+            malformed = true
+            return
+        }
+        if ASCII.equalsIgnoringCase(bytes: rawName, "host") {
+            hostCount += 1
+            host = value
+            return
+        }
+        if ASCII.equalsIgnoringCase(bytes: rawName, "transfer-encoding") {
+            for coding in value.split(separator: ",") {
+                transferCodings += 1
+                lastCodingIsChunked = ASCII.equalsIgnoringCase(bytes: coding.trimmingASCIISpaces().utf8, "chunked")
+            }
+        } else if requestID == nil, ASCII.equalsIgnoringCase(bytes: rawName, "x-request-id") {
+            requestID = value
+        }
+        // llhttp has validated names (RFC 9110 tokens); HTTP types agree.
+        guard let name = HTTPField.Name(String(decoding: rawName, as: UTF8.self)) else {
+            malformed = true
+            return
+        }
+        fields.append(HTTPField(name: name, value: value))
+    }
+}
+
 /// A request head converted to HTTP types, with the RFC 9112 / RFC 3986 checks the parser does not make.
 extension GatewayHTTPCodec {
     struct Refusal: Error {
         let error: GatewayError
     }
 
-    func convert(_ head: HTTPRequestHead) -> Result<HTTPRequest, Refusal> {
-        let http11 = head.version.major == 1 && head.version.minor >= 1
+    /// The parsed head as the request the gateway forwards: its method, target and `Host` checked.
+    func convert(_ head: HTTP1Parser.Head, fields builder: inout RequestHeadBuilder) -> Result<HTTPRequest, Refusal> {
+        let http11 = head.minorVersion >= 1
         facts?.httpVersion = http11 ? "HTTP/1.1" : "HTTP/1.0"
         let scheme = facts?.tlsVersion == nil ? "http" : "https"
-        guard head.method != .CONNECT else { return .failure(Refusal(error: .notImplemented)) }
-        guard let method = HTTPRequest.Method(head.method.rawValue) else { return .failure(Refusal(error: .malformedRequest)) }
-        var fields = HTTPFields()
-        fields.reserveCapacity(head.headers.count)
-        var host: String?
-        var hostCount = 0
-        var transferCodings: [Substring] = []
-        for (name, value) in head.headers {
-            // The parser decodes field values as UTF-8, replacing invalid bytes with U+FFFD: such a value
-            // is refused rather than forwarded altered (a literal U+FFFD is refused too).
-            if Self.containsReplacementCharacter(value) { return .failure(Refusal(error: .malformedRequest)) }
-            if ASCII.equalsIgnoringCase(name, "host") {
-                hostCount += 1
-                host = value
-                continue
-            }
-            if ASCII.equalsIgnoringCase(name, "transfer-encoding") {
-                for coding in value.split(separator: ",") { transferCodings.append(coding.trimmingASCIISpaces()) }
-            }
-            // The parser has validated names (RFC 9110 tokens); HTTP types agree.
-            guard let fieldName = HTTPField.Name(name) else { return .failure(Refusal(error: .malformedRequest)) }
-            fields.append(HTTPField(name: fieldName, value: value))
-        }
-        if !transferCodings.isEmpty {
+        guard head.method != "CONNECT" else { return .failure(Refusal(error: .notImplemented)) }
+        guard let method = HTTPRequest.Method(head.method), !builder.malformed else { return .failure(Refusal(error: .malformedRequest)) }
+        if builder.transferCodings > 0 {
             // RFC 9112 §6.1, §6.3: the final coding must be chunked, or the length cannot be known.
-            guard http11, let last = transferCodings.last, last.lowercased() == "chunked" else { return .failure(Refusal(error: .malformedRequest)) }
-            if transferCodings.count > 1 { return .failure(Refusal(error: .notImplemented)) }
+            guard http11, builder.lastCodingIsChunked else { return .failure(Refusal(error: .malformedRequest)) }
+            if builder.transferCodings > 1 { return .failure(Refusal(error: .notImplemented)) }
         }
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one before; a valid host[:port].
-        guard hostCount <= 1, hostCount == 1 || !http11 else { return .failure(Refusal(error: .malformedRequest)) }
+        guard builder.hostCount <= 1, builder.hostCount == 1 || !http11 else { return .failure(Refusal(error: .malformedRequest)) }
+        var host = builder.host
         if let host, !Self.isValidAuthority(host) { return .failure(Refusal(error: .malformedRequest)) }
 
-        var path = head.uri
+        var path = head.target
         // RFC 9112 §3.2.4: the asterisk form is for OPTIONS only (answered by the gateway).
         if path == "*", method != .options { return .failure(Refusal(error: .malformedRequest)) }
         if let first = path.utf8.first, first != UInt8(ascii: "/"), path != "*" {
             // Absolute form (RFC 9112 §3.2.2): the target's authority replaces Host.
-            guard let absolute = Self.splitAbsoluteForm(path) else { return .success(HTTPRequest(method: method, scheme: scheme, authority: host, path: path, headerFields: fields)) }
+            guard let absolute = Self.splitAbsoluteForm(path) else {
+                return .success(HTTPRequest(method: method, scheme: scheme, authority: host, path: path, headerFields: builder.fields))
+            }
             guard Self.isValidAuthority(absolute.authority), !absolute.authority.isEmpty else { return .failure(Refusal(error: .malformedRequest)) }
             guard settings.serverNames.contains(Self.hostName(absolute.authority)) else { return .failure(Refusal(error: .misdirectedRequest)) }
             host = absolute.authority
             path = absolute.pathAndQuery
         }
-        return .success(HTTPRequest(method: method, scheme: scheme, authority: host, path: path, headerFields: fields))
+        return .success(HTTPRequest(method: method, scheme: scheme, authority: host, path: path, headerFields: builder.fields))
     }
 
     /// `http://authority/path?query` → (authority, "/path?query"); nil when the target has no `scheme://`.

@@ -8,14 +8,14 @@ import NIOHTTPTypes
 /// Refusals with the error envelope, responses written as bytes (`HTTP1ResponseWriter`), and closing.
 extension GatewayHTTPCodec {
     /// `head`: the refused request's head when it was parsed (its method and target are logged).
-    func refuse(_ error: GatewayError, requestID: String?, head: HTTPRequestHead? = nil, context: ChannelHandlerContext) {
+    func refuse(_ error: GatewayError, requestID: String?, head: HTTP1Parser.Head? = nil, context: ChannelHandlerContext) {
         let id = requestID ?? GatewayRequestID.generate()
         let refusal: WrittenRefusal = (error, id, ErrorEnvelope.body(error, requestID: id))
         if let accessLog {
             let since = state.headSince ?? now
             var entry = AccessLogEntry(requestID: id, clientIP: context.channel.remoteAddress?.ipAddress,
-                                       method: head.map { $0.method.rawValue } ?? "-", path: head.map { Self.loggedPath($0.uri) } ?? "-")
-            if let head { entry.protocolName = "HTTP/\(head.version.major).\(head.version.minor)" }
+                                       method: head.map(\.method) ?? "-", path: head.map { Self.loggedPath($0.target) } ?? "-")
+            if let head { entry.protocolName = "HTTP/1.\(head.minorVersion)" }
             entry.tls = facts?.tlsVersion.map(ClientTransport.name(of:))
             accessLog.record(entry,
                              status: error.status.code, instance: nil, attempts: 0, upstream: .zero,
@@ -77,6 +77,11 @@ extension GatewayHTTPCodec {
     static let coalesceLimit = 8 * 1024
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // After a switch of protocols, until the codec has left: the new protocol's bytes pass.
+        if handingOver {
+            context.write(data, promise: promise)
+            return
+        }
         write(unwrapOutboundIn(data), context: context, promise: promise)
     }
 
@@ -147,18 +152,22 @@ extension GatewayHTTPCodec {
         }
     }
 
-    /// After an upgrade request answered as a plain one: NIO's parser stopped reading at it, so a fresh
-    /// one takes its place; the old one, leaving, hands what it held (the next requests' bytes) to it.
+    /// After an upgrade request answered as a plain one: llhttp stopped reading at it, so it starts
+    /// afresh with what it held (the next requests' bytes).
     func replaceParser(context: ChannelHandlerContext) {
         state.parserReplaced()
-        let sync = context.pipeline.syncOperations
         do {
-            let stopped = try sync.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            try sync.addHandler(GatewayHTTPServer.requestDecoder(settings), position: .after(stopped))
-            sync.removeHandler(stopped, promise: nil)
+            try parser.restart()
         } catch {
-            perform(state.close(), context: context)
+            parseFailed(error, context: context)
         }
+    }
+
+    /// Leaves the pipeline after a switch of protocols: what the client sent after its request goes to
+    /// the handlers that follow (the new protocol's), unparsed.
+    func handOver(context: ChannelHandlerContext) {
+        if let remainder = parser.takeRemainder() { context.fireChannelRead(NIOAny(remainder)) }
+        context.pipeline.syncOperations.removeHandler(self, promise: nil)
     }
 
     func flush(context: ChannelHandlerContext) {

@@ -40,6 +40,7 @@ extension GatewayHTTPCodec {
 
     /// The connection switched protocols (`ConnectionUpgrade`): the codec is about to leave the pipeline.
     func switchedProtocols() {
+        handingOver = true
         state.switchedProtocols()
         cancelTimers()
     }

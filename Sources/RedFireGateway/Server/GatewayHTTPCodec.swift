@@ -5,9 +5,9 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
-/// NIO's HTTP/1 request parts → HTTP types; responses (HTTP types) → bytes (`HTTP1ResponseWriter`),
-/// with the connection-level rules of RFC 9112 that the parser does not
-/// enforce, and the connection's timers.
+/// Request bytes → HTTP types (llhttp through `HTTP1Parser`: each head parsed once, straight into the
+/// request the gateway forwards); responses (HTTP types) → bytes (`HTTP1ResponseWriter`), with the
+/// connection-level rules of RFC 9112 that the parser does not enforce, and the connection's timers.
 ///
 /// Refused with the error envelope, then the connection is closed (nothing reaches a service):
 /// - anything the parser rejects — invalid header names or values, `Content-Length` with
@@ -22,8 +22,8 @@ import NIOHTTPTypes
 /// A bad chunk in a body already being forwarded makes the body fail; the forwarder answers 400 and
 /// this codec closes the connection after that response. Any response carrying `Connection: close`
 /// closes the connection once written.
-final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler {
-    typealias InboundIn = HTTPServerRequestPart
+final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIOScheduledCallbackHandler, HTTP1ParserDelegate {
+    typealias InboundIn = ByteBuffer
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = ByteBuffer
@@ -59,6 +59,16 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// The size of the last read (it holds the head of a chunked request and perhaps its first chunks).
     var lastReadBytes = 0
 
+    /// llhttp, bounded by `limits.max_header_bytes` / `max_header_count`.
+    let parser: HTTP1Parser
+    /// The head being read, field by field.
+    var head = RequestHeadBuilder()
+    /// A request was passed on and its end not yet: fields now are trailers.
+    var inMessage = false
+    var trailers: HTTPFields?
+    /// The connection switched protocols and the codec is leaving: what the new protocol writes passes.
+    var handingOver = false
+
     /// The connection's listener and TLS version (the request handler reads the HTTP version set here).
     let facts: ConnectionFacts?
     /// The request loop after this codec, when linked: request parts go to it and its response parts
@@ -81,6 +91,9 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
         self.accessLog = accessLog
         self.state = HTTP1ServerConnectionStateMachine(timeouts: .init(header: settings.headerTimeout, idle: settings.idleTimeout,
                                                                        body: settings.bodyTimeout, minBodyRate: settings.minBodyRate))
+        self.parser = HTTP1Parser(kind: .request, limits: .init(fieldBytes: settings.parserHeaderBytes, headBytes: settings.parserHeaderBytes,
+                                                                fieldCount: settings.parserHeaderCount))
+        parser.delegate = self
     }
 
     /// The event loop's clock (an `EmbeddedEventLoop`'s in tests).
@@ -113,6 +126,8 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
     /// request in progress the request loop decides whether it goes on (`GatewayRequestHandler.clientClosed`).
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
+            // A body delimited by nothing else ends here; a message cut short is an error.
+            inputEnded(context: context)
             perform(state.peerClosedInput(), context: context)
             context.fireUserInboundEventTriggered(event)
             return
@@ -125,8 +140,18 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        inputEnded(context: context)
         cancelTimers()
         context.fireChannelInactive()
+    }
+
+    /// The client's bytes ended (FIN, or the connection is gone).
+    private func inputEnded(context: ChannelHandlerContext) {
+        do {
+            try parser.finish()
+        } catch {
+            parseFailed(error, context: context)
+        }
     }
 
     func connectionStarted(context: ChannelHandlerContext) {
@@ -135,6 +160,18 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     // MARK: Inbound
 
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let bytes = unwrapInboundIn(data)
+        bytesArrived(bytes)
+        do {
+            try parser.feed(bytes)
+        } catch {
+            parseFailed(error, context: context)
+        }
+    }
+
+    /// Bytes came in: the header timeout of a keep-alive request starts with its first byte (the parser
+    /// reports a head only once it is complete).
     func bytesArrived(_ bytes: ByteBuffer) {
         lastReadBytes = bytes.readableBytes
         if chunkedBody { chunkedRawBytes += bytes.readableBytes }
@@ -163,36 +200,60 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
         context.read()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !state.inboundClosed else { return }
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            switch convert(head) {
-            case .success(let request):
-                requestLineEnded = false
-                requestLineBytes = 0
-                chunkedBody = request.headerFields.contains(.transferEncoding)
-                // The read that carried this head may carry chunks too: it counts whole (the head's own
-                // bytes are covered by the allowance).
-                chunkedRawBytes = lastReadBytes
-                chunkedPayloadBytes = 0
-                let answering = HTTP1ResponseWriter.Request(http10: head.version.major == 1 && head.version.minor == 0, head: head.method == .HEAD)
-                perform(state.requestHead(answering, keepAlive: head.isKeepAlive, upgrade: Self.stopsParser(head),
-                                          declaresBody: request.headerFields.declaresBody, now: context.eventLoop.now), context: context)
-                pass(.head(request), context: context)
-            case .failure(let refusal):
-                let supplied = head.headers.first(name: "X-Request-ID")
-                refuse(refusal.error, requestID: supplied.flatMap { GatewayRequestID.isWellFormed($0) ? $0 : nil }, head: head, context: context)
-            }
-        case .body(let body):
-            state.bodyPart(bytes: body.readableBytes, now: context.eventLoop.now)
-            if chunkedBody { chunkedPayloadBytes += body.readableBytes }
-            pass(.body(body), context: context)
-        case .end(let trailers):
-            state.requestEnd()
-            chunkedBody = false
-            pass(.end(trailers.map { HTTPFields(nioHeaders: $0) }), context: context)
+    // MARK: What the parser read
+
+    func parsedField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        if inMessage {
+            // Trailers (after a chunked body).
+            guard let name = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return }
+            if trailers == nil { trailers = HTTPFields() }
+            trailers!.append(HTTPField(name: name, value: String(decoding: value, as: UTF8.self)))
+            return
         }
+        head.add(name: name, value: value)
+    }
+
+    func parsedHead(_ parsed: HTTP1Parser.Head) -> HTTP1Parser.Continuation {
+        guard let context, !state.inboundClosed else { return .stop }
+        var fields = head
+        head = RequestHeadBuilder()
+        switch convert(parsed, fields: &fields) {
+        case .success(let request):
+            requestLineEnded = false
+            requestLineBytes = 0
+            chunkedBody = request.headerFields.contains(.transferEncoding)
+            // The read that carried this head may carry chunks too: it counts whole (the head's own
+            // bytes are covered by the allowance).
+            chunkedRawBytes = lastReadBytes
+            chunkedPayloadBytes = 0
+            inMessage = true
+            let http10 = parsed.minorVersion == 0
+            let answering = HTTP1ResponseWriter.Request(http10: http10, head: request.method == .head)
+            perform(state.requestHead(answering, keepAlive: parsed.keepAlive, upgrade: parsed.upgrade,
+                                      declaresBody: request.headerFields.declaresBody, now: context.eventLoop.now), context: context)
+            pass(.head(request), context: context)
+            return .body
+        case .failure(let refusal):
+            refuse(refusal.error, requestID: fields.requestID.flatMap { GatewayRequestID.isWellFormed($0) ? $0 : nil }, head: parsed, context: context)
+            return .stop
+        }
+    }
+
+    func parsedBody(_ bytes: ByteBuffer) {
+        guard let context, !state.inboundClosed else { return }
+        state.bodyPart(bytes: bytes.readableBytes, now: context.eventLoop.now)
+        if chunkedBody { chunkedPayloadBytes += bytes.readableBytes }
+        pass(.body(bytes), context: context)
+    }
+
+    func parsedEnd() {
+        inMessage = false
+        let trailers = self.trailers
+        self.trailers = nil
+        guard let context, !state.inboundClosed else { return }
+        state.requestEnd()
+        chunkedBody = false
+        pass(.end(trailers), context: context)
     }
 
     private func pass(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
@@ -203,29 +264,18 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
         }
     }
 
-    /// Whether llhttp stops after this request, as it does for an upgrade: `Upgrade` with the `upgrade`
-    /// connection option (or `CONNECT`, refused anyway).
-    static func stopsParser(_ head: HTTPRequestHead) -> Bool {
-        guard head.headers.contains(name: "upgrade") else { return false }
-        return head.headers["connection"].contains { value in
-            value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "upgrade" }
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parseError = error as? HTTPParserError else {
-            context.fireErrorCaught(error)
-            return
-        }
+    /// What the parser refused: a broken body fails (the forwarder answers 400), anything else is
+    /// refused here — 431 or 414 for a head over the parser's bounds, 400 otherwise.
+    func parseFailed(_ error: HTTPParserError, context: ChannelHandlerContext) {
         // After a refusal the parser may still trip over what follows; nobody is listening any more.
         guard !state.inboundClosed else { return }
         if state.readingBody {
-            breakBody(parseError, context: context)
+            breakBody(error, context: context)
             return
         }
-        let error: GatewayError = parseError != .headerOverflow ? .malformedRequest
+        let refusal: GatewayError = error != .headerOverflow ? .malformedRequest
             : (requestLineBytes > settings.maxURILength ? .uriTooLong : .headersTooLarge)
-        refuse(error, requestID: nil, context: context)
+        refuse(refusal, requestID: nil, context: context)
     }
 
     /// The body of a request already passed on is broken (bad chunk framing, too much framing). Whoever

@@ -11,12 +11,11 @@ import NIOTLS
 /// drains them on graceful shutdown):
 ///
 /// ```
-/// socket ⇄ [TLSHandshakeDeadline ⇄ NIOSSLServerHandler ⇄ TLSHandshakeObserver] ⇄ FirstByteObserver ⇄ HTTP/1 request decoder (llhttp)
-///        ⇄ GatewayHTTPCodec ⇄ GatewayRequestHandler
+/// socket ⇄ [TLSHandshakeDeadline ⇄ NIOSSLServerHandler ⇄ TLSHandshakeObserver] ⇄ GatewayHTTPCodec (llhttp) ⇄ GatewayRequestHandler
 /// ```
 ///
 /// On a TLS listener the TLS handler decrypts first, with the listener's certificates of the moment.
-/// `GatewayHTTPCodec` converts NIO's HTTP/1 parts to HTTP types and is where connection-level hygiene
+/// `GatewayHTTPCodec` parses requests straight into HTTP types and is where connection-level hygiene
 /// lives: malformed requests are answered with the error envelope and the connection closed, slow
 /// header sections with 408, idle keep-alive connections closed; it also counts open connections and
 /// closes them on graceful shutdown (idle at once, busy after their response).
@@ -83,23 +82,10 @@ struct GatewayHTTPServer: Sendable {
     private func addHTTP1(_ channel: any Channel, facts: ConnectionFacts, settings: ConnectionSettings) throws {
         let codec = GatewayHTTPCodec(settings: settings, connections: connections, accessLog: accessLog, facts: facts)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(FirstByteObserver(codec: codec))
-        // llhttp (NIO's request decoder) parses; the codec writes responses as bytes itself.
-        try sync.addHandler(Self.requestDecoder(settings))
+        // The codec parses (llhttp) and writes responses as bytes itself.
         try sync.addHandler(codec)
         let requests = GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts)
         try sync.addHandler(requests)
         codec.link(requests)
-    }
-
-    /// NIO's request decoder (llhttp) with the connection's bounds. When it leaves the pipeline — a
-    /// protocol switch (`ConnectionUpgrade`), or a fresh parser after an upgrade request answered as a
-    /// plain one — what it holds past the last request goes to the next handler.
-    static func requestDecoder(_ settings: ConnectionSettings) -> ByteToMessageHandler<HTTPRequestDecoder> {
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = settings.parserHeaderBytes
-        limits.maxHeaderListSize = settings.parserHeaderBytes
-        limits.maxHeaderFieldCount = settings.parserHeaderCount
-        return ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits))
     }
 }

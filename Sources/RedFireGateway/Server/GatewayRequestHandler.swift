@@ -207,13 +207,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         do {
             let codec = try pipeline.handler(type: GatewayHTTPCodec.self)
             codec.switchedProtocols()
-            if let observer = try? pipeline.handler(type: FirstByteObserver.self) { pipeline.removeHandler(observer, promise: nil) }
-            pipeline.removeHandler(codec, promise: nil)
             pipeline.removeHandler(self, promise: nil)
             try installer(channel)
             // Removed last: what it read past the request goes to the new protocol's first handler.
-            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-            pipeline.removeHandler(decoder, promise: nil)
+            codec.handOver(context: try pipeline.context(handler: codec))
             _ = channel.setOption(ChannelOptions.autoRead, value: true)
             channel.read()
         } catch {

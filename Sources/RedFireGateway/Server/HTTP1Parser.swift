@@ -74,6 +74,8 @@ final class HTTP1Parser {
     private var input = ByteBuffer()
     private var inputBase: UnsafeRawPointer?
     private var feeding = false
+    /// Bytes fed from within a callback, parsed once the feed in progress is done.
+    private var queued: ByteBuffer?
 
     fileprivate enum Span {
         case none
@@ -137,10 +139,23 @@ final class HTTP1Parser {
 
     /// Parses `bytes`, handing what it reads to the delegate as it goes.
     func feed(_ bytes: ByteBuffer) throws(HTTPParserError) {
-        if stopped || feeding {
+        if feeding {
+            // From within a callback: parsed after what is being parsed.
+            if queued == nil { queued = bytes } else { queued!.writeImmutableBuffer(bytes) }
+            return
+        }
+        try parse(bytes)
+        while let next = queued {
+            queued = nil
+            try parse(next)
+        }
+    }
+
+    private func parse(_ bytes: ByteBuffer) throws(HTTPParserError) {
+        if stopped {
             // After an upgrade the bytes wait for the next protocol (or a restart); after a stop or an
-            // error they are dropped. A feed from within a callback waits for the one in progress.
-            if upgraded || feeding {
+            // error they are dropped.
+            if upgraded {
                 if remainder == nil { remainder = bytes } else { remainder!.writeImmutableBuffer(bytes) }
             }
             return
@@ -190,7 +205,7 @@ final class HTTP1Parser {
     /// The connection's input ended: a body delimited by the close ends here; a message cut short is
     /// an error.
     func finish() throws(HTTPParserError) {
-        guard !stopped else { return }
+        guard !stopped, !feeding else { return }
         let errno = c_nio_llhttp_finish(parser)
         if errno != HPE_OK { try stop(errno) }
     }
