@@ -426,7 +426,7 @@ for row in "${summary[@]}"; do
   IFS='|' read -r name rps p50 p99 errors cpu n <<<"$row"
   printf '%-18s %12.0f %10.3f %10.3f %8s %12s %7s\n' "$name" "$rps" "$p50" "$p99" "$errors" "$cpu" "$n"
 done
-[[ -n $pg_note ]] && echo "$pg_note"
+[[ -n ${pg_note:-} ]] && echo "$pg_note"
 echo
 stat_of() { # name → median req/s, p99 ms, CPU µs/req
   for row in "${summary[@]}"; do

@@ -261,6 +261,43 @@ import Testing
         channel.writeAndFlush(HTTPResponsePart.end(nil), promise: nil)
     }
 
+    /// A client whose request arrives a byte per read (fields cut anywhere) gets the same request through
+    /// as one that sends it whole; a value with invalid UTF-8 cut in the middle is still refused.
+    @Test func aRequestReadAByteAtATimeIsTheSameRequest() throws {
+        let text = "POST /orders?id=7 HTTP/1.1\r\nHost: gw.example:8080\r\nX-Request-ID: abc-123\r\nAuthorization: Bearer a.b.c\r\n"
+            + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"
+        func parts(readsOf size: Int) throws -> String {
+            let (channel, _, parts) = try self.channel()
+            let bytes = Array(text.utf8)
+            var start = 0
+            while start < bytes.count {
+                let end = min(bytes.count, start + size)
+                try channel.writeInbound(ByteBuffer(bytes: bytes[start..<end]))
+                start = end
+            }
+            return parts.received.map { part in
+                switch part {
+                case .head(let request):
+                    let fields = request.headerFields.map { "\($0.name.rawName)=\($0.value)" }.joined(separator: ",")
+                    return "\(request.method.rawValue) \(request.authority ?? "-") \(request.path ?? "-") \(fields)"
+                case .body(let bytes): return "body " + String(buffer: bytes)
+                case .end(let trailers): return "end " + (trailers.map { $0.map { "\($0.name.rawName)=\($0.value)" }.joined() } ?? "-")
+                }
+            }.joined(separator: " | ")
+        }
+        let whole = try parts(readsOf: text.utf8.count)
+        #expect(whole == "POST gw.example:8080 /orders?id=7 X-Request-ID=abc-123,Authorization=Bearer a.b.c,Transfer-Encoding=chunked | body abc | end X-Trailer=t")
+        #expect(try parts(readsOf: 1) == whole.replacingOccurrences(of: "body abc", with: "body a | body b | body c"))
+
+        let (channel, _, received) = try self.channel()
+        for byte in Array("GET / HTTP/1.1\r\nHost: x\r\nX-Name: caf".utf8) + [0xC3] + Array("\r\n\r\n".utf8) {
+            _ = try? channel.writeInbound(ByteBuffer(bytes: [byte]))
+        }
+        #expect(received.received.isEmpty)
+        let refusal = try output(channel)
+        #expect(refusal.hasPrefix("HTTP/1.1 400 Bad Request\r\n") && refusal.contains("\"malformed_request\""), "\(refusal)")
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrderEachInOneWrite() throws {
         let (channel, _, parts) = try channel()
         try channel.writeInbound(ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"))
