@@ -169,6 +169,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     func parsedField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         // Trailers are not passed on (the gateway answers with its own framing).
         guard !inResponse, let name = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return }
+        // Room for a typical head at once, not grown field by field.
+        if fields.isEmpty { fields.reserveCapacity(12) }
         fields.append(HTTPField(name: name, value: String(decoding: value, as: UTF8.self)))
     }
 

@@ -23,6 +23,8 @@ struct RequestHeadBuilder {
     var requestID: String?
 
     mutating func add(name rawName: UnsafeRawBufferPointer, value rawValue: UnsafeRawBufferPointer) {
+        // Room for a typical head at once, not grown field by field.
+        if fields.isEmpty { fields.reserveCapacity(16) }
         let value = String(decoding: rawValue, as: UTF8.self)
         // Invalid UTF-8 decodes to U+FFFD (and a literal U+FFFD is refused too).
         if GatewayHTTPCodec.containsReplacementCharacter(value) {

@@ -65,7 +65,9 @@ final class HTTP1Parser {
         case stop
     }
 
-    weak var delegate: (any HTTP1ParserDelegate)?
+    /// The parser's owner (it is called only from `feed`, `finish` and `restart`, which its owner calls):
+    /// not retained, and read without a weak reference's atomic load per callback.
+    unowned(unsafe) var delegate: (any HTTP1ParserDelegate)?
     let kind: Kind
     let limits: Limits
     private let parser: UnsafeMutablePointer<llhttp_t>
