@@ -179,10 +179,13 @@ enum OTLPEncoding {
         var spanSizes: [Int] = []
         spanSizes.reserveCapacity(spans.count)
         var spansSize = 0
-        for span in spans {
-            let size = size(of: span)
+        // By index: each span is read in place (an iterator would copy it, and every string and array in it).
+        var index = spans.startIndex
+        while index != spans.endIndex {
+            let size = size(of: spans[index])
             spanSizes.append(size)
             spansSize += nestedSize(size)
+            spans.formIndex(after: &index)
         }
         let scopeSpansSize = nestedSize(scopeSize) + spansSize
         // Resource { attributes 1 }
@@ -201,9 +204,11 @@ enum OTLPEncoding {
             out.nested(1, size: scopeSize)
             out.string(1, scope)
             out.string(2, scopeVersion)
-            for (span, size) in zip(spans, spanSizes) {
+            var index = spans.startIndex
+            for size in spanSizes {
                 out.nested(2, size: size)
-                out.span(span)
+                out.span(spans[index])
+                spans.formIndex(after: &index)
             }
             precondition(out.index == total, "OTLP size computed \(total), written \(out.index)")
             return out.index
