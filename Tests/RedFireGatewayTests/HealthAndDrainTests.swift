@@ -60,8 +60,9 @@ struct HealthAndDrainTests {
             $0.healthCheck.jitter = .zero
             // A stopped instance refuses at once, so detection does not wait for this timeout; a short
             // one would let a slow answer on a loaded machine take the surviving instance out as well
-            // (and every request the dead one refused would then have nowhere to go: 502).
-            $0.healthCheck.timeout = .seconds(1)
+            // (and every request the dead one refused would then have nowhere to go: 502 or 503). One
+            // second was seen to be too short under the whole suite's load.
+            $0.healthCheck.timeout = .seconds(3)
             $0.healthCheck.unhealthyThreshold = 2
             $0.healthCheck.healthyThreshold = 3
             $0.retries.attempts = 2

@@ -1,6 +1,5 @@
 import HTTPTypes
 import NIOCore
-import NIOHTTP1
 
 /// An upstream request written as bytes (RFC 9112 §3, §6, §7): the request line, `Host`, the fields the
 /// header policy chose, and the body's framing — straight from the HTTP types, without NIO's request

@@ -18,12 +18,3 @@ extension HTTPFields {
         }
     }
 }
-
-extension HTTPHeaders {
-    /// HTTP fields as NIO's HTTP/1 header list, one line per field.
-    init(fields: HTTPFields) {
-        self.init()
-        reserveCapacity(fields.count)
-        for field in fields { add(name: field.name.rawName, value: field.value) }
-    }
-}
