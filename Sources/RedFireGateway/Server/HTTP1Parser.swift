@@ -100,7 +100,6 @@ final class HTTP1Parser {
     private var spanBytes = 0
     private var headBytes = 0
     private var fieldCount = 0
-    private var inTrailers = false
     /// The delegate stopped parsing.
     private var halted = false
     /// Why a callback stopped llhttp (`HPE_USER`): the error to throw, or nil for a delegate's stop.
@@ -132,7 +131,6 @@ final class HTTP1Parser {
         carried = []
         nameStart = nil
         carriedName = nil
-        inTrailers = false
         halted = false
         failure = nil
         stopped = false
@@ -255,7 +253,6 @@ final class HTTP1Parser {
     fileprivate func messageBegan() -> CInt {
         headBytes = 0
         fieldCount = 0
-        inTrailers = false
         target = ""
         return 0
     }
@@ -341,10 +338,8 @@ final class HTTP1Parser {
     }
 
     fileprivate func headersComplete() -> CInt {
-        if inTrailers { return 0 }
         let major = Int(parser.pointee.http_major)
         guard major == 1 else { return fail(.invalidVersion) }
-        inTrailers = true
         let upgrade = parser.pointee.upgrade != 0
         let head = Head(minorVersion: Int(parser.pointee.http_minor),
                         method: kind == .request ? HTTP1ParserSettings.methodName(parser.pointee.method) : "",
@@ -367,7 +362,6 @@ final class HTTP1Parser {
     }
 
     fileprivate func messageComplete() -> CInt {
-        inTrailers = false
         delegate?.parsedEnd()
         // NIO's workaround for https://github.com/nodejs/llhttp/issues/202: a stale length must not
         // outlive its message.
