@@ -158,7 +158,8 @@ public final class Gateway: Service {
         let servers = listeners.enumerated().map { index, listener in
             GatewayListener(http: GatewayHTTPServer(responder: { try await responder.respond(to: $0, context: $1) }, listener: listener,
                                                     accessLog: responder.accessLog, settings: { [registry] in registry.state.connectionSettings },
-                                                    connections: connections, logger: logger),
+                                                    connections: connections, logger: logger,
+                                                    workers: RequestWorkerPools(group: eventLoopGroup)),
                             host: listener.config.address.host, port: listener.config.address.port, backlog: 1024,
                             eventLoopGroup: eventLoopGroup, logger: logger) { [listening, port, acceptPressure, listeners] channel in
                 try? await channel.eventLoop.submit {

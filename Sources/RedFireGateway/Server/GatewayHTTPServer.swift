@@ -33,6 +33,8 @@ struct GatewayHTTPServer: Sendable {
     let settings: @Sendable () -> ConnectionSettings
     let connections: ConnectionCount
     let logger: Logger
+    /// The tasks that answer requests, per event loop (closed by the listener when it stops).
+    let workers: RequestWorkerPools
 
     /// The handlers of a new connection, on its event loop.
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Void> {
@@ -63,7 +65,8 @@ struct GatewayHTTPServer: Sendable {
                         channel.eventLoop.makeCompletedFuture {
                             if result == .negotiated("h2") {
                                 try HTTP2Connection.configure(channel, listener: listener, facts: facts, settings: settings, connections: connections,
-                                                              accessLog: accessLog, logger: self.logger, responder: responder)
+                                                              accessLog: accessLog, logger: self.logger, responder: responder,
+                                                              workers: workers.workers(for: channel.eventLoop))
                             } else {
                                 try addHTTP1(channel, facts: facts, settings: settings)
                             }
@@ -84,7 +87,8 @@ struct GatewayHTTPServer: Sendable {
         let sync = channel.pipeline.syncOperations
         // The codec parses (llhttp) and writes responses as bytes itself.
         try sync.addHandler(codec)
-        let requests = GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts)
+        let requests = GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts,
+                                             workers: workers.workers(for: channel.eventLoop))
         try sync.addHandler(requests)
         codec.link(requests)
     }

@@ -60,5 +60,6 @@ struct GatewayListener: Service {
             channel.close(promise: nil)
             drained.succeed(())
         }
+        await http.workers.close()
     }
 }

@@ -10,8 +10,8 @@ import NIOHTTP1
 import NIOHTTPTypes
 
 /// Answers the requests of one client connection, one at a time and in order. Each request head
-/// starts a task on the connection's event loop that runs the responder and writes the response parts
-/// straight to the channel. This is the gateway's request loop (in place of Hummingbird's loop over a
+/// goes to a task on the connection's event loop (`RequestWorkers`: one of the loop's reused tasks) that
+/// runs the responder and writes the response parts straight to the channel. This is the gateway's request loop (in place of Hummingbird's loop over a
 /// `NIOAsyncChannel`, whose producer and writer cost locks and continuations for every request part):
 /// reading, answering and writing happen on one thread, and between requests a connection holds no
 /// task at all.
@@ -32,7 +32,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private var context: ChannelHandlerContext?
     /// The HTTP/1 codec before this handler, when linked; nil on an HTTP/2 stream.
     var codec: GatewayHTTPCodec?
-    private var executor: EventLoopTaskExecutor?
+    /// The loop's request workers (the server's), or a set of this handler's own that keeps none waiting.
+    private var workers: RequestWorkers?
     /// The peer, read once per connection.
     private var remoteAddress: SocketAddress?
     private var clientIP: String?
@@ -45,7 +46,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         let body: RequestBodyStream?
         /// Safe to abandon when the client goes away (RFC 9110 §9.2.2 idempotent methods).
         let abandonable: Bool
-        var task: Task<Void, Never>?
+        var worker: RequestWorkers.Worker?
         var bodyEnded = false
         var responseDone = false
         init(body: RequestBodyStream?, abandonable: Bool) {
@@ -68,8 +69,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     /// Request body bytes held for a slow instance before the client's socket stops being read.
     let bufferLimit: Int
 
-    init(responder: @escaping GatewayHTTPServer.Responder, logger: Logger, bufferLimit: Int = 64 * 1024, facts: ConnectionFacts? = nil) {
+    init(responder: @escaping GatewayHTTPServer.Responder, logger: Logger, bufferLimit: Int = 64 * 1024, facts: ConnectionFacts? = nil,
+         workers: RequestWorkers? = nil) {
         self.responder = responder
+        self.workers = workers
         self.facts = facts
         self.logger = logger
         self.bufferLimit = bufferLimit
@@ -77,7 +80,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.executor = EventLoopTaskExecutor(context.eventLoop)
+        if workers == nil { workers = RequestWorkers(eventLoop: context.eventLoop, idleLimit: 0) }
         remoteAddress = context.channel.remoteAddress
         clientIP = remoteAddress?.ipAddress
     }
@@ -110,7 +113,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private func clientClosed() {
         guard let active, !active.responseDone else { return }
         hangup.record()
-        if active.abandonable { active.task?.cancel() }
+        if active.abandonable { active.worker?.cancel() }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -152,7 +155,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func start(_ head: HTTPRequest) {
-        guard let context, let executor, context.channel.isActive else { return }
+        guard let context, let workers, context.channel.isActive else { return }
         let fields = head.headerFields
         let declaresBody = fields.declaresBody
         let expectsContinue = fields[.expect].map { ASCII.equalsIgnoringCase($0, "100-continue") } ?? false
@@ -170,7 +173,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         // Started in the loop's next round of tasks, not synchronously (`Task.immediate` measured ~20 %
         // slower: its first wait hops to the executor anyway, and requests read in one round are no longer
         // handled together).
-        request.task = Task(executorPreference: executor) { [self, responder] in
+        request.worker = workers.run { [self, responder] in
             var response: Response
             do {
                 response = try await responder(received, requestContext)
@@ -194,7 +197,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
             // A 101 nobody takes over from is a fault: the client must not believe it switched.
             logger.error("a 101 response without a protocol to switch to")
             let refusal = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
-            Task(executorPreference: executor) { await self.write(refusal) }
+            Task(executorPreference: workers?.executor) { await self.write(refusal) }
             return
         }
         var head = response.head

@@ -22,7 +22,7 @@ import NIOHTTPTypesHTTP2
 enum HTTP2Connection {
     static func configure(_ channel: any Channel, listener: ListenerRuntime, facts: ConnectionFacts, settings: ConnectionSettings,
                           connections: ConnectionCount, accessLog: AccessLog?, logger: Logger,
-                          responder: @escaping GatewayHTTPServer.Responder) throws {
+                          responder: @escaping GatewayHTTPServer.Responder, workers: RequestWorkers?) throws {
         let http2 = listener.config.http2
         facts.httpVersion = "HTTP/2"
         connections.opened()
@@ -57,7 +57,8 @@ enum HTTP2Connection {
                 let sync = stream.pipeline.syncOperations
                 try sync.addHandler(HTTP2FramePayloadToHTTPServerCodec())
                 try sync.addHandler(guardian)
-                try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts))
+                try sync.addHandler(GatewayRequestHandler(responder: responder, logger: logger, bufferLimit: settings.bufferBytes, facts: facts,
+                                                          workers: workers))
             }
         }
         try sync.addHandler(manager)

@@ -1,0 +1,117 @@
+import NIOCore
+
+/// The tasks that answer requests on one event loop, reused from one request to the next.
+///
+/// A task per request costs its creation, its executor preference and, above all, memory for its
+/// async frames: the request path's frames outgrow a new task's first slab, so each request allocated
+/// several more slabs and freed them again. A worker keeps its slabs, so once warm, a request's frames
+/// allocate nothing. A connection still holds no task between requests: the workers belong to the loop,
+/// and at most `idleLimit` wait for the next request; one more than that ends after its request.
+///
+/// Confined to its event loop: requests are handed out there, and a worker waits for the next one there
+/// (its task prefers the loop's executor).
+final class RequestWorkers: @unchecked Sendable {
+    typealias Job = () async -> Void
+
+    let executor: EventLoopTaskExecutor
+    private let idleLimit: Int
+    private var idle: [Worker] = []
+    private var closed = false
+
+    /// One task answering one request at a time.
+    final class Worker: @unchecked Sendable {
+        fileprivate var job: Job?
+        fileprivate var next: UnsafeContinuation<Bool, Never>?
+        fileprivate var task: Task<Void, Never>?
+
+        /// Cancels the request being answered. A task's cancellation cannot be undone, so the worker
+        /// ends with that request.
+        func cancel() {
+            task?.cancel()
+        }
+
+        fileprivate func runJob() async {
+            guard let job else { return }
+            self.job = nil
+            await job()
+        }
+    }
+
+    /// Workers waiting for a request.
+    var waiting: Int { idle.count }
+
+    /// `idleLimit` 0: every request gets a task of its own, which ends with it.
+    init(eventLoop: any EventLoop, idleLimit: Int) {
+        self.executor = EventLoopTaskExecutor(eventLoop)
+        self.idleLimit = idleLimit
+    }
+
+    /// Runs `job` on a waiting worker, or a new one. It starts in the loop's next round of tasks, not
+    /// synchronously: requests read in one round are answered together.
+    func run(_ job: @escaping Job) -> Worker {
+        if let worker = idle.popLast() {
+            worker.job = job
+            let next = worker.next
+            worker.next = nil
+            next?.resume(returning: true)
+            return worker
+        }
+        let worker = Worker()
+        worker.job = job
+        worker.task = Task(executorPreference: executor) { [self] in
+            while true {
+                await worker.runJob()
+                guard !Task.isCancelled, await wait(worker) else { return }
+            }
+        }
+        return worker
+    }
+
+    /// Whether a next request came; false when the worker is not needed (enough are waiting, or the
+    /// server stopped).
+    private func wait(_ worker: Worker) async -> Bool {
+        guard !closed, idle.count < idleLimit else { return false }
+        return await withUnsafeContinuation { continuation in
+            worker.next = continuation
+            idle.append(worker)
+        }
+    }
+
+    /// The server stopped: waiting workers end, busy ones end after their request.
+    func close() {
+        closed = true
+        let waiting = idle
+        idle = []
+        for worker in waiting {
+            let next = worker.next
+            worker.next = nil
+            next?.resume(returning: false)
+        }
+    }
+}
+
+/// A server's request workers, one set per event loop of its group; closed when the server stops.
+struct RequestWorkerPools: Sendable {
+    private let byLoop: [ObjectIdentifier: RequestWorkers]
+
+    /// `idleLimit`: workers kept waiting per loop — the requests a loop answers at once under steady load
+    /// need no new task.
+    init(group: any EventLoopGroup, idleLimit: Int = 128) {
+        var byLoop: [ObjectIdentifier: RequestWorkers] = [:]
+        for loop in group.makeIterator() {
+            byLoop[ObjectIdentifier(loop)] = RequestWorkers(eventLoop: loop, idleLimit: idleLimit)
+        }
+        self.byLoop = byLoop
+    }
+
+    /// The workers of `loop`; nil for a loop of another group.
+    func workers(for loop: any EventLoop) -> RequestWorkers? {
+        byLoop[ObjectIdentifier(loop)]
+    }
+
+    func close() async {
+        for workers in byLoop.values {
+            try? await workers.executor.eventLoop.submit { workers.close() }.get()
+        }
+    }
+}
