@@ -173,7 +173,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         // Started in the loop's next round of tasks, not synchronously (`Task.immediate` measured ~20 %
         // slower: its first wait hops to the executor anyway, and requests read in one round are no longer
         // handled together).
-        request.worker = workers.run { [self, responder] in
+        request.worker = workers.run { [self, responder, request] in
+            // The worker may take another connection's request next: this one's hangup must not cancel it.
+            defer { request.worker = nil }
             var response: Response
             do {
                 response = try await responder(received, requestContext)
