@@ -49,73 +49,81 @@ import Testing
         #expect(try await waiting(workers) == expected)
     }
 
-    @Test func aWorkerAnswersOneRequestAfterAnother() async throws {
+    /// Runs `body` with a set of workers on a loop of its own, shut down afterwards.
+    func withWorkers(idleLimit: Int, _ body: (RequestWorkers) async throws -> Void) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let workers = RequestWorkers(eventLoop: group.next(), idleLimit: 4)
-        let first = try await runTogether(1, on: workers)
-        try await awaitWaiting(workers, 1)
-        let second = try await runTogether(1, on: workers)
-        #expect(first.workers[0] === second.workers[0], "the waiting worker took the next request")
-        #expect(second.cancelled == 0)
-        try await awaitWaiting(workers, 1)
+        let workers = RequestWorkers(eventLoop: group.next(), idleLimit: idleLimit)
+        do {
+            try await body(workers)
+        } catch {
+            try await group.shutdownGracefully()
+            throw error
+        }
         try await group.shutdownGracefully()
+    }
+
+    @Test func aWorkerAnswersOneRequestAfterAnother() async throws {
+        try await withWorkers(idleLimit: 4) { workers in
+            let first = try await runTogether(1, on: workers)
+            try await awaitWaiting(workers, 1)
+            let second = try await runTogether(1, on: workers)
+            #expect(first.workers[0] === second.workers[0], "the waiting worker took the next request")
+            #expect(second.cancelled == 0)
+            try await awaitWaiting(workers, 1)
+        }
     }
 
     @Test func atMostTheIdleLimitWait() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let workers = RequestWorkers(eventLoop: group.next(), idleLimit: 2)
-        let seen = try await runTogether(5, on: workers)
-        #expect(Set(seen.workers.map(ObjectIdentifier.init)).count == 5, "requests at once get workers of their own")
-        try await awaitWaiting(workers, 2)
-        let next = try await runTogether(3, on: workers)
-        #expect(shared(seen.workers, next.workers) == 2, "the two waiting ones were reused, a third was new")
-        try await group.shutdownGracefully()
+        try await withWorkers(idleLimit: 2) { workers in
+            let seen = try await runTogether(5, on: workers)
+            #expect(Set(seen.workers.map(ObjectIdentifier.init)).count == 5, "requests at once get workers of their own")
+            try await awaitWaiting(workers, 2)
+            let next = try await runTogether(3, on: workers)
+            #expect(shared(seen.workers, next.workers) == 2, "the two waiting ones were reused, a third was new")
+        }
     }
 
     @Test func noWorkerWaitsWithoutAnIdleLimit() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let workers = RequestWorkers(eventLoop: group.next(), idleLimit: 0)
-        let first = try await runTogether(1, on: workers)
-        try await awaitWaiting(workers, 0)
-        let second = try await runTogether(1, on: workers)
-        #expect(first.workers[0] !== second.workers[0])
-        try await group.shutdownGracefully()
+        try await withWorkers(idleLimit: 0) { workers in
+            let first = try await runTogether(1, on: workers)
+            try await awaitWaiting(workers, 0)
+            let second = try await runTogether(1, on: workers)
+            #expect(first.workers[0] !== second.workers[0])
+        }
     }
 
     @Test func aCancelledRequestsWorkerIsNotReused() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let workers = RequestWorkers(eventLoop: loop, idleLimit: 4)
-        let (results, sink) = AsyncStream.makeStream(of: Bool.self)
-        let release = loop.makePromise(of: Void.self)
-        let worker = try await loop.submit {
-            workers.run {
-                try? await release.futureResult.get()
-                sink.yield(Task.isCancelled)
-            }
-        }.get()
-        worker.cancel()
-        release.succeed(())
-        var iterator = results.makeAsyncIterator()
-        #expect(await iterator.next() == true, "the request saw its cancellation")
-        try await awaitWaiting(workers, 0)
-        let next = try await runTogether(1, on: workers)
-        #expect(next.cancelled == 0, "the next request starts uncancelled")
-        #expect(next.workers[0] !== worker)
-        try await group.shutdownGracefully()
+        try await withWorkers(idleLimit: 4) { workers in
+            let loop = workers.executor.eventLoop
+            let (results, sink) = AsyncStream.makeStream(of: Bool.self)
+            let release = loop.makePromise(of: Void.self)
+            let worker = try await loop.submit {
+                workers.run {
+                    try? await release.futureResult.get()
+                    sink.yield(Task.isCancelled)
+                }
+            }.get()
+            worker.cancel()
+            release.succeed(())
+            var iterator = results.makeAsyncIterator()
+            #expect(await iterator.next() == true, "the request saw its cancellation")
+            try await awaitWaiting(workers, 0)
+            let next = try await runTogether(1, on: workers)
+            #expect(next.cancelled == 0, "the next request starts uncancelled")
+            #expect(next.workers[0] !== worker)
+        }
     }
 
     @Test func closingEndsWaitingWorkersAndKeepsNone() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let workers = RequestWorkers(eventLoop: group.next(), idleLimit: 4)
-        let seen = try await runTogether(3, on: workers)
-        try await awaitWaiting(workers, 3)
-        try await workers.executor.eventLoop.submit { workers.close() }.get()
-        #expect(try await waiting(workers) == 0)
-        let after = try await runTogether(1, on: workers)
-        #expect(shared(seen.workers, after.workers) == 0, "a request after closing gets a task of its own")
-        try await awaitWaiting(workers, 0)
-        try await group.shutdownGracefully()
+        try await withWorkers(idleLimit: 4) { workers in
+            let seen = try await runTogether(3, on: workers)
+            try await awaitWaiting(workers, 3)
+            try await workers.executor.eventLoop.submit { workers.close() }.get()
+            #expect(try await waiting(workers) == 0)
+            let after = try await runTogether(1, on: workers)
+            #expect(shared(seen.workers, after.workers) == 0, "a request after closing gets a task of its own")
+            try await awaitWaiting(workers, 0)
+        }
     }
 }
 
