@@ -15,26 +15,24 @@ import NIOPosix
 final class NIOUpstreamTransport: UpstreamTransport {
     private let group: any EventLoopGroup
     /// One pool per event loop, built once; each is only touched on its loop.
-    private let pools: [ObjectIdentifier: LoopConnectionPool]
+    private let pools: PerEventLoop<LoopConnectionPool>
 
     /// Idle connections kept per event loop and upstream address; beyond, released ones are closed.
     static let maxIdlePerAddress = 256
 
     init(eventLoopGroup: any EventLoopGroup, logger: Logger) {
         self.group = eventLoopGroup
-        var pools: [ObjectIdentifier: LoopConnectionPool] = [:]
         let contexts = UpstreamTLSContexts()
-        for loop in eventLoopGroup.makeIterator() { pools[ObjectIdentifier(loop)] = LoopConnectionPool(eventLoop: loop, tlsContexts: contexts) }
-        self.pools = pools
+        self.pools = PerEventLoop(eventLoopGroup) { LoopConnectionPool(eventLoop: $0, tlsContexts: contexts) }
     }
 
     func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
-        if let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[ObjectIdentifier(current)] {
+        if let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[current] {
             return try await pool.execute(request, timeouts: timeouts)
         }
         // Called off the event loops (e.g. from the concurrency pool): run the exchange on one.
         let loop = group.next()
-        guard let pool = pools[ObjectIdentifier(loop)] else { throw .connectFailed }
+        guard let pool = pools[loop] else { throw .connectFailed }
         return try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) { () async throws(UpstreamFailure) -> UpstreamResponse in
             try await pool.execute(request, timeouts: timeouts)
         }
@@ -42,7 +40,7 @@ final class NIOUpstreamTransport: UpstreamTransport {
 
     func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         // The stream's two connections share one event loop: the client's, where this task runs.
-        guard let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[ObjectIdentifier(current)] else { throw .connectFailed }
+        guard let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[current] else { throw .connectFailed }
         return try await pool.upgrade(request, timeouts: timeouts)
     }
 

@@ -11,8 +11,9 @@ import NIOHTTPTypes
 
 /// Answers the requests of one client connection, one at a time and in order. Each request head
 /// goes to a task on the connection's event loop (`RequestWorkers`: one of the loop's reused tasks) that
-/// runs the responder and writes the response parts straight to the channel. This is the gateway's request loop (in place of Hummingbird's loop over a
-/// `NIOAsyncChannel`, whose producer and writer cost locks and continuations for every request part):
+/// runs the responder and writes the response parts straight to the channel. This is the gateway's
+/// request loop (in place of Hummingbird's loop over a `NIOAsyncChannel`, whose producer and writer cost
+/// locks and continuations for every request part):
 /// reading, answering and writing happen on one thread, and between requests a connection holds no
 /// task at all.
 ///

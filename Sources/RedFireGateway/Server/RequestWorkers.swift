@@ -30,6 +30,13 @@ final class RequestWorkers: @unchecked Sendable {
             task?.cancel()
         }
 
+        /// Ends its wait: with a request to answer (`true`), or for good.
+        fileprivate func resume(_ more: Bool) {
+            let next = self.next
+            self.next = nil
+            next?.resume(returning: more)
+        }
+
         fileprivate func runJob() async {
             guard let job else { return }
             self.job = nil
@@ -51,9 +58,7 @@ final class RequestWorkers: @unchecked Sendable {
     func run(_ job: @escaping Job) -> Worker {
         if let worker = idle.popLast() {
             worker.job = job
-            let next = worker.next
-            worker.next = nil
-            next?.resume(returning: true)
+            worker.resume(true)
             return worker
         }
         let worker = Worker()
@@ -82,31 +87,23 @@ final class RequestWorkers: @unchecked Sendable {
         closed = true
         let waiting = idle
         idle = []
-        for worker in waiting {
-            let next = worker.next
-            worker.next = nil
-            next?.resume(returning: false)
-        }
+        for worker in waiting { worker.resume(false) }
     }
 }
 
 /// A server's request workers, one set per event loop of its group; closed when the server stops.
 struct RequestWorkerPools: Sendable {
-    private let byLoop: [ObjectIdentifier: RequestWorkers]
+    private let byLoop: PerEventLoop<RequestWorkers>
 
     /// `idleLimit`: workers kept waiting per loop — the requests a loop answers at once under steady load
     /// need no new task.
     init(group: any EventLoopGroup, idleLimit: Int = 128) {
-        var byLoop: [ObjectIdentifier: RequestWorkers] = [:]
-        for loop in group.makeIterator() {
-            byLoop[ObjectIdentifier(loop)] = RequestWorkers(eventLoop: loop, idleLimit: idleLimit)
-        }
-        self.byLoop = byLoop
+        byLoop = PerEventLoop(group) { RequestWorkers(eventLoop: $0, idleLimit: idleLimit) }
     }
 
     /// The workers of `loop`; nil for a loop of another group.
     func workers(for loop: any EventLoop) -> RequestWorkers? {
-        byLoop[ObjectIdentifier(loop)]
+        byLoop[loop]
     }
 
     func close() async {
