@@ -31,7 +31,7 @@ struct GatewayResponder: HTTPResponder {
     static let docsBody = ByteBuffer(string: APIReferencePage.html)
     static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
 
-    func respond(to request: Request, context: Context) async throws -> Response {
+    nonisolated(nonsending) func respond(to request: Request, context: Context) async throws -> Response {
         let head = request.head
         let requestID: String
         if let supplied = head.headerFields[.requestID], GatewayRequestID.isWellFormed(supplied) {
@@ -60,7 +60,7 @@ struct GatewayResponder: HTTPResponder {
         return response
     }
 
-    private func respond(to request: Request, context: Context, requestID: String) async throws -> Response {
+    nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String) async throws -> Response {
         let head = request.head
         // CORS, when configured: preflights are answered here, before routing and authentication, and
         // every other answer — the gateway's own errors included — gets `Vary: Origin` and, for an
@@ -84,7 +84,7 @@ struct GatewayResponder: HTTPResponder {
         return target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
     }
 
-    private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> Response {
+    nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> Response {
         let start = ContinuousClock.now
         var request = request
         var head = request.head
@@ -252,7 +252,7 @@ struct GatewayResponder: HTTPResponder {
 
     /// The gateway's own endpoints: probes, documents, metrics, the admin API and the auth API; nil for
     /// everything else (routed to a service).
-    private func ownEndpoint(_ request: Request, path: Substring, target: RequestTarget, context: Context, requestID: String,
+    nonisolated(nonsending) private func ownEndpoint(_ request: Request, path: Substring, target: RequestTarget, context: Context, requestID: String,
                              client: String?, state: GatewayState) async -> Response? {
         switch path {
         case "/health":

@@ -22,7 +22,7 @@ struct Forwarder: Sendable {
     ///   - bufferLimit: response bytes held for a slow client (`limits.connection_buffer`).
     ///   - headerFilter, peerTrusted: which client fields are removed; whether the client's
     ///     `X-Forwarded-For` is kept (the peer is a trusted proxy).
-    func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
+    nonisolated(nonsending) func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
                  identity: UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
                  bufferLimit: Int = 64 * 1024, headerFilter: ClientHeaderFilter = .standard, peerTrusted: Bool = false,
                  clientTLS: Bool = false, recorder: RequestRecorder) async -> Response {

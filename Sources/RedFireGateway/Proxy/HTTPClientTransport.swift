@@ -35,7 +35,7 @@ final class HTTPClientTransport: UpstreamTransport {
         self.upgrades = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
-    func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+    nonisolated(nonsending) func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         try await upgrades.upgrade(request, timeouts: timeouts)
     }
 
@@ -65,7 +65,7 @@ final class HTTPClientTransport: UpstreamTransport {
         }
     }
 
-    func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+    nonisolated(nonsending) func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         var outbound = HTTPClientRequest(url: request.url)
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
         outbound.headers = HTTPHeaders(upstream: request.headers)

@@ -30,7 +30,7 @@ final class LoopConnectionPool: @unchecked Sendable {
         self.tlsContexts = tlsContexts
     }
 
-    func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+    nonisolated(nonsending) func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         eventLoop.assertInEventLoop()
         let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped, tls: request.tls)
         if let pooled = takeIdle(key) {
@@ -57,7 +57,7 @@ final class LoopConnectionPool: @unchecked Sendable {
     }
 
     /// An upgrade request, always on a new connection (one that answers 101 is the stream's from then on).
-    func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+    nonisolated(nonsending) func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         eventLoop.assertInEventLoop()
         let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped, tls: request.tls)
         let connection = try await connect(key, timeouts: timeouts)
@@ -98,7 +98,7 @@ final class LoopConnectionPool: @unchecked Sendable {
         idle.removeAll()
     }
 
-    private func connect(_ key: Key, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamConnection {
+    nonisolated(nonsending) private func connect(_ key: Key, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamConnection {
         let idleTimeout = TimeAmount.nanoseconds(key.idleNanoseconds)
         let tlsContext = try key.tls.map { config throws(UpstreamFailure) in try tlsContexts.context(for: config) }
         let handshake = tlsContext == nil ? nil : eventLoop.makePromise(of: Void.self)

@@ -26,7 +26,7 @@ final class NIOUpstreamTransport: UpstreamTransport {
         self.pools = PerEventLoop(eventLoopGroup) { LoopConnectionPool(eventLoop: $0, tlsContexts: contexts) }
     }
 
-    func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+    nonisolated(nonsending) func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         if let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[current] {
             return try await pool.execute(request, timeouts: timeouts)
         }
@@ -38,7 +38,7 @@ final class NIOUpstreamTransport: UpstreamTransport {
         }
     }
 
-    func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
+    nonisolated(nonsending) func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         // The stream's two connections share one event loop: the client's, where this task runs.
         guard let current = MultiThreadedEventLoopGroup.currentEventLoop, let pool = pools[current] else { throw .connectFailed }
         return try await pool.upgrade(request, timeouts: timeouts)

@@ -22,7 +22,7 @@ final class UpstreamConnection: @unchecked Sendable {
 
     /// `exchange`, abandoned when the task is cancelled (the client went away): the connection is closed,
     /// so the instance sees the request aborted and the wait ends at once.
-    func cancellableExchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
+    nonisolated(nonsending) func cancellableExchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
                              key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
         let result: Result<UpstreamResponse, ExchangeFailure> = await withTaskCancellationHandler {
             do throws(ExchangeFailure) {
@@ -37,7 +37,7 @@ final class UpstreamConnection: @unchecked Sendable {
     }
 
     /// Sends the request and waits for the response head; the body streams from the returned response.
-    func exchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
+    nonisolated(nonsending) func exchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
                   key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
         let framing = HTTP1RequestWriter.framing(method: request.method, body: request.body)
         var requestHead = channel.allocator.buffer(capacity: 512)

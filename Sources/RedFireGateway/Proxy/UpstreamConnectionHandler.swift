@@ -249,7 +249,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     /// The next response part; nil once the connection closed cleanly with nothing left to read.
-    func next() async throws -> UpstreamResponsePart? {
+    nonisolated(nonsending) func next() async throws -> UpstreamResponsePart? {
         try await parts.next { [self] left in
             perform(state.readerTook(bufferedParts: left, bufferedBytes: parts.bufferedBytes))
         }

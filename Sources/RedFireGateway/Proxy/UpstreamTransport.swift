@@ -65,10 +65,10 @@ enum UpstreamBody: Sendable {
 /// replaced (e.g. by a NIO-native forwarder) without touching routing, balancing or telemetry.
 protocol UpstreamTransport: Sendable {
     /// Sends `request` with the service's timeouts; throws `UpstreamFailure` on failure.
-    func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse
+    nonisolated(nonsending) func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse
     /// Sends an upgrade request (`request.upgrade`) on a new connection of the gateway's own NIO
     /// transport, on the calling task's event loop (the client connection's: the stream's two connections
     /// share it).
-    func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse
+    nonisolated(nonsending) func upgrade(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse
     func shutdown() async
 }

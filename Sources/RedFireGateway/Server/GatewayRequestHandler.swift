@@ -226,7 +226,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     /// On the event loop (the task prefers it).
-    private func write(_ response: Response) async {
+    nonisolated(nonsending) private func write(_ response: Response) async {
         guard context != nil else { return }
         var head = response.head
         // An origin's `Date` is passed on (RFC 9110 §6.6.1); the gateway dates what has none.
@@ -246,7 +246,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     /// `last`: the body's final bytes; they go out with the end of the response, in one flush.
-    func writeBody(_ buffer: ByteBuffer, last: Bool) async throws {
+    nonisolated(nonsending) func writeBody(_ buffer: ByteBuffer, last: Bool) async throws {
         guard let context else { throw RequestBodyStream.Closed() }
         if context.channel.isWritable {
             send(.body(buffer), flush: !last)

@@ -58,7 +58,7 @@ final class LoopHandoff<Element: Sendable>: @unchecked Sendable {
     }
 
     /// The next item; nil at the end. `onTake` runs with the count left after a buffered item is taken.
-    func next(onTake: (Int) -> Void = { _ in }) async throws -> Element? {
+    nonisolated(nonsending) func next(onTake: (Int) -> Void = { _ in }) async throws -> Element? {
         if !buffer.isEmpty {
             let item = buffer.removeFirst()
             bufferedBytes -= weight(item)
