@@ -133,7 +133,7 @@ package final class AuthService: Sendable {
 
     /// Checks a bearer token: the gateway's own keys first (synchronous, no suspension), then the
     /// external issuer named by the token's `iss`, fetching its keys when the `kid` is new to it.
-    func checkAccessToken(_ token: String) async -> TokenCheck {
+    nonisolated(nonsending) func checkAccessToken(_ token: String) async -> TokenCheck {
         if let identity = verifyAccessToken(token) { return .valid(identity) }
         guard !externalIssuers.isEmpty, token.utf8.count <= JWS.maxTokenBytes,
               let kid = JWS.unverifiedKeyID(token), verificationKeys[kid] == nil,

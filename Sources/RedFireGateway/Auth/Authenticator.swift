@@ -30,7 +30,7 @@ struct Authenticator: Sendable {
     /// - Parameters:
     ///   - client: the resolved client address (failures count against it); nil counts nothing.
     ///   - adminToken: `admin.token`, where it is accepted (the admin API); nil elsewhere.
-    func authenticate(_ fields: HTTPFields, client: String?, adminToken: String? = nil) async -> Result<Credential, Refusal> {
+    nonisolated(nonsending) func authenticate(_ fields: HTTPFields, client: String?, adminToken: String? = nil) async -> Result<Credential, Refusal> {
         if let throttle, let client, let wait = throttle.retryAfter([LoginThrottle.addressKey(client)]) {
             return .failure(Refusal(error: .tooManyAttempts.with(message: "Too many requests with invalid credentials. Retry after the time in Retry-After."),
                                     headers: [.retryAfter: String(max(1, Int(wait.rounded(.up))))]))

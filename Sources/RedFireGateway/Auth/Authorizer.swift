@@ -36,7 +36,7 @@ struct Authorizer: Sendable {
 
     /// - Parameter client: the resolved client address; invalid credentials are counted against it, and
     ///   an address past `auth.max_credential_failures` is refused (429) before any verification.
-    func authorize(_ head: HTTPRequest, path: String, route: RouteEntry, requestID: String, client: String? = nil) async -> Decision {
+    nonisolated(nonsending) func authorize(_ head: HTTPRequest, path: String, route: RouteEntry, requestID: String, client: String? = nil) async -> Decision {
         if publicPaths.contains(path) { return .allow(nil) }
         let identity: Identity
         switch await authenticator.authenticate(head.headerFields, client: client) {

@@ -58,7 +58,7 @@ final class RateLimiter: Sendable {
 
     /// One policy's decision — in this process (GCRA), or in the cluster store — with the policy as it
     /// applied (a `split` share; an `exact` window of `count`), which the answer's fields describe.
-    private func acquire(_ key: String, _ policy: RateLimitPolicy, now: Int64) async -> (policy: RateLimitPolicy, decision: RateDecision)? {
+    nonisolated(nonsending) private func acquire(_ key: String, _ policy: RateLimitPolicy, now: Int64) async -> (policy: RateLimitPolicy, decision: RateDecision)? {
         switch decider(policy) {
         case .local(let effective):
             return (effective, store.acquire(key, policy: effective, now: now))
@@ -77,7 +77,7 @@ final class RateLimiter: Sendable {
         }
     }
 
-    private func refund(_ key: String, _ policy: RateLimitPolicy) async {
+    nonisolated(nonsending) private func refund(_ key: String, _ policy: RateLimitPolicy) async {
         switch decider(policy) {
         case .local(let effective): store.refund(key, policy: effective)
         case .sync: shared?.refundSync(key, policy: policy)
@@ -93,7 +93,7 @@ final class RateLimiter: Sendable {
     ///   - key: the caller's limiter key (`RateLimiter.key(identity:clientIP:)`).
     ///   - roles: the caller's roles, whose policies replace the default.
     ///   - route: the route's name and `rate_limit`, if it has one.
-    func check(key: String, roles: [String]?, route: (name: String, policy: RateLimitPolicy?), config: RateLimitConfig,
+    nonisolated(nonsending) func check(key: String, roles: [String]?, route: (name: String, policy: RateLimitPolicy?), config: RateLimitConfig,
                now: Int64 = Int64(DispatchTime.now().uptimeNanoseconds)) async -> Outcome? {
         // The client's policy: the most generous of its roles' policies, else the default.
         var clientPolicy: RateLimitPolicy?
