@@ -241,8 +241,10 @@ final class HTTP1Parser {
 
     // MARK: llhttp's callbacks
 
-    fileprivate static func from(_ parser: UnsafeMutablePointer<llhttp_t>?) -> HTTP1Parser {
-        Unmanaged<HTTP1Parser>.fromOpaque(parser!.pointee.data).takeUnretainedValue()
+    /// Calls `body` with the parser that is feeding llhttp (it is alive: `feed` runs), without the
+    /// retain and release per callback that taking a reference would cost.
+    fileprivate static func with(_ parser: UnsafeMutablePointer<llhttp_t>?, _ body: (HTTP1Parser) -> CInt) -> CInt {
+        Unmanaged<HTTP1Parser>.fromOpaque(parser!.pointee.data)._withUnsafeGuaranteedRef(body)
     }
 
     private func fail(_ error: HTTPParserError) -> CInt {
@@ -379,16 +381,16 @@ private final class HTTP1ParserSettings: Sendable {
     private init() {
         settings = .allocate(capacity: 1)
         c_nio_llhttp_settings_init(settings)
-        settings.pointee.on_message_begin = { HTTP1Parser.from($0).messageBegan() }
-        settings.pointee.on_url = { HTTP1Parser.from($0).spanData(.target, $1, $2) }
-        settings.pointee.on_url_complete = { HTTP1Parser.from($0).targetComplete() }
-        settings.pointee.on_header_field = { HTTP1Parser.from($0).spanData(.name, $1, $2) }
-        settings.pointee.on_header_field_complete = { HTTP1Parser.from($0).nameComplete() }
-        settings.pointee.on_header_value = { HTTP1Parser.from($0).spanData(.value, $1, $2) }
-        settings.pointee.on_header_value_complete = { HTTP1Parser.from($0).valueComplete() }
-        settings.pointee.on_headers_complete = { HTTP1Parser.from($0).headersComplete() }
-        settings.pointee.on_body = { HTTP1Parser.from($0).body($1, $2) }
-        settings.pointee.on_message_complete = { HTTP1Parser.from($0).messageComplete() }
+        settings.pointee.on_message_begin = { parser in HTTP1Parser.with(parser) { $0.messageBegan() } }
+        settings.pointee.on_url = { parser, at, count in HTTP1Parser.with(parser) { $0.spanData(.target, at, count) } }
+        settings.pointee.on_url_complete = { parser in HTTP1Parser.with(parser) { $0.targetComplete() } }
+        settings.pointee.on_header_field = { parser, at, count in HTTP1Parser.with(parser) { $0.spanData(.name, at, count) } }
+        settings.pointee.on_header_field_complete = { parser in HTTP1Parser.with(parser) { $0.nameComplete() } }
+        settings.pointee.on_header_value = { parser, at, count in HTTP1Parser.with(parser) { $0.spanData(.value, at, count) } }
+        settings.pointee.on_header_value_complete = { parser in HTTP1Parser.with(parser) { $0.valueComplete() } }
+        settings.pointee.on_headers_complete = { parser in HTTP1Parser.with(parser) { $0.headersComplete() } }
+        settings.pointee.on_body = { parser, at, count in HTTP1Parser.with(parser) { $0.body(at, count) } }
+        settings.pointee.on_message_complete = { parser in HTTP1Parser.with(parser) { $0.messageComplete() } }
     }
 
     /// llhttp's method names, by its method number (the names it parsed; its last is `QUERY`).
