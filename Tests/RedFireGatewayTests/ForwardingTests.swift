@@ -59,7 +59,9 @@ struct ForwardingTests {
             #expect(head.status == 200)
             #expect(head.headers.first(name: "Content-Length") == "1000")
             #expect(head.body.isEmpty)
-            #expect(ContinuousClock.now - started < .seconds(2), "answered without waiting for a body")
+            // Waiting for the announced body would last the service's idle timeout (60 s); 10 s leaves a
+            // loaded machine room (one CI run took 2.06 s here while the suite's servers were starting).
+            #expect(ContinuousClock.now - started < .seconds(10), "answered without waiting for a body")
             let get = try await gateway.send("/api/v1/trading/orders")
             #expect(get.status == 200 && get.instance == "user_trading-1")
         }

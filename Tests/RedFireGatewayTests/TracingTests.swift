@@ -143,7 +143,8 @@ struct TracingTests {
                                                                              ("tracestate", "vendor=1")])
         let traceparent = try #require(report.headers["traceparent"]?.first)
         let parts = traceparent.split(separator: "-").map(String.init)
-        #expect(parts.count == 4 && parts[1] == Self.traceID, "\(traceparent)")
+        try #require(parts.count == 4, "\(traceparent)")
+        #expect(parts[1] == Self.traceID, "\(traceparent)")
         #expect(parts[2] != Self.parentID, "the instance's parent is the gateway's span, not the client's")
         #expect(parts[3] == "01")
         #expect(await waitUntil("spans exported") {
@@ -176,7 +177,11 @@ struct TracingTests {
         var parents: Set<String> = []
         for _ in 0..<4 {
             let report = try await harness.echo("/api/v1/trading/_echo")
-            if let traceparent = report.headers["traceparent"]?.first { parents.insert(traceparent.split(separator: "-").map(String.init)[2]) }
+            if let traceparent = report.headers["traceparent"]?.first {
+                let parts = traceparent.split(separator: "-").map(String.init)
+                try #require(parts.count == 4, "\(traceparent)")
+                parents.insert(parts[2])
+            }
         }
         var retried: (server: [String: Any], clients: [[String: Any]])?
         await waitUntil("a retried request's spans exported") {
@@ -270,6 +275,7 @@ struct TracingTests {
         let continued = try await harness.echo("/api/v1/trading/_echo", headers: [("traceparent", "00-\(Self.traceID)-\(Self.parentID)-00"),
                                                                                 ("tracestate", "vendor=1")])
         let parts = try #require(continued.headers["traceparent"]?.first).split(separator: "-").map(String.init)
+        try #require(parts.count == 4, "\(parts)")
         #expect(parts[1] == Self.traceID && parts[2] != Self.parentID && parts[3] == "00")
         #expect(continued.headers["tracestate"] == ["vendor=1"])
         // A trusted sampled parent is recorded — and is all the collector ever receives.
@@ -295,6 +301,7 @@ struct TracingTests {
             let reply = try await RawHTTP.send(port: port, target: "/api/v1/trading/_echo")
             let report = try JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
             let parts = try #require(report.headers["traceparent"]?.first).split(separator: "-").map(String.init)
+            try #require(parts.count == 4, "\(parts)")
             if parts[3] == "01" { sampled.insert(parts[1]) }
         }
         #expect((60...140).contains(sampled.count), "\(sampled.count) of \(count) sampled at 0.5")
@@ -337,6 +344,8 @@ struct TracingTests {
             servers = ((try? collector.spans()) ?? []).filter { $0["name"] as? String == "GET /api/v1/vnpy" }
             return servers.count == 3
         }
+        // Missing spans fail the test here rather than crash the run on an index below.
+        try #require(servers.count == 3, "\(servers.count) server spans exported")
         servers.sort { ($0["start_ns"] as? Int ?? 0) < ($1["start_ns"] as? Int ?? 0) }
         func events(_ span: [String: Any]) -> [String: [String: Any]] {
             Dictionary(((span["events"] as? [[String: Any]]) ?? []).map { ($0["name"] as? String ?? "", $0["attributes"] as? [String: Any] ?? [:]) }) { first, _ in first }
