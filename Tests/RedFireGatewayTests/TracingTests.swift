@@ -98,6 +98,15 @@ struct TracingTests {
     static let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
     static let parentID = "00f067aa0ba902b7"
 
+    /// A `traceparent`'s four parts (version, trace id, parent id, flags); a missing or malformed value
+    /// fails the test here rather than crashing it on an index.
+    static func traceparentParts(_ value: String?) throws -> [String] {
+        let value = try #require(value, "no traceparent")
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        try #require(parts.count == 4, "\(value)")
+        return parts
+    }
+
     static func gateway(_ instances: [DemoInstance], collectorPort: Int, configure: (inout GatewayConfig) -> Void = { _ in }) async throws -> GatewayHarness {
         var config = GatewayConfig()
         config.services = [serviceConfig("user_trading", instances)]
@@ -141,10 +150,8 @@ struct TracingTests {
         defer { Task { await harness.shutdown() } }
         let report = try await harness.echo("/api/v1/trading/_echo", headers: [("traceparent", "00-\(Self.traceID)-\(Self.parentID)-01"),
                                                                              ("tracestate", "vendor=1")])
-        let traceparent = try #require(report.headers["traceparent"]?.first)
-        let parts = traceparent.split(separator: "-").map(String.init)
-        try #require(parts.count == 4, "\(traceparent)")
-        #expect(parts[1] == Self.traceID, "\(traceparent)")
+        let parts = try Self.traceparentParts(report.headers["traceparent"]?.first)
+        #expect(parts[1] == Self.traceID, "\(parts)")
         #expect(parts[2] != Self.parentID, "the instance's parent is the gateway's span, not the client's")
         #expect(parts[3] == "01")
         #expect(await waitUntil("spans exported") {
@@ -177,11 +184,7 @@ struct TracingTests {
         var parents: Set<String> = []
         for _ in 0..<4 {
             let report = try await harness.echo("/api/v1/trading/_echo")
-            if let traceparent = report.headers["traceparent"]?.first {
-                let parts = traceparent.split(separator: "-").map(String.init)
-                try #require(parts.count == 4, "\(traceparent)")
-                parents.insert(parts[2])
-            }
+            if let traceparent = report.headers["traceparent"]?.first { parents.insert(try Self.traceparentParts(traceparent)[2]) }
         }
         var retried: (server: [String: Any], clients: [[String: Any]])?
         await waitUntil("a retried request's spans exported") {
@@ -258,8 +261,8 @@ struct TracingTests {
         var traceIDs: Set<String> = []
         for _ in 0..<20 {
             let report = try await harness.echo("/api/v1/trading/_echo")
-            let parts = try #require(report.headers["traceparent"]?.first).split(separator: "-").map(String.init)
-            #expect(parts.count == 4 && parts[0] == "00" && parts[1].count == 32 && parts[2].count == 16 && parts[3] == "00", "\(parts)")
+            let parts = try Self.traceparentParts(report.headers["traceparent"]?.first)
+            #expect(parts[0] == "00" && parts[1].count == 32 && parts[2].count == 16 && parts[3] == "00", "\(parts)")
             traceIDs.insert(parts[1])
         }
         #expect(traceIDs.count == 20, "every request starts a trace of its own")
@@ -274,8 +277,7 @@ struct TracingTests {
         // A trusted parent that is not sampled: same trace, a new parent id, flags 00, its tracestate on.
         let continued = try await harness.echo("/api/v1/trading/_echo", headers: [("traceparent", "00-\(Self.traceID)-\(Self.parentID)-00"),
                                                                                 ("tracestate", "vendor=1")])
-        let parts = try #require(continued.headers["traceparent"]?.first).split(separator: "-").map(String.init)
-        try #require(parts.count == 4, "\(parts)")
+        let parts = try Self.traceparentParts(continued.headers["traceparent"]?.first)
         #expect(parts[1] == Self.traceID && parts[2] != Self.parentID && parts[3] == "00")
         #expect(continued.headers["tracestate"] == ["vendor=1"])
         // A trusted sampled parent is recorded — and is all the collector ever receives.
@@ -300,8 +302,7 @@ struct TracingTests {
         for _ in 0..<count {
             let reply = try await RawHTTP.send(port: port, target: "/api/v1/trading/_echo")
             let report = try JSONDecoder().decode(EchoReport.self, from: Data(reply.body.utf8))
-            let parts = try #require(report.headers["traceparent"]?.first).split(separator: "-").map(String.init)
-            try #require(parts.count == 4, "\(parts)")
+            let parts = try Self.traceparentParts(report.headers["traceparent"]?.first)
             if parts[3] == "01" { sampled.insert(parts[1]) }
         }
         #expect((60...140).contains(sampled.count), "\(sampled.count) of \(count) sampled at 0.5")
@@ -375,8 +376,8 @@ struct TracingTests {
                                                                                  ("tracestate", "vendor=1")])
             let fields = try #require(report.headers["traceparent"])
             #expect(fields.count == 1, "\(fields)")
-            let parts = try #require(fields.first).split(separator: "-").map(String.init)
-            #expect(parts.count == 4 && parts[1] != Self.traceID && parts[3] == (ratio == 1 ? "01" : "00"), "\(parts)")
+            let parts = try Self.traceparentParts(fields.first)
+            #expect(parts[1] != Self.traceID && parts[3] == (ratio == 1 ? "01" : "00"), "\(parts)")
             #expect(report.headers["tracestate"] == nil)
             await harness.shutdown()
         }
