@@ -279,6 +279,33 @@ struct HTTP2Tests {
         await setup.gateway.shutdown()
     }
 
+    /// A stream closes as soon as the response's end is written (both sides have ended it): that close
+    /// completes the exchange; it is not the client going away. Streamed downloads (curl: the request's
+    /// HEADERS carry END_STREAM) are logged with their status and bytes and no `client_closed_request`.
+    @Test func aStreamClosedByItsOwnResponseIsNotAHangup() async throws {
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-h2-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let setup = try await Self.start { config in
+            config.accessLog.enabled = true
+            config.accessLog.path = log
+        }
+        for index in 0..<3 {
+            let curl = try ChildProcess(["/usr/bin/curl", "-s", "--http2", "--cacert", setup.files.path("ca.pem"),
+                                         "--resolve", "api.redfire.test:\(setup.port):127.0.0.1", "-H", "X-Request-ID: h2-download-\(index)",
+                                         "-o", "/dev/null", "-w", "%{http_version} %{http_code} %{size_download}",
+                                         "https://api.redfire.test:\(setup.port)/api/v1/trading/_download?bytes=200000&chunk_ms=2"])
+            await waitUntil("curl exits") { !curl.isRunning && curl.outputFinished }
+            #expect(curl.output == "2 200 200000", "\(curl.output) \(curl.errorOutput)")
+        }
+        await setup.gateway.shutdown()
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        for index in 0..<3 {
+            let line = try #require(lines.first { $0.contains("h2-download-\(index)") })
+            #expect(line.contains(#""protocol":"HTTP/2""#) && line.contains(#""status":200"#) && line.contains(#""bytes_out":200000"#), "\(line)")
+            #expect(line.contains(#""error":null"#), "a completed response is not client_closed_request: \(line)")
+        }
+    }
+
     /// README: `swift run redfire-gateway demo --tls` serves HTTPS and HTTP/2 with a certificate it makes
     /// itself; its own traffic goes over HTTP/2 too.
     @Test func demoWithTLSServesHTTPSAndHTTP2() async throws {

@@ -49,6 +49,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         let abandonable: Bool
         var worker: RequestWorkers.Worker?
         var bodyEnded = false
+        /// The response's end went to the connection: a close from here on follows an answered request.
+        /// (An HTTP/2 stream closes as soon as both sides have ended it — inside the write of the
+        /// response's end, before the worker has returned from it.)
+        var endSent = false
         var responseDone = false
         init(body: RequestBodyStream?, abandonable: Bool) {
             self.body = body
@@ -111,8 +115,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     /// access log says `client_closed_request`. Any other request — an order may already be placed —
     /// runs to completion so that its outcome is known and logged; its response is written if the
     /// client still reads, and the connection closes after it (`GatewayHTTPCodec.peerClosedInput`).
+    /// Once the response's end is sent, a close is the exchange completing, not a hangup: the worker is
+    /// not cancelled (it answers the next request) and the access log records no `client_closed_request`.
     private func clientClosed() {
-        guard let active, !active.responseDone else { return }
+        guard let active, !active.endSent, !active.responseDone else { return }
         hangup.record()
         if active.abandonable { active.worker?.cancel() }
     }
@@ -281,6 +287,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func writeEnd(_ trailers: HTTPFields?) {
+        // Before the send: writing the end may close the stream or connection at once.
+        active?.endSent = true
         send(.end(trailers), flush: true)
     }
 
