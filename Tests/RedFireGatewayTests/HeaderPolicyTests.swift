@@ -27,6 +27,31 @@ struct HeaderPolicyTests {
                         "Authorization", "Accept", "Host", "X-Request-ID"]
         for raw in endToEnd {
             #expect(!HeaderPolicy.isHopByHop(try #require(HTTPField.Name(raw))), "\(raw)")
+            #expect(!HeaderPolicy.isHopByHop(token: Substring(raw)), "\(raw)")
         }
+        for raw in hopByHop { #expect(HeaderPolicy.isHopByHop(token: Substring(raw)), "\(raw)") }
+    }
+
+    /// RFC 9110 §7.6.1: the fields a `Connection` lists do not cross, in either direction — the usual
+    /// options (`keep-alive`, `close`, hop-by-hop names) list nothing more; `close` takes a field named
+    /// `Close` with it (a reserved name, §16.3.2.2); any other token takes its field.
+    @Test func fieldsAConnectionListsDoNotCross() {
+        let usual = HeaderPolicy.connectionListedBeyondHopByHop([.connection: " keep-alive ,Upgrade,, TE "])
+        #expect(usual.isEmpty && usual.names.isEmpty)
+        let closing = HeaderPolicy.connectionListedBeyondHopByHop([.connection: "close"])
+        #expect(!closing.isEmpty && closing.names.isEmpty)
+        let custom = HeaderPolicy.connectionListedBeyondHopByHop([.connection: "Close, X-Internal", .connection: "x-debug"])
+        #expect(custom.names.map(\.canonicalName).joined(separator: " ") == "x-internal x-debug")
+
+        var response: HTTPFields = [.connection: "close, X-Internal", .contentType: "text/plain"]
+        response.append(HTTPField(name: HTTPField.Name("Close")!, value: "1"))
+        response.append(HTTPField(name: HTTPField.Name("X-Internal")!, value: "secret"))
+        response.append(HTTPField(name: HTTPField.Name("X-Kept")!, value: "yes"))
+        let downstream = HeaderPolicy.downstreamHeaders(response, requestID: "r-1")
+        #expect(downstream.map(\.name.canonicalName).joined(separator: " ") == "content-type x-kept x-request-id")
+        var request: HTTPFields = [.connection: "keep-alive, X-Hop", .accept: "*/*"]
+        request.append(HTTPField(name: HTTPField.Name("X-Hop")!, value: "1"))
+        let upstream = HeaderPolicy.upstreamHeaders(request, clientIP: nil, clientHost: nil, requestID: "r-2")
+        #expect(upstream[HTTPField.Name("X-Hop")!] == nil && upstream[.accept] == "*/*" && upstream[.connection] == nil)
     }
 }

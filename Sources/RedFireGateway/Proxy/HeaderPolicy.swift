@@ -31,8 +31,65 @@ enum HeaderPolicy {
 
     /// The field names one `Connection` value lists.
     static func appendConnectionTokens(_ value: String, to listed: inout [HTTPField.Name]) {
-        for token in value.split(separator: ",") {
-            if let name = HTTPField.Name(String(token.trimmingASCIISpaces())) { listed.append(name) }
+        forEachConnectionToken(value) { token in
+            if let name = HTTPField.Name(String(token)) { listed.append(name) }
+        }
+    }
+
+    /// The fields a message's `Connection` lists that would otherwise cross the gateway (RFC 9110
+    /// §7.6.1): its options less the hop-by-hop names dropped anyway. `close` is kept as a flag — a
+    /// field named `Close` (a reserved name, §16.3.2.2) goes with it — so the usual values,
+    /// `keep-alive` and `close`, allocate nothing (this runs for every message in both directions).
+    struct ConnectionListed {
+        var close = false
+        var names: [HTTPField.Name] = []
+
+        var isEmpty: Bool { !close && names.isEmpty }
+
+        func contains(_ name: HTTPField.Name) -> Bool {
+            (close && name.canonicalName == "close") || names.contains(name)
+        }
+    }
+
+    static func connectionListedBeyondHopByHop(_ fields: HTTPFields) -> ConnectionListed {
+        var listed = ConnectionListed()
+        guard fields.contains(.connection) else { return listed }
+        for index in fields.indices where fields[index].name == .connection {
+            forEachConnectionToken(fields[index].value) { token in
+                if ASCII.equalsIgnoringCase(bytes: token.utf8, "close") {
+                    listed.close = true
+                } else if !isHopByHop(token: token), let name = HTTPField.Name(String(token)) {
+                    listed.names.append(name)
+                }
+            }
+        }
+        return listed
+    }
+
+    /// Each non-empty comma-separated token of a `Connection` value, trimmed, without splitting it
+    /// into a new array.
+    static func forEachConnectionToken(_ value: String, _ body: (Substring) -> Void) {
+        var rest = Substring(value)
+        while !rest.isEmpty {
+            let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex
+            let token = rest[..<comma].trimmingASCIISpaces()
+            rest = comma == rest.endIndex ? "" : rest[rest.utf8.index(after: comma)...]
+            if !token.isEmpty { body(token) }
+        }
+    }
+
+    /// `isHopByHop` for a name not (yet) made an `HTTPField.Name`, compared without case.
+    static func isHopByHop(token: Substring) -> Bool {
+        let bytes = token.utf8
+        switch bytes.count {
+        case 2: return ASCII.equalsIgnoringCase(bytes: bytes, "te")
+        case 7: return ASCII.equalsIgnoringCase(bytes: bytes, "trailer") || ASCII.equalsIgnoringCase(bytes: bytes, "upgrade")
+        case 10: return ASCII.equalsIgnoringCase(bytes: bytes, "connection") || ASCII.equalsIgnoringCase(bytes: bytes, "keep-alive")
+        case 16: return ASCII.equalsIgnoringCase(bytes: bytes, "proxy-connection")
+        case 17: return ASCII.equalsIgnoringCase(bytes: bytes, "transfer-encoding")
+        case 18: return ASCII.equalsIgnoringCase(bytes: bytes, "proxy-authenticate")
+        case 19: return ASCII.equalsIgnoringCase(bytes: bytes, "proxy-authorization")
+        default: return false
         }
     }
 
@@ -57,7 +114,7 @@ enum HeaderPolicy {
                                 peerTrusted: Bool = false, clientAddress: String? = nil, clientTLS: Bool = false,
                                 traceFields: TraceFieldPolicy = .pass) -> HTTPFields {
         let dropCredentials = !identity.keepCredentials
-        let listed = connectionListed(clientFields)
+        let listed = connectionListedBeyondHopByHop(clientFields)
         var fields = HTTPFields()
         fields.reserveCapacity(clientFields.count + 8)
         var forwardedFor: String?
@@ -145,8 +202,7 @@ enum HeaderPolicy {
     /// one pass over the fields the parser produced, with room for the `Date` the connection adds when
     /// missing.
     static func downstreamHeaders(_ upstream: HTTPFields, requestID: String, extra: HTTPFields = [:], keepCORS: Bool = false) -> HTTPFields {
-        var listed: [HTTPField.Name] = []
-        for field in upstream where field.name == .connection { appendConnectionTokens(field.value, to: &listed) }
+        let listed = connectionListedBeyondHopByHop(upstream)
         var fields = HTTPFields()
         fields.reserveCapacity(upstream.count + extra.count + 2)
         for field in upstream {
