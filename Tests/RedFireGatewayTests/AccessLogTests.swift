@@ -97,6 +97,31 @@ struct AccessLogTests {
         }
     }
 
+    /// Lines reach the file whole and in order across flushes; a write the file refuses (`/dev/full`:
+    /// no space) drops those lines and counts them — the gateway goes on.
+    @Test func linesReachTheFileInOrderAndARefusedWriteIsCounted() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-lines-\(UUID().uuidString).log").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = BufferedLogWriter(path: path, capacity: 1_000)
+        try writer.open()
+        for index in 0..<300 { writer.append(timestamped: "line \(index)") }
+        writer.flush()
+        for index in 300..<310 { writer.append(timestamped: "line \(index)") }
+        writer.close()
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 310)
+        #expect(lines.enumerated().allSatisfy { $0.element.hasSuffix(" line \($0.offset)") })
+        #expect(writer.written == 310 && writer.dropped == 0)
+
+        let full = BufferedLogWriter(path: "/dev/full")
+        try full.open()
+        full.append(timestamped: "lost")
+        full.append(timestamped: "lost too")
+        full.flush()
+        #expect(full.dropped == 2 && full.written == 0)
+        full.close()
+    }
+
     @Test func aFullBufferDropsAndCountsInsteadOfBlocking() {
         let log = AccessLog(path: "/dev/null", capacity: 100)
         let entry = AccessLogEntry(requestID: "r", clientIP: nil, method: "GET", path: "/", route: nil, service: nil, userID: nil, rateLimit: nil)

@@ -48,45 +48,44 @@ package final class AccessLog: Service, Sendable {
 
     func record(_ entry: AccessLogEntry, status: Int, instance: String?, attempts: Int, upstream: Duration, total: Duration,
                 bytesIn: Int, bytesOut: Int, errorCode: String?) {
-        var line = ByteBuffer()
-        line.reserveCapacity(384)
-        // Written through `inout`, not a local function capturing `line` (which costs an exclusivity
-        // check per field).
+        // Formatted in place into the writer's buffer (`appendLine`). Fields are written through
+        // `inout`, not a local function capturing `line` (which costs an exclusivity check per field).
         func field(_ name: StaticString, _ value: String?, _ line: inout ByteBuffer) {
             line.writeStaticString(name)
             if let value { JSONString.write(value, to: &line) } else { line.writeStaticString("null") }
         }
-        line.writeStaticString("{\"time\":\"")
-        DecimalText.writeTimestamp(to: &line)
-        line.writeStaticString("\"")
-        if let nodeField { line.writeImmutableBuffer(nodeField) }
-        field(",\"request_id\":", entry.requestID, &line)
-        if let traceID = entry.traceID { field(",\"trace_id\":", traceID, &line) }
-        field(",\"client_ip\":", entry.clientIP, &line)
-        field(",\"user_id\":", entry.userID, &line)
-        field(",\"method\":", entry.method, &line)
-        field(",\"protocol\":", entry.protocolName, &line)
-        field(",\"tls\":", entry.tls, &line)
-        field(",\"route\":", entry.route, &line)
-        field(",\"path\":", entry.path, &line)
-        line.writeStaticString(",\"status\":")
-        DecimalText.writeDecimal(status, to: &line)
-        field(",\"service\":", entry.service, &line)
-        field(",\"instance\":", instance, &line)
-        line.writeStaticString(",\"attempts\":")
-        DecimalText.writeDecimal(attempts, to: &line)
-        line.writeStaticString(",\"upstream_ms\":")
-        DecimalText.writeMilliseconds(upstream, to: &line)
-        line.writeStaticString(",\"total_ms\":")
-        DecimalText.writeMilliseconds(total, to: &line)
-        line.writeStaticString(",\"bytes_in\":")
-        DecimalText.writeDecimal(bytesIn, to: &line)
-        line.writeStaticString(",\"bytes_out\":")
-        DecimalText.writeDecimal(bytesOut, to: &line)
-        field(",\"rate_limit\":", entry.rateLimit, &line)
-        field(",\"error\":", errorCode, &line)
-        line.writeStaticString("}\n")
-        writer.append(line)
+        writer.appendLine { line in
+            line.writeStaticString("{\"time\":\"")
+            DecimalText.writeTimestamp(to: &line)
+            line.writeStaticString("\"")
+            if let nodeField { line.writeImmutableBuffer(nodeField) }
+            field(",\"request_id\":", entry.requestID, &line)
+            if let traceID = entry.traceID { field(",\"trace_id\":", traceID, &line) }
+            field(",\"client_ip\":", entry.clientIP, &line)
+            field(",\"user_id\":", entry.userID, &line)
+            field(",\"method\":", entry.method, &line)
+            field(",\"protocol\":", entry.protocolName, &line)
+            field(",\"tls\":", entry.tls, &line)
+            field(",\"route\":", entry.route, &line)
+            field(",\"path\":", entry.path, &line)
+            line.writeStaticString(",\"status\":")
+            DecimalText.writeDecimal(status, to: &line)
+            field(",\"service\":", entry.service, &line)
+            field(",\"instance\":", instance, &line)
+            line.writeStaticString(",\"attempts\":")
+            DecimalText.writeDecimal(attempts, to: &line)
+            line.writeStaticString(",\"upstream_ms\":")
+            DecimalText.writeMilliseconds(upstream, to: &line)
+            line.writeStaticString(",\"total_ms\":")
+            DecimalText.writeMilliseconds(total, to: &line)
+            line.writeStaticString(",\"bytes_in\":")
+            DecimalText.writeDecimal(bytesIn, to: &line)
+            line.writeStaticString(",\"bytes_out\":")
+            DecimalText.writeDecimal(bytesOut, to: &line)
+            field(",\"rate_limit\":", entry.rateLimit, &line)
+            field(",\"error\":", errorCode, &line)
+            line.writeStaticString("}\n")
+        }
     }
 
     /// Writes the queued lines every 100 ms until shutdown, then the rest.

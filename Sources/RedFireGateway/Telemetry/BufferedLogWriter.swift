@@ -1,17 +1,31 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// Lines appended to a bounded buffer (a short lock, no I/O on the caller's thread — an event loop, a
-/// request's task, whoever logs) and written to a file or standard output by a background service every
-/// 100 ms. Under overload lines are dropped and counted (`dropped`) instead of stalling the caller. The
-/// access log and the console's log file both write through one.
+/// Lines written into one bounded buffer (a short lock, no I/O on the caller's thread — an event loop,
+/// a request's task, whoever logs) and written to a file or standard output by a background service
+/// every 100 ms. Under overload lines are dropped and counted (`dropped`) instead of stalling the caller.
+/// The access log and the console's log file both write through one.
+///
+/// A line is formatted straight into the shared buffer (no buffer of its own per line, nothing to free
+/// on another thread), and a flush hands the filled buffer to the file descriptor in one `write` while
+/// lines go on into the other one (two buffers, swapped: neither is reallocated once grown).
 package final class BufferedLogWriter: Service, Sendable {
     /// A file path, or `stdout`.
     package let path: String
+    /// Lines held at most between two flushes.
     let capacity: Int
-    private let pending = Mutex<[ByteBuffer]>([])
+    private struct Pending {
+        var bytes = ByteBuffer()
+        var lines = 0
+    }
+    private let pending = Mutex(Pending())
+    /// The buffer being written out; only a flush touches it (the lock orders flushes).
+    private let spare = Mutex(ByteBuffer())
     private let handle = Mutex<FileHandle?>(nil)
     private let droppedCounter = Atomic<Int>(0)
     private let writtenCounter = Atomic<Int>(0)
@@ -44,11 +58,13 @@ package final class BufferedLogWriter: Service, Sendable {
         }
     }
 
-    /// Queues one line (with its newline).
-    func append(_ line: ByteBuffer) {
-        let accepted = pending.withLock { lines in
-            guard lines.count < capacity else { return false }
-            lines.append(line)
+    /// Queues one line that `write` formats in place (its newline included), under the lock: `write`
+    /// only writes bytes.
+    func appendLine(_ write: (inout ByteBuffer) -> Void) {
+        let accepted = pending.withLock { pending in
+            guard pending.lines < capacity else { return false }
+            write(&pending.bytes)
+            pending.lines += 1
             return true
         }
         if !accepted { droppedCounter.add(1, ordering: .relaxed) }
@@ -56,13 +72,12 @@ package final class BufferedLogWriter: Service, Sendable {
 
     /// Queues `text` as one line, after the current UTC time (RFC 3339, milliseconds) and a space.
     package func append(timestamped text: String) {
-        var line = ByteBuffer()
-        line.reserveCapacity(25 + text.utf8.count)
-        DecimalText.writeTimestamp(to: &line)
-        line.writeInteger(UInt8(ascii: " "))
-        line.writeString(text)
-        line.writeInteger(UInt8(ascii: "\n"))
-        append(line)
+        appendLine { line in
+            DecimalText.writeTimestamp(to: &line)
+            line.writeInteger(UInt8(ascii: " "))
+            line.writeString(text)
+            line.writeInteger(UInt8(ascii: "\n"))
+        }
     }
 
     /// Writes buffered lines every 100 ms until shutdown, then the rest.
@@ -76,18 +91,41 @@ package final class BufferedLogWriter: Service, Sendable {
         flush()
     }
 
-    /// Writes what is queued now, on the calling thread.
+    /// Writes what is queued now, on the calling thread. A write the file refuses (a full disk, a closed
+    /// standard output) drops those lines and counts them; it never stops the gateway.
     package func flush() {
-        let lines = pending.withLock { lines -> [ByteBuffer] in
-            let taken = lines
-            lines.removeAll(keepingCapacity: true)
-            return taken
+        spare.withLock { spare in
+            spare.clear()
+            let lines = pending.withLock { pending -> Int in
+                swap(&pending.bytes, &spare)
+                defer { pending.lines = 0 }
+                return pending.lines
+            }
+            guard lines > 0 else { return }
+            let complete = handle.withLock { handle -> Bool in
+                guard let descriptor = handle?.fileDescriptor else { return false }
+                return spare.withUnsafeReadableBytes { Self.writeAll($0, to: descriptor) }
+            }
+            if complete {
+                writtenCounter.add(lines, ordering: .relaxed)
+            } else {
+                droppedCounter.add(lines, ordering: .relaxed)
+            }
         }
-        guard !lines.isEmpty else { return }
-        var data = Data()
-        for line in lines { data.append(contentsOf: line.readableBytesView) }
-        handle.withLock { $0?.write(data) }
-        writtenCounter.add(lines.count, ordering: .relaxed)
+    }
+
+    /// `write(2)` until every byte is written (a pipe or terminal may take part of it); false on an error.
+    private static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
     }
 
     /// Writes what is queued and closes the file.
