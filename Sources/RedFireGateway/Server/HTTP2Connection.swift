@@ -66,14 +66,48 @@ enum HTTP2Connection {
     }
 }
 
-/// Turns the flushes of one event-loop round into one: every stream that finishes a response flushes
-/// the connection, and each flush through TLS is a record and a `write` of its own. Placed in front
-/// of the HTTP/2 handler, it lets the first flush of a round through at the end of the round's tasks —
-/// the frames of every stream that wrote meanwhile go out in one `writev` (measured: a `write` per
-/// response was the largest single cost of the HTTP/2 path).
+/// Turns the flushes of one event-loop round into one, and the frames written in it into few TLS
+/// records. Every stream that finishes a response flushes the connection, and each flush through TLS is
+/// a record and a `write` of its own; placed in front of the HTTP/2 handler, this lets the first flush
+/// of a round through at the end of the round's tasks — the frames of every stream that wrote meanwhile
+/// go out in one `writev` (measured: a `write` per response was the largest single cost of the HTTP/2
+/// path). The HTTP/2 handler also writes each frame (a DATA frame's 9-byte header and its payload
+/// apart) as a buffer of its own, and the TLS handler seals each buffer as a record of its own: small
+/// buffers are gathered into one (up to `gatherLimit` bytes), so a response's HEADERS and DATA leave
+/// as one record. Larger payloads pass as they are, after what was gathered, in order.
 final class FlushCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = Any
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    /// Buffers up to this size are gathered (a DATA payload of the default frame size is 16 KiB).
+    static let gatherLimit = 16 * 1024 + 9
+    /// Gathered bytes are passed on at this size even before the flush.
+    static let passOnSize = 64 * 1024
+
     private var scheduled = false
+    private var gathered: ByteBuffer?
+    /// Completed when the gathered bytes are written (each gathered write's promise follows it).
+    private var gatheredPromise: EventLoopPromise<Void>?
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard case .byteBuffer(let buffer) = unwrapOutboundIn(data), buffer.readableBytes <= Self.gatherLimit else {
+            passOnGathered(context: context)
+            context.write(data, promise: promise)
+            return
+        }
+        if gathered == nil {
+            gathered = context.channel.allocator.buffer(capacity: max(1024, buffer.readableBytes))
+        }
+        gathered!.writeImmutableBuffer(buffer)
+        if let promise {
+            if let gatheredPromise {
+                gatheredPromise.futureResult.cascade(to: promise)
+            } else {
+                gatheredPromise = promise
+            }
+        }
+        if gathered!.readableBytes >= Self.passOnSize { passOnGathered(context: context) }
+    }
 
     func flush(context: ChannelHandlerContext) {
         guard !scheduled else { return }
@@ -81,6 +115,7 @@ final class FlushCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
         context.eventLoop.assumeIsolated().execute { [self] in
             guard scheduled else { return }
             scheduled = false
+            passOnGathered(context: context)
             context.flush()
         }
     }
@@ -88,11 +123,28 @@ final class FlushCoalescer: ChannelOutboundHandler, RemovableChannelHandler {
     /// What was written goes out before the connection closes (a GOAWAY, the last responses of a
     /// graceful shutdown): a close discards unflushed writes.
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if scheduled {
+        if scheduled || gathered != nil {
             scheduled = false
+            passOnGathered(context: context)
             context.flush()
         }
         context.close(mode: mode, promise: promise)
+    }
+
+    /// The connection is gone without a close through here: what was gathered cannot be written.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        gathered = nil
+        let promise = gatheredPromise
+        gatheredPromise = nil
+        promise?.fail(ChannelError.ioOnClosedChannel)
+    }
+
+    private func passOnGathered(context: ChannelHandlerContext) {
+        guard let buffer = gathered else { return }
+        let promise = gatheredPromise
+        gathered = nil
+        gatheredPromise = nil
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
     }
 }
 
