@@ -86,8 +86,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if workers == nil { workers = RequestWorkers(eventLoop: context.eventLoop, idleLimit: 0) }
-        remoteAddress = context.channel.remoteAddress
-        clientIP = remoteAddress?.ipAddress
+        (remoteAddress, clientIP) = facts?.peer(of: context.channel) ?? (context.channel.remoteAddress, context.channel.remoteAddress?.ipAddress)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

@@ -32,6 +32,18 @@ final class ConnectionFacts: @unchecked Sendable {
 
     /// `Strict-Transport-Security` for the connection's responses.
     var strictTransportSecurity: String? { tlsVersion == nil ? nil : hsts }
+
+    private var peerFound: (address: SocketAddress?, ip: String?)?
+
+    /// The client's address and its text, found once per connection: an HTTP/2 connection's streams
+    /// all share it.
+    func peer(of channel: any Channel) -> (address: SocketAddress?, ip: String?) {
+        if let peerFound { return peerFound }
+        let address = channel.remoteAddress
+        let found = (address: address, ip: address?.ipAddress)
+        peerFound = found
+        return found
+    }
 }
 
 /// Sits behind the TLS handler of a TLS listener's connection: records the negotiated version when the
