@@ -145,12 +145,18 @@ final class RateLimiter: Sendable {
         fields.reserveCapacity(style == .ietfAndLegacy ? 5 : 2)
         let window = max(1, LocalRateLimitStore.seconds(policy.interval * Int64(policy.burst)))
         let reset = decision.allowed ? decision.resetSeconds : decision.retryAfterSeconds
+        // The values that change with every response are not for HPACK's table (`HTTP2StreamGuard`).
+        func volatile(_ name: HTTPField.Name, _ value: String) -> HTTPField {
+            var field = HTTPField(name: name, value: value)
+            field.indexingStrategy = .avoid
+            return field
+        }
         fields.append(HTTPField(name: .rateLimitPolicy, value: "\"\(policy.name)\";q=\(policy.burst);w=\(window)"))
-        fields.append(HTTPField(name: .rateLimit, value: "\"\(policy.name)\";r=\(decision.remaining);t=\(reset)"))
+        fields.append(volatile(.rateLimit, "\"\(policy.name)\";r=\(decision.remaining);t=\(reset)"))
         if style == .ietfAndLegacy {
             fields.append(HTTPField(name: .xRateLimitLimit, value: String(policy.burst)))
-            fields.append(HTTPField(name: .xRateLimitRemaining, value: String(decision.remaining)))
-            fields.append(HTTPField(name: .xRateLimitReset, value: String(reset)))
+            fields.append(volatile(.xRateLimitRemaining, String(decision.remaining)))
+            fields.append(volatile(.xRateLimitReset, String(reset)))
         }
         return fields
     }

@@ -158,6 +158,14 @@ enum HeaderPolicy {
         return fields
     }
 
+    /// `X-Request-ID` for a response. Its HPACK indexing is decided here, where the field is made
+    /// (`HTTP2StreamGuard.setIndexing`): changing it on the way out would copy the response's fields.
+    static func requestIDField(_ requestID: String) -> HTTPField {
+        var field = HTTPField(name: .requestID, value: requestID)
+        field.indexingStrategy = .avoid
+        return field
+    }
+
     /// What becomes of the client's W3C trace fields: passed on (tracing off), or replaced by the
     /// gateway's `traceparent` — the client's `tracestate` kept only when its trace is continued.
     enum TraceFieldPolicy {
@@ -211,9 +219,15 @@ enum HeaderPolicy {
             if !keepCORS, isCORS(name) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             if !extra.isEmpty, extra.contains(name) { continue }
-            fields.append(field)
+            if name == .setCookie, field.indexingStrategy != .disallow {
+                var cookie = field
+                cookie.indexingStrategy = .disallow
+                fields.append(cookie)
+            } else {
+                fields.append(field)
+            }
         }
-        fields.append(HTTPField(name: .requestID, value: requestID))
+        fields.append(requestIDField(requestID))
         fields.append(contentsOf: extra)
         return fields
     }

@@ -299,14 +299,20 @@ final class HTTP2StreamGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// HPACK (RFC 7541 §7.1): a value that changes with every response — the request ID, the rate-limit
     /// fields — would only push the connection's useful table entries out (and every later field's lookup
     /// scans the table), so it is sent literally; a `Set-Cookie` is never indexed, by any hop (§7.1.3).
+    /// The header policy and the rate limiter make their fields so already; a field is changed here only
+    /// when it is not (changing one copies the response's whole list).
     static func setIndexing(_ fields: inout HTTPFields) {
         for index in fields.indices {
-            let name = fields[index].name
-            if name == .setCookie {
-                fields[index].indexingStrategy = .disallow
-            } else if name == .requestID || name == .rateLimit || name == .xRateLimitRemaining || name == .xRateLimitReset {
-                fields[index].indexingStrategy = .avoid
+            let field = fields[index]
+            let wanted: HTTPField.DynamicTableIndexingStrategy
+            if field.name == .setCookie {
+                wanted = .disallow
+            } else if field.name == .requestID || field.name == .rateLimit || field.name == .xRateLimitRemaining || field.name == .xRateLimitReset {
+                wanted = .avoid
+            } else {
+                continue
             }
+            if field.indexingStrategy != wanted { fields[index].indexingStrategy = wanted }
         }
     }
 
