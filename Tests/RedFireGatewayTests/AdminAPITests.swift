@@ -119,7 +119,9 @@ struct AdminAPITests {
     @Test func drainWithADeadlineReadsDrainedAtTheDeadlineAndLeavesRequestsToFinish() async throws {
         let instances = try await startInstances(.userTrading, count: 2)
         let gateway = try await Self.gateway(instances)
-        let slow = (0..<4).map { _ in Task { try await gateway.send("/api/v1/trading/orders?sleep_ms=1500") } }
+        // Slow enough that the deadline (300 ms) passes well before they end, on a loaded machine too
+        // (one full-suite run missed a 1.2 s window).
+        let slow = (0..<4).map { _ in Task { try await gateway.send("/api/v1/trading/orders?sleep_ms=4000") } }
         let runtime = try #require(gateway.registry.runtime(id: "user_trading-1"))
         await waitUntil("slow requests in flight") { runtime.inFlight == 2 }
 
