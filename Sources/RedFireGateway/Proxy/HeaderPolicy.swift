@@ -9,17 +9,7 @@ enum HeaderPolicy {
     /// Decided by length first, so most fields are settled without a string comparison (this runs for
     /// every field in both directions).
     static func isHopByHop(_ name: HTTPField.Name) -> Bool {
-        let canonical = name.canonicalName
-        switch canonical.utf8.count {
-        case 2: return canonical == "te"
-        case 7: return canonical == "trailer" || canonical == "upgrade"
-        case 10: return canonical == "connection" || canonical == "keep-alive"
-        case 16: return canonical == "proxy-connection"
-        case 17: return canonical == "transfer-encoding"
-        case 18: return canonical == "proxy-authenticate"
-        case 19: return canonical == "proxy-authorization"
-        default: return false
-        }
+        isHopByHop(token: Substring(name.canonicalName))
     }
 
     /// The names a `Connection` field lists: hop-by-hop for this message (RFC 9110 §7.6.1).
@@ -78,7 +68,8 @@ enum HeaderPolicy {
         }
     }
 
-    /// `isHopByHop` for a name not (yet) made an `HTTPField.Name`, compared without case.
+    /// `isHopByHop` for a name not (yet) made an `HTTPField.Name` (a `Connection` token), compared
+    /// without case.
     static func isHopByHop(token: Substring) -> Bool {
         let bytes = token.utf8
         switch bytes.count {

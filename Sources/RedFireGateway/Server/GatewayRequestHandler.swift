@@ -86,7 +86,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if workers == nil { workers = RequestWorkers(eventLoop: context.eventLoop, idleLimit: 0) }
-        (remoteAddress, clientIP) = facts?.peer(of: context.channel) ?? (context.channel.remoteAddress, context.channel.remoteAddress?.ipAddress)
+        if let facts {
+            (remoteAddress, clientIP) = facts.peer(of: context.channel)
+        } else {
+            remoteAddress = context.channel.remoteAddress
+            clientIP = remoteAddress?.ipAddress
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
