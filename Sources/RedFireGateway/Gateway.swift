@@ -80,7 +80,8 @@ public final class Gateway: Service {
         }
         self.control = GatewayControl(registry: registry, configPath: configPath, dataDirectory: config.dataDirectory, cluster: cluster,
                                       membership: membership, leases: leases, listeners: listeners)
-        let sharedLimits = cluster.map { ClusterRateLimits(store: $0, membership: membership, syncInterval: config.rateLimits.syncInterval) }
+        let sharedLimits = cluster.map { ClusterRateLimits(store: $0, membership: membership, syncInterval: config.rateLimits.syncInterval,
+                                                                 deadline: config.rateLimits.storeTimeout) }
         self.rateLimiter = RateLimiter(shared: sharedLimits)
         switch config.upstreamTransport {
         case .nio: self.transport = NIOUpstreamTransport(eventLoopGroup: eventLoopGroup, logger: logger)

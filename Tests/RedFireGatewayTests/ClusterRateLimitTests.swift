@@ -23,6 +23,9 @@ struct ClusterRateLimitTests {
         config.routes[0].rateLimit = policy
         config.cluster.heartbeatInterval = .milliseconds(200)
         config.cluster.nodeTimeout = .seconds(2)
+        // The suite starts some seventy suites at once on two cores: a decision can wait on the store
+        // far longer than on a quiet machine (1,600 decisions in 3 s alone, ~100 in a loaded full run).
+        config.rateLimits.storeTimeout = .seconds(5)
         return config
     }
 
@@ -79,8 +82,9 @@ struct ClusterRateLimitTests {
         let windows = try TestPostgres.psql(store, "SELECT count(*), coalesce(max(count), 0), coalesce(sum(count), 0) FROM redfire.rate_windows")
             .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
         print("exact, 3 nodes, \(limit)/s for \(elapsed): \(statuses); windows, fullest, admitted: \(windows)")
-        // 503 `rate_limit_unavailable`: a decision the store did not answer within its deadline (1 s) on a
-        // machine loaded by the rest of the suite — refused, as documented (fail closed), never admitted.
+        // 503 `rate_limit_unavailable`: a decision the store did not answer within its deadline
+        // (`store_timeout`, 5 s here) on a machine loaded by the rest of the suite — refused, as documented
+        // (fail closed), never admitted.
         #expect(Set(statuses.keys).isSubset(of: [200, 429, 503]), "\(statuses)")
         #expect(statuses[503, default: 0] * 10 <= statuses.values.reduce(0, +), "the store answers nearly every decision in time: \(statuses)")
         #expect(windows.count == 3 && windows[1] <= limit, "no window over the limit: \(windows)")
@@ -191,20 +195,22 @@ struct ClusterRateLimitTests {
         let base = "services: {s: {instances: [{url: \"http://127.0.0.1:9\"}]}}\n"
         let config = try GatewayConfig.parse(yaml: base + """
             routes: [{prefix: /s, service: s, rate_limit: {rate: 10/s, scope: exact, when_store_unavailable: split}}]
-            rate_limits: {default: {rate: 100/s, scope: split}, roles: {bot: {rate: 1000/s, scope: sync}}, sync_interval: 100ms}
+            rate_limits: {default: {rate: 100/s, scope: split}, roles: {bot: {rate: 1000/s, scope: sync}}, sync_interval: 100ms, store_timeout: 250ms}
             """, environment: [:])
         #expect(config.routes[0].rateLimit?.scope == .exact && config.routes[0].rateLimit?.whenStoreUnavailable == .split)
         #expect(config.rateLimits.defaultPolicy?.scope == .split && config.rateLimits.rolePolicies["bot"]?.scope == .sync)
-        #expect(config.rateLimits.syncInterval == .milliseconds(100))
+        #expect(config.rateLimits.syncInterval == .milliseconds(100) && config.rateLimits.storeTimeout == .milliseconds(250))
+        #expect(RateLimitConfig().storeTimeout == .seconds(1), "1 s by default")
         let error = #expect(throws: ConfigError.self) {
             try GatewayConfig.parse(yaml: base + """
                 routes: [{prefix: /s, service: s, rate_limit: {rate: 10/s, scope: sync, when_store_unavailable: split}}]
-                rate_limits: {default: {rate: 100/s, scope: galaxy}}
+                rate_limits: {default: {rate: 100/s, scope: galaxy}, store_timeout: 1ms}
                 """, environment: [:])
         }
         let text = error?.description ?? ""
         #expect(text.contains("routes[0].rate_limit.when_store_unavailable") && text.contains("exact only"), "\(text)")
         #expect(text.contains("rate_limits.default.scope") && text.contains("galaxy"), "\(text)")
+        #expect(text.contains("rate_limits.store_timeout"), "\(text)")
     }
 }
 }

@@ -33,6 +33,7 @@ extension RateLimitConfig {
             self.headers = RateLimitConfig.HeaderStyle(rawValue: style) ?? .ietf
         }
         if let interval = limits.duration("sync_interval", atLeast: .milliseconds(20)) { self.syncInterval = interval }
+        if let timeout = limits.duration("store_timeout", atLeast: .milliseconds(10)) { self.storeTimeout = timeout }
         limits.finish()
     }
 }

@@ -43,6 +43,9 @@ public struct RateLimitConfig: Sendable, Equatable {
     public var headers: HeaderStyle = .ietf
     /// `rate_limits.sync_interval` — how often `scope: sync` policies share their counts (read at start).
     public var syncInterval: Duration = .milliseconds(200)
+    /// `rate_limits.store_timeout` — how long a `scope: exact` decision waits for the cluster store
+    /// before it is refused (or decided as `split`); read at start.
+    public var storeTimeout: Duration = .seconds(1)
 
     public enum HeaderStyle: String, Sendable, CaseIterable {
         case ietf
