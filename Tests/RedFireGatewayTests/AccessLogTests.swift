@@ -11,7 +11,7 @@ import Testing
 struct AccessLogTests {
     @Test func oneLinePerRequestWithEveryFieldAndNoSecret() async throws {
         let trading = try await startInstances(.userTrading, count: 1)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-access-\(UUID().uuidString)").path
+        let directory = TemporaryPath.make("redfire-access")
         var config = GatewayConfig()
         config.services = [serviceConfig("user_trading", trading)]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read", write: "trading:write"))]
@@ -100,8 +100,7 @@ struct AccessLogTests {
     /// Lines reach the file whole and in order across flushes; a write the file refuses (`/dev/full`:
     /// no space) drops those lines and counts them — the gateway goes on.
     @Test func linesReachTheFileInOrderAndARefusedWriteIsCounted() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-lines-\(UUID().uuidString).log").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let path = TemporaryPath.make("redfire-lines", ".log")
         let writer = BufferedLogWriter(path: path, capacity: 1_000)
         try writer.open()
         for index in 0..<300 { writer.append(timestamped: "line \(index)") }

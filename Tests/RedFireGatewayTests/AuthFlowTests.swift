@@ -21,7 +21,7 @@ struct AuthFlowTests {
         config.services = [serviceConfig("user_trading", instances)]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading",
                                      permissions: RoutePermissions(read: "trading:read", write: "trading:write"))]
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-auth-\(UUID().uuidString)").path
+        config.dataDirectory = TemporaryPath.make("redfire-auth")
         config.auth.jwtSecret = secret
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["trading:read", "trading:write"]]
@@ -255,7 +255,7 @@ struct AccessTokenClaimTests {
         config.jwtSecret = AuthFlowTests.secret
         config.bcryptCost = 4
         config.leeway = leeway
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-claims-\(UUID().uuidString)").path
+        let directory = TemporaryPath.make("redfire-claims")
         return (try await AuthService(config: config, dataDirectory: directory), config)
     }
 

@@ -23,7 +23,7 @@ struct AuthorizationTests {
             RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read", write: "trading:write")),
             RouteConfig(prefix: "/api/v1/monitor", service: "monitor"),
         ]
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-authz-\(UUID().uuidString)").path
+        config.dataDirectory = TemporaryPath.make("redfire-authz")
         config.auth.jwtSecret = AuthFlowTests.secret
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["trading:read"], "admin": ["gateway:admin", "trading:*"]]
@@ -190,7 +190,7 @@ struct AuthorizationTests {
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["trading:read"]]
         config.auth.defaultRoles = ["trader"]
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-authz-\(UUID().uuidString)").path
+        config.dataDirectory = TemporaryPath.make("redfire-authz")
         let gateway = try await GatewayHarness.start(config)
         _ = try await gateway.send(.POST, "/api/v1/auth/register", headers: [("Content-Type", "application/json")],
                                    body: ByteBuffer(string: #"{"username":"tina","password":"correct-horse-battery"}"#))
@@ -240,7 +240,7 @@ struct APIKeyTests {
     }
 
     @Test func expiredKeysAndKeysOfDisabledUsersAreRefused() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-keys-\(UUID().uuidString)").path
+        let directory = TemporaryPath.make("redfire-keys")
         let store = try UserStore(path: directory + "/auth.sqlite", bcryptCost: 4)
         try await store.addUser(username: "tina", password: "correct-horse-battery", roles: ["trader"])
         var config = AuthConfig()

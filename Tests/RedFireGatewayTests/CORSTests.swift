@@ -30,7 +30,7 @@ struct CORSTests {
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read"))]
         config.auth.jwtSecret = AuthFlowTests.secret
         config.auth.bcryptCost = 4
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-cors-\(UUID().uuidString)").path
+        config.dataDirectory = TemporaryPath.make("redfire-cors")
         config.cors.allowedOrigins = ["https://app.redfire.example"]
         config.cors.allowCredentials = true
         let gateway = try await GatewayHarness.start(config)

@@ -48,7 +48,7 @@ struct ClientAddressTests {
     /// sticks to one instance and different clients spread; the access log names the same address.
     @Test func consistentHashingAndTheAccessLogUseTheResolvedClient() async throws {
         let instances = try await startInstances(.userTrading, count: 2)
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-client-\(UUID().uuidString)").path
+        let directory = TemporaryPath.make("redfire-client")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var service = serviceConfig("user_trading", instances, strategy: .consistentHash)
         service.hashKey = .clientIP

@@ -61,7 +61,7 @@ struct ClusterMembershipTests {
         // Three times C's interval: C, run on a loaded machine, may be late by a second without A or B
         // taking a run from it while it is alive.
         config.cluster.houseKeepingInterval = .seconds(3)
-        let accessLog = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-access-\(UUID().uuidString).log").path
+        let accessLog = TemporaryPath.make("redfire-access", ".log")
         config.accessLog.enabled = true
         config.accessLog.path = accessLog
         let a = try await ClusterTests.start(config)

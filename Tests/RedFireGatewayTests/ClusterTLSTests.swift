@@ -126,7 +126,7 @@ struct ClusterTLSTests {
         #expect(problem(base) == nil)
         #expect(problem("\(base)?sslmode=verify-full&sslrootcert=\(setup.authority)") == nil)
         #expect(problem("\(base)?sslrootcert=system") == nil)
-        let broken = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-not-a-cert-\(UUID().uuidString)").path
+        let broken = TemporaryPath.make("redfire-not-a-cert")
         try "not a certificate".write(toFile: broken, atomically: true, encoding: .utf8)
         let exposedKey = setup.files + "/exposed.key"
         try FileManager.default.copyItem(atPath: setup.clientKey, toPath: exposedKey)

@@ -21,7 +21,7 @@ struct ClusterTests {
         config.services = [service]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: Self.service)]
         config.adminToken = AdminAPITests.token
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-cluster-\(UUID().uuidString)").path
+        config.dataDirectory = TemporaryPath.make("redfire-cluster")
         config.cluster.store = store
         config.cluster.nodeName = name
         return config

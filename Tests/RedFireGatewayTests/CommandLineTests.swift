@@ -11,7 +11,7 @@ import Testing
 @Suite("Command line", .serialized, .cleansUp, .timeLimit(.minutes(2)))
 struct CommandLineTests {
     static func writeConfig(_ text: String) throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-test-\(UUID().uuidString)")
+        let directory = URL(fileURLWithPath: TemporaryPath.make("redfire-test"))
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.appendingPathComponent("gateway.yaml").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -243,7 +243,7 @@ struct CommandLineTests {
     /// `demo-services` runs the five services alone and writes their configuration (what
     /// `scripts/cluster.sh` puts three gateways in front of): a valid file whose instances answer.
     @Test func demoServicesRunAloneAndWriteTheirConfiguration() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-services-\(UUID().uuidString).yaml").path
+        let path = TemporaryPath.make("redfire-services", ".yaml")
         let child = try GatewayProcess(["demo-services", "--write-config", path])
         await waitUntil("the configuration is written") { child.output.contains("demo services running") }
         // Its routes carry the demo's permissions, so a gateway in front needs `auth` as well.

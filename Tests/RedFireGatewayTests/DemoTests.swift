@@ -15,7 +15,7 @@ struct DemoTests {
         #expect(cluster.instances.count == 10)
         var config = cluster.gatewayConfig(listen: ListenAddress(host: "127.0.0.1", port: 0))
         DemoAuth.configure(&config, secret: "demo-test-secret-0123456789abcdefgh",
-                           dataDirectory: FileManager.default.temporaryDirectory.appendingPathComponent("redfire-demo-\(UUID().uuidString)").path)
+                           dataDirectory: TemporaryPath.make("redfire-demo"))
         config.auth.bcryptCost = 4
         let users = DemoAuth.users()
         try await DemoAuth.provision(users, config: config)

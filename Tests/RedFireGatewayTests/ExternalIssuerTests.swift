@@ -66,7 +66,7 @@ struct ExternalIssuerTests {
         var config = GatewayConfig()
         config.services = [serviceConfig("user_trading", instances)]
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", permissions: RoutePermissions(read: "trading:read"))]
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-idp-\(UUID().uuidString)").path
+        config.dataDirectory = TemporaryPath.make("redfire-idp")
         config.auth.jwtSecret = AuthFlowTests.secret
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["trading:read"]]

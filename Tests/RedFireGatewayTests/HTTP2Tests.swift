@@ -44,7 +44,7 @@ struct HTTP2Tests {
     @Test func streamsGoThroughTheSamePolicyChainAsHTTP1() async throws {
         let setup = try await Self.start { config in
             config.accessLog.enabled = true
-            config.accessLog.path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-h2-\(UUID().uuidString).log").path
+            config.accessLog.path = TemporaryPath.make("redfire-h2", ".log")
             config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading", methods: ["GET", "POST"])]
         }
         let client = try await setup.client()
@@ -95,7 +95,7 @@ struct HTTP2Tests {
             config.auth.bcryptCost = 4
             config.auth.roles = ["trader": ["trading:read", "trading:write"]]
             config.auth.defaultRoles = ["trader"]
-            config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-h2-auth-\(UUID().uuidString)").path
+            config.dataDirectory = TemporaryPath.make("redfire-h2-auth")
             config.rateLimits.defaultPolicy = RateLimitPolicy(name: "default", count: 1000, period: .seconds(1), burst: 1000)
             config.cors.allowedOrigins = ["https://app.redfire.test"]
         }
@@ -283,8 +283,7 @@ struct HTTP2Tests {
     /// completes the exchange; it is not the client going away. Streamed downloads (curl: the request's
     /// HEADERS carry END_STREAM) are logged with their status and bytes and no `client_closed_request`.
     @Test func aStreamClosedByItsOwnResponseIsNotAHangup() async throws {
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-h2-\(UUID().uuidString).log").path
-        defer { try? FileManager.default.removeItem(atPath: log) }
+        let log = TemporaryPath.make("redfire-h2", ".log")
         let setup = try await Self.start { config in
             config.accessLog.enabled = true
             config.accessLog.path = log

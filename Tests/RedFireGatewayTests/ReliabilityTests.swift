@@ -271,7 +271,7 @@ struct ReliabilityTests {
     @Test(arguments: UpstreamTransportKind.allCases, Truncation.allCases)
     func aTruncatingInstanceIsCountedAndEjected(_ transport: UpstreamTransportKind, _ truncation: Truncation) async throws {
         let server = try await ScriptedServer.start { (truncation.reply, close: true) }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-truncate-\(UUID().uuidString)").path
+        let directory = TemporaryPath.make("redfire-truncate")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let log = CapturedLog()
         let gateway = try await rawInstanceGateway(port: server.port, id: "truncating", transport: transport, service: {
@@ -348,7 +348,7 @@ struct ReliabilityTests {
 
     /// A gateway with one route over `instances` (no health checks) writing its access log to a file.
     static func loggedGateway(_ instances: [DemoInstance], transport: UpstreamTransportKind = .nio) async throws -> (GatewayHarness, logPath: String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-logged-\(UUID().uuidString)").path
+        let directory = TemporaryPath.make("redfire-logged")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var service = serviceConfig("user_trading", instances)
         service.healthCheck.enabled = false

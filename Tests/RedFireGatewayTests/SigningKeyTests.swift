@@ -12,7 +12,7 @@ import Testing
 @Suite("Signing and verification keys", .cleansUp, .timeLimit(.minutes(2)))
 struct SigningKeyTests {
     static func directory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-keys-\(UUID().uuidString)").path
+        let path = TemporaryPath.make("redfire-keys")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }

@@ -18,7 +18,7 @@ struct TLSListenerTests {
         let authority: TestAuthority
 
         init() throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-tls-\(UUID().uuidString)").path
+            directory = TemporaryPath.make("redfire-tls")
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             authority = try TestAuthority("RedFire Test CA")
             try authority.write(to: path("ca.pem"))

@@ -141,7 +141,7 @@ struct TracingTests {
     func continuedTrace() async throws {
         let collector = try await TestCollector.start()
         let instances = try await startInstances(.userTrading, count: 1)
-        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString).log").path
+        let logPath = TemporaryPath.make("redfire-trace", ".log")
         let harness = try await Self.gateway(instances, collectorPort: collector.port) { config in
             config.tracing.trustIncoming = .always
             config.accessLog.enabled = true
@@ -250,7 +250,7 @@ struct TracingTests {
     func unsampled() async throws {
         let collector = try await TestCollector.start()
         let instances = try await startInstances(.userTrading, count: 1)
-        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString).log").path
+        let logPath = TemporaryPath.make("redfire-trace", ".log")
         let harness = try await Self.gateway(instances, collectorPort: collector.port) { config in
             config.tracing.sampleRatio = 0
             config.tracing.trustIncoming = .always
@@ -326,7 +326,7 @@ struct TracingTests {
         var config = GatewayConfig()
         config.services = [serviceConfig("vnpy_core", instances)]
         config.routes = [route]
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString)").path
+        config.dataDirectory = TemporaryPath.make("redfire-trace")
         config.auth.jwtSecret = AuthFlowTests.secret
         config.auth.bcryptCost = 4
         config.auth.roles = ["trader": ["vnpy:read"]]
@@ -399,7 +399,7 @@ struct TracingTests {
         config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading"), RouteConfig(prefix: "/api/v1/live", service: "live")]
         Self.traced(&config, collectorPort: collector.port, ratio: 0)
         config.tracing.sampleErrors = true
-        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-trace-\(UUID().uuidString).log").path
+        let logPath = TemporaryPath.make("redfire-trace", ".log")
         config.accessLog.enabled = true
         config.accessLog.path = logPath
         let harness = try await GatewayHarness.start(config)

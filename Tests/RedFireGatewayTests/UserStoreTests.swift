@@ -7,7 +7,7 @@ import Testing
 @Suite("User store")
 struct UserStoreTests {
     static func store() throws -> UserStore {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-users-\(UUID().uuidString)/auth.sqlite").path
+        let path = TemporaryPath.make("redfire-users", "/auth.sqlite")
         // Cost 4 keeps the suite fast; production defaults to 12.
         return try UserStore(path: path, bcryptCost: 4)
     }

@@ -236,7 +236,7 @@ struct WebSocketTests {
         var config = GatewayConfig()
         config.services = [serviceConfig("vnpy_core", instances)]
         config.routes = [route]
-        config.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-ws-\(UUID().uuidString)").path
+        config.dataDirectory = TemporaryPath.make("redfire-ws")
         config.auth.jwtSecret = AuthFlowTests.secret
         config.auth.bcryptCost = 4
         config.auth.accessTokenTTL = accessTokenTTL
