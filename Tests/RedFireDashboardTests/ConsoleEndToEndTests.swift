@@ -23,7 +23,7 @@ struct ConsoleEndToEndTests {
         /// closed in the child.
         @discardableResult
         func run(_ arguments: [String]) throws -> String {
-            let outputPath = TemporaryPath.make("tmux")
+            let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(UUID().uuidString)").path
             defer { try? FileManager.default.removeItem(atPath: outputPath) }
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)

@@ -10,7 +10,9 @@ struct ConsoleLogTests {
     /// While the dashboard owns the terminal, log lines go to the file: queued by whoever logs (no file
     /// I/O on that thread), written by the sink's service or on close; warnings also reach the events pane.
     @Test func linesAreQueuedThenWrittenWithTimeLevelAndLabel() throws {
-        let path = TemporaryPath.make("redfire-console", "/gateway.log")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redfire-console-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/gateway.log"
         let events = EventLog(capacity: 10)
         let sink = try ConsoleLogSink(path: path, events: events)
         #expect(FileManager.default.fileExists(atPath: path), "the file is created at start, so a bad path fails early")
