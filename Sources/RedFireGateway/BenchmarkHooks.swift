@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import NIOCore
 import NIOHTTP1
 
 /// Entry points for the micro-benchmarks in `Benchmarks/` (a separate package, so that `swift build`
@@ -51,9 +52,14 @@ import NIOHTTP1
         return { key in balancer.pick(hashKey: key, excluding: [])?.id }
     }
 
-    /// The header rewriting of a forwarded request.
-    public static func upstreamHeaders(_ fields: HTTPFields) -> HTTPFields {
-        HeaderPolicy.upstreamHeaders(fields, clientIP: "127.0.0.1", clientHost: "gateway.example", requestID: "0123456789abcdef0123456789abcdef")
+    /// The header rewriting of a forwarded request, as its head is written for the instance; returns the
+    /// head's size.
+    public static func upstreamHead(_ fields: HTTPFields) -> Int {
+        let upstream = HeaderPolicy.upstreamFields(fields, clientIP: "127.0.0.1", clientHost: "gateway.example",
+                                                   requestID: "0123456789abcdef0123456789abcdef")
+        var buffer = ByteBuffer()
+        HTTP1RequestWriter.writeHead(method: .get, target: "/orders", authority: "127.0.0.1:9000", fields: upstream, framing: .none, to: &buffer)
+        return buffer.readableBytes
     }
 
     /// The header rewriting of a response on its way to the client.

@@ -96,17 +96,21 @@ import Testing
     }
 }
 
-/// The upstream request writer as a value: request line, `Host`, the gateway's framing, one `Cookie`.
+/// The upstream request writer as a value: request line, the fields the header policy passes and adds,
+/// `Host`, the gateway's framing, one `Cookie`.
 @Suite struct HTTP1RequestWriterTests {
+    static let added = "X-Forwarded-For: 10.1.1.1\r\nX-Real-IP: 10.1.1.1\r\nX-Forwarded-Proto: http\r\nX-Request-ID: r-1\r\nX-Gateway-Service: api-gateway\r\n"
+
     func head(_ method: HTTPRequest.Method, _ fields: HTTPFields, framing: HTTP1RequestWriter.Framing) -> String {
         var buffer = ByteBuffer()
-        HTTP1RequestWriter.writeHead(method: method, target: "/orders?id=1", authority: "10.0.0.5:8080", fields: fields, framing: framing, to: &buffer)
+        let upstream = HeaderPolicy.upstreamFields(fields, clientIP: "10.1.1.1", clientHost: nil, requestID: "r-1")
+        HTTP1RequestWriter.writeHead(method: method, target: "/orders?id=1", authority: "10.0.0.5:8080", fields: upstream, framing: framing, to: &buffer)
         return String(buffer: buffer)
     }
 
     @Test func aRequestWithoutABody() {
         #expect(head(.get, [.accept: "*/*", .contentLength: "0"], framing: .none)
-                == "GET /orders?id=1 HTTP/1.1\r\nAccept: */*\r\nContent-Length: 0\r\nHost: 10.0.0.5:8080\r\n\r\n")
+                == "GET /orders?id=1 HTTP/1.1\r\nAccept: */*\r\nContent-Length: 0\r\n\(Self.added)Host: 10.0.0.5:8080\r\n\r\n")
         #expect(HTTP1RequestWriter.framing(method: .get, body: nil) == .none)
         #expect(HTTP1RequestWriter.framing(method: .post, body: nil) == .length(0), "RFC 9110 §8.6: a POST says its length")
     }
@@ -114,9 +118,9 @@ import Testing
     @Test func theFramingIsTheGatewaysAndCookiesAreOneLine() {
         let fields: HTTPFields = [.contentLength: "999", .transferEncoding: "chunked", .cookie: "a=1", .userAgent: "t", .cookie: "b=2"]
         #expect(head(.post, fields, framing: .length(5))
-                == "POST /orders?id=1 HTTP/1.1\r\nUser-Agent: t\r\nCookie: a=1; b=2\r\nHost: 10.0.0.5:8080\r\nContent-Length: 5\r\n\r\n")
+                == "POST /orders?id=1 HTTP/1.1\r\nUser-Agent: t\r\n\(Self.added)Cookie: a=1; b=2\r\nHost: 10.0.0.5:8080\r\nContent-Length: 5\r\n\r\n")
         #expect(head(.put, fields, framing: .chunked)
-                == "PUT /orders?id=1 HTTP/1.1\r\nUser-Agent: t\r\nCookie: a=1; b=2\r\nHost: 10.0.0.5:8080\r\nTransfer-Encoding: chunked\r\n\r\n")
+                == "PUT /orders?id=1 HTTP/1.1\r\nUser-Agent: t\r\n\(Self.added)Cookie: a=1; b=2\r\nHost: 10.0.0.5:8080\r\nTransfer-Encoding: chunked\r\n\r\n")
     }
 
     @Test func chunksAndTheLastChunk() {

@@ -51,7 +51,7 @@ struct HeaderPolicyTests {
         #expect(downstream.map(\.name.canonicalName).joined(separator: " ") == "content-type x-kept x-request-id")
         var request: HTTPFields = [.connection: "keep-alive, X-Hop", .accept: "*/*"]
         request.append(HTTPField(name: HTTPField.Name("X-Hop")!, value: "1"))
-        let upstream = HeaderPolicy.upstreamHeaders(request, clientIP: nil, clientHost: nil, requestID: "r-2")
+        let upstream = HeaderPolicy.upstreamFields(request, clientIP: nil, clientHost: nil, requestID: "r-2").fields
         #expect(upstream[HTTPField.Name("X-Hop")!] == nil && upstream[.accept] == "*/*" && upstream[.connection] == nil)
     }
 }

@@ -137,7 +137,7 @@ final class RegistryMaintenance: Service {
     /// A check of an `https://` instance, over the upstream transport (TLS verified as for requests).
     private static func probe(member: PoolMember, check: HealthCheckConfig, tls: UpstreamTLSConfig, transport: any UpstreamTransport) async -> (Bool, String) {
         let request = UpstreamRequest(method: .get, upstream: member.url, authority: member.authority, target: check.path,
-                                      headers: [.userAgent: "redfire-gateway-health-check"], body: nil, tls: tls)
+                                      headers: UpstreamFields([.userAgent: "redfire-gateway-health-check"]), body: nil, tls: tls)
         var timeouts = TimeoutConfig()
         timeouts.connect = check.timeout
         timeouts.responseHeaders = check.timeout

@@ -53,9 +53,9 @@ struct Forwarder: Sendable {
         let target = upstreamTarget(requestTarget, route: route)
         // Traced: the client's trace fields give way to the gateway's (each attempt's `traceparent`).
         let trace = tracing != nil ? RequestTracing.current : nil
-        let headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity,
-                                                   filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress, clientTLS: clientTLS,
-                                                   traceFields: trace.map { .replace(keepState: $0.continued) } ?? .pass)
+        let headers = HeaderPolicy.upstreamFields(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity,
+                                                  filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress, clientTLS: clientTLS,
+                                                  traceFields: trace.map { .replace(keepState: $0.continued) } ?? .pass)
         let body = Self.declaredBody(request, limit: maxBodySize)
         let retriable = head.method.isIdempotent || head.headerFields.contains(.idempotencyKey)
         let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)

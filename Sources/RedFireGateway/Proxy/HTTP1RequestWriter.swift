@@ -24,7 +24,7 @@ enum HTTP1RequestWriter {
     /// The head. The framing fields are the gateway's: with a body (or a method that expects one) the
     /// client's `Content-Length` and `Transfer-Encoding` are replaced by `framing`; `Cookie` fields are
     /// sent as one line (RFC 6265 §5.4).
-    static func writeHead(method: HTTPRequest.Method, target: String, authority: String, fields: HTTPFields, framing: Framing,
+    static func writeHead(method: HTTPRequest.Method, target: String, authority: String, fields: UpstreamFields, framing: Framing,
                           traceparent: String? = nil, to buffer: inout ByteBuffer) {
         buffer.writeString(method.rawValue)
         buffer.writeInteger(UInt8(ascii: " "))
@@ -32,20 +32,21 @@ enum HTTP1RequestWriter {
         buffer.writeStaticString(" HTTP/1.1\r\n")
         var cookies = false
         let framed = framing != .none
-        for field in fields {
-            if field.name == .cookie {
+        fields.forEach { name, value in
+            if name == .cookie {
                 cookies = true
-                continue
+                return
             }
-            if framed, field.name == .contentLength || field.name == .transferEncoding { continue }
-            HTTP1ResponseWriter.writeField(field.name.rawName, field.value, to: &buffer)
+            if framed, name == .contentLength || name == .transferEncoding { return }
+            HTTP1ResponseWriter.writeField(name.rawName, value, to: &buffer)
         }
         if cookies {
             buffer.writeStaticString("Cookie: ")
             var first = true
-            for field in fields where field.name == .cookie {
+            fields.forEach { name, value in
+                guard name == .cookie else { return }
                 if !first { buffer.writeStaticString("; ") }
-                buffer.writeString(field.value)
+                buffer.writeString(value)
                 first = false
             }
             buffer.writeStaticString("\r\n")

@@ -68,7 +68,7 @@ final class HTTPClientTransport: UpstreamTransport {
     nonisolated(nonsending) func execute(_ request: UpstreamRequest, timeouts: TimeoutConfig) async throws(UpstreamFailure) -> UpstreamResponse {
         var outbound = HTTPClientRequest(url: request.url)
         outbound.method = HTTPMethod(rawValue: request.method.rawValue)
-        outbound.headers = HTTPHeaders(upstream: request.headers)
+        outbound.headers = HTTPHeaders(upstream: request.headers.fields)
         if let traceparent = request.traceparent { outbound.headers.add(name: "traceparent", value: traceparent) }
         if let body = request.body {
             outbound.body = .stream(body.stream, length: body.length.map { .known(Int64($0)) } ?? .unknown)

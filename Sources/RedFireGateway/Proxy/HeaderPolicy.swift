@@ -89,9 +89,6 @@ enum HeaderPolicy {
     /// identity keeps credentials), plus the forwarding fields and the verified identity.
     /// `X-Forwarded-For` appends the TCP peer to any value the client sent.
     ///
-    /// Built in one pass into one new collection (no copy-then-edit: each edit of an `HTTPFields` by
-    /// name scans it and may rebuild its index).
-    ///
     /// Client-supplied claims about the client, the original request or the user (`X-Real-IP`,
     /// `Forwarded`, `X-Forwarded-User`, `X-Original-URL`, `X-HTTP-Method-Override`, … — `filter`) never
     /// pass: the gateway states the client's address itself. `X-Forwarded-For` keeps what the client
@@ -100,53 +97,43 @@ enum HeaderPolicy {
     ///
     /// `X-Forwarded-Proto` is `https` only when the client really used TLS (`clientTLS`) — or, on a plain
     /// connection from a trusted proxy, what that proxy said (`http` or `https`); otherwise `http`.
-    static func upstreamHeaders(_ clientFields: HTTPFields, clientIP: String?, clientHost: String?, requestID: String,
-                                identity: UpstreamIdentity = .transparent, filter: ClientHeaderFilter = .standard,
-                                peerTrusted: Bool = false, clientAddress: String? = nil, clientTLS: Bool = false,
-                                traceFields: TraceFieldPolicy = .pass) -> HTTPFields {
-        let dropCredentials = !identity.keepCredentials
-        let listed = connectionListedBeyondHopByHop(clientFields)
-        var fields = HTTPFields()
-        fields.reserveCapacity(clientFields.count + 8)
+    ///
+    /// Decided here, applied as the fields are written (`UpstreamFields`): no second field list is built.
+    static func upstreamFields(_ clientFields: HTTPFields, clientIP: String?, clientHost: String?, requestID: String,
+                               identity: UpstreamIdentity = .transparent, filter: ClientHeaderFilter = .standard,
+                               peerTrusted: Bool = false, clientAddress: String? = nil, clientTLS: Bool = false,
+                               traceFields: TraceFieldPolicy = .pass) -> UpstreamFields {
         var forwardedFor: String?
         var proxiedProto: String?
-        for field in clientFields {
-            let name = field.name
-            if name == .forwardedProto {
-                if peerTrusted, !clientTLS, field.value == "https" || field.value == "http" { proxiedProto = field.value }
-                continue
+        // What a trusted proxy said about the client; from anyone else it is not read at all.
+        if peerTrusted {
+            for field in clientFields {
+                if field.name == .forwardedFor {
+                    forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value
+                } else if !clientTLS, field.name == .forwardedProto, field.value == "https" || field.value == "http" {
+                    proxiedProto = field.value
+                }
             }
-            if name == .forwardedFor {
-                if peerTrusted { forwardedFor = forwardedFor.map { $0 + ", " + field.value } ?? field.value }
-                continue
-            }
-            // Set by the gateway below; `Expect` is answered by the gateway itself (it sends the
-            // client's `100 Continue` when it starts reading the body).
-            if name == .forwardedProto || name == .forwardedHost || name == .requestID || name == .expect { continue }
-            if isHopByHop(name) || isReserved(name) || (dropCredentials && (name == .authorization || name == .apiKey)) { continue }
-            if filter.removes(name) { continue }
-            if !listed.isEmpty, listed.contains(name) { continue }
-            if case .replace(let keepState) = traceFields,
-               name == RequestTracing.traceparent || (!keepState && name == RequestTracing.tracestate) { continue }
-            fields.append(field)
         }
-        if let clientIP {
-            fields.append(HTTPField(name: .forwardedFor, value: forwardedFor.map { $0 + ", " + clientIP } ?? clientIP))
-        } else if let forwardedFor {
-            fields.append(HTTPField(name: .forwardedFor, value: forwardedFor))
-        }
-        if let address = clientAddress ?? clientIP { fields.append(HTTPField(name: .realIP, value: address)) }
-        fields.append(HTTPField(name: .forwardedProto, value: clientTLS ? "https" : proxiedProto ?? "http"))
-        if let clientHost { fields.append(HTTPField(name: .forwardedHost, value: clientHost)) }
-        fields.append(HTTPField(name: .requestID, value: requestID))
-        fields.append(HTTPField(name: .gatewayService, value: "api-gateway"))
-        if let user = identity.identity {
-            fields.append(HTTPField(name: .userID, value: user.userID))
-            fields.append(HTTPField(name: .userName, value: user.username))
-            fields.append(HTTPField(name: .userRoles, value: user.roles.joined(separator: ",")))
-        }
-        if let token = identity.gatewayToken { fields.append(token) }
-        return fields
+        if let clientIP { forwardedFor = forwardedFor.map { $0 + ", " + clientIP } ?? clientIP }
+        return UpstreamFields(client: clientFields, forwarding: .init(
+            listed: connectionListedBeyondHopByHop(clientFields), identity: identity, filter: filter, traceFields: traceFields,
+            forwardedFor: forwardedFor, realIP: clientAddress ?? clientIP, forwardedProto: clientTLS ? "https" : proxiedProto ?? "http",
+            forwardedHost: clientHost, requestID: requestID))
+    }
+
+    /// Whether a client's field crosses to the instance (`upstreamFields`).
+    static func forwardsToInstance(_ name: HTTPField.Name, dropCredentials: Bool, filter: ClientHeaderFilter, listed: ConnectionListed,
+                                   traceFields: TraceFieldPolicy) -> Bool {
+        // Set by the gateway (`UpstreamFields`); `Expect` is answered by the gateway itself (it sends the
+        // client's `100 Continue` when it starts reading the body).
+        if name == .forwardedFor || name == .forwardedProto || name == .forwardedHost || name == .requestID || name == .expect { return false }
+        if isHopByHop(name) || isReserved(name) || (dropCredentials && (name == .authorization || name == .apiKey)) { return false }
+        if filter.removes(name) { return false }
+        if !listed.isEmpty, listed.contains(name) { return false }
+        if case .replace(let keepState) = traceFields,
+           name == RequestTracing.traceparent || (!keepState && name == RequestTracing.tracestate) { return false }
+        return true
     }
 
     /// `X-Request-ID` for a response. Its HPACK indexing is decided here, where the field is made

@@ -11,7 +11,7 @@ struct UpstreamRequest: Sendable {
     var authority: String
     /// `/path?query` as the instance receives it.
     var target: String
-    var headers: HTTPFields
+    var headers: UpstreamFields
     var body: UpstreamRequestBody?
     /// Response bytes held for a slow client before the instance's connection stops being read
     /// (`limits.connection_buffer`).

@@ -23,15 +23,17 @@ extension Forwarder {
         }
         let service = pool.service
         let head = request.head
-        var headers = HeaderPolicy.upstreamHeaders(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID,
-                                                   identity: identity, filter: headerFilter, peerTrusted: peerTrusted,
-                                                   clientAddress: clientAddress, clientTLS: clientTLS)
-        // Hop-by-hop, so removed above; an upgrade names them for the next hop itself (RFC 9110 §7.8).
-        headers[.upgradeField] = "websocket"
-        headers[.connection] = "Upgrade"
-        // Traced: the instance continues the upgrade request's trace (its server span covers the handshake).
+        // Traced: the instance continues the upgrade request's trace (its server span covers the handshake);
+        // the client's trace fields give way to it.
         let trace = tracing.flatMap { _ in RequestTracing.current }
-        if let tracing, let trace { tracing.propagate(trace, into: &headers) }
+        var headers = HeaderPolicy.upstreamFields(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID,
+                                                  identity: identity, filter: headerFilter, peerTrusted: peerTrusted,
+                                                  clientAddress: clientAddress, clientTLS: clientTLS,
+                                                  traceFields: trace.map { .replace(keepState: $0.continued) } ?? .pass)
+        // Hop-by-hop, so removed above; an upgrade names them for the next hop itself (RFC 9110 §7.8).
+        headers.extra[.upgradeField] = "websocket"
+        headers.extra[.connection] = "Upgrade"
+        if let tracing, let trace { tracing.propagate(trace, into: &headers.extra) }
         let target = upstreamTarget(requestTarget, route: route)
         let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
         var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: true)
