@@ -54,4 +54,44 @@ struct HeaderPolicyTests {
         let upstream = HeaderPolicy.upstreamFields(request, clientIP: nil, clientHost: nil, requestID: "r-2").fields
         #expect(upstream[HTTPField.Name("X-Hop")!] == nil && upstream[.accept] == "*/*" && upstream[.connection] == nil)
     }
+
+    /// A response head sifted while it is read (what never reaches a client left out, the rest noted)
+    /// gives the client exactly the fields the whole head would: typical heads keep the instance's list,
+    /// the others (a listed field, CORS, `Set-Cookie`, a field the gateway replaces) take the full filter.
+    @Test func aHeadSiftedWhileReadGivesTheClientTheSameFields() throws {
+        func name(_ raw: String) throws -> HTTPField.Name { try #require(HTTPField.Name(raw)) }
+        let typical: [(String, String)] = [("Server", "nginx"), ("Date", "Mon, 30 Nov 2026 19:00:00 GMT"), ("Content-Type", "application/json"),
+                                           ("Content-Length", "24"), ("Connection", "keep-alive"), ("X-Request-ID", "instance-own")]
+        let heads: [[(String, String)]] = [
+            typical,
+            typical + [("Keep-Alive", "timeout=5"), ("Transfer-Encoding", "chunked"), ("Proxy-Authenticate", "Basic")],
+            [("Close", "1"), ("Connection", "close"), ("Content-Type", "text/plain")],
+            [("X-Internal", "secret"), ("Connection", "X-Internal, keep-alive"), ("X-Kept", "yes")],
+            typical + [("Access-Control-Allow-Origin", "*"), ("Vary", "Origin")],
+            typical + [("Set-Cookie", "a=1"), ("set-cookie", "b=2")],
+            typical + [("RateLimit-Limit", "7")],
+        ]
+        let extras: [HTTPFields] = [[:], [try name("RateLimit-Limit"): "100", try name("RateLimit-Remaining"): "99"]]
+        for head in heads {
+            var whole = HTTPFields()
+            var kept = HTTPFields()
+            var sifted = HeaderPolicy.SiftedResponseHead()
+            for (raw, value) in head {
+                let field = HTTPField(name: try name(raw), value: value)
+                whole.append(field)
+                if sifted.keep(field.name, value: value) { kept.append(field) }
+            }
+            for extra in extras {
+                for keepCORS in [false, true] {
+                    let expected = HeaderPolicy.downstreamHeaders(whole, requestID: "r-1", extra: extra, keepCORS: keepCORS)
+                    let actual = HeaderPolicy.downstreamHeaders(kept, sifted: sifted, requestID: "r-1", extra: extra, keepCORS: keepCORS)
+                    let describe = { (fields: HTTPFields) in fields.map { "\($0.name.rawName): \($0.value) \($0.indexingStrategy)" }.joined(separator: " | ") }
+                    #expect(describe(actual) == describe(expected), "\(head) \(extra) \(keepCORS)")
+                }
+            }
+        }
+        var sifted = HeaderPolicy.SiftedResponseHead()
+        #expect(!sifted.keep(.server, value: "nginx") && !sifted.keep(.connection, value: "keep-alive") && sifted.keep(.contentType, value: "text/plain"))
+        #expect(sifted.listed.isEmpty, "keep-alive lists nothing more")
+    }
 }

@@ -185,12 +185,17 @@ struct Forwarder: Sendable {
     /// counted as an upstream error (telemetry, `/metrics`, the console), logged, and recorded in the
     /// access log as `upstream_truncated`; the client's connection is closed, since the response cannot
     /// be completed.
-    func streamedResponse(_ upstream: UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, service: ServiceConfig, corsByService: Bool,
+    func streamedResponse(_ upstream: consuming UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, service: ServiceConfig, corsByService: Bool,
                                   admission: ServiceAdmission?, requestID: String,
                                   extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: ContinuousClock.Instant, attempts: ForwardAttempts,
                                   body: UpstreamRequestBody?) -> Response {
         let earlierUpstreamTime = attempts.failedTime, upstreamErrors = attempts.errors, upstreamTimeouts = attempts.timeouts
-        let headers = HeaderPolicy.downstreamHeaders(upstream.headers, requestID: requestID, extra: extraHeaders, keepCORS: corsByService)
+        // The instance's fields leave the response (not copied): when nothing of them is to go, the
+        // client's response is that list, added to in place.
+        var upstreamFields = HTTPFields()
+        swap(&upstreamFields, &upstream.headers)
+        let headers = HeaderPolicy.downstreamHeaders(upstreamFields, sifted: upstream.sifted, requestID: requestID, extra: extraHeaders,
+                                                     keepCORS: corsByService)
         let status = upstream.status
         let failedStatus = status.code >= 500
         /// Records the request once the instance's response is done (whole, or ended early).

@@ -39,20 +39,23 @@ enum HeaderPolicy {
         func contains(_ name: HTTPField.Name) -> Bool {
             (close && name.canonicalName == "close") || names.contains(name)
         }
+
+        /// Notes what one `Connection` value lists.
+        mutating func add(connectionValue value: String) {
+            forEachConnectionToken(value) { token in
+                if ASCII.equalsIgnoringCase(bytes: token.utf8, "close") {
+                    close = true
+                } else if !isHopByHop(token: token), let name = HTTPField.Name(String(token)) {
+                    names.append(name)
+                }
+            }
+        }
     }
 
     static func connectionListedBeyondHopByHop(_ fields: HTTPFields) -> ConnectionListed {
         var listed = ConnectionListed()
         guard fields.contains(.connection) else { return listed }
-        for index in fields.indices where fields[index].name == .connection {
-            forEachConnectionToken(fields[index].value) { token in
-                if ASCII.equalsIgnoringCase(bytes: token.utf8, "close") {
-                    listed.close = true
-                } else if !isHopByHop(token: token), let name = HTTPField.Name(String(token)) {
-                    listed.names.append(name)
-                }
-            }
-        }
+        for index in fields.indices where fields[index].name == .connection { listed.add(connectionValue: fields[index].value) }
         return listed
     }
 
@@ -187,13 +190,24 @@ enum HeaderPolicy {
     /// request's ID and `extra` (rate-limit fields), which replace any field of the same name. Built in
     /// one pass over the fields the parser produced, with room for the `Date` the connection adds when
     /// missing.
-    static func downstreamHeaders(_ upstream: HTTPFields, requestID: String, extra: HTTPFields = [:], keepCORS: Bool = false) -> HTTPFields {
-        let listed = connectionListedBeyondHopByHop(upstream)
+    ///
+    /// When the instance's connection already left out what never reaches a client while reading the head
+    /// (`sifted`), and nothing else is to go, the instance's list is kept and only added to.
+    static func downstreamHeaders(_ upstream: consuming HTTPFields, sifted: SiftedResponseHead? = nil, requestID: String, extra: HTTPFields = [:],
+                                  keepCORS: Bool = false) -> HTTPFields {
+        if let sifted, sifted.listed.isEmpty, keepCORS || !sifted.cors, !sifted.setCookie,
+           extra.isEmpty || !extra.contains(where: { upstream.contains($0.name) }) {
+            var fields = consume upstream
+            fields.append(requestIDField(requestID))
+            fields.append(contentsOf: extra)
+            return fields
+        }
+        let listed = sifted?.listed ?? connectionListedBeyondHopByHop(upstream)
         var fields = HTTPFields()
         fields.reserveCapacity(upstream.count + extra.count + 2)
         for field in upstream {
             let name = field.name
-            if isHopByHop(name) || name == .server || name == .requestID { continue }
+            if neverToClient(name) { continue }
             if !keepCORS, isCORS(name) { continue }
             if !listed.isEmpty, listed.contains(name) { continue }
             if !extra.isEmpty, extra.contains(name) { continue }
@@ -208,5 +222,29 @@ enum HeaderPolicy {
         fields.append(requestIDField(requestID))
         fields.append(contentsOf: extra)
         return fields
+    }
+
+    /// Fields of an instance's response that never reach a client: hop-by-hop ones, `Server` and the
+    /// instance's own `X-Request-ID` (`downstreamHeaders`).
+    static func neverToClient(_ name: HTTPField.Name) -> Bool {
+        isHopByHop(name) || name == .server || name == .requestID
+    }
+
+    /// An instance's response head as its connection read it, without the fields that never reach a
+    /// client (`neverToClient`) and with what `downstreamHeaders` would otherwise look for noted: what its
+    /// `Connection` listed, and whether it has `Access-Control-*` or `Set-Cookie` fields.
+    struct SiftedResponseHead: Sendable {
+        var listed = ConnectionListed()
+        var cors = false
+        var setCookie = false
+
+        /// Notes a field of the head; false when it never reaches a client (it is left out).
+        mutating func keep(_ name: HTTPField.Name, value: String) -> Bool {
+            if name == .connection { listed.add(connectionValue: value) }
+            if neverToClient(name) { return false }
+            if isCORS(name) { cors = true }
+            if name == .setCookie { setCookie = true }
+            return true
+        }
     }
 }

@@ -45,7 +45,7 @@ final class UpstreamConnection: @unchecked Sendable {
                                      fields: request.headers, framing: framing, traceparent: request.traceparent, to: &requestHead)
         // The handler learns the method (a response to HEAD has no body); the bytes go out as written (a
         // bodiless request whole).
-        handler.beginExchange(method: request.method, bufferLimit: request.bufferLimit)
+        handler.beginExchange(method: request.method, bufferLimit: request.bufferLimit, upgrade: request.upgrade)
         channel.writeAndFlush(requestHead, promise: nil)
         handler.touch()
         var requestComplete = true
@@ -118,27 +118,19 @@ final class UpstreamConnection: @unchecked Sendable {
         if let complete = handler.takeCompleteBody() {
             handler.endExchange()
             if reusable { pool.release(self, key: key) } else { channel.close(promise: nil) }
-            return UpstreamResponse(status: status, headers: head.fields, body: .complete(complete))
+            return UpstreamResponse(status: status, headers: head.fields, sifted: head.sifted, body: .complete(complete))
         }
         let body = UpstreamResponseStream(connection: self, pool: pool, key: key, reusable: reusable)
-        return UpstreamResponse(status: status, headers: head.fields, body: .stream(body))
+        return UpstreamResponse(status: status, headers: head.fields, sifted: head.sifted, body: .stream(body))
     }
 }
 
 extension UpstreamConnection {
     /// Whether a response head can be passed on: not `101 Switching Protocols` (the gateway never asks
     /// an instance to upgrade, so a 101 is a broken instance), and a `Transfer-Encoding` only when it is
-    /// `chunked` alone (any other coding would reach the client undone: RFC 9112 §6.1). A
-    /// response refused here is a 502 for the client and an upstream failure.
+    /// `chunked` alone (`UpstreamResponseHead.codingsForwardable`). A response refused here is a 502 for
+    /// the client and an upstream failure.
     static func isForwardable(_ head: UpstreamResponseHead) -> Bool {
-        if head.status == 101 { return false }
-        var codings: [Substring] = []
-        for field in head.fields where field.name == .transferEncoding {
-            for coding in field.value.split(separator: ",") {
-                let trimmed = coding.trimmingASCIISpaces()
-                if !trimmed.isEmpty { codings.append(trimmed) }
-            }
-        }
-        return codings.isEmpty || (codings.count == 1 && codings[0].lowercased() == "chunked")
+        head.status != 101 && head.codingsForwardable
     }
 }

@@ -14,9 +14,16 @@ enum UpstreamResponsePart: Sendable {
 /// A final response head as the instance sent it (interim 1xx responses are read and dropped).
 struct UpstreamResponseHead: Sendable {
     var status: Int
+    /// Every field, or — when `sifted` — those that may reach a client.
     var fields: HTTPFields
     /// The response leaves the connection open (HTTP/1.1 without `Connection: close`, a known length).
     var keepAlive: Bool
+    /// Its `Transfer-Encoding` is absent or `chunked` alone (any other coding would reach the client
+    /// undone: RFC 9112 §6.1).
+    var codingsForwardable = true
+    /// Set when the fields that never reach a client were left out while reading (every exchange but
+    /// an upgrade's, whose `101` is read whole).
+    var sifted: HeaderPolicy.SiftedResponseHead?
 }
 
 /// Reads an instance's responses (llhttp through `HTTP1Parser`: the head straight into HTTP fields, the
@@ -41,6 +48,11 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     private var awaiting: HTTPRequest.Method?
     /// The fields of the head being read.
     private var fields = HTTPFields()
+    /// What reading the head noted (`UpstreamResponseHead.sifted`); nil for an upgrade's response.
+    private var sifted: HeaderPolicy.SiftedResponseHead?
+    /// The head's transfer codings so far: how many, and whether the first is `chunked`.
+    private var codings = 0
+    private var firstCodingChunked = false
     /// An interim (1xx) response is being read: neither its head nor its end is passed on.
     private var interim = false
     /// A head was passed on and its end not yet.
@@ -68,8 +80,10 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     /// - Parameters:
     ///   - method: the request's (a response to `HEAD` has no body).
     ///   - bufferLimit: response bytes held for the reader before reading pauses.
-    func beginExchange(method: HTTPRequest.Method, bufferLimit: Int) {
+    ///   - upgrade: the request asks to switch protocols: its response head is kept whole.
+    func beginExchange(method: HTTPRequest.Method, bufferLimit: Int, upgrade: Bool = false) {
         awaiting = method
+        sifted = upgrade ? nil : HeaderPolicy.SiftedResponseHead()
         state.beginExchange(bufferLimit: bufferLimit)
     }
 
@@ -169,14 +183,26 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     func parsedField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         // Trailers are not passed on (the gateway answers with its own framing).
         guard !inResponse, let name = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return }
+        let value = String(decoding: value, as: UTF8.self)
+        if name == .transferEncoding {
+            HeaderPolicy.forEachConnectionToken(value) { coding in
+                if codings == 0 { firstCodingChunked = ASCII.equalsIgnoringCase(bytes: coding.utf8, "chunked") }
+                codings += 1
+            }
+        }
+        if sifted != nil, !sifted!.keep(name, value: value) { return }
         // Room for a typical head at once, not grown field by field.
         if fields.isEmpty { fields.reserveCapacity(12) }
-        fields.append(HTTPField(name: name, value: String(decoding: value, as: UTF8.self)))
+        fields.append(HTTPField(name: name, value: value))
     }
 
     func parsedHead(_ head: HTTP1Parser.Head) -> HTTP1Parser.Continuation {
         let received = fields
         fields = HTTPFields()
+        let codingsForwardable = codings == 0 || (codings == 1 && firstCodingChunked)
+        codings = 0
+        let siftedHead = sifted
+        if sifted != nil { sifted = HeaderPolicy.SiftedResponseHead() }
         guard let method = awaiting else {
             // Bytes no request asked for: the connection is broken.
             if let context { failed(NIOHTTPDecoderError.unsolicitedResponse, context: context) }
@@ -189,7 +215,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         }
         awaiting = nil
         inResponse = true
-        deliver(.head(UpstreamResponseHead(status: head.status, fields: received, keepAlive: head.keepAlive)))
+        deliver(.head(UpstreamResponseHead(status: head.status, fields: received, keepAlive: head.keepAlive, codingsForwardable: codingsForwardable,
+                                           sifted: siftedHead)))
         return method == .head || head.status == 204 || head.status == 304 ? .noBody : .body
     }
 

@@ -36,10 +36,13 @@ struct UpstreamRequestBody: Sendable {
 }
 
 /// An instance's response; `body` streams and must be consumed or dropped (dropping aborts it).
-/// `headers` are as NIO's parser produced them: the header policy converts them once, while filtering.
+/// `headers` are as the instance's connection read them: the header policy filters them once.
 struct UpstreamResponse: Sendable {
     var status: HTTPResponse.Status
     var headers: HTTPFields
+    /// Set when `headers` are already without the fields that never reach a client (the NIO transport
+    /// leaves them out while reading the head): what the header policy needs to know of the rest.
+    var sifted: HeaderPolicy.SiftedResponseHead? = nil
     var body: UpstreamBody
     /// Whether the exchange went over a kept-alive connection or a new one (the NIO transport's; the
     /// AsyncHTTPClient transport does not say). A trace's client span records it.
