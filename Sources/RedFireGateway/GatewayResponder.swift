@@ -86,8 +86,9 @@ struct GatewayResponder: HTTPResponder {
 
     nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> Response {
         let start = ContinuousClock.now
-        var request = request
         var head = request.head
+        /// A WebSocket upgrade's request with its bearer token lifted from the subprotocols.
+        var lifted: Request?
         // The one client address every per-client decision uses — login throttle, rate limits,
         // consistent hashing on the client, the access log: the TCP peer, or `X-Forwarded-For` as
         // vouched for by `trusted_proxies` (the peer itself when none are configured).
@@ -182,9 +183,9 @@ struct GatewayResponder: HTTPResponder {
                 recorder.finish(status: 403, errorCode: .originNotAllowed)
                 return ErrorEnvelope.response(.originNotAllowed, requestID: requestID)
             }
-            if let lifted = WebSocketUpgrade.liftBearer(head) {
-                head = lifted
-                request = Request(head: lifted, body: request.body)
+            if let liftedHead = WebSocketUpgrade.liftBearer(head) {
+                head = liftedHead
+                lifted = Request(head: liftedHead, body: request.body)
             }
             websocket = config
         }
@@ -235,7 +236,7 @@ struct GatewayResponder: HTTPResponder {
             }
         }
         if let websocket, let upgrade = context.upgrade {
-            return await forwarder.forwardUpgrade(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP,
+            return await forwarder.forwardUpgrade(lifted ?? request, route: route, target: target, requestID: requestID, clientIP: context.clientIP,
                                                   clientAddress: client, identity: identity, tokenExpiresAt: caller?.expiresAt,
                                                   revoked: caller.flatMap { authorizer?.revocationCheck($0) },
                                                   extraHeaders: rateLimitFields, bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
