@@ -40,8 +40,14 @@ enum HeaderPolicy {
             (close && name.canonicalName == "close") || names.contains(name)
         }
 
-        /// Notes what one `Connection` value lists.
+        /// Notes what one `Connection` value lists. The usual values, `keep-alive` and `close`, are told
+        /// apart whole (this runs for most messages in both directions).
         mutating func add(connectionValue value: String) {
+            if ASCII.equalsIgnoringCase(value, "keep-alive") { return }
+            if ASCII.equalsIgnoringCase(value, "close") {
+                close = true
+                return
+            }
             forEachConnectionToken(value) { token in
                 if ASCII.equalsIgnoringCase(bytes: token.utf8, "close") {
                     close = true
