@@ -14,6 +14,9 @@ struct HeaderPolicyTests {
         #expect(Substring(" \t ").trimmingASCIISpaces().isEmpty)
         #expect(Authenticator.bearerToken([.authorization: "bearer \t abc.def "]) == "abc.def")
         #expect(Authenticator.bearerToken([.authorization: "Bearer   "]) == nil)
+        // A singleton field sent twice is read joined, so it never passes as one of the two tokens.
+        #expect(Authenticator.bearerToken([.authorization: "Bearer a.b.c", .accept: "*/*", .authorization: "Bearer d.e.f"]) == "a.b.c, Bearer d.e.f")
+        #expect(Authenticator.bearerToken([.accept: "*/*"]) == nil)
     }
 
     @Test func hopByHopNamesAreRecognizedAndOthersOfTheSameLengthAreNot() throws {

@@ -80,7 +80,17 @@ struct Authenticator: Sendable {
 
     /// The token of an `Authorization: Bearer TOKEN` field (scheme without case, RFC 9110 §11.1).
     static func bearerToken(_ fields: HTTPFields) -> String? {
-        guard let header = fields[.authorization] else { return nil }
+        // A singleton field (RFC 9110 §11.6.2): its one value is read as it is; several are read joined,
+        // as `HTTPFields` gives them (and then fail as a token).
+        var value: String?
+        for field in fields where field.name == .authorization {
+            guard value == nil else {
+                value = fields[.authorization]
+                break
+            }
+            value = field.value
+        }
+        guard let header = value else { return nil }
         let utf8 = header.utf8
         guard utf8.count > 7, ASCII.equalsIgnoringCase(bytes: utf8.prefix(7), "bearer ") else { return nil }
         let token = Substring(utf8.dropFirst(7)).trimmingASCIISpaces()
