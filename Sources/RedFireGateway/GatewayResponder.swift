@@ -79,6 +79,13 @@ struct GatewayResponder: HTTPResponder {
         return response
     }
 
+    /// The bytes of the fields' names and values (read by index: iterating would copy every field out).
+    static func fieldBytes(_ fields: HTTPFields) -> Int {
+        var bytes = 0
+        for index in fields.indices { bytes += fields[index].name.rawName.utf8.count + fields[index].value.utf8.count }
+        return bytes
+    }
+
     static func pathWithoutQuery(_ target: String?) -> Substring {
         guard let target else { return "/" }
         return target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
@@ -99,8 +106,7 @@ struct GatewayResponder: HTTPResponder {
             return logged(ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"]), error: .uriTooLong,
                           path: String(Substring((head.path ?? "").utf8.prefix(256))), head: head, requestID: requestID, client: client, start: start, context: context)
         }
-        if head.headerFields.count > limits.maxHeaderCount
-            || head.headerFields.reduce(0, { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count }) > limits.maxHeaderBytes {
+        if head.headerFields.count > limits.maxHeaderCount || Self.fieldBytes(head.headerFields) > limits.maxHeaderBytes {
             return logged(ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"]), error: .headersTooLarge,
                           path: head.path ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
         }

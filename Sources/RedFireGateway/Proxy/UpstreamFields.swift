@@ -42,16 +42,17 @@ struct UpstreamFields: Sendable {
 
     /// Each field in order, as name and value.
     func forEach(_ body: (HTTPField.Name, String) -> Void) {
+        // By index, each field read where it is (iterating would copy every field out first).
         guard let forwarding else {
-            for field in client { body(field.name, field.value) }
-            for field in extra { body(field.name, field.value) }
+            for index in client.indices { body(client[index].name, client[index].value) }
+            for index in extra.indices { body(extra[index].name, extra[index].value) }
             return
         }
         let dropCredentials = !forwarding.identity.keepCredentials
-        for field in client
-        where HeaderPolicy.forwardsToInstance(field.name, dropCredentials: dropCredentials, filter: forwarding.filter, listed: forwarding.listed,
-                                              traceFields: forwarding.traceFields) {
-            body(field.name, field.value)
+        for index in client.indices
+        where HeaderPolicy.forwardsToInstance(client[index].name, dropCredentials: dropCredentials, filter: forwarding.filter,
+                                              listed: forwarding.listed, traceFields: forwarding.traceFields) {
+            body(client[index].name, client[index].value)
         }
         if let forwardedFor = forwarding.forwardedFor { body(.forwardedFor, forwardedFor) }
         if let realIP = forwarding.realIP { body(.realIP, realIP) }
@@ -65,7 +66,7 @@ struct UpstreamFields: Sendable {
             body(.userRoles, user.roles.joined(separator: ","))
         }
         if let token = forwarding.identity.gatewayToken { body(token.name, token.value) }
-        for field in extra { body(field.name, field.value) }
+        for index in extra.indices { body(extra[index].name, extra[index].value) }
     }
 
     /// The fields as a list.

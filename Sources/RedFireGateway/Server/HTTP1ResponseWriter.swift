@@ -43,17 +43,19 @@ struct HTTP1ResponseWriter {
         var saysClose = false
         var hasLength = false
         let bodyAllowed = final && code != 204 && code != 304
-        for field in response.headerFields {
-            if field.name == .contentLength {
+        let fields = response.headerFields
+        // By index, each part read where it is (iterating would copy every field out first).
+        for index in fields.indices {
+            if fields[index].name == .contentLength {
                 guard bodyAllowed else { continue }
                 hasLength = true
-            } else if field.name == .transferEncoding {
+            } else if fields[index].name == .transferEncoding {
                 // Set below from the framing chosen; never passed through.
                 continue
-            } else if field.name == .connection, field.value.utf8.count == 5, field.value.lowercased() == "close" {
+            } else if fields[index].name == .connection, ASCII.equalsIgnoringCase(fields[index].value, "close") {
                 saysClose = true
             }
-            Self.writeField(field.name.rawName, field.value, to: &buffer)
+            Self.writeField(fields[index].name.rawName, fields[index].value, to: &buffer)
         }
         var closes = saysClose
         if !final {
