@@ -118,7 +118,7 @@ struct Forwarder: Sendable {
                 break
             }
             traced?.answered(status: response.status.code, connection: response.connection == .unknown ? nil : response.connection.rawValue)
-            return streamedResponse(response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService, admission: admission,
+            return streamedResponse(consume response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService, admission: admission,
                                     requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched, attempts: attempts, body: body)
         }
         let (error, noInstance) = attempts.answer

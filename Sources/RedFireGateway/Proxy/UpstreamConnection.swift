@@ -33,7 +33,11 @@ final class UpstreamConnection: @unchecked Sendable {
         } onCancel: { [channel] in
             channel.close(promise: nil)
         }
-        return try result.get()
+        // Taken out of the result, not copied (`get()` copies the response, retaining each of its parts).
+        switch consume result {
+        case .success(let response): return response
+        case .failure(let failure): throw failure
+        }
     }
 
     /// Sends the request and waits for the response head; the body streams from the returned response.
