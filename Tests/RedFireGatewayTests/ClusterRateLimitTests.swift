@@ -91,7 +91,10 @@ struct ClusterRateLimitTests {
         #expect(windows.count == 3 && windows[2] == admitted, "every admitted request counted once: \(windows) vs \(admitted)")
         // Refused only once a window was full: at exactly the limit.
         if statuses[429, default: 0] > 0 { #expect(windows.count == 3 && windows[1] == limit, "a full window holds exactly \(limit): \(windows)") }
-        #expect(admitted + statuses[503, default: 0] >= limit, "it admits up to the limit (less what timed out): \(statuses)")
+        // Up to the limit, or every request when fewer came (a machine loaded by the rest of the suite has
+        // made as few as 36 in the three seconds).
+        let requests = statuses.values.reduce(0, +)
+        #expect(admitted + statuses[503, default: 0] >= min(limit, requests), "it admits up to the limit (less what timed out): \(statuses)")
         let limited = try await nodes[1].send("/api/v1/trading/orders")
         if limited.status == 429 {
             #expect(limited.headers.first(name: "Retry-After") != nil && limited.headers.first(name: "RateLimit") != nil)
