@@ -21,7 +21,7 @@ enum HeaderPolicy {
 
     /// The field names one `Connection` value lists.
     static func appendConnectionTokens(_ value: String, to listed: inout [HTTPField.Name]) {
-        forEachConnectionToken(value) { token in
+        forEachListToken(value) { token in
             if let name = HTTPField.Name(String(token)) { listed.append(name) }
         }
     }
@@ -48,7 +48,7 @@ enum HeaderPolicy {
                 close = true
                 return
             }
-            forEachConnectionToken(value) { token in
+            forEachListToken(value) { token in
                 if ASCII.equalsIgnoringCase(bytes: token.utf8, "close") {
                     close = true
                 } else if !isHopByHop(token: token), let name = HTTPField.Name(String(token)) {
@@ -65,9 +65,9 @@ enum HeaderPolicy {
         return listed
     }
 
-    /// Each non-empty comma-separated token of a `Connection` value, trimmed, without splitting it
-    /// into a new array.
-    static func forEachConnectionToken(_ value: String, _ body: (Substring) -> Void) {
+    /// Each non-empty element of a comma-separated list value (`Connection`, `Transfer-Encoding`: RFC 9110
+    /// §5.6.1), trimmed, without splitting it into a new array.
+    static func forEachListToken(_ value: String, _ body: (Substring) -> Void) {
         var rest = Substring(value)
         while !rest.isEmpty {
             let comma = rest.utf8.firstIndex(of: UInt8(ascii: ",")) ?? rest.endIndex

@@ -185,12 +185,12 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         guard !inResponse, let name = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return }
         let value = String(decoding: value, as: UTF8.self)
         if name == .transferEncoding {
-            HeaderPolicy.forEachConnectionToken(value) { coding in
+            HeaderPolicy.forEachListToken(value) { coding in
                 if codings == 0 { firstCodingChunked = ASCII.equalsIgnoringCase(bytes: coding.utf8, "chunked") }
                 codings += 1
             }
         }
-        if sifted != nil, !sifted!.keep(name, value: value) { return }
+        if sifted?.keep(name, value: value) == false { return }
         // Room for a typical head at once, not grown field by field.
         if fields.isEmpty { fields.reserveCapacity(12) }
         fields.append(HTTPField(name: name, value: value))

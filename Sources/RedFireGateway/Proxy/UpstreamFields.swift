@@ -43,11 +43,16 @@ struct UpstreamFields: Sendable {
     /// Each field in order, as name and value.
     func forEach(_ body: (HTTPField.Name, String) -> Void) {
         // By index, each field read where it is (iterating would copy every field out first).
-        guard let forwarding else {
+        if let forwarding {
+            forEachForwarded(forwarding, body)
+        } else {
             for index in client.indices { body(client[index].name, client[index].value) }
-            for index in extra.indices { body(extra[index].name, extra[index].value) }
-            return
         }
+        for index in extra.indices { body(extra[index].name, extra[index].value) }
+    }
+
+    /// The client's fields the policy passes, then the gateway's own.
+    private func forEachForwarded(_ forwarding: Forwarding, _ body: (HTTPField.Name, String) -> Void) {
         let dropCredentials = !forwarding.identity.keepCredentials
         for index in client.indices
         where HeaderPolicy.forwardsToInstance(client[index].name, dropCredentials: dropCredentials, filter: forwarding.filter,
@@ -66,7 +71,6 @@ struct UpstreamFields: Sendable {
             body(.userRoles, user.roles.joined(separator: ","))
         }
         if let token = forwarding.identity.gatewayToken { body(token.name, token.value) }
-        for index in extra.indices { body(extra[index].name, extra[index].value) }
     }
 
     /// The fields as a list.
