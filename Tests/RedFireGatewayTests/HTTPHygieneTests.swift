@@ -144,14 +144,16 @@ struct HTTPHygieneTests {
 
     @Test func slowHeaderSectionsGet408AndIdleConnectionsAreClosed() async throws {
         let instances = try await startInstances(.userTrading, count: 1)
-        let gateway = try await gateway(instances, headerTimeout: .milliseconds(400), idleTimeout: .milliseconds(1500))
+        // A header timeout of 1 s: on a machine loaded by the rest of the suite, the first byte has
+        // taken over 400 ms to arrive, and a connection that has sent nothing is closed without a 408.
+        let gateway = try await gateway(instances, headerTimeout: .seconds(1), idleTimeout: .milliseconds(1500))
         let request = "GET /api/v1/trading/orders HTTP/1.1\r\nHost: x\r\n\r\n"
 
         // Slowloris: one byte every 100 ms never completes the header section in time.
         let slow = try await RawConnection(port: gateway.port)
         let started = ContinuousClock.now
         var stillOpen = true
-        for byte in request.prefix(10) where stillOpen {
+        for byte in request.prefix(30) where stillOpen {
             stillOpen = try await slow.write(String(byte))
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -265,8 +267,10 @@ struct HTTPHygieneTests {
     /// instance takes the body slowly, so back-pressure leaves the client's bytes in the socket — no
     /// time counts, however long the instance takes.
     @Test func aBodyHeldBackByASlowInstanceIsNotTimedOut() async throws {
-        let upstream = try await LateReader.start(after: .milliseconds(1500))
-        let gateway = try await rawInstanceGateway(port: upstream.port, id: "late-reader", gateway: { $0.limits.bodyTimeout = .milliseconds(500) })
+        // The instance waits three body timeouts. A timeout of 1 s (not less): the client here shares the
+        // machine with the rest of the suite, and a pause of its own over 500 ms has been seen there.
+        let upstream = try await LateReader.start(after: .seconds(3))
+        let gateway = try await rawInstanceGateway(port: upstream.port, id: "late-reader", gateway: { $0.limits.bodyTimeout = .seconds(1) })
         let size = 8 << 20
         var request = HTTPClientRequest(url: gateway.baseURL + "/api/v1/trading/upload")
         request.method = .POST
