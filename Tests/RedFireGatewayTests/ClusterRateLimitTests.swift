@@ -25,7 +25,7 @@ struct ClusterRateLimitTests {
         config.cluster.nodeTimeout = .seconds(2)
         // The suite starts some seventy suites at once on two cores: a decision can wait on the store
         // far longer than on a quiet machine (1,600 decisions in 3 s alone, ~100 in a loaded full run).
-        config.rateLimits.storeTimeout = .seconds(5)
+        config.rateLimits.storeTimeout = .seconds(20)
         return config
     }
 
@@ -83,7 +83,7 @@ struct ClusterRateLimitTests {
             .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "|").compactMap { Int($0) }
         print("exact, 3 nodes, \(limit)/s for \(elapsed): \(statuses); windows, fullest, admitted: \(windows)")
         // 503 `rate_limit_unavailable`: a decision the store did not answer within its deadline
-        // (`store_timeout`, 5 s here) on a machine loaded by the rest of the suite — refused, as documented
+        // (`store_timeout`, 20 s here: in CI half the decisions once waited over 5 s) on a machine loaded by the rest of the suite — refused, as documented
         // (fail closed), never admitted.
         #expect(Set(statuses.keys).isSubset(of: [200, 429, 503]), "\(statuses)")
         #expect(statuses[503, default: 0] * 10 <= statuses.values.reduce(0, +), "the store answers nearly every decision in time: \(statuses)")
