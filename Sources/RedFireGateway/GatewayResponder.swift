@@ -302,13 +302,14 @@ struct GatewayResponder: HTTPResponder {
         default:
             break
         }
-        if path.hasPrefix("/gateway/") || path == "/gateway" {
+        // Prefixes compared as bytes: `Substring.hasPrefix` compares characters, one `String` each.
+        if path.utf8.starts(with: "/gateway/".utf8) || path == "/gateway" {
             var context = context
             context.requestID = requestID
             context.clientAddress = client
             return await admin.respond(to: request, context: context, target: target)
         }
-        if let auth, path.hasPrefix(AuthEndpoints.prefix) {
+        if path.utf8.starts(with: AuthEndpoints.prefix.utf8), let auth {
             var context = context
             context.requestID = requestID
             context.clientAddress = client
