@@ -5,27 +5,28 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
 
-/// What one client connection is held to, read from the running configuration when it opens.
-struct ConnectionSettings: Sendable {
-    var headerTimeout: TimeAmount
-    var idleTimeout: TimeAmount
-    var bodyTimeout: TimeAmount
+/// What one client connection is held to, read from the running configuration when it opens. One
+/// shared reference per configuration: connections hold it, not a copy each.
+final class ConnectionSettings: Sendable {
+    let headerTimeout: TimeAmount
+    let idleTimeout: TimeAmount
+    let bodyTimeout: TimeAmount
     /// Lower-case host names accepted in an absolute-form request target.
-    var serverNames: Set<String>
+    let serverNames: Set<String>
     /// Bytes the HTTP/1 parser accepts for the request line and header section before it gives up
     /// (answered 431); the configured limits are checked again, exactly, by the responder.
-    var parserHeaderBytes: Int
-    var parserHeaderCount: Int
+    let parserHeaderBytes: Int
+    let parserHeaderCount: Int
     /// `limits.max_uri_length`: a request line longer than this that overflows the parser is a 414.
-    var maxURILength: Int
+    let maxURILength: Int
     /// `limits.min_body_rate`: bytes per second a request body must average once it has been sent for
     /// `bodyRateGrace` (time the gateway holds reads off does not count); 0 turns it off.
-    var minBodyRate: Int
+    let minBodyRate: Int
     static let bodyRateGrace: TimeAmount = .seconds(10)
     /// `limits.connection_buffer`: the client's write buffer bound and the request body held for a slow instance.
-    var bufferBytes: Int
+    let bufferBytes: Int
     /// `shutdown_grace`: how long an HTTP/2 connection's open streams may run after its GOAWAY.
-    var shutdownGrace: TimeAmount
+    let shutdownGrace: TimeAmount
 
     init(config: GatewayConfig) {
         shutdownGrace = .nanoseconds(config.shutdownGrace.nanosecondsClamped)

@@ -10,7 +10,7 @@ extension GatewayHTTPCodec {
     /// `head`: the refused request's head when it was parsed (its method and target are logged).
     func refuse(_ error: GatewayError, requestID: String?, head: HTTP1Parser.Head? = nil, context: ChannelHandlerContext) {
         let id = requestID ?? GatewayRequestID.generate()
-        let refusal: WrittenRefusal = (error, id, ErrorEnvelope.body(error, requestID: id))
+        let refusal = WrittenRefusal(error, requestID: id)
         if let accessLog {
             let since = state.headSince ?? now
             var entry = AccessLogEntry(requestID: id, clientIP: context.channel.remoteAddress?.ipAddress,
@@ -35,11 +35,10 @@ extension GatewayHTTPCodec {
 
     /// Writes a refusal after what was collected, then closes (the state machine decided it is due).
     func writeRefusal(_ refusal: WrittenRefusal, context: ChannelHandlerContext) {
-        let (error, requestID, body) = refusal
-        var buffer = takeOutbound(context: context, capacity: 256 + body.readableBytes)
-        HTTP1ResponseWriter.writeComplete(status: error.status, fields: [
-            ("Content-Type", ErrorEnvelope.contentType), ("X-Request-ID", requestID), ("Cache-Control", "no-store"), ("Connection", "close"),
-        ], body: body, to: &buffer)
+        var buffer = takeOutbound(context: context, capacity: 256 + refusal.body.readableBytes)
+        HTTP1ResponseWriter.writeComplete(status: refusal.error.status, fields: [
+            ("Content-Type", ErrorEnvelope.contentType), ("X-Request-ID", refusal.requestID), ("Cache-Control", "no-store"), ("Connection", "close"),
+        ], body: refusal.body, to: &buffer)
         outbound = buffer
         closeWhenWritten(context: context, promise: nil)
     }

@@ -35,8 +35,19 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
     var context: ChannelHandlerContext?
     /// The connection's rules: requests in progress, when it closes, what the timer decides.
     var state: HTTP1ServerConnectionStateMachine<WrittenRefusal>
-    /// A refusal's error, request ID and envelope body.
-    typealias WrittenRefusal = (error: GatewayError, requestID: String, body: ByteBuffer)
+    /// A refusal's error, request ID and envelope body. A reference: every connection's state machine
+    /// has room for one waiting refusal, and its actions carry one, but few connections ever make one.
+    final class WrittenRefusal {
+        let error: GatewayError
+        let requestID: String
+        let body: ByteBuffer
+
+        init(_ error: GatewayError, requestID: String) {
+            self.error = error
+            self.requestID = requestID
+            self.body = ErrorEnvelope.body(error, requestID: requestID)
+        }
+    }
     /// The response being written: its framing.
     var responseWriter = HTTP1ResponseWriter()
     /// Response bytes collected until the next flush (or a part whose writer waits for it).
