@@ -251,7 +251,7 @@ struct GatewayResponder: HTTPResponder {
                                                   streams: registry.streams, recorder: recorder)
         }
         return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP, clientAddress: client,
-                                       identity: identity, extraHeaders: rateLimitFields, maxBodySize: maxBody,
+                                       identity: consume identity, extraHeaders: rateLimitFields, maxBodySize: maxBody,
                                        bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
                                        peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies),
                                        clientTLS: context.transport.tls != nil, recorder: recorder)

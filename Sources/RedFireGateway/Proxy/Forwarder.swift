@@ -23,7 +23,7 @@ struct Forwarder: Sendable {
     ///   - headerFilter, peerTrusted: which client fields are removed; whether the client's
     ///     `X-Forwarded-For` is kept (the peer is a trusted proxy).
     nonisolated(nonsending) func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
-                 identity: UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
+                 identity: consuming UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
                  bufferLimit: Int = 64 * 1024, headerFilter: ClientHeaderFilter = .standard, peerTrusted: Bool = false,
                  clientTLS: Bool = false, recorder: RequestRecorder) async -> Response {
         let pool = route.pool
@@ -53,9 +53,12 @@ struct Forwarder: Sendable {
         let target = upstreamTarget(requestTarget, route: route)
         // Traced: the client's trace fields give way to the gateway's (each attempt's `traceparent`).
         let trace = tracing != nil ? RequestTracing.current : nil
-        let headers = HeaderPolicy.upstreamFields(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID, identity: identity,
-                                                  filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress, clientTLS: clientTLS,
-                                                  traceFields: trace.map { .replace(keepState: $0.continued) } ?? .pass)
+        // Moved into each attempt's request, not copied (a copy retains every field and value); a retry
+        // takes them back.
+        var fields = Optional(HeaderPolicy.upstreamFields(head.headerFields, clientIP: clientIP, clientHost: head.authority, requestID: requestID,
+                                                          identity: consume identity,
+                                                          filter: headerFilter, peerTrusted: peerTrusted, clientAddress: clientAddress, clientTLS: clientTLS,
+                                                          traceFields: trace.map { .replace(keepState: $0.continued) } ?? .pass))
         let body = Self.declaredBody(request, limit: maxBodySize)
         let retriable = head.method.isIdempotent || head.headerFields.contains(.idempotencyKey)
         let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
@@ -64,7 +67,7 @@ struct Forwarder: Sendable {
         var timeouts = service.timeouts
         if let idle = route.config.streamIdleTimeout { timeouts.idle = idle }
         var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: retriable)
-        while let member = Self.nextInstance(pool, hashKey: hashKey, attempts: &attempts) {
+        while let headers = fields.take(), let member = Self.nextInstance(pool, hashKey: hashKey, attempts: &attempts) {
             let runtime = member.runtime
             let lease = runtime.dispatch()
             // Traced: a client span per attempt (a retry is visible), its traceparent to the instance.
@@ -114,7 +117,10 @@ struct Forwarder: Sendable {
                 ])
                 let next = attempts.failed(error, on: runtime, after: failedAt - dispatched, bodyUntouched: body.map { !$0.stream.wasRead } ?? true,
                                            withdrawBudget: pool.shared.retryBudget.tryWithdraw)
-                if next == .retry { continue }
+                if next == .retry {
+                    fields = upstreamRequest.headers
+                    continue
+                }
                 break
             }
             traced?.answered(status: response.status.code, connection: response.connection == .unknown ? nil : response.connection.rawValue)

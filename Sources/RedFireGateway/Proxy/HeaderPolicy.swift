@@ -109,7 +109,7 @@ enum HeaderPolicy {
     ///
     /// Decided here, applied as the fields are written (`UpstreamFields`): no second field list is built.
     static func upstreamFields(_ clientFields: HTTPFields, clientIP: String?, clientHost: String?, requestID: String,
-                               identity: UpstreamIdentity = .transparent, filter: ClientHeaderFilter = .standard,
+                               identity: consuming UpstreamIdentity = .transparent, filter: ClientHeaderFilter = .standard,
                                peerTrusted: Bool = false, clientAddress: String? = nil, clientTLS: Bool = false,
                                traceFields: TraceFieldPolicy = .pass) -> UpstreamFields {
         var forwardedFor: String?
