@@ -97,6 +97,32 @@ struct AccessLogTests {
         }
     }
 
+    /// Every value of a line escaped at its worst (control characters, quotes, backslashes, non-ASCII)
+    /// still fits the line's reservation and reads back exactly; numbers at their extremes too.
+    @Test func aLineOfWorstCaseValuesIsValidJSON() throws {
+        let path = TemporaryPath.make("redfire-worst", ".log")
+        let log = AccessLog(path: path, node: "node \"a\"\u{01}")
+        try log.writer.open()
+        let nasty = String(repeating: "\u{01}\"\\é\n", count: 40)
+        var entry = AccessLogEntry(requestID: nasty, clientIP: nasty, method: nasty, path: nasty, route: nasty, service: nasty, userID: nasty,
+                                   rateLimit: nasty)
+        entry.protocolName = nasty
+        entry.tls = nasty
+        entry.traceID = nasty
+        log.record(entry, status: Int.min, instance: nasty, attempts: Int.max, upstream: .seconds(Int64.max / 2_000_000), total: .zero,
+                   bytesIn: -1, bytesOut: 0, errorCode: nasty)
+        log.writer.close()
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let line = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        for name in ["request_id", "trace_id", "client_ip", "user_id", "method", "protocol", "tls", "route", "path", "service", "instance",
+                     "rate_limit", "error"] {
+            #expect(line[name] as? String == nasty, "\(name)")
+        }
+        #expect(line["node"] as? String == "node \"a\"\u{01}")
+        #expect((line["status"] as? NSNumber)?.int64Value == Int64.min && (line["attempts"] as? NSNumber)?.int64Value == Int64.max)
+        #expect(line["bytes_in"] as? Int == -1 && line["total_ms"] as? Double == 0)
+    }
+
     /// Lines reach the file whole and in order across flushes; a write the file refuses (`/dev/full`:
     /// no space) drops those lines and counts them — the gateway goes on.
     @Test func linesReachTheFileInOrderAndARefusedWriteIsCounted() throws {

@@ -48,45 +48,69 @@ package final class AccessLog: Service, Sendable {
 
     func record(_ entry: AccessLogEntry, status: Int, instance: String?, attempts: Int, upstream: Duration, total: Duration,
                 bytesIn: Int, bytesOut: Int, errorCode: String?) {
-        // Formatted in place into the writer's buffer (`appendLine`). Fields are written through
-        // `inout`, not a local function capturing `line` (which costs an exclusivity check per field).
-        func field(_ name: StaticString, _ value: String?, _ line: inout ByteBuffer) {
-            line.writeStaticString(name)
-            if let value { JSONString.write(value, to: &line) } else { line.writeStaticString("null") }
-        }
+        // Formatted in place into the writer's buffer (`appendLine`), in one reservation of at most the
+        // line's bytes (`ReservedText`): the fixed text, numbers and times, and each value escaped.
+        // (Added one by one: an array of the values would be allocated per line.)
+        typealias Bound = ReservedText
+        var bound = Self.fixedBound + (nodeField?.readableBytes ?? 0)
+        bound += Bound.jsonBound(entry.requestID) + Bound.jsonBound(entry.traceID) + Bound.jsonBound(entry.clientIP) + Bound.jsonBound(entry.userID)
+        bound += Bound.jsonBound(entry.method) + Bound.jsonBound(entry.protocolName) + Bound.jsonBound(entry.tls) + Bound.jsonBound(entry.route)
+        bound += Bound.jsonBound(entry.path) + Bound.jsonBound(entry.service) + Bound.jsonBound(instance) + Bound.jsonBound(entry.rateLimit)
+        bound += Bound.jsonBound(errorCode)
         writer.appendLine { line in
-            line.writeStaticString("{\"time\":\"")
-            DecimalText.writeTimestamp(to: &line)
-            line.writeStaticString("\"")
-            if let nodeField { line.writeImmutableBuffer(nodeField) }
-            field(",\"request_id\":", entry.requestID, &line)
-            if let traceID = entry.traceID { field(",\"trace_id\":", traceID, &line) }
-            field(",\"client_ip\":", entry.clientIP, &line)
-            field(",\"user_id\":", entry.userID, &line)
-            field(",\"method\":", entry.method, &line)
-            field(",\"protocol\":", entry.protocolName, &line)
-            field(",\"tls\":", entry.tls, &line)
-            field(",\"route\":", entry.route, &line)
-            field(",\"path\":", entry.path, &line)
-            line.writeStaticString(",\"status\":")
-            DecimalText.writeDecimal(status, to: &line)
-            field(",\"service\":", entry.service, &line)
-            field(",\"instance\":", instance, &line)
-            line.writeStaticString(",\"attempts\":")
-            DecimalText.writeDecimal(attempts, to: &line)
-            line.writeStaticString(",\"upstream_ms\":")
-            DecimalText.writeMilliseconds(upstream, to: &line)
-            line.writeStaticString(",\"total_ms\":")
-            DecimalText.writeMilliseconds(total, to: &line)
-            line.writeStaticString(",\"bytes_in\":")
-            DecimalText.writeDecimal(bytesIn, to: &line)
-            line.writeStaticString(",\"bytes_out\":")
-            DecimalText.writeDecimal(bytesOut, to: &line)
-            field(",\"rate_limit\":", entry.rateLimit, &line)
-            field(",\"error\":", errorCode, &line)
-            line.writeStaticString("}\n")
+            line.writeReserved(atMost: bound) { text in
+                text.write("{\"time\":\"")
+                text.writeTimestamp()
+                text.write(byte: UInt8(ascii: "\""))
+                nodeField?.withUnsafeReadableBytes { text.write(bytes: $0) }
+                text.write(",\"request_id\":")
+                text.writeJSON(entry.requestID)
+                if let traceID = entry.traceID {
+                    text.write(",\"trace_id\":")
+                    text.writeJSON(traceID)
+                }
+                text.write(",\"client_ip\":")
+                text.writeJSON(entry.clientIP)
+                text.write(",\"user_id\":")
+                text.writeJSON(entry.userID)
+                text.write(",\"method\":")
+                text.writeJSON(entry.method)
+                text.write(",\"protocol\":")
+                text.writeJSON(entry.protocolName)
+                text.write(",\"tls\":")
+                text.writeJSON(entry.tls)
+                text.write(",\"route\":")
+                text.writeJSON(entry.route)
+                text.write(",\"path\":")
+                text.writeJSON(entry.path)
+                text.write(",\"status\":")
+                text.writeDecimal(status)
+                text.write(",\"service\":")
+                text.writeJSON(entry.service)
+                text.write(",\"instance\":")
+                text.writeJSON(instance)
+                text.write(",\"attempts\":")
+                text.writeDecimal(attempts)
+                text.write(",\"upstream_ms\":")
+                text.writeMilliseconds(upstream)
+                text.write(",\"total_ms\":")
+                text.writeMilliseconds(total)
+                text.write(",\"bytes_in\":")
+                text.writeDecimal(bytesIn)
+                text.write(",\"bytes_out\":")
+                text.writeDecimal(bytesOut)
+                text.write(",\"rate_limit\":")
+                text.writeJSON(entry.rateLimit)
+                text.write(",\"error\":")
+                text.writeJSON(errorCode)
+                text.write("}\n")
+            }
         }
     }
+
+    /// A line's bytes besides its escaped values: names and punctuation (~230), the time, four numbers
+    /// and two durations, with room to spare.
+    private static let fixedBound = 320 + ReservedText.timestampBound + 4 * ReservedText.decimalBound + 2 * ReservedText.millisecondsBound
 
     /// Writes the queued lines every 100 ms until shutdown, then the rest.
     package func run() async throws {
