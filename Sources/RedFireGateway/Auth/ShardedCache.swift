@@ -4,8 +4,24 @@ import Synchronization
 /// lock. A shard that reaches its capacity is cleared (entries are cheap to recompute): memory stays
 /// bounded whatever the number of distinct keys.
 final class ShardedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    /// A key with its hash, computed once per lookup: it picks the shard, and the shard's dictionary
+    /// hashes only that number (a bearer token is ~500 bytes to hash). Still the process-seeded hash of
+    /// the whole key, so keys cannot be chosen to collide.
+    private struct Hashed: Hashable, Sendable {
+        let key: Key
+        let hash: Int
+
+        init(_ key: Key) {
+            self.key = key
+            self.hash = key.hashValue
+        }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+        static func == (lhs: Self, rhs: Self) -> Bool { lhs.hash == rhs.hash && lhs.key == rhs.key }
+    }
+
     private final class Shard: Sendable {
-        let entries = Mutex<[Key: Value]>([:])
+        let entries = Mutex<[Hashed: Value]>([:])
     }
     private let shards: [Shard]
     private let shardCapacity: Int
@@ -15,18 +31,20 @@ final class ShardedCache<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         self.shardCapacity = capacityPerShard
     }
 
-    private func shard(_ key: Key) -> Shard {
-        shards[Int(UInt(bitPattern: key.hashValue) % UInt(shards.count))]
+    private func shard(_ key: Hashed) -> Shard {
+        shards[Int(UInt(bitPattern: key.hash) % UInt(shards.count))]
     }
 
     subscript(key: Key) -> Value? {
-        shard(key).entries.withLock { $0[key] }
+        let hashed = Hashed(key)
+        return shard(hashed).entries.withLock { $0[hashed] }
     }
 
     func set(_ value: Value, for key: Key) {
-        shard(key).entries.withLock { entries in
-            if entries.count >= shardCapacity && entries[key] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[key] = value
+        let hashed = Hashed(key)
+        shard(hashed).entries.withLock { entries in
+            if entries.count >= shardCapacity && entries[hashed] == nil { entries.removeAll(keepingCapacity: true) }
+            entries[hashed] = value
         }
     }
 }
