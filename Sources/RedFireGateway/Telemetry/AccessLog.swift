@@ -51,44 +51,38 @@ package final class AccessLog: Service, Sendable {
         // Formatted in place into the writer's buffer (`appendLine`), in one reservation of at most the
         // line's bytes (`ReservedText`): the fixed text, numbers and times, and each value escaped.
         // (Added one by one: an array of the values would be allocated per line.)
-        typealias Bound = ReservedText
+        let json = ReservedText.jsonBound
         var bound = Self.fixedBound + (nodeField?.readableBytes ?? 0)
-        bound += Bound.jsonBound(entry.requestID) + Bound.jsonBound(entry.traceID) + Bound.jsonBound(entry.clientIP) + Bound.jsonBound(entry.userID)
-        bound += Bound.jsonBound(entry.method) + Bound.jsonBound(entry.protocolName) + Bound.jsonBound(entry.tls) + Bound.jsonBound(entry.route)
-        bound += Bound.jsonBound(entry.path) + Bound.jsonBound(entry.service) + Bound.jsonBound(instance) + Bound.jsonBound(entry.rateLimit)
-        bound += Bound.jsonBound(errorCode)
+        bound += json(entry.requestID) + json(entry.traceID) + json(entry.clientIP) + json(entry.userID) + json(entry.method)
+        bound += json(entry.protocolName) + json(entry.tls) + json(entry.route) + json(entry.path) + json(entry.service)
+        bound += json(instance) + json(entry.rateLimit) + json(errorCode)
+        // Fields are written through `inout`, not a local function capturing `text` (which costs an
+        // exclusivity check per field).
+        func field(_ name: StaticString, _ value: String?, _ text: inout ReservedText) {
+            text.write(name)
+            text.writeJSON(value)
+        }
         writer.appendLine { line in
             line.writeReserved(atMost: bound) { text in
                 text.write("{\"time\":\"")
                 text.writeTimestamp()
                 text.write(byte: UInt8(ascii: "\""))
                 nodeField?.withUnsafeReadableBytes { text.write(bytes: $0) }
-                text.write(",\"request_id\":")
-                text.writeJSON(entry.requestID)
+                field(",\"request_id\":", entry.requestID, &text)
                 if let traceID = entry.traceID {
-                    text.write(",\"trace_id\":")
-                    text.writeJSON(traceID)
+                    field(",\"trace_id\":", traceID, &text)
                 }
-                text.write(",\"client_ip\":")
-                text.writeJSON(entry.clientIP)
-                text.write(",\"user_id\":")
-                text.writeJSON(entry.userID)
-                text.write(",\"method\":")
-                text.writeJSON(entry.method)
-                text.write(",\"protocol\":")
-                text.writeJSON(entry.protocolName)
-                text.write(",\"tls\":")
-                text.writeJSON(entry.tls)
-                text.write(",\"route\":")
-                text.writeJSON(entry.route)
-                text.write(",\"path\":")
-                text.writeJSON(entry.path)
+                field(",\"client_ip\":", entry.clientIP, &text)
+                field(",\"user_id\":", entry.userID, &text)
+                field(",\"method\":", entry.method, &text)
+                field(",\"protocol\":", entry.protocolName, &text)
+                field(",\"tls\":", entry.tls, &text)
+                field(",\"route\":", entry.route, &text)
+                field(",\"path\":", entry.path, &text)
                 text.write(",\"status\":")
                 text.writeDecimal(status)
-                text.write(",\"service\":")
-                text.writeJSON(entry.service)
-                text.write(",\"instance\":")
-                text.writeJSON(instance)
+                field(",\"service\":", entry.service, &text)
+                field(",\"instance\":", instance, &text)
                 text.write(",\"attempts\":")
                 text.writeDecimal(attempts)
                 text.write(",\"upstream_ms\":")
@@ -99,10 +93,8 @@ package final class AccessLog: Service, Sendable {
                 text.writeDecimal(bytesIn)
                 text.write(",\"bytes_out\":")
                 text.writeDecimal(bytesOut)
-                text.write(",\"rate_limit\":")
-                text.writeJSON(entry.rateLimit)
-                text.write(",\"error\":")
-                text.writeJSON(errorCode)
+                field(",\"rate_limit\":", entry.rateLimit, &text)
+                field(",\"error\":", errorCode, &text)
                 text.write("}\n")
             }
         }
