@@ -200,7 +200,7 @@ struct Forwarder: Sendable {
         // client's response is that list, added to in place.
         var upstreamFields = HTTPFields()
         swap(&upstreamFields, &upstream.headers)
-        let headers = HeaderPolicy.downstreamHeaders(upstreamFields, sifted: upstream.sifted, requestID: requestID, extra: extraHeaders,
+        let headers = HeaderPolicy.downstreamHeaders(consume upstreamFields, sifted: upstream.sifted, requestID: requestID, extra: extraHeaders,
                                                      keepCORS: corsByService)
         let status = upstream.status
         let failedStatus = status.code >= 500
