@@ -135,3 +135,17 @@ private final class ManagedCounter: @unchecked Sendable {
         return value
     }
 }
+
+/// A job made of a closure, for these tests (the gateway's jobs are its requests).
+private final class ClosureJob: RequestWorkers.Job {
+    typealias Body = nonisolated(nonsending) @Sendable () async -> Void
+    let body: Body
+    init(_ body: @escaping Body) { self.body = body }
+    nonisolated(nonsending) func run() async { await body() }
+}
+
+extension RequestWorkers {
+    fileprivate func run(_ body: @escaping ClosureJob.Body) -> Worker {
+        run(ClosureJob(body))
+    }
+}

@@ -43,10 +43,14 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     /// The connection's listener and TLS version.
     private let facts: ConnectionFacts?
 
-    private final class ActiveRequest {
+    /// Loop-confined; the worker that answers it runs on the loop too.
+    private final class ActiveRequest: RequestWorkers.Job, @unchecked Sendable {
+        let handler: GatewayRequestHandler
         let body: RequestBodyStream?
         /// Safe to abandon when the client goes away (RFC 9110 §9.2.2 idempotent methods).
         let abandonable: Bool
+        /// How the responder takes the connection over, for an HTTP/1.1 request asking to switch protocols.
+        let upgrade: ConnectionUpgrade?
         var worker: RequestWorkers.Worker?
         var bodyEnded = false
         /// The response's end went to the connection: a close from here on follows an answered request.
@@ -54,15 +58,21 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         /// response's end, before the worker has returned from it.)
         var endSent = false
         var responseDone = false
-        /// The request and its context until the worker takes them: moved, not copied, into the worker
-        /// (a closure's captures are copies — every field of both retained once more, and released again).
+        /// The request and its context until the worker takes them: moved, not copied, into the worker.
         var received: Request?
         var context: GatewayRequestContext?
-        init(body: RequestBodyStream?, abandonable: Bool, received: Request, context: GatewayRequestContext) {
+        init(handler: GatewayRequestHandler, body: RequestBodyStream?, abandonable: Bool, upgrade: ConnectionUpgrade?, received: Request,
+             context: GatewayRequestContext) {
+            self.handler = handler
             self.body = body
             self.abandonable = abandonable
+            self.upgrade = upgrade
             self.received = received
             self.context = context
+        }
+
+        nonisolated(nonsending) func run() async {
+            await handler.answer(self)
         }
     }
 
@@ -181,7 +191,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         // Only HTTP/1.1 switches protocols (HTTP/2 has no `Upgrade`; its guard removes the field).
         let upgrade = httpVersion == "HTTP/1.1" && fields.contains(.upgradeField) ? ConnectionUpgrade() : nil
         let request = ActiveRequest(
-            body: stream, abandonable: head.method.isIdempotent,
+            handler: self, body: stream, abandonable: head.method.isIdempotent, upgrade: upgrade,
             received: Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer())),
             context: GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: logger),
                                            remoteAddress: remoteAddress, clientIP: clientIP, hangup: hangup,
@@ -190,22 +200,25 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         // Started in the loop's next round of tasks, not synchronously (`Task.immediate` measured ~20 %
         // slower: its first wait hops to the executor anyway, and requests read in one round are no longer
         // handled together).
-        request.worker = workers.run { [self, responder, request] in
-            // The worker may take another connection's request next: this one's hangup must not cancel it.
-            defer { request.worker = nil }
-            guard let received = request.received.take(), let requestContext = request.context.take() else { return }
-            var response: Response
-            do {
-                response = try await responder(received, requestContext)
-            } catch {
-                logger.error("request failed", metadata: ["error": "\(error)"])
-                response = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
-            }
-            if response.status == .switchingProtocols {
-                self.switchProtocols(response, installer: upgrade?.take())
-            } else {
-                await self.write(response)
-            }
+        request.worker = workers.run(request)
+    }
+
+    /// Runs on a worker: the responder's answer, written to the connection.
+    nonisolated(nonsending) private func answer(_ request: ActiveRequest) async {
+        // The worker may take another connection's request next: this one's hangup must not cancel it.
+        defer { request.worker = nil }
+        guard let received = request.received.take(), let requestContext = request.context.take() else { return }
+        var response: Response
+        do {
+            response = try await responder(received, requestContext)
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(error)"])
+            response = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
+        }
+        if response.status == .switchingProtocols {
+            switchProtocols(response, installer: request.upgrade?.take())
+        } else {
+            await write(consume response)
         }
     }
 
@@ -243,14 +256,14 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     /// On the event loop (the task prefers it).
-    nonisolated(nonsending) private func write(_ response: Response) async {
+    /// The response is taken, not copied: its fields are added to in place.
+    nonisolated(nonsending) private func write(_ response: consuming Response) async {
         guard context != nil else { return }
-        var head = response.head
         // An origin's `Date` is passed on (RFC 9110 §6.6.1); the gateway dates what has none.
-        if !head.headerFields.contains(.date) { head.headerFields.append(HTTPField(name: .date, value: date())) }
+        if !response.head.headerFields.contains(.date) { response.head.headerFields.append(HTTPField(name: .date, value: date())) }
         // RFC 6797: on TLS connections of a listener with `hsts`, every response says so (never on plain HTTP).
-        if let hsts = facts?.strictTransportSecurity { head.headerFields[.strictTransportSecurity] = hsts }
-        send(.head(head), flush: false)
+        if let hsts = facts?.strictTransportSecurity { response.head.headerFields[.strictTransportSecurity] = hsts }
+        send(.head(response.head), flush: false)
         let writer = ChannelResponseBodyWriter(handler: self, remaining: response.body.contentLength)
         do {
             try await response.body.write(writer)

@@ -20,7 +20,10 @@ import NIOCore
 /// entered off the loops (a health check of an `https://` instance), the transport moves it onto a loop
 /// with a closure that hops (`withTaskExecutorPreference`), as before.
 final class RequestWorkers: @unchecked Sendable {
-    typealias Job = nonisolated(nonsending) () async -> Void
+    /// What a worker runs: an object, not a closure (a closure's captures are allocated for every request).
+    protocol Job: AnyObject, Sendable {
+        nonisolated(nonsending) func run() async
+    }
 
     let executor: EventLoopTaskExecutor
     private let idleLimit: Int
@@ -29,7 +32,7 @@ final class RequestWorkers: @unchecked Sendable {
 
     /// One task answering one request at a time.
     final class Worker: @unchecked Sendable {
-        fileprivate var job: Job?
+        fileprivate var job: (any Job)?
         fileprivate var next: UnsafeContinuation<Bool, Never>?
         fileprivate var task: Task<Void, Never>?
 
@@ -49,7 +52,7 @@ final class RequestWorkers: @unchecked Sendable {
         nonisolated(nonsending) fileprivate func runJob() async {
             guard let job else { return }
             self.job = nil
-            await job()
+            await job.run()
         }
     }
 
@@ -64,7 +67,7 @@ final class RequestWorkers: @unchecked Sendable {
 
     /// Runs `job` on a waiting worker, or a new one. It starts in the loop's next round of tasks, not
     /// synchronously: requests read in one round are answered together.
-    func run(_ job: @escaping Job) -> Worker {
+    func run(_ job: any Job) -> Worker {
         if let worker = idle.popLast() {
             worker.job = job
             worker.resume(true)
