@@ -100,23 +100,26 @@ struct GatewayResponder: HTTPResponder {
         // consistent hashing on the client, the access log: the TCP peer, or `X-Forwarded-For` as
         // vouched for by `trusted_proxies` (the peer itself when none are configured).
         let client = ClientAddress.resolve(peer: context.clientIP, fields: head.headerFields, trusted: state.config.trustedProxies)
+        // Read once: each read of a request's pseudo field goes through its shared storage.
+        let rawPath = head.path
+        let method = head.method
         // Size limits first: nothing oversized is parsed further, let alone forwarded.
         let limits = state.config.limits
-        if (head.path?.utf8.count ?? 0) > limits.maxURILength {
+        if (rawPath?.utf8.count ?? 0) > limits.maxURILength {
             return logged(ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"]), error: .uriTooLong,
-                          path: String(Substring((head.path ?? "").utf8.prefix(256))), head: head, requestID: requestID, client: client, start: start, context: context)
+                          path: String(Substring((rawPath ?? "").utf8.prefix(256))), head: head, requestID: requestID, client: client, start: start, context: context)
         }
         if head.headerFields.count > limits.maxHeaderCount || Self.fieldBytes(head.headerFields) > limits.maxHeaderBytes {
             return logged(ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"]), error: .headersTooLarge,
-                          path: head.path ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
+                          path: rawPath ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
         }
         // A plain listener with `redirect_https` sends every request to the same place over HTTPS.
         if let port = context.transport.redirectHTTPSPort {
-            return logged(Self.redirectToHTTPS(head, port: port, requestID: requestID), path: String(Substring(Self.pathWithoutQuery(head.path).utf8.prefix(256))),
+            return logged(Self.redirectToHTTPS(head, port: port, requestID: requestID), path: String(Substring(Self.pathWithoutQuery(rawPath).utf8.prefix(256))),
                           head: head, requestID: requestID, client: client, start: start, context: context)
         }
         // `OPTIONS *` (RFC 9110 §9.3.7) asks about the gateway itself: what it accepts at all.
-        if head.path == "*" {
+        if rawPath == "*" {
             return logged(Response(status: .noContent, headers: [.allow: RouteEntry.standardAllowHeader, .requestID: requestID]),
                           path: "*", head: head, requestID: requestID, client: client, start: start, context: context)
         }
@@ -124,10 +127,10 @@ struct GatewayResponder: HTTPResponder {
         // authorization and what the service receives.
         let target: RequestTarget
         do {
-            target = try RequestTarget.parse(head.path ?? "/", mergeSlashes: state.config.mergeSlashes)
+            target = try RequestTarget.parse(rawPath ?? "/", mergeSlashes: state.config.mergeSlashes)
         } catch {
             return logged(ErrorEnvelope.response(.invalidPath.with(message: error.description), requestID: requestID), error: .invalidPath,
-                          path: head.path ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
+                          path: rawPath ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
         }
         let path = Substring(target.path)
         if let response = await ownEndpoint(request, path: path, target: target, context: context, requestID: requestID, client: client, state: state) {
@@ -139,11 +142,11 @@ struct GatewayResponder: HTTPResponder {
             RequestTracing.current?.set("url.path", target.path.utf8.count <= 256 ? target.path : String(Substring(target.path.utf8.prefix(256))))
         }
         var recorder = RequestRecorder(start: start, unrouted: registry.telemetry.unrouted)
-        recorder.method = PrometheusExposition.methodLabel(head.method)
+        recorder.method = PrometheusExposition.methodLabel(method)
         recorder.hangup = context.hangup
         if let accessLog {
             recorder.log = accessLog
-            recorder.entry = AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue,
+            recorder.entry = AccessLogEntry(requestID: requestID, clientIP: client, method: method.rawValue,
                                             path: target.path, protocolName: context.httpVersion, tls: context.transport.tls)
         }
         guard let route = state.route(for: path) else {
@@ -154,7 +157,7 @@ struct GatewayResponder: HTTPResponder {
         recorder.service = route.pool.metrics
         recorder.slow = RequestRecorder.SlowRequestIdentity(requestID: requestID, path: target.path)
         if tracing != nil, let trace = RequestTracing.current {
-            trace.rename(SpanName(head.method.rawValue, route.config.prefix))
+            trace.rename(SpanName(method.rawValue, route.config.prefix))
             trace.set("http.route", route.config.prefix)
             trace.set("gateway.service", route.pool.service.name)
             recorder.slow?.traceID = trace.traceID
@@ -168,7 +171,7 @@ struct GatewayResponder: HTTPResponder {
             recorder.finish(status: 413, errorCode: .bodyTooLarge)
             return ErrorEnvelope.response(.bodyTooLarge, requestID: requestID, headers: [.connection: "close"])
         }
-        if !route.allowedMethods.contains(head.method) {
+        if !route.allowedMethods.contains(method) {
             recorder.finish(status: 405, errorCode: .methodNotAllowed)
             return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
         }
@@ -198,7 +201,7 @@ struct GatewayResponder: HTTPResponder {
         var identity = UpstreamIdentity.transparent
         var caller: Identity?
         // A CORS preflight on a route whose service decides CORS carries no credentials by design.
-        let servicePreflight = route.config.corsByService && head.method == .options && head.headerFields[CORSPolicy.origin] != nil
+        let servicePreflight = route.config.corsByService && method == .options && head.headerFields[CORSPolicy.origin] != nil
             && head.headerFields[CORSPolicy.requestMethod] != nil
         if let authorizer, !servicePreflight {
             let trace = tracing != nil ? RequestTracing.current : nil

@@ -9,7 +9,7 @@ enum HeaderPolicy {
     /// Decided by length first, so most fields are settled without a string comparison (this runs for
     /// every field in both directions).
     static func isHopByHop(_ name: HTTPField.Name) -> Bool {
-        isHopByHop(token: Substring(name.canonicalName))
+        isHopByHop(bytes: name.canonicalName.utf8)
     }
 
     /// The names a `Connection` field lists: hop-by-hop for this message (RFC 9110 §7.6.1).
@@ -80,7 +80,11 @@ enum HeaderPolicy {
     /// `isHopByHop` for a name not (yet) made an `HTTPField.Name` (a `Connection` token), compared
     /// without case.
     static func isHopByHop(token: Substring) -> Bool {
-        let bytes = token.utf8
+        isHopByHop(bytes: token.utf8)
+    }
+
+    /// A name's bytes read where they are (a `Substring` made of a name holds its storage once more).
+    private static func isHopByHop(bytes: some Collection<UInt8>) -> Bool {
         switch bytes.count {
         case 2: return ASCII.equalsIgnoringCase(bytes: bytes, "te")
         case 7: return ASCII.equalsIgnoringCase(bytes: bytes, "trailer") || ASCII.equalsIgnoringCase(bytes: bytes, "upgrade")
