@@ -4,7 +4,7 @@ import NIOCore
 
 /// The gateway's request path: request ID, the gateway's own probes, route match, method check, then
 /// forwarding. Reads the current `GatewayState` once per request.
-struct GatewayResponder: HTTPResponder {
+struct GatewayResponder: Sendable {
     typealias Context = GatewayRequestContext
 
     let registry: ServiceRegistry
@@ -31,7 +31,7 @@ struct GatewayResponder: HTTPResponder {
     static let docsBody = ByteBuffer(string: APIReferencePage.html)
     static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
 
-    nonisolated(nonsending) func respond(to request: Request, context: Context) async throws -> Response {
+    nonisolated(nonsending) func respond(to request: Request, context: Context) async throws -> GatewayResponse {
         let head = request.head
         let requestID: String
         if let supplied = head.headerFields[.requestID], GatewayRequestID.isWellFormed(supplied) {
@@ -46,7 +46,7 @@ struct GatewayResponder: HTTPResponder {
                                   peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: registry.state.config.trustedProxies))
         trace.set("http.request.method", head.method.rawValue)
         trace.set("gateway.request_id", requestID)
-        let response: Response
+        let response: GatewayResponse
         do {
             response = try await RequestTracing.$current.withValue(trace) {
                 try await respond(to: request, context: context, requestID: requestID)
@@ -60,7 +60,7 @@ struct GatewayResponder: HTTPResponder {
         return response
     }
 
-    nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String) async throws -> Response {
+    nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String) async throws -> GatewayResponse {
         let head = request.head
         // CORS, when configured: preflights are answered here, before routing and authentication, and
         // every other answer — the gateway's own errors included — gets `Vary: Origin` and, for an
@@ -73,9 +73,9 @@ struct GatewayResponder: HTTPResponder {
         if state.hasServiceCORS, let route = state.route(for: Self.pathWithoutQuery(head.path)), route.config.corsByService {
             return try await respond(to: request, context: context, requestID: requestID, state: state)
         }
-        if let preflight = policy.preflight(head, requestID: requestID) { return preflight }
+        if let preflight = policy.preflight(head, requestID: requestID) { return GatewayResponse(preflight) }
         var response = try await respond(to: request, context: context, requestID: requestID, state: state)
-        policy.decorate(&response, origin: head.headerFields[CORSPolicy.origin])
+        policy.decorate(&response.headers, origin: head.headerFields[CORSPolicy.origin])
         return response
     }
 
@@ -91,7 +91,7 @@ struct GatewayResponder: HTTPResponder {
         return target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
     }
 
-    nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> Response {
+    nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> GatewayResponse {
         let start = ContinuousClock.now
         var head = request.head
         /// A WebSocket upgrade's request with its bearer token lifted from the subprotocols.
@@ -151,7 +151,7 @@ struct GatewayResponder: HTTPResponder {
         }
         guard let route = state.route(for: path) else {
             recorder.finish(status: 404, errorCode: .routeNotFound)
-            return ErrorEnvelope.response(.routeNotFound, requestID: requestID)
+            return GatewayResponse.error(.routeNotFound, requestID: requestID)
         }
         recorder.route = route.metrics
         recorder.service = route.pool.metrics
@@ -169,11 +169,11 @@ struct GatewayResponder: HTTPResponder {
         if let declared = head.headerFields[.contentLength].flatMap({ Int($0) }), declared > maxBody {
             // Refused before a byte of the body is read; the connection closes rather than drain it.
             recorder.finish(status: 413, errorCode: .bodyTooLarge)
-            return ErrorEnvelope.response(.bodyTooLarge, requestID: requestID, headers: [.connection: "close"])
+            return GatewayResponse.error(.bodyTooLarge, requestID: requestID, headers: [.connection: "close"])
         }
         if !route.allowedMethods.contains(method) {
             recorder.finish(status: 405, errorCode: .methodNotAllowed)
-            return ErrorEnvelope.response(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
+            return GatewayResponse.error(.methodNotAllowed, requestID: requestID, headers: [.allow: route.allowHeader])
         }
         // A WebSocket upgrade: only where the route relays them, well-formed (RFC 6455 §4.2.1), from an
         // allowed browser origin — checked before authentication, so nothing else is learnt from it.
@@ -181,16 +181,16 @@ struct GatewayResponder: HTTPResponder {
         if context.upgrade != nil, WebSocketUpgrade.isRequested(head.headerFields) {
             guard let config = route.config.websocket else {
                 recorder.finish(status: 400, errorCode: .websocketNotAllowed)
-                return ErrorEnvelope.response(.websocketNotAllowed, requestID: requestID)
+                return GatewayResponse.error(.websocketNotAllowed, requestID: requestID)
             }
             if let (error, fields) = WebSocketUpgrade.refusal(head) {
                 recorder.finish(status: error.status.code, errorCode: error)
-                return ErrorEnvelope.response(error, requestID: requestID, headers: fields)
+                return GatewayResponse.error(error, requestID: requestID, headers: fields)
             }
             guard WebSocketUpgrade.originAllowed(head.headerFields[WebSocketUpgrade.origin], authority: head.authority,
                                                  allowed: config.origins ?? state.config.cors.allowedOrigins) else {
                 recorder.finish(status: 403, errorCode: .originNotAllowed)
-                return ErrorEnvelope.response(.originNotAllowed, requestID: requestID)
+                return GatewayResponse.error(.originNotAllowed, requestID: requestID)
             }
             if let liftedHead = WebSocketUpgrade.liftBearer(head) {
                 head = liftedHead
@@ -210,7 +210,7 @@ struct GatewayResponder: HTTPResponder {
             case .deny(let response, let code):
                 trace?.stage("gateway.authenticate", since: started, ["gateway.outcome": .string(code.code)])
                 recorder.finish(status: response.status.code, errorCode: code)
-                return response
+                return GatewayResponse(response)
             case .allow(let verified):
                 trace?.stage("gateway.authenticate", since: started, ["gateway.outcome": "allowed"])
                 caller = verified
@@ -232,14 +232,14 @@ struct GatewayResponder: HTTPResponder {
                 fields[.retryAfter] = String(retryAfter)
                 recorder.entry?.rateLimit = "limited"
                 recorder.finish(status: 429, errorCode: .rateLimited)
-                return ErrorEnvelope.response(.rateLimited, requestID: requestID, headers: fields)
+                return GatewayResponse.error(.rateLimited, requestID: requestID, headers: fields)
             case .allowed(let fields):
                 rateLimitFields = fields
                 recorder.entry?.rateLimit = "allowed"
             case .unavailable(let retryAfter):
                 recorder.entry?.rateLimit = "unavailable"
                 recorder.finish(status: 503, errorCode: .rateLimitUnavailable)
-                return ErrorEnvelope.response(.rateLimitUnavailable, requestID: requestID, headers: [.retryAfter: String(retryAfter)])
+                return GatewayResponse.error(.rateLimitUnavailable, requestID: requestID, headers: [.retryAfter: String(retryAfter)])
             case nil:
                 break
             }
@@ -323,13 +323,13 @@ struct GatewayResponder: HTTPResponder {
 
     /// The access-log line of an answer that did not go to a service (own endpoints, early refusals).
     private func logged(_ response: Response, error: GatewayError? = nil, path: String, head: HTTPRequest, requestID: String, client: String?,
-                        start: ContinuousClock.Instant, context: Context) -> Response {
-        guard let accessLog else { return response }
+                        start: ContinuousClock.Instant, context: Context) -> GatewayResponse {
+        guard let accessLog else { return GatewayResponse(response) }
         accessLog.record(AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue, path: path,
                                         protocolName: context.httpVersion, tls: context.transport.tls),
                          status: response.status.code, instance: nil, attempts: 0, upstream: .zero, total: .now - start,
                          bytesIn: 0, bytesOut: response.body.contentLength ?? 0, errorCode: error?.code)
-        return response
+        return GatewayResponse(response)
     }
 
     /// `308 Permanent Redirect` (RFC 9110 §15.4.9: the method and body are kept) to `https://HOST[:port]TARGET`.

@@ -43,11 +43,11 @@ struct CORSPolicy: Sendable {
     }
 
     /// Adds `Vary: Origin` and, for an allowed origin, the allow/expose fields to an answer.
-    func decorate(_ response: inout Response, origin: String?) {
-        response.headers[values: .vary].contains { $0.lowercased().contains("origin") } ? () : response.headers.append(HTTPField(name: .vary, value: "Origin"))
+    func decorate(_ headers: inout HTTPFields, origin: String?) {
+        headers[values: .vary].contains { $0.lowercased().contains("origin") } ? () : headers.append(HTTPField(name: .vary, value: "Origin"))
         guard let origin, config.allows(origin) else { return }
-        response.headers[Self.allowOrigin] = origin
-        response.headers[Self.exposeHeaders] = expose
-        if config.allowCredentials { response.headers[Self.allowCredentials] = "true" }
+        headers[Self.allowOrigin] = origin
+        headers[Self.exposeHeaders] = expose
+        if config.allowCredentials { headers[Self.allowCredentials] = "true" }
     }
 }

@@ -25,13 +25,13 @@ struct Forwarder: Sendable {
     nonisolated(nonsending) func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
                  identity: consuming UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
                  bufferLimit: Int = 64 * 1024, headerFilter: ClientHeaderFilter = .standard, peerTrusted: Bool = false,
-                 clientTLS: Bool = false, recorder: RequestRecorder) async -> Response {
+                 clientTLS: Bool = false, recorder: RequestRecorder) async -> GatewayResponse {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503, errorCode: .upstreamUnavailable)
             var headers = extraHeaders
             headers[.retryAfter] = retryAfter(pool)
-            return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: headers)
+            return GatewayResponse.error(.upstreamUnavailable, requestID: requestID, headers: headers)
         }
         let service = pool.service
         var admission: ServiceAdmission?
@@ -44,7 +44,7 @@ struct Forwarder: Sendable {
                 recorder.finish(status: 503, errorCode: .serviceBusy)
                 var headers = extraHeaders
                 headers[.retryAfter] = "1"
-                return ErrorEnvelope.response(.serviceBusy, requestID: requestID, headers: headers)
+                return GatewayResponse.error(.serviceBusy, requestID: requestID, headers: headers)
             }
         }
         pool.shared.retryBudget.recordRequest()
@@ -91,7 +91,7 @@ struct Forwarder: Sendable {
                     lease.release()
                     recorder.finish(status: GatewayError.clientClosedRequest.status.code, upstream: attempts.failedTime + (failedAt - dispatched),
                                     bytesIn: body?.stream.bytesRead ?? 0, instanceID: runtime.id, attempts: attempts.started, errorCode: .clientClosedRequest)
-                    return ErrorEnvelope.response(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
+                    return GatewayResponse.error(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
                 }
                 if let failure = body?.stream.clientFailure {
                     // The client broke its own body (over the limit while streaming, bad chunk framing):
@@ -102,7 +102,7 @@ struct Forwarder: Sendable {
                                     bytesIn: body?.stream.bytesRead ?? 0, instanceID: runtime.id, attempts: attempts.started, errorCode: failure.error)
                     var headers = extraHeaders
                     headers[.connection] = "close"
-                    return ErrorEnvelope.response(failure.error, requestID: requestID, headers: headers)
+                    return GatewayResponse.error(failure.error, requestID: requestID, headers: headers)
                 }
                 let timedOut = error == .responseTimeout || error == .connectTimeout
                 runtime.metrics.record(RequestSample(status: timedOut ? 504 : 502, method: recorder.method, totalMicros: TelemetryClock.micros(failedAt - dispatched),
@@ -133,7 +133,7 @@ struct Forwarder: Sendable {
         recorder.finish(status: error.status.code, upstream: attempts.failedTime, bytesIn: body?.stream.bytesRead ?? 0,
                         upstreamErrors: attempts.errors, upstreamTimeouts: attempts.timeouts, instanceID: attempts.tried.last?.id, errorCode: error)
         for field in extraHeaders { errorHeaders[field.name] = field.value }
-        return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
+        return GatewayResponse.error(error, requestID: requestID, headers: errorHeaders)
     }
 
     /// The key `consistent_hash` places a request by: the resolved client address or a header's value.
@@ -194,7 +194,7 @@ struct Forwarder: Sendable {
     func streamedResponse(_ upstream: consuming UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, service: ServiceConfig, corsByService: Bool,
                                   admission: ServiceAdmission?, requestID: String,
                                   extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: ContinuousClock.Instant, attempts: ForwardAttempts,
-                                  body: UpstreamRequestBody?) -> Response {
+                                  body: UpstreamRequestBody?) -> GatewayResponse {
         let earlierUpstreamTime = attempts.failedTime, upstreamErrors = attempts.errors, upstreamTimeouts = attempts.timeouts
         // The instance's fields leave the response (not copied): when nothing of them is to go, the
         // client's response is that list, added to in place.
@@ -222,7 +222,7 @@ struct Forwarder: Sendable {
             recordOutcome(runtime, failed: failedStatus, service: service)
             record(bytesOut: buffer.readableBytes)
             withExtendedLifetime(admission) {}
-            return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
+            return GatewayResponse(status: status, headers: headers, buffer: buffer)
         case .stream(let stream):
             upstreamBody = stream
         case .switched:
@@ -231,7 +231,7 @@ struct Forwarder: Sendable {
             lease.release()
             recordOutcome(runtime, failed: true, service: service)
             record(bytesOut: 0, errorCode: .badGateway)
-            return ErrorEnvelope.response(.badGateway, requestID: requestID, headers: extraHeaders)
+            return GatewayResponse.error(.badGateway, requestID: requestID, headers: extraHeaders)
         }
         let hold = lease.held()
         // An event stream (`text/event-stream`) runs until someone ends it: it is counted as a stream and
@@ -241,7 +241,7 @@ struct Forwarder: Sendable {
                                registries: [runtime.streams, registry.streams], stop: (upstreamBody as? UpstreamResponseStream)?.stop,
                                span: tracing != nil ? RequestTracing.current?.handOff() : nil)
             : nil
-        return Response(status: status, headers: headers, body: ResponseBody { writer in
+        return GatewayResponse(status: status, headers: headers, stream: ResponseBody { writer in
             // The hold lives as long as this closure: the in-flight count drops when the body is done,
             // fails, or is abandoned because the client went away.
             defer { withExtendedLifetime((hold, admission)) {} }

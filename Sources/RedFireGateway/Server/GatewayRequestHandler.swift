@@ -208,12 +208,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         // The worker may take another connection's request next: this one's hangup must not cancel it.
         defer { request.worker = nil }
         guard let received = request.received.take(), let requestContext = request.context.take() else { return }
-        var response: Response
+        var response: GatewayResponse
         do {
             response = try await responder(received, requestContext)
         } catch {
             logger.error("request failed", metadata: ["error": "\(error)"])
-            response = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
+            response = GatewayResponse(ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"]))
         }
         if response.status == .switchingProtocols {
             switchProtocols(response, installer: request.upgrade?.take())
@@ -224,12 +224,12 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// The responder took the connection over (`ConnectionUpgrade`): the 101 is written, the HTTP handlers
     /// leave, the new protocol's handlers take their place and get what the client sent after its request.
-    private func switchProtocols(_ response: Response, installer: ConnectionUpgrade.Installer?) {
+    private func switchProtocols(_ response: GatewayResponse, installer: ConnectionUpgrade.Installer?) {
         guard let context else { return }
         guard let installer else {
             // A 101 nobody takes over from is a fault: the client must not believe it switched.
             logger.error("a 101 response without a protocol to switch to")
-            let refusal = ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
+            let refusal = GatewayResponse(ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"]))
             Task(executorPreference: workers?.executor) { await self.write(refusal) }
             return
         }
@@ -255,18 +255,24 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         }
     }
 
-    /// On the event loop (the task prefers it).
-    /// The response is taken, not copied: its fields are added to in place.
-    nonisolated(nonsending) private func write(_ response: consuming Response) async {
+    /// On the event loop (the task prefers it). The response is taken, not copied: its fields are added
+    /// to in place.
+    nonisolated(nonsending) private func write(_ response: consuming GatewayResponse) async {
         guard context != nil else { return }
         // An origin's `Date` is passed on (RFC 9110 §6.6.1); the gateway dates what has none.
-        if !response.head.headerFields.contains(.date) { response.head.headerFields.append(HTTPField(name: .date, value: date())) }
+        if !response.headers.contains(.date) { response.headers.append(HTTPField(name: .date, value: date())) }
         // RFC 6797: on TLS connections of a listener with `hsts`, every response says so (never on plain HTTP).
-        if let hsts = facts?.strictTransportSecurity { response.head.headerFields[.strictTransportSecurity] = hsts }
+        if let hsts = facts?.strictTransportSecurity { response.headers[.strictTransportSecurity] = hsts }
         send(.head(response.head), flush: false)
-        let writer = ChannelResponseBodyWriter(handler: self, remaining: response.body.contentLength)
         do {
-            try await response.body.write(writer)
+            switch response.body {
+            case .buffer(let buffer):
+                // Head, body and end leave in one flush (unless the client is behind: then it is waited for).
+                if buffer.readableBytes > 0 { try await writeBody(buffer, last: true) }
+                writeEnd(nil)
+            case .stream(let body):
+                try await body.write(ChannelResponseBodyWriter(handler: self, remaining: body.contentLength))
+            }
         } catch {
             // The body failed midway (the instance went away, the client closed): the response cannot
             // be completed, so the connection ends here.

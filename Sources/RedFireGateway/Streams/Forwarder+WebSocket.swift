@@ -13,13 +13,13 @@ extension Forwarder {
                         clientAddress: String?, identity: UpstreamIdentity, tokenExpiresAt: Date?, revoked: (@Sendable () -> Bool)?,
                         extraHeaders: HTTPFields,
                         bufferLimit: Int, headerFilter: ClientHeaderFilter, peerTrusted: Bool, clientTLS: Bool,
-                        upgrade: ConnectionUpgrade, websocket: WebSocketRouteConfig, streams: OpenStreams, recorder: RequestRecorder) async -> Response {
+                        upgrade: ConnectionUpgrade, websocket: WebSocketRouteConfig, streams: OpenStreams, recorder: RequestRecorder) async -> GatewayResponse {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503, errorCode: .upstreamUnavailable)
             var headers = extraHeaders
             headers[.retryAfter] = retryAfter(pool)
-            return ErrorEnvelope.response(.upstreamUnavailable, requestID: requestID, headers: headers)
+            return GatewayResponse.error(.upstreamUnavailable, requestID: requestID, headers: headers)
         }
         let service = pool.service
         let head = request.head
@@ -54,7 +54,7 @@ extension Forwarder {
                 if Task.isCancelled {
                     recorder.finish(status: GatewayError.clientClosedRequest.status.code, instanceID: runtime.id, attempts: attempts.started,
                                     errorCode: .clientClosedRequest)
-                    return ErrorEnvelope.response(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
+                    return GatewayResponse.error(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
                 }
                 logger.warning("websocket upgrade failed", metadata: [
                     "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
@@ -79,7 +79,7 @@ extension Forwarder {
                 ])
                 recorder.finish(status: 502, instance: runtime.metrics, upstream: ContinuousClock.now - dispatched, upstreamErrors: 1,
                                 instanceID: runtime.id, attempts: attempts.started, errorCode: .badGateway)
-                return ErrorEnvelope.response(.badGateway, requestID: requestID)
+                return GatewayResponse.error(.badGateway, requestID: requestID)
             }
             var responseHeaders = HeaderPolicy.downstreamHeaders(response.headers, requestID: requestID, extra: extraHeaders,
                                                                  keepCORS: route.config.corsByService)
@@ -120,13 +120,13 @@ extension Forwarder {
                 ])
             }
             upgrade.accept { client in try tunnel.start(client: client, upstream: switched) }
-            return Response(status: .switchingProtocols, headers: responseHeaders)
+            return GatewayResponse(status: .switchingProtocols, headers: responseHeaders, stream: ResponseBody())
         }
         let (error, noInstance) = attempts.answer
         var errorHeaders = extraHeaders
         if noInstance { errorHeaders[.retryAfter] = retryAfter(pool) }
         recorder.finish(status: error.status.code, upstream: attempts.failedTime, upstreamErrors: attempts.errors, upstreamTimeouts: attempts.timeouts,
                         instanceID: attempts.tried.last?.id, errorCode: error)
-        return ErrorEnvelope.response(error, requestID: requestID, headers: errorHeaders)
+        return GatewayResponse.error(error, requestID: requestID, headers: errorHeaders)
     }
 }

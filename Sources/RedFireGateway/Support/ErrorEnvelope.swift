@@ -10,12 +10,16 @@ enum ErrorEnvelope {
 
     /// - Parameter details: a JSON value placed inside `error` as `"details"` (e.g. a refused reload's problems).
     static func response(_ error: GatewayError, requestID: String, headers extra: HTTPFields = [:], details: ByteBuffer? = nil) -> Response {
-        let body = self.body(error, requestID: requestID, details: details)
+        Response(status: error.status, headers: fields(requestID: requestID, extra), body: .init(byteBuffer: body(error, requestID: requestID, details: details)))
+    }
+
+    /// An envelope's fields: `extra` and the envelope's own.
+    static func fields(requestID: String, _ extra: HTTPFields) -> HTTPFields {
         var headers = extra
         headers[.contentType] = contentType
         headers[.requestID] = requestID
         headers[.cacheControl] = "no-store"
-        return Response(status: error.status, headers: headers, body: .init(byteBuffer: body))
+        return headers
     }
 
     /// The envelope's bytes (the connection layer writes them without a `Response`).
