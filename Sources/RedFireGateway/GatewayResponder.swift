@@ -106,21 +106,21 @@ struct GatewayResponder: Sendable {
         // Size limits first: nothing oversized is parsed further, let alone forwarded.
         let limits = state.config.limits
         if (rawPath?.utf8.count ?? 0) > limits.maxURILength {
-            return logged(ErrorEnvelope.response(.uriTooLong, requestID: requestID, headers: [.connection: "close"]), error: .uriTooLong,
+            return logged(GatewayResponse.error(.uriTooLong, requestID: requestID, headers: [.connection: "close"]), error: .uriTooLong,
                           path: String(Substring((rawPath ?? "").utf8.prefix(256))), head: head, requestID: requestID, client: client, start: start, context: context)
         }
         if head.headerFields.count > limits.maxHeaderCount || Self.fieldBytes(head.headerFields) > limits.maxHeaderBytes {
-            return logged(ErrorEnvelope.response(.headersTooLarge, requestID: requestID, headers: [.connection: "close"]), error: .headersTooLarge,
+            return logged(GatewayResponse.error(.headersTooLarge, requestID: requestID, headers: [.connection: "close"]), error: .headersTooLarge,
                           path: rawPath ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
         }
         // A plain listener with `redirect_https` sends every request to the same place over HTTPS.
         if let port = context.transport.redirectHTTPSPort {
-            return logged(Self.redirectToHTTPS(head, port: port, requestID: requestID), path: String(Substring(Self.pathWithoutQuery(rawPath).utf8.prefix(256))),
+            return logged(GatewayResponse(Self.redirectToHTTPS(head, port: port, requestID: requestID)), path: String(Substring(Self.pathWithoutQuery(rawPath).utf8.prefix(256))),
                           head: head, requestID: requestID, client: client, start: start, context: context)
         }
         // `OPTIONS *` (RFC 9110 §9.3.7) asks about the gateway itself: what it accepts at all.
         if rawPath == "*" {
-            return logged(Response(status: .noContent, headers: [.allow: RouteEntry.standardAllowHeader, .requestID: requestID]),
+            return logged(GatewayResponse(status: .noContent, headers: [.allow: RouteEntry.standardAllowHeader, .requestID: requestID], buffer: ByteBuffer()),
                           path: "*", head: head, requestID: requestID, client: client, start: start, context: context)
         }
         // One normalized path for everything below: the gateway's own endpoints, route matching,
@@ -129,7 +129,7 @@ struct GatewayResponder: Sendable {
         do {
             target = try RequestTarget.parse(rawPath ?? "/", mergeSlashes: state.config.mergeSlashes)
         } catch {
-            return logged(ErrorEnvelope.response(.invalidPath.with(message: error.description), requestID: requestID), error: .invalidPath,
+            return logged(GatewayResponse.error(.invalidPath.with(message: error.description), requestID: requestID), error: .invalidPath,
                           path: rawPath ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
         }
         let path = Substring(target.path)
@@ -210,7 +210,7 @@ struct GatewayResponder: Sendable {
             case .deny(let response, let code):
                 trace?.stage("gateway.authenticate", since: started, ["gateway.outcome": .string(code.code)])
                 recorder.finish(status: response.status.code, errorCode: code)
-                return GatewayResponse(response)
+                return response
             case .allow(let verified):
                 trace?.stage("gateway.authenticate", since: started, ["gateway.outcome": "allowed"])
                 caller = verified
@@ -263,19 +263,19 @@ struct GatewayResponder: Sendable {
     /// The gateway's own endpoints: probes, documents, metrics, the admin API and the auth API; nil for
     /// everything else (routed to a service).
     nonisolated(nonsending) private func ownEndpoint(_ request: Request, path: Substring, target: RequestTarget, context: Context, requestID: String,
-                             client: String?, state: GatewayState) async -> Response? {
+                             client: String?, state: GatewayState) async -> GatewayResponse? {
         switch path {
         case "/health":
             return Self.json(.ok, Self.okBody, requestID: requestID)
         case "/gateway/openapi.json":
             return Self.json(.ok, Self.openAPIBody, requestID: requestID)
         case "/gateway/jwks.json":
-            return Response(status: .ok, headers: [.contentType: "application/json", .requestID: requestID, .cacheControl: "public, max-age=300"],
-                            body: .init(byteBuffer: jwksBody))
+            return GatewayResponse(status: .ok, headers: [.contentType: "application/json", .requestID: requestID, .cacheControl: "public, max-age=300"],
+                                   buffer: jwksBody)
         case "/gateway/docs":
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .requestID: requestID,
+            return GatewayResponse(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .requestID: requestID,
                                                    .contentSecurityPolicy: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"],
-                            body: .init(byteBuffer: Self.docsBody))
+                                   buffer: Self.docsBody)
         case "/metrics":
             // The series name every route, service and instance: public only on a loopback listener
             // unless configured, otherwise for a scraper's token or the admin token.
@@ -283,13 +283,13 @@ struct GatewayResponder: Sendable {
                 let presented = Authenticator.bearerToken(request.head.headerFields) ?? ""
                 let tokens = [state.config.metricsToken, state.config.adminToken].compactMap { $0 }
                 guard tokens.contains(where: { ConstantTime.equals(presented, $0) }) else {
-                    return ErrorEnvelope.response(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Authenticator.challenge(Authenticator.gatewayRealm)])
+                    return GatewayResponse.error(.unauthorized, requestID: requestID, headers: [.wwwAuthenticate: Authenticator.challenge(Authenticator.gatewayRealm)])
                 }
             }
             let body = PrometheusExposition.render(registry: registry, reloads: control.reloadCounts, listener: listener,
                                                    cluster: control.cluster.map { ($0, control.membership) }, tracing: tracing)
-            return Response(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
-                            body: .init(byteBuffer: body))
+            return GatewayResponse(status: .ok, headers: [.contentType: PrometheusExposition.contentType, .requestID: requestID, .cacheControl: "no-store"],
+                                   buffer: body)
         case "/ready":
             if state.isReady {
                 // Ready with the last state it applied; the cluster store being away is said, not fatal.
@@ -301,7 +301,7 @@ struct GatewayResponder: Sendable {
                 }
                 return Self.json(.ok, Self.readyBody, requestID: requestID)
             }
-            return ErrorEnvelope.response(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
+            return GatewayResponse.error(.notReady, requestID: requestID, headers: [.retryAfter: "1"])
         default:
             break
         }
@@ -310,26 +310,26 @@ struct GatewayResponder: Sendable {
             var context = context
             context.requestID = requestID
             context.clientAddress = client
-            return await admin.respond(to: request, context: context, target: target)
+            return GatewayResponse(await admin.respond(to: request, context: context, target: target))
         }
         if path.utf8.starts(with: AuthEndpoints.prefix.utf8), let auth {
             var context = context
             context.requestID = requestID
             context.clientAddress = client
-            return await auth.respond(to: request, target: target, context: context)
+            return GatewayResponse(await auth.respond(to: request, target: target, context: context))
         }
         return nil
     }
 
     /// The access-log line of an answer that did not go to a service (own endpoints, early refusals).
-    private func logged(_ response: Response, error: GatewayError? = nil, path: String, head: HTTPRequest, requestID: String, client: String?,
+    private func logged(_ response: GatewayResponse, error: GatewayError? = nil, path: String, head: HTTPRequest, requestID: String, client: String?,
                         start: ContinuousClock.Instant, context: Context) -> GatewayResponse {
-        guard let accessLog else { return GatewayResponse(response) }
+        guard let accessLog else { return response }
         accessLog.record(AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue, path: path,
                                         protocolName: context.httpVersion, tls: context.transport.tls),
                          status: response.status.code, instance: nil, attempts: 0, upstream: .zero, total: .now - start,
-                         bytesIn: 0, bytesOut: response.body.contentLength ?? 0, errorCode: error?.code)
-        return GatewayResponse(response)
+                         bytesIn: 0, bytesOut: response.contentLength ?? 0, errorCode: error?.code)
+        return response
     }
 
     /// `308 Permanent Redirect` (RFC 9110 §15.4.9: the method and body are kept) to `https://HOST[:port]TARGET`.
@@ -342,7 +342,7 @@ struct GatewayResponder: Sendable {
         return Response(status: .permanentRedirect, headers: [.location: location, .requestID: requestID, .contentLength: "0", .cacheControl: "no-store"])
     }
 
-    static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> Response {
-        Response(status: status, headers: [.contentType: "application/json", .requestID: requestID, .cacheControl: "no-store"], body: .init(byteBuffer: body))
+    static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> GatewayResponse {
+        GatewayResponse(status: status, headers: [.contentType: "application/json", .requestID: requestID, .cacheControl: "no-store"], buffer: body)
     }
 }

@@ -27,11 +27,11 @@ struct Authorizer: Sendable {
     enum Decision {
         /// Forward; the identity is nil on a public path.
         case allow(Identity?)
-        case deny(Response, GatewayError)
+        case deny(GatewayResponse, GatewayError)
     }
 
     static func deny(_ refusal: Authenticator.Refusal, requestID: String) -> Decision {
-        .deny(ErrorEnvelope.response(refusal.error, requestID: requestID, headers: refusal.headers), refusal.error)
+        .deny(GatewayResponse.error(refusal.error, requestID: requestID, headers: refusal.headers), refusal.error)
     }
 
     /// - Parameter client: the resolved client address; invalid credentials are counted against it, and
