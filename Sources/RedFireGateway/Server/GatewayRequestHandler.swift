@@ -213,7 +213,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
             response = try await responder(received, requestContext)
         } catch {
             logger.error("request failed", metadata: ["error": "\(error)"])
-            response = GatewayResponse(ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"]))
+            response = GatewayResponse.error(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
         }
         if response.status == .switchingProtocols {
             switchProtocols(response, installer: request.upgrade?.take())
@@ -229,7 +229,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         guard let installer else {
             // A 101 nobody takes over from is a fault: the client must not believe it switched.
             logger.error("a 101 response without a protocol to switch to")
-            let refusal = GatewayResponse(ErrorEnvelope.response(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"]))
+            let refusal = GatewayResponse.error(.internalError, requestID: GatewayRequestID.generate(), headers: [.connection: "close"])
             Task(executorPreference: workers?.executor) { await self.write(refusal) }
             return
         }
