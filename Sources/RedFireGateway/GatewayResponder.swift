@@ -73,7 +73,7 @@ struct GatewayResponder: Sendable {
         if state.hasServiceCORS, let route = state.route(for: Self.pathWithoutQuery(head.path)), route.config.corsByService {
             return try await respond(to: request, context: context, requestID: requestID, state: state)
         }
-        if let preflight = policy.preflight(head, requestID: requestID) { return GatewayResponse(preflight) }
+        if let preflight = policy.preflight(head, requestID: requestID) { return preflight }
         var response = try await respond(to: request, context: context, requestID: requestID, state: state)
         policy.decorate(&response.headers, origin: head.headerFields[CORSPolicy.origin])
         return response
@@ -115,7 +115,7 @@ struct GatewayResponder: Sendable {
         }
         // A plain listener with `redirect_https` sends every request to the same place over HTTPS.
         if let port = context.transport.redirectHTTPSPort {
-            return logged(GatewayResponse(Self.redirectToHTTPS(head, port: port, requestID: requestID)), path: String(Substring(Self.pathWithoutQuery(rawPath).utf8.prefix(256))),
+            return logged(Self.redirectToHTTPS(head, port: port, requestID: requestID), path: String(Substring(Self.pathWithoutQuery(rawPath).utf8.prefix(256))),
                           head: head, requestID: requestID, client: client, start: start, context: context)
         }
         // `OPTIONS *` (RFC 9110 §9.3.7) asks about the gateway itself: what it accepts at all.
@@ -334,12 +334,13 @@ struct GatewayResponder: Sendable {
 
     /// `308 Permanent Redirect` (RFC 9110 §15.4.9: the method and body are kept) to `https://HOST[:port]TARGET`.
     /// Without a `Host` to redirect to (HTTP/1.0), 400.
-    static func redirectToHTTPS(_ head: HTTPRequest, port: Int, requestID: String) -> Response {
+    static func redirectToHTTPS(_ head: HTTPRequest, port: Int, requestID: String) -> GatewayResponse {
         guard let authority = head.authority, !authority.isEmpty else {
-            return ErrorEnvelope.response(.malformedRequest.with(message: "this listener only redirects to HTTPS, which needs a Host field"), requestID: requestID)
+            return GatewayResponse.error(.malformedRequest.with(message: "this listener only redirects to HTTPS, which needs a Host field"), requestID: requestID)
         }
         let location = "https://" + GatewayHTTPCodec.hostName(authority) + (port == 443 ? "" : ":\(port)") + (head.path ?? "/")
-        return Response(status: .permanentRedirect, headers: [.location: location, .requestID: requestID, .contentLength: "0", .cacheControl: "no-store"])
+        return GatewayResponse(status: .permanentRedirect, headers: [.location: location, .requestID: requestID, .contentLength: "0", .cacheControl: "no-store"],
+                               buffer: ByteBuffer())
     }
 
     static func json(_ status: HTTPResponse.Status, _ body: ByteBuffer, requestID: String) -> GatewayResponse {

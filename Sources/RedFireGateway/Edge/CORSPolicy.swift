@@ -1,5 +1,5 @@
 import HTTPTypes
-import Hummingbird
+import NIOCore
 
 /// Adds CORS fields to every answer (the gateway's own errors included, so a browser app can read
 /// them) and answers preflights itself, before routing and authentication.
@@ -29,7 +29,7 @@ struct CORSPolicy: Sendable {
 
     /// A preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`): answered here, 204,
     /// without reaching a service and without credentials. A disallowed origin gets no CORS fields.
-    func preflight(_ head: HTTPRequest, requestID: String) -> Response? {
+    func preflight(_ head: HTTPRequest, requestID: String) -> GatewayResponse? {
         guard head.method == .options, let origin = head.headerFields[Self.origin], head.headerFields[Self.requestMethod] != nil else { return nil }
         var fields: HTTPFields = [.requestID: requestID, .vary: "Origin"]
         if config.allows(origin) {
@@ -39,7 +39,7 @@ struct CORSPolicy: Sendable {
             fields[Self.maxAgeField] = maxAge
             if config.allowCredentials { fields[Self.allowCredentials] = "true" }
         }
-        return Response(status: .noContent, headers: fields)
+        return GatewayResponse(status: .noContent, headers: fields, buffer: ByteBuffer())
     }
 
     /// Adds `Vary: Origin` and, for an allowed origin, the allow/expose fields to an answer.
