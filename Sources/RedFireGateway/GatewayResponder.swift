@@ -251,13 +251,13 @@ struct GatewayResponder: Sendable {
                                                   extraHeaders: rateLimitFields, bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
                                                   peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies),
                                                   clientTLS: context.transport.tls != nil, upgrade: upgrade, websocket: websocket,
-                                                  streams: registry.streams, recorder: recorder)
+                                                  streams: registry.streams, abandonment: context.abandonment, recorder: recorder)
         }
         return await forwarder.forward(request, route: route, target: target, requestID: requestID, clientIP: context.clientIP, clientAddress: client,
                                        identity: consume identity, extraHeaders: rateLimitFields, maxBodySize: maxBody,
                                        bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
                                        peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies),
-                                       clientTLS: context.transport.tls != nil, recorder: recorder)
+                                       clientTLS: context.transport.tls != nil, abandonment: context.abandonment, recorder: recorder)
     }
 
     /// The gateway's own endpoints: probes, documents, metrics, the admin API and the auth API; nil for

@@ -136,14 +136,26 @@ final class RegistryMaintenance: Service {
 
     /// A check of an `https://` instance, over the upstream transport (TLS verified as for requests).
     private static func probe(member: PoolMember, check: HealthCheckConfig, tls: UpstreamTLSConfig, transport: any UpstreamTransport) async -> (Bool, String) {
-        let request = UpstreamRequest(method: .get, upstream: member.url, authority: member.authority, target: check.path,
+        var request = UpstreamRequest(method: .get, upstream: member.url, authority: member.authority, target: check.path,
                                       headers: UpstreamFields([.userAgent: "redfire-gateway-health-check"]), body: nil, tls: tls)
+        // A check whose task is cancelled (its instance removed, the gateway stopping) ends at once.
+        let abandonment = ExchangeAbandonment()
+        request.abandonment = abandonment
         var timeouts = TimeoutConfig()
         timeouts.connect = check.timeout
         timeouts.responseHeaders = check.timeout
         timeouts.idle = check.timeout
+        let result: Result<UpstreamResponse, UpstreamFailure> = await withTaskCancellationHandler {
+            do throws(UpstreamFailure) {
+                return .success(try await transport.execute(request, timeouts: timeouts))
+            } catch {
+                return .failure(error)
+            }
+        } onCancel: {
+            abandonment.abandon()
+        }
         do {
-            let response = try await transport.execute(request, timeouts: timeouts)
+            let response = try result.get()
             if case .stream(let body) = response.body {
                 var read = 0
                 do { for try await chunk in body { read += chunk.readableBytes; if read > 64 * 1024 { break } } } catch {}

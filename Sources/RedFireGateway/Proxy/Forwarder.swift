@@ -22,10 +22,11 @@ struct Forwarder: Sendable {
     ///   - bufferLimit: response bytes held for a slow client (`limits.connection_buffer`).
     ///   - headerFilter, peerTrusted: which client fields are removed; whether the client's
     ///     `X-Forwarded-For` is kept (the peer is a trusted proxy).
+    ///   - abandonment: how the client gives the request up when it hangs up (idempotent requests).
     nonisolated(nonsending) func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
                  identity: consuming UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
                  bufferLimit: Int = 64 * 1024, headerFilter: ClientHeaderFilter = .standard, peerTrusted: Bool = false,
-                 clientTLS: Bool = false, recorder: RequestRecorder) async -> GatewayResponse {
+                 clientTLS: Bool = false, abandonment: ExchangeAbandonment? = nil, recorder: RequestRecorder) async -> GatewayResponse {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503, errorCode: .upstreamUnavailable)
@@ -78,6 +79,7 @@ struct Forwarder: Sendable {
                                                   body: body, bufferLimit: bufferLimit,
                                                   tls: member.url.scheme == "https" ? service.tls ?? UpstreamTLSConfig() : nil)
             upstreamRequest.traceparent = traced?.traceparent
+            upstreamRequest.abandonment = abandonment
             let response: UpstreamResponse
             let dispatched = ContinuousClock.now
             do {
@@ -85,7 +87,7 @@ struct Forwarder: Sendable {
             } catch {
                 let failedAt = ContinuousClock.now
                 traced?.failed(error)
-                if Task.isCancelled {
+                if Task.isCancelled || abandonment?.isAbandoned == true {
                     // The client went away and its request was abandoned (`GatewayRequestHandler`): the
                     // exchange was closed on purpose, so the instance is not to blame and nothing is retried.
                     lease.release()

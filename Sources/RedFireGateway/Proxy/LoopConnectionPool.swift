@@ -35,7 +35,7 @@ final class LoopConnectionPool: @unchecked Sendable {
         let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped, tls: request.tls)
         if let pooled = takeIdle(key) {
             do {
-                var response = try await pooled.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
+                var response = try await pooled.abandonableExchange(request, timeouts: timeouts, pool: self, key: key)
                 response.connection = .pooled
                 return response
             } catch let failure {
@@ -48,7 +48,7 @@ final class LoopConnectionPool: @unchecked Sendable {
         }
         let connection = try await connect(key, timeouts: timeouts)
         do {
-            var response = try await connection.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
+            var response = try await connection.abandonableExchange(request, timeouts: timeouts, pool: self, key: key)
             response.connection = .new
             return response
         } catch let failure {
@@ -62,7 +62,7 @@ final class LoopConnectionPool: @unchecked Sendable {
         let key = Key(host: request.upstream.host, port: request.upstream.port, idleNanoseconds: timeouts.idle.nanosecondsClamped, tls: request.tls)
         let connection = try await connect(key, timeouts: timeouts)
         do {
-            return try await connection.cancellableExchange(request, timeouts: timeouts, pool: self, key: key)
+            return try await connection.abandonableExchange(request, timeouts: timeouts, pool: self, key: key)
         } catch let failure {
             throw failure.failure
         }

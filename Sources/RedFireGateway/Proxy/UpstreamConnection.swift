@@ -20,24 +20,17 @@ final class UpstreamConnection: @unchecked Sendable {
         var responseStarted: Bool
     }
 
-    /// `exchange`, abandoned when the task is cancelled (the client went away): the connection is closed,
-    /// so the instance sees the request aborted and the wait ends at once.
-    nonisolated(nonsending) func cancellableExchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
-                             key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
-        let result: Result<UpstreamResponse, ExchangeFailure> = await withTaskCancellationHandler {
-            do throws(ExchangeFailure) {
-                return .success(try await exchange(request, timeouts: timeouts, pool: pool, key: key))
-            } catch {
-                return .failure(error)
-            }
-        } onCancel: { [channel] in
+    /// `exchange`, given up when its request is abandoned (`UpstreamRequest.abandonment`: the client went
+    /// away): the connection is closed, so the instance sees the request aborted and the wait ends at once.
+    nonisolated(nonsending) func abandonableExchange(_ request: UpstreamRequest, timeouts: TimeoutConfig, pool: LoopConnectionPool,
+                                                     key: LoopConnectionPool.Key) async throws(ExchangeFailure) -> UpstreamResponse {
+        guard let abandonment = request.abandonment else { return try await exchange(request, timeouts: timeouts, pool: pool, key: key) }
+        guard abandonment.attach(channel) else {
             channel.close(promise: nil)
+            throw ExchangeFailure(failure: .connectionFailed, responseStarted: false)
         }
-        // Taken out of the result, not copied (`get()` copies the response, retaining each of its parts).
-        switch consume result {
-        case .success(let response): return response
-        case .failure(let failure): throw failure
-        }
+        defer { abandonment.detach(channel) }
+        return try await exchange(request, timeouts: timeouts, pool: pool, key: key)
     }
 
     /// Sends the request and waits for the response head; the body streams from the returned response.

@@ -24,6 +24,9 @@ struct UpstreamRequest: Sendable {
     /// The attempt's W3C `traceparent` when tracing is on, written after the other fields (the header
     /// policy left the client's out): no field list is copied or searched to set it.
     var traceparent: String?
+    /// Set when the exchange may be abandoned by whoever waits for it (`ExchangeAbandonment`): the
+    /// request's client, when it hangs up; a health check's task, when it is cancelled.
+    var abandonment: ExchangeAbandonment?
 
     /// `scheme://host:port/path?query`.
     var url: String { upstream.description + target }

@@ -16,6 +16,8 @@ package struct GatewayRequestContext: RequestContext {
     package internal(set) var clientAddress: String?
     /// Set when the client closes its side of the connection while a request is in progress.
     let hangup: ClientHangup?
+    /// How the request loop gives the request's upstream exchange up when the client hangs up.
+    let abandonment: ExchangeAbandonment?
     /// TLS or plain, and what the listener adds (HSTS, the redirect to HTTPS).
     package let transport: ClientTransport
     /// `HTTP/1.1` or `HTTP/1.0`, for the access log.
@@ -31,7 +33,7 @@ package struct GatewayRequestContext: RequestContext {
 
     /// With the peer's address already known (the connection's request loop reads it once).
     init(source: ApplicationRequestContextSource, remoteAddress: SocketAddress?, clientIP: String?, hangup: ClientHangup? = nil,
-         transport: ClientTransport = .plain, httpVersion: String = "HTTP/1.1", upgrade: ConnectionUpgrade? = nil) {
+         abandonment: ExchangeAbandonment? = nil, transport: ClientTransport = .plain, httpVersion: String = "HTTP/1.1", upgrade: ConnectionUpgrade? = nil) {
         self.coreContext = .init(source: source)
         self.upgrade = upgrade
         self.transport = transport
@@ -39,5 +41,6 @@ package struct GatewayRequestContext: RequestContext {
         self.remoteAddress = remoteAddress
         self.clientIP = clientIP
         self.hangup = hangup
+        self.abandonment = abandonment
     }
 }

@@ -40,6 +40,8 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private var clientIP: String?
     /// Set when the client closes its side; requests in progress see it when they record their outcome.
     private let hangup = ClientHangup()
+    /// The active request's: renewed for each request.
+    private let abandonment = ExchangeAbandonment()
     /// The connection's listener and TLS version.
     private let facts: ConnectionFacts?
 
@@ -131,7 +133,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
 
     /// The client closed its side (or the connection is gone) while a request may be in progress. Like
     /// Envoy on a downstream reset and nginx's 499, an idempotent request is abandoned: its task is
-    /// cancelled, which closes the upstream exchange (the instance sees the request aborted), and the
+    /// cancelled and its upstream exchange abandoned (closed: the instance sees the request aborted), and the
     /// access log says `client_closed_request`. Any other request — an order may already be placed —
     /// runs to completion so that its outcome is known and logged; its response is written if the
     /// client still reads, and the connection closes after it (`GatewayHTTPCodec.peerClosedInput`).
@@ -140,7 +142,10 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
     private func clientClosed() {
         guard let active, !active.endSent, !active.responseDone else { return }
         hangup.record()
-        if active.abandonable { active.worker?.cancel() }
+        if active.abandonable {
+            active.worker?.cancel()
+            abandonment.abandon()
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -190,11 +195,13 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         let httpVersion = facts?.httpVersion ?? "HTTP/1.1"
         // Only HTTP/1.1 switches protocols (HTTP/2 has no `Upgrade`; its guard removes the field).
         let upgrade = httpVersion == "HTTP/1.1" && fields.contains(.upgradeField) ? ConnectionUpgrade() : nil
+        // The previous request's exchange is over: its response's end was sent.
+        abandonment.renew()
         let request = ActiveRequest(
             handler: self, body: stream, abandonable: head.method.isIdempotent, upgrade: upgrade,
             received: Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer())),
             context: GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: logger),
-                                           remoteAddress: remoteAddress, clientIP: clientIP, hangup: hangup,
+                                           remoteAddress: remoteAddress, clientIP: clientIP, hangup: hangup, abandonment: abandonment,
                                            transport: facts?.transport ?? .plain, httpVersion: httpVersion, upgrade: upgrade))
         active = request
         // Started in the loop's next round of tasks, not synchronously (`Task.immediate` measured ~20 %

@@ -13,7 +13,8 @@ extension Forwarder {
                         clientAddress: String?, identity: UpstreamIdentity, tokenExpiresAt: Date?, revoked: (@Sendable () -> Bool)?,
                         extraHeaders: HTTPFields,
                         bufferLimit: Int, headerFilter: ClientHeaderFilter, peerTrusted: Bool, clientTLS: Bool,
-                        upgrade: ConnectionUpgrade, websocket: WebSocketRouteConfig, streams: OpenStreams, recorder: RequestRecorder) async -> GatewayResponse {
+                        upgrade: ConnectionUpgrade, websocket: WebSocketRouteConfig, streams: OpenStreams, abandonment: ExchangeAbandonment? = nil,
+                        recorder: RequestRecorder) async -> GatewayResponse {
         let pool = route.pool
         guard !pool.eligible.isEmpty else {
             recorder.finish(status: 503, errorCode: .upstreamUnavailable)
@@ -44,6 +45,7 @@ extension Forwarder {
                                                   body: nil, bufferLimit: bufferLimit,
                                                   tls: member.url.scheme == "https" ? service.tls ?? UpstreamTLSConfig() : nil)
             upstreamRequest.upgrade = true
+            upstreamRequest.abandonment = abandonment
             let dispatched = ContinuousClock.now
             let response: UpstreamResponse
             do {
@@ -51,7 +53,7 @@ extension Forwarder {
             } catch {
                 let failedAt = ContinuousClock.now
                 lease.release()
-                if Task.isCancelled {
+                if Task.isCancelled || abandonment?.isAbandoned == true {
                     recorder.finish(status: GatewayError.clientClosedRequest.status.code, instanceID: runtime.id, attempts: attempts.started,
                                     errorCode: .clientClosedRequest)
                     return GatewayResponse.error(.clientClosedRequest, requestID: requestID, headers: [.connection: "close"])
