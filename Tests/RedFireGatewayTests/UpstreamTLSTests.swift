@@ -60,6 +60,27 @@ struct UpstreamTLSTests {
         await gateway.shutdown()
     }
 
+    /// A health check of an `https://` instance that does not answer (here: for 30 s) does not hold the
+    /// gateway's shutdown until its timeout: the stopping check abandons its exchange, and its wait ends
+    /// without waiting for the TLS close to complete.
+    @Test func aHungCheckDoesNotHoldShutdown() async throws {
+        let files = try TLSListenerTests.Files()
+        let instance = try await Self.secureInstance(files, id: "secure-hung")
+        var service = serviceConfig("user_trading", [instance])
+        service.tls = UpstreamTLSConfig(ca: files.path("ca.pem"))
+        service.healthCheck.path = "/orders?sleep_ms=30000"
+        service.healthCheck.timeout = .seconds(60)
+        var config = GatewayConfig()
+        config.services = [service]
+        config.routes = [RouteConfig(prefix: "/api/v1/trading", service: "user_trading")]
+        let gateway = try await GatewayHarness.start(config)
+        await waitUntil("the check reached the instance") { instance.inFlight == 1 }
+        let stopping = ContinuousClock.now
+        await gateway.shutdown()
+        // Not after the check's 30 s, nor after TLS's wait for the busy instance's close_notify (5 s).
+        #expect(ContinuousClock.now - stopping < .seconds(3), "stopped at once")
+    }
+
     @Test func anUnverifiedCertificateIsABadGatewayNeverAPlainRequest() async throws {
         let files = try TLSListenerTests.Files()
         let instance = try await Self.secureInstance(files, id: "secure-1")

@@ -237,6 +237,17 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         failed(error, context: context)
     }
 
+    /// The exchange was abandoned (`ExchangeAbandonment`): its wait ends now, not when the connection's
+    /// close completes — over TLS that waits for the instance's close_notify, which an instance busy with
+    /// the request may not send (up to the TLS shutdown timeout, 5 s).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let abandoned = event as? ExchangeAbandonment.Abandoned {
+            failed(abandoned, context: context)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     // MARK: Actions and the timer
 
     private func perform(_ action: UpstreamConnectionStateMachine.Action) {

@@ -22,11 +22,15 @@ final class ExchangeAbandonment: Sendable {
 
     private let state = Mutex(State())
 
+    /// Sent through the attached connection's pipeline when it is abandoned: the upstream connection's
+    /// handler ends the exchange's wait with it at once (closing the connection may take longer).
+    struct Abandoned: Error {}
+
     init() {}
 
     var isAbandoned: Bool { state.withLock { $0.abandoned } }
 
-    /// Closes the attached exchange's connection, if any, and refuses every later one.
+    /// Ends the attached exchange, if any, and closes its connection; refuses every later one.
     func abandon() {
         let channel = state.withLock { state -> (any Channel)? in
             state.abandoned = true
@@ -34,7 +38,9 @@ final class ExchangeAbandonment: Sendable {
             state.channel = nil
             return channel
         }
-        channel?.close(promise: nil)
+        guard let channel else { return }
+        channel.pipeline.fireUserInboundEventTriggered(Abandoned())
+        channel.close(promise: nil)
     }
 
     /// The exchange on `channel` begins; false when it was abandoned already (the exchange must not start).
