@@ -66,6 +66,16 @@ import Testing
         #expect(written(response(.ok), answering: head, body: ["hello"]).text == "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
     }
 
+    /// Each line goes into memory reserved for it: values longer than the buffer's room, multi-byte
+    /// UTF-8 (obs-text passes as it came), small and large strings, a custom reason phrase.
+    @Test func linesOfAnyLengthAndBytesAreWrittenExactly() {
+        let long = String(repeating: "v", count: 70_000)
+        let fields: HTTPFields = [.contentLength: "0", HTTPField.Name("X-Long")!: long, HTTPField.Name("X-Utf8")!: "caf\u{e9} \u{1F680}",
+                                  HTTPField.Name("X")!: "", HTTPField.Name("X-Small")!: "a"]
+        let text = written(HTTPResponse(status: .init(code: 299, reasonPhrase: "Very Custom"), headerFields: fields)).text
+        #expect(text == "HTTP/1.1 299 Very Custom\r\nContent-Length: 0\r\nX-Long: \(long)\r\nX-Utf8: caf\u{e9} \u{1F680}\r\nX: \r\nX-Small: a\r\n\r\n")
+    }
+
     @Test func interimResponsesAreHeadsOnly() {
         var writer = HTTP1ResponseWriter()
         var buffer = ByteBuffer()

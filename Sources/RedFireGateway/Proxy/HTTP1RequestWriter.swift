@@ -26,10 +26,14 @@ enum HTTP1RequestWriter {
     /// sent as one line (RFC 6265 §5.4).
     static func writeHead(method: HTTPRequest.Method, target: String, authority: String, fields: UpstreamFields, framing: Framing,
                           traceparent: String? = nil, to buffer: inout ByteBuffer) {
-        buffer.writeString(method.rawValue)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(target)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
+        // Each line into one reservation (`HTTP1ResponseWriter.writeField`).
+        let methodName = method.rawValue
+        buffer.writeReserved(atMost: methodName.utf8.count + target.utf8.count + 11) { text in
+            text.write(methodName)
+            text.write(byte: UInt8(ascii: " "))
+            text.write(target)
+            text.write(" HTTP/1.1\r\n")
+        }
         var cookies = false
         let framed = framing != .none
         fields.forEach { name, value in
@@ -51,14 +55,8 @@ enum HTTP1RequestWriter {
             }
             buffer.writeStaticString("\r\n")
         }
-        buffer.writeStaticString("Host: ")
-        buffer.writeString(authority)
-        buffer.writeStaticString("\r\n")
-        if let traceparent {
-            buffer.writeStaticString("traceparent: ")
-            buffer.writeString(traceparent)
-            buffer.writeStaticString("\r\n")
-        }
+        HTTP1ResponseWriter.writeField("Host", authority, to: &buffer)
+        if let traceparent { HTTP1ResponseWriter.writeField("traceparent", traceparent, to: &buffer) }
         switch framing {
         case .none: break
         case .length(let length):

@@ -127,18 +127,24 @@ struct HTTP1ResponseWriter {
         buffer.writeImmutableBuffer(body)
     }
 
+    /// `200 OK\r\n`. Each line of a head is written into one reservation (`ReservedText`): a
+    /// `ByteBuffer` write checks uniqueness, capacity and exclusive access, and a field was four writes.
     static func writeStatus(_ code: Int, _ reason: String, to buffer: inout ByteBuffer) {
-        DecimalText.writeDecimal(code, to: &buffer)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(reason)
-        buffer.writeStaticString("\r\n")
+        buffer.writeReserved(atMost: ReservedText.decimalBound + reason.utf8.count + 3) { text in
+            text.writeDigits(UInt(clamping: code))
+            text.write(byte: UInt8(ascii: " "))
+            text.write(reason)
+            text.write("\r\n")
+        }
     }
 
     static func writeField(_ name: String, _ value: String, to buffer: inout ByteBuffer) {
-        buffer.writeString(name)
-        buffer.writeStaticString(": ")
-        buffer.writeString(value)
-        buffer.writeStaticString("\r\n")
+        buffer.writeReserved(atMost: name.utf8.count + value.utf8.count + 4) { text in
+            text.write(name)
+            text.write(": ")
+            text.write(value)
+            text.write("\r\n")
+        }
     }
 
     static func writeHex(_ value: Int, to buffer: inout ByteBuffer) {

@@ -44,6 +44,26 @@ struct ReservedText: ~Copyable {
         reserve(length).copyMemory(from: text.utf8Start, byteCount: length)
     }
 
+    /// `text`'s UTF-8, as it is. Read in place (`withUTF8` would need a copy of the string to mutate:
+    /// a retain and a release per write).
+    mutating func write(_ text: String) {
+        let utf8 = text.utf8
+        let length = utf8.count
+        guard length > 0 else { return }
+        let start = reserve(length)
+        let copied: Bool? = utf8.withContiguousStorageIfAvailable { bytes in
+            start.copyMemory(from: bytes.baseAddress!, byteCount: length)
+            return true
+        }
+        guard copied == nil else { return }
+        // A string not stored as UTF-8 (bridged): byte by byte.
+        var offset = 0
+        for byte in utf8 {
+            start.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
+            offset += 1
+        }
+    }
+
     mutating func write(bytes: UnsafeRawBufferPointer) {
         guard let source = bytes.baseAddress else { return }
         reserve(bytes.count).copyMemory(from: source, byteCount: bytes.count)
@@ -97,7 +117,7 @@ struct ReservedText: ~Copyable {
         writeDigits(UInt(value))
     }
 
-    private mutating func writeDigits(_ value: UInt) {
+    mutating func writeDigits(_ value: UInt) {
         var digits = 1
         var rest = value / 10
         while rest > 0 { digits += 1; rest /= 10 }
