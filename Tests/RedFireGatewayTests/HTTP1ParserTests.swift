@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -133,5 +134,26 @@ import Testing
 
         let (_, cut) = try parse(.response, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", readsOf: .max)
         #expect(throws: HTTPParserError.self) { try cut.finish() }
+    }
+}
+
+/// The names made once (`KnownFieldNames`) are the names the bytes would make, spelled as they came.
+@Suite struct KnownFieldNamesTests {
+    func lookUp(_ text: String) -> HTTPField.Name? {
+        Array(text.utf8).withUnsafeBytes { KnownFieldNames.name($0) }
+    }
+
+    @Test func aKnownSpellingIsTheNameItsBytesMake() {
+        for name in KnownFieldNames.names {
+            let found = lookUp(name.rawName)
+            #expect(found == HTTPField.Name(name.rawName), "\(name.rawName)")
+            #expect(found?.rawName == name.rawName, "the spelling is kept: \(name.rawName)")
+        }
+    }
+
+    @Test func anyOtherSpellingIsMadeAsItCame() {
+        for other in ["HOST", "Content-type", "X-Custom", "", "Hos", "Hostt", String(repeating: "x", count: 40), "content-length "] {
+            #expect(lookUp(other) == nil, "\(other)")
+        }
     }
 }

@@ -182,7 +182,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func parsedField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         // Trailers are not passed on (the gateway answers with its own framing).
-        guard !inResponse, let name = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return }
+        guard !inResponse, let name = KnownFieldNames.name(name) ?? HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return }
         let value = String(decoding: value, as: UTF8.self)
         if name == .transferEncoding {
             HeaderPolicy.forEachListToken(value) { coding in

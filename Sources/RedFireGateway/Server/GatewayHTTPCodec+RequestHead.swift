@@ -45,7 +45,7 @@ struct RequestHeadBuilder {
             requestID = value
         }
         // llhttp has validated names (RFC 9110 tokens); HTTP types agree.
-        guard let name = HTTPField.Name(String(decoding: rawName, as: UTF8.self)) else {
+        guard let name = KnownFieldNames.name(rawName) ?? HTTPField.Name(String(decoding: rawName, as: UTF8.self)) else {
             malformed = true
             return
         }

@@ -1,5 +1,11 @@
 import HTTPTypes
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The field names the gateway reads or writes beyond those HTTP types defines.
 extension HTTPField.Name {
     static let requestID = Self("X-Request-ID")!
@@ -25,4 +31,52 @@ extension HTTPField.Name {
     static let xRateLimitLimit = Self("X-RateLimit-Limit")!
     static let xRateLimitRemaining = Self("X-RateLimit-Remaining")!
     static let xRateLimitReset = Self("X-RateLimit-Reset")!
+}
+
+/// Field names as they usually arrive, made once: a name read off the wire that matches one of these
+/// byte for byte is that value — no string decoded, lowercased and checked for it (a name longer than
+/// 15 bytes is two allocations). Any other spelling is made as before: the bytes decide, so a name
+/// passes on exactly as it came.
+enum KnownFieldNames {
+    private struct Entry {
+        let bytes: [UInt8]
+        let name: HTTPField.Name
+    }
+
+    /// The usual names in the two spellings clients and servers send: canonical and lower case.
+    static let names: [HTTPField.Name] = {
+        let canonical = [
+            "Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Content-Type", "Content-Length",
+            "Connection", "Cookie", "Date", "Server", "Cache-Control", "ETag", "Last-Modified", "Location", "Set-Cookie",
+            "Transfer-Encoding", "Vary", "Keep-Alive", "Upgrade", "Origin", "Referer", "If-None-Match", "If-Modified-Since",
+            "Content-Encoding", "Expect", "Expires", "Pragma", "X-Request-ID", "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP",
+            "X-API-Key", "Idempotency-Key", "Traceparent", "Access-Control-Allow-Origin", "Strict-Transport-Security",
+        ]
+        var names: [HTTPField.Name] = []
+        for spelling in canonical {
+            names.append(HTTPField.Name(spelling)!)
+            if spelling.lowercased() != spelling { names.append(HTTPField.Name(spelling.lowercased())!) }
+        }
+        return names
+    }()
+
+    /// `names` by the length of their bytes.
+    private static let byLength: [[Entry]] = {
+        var table = [[Entry]](repeating: [], count: 32)
+        for name in names {
+            let bytes = Array(name.rawName.utf8)
+            table[bytes.count].append(Entry(bytes: bytes, name: name))
+        }
+        return table
+    }()
+
+    /// The made name spelled exactly as `bytes`; nil for any other.
+    static func name(_ bytes: UnsafeRawBufferPointer) -> HTTPField.Name? {
+        guard bytes.count < byLength.count, let start = bytes.baseAddress else { return nil }
+        for entry in byLength[bytes.count] {
+            let same = entry.bytes.withUnsafeBytes { memcmp($0.baseAddress!, start, bytes.count) == 0 }
+            if same { return entry.name }
+        }
+        return nil
+    }
 }
