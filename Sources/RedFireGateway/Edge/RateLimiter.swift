@@ -151,8 +151,25 @@ final class RateLimiter: Sendable {
             field.indexingStrategy = .avoid
             return field
         }
-        fields.append(HTTPField(name: .rateLimitPolicy, value: "\"\(policy.name)\";q=\(policy.burst);w=\(window)"))
-        fields.append(volatile(.rateLimit, "\"\(policy.name)\";r=\(decision.remaining);t=\(reset)"))
+        // Each value made in one allocation: `"name";q=10;w=1`, `"name";r=9;t=1`.
+        let name = policy.name
+        let bound = name.utf8.count + 8 + 2 * ReservedText.decimalBound
+        fields.append(HTTPField(name: .rateLimitPolicy, value: String(reservedAtMost: bound) { text in
+            text.write(byte: UInt8(ascii: "\""))
+            text.write(name)
+            text.write("\";q=")
+            text.writeDecimal(policy.burst)
+            text.write(";w=")
+            text.writeDecimal(Int(window))
+        }))
+        fields.append(volatile(.rateLimit, String(reservedAtMost: bound) { text in
+            text.write(byte: UInt8(ascii: "\""))
+            text.write(name)
+            text.write("\";r=")
+            text.writeDecimal(decision.remaining)
+            text.write(";t=")
+            text.writeDecimal(Int(reset))
+        }))
         if style == .ietfAndLegacy {
             fields.append(HTTPField(name: .xRateLimitLimit, value: String(policy.burst)))
             fields.append(volatile(.xRateLimitRemaining, String(decision.remaining)))

@@ -172,6 +172,18 @@ struct ReservedText: ~Copyable {
     static let timestampBound = 24
 }
 
+extension String {
+    /// The text `write` writes, at most `bound` bytes, made in one allocation (an interpolation of a
+    /// few pieces grows its string piece by piece).
+    init(reservedAtMost bound: Int, _ write: (inout ReservedText) -> Void) {
+        self.init(unsafeUninitializedCapacity: bound) { bytes in
+            var text = ReservedText(UnsafeMutableRawBufferPointer(bytes))
+            write(&text)
+            return text.count
+        }
+    }
+}
+
 extension ByteBuffer {
     /// Writes what `write` writes, at most `bound` bytes, into memory reserved for it at once.
     mutating func writeReserved(atMost bound: Int, _ write: (inout ReservedText) -> Void) {
