@@ -43,6 +43,66 @@ struct ReliabilityTests {
         await stopAll(instances)
     }
 
+    /// A client that pipelines many requests and does not read the answers: the gateway forwards only
+    /// what the connection can hold — the socket's buffers and `connection_buffer` — and waits, instead of
+    /// answering everything into memory. Once the client reads, every response arrives whole, in order.
+    /// A response that arrives whole with its head and fills more than half the connection's buffer
+    /// (32–64 KiB by default) pauses reading the instance's socket; taking it whole must resume reading,
+    /// or the pooled connection holds the next response unread until `response_headers` runs out.
+    @Test func aResponseReadWholeLeavesItsConnectionReusable() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let connection = try await RawConnection(port: gateway.port)
+        for index in 0..<10 {
+            try await connection.write("GET /api/v1/trading/_download?bytes=36000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            let reply = try await connection.readResponse(timeoutSeconds: 5, decodingBody: false)
+            #expect(reply.status == 200 && reply.headers.first(name: "Content-Length") == "36000", "response \(index)")
+        }
+        #expect(gateway.registry.state.services[0].members[0].runtime.failuresInARow == 0)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
+    @Test func aPipeliningClientThatDoesNotReadIsAnsweredAsItReads() async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances)
+        let count = 400
+        let size = 64 * 1024
+        let connection = try await RawConnection(port: gateway.port)
+        let request = "GET /api/v1/trading/_download?bytes=\(size) HTTP/1.1\r\nHost: x\r\n\r\n"
+        // Sent on the side: once the gateway stops reading, the requests wait in the socket's buffers.
+        let sending = Task { try await connection.write(String(repeating: request, count: count)) }
+        // The instance's count settles while nothing is read: no forwarding into memory.
+        var last = -1
+        var steady = 0
+        await waitUntil(timeout: .seconds(30), "forwarding pauses") {
+            let now = instances[0].requestCount
+            steady = now == last && now > 0 ? steady + 1 : 0
+            last = now
+            return steady >= 50
+        }
+        // 400 × 64 KiB would be 25 MB; the two sockets' buffers hold 10 MB of it at most.
+        #expect(last < count * 3 / 4, "\(last) responses forwarded to a client that reads nothing")
+        for index in 0..<count {
+            let reply: GatewayHarness.Reply
+            do {
+                reply = try await connection.readResponse(decodingBody: false)
+            } catch {
+                Issue.record("response \(index): \(error); the instance had \(instances[0].requestCount) requests")
+                break
+            }
+            // The bytes are binary and skipped: the framing says how many there were.
+            guard reply.status == 200, reply.headers.first(name: "Content-Length") == String(size) else {
+                Issue.record("response \(index): \(reply.status), \(reply.headers)")
+                break
+            }
+        }
+        _ = try await sending.value
+        #expect(instances[0].requestCount == count)
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
     /// A response that ends its connection (here: a body of unknown length to an HTTP/1.0 client) is the
     /// last one: a request pipelined behind it is neither answered nor forwarded — the client repeats it
     /// on a new connection, so an order is never placed without its answer reaching anyone.

@@ -88,8 +88,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     func endExchange() {
-        state.endExchange()
         parts.removeAll()
+        perform(state.endExchange())
     }
 
     /// A request part was written.
@@ -130,6 +130,8 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
             }
         }
         parts.removeAll()
+        // The reader took everything: reading resumes if it paused.
+        perform(state.readerTook(bufferedParts: 0, bufferedBytes: 0))
         return body ?? ByteBuffer()
     }
 

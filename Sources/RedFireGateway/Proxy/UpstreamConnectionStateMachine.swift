@@ -66,9 +66,13 @@ struct UpstreamConnectionStateMachine {
         self.bufferLimit = bufferLimit
     }
 
-    mutating func endExchange() {
+    /// The exchange is over: whatever was buffered is gone with it. A connection whose reading paused
+    /// (a response read whole with its head, past half the buffer) reads again — in the pool it must see
+    /// the instance close it, and the next exchange's response must reach it.
+    mutating func endExchange() -> Action {
         inExchange = false
         relaying = false
+        return readerTook(bufferedParts: 0, bufferedBytes: 0)
     }
 
     /// A request part was written.
