@@ -12,8 +12,9 @@ import Synchronization
 /// proxied request, each a look-up of the task's executor preference under its status lock), and
 /// registered and removed a status record.
 ///
-/// One per request loop, renewed for each request it starts (`renew()`): a request starts only after
-/// the previous one's exchange is over.
+/// A request loop (a connection's, an HTTP/2 stream's) keeps one, renewed for each request it starts
+/// (`renew()`: a request starts only after the previous one's exchange is over); a health check makes
+/// its own.
 final class ExchangeAbandonment: Sendable {
     private struct State {
         var channel: (any Channel)?
