@@ -62,14 +62,9 @@ enum RawHTTP {
     }
 
     /// A blocking TCP socket connected to 127.0.0.1:`port`.
-    /// `receiveBuffer`: the socket's receive buffer (`SO_RCVBUF`, set before connecting), for a client
-    /// that holds little of what the server sends.
-    static func connectedSocket(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
+    static func connectedSocket(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket failed") }
-        if var size = receiveBuffer {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -142,8 +137,8 @@ final class RawConnection: @unchecked Sendable {
     private let fd: Int32
     private var received: [UInt8] = []
 
-    init(port: Int, receiveBuffer: Int32? = nil) async throws {
-        fd = try await RawHTTP.pool.runIfActive { try RawHTTP.connectedSocket(port: port, receiveBuffer: receiveBuffer) }
+    init(port: Int) async throws {
+        fd = try await RawHTTP.pool.runIfActive { try RawHTTP.connectedSocket(port: port) }
     }
 
     deinit { close(fd) }
@@ -216,8 +211,7 @@ final class RawConnection: @unchecked Sendable {
                 guard count > 0 else { break }
                 if head == nil {
                     bytes.append(contentsOf: buffer[0..<count])
-                    let separator: [UInt8] = [13, 10, 13, 10]
-                    if let end = bytes.indices.dropLast(3).first(where: { Array(bytes[$0..<$0 + 4]) == separator }) {
+                    if let end = RawHTTP.headEnd(bytes) {
                         let text = String(decoding: bytes[..<end], as: UTF8.self)
                         head = text
                         let lengthLine = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
