@@ -24,13 +24,13 @@ import Testing
         #expect(m.read(now: Self.t0, bufferedParts: 15, bufferedBytes: 100) == .none)
         #expect(m.read(now: Self.t0, bufferedParts: 16, bufferedBytes: 100) == .pauseReading)
         #expect(m.read(now: Self.t0, bufferedParts: 17, bufferedBytes: 100) == .none, "paused once")
-        #expect(m.readerTook(bufferedParts: 8, bufferedBytes: 100) == .none, "not below half the parts yet")
-        #expect(m.readerTook(bufferedParts: 7, bufferedBytes: 100) == .resumeReading)
-        #expect(m.readerTook(bufferedParts: 6, bufferedBytes: 100) == .none, "resumed once")
+        #expect(m.readerTook(bufferedParts: 8, bufferedBytes: 100, now: Self.t0) == .none, "not below half the parts yet")
+        #expect(m.readerTook(bufferedParts: 7, bufferedBytes: 100, now: Self.t0) == .resumeReading)
+        #expect(m.readerTook(bufferedParts: 6, bufferedBytes: 100, now: Self.t0) == .none, "resumed once")
         // Large parts: half the byte bound pauses; a quarter resumes.
         #expect(m.read(now: Self.t0, bufferedParts: 2, bufferedBytes: 32 * 1024) == .pauseReading)
-        #expect(m.readerTook(bufferedParts: 1, bufferedBytes: 16 * 1024) == .none)
-        #expect(m.readerTook(bufferedParts: 1, bufferedBytes: 16 * 1024 - 1) == .resumeReading)
+        #expect(m.readerTook(bufferedParts: 1, bufferedBytes: 16 * 1024, now: Self.t0) == .none)
+        #expect(m.readerTook(bufferedParts: 1, bufferedBytes: 16 * 1024 - 1, now: Self.t0) == .resumeReading)
     }
 
     /// A response read whole with its head past half the buffer paused reading; nobody reads its parts
@@ -40,10 +40,28 @@ import Testing
         var m = machine()
         m.beginExchange(bufferLimit: 64 * 1024)
         #expect(m.read(now: Self.t0, bufferedParts: 3, bufferedBytes: 33 * 1024) == .pauseReading)
-        #expect(m.endExchange() == .resumeReading)
+        #expect(m.endExchange(now: Self.t0) == .resumeReading)
         #expect(!m.readingPaused)
         m.beginExchange(bufferLimit: 64 * 1024)
-        #expect(m.endExchange() == .none, "reading was not paused")
+        #expect(m.endExchange(now: Self.t0) == .none, "reading was not paused")
+    }
+
+    /// A long pause in reading (a slow client) is not the instance's silence: the idle clock restarts
+    /// when reading resumes, so a timer that comes before the first read after it does not close.
+    @Test func resumingReadingRestartsTheSilenceClock() {
+        var m = machine(idle: .milliseconds(300))
+        m.beginExchange(bufferLimit: 64 * 1024)
+        _ = m.requestSent(responseWithin: .seconds(5))
+        m.responseArrived()
+        #expect(m.read(now: Self.t0, bufferedParts: 2, bufferedBytes: 40 * 1024) == .pauseReading)
+        // The client takes a second to catch up; meanwhile the timer finds nobody waiting for the instance.
+        #expect(m.timerFired(now: Self.t0 + .milliseconds(300), readerWaiting: false, buffered: true) == .arm(Self.t0 + .milliseconds(600)))
+        let resumed = Self.t0 + .seconds(1)
+        #expect(m.readerTook(bufferedParts: 0, bufferedBytes: 0, now: resumed) == .resumeReading)
+        // The relaying task waits for the instance before the socket was read again: not silence yet.
+        #expect(m.timerFired(now: resumed + .milliseconds(10), readerWaiting: true, buffered: false) == .arm(resumed + .milliseconds(300)))
+        // Silent for the whole idle timeout after reading resumed: closed.
+        #expect(m.timerFired(now: resumed + .milliseconds(300), readerWaiting: true, buffered: false) == .closeIdle)
     }
 
     @Test func aLateResponseHeadClosesAsATimeout() {
@@ -94,7 +112,7 @@ import Testing
         m.beginExchange(bufferLimit: 64 * 1024)
         _ = m.requestSent(responseWithin: .seconds(5))
         m.responseArrived()
-        #expect(m.endExchange() == .none)
+        #expect(m.endExchange(now: Self.t0) == .none)
         _ = m.read(now: Self.t0 + .seconds(1), bufferedParts: 0, bufferedBytes: 0)
         // Activity moves the idle deadline; in the pool nothing excuses idleness.
         #expect(m.timerFired(now: Self.t0 + .seconds(30), readerWaiting: false, buffered: false) == .arm(Self.t0 + .seconds(31)))
@@ -111,7 +129,7 @@ import Testing
         #expect(m.timerFired(now: Self.t0 + .seconds(10), readerWaiting: false, buffered: false) == .arm(Self.t0 + .seconds(20)))
         // Back in the pool the connection reads again (it must see the instance close it), and the
         // pause would be no excuse anyway.
-        #expect(m.endExchange() == .resumeReading)
+        #expect(m.endExchange(now: Self.t0) == .resumeReading)
         #expect(m.timerFired(now: Self.t0 + .seconds(20), readerWaiting: false, buffered: false) == .closeIdle)
         m.stopped()
         #expect(m.timerAt == .distantFuture)

@@ -89,7 +89,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func endExchange() {
         parts.removeAll()
-        perform(state.endExchange())
+        perform(state.endExchange(now: now))
     }
 
     /// A request part was written.
@@ -131,7 +131,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         }
         parts.removeAll()
         // The reader took everything: reading resumes if it paused.
-        perform(state.readerTook(bufferedParts: 0, bufferedBytes: 0))
+        perform(state.readerTook(bufferedParts: 0, bufferedBytes: 0, now: now))
         return body ?? ByteBuffer()
     }
 
@@ -291,7 +291,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
     /// The next response part; nil once the connection closed cleanly with nothing left to read.
     nonisolated(nonsending) func next() async throws -> UpstreamResponsePart? {
         try await parts.next { [self] left in
-            perform(state.readerTook(bufferedParts: left, bufferedBytes: parts.bufferedBytes))
+            perform(state.readerTook(bufferedParts: left, bufferedBytes: parts.bufferedBytes, now: now))
         }
     }
 }

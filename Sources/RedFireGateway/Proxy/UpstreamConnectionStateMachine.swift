@@ -69,10 +69,10 @@ struct UpstreamConnectionStateMachine {
     /// The exchange is over: whatever was buffered is gone with it. A connection whose reading paused
     /// (a response read whole with its head, past half the buffer) reads again — in the pool it must see
     /// the instance close it, and the next exchange's response must reach it.
-    mutating func endExchange() -> Action {
+    mutating func endExchange(now: NIODeadline) -> Action {
         inExchange = false
         relaying = false
-        return readerTook(bufferedParts: 0, bufferedBytes: 0)
+        return readerTook(bufferedParts: 0, bufferedBytes: 0, now: now)
     }
 
     /// A request part was written.
@@ -102,10 +102,13 @@ struct UpstreamConnectionStateMachine {
         return .pauseReading
     }
 
-    /// The reader took a part; reading resumes once it has caught up well below both marks.
-    mutating func readerTook(bufferedParts: Int, bufferedBytes: Int) -> Action {
+    /// The reader took a part; reading resumes once it has caught up well below both marks. The
+    /// instance's silence counts from then: while the socket was not read it could not be heard (a timer
+    /// that came before the first read after a long pause would otherwise close a busy connection).
+    mutating func readerTook(bufferedParts: Int, bufferedBytes: Int, now: NIODeadline) -> Action {
         guard readingPaused, bufferedParts < Self.highWatermark / 2, bufferedBytes < bufferLimit / 4 else { return .none }
         readingPaused = false
+        lastActivity = now
         return .resumeReading
     }
 
