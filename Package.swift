@@ -108,10 +108,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The WebSocket load client and echo server of scripts/bench.sh.
+        // The WebSocket load client and echo server of scripts/bench.sh, and its relay (the floor of a
+        // proxy on SwiftNIO, with the gateway's own task executor).
         .executableTarget(
             name: "redfire-ws-load",
             dependencies: [
+                "RedFireGateway",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,5 @@
-// The WebSocket side of `scripts/bench.sh`: a load client and an echo server, on SwiftNIO.
+// The WebSocket side of `scripts/bench.sh`: a load client and an echo server, on SwiftNIO — and the
+// relay that is its reference for what a proxy on SwiftNIO costs at the least (Relay.swift).
 //
 //   redfire-ws-load echo --port 9400 [--threads 1]
 //       a WebSocket echo server on 127.0.0.1 (any path): every message back, unmasked, as one frame.
@@ -8,6 +9,8 @@
 //       interval (0: the next as soon as the last came back) carrying its send time; prints one JSON
 //       line: connections open and failed, messages sent and echoed, echoes per second, round-trip
 //       latency percentiles (µs), and the first error seen.
+//   redfire-ws-load relay --port 18087 --upstreams 19001,19002 [--through handlers|task]
+//       relays each connection's bytes to an upstream connection of its own (see Relay.swift).
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -24,6 +27,8 @@ struct Options {
     var size = 64
     var duration = 10
     var threads = 1
+    var upstreams = ""
+    var through = "handlers"
 
     init(_ arguments: [String]) {
         var rest = arguments.dropFirst()
@@ -38,6 +43,8 @@ struct Options {
             case "--size": size = max(8, Int(value) ?? size)
             case "--duration": duration = Int(value) ?? duration
             case "--threads": threads = max(1, Int(value) ?? threads)
+            case "--upstreams": upstreams = value
+            case "--through": through = value
             default: fatalError("unknown option \(flag)")
             }
         }
@@ -320,7 +327,8 @@ let options = Options(CommandLine.arguments)
 switch options.mode {
 case "echo": try runEcho(options)
 case "run": try runLoad(options)
+case "relay": try runRelay(options)
 default:
-    print("usage: redfire-ws-load echo --port P | run --url ws://HOST:PORT/PATH --connections N [--interval-ms I] [--size B] [--duration S]")
+    print("usage: redfire-ws-load echo --port P | run --url ws://HOST:PORT/PATH --connections N [--interval-ms I] [--size B] [--duration S] | relay --port P --upstreams P1,P2 [--through handlers|task]")
     exit(2)
 }

@@ -6,18 +6,18 @@ import NIOCore
 /// next request) are gathered and run by one loop task: a loop task is a closure allocated and queued
 /// under the loop's lock, and a busy loop resumes many tasks per round. Jobs from other threads are
 /// queued one by one.
-final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
+public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     let eventLoop: any EventLoop
     /// Jobs waiting for the loop task that runs them; touched on the loop only.
     private var gathered: [UnownedJob] = []
     /// The jobs being run (kept to reuse its storage).
     private var running: [UnownedJob] = []
 
-    init(_ eventLoop: any EventLoop) {
+    public init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         guard eventLoop.inEventLoop else {
             eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
