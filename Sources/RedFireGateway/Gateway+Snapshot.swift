@@ -5,7 +5,7 @@ extension Gateway {
     public func snapshot(windowSeconds: Int, eventLimit: Int = 200) -> GatewaySnapshot {
         let state = registry.state
         let now = ContinuousClock.now
-        let second = TelemetryClock.second(now)
+        let second = TelemetryClock.second()
         let elapsed = Int((now - startedAt).components.seconds) + 1
         func figures(_ window: MetricWindow) -> GatewaySnapshot.Figures { GatewaySnapshot.Figures(window, elapsed: elapsed) }
         let routeOrder = Dictionary(uniqueKeysWithValues: state.config.routes.enumerated().map { ($1.name, $0) })

@@ -31,7 +31,7 @@ struct GatewayResponder: Sendable {
     static let docsBody = ByteBuffer(string: APIReferencePage.html)
     static let readyBody = ByteBuffer(string: #"{"status":"ready"}"#)
 
-    nonisolated(nonsending) func respond(to request: Request, context: Context) async throws -> GatewayResponse {
+    nonisolated(nonsending) func respond(to request: GatewayRequest, context: Context) async throws -> GatewayResponse {
         let head = request.head
         let requestID: String
         if let supplied = head.headerFields[.requestID], GatewayRequestID.isWellFormed(supplied) {
@@ -60,7 +60,7 @@ struct GatewayResponder: Sendable {
         return response
     }
 
-    nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String) async throws -> GatewayResponse {
+    nonisolated(nonsending) private func respond(to request: GatewayRequest, context: Context, requestID: String) async throws -> GatewayResponse {
         let head = request.head
         // CORS, when configured: preflights are answered here, before routing and authentication, and
         // every other answer — the gateway's own errors included — gets `Vary: Origin` and, for an
@@ -91,11 +91,11 @@ struct GatewayResponder: Sendable {
         return target.firstIndex(of: "?").map { target[..<$0] } ?? Substring(target)
     }
 
-    nonisolated(nonsending) private func respond(to request: Request, context: Context, requestID: String, state: GatewayState) async throws -> GatewayResponse {
-        let start = ContinuousClock.now
+    nonisolated(nonsending) private func respond(to request: GatewayRequest, context: Context, requestID: String, state: GatewayState) async throws -> GatewayResponse {
+        let start = TelemetryClock.now
         var head = request.head
         /// A WebSocket upgrade's request with its bearer token lifted from the subprotocols.
-        var lifted: Request?
+        var lifted: GatewayRequest?
         // The one client address every per-client decision uses — login throttle, rate limits,
         // consistent hashing on the client, the access log: the TCP peer, or `X-Forwarded-For` as
         // vouched for by `trusted_proxies` (the peer itself when none are configured).
@@ -194,7 +194,7 @@ struct GatewayResponder: Sendable {
             }
             if let liftedHead = WebSocketUpgrade.liftBearer(head) {
                 head = liftedHead
-                lifted = Request(head: liftedHead, body: request.body)
+                lifted = GatewayRequest(head: liftedHead, body: request.body)
             }
             websocket = config
         }
@@ -262,7 +262,7 @@ struct GatewayResponder: Sendable {
 
     /// The gateway's own endpoints: probes, documents, metrics, the admin API and the auth API; nil for
     /// everything else (routed to a service).
-    nonisolated(nonsending) private func ownEndpoint(_ request: Request, path: Substring, target: RequestTarget, context: Context, requestID: String,
+    nonisolated(nonsending) private func ownEndpoint(_ request: GatewayRequest, path: Substring, target: RequestTarget, context: Context, requestID: String,
                              client: String?, state: GatewayState) async -> GatewayResponse? {
         switch path {
         case "/health":
@@ -307,27 +307,27 @@ struct GatewayResponder: Sendable {
         }
         // Prefixes compared as bytes: `Substring.hasPrefix` compares characters, one `String` each.
         if path.utf8.starts(with: "/gateway/".utf8) || path == "/gateway" {
-            var context = context
+            var context = context.withRouterStorage()
             context.requestID = requestID
             context.clientAddress = client
-            return GatewayResponse(await admin.respond(to: request, context: context, target: target))
+            return GatewayResponse(await admin.respond(to: request.hummingbird, context: context, target: target))
         }
         if path.utf8.starts(with: AuthEndpoints.prefix.utf8), let auth {
-            var context = context
+            var context = context.withRouterStorage()
             context.requestID = requestID
             context.clientAddress = client
-            return GatewayResponse(await auth.respond(to: request, target: target, context: context))
+            return GatewayResponse(await auth.respond(to: request.hummingbird, target: target, context: context))
         }
         return nil
     }
 
     /// The access-log line of an answer that did not go to a service (own endpoints, early refusals).
     private func logged(_ response: GatewayResponse, error: GatewayError? = nil, path: String, head: HTTPRequest, requestID: String, client: String?,
-                        start: ContinuousClock.Instant, context: Context) -> GatewayResponse {
+                        start: TelemetryClock.Instant, context: Context) -> GatewayResponse {
         guard let accessLog else { return response }
         accessLog.record(AccessLogEntry(requestID: requestID, clientIP: client, method: head.method.rawValue, path: path,
                                         protocolName: context.httpVersion, tls: context.transport.tls),
-                         status: response.status.code, instance: nil, attempts: 0, upstream: .zero, total: .now - start,
+                         status: response.status.code, instance: nil, attempts: 0, upstream: .zero, total: TelemetryClock.now - start,
                          bytesIn: 0, bytesOut: response.contentLength ?? 0, errorCode: error?.code)
         return response
     }

@@ -23,7 +23,7 @@ struct Forwarder: Sendable {
     ///   - headerFilter, peerTrusted: which client fields are removed; whether the client's
     ///     `X-Forwarded-For` is kept (the peer is a trusted proxy).
     ///   - abandonment: how the client gives the request up when it hangs up (idempotent requests).
-    nonisolated(nonsending) func forward(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
+    nonisolated(nonsending) func forward(_ request: GatewayRequest, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?, clientAddress: String? = nil,
                  identity: consuming UpstreamIdentity = .transparent, extraHeaders: HTTPFields = [:], maxBodySize: Int = .max,
                  bufferLimit: Int = 64 * 1024, headerFilter: ClientHeaderFilter = .standard, peerTrusted: Bool = false,
                  clientTLS: Bool = false, abandonment: ExchangeAbandonment? = nil, recorder: RequestRecorder) async -> GatewayResponse {
@@ -81,11 +81,11 @@ struct Forwarder: Sendable {
             upstreamRequest.traceparent = traced?.traceparent
             upstreamRequest.abandonment = abandonment
             let response: UpstreamResponse
-            let dispatched = ContinuousClock.now
+            let dispatched = TelemetryClock.now
             do {
                 response = try await transport.execute(upstreamRequest, timeouts: timeouts)
             } catch {
-                let failedAt = ContinuousClock.now
+                let failedAt = TelemetryClock.now
                 traced?.failed(error)
                 if Task.isCancelled || abandonment?.isAbandoned == true {
                     // The client went away and its request was abandoned (`GatewayRequestHandler`): the
@@ -176,7 +176,7 @@ struct Forwarder: Sendable {
     /// A body is sent upstream only when the client declared one (RFC 9112 §6.1): `Content-Length`
     /// or `Transfer-Encoding`. A GET without either reaches the instance without a body.
     /// The declared length was already checked against `limit`; a chunked body is checked while it streams.
-    static func declaredBody(_ request: Request, limit: Int) -> UpstreamRequestBody? {
+    static func declaredBody(_ request: GatewayRequest, limit: Int) -> UpstreamRequestBody? {
         let fields = request.head.headerFields
         if let text = fields[.contentLength], let length = Int(text) {
             return UpstreamRequestBody(stream: TrackedRequestBody(body: request.body), length: length)
@@ -195,7 +195,7 @@ struct Forwarder: Sendable {
     /// be completed.
     func streamedResponse(_ upstream: consuming UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, service: ServiceConfig, corsByService: Bool,
                                   admission: ServiceAdmission?, requestID: String,
-                                  extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: ContinuousClock.Instant, attempts: ForwardAttempts,
+                                  extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: TelemetryClock.Instant, attempts: ForwardAttempts,
                                   body: UpstreamRequestBody?) -> GatewayResponse {
         let earlierUpstreamTime = attempts.failedTime, upstreamErrors = attempts.errors, upstreamTimeouts = attempts.timeouts
         // The instance's fields leave the response (not copied): when nothing of them is to go, the
@@ -208,7 +208,7 @@ struct Forwarder: Sendable {
         let failedStatus = status.code >= 500
         /// Records the request once the instance's response is done (whole, or ended early).
         @Sendable func record(bytesOut: Int, truncated: Bool = false, errorCode: GatewayError? = nil) {
-            let now = ContinuousClock.now
+            let now = TelemetryClock.now
             recorder.finish(status: status.code, instance: runtime.metrics, upstream: earlierUpstreamTime + (now - dispatched),
                             bytesIn: body?.stream.bytesRead ?? 0, bytesOut: bytesOut,
                             upstreamErrors: upstreamErrors + (truncated ? 1 : 0), upstreamTimeouts: upstreamTimeouts, truncated: truncated, now: now,

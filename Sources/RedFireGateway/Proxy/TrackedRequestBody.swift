@@ -1,5 +1,4 @@
 import Atomics
-import Hummingbird
 import NIOCore
 
 /// The client's request body, remembering whether anyone started reading it, how many bytes went
@@ -8,10 +7,11 @@ import NIOCore
 /// `ClientBodyFailure.tooLarge` at the route's limit, so an oversized upload fails while streaming.
 struct TrackedRequestBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
-    let body: RequestBody
+    /// Nil for a request that declared an empty body (`Content-Length: 0`): nothing to read.
+    let body: RequestBodyStream?
     let progress: Progress
 
-    init(body: RequestBody, limit: Int = .max) {
+    init(body: RequestBodyStream?, limit: Int = .max) {
         self.body = body
         self.progress = Progress(limit: limit)
     }
@@ -34,10 +34,11 @@ struct TrackedRequestBody: AsyncSequence, Sendable {
     var clientFailure: ClientBodyFailure? { ClientBodyFailure(rawValue: progress.failure.load(ordering: .relaxed)) }
 
     struct AsyncIterator: AsyncIteratorProtocol {
-        var inner: RequestBody.AsyncIterator
+        let inner: RequestBodyStream?
         let progress: Progress
 
         mutating func next() async throws -> ByteBuffer? {
+            guard let inner else { return nil }
             let chunk: ByteBuffer?
             do {
                 chunk = try await inner.next()
@@ -60,7 +61,7 @@ struct TrackedRequestBody: AsyncSequence, Sendable {
 
     func makeAsyncIterator() -> AsyncIterator {
         progress.started.store(true, ordering: .relaxed)
-        return AsyncIterator(inner: body.makeAsyncIterator(), progress: progress)
+        return AsyncIterator(inner: body, progress: progress)
     }
 }
 

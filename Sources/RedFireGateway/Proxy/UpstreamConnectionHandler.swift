@@ -97,8 +97,11 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         state.wrote(now: now)
     }
 
-    /// The event loop's clock (an `EmbeddedEventLoop`'s in tests).
-    private var now: NIODeadline { context?.eventLoop.now ?? .now() }
+    /// The event loop's clock (an `EmbeddedEventLoop`'s in tests). A NIO event loop's is the monotonic
+    /// clock itself, read without going through the context and the loop (both retained for each read).
+    private var now: NIODeadline { onEventLoopThread ? .now() : context?.eventLoop.now ?? .now() }
+    /// Added on one of NIO's own event loops (not an `EmbeddedEventLoop`).
+    private var onEventLoopThread = false
 
     /// The request is sent: its response head is due within `timeout`.
     func expectResponse(within timeout: TimeAmount) {
@@ -137,6 +140,7 @@ final class UpstreamConnectionHandler: ChannelInboundHandler, RemovableChannelHa
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        onEventLoopThread = MultiThreadedEventLoopGroup.currentEventLoop != nil
         parser.delegate = self
         perform(state.started(now: context.eventLoop.now))
     }

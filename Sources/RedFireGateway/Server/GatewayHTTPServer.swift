@@ -23,7 +23,7 @@ import NIOTLS
 struct GatewayHTTPServer: Sendable {
     /// Answers one request (Hummingbird's `HTTP1Channel(responder:)` shape): the server knows nothing
     /// of what answers it.
-    typealias Responder = nonisolated(nonsending) @Sendable (Request, GatewayRequestContext) async throws -> GatewayResponse
+    typealias Responder = nonisolated(nonsending) @Sendable (GatewayRequest, GatewayRequestContext) async throws -> GatewayResponse
 
     let responder: Responder
     let listener: ListenerRuntime

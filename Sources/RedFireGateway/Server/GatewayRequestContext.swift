@@ -1,10 +1,20 @@
 import Synchronization
 import Hummingbird
+import Logging
 import NIOCore
 
 /// Per-request context: Hummingbird's core storage plus the TCP peer's address.
 package struct GatewayRequestContext: RequestContext {
-    package var coreContext: CoreRequestContextStorage
+    /// Hummingbird's core storage (logger, matched endpoint, path parameters), made for the gateway's own
+    /// endpoints that are Hummingbird routers (`withRouterStorage`): making it allocates a lock and copies
+    /// the logger, which a request forwarded to a service never uses.
+    package var coreContext: CoreRequestContextStorage {
+        get { core ?? CoreRequestContextStorage(source: ApplicationRequestContextSource(channel: channel, logger: sourceLogger)) }
+        set { core = newValue }
+    }
+    private var core: CoreRequestContextStorage?
+    private let channel: any Channel
+    private let sourceLogger: Logger
     package let remoteAddress: SocketAddress?
     /// The TCP peer's address as text (`remoteAddress?.ipAddress`), formatted once per connection.
     package let clientIP: String?
@@ -34,7 +44,8 @@ package struct GatewayRequestContext: RequestContext {
     /// With the peer's address already known (the connection's request loop reads it once).
     init(source: ApplicationRequestContextSource, remoteAddress: SocketAddress?, clientIP: String?, hangup: ClientHangup? = nil,
          abandonment: ExchangeAbandonment? = nil, transport: ClientTransport = .plain, httpVersion: String = "HTTP/1.1", upgrade: ConnectionUpgrade? = nil) {
-        self.coreContext = .init(source: source)
+        self.channel = source.channel
+        self.sourceLogger = source.logger
         self.upgrade = upgrade
         self.transport = transport
         self.httpVersion = httpVersion
@@ -42,5 +53,13 @@ package struct GatewayRequestContext: RequestContext {
         self.clientIP = clientIP
         self.hangup = hangup
         self.abandonment = abandonment
+    }
+
+    /// With Hummingbird's core storage made, for a router: what the router records in it (the matched
+    /// endpoint) stays with the context.
+    func withRouterStorage() -> GatewayRequestContext {
+        var context = self
+        if context.core == nil { context.core = coreContext }
+        return context
     }
 }

@@ -61,9 +61,9 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         var endSent = false
         var responseDone = false
         /// The request and its context until the worker takes them: moved, not copied, into the worker.
-        var received: Request?
+        var received: GatewayRequest?
         var context: GatewayRequestContext?
-        init(handler: GatewayRequestHandler, body: RequestBodyStream?, abandonable: Bool, upgrade: ConnectionUpgrade?, received: Request,
+        init(handler: GatewayRequestHandler, body: RequestBodyStream?, abandonable: Bool, upgrade: ConnectionUpgrade?, received: GatewayRequest,
              context: GatewayRequestContext) {
             self.handler = handler
             self.body = body
@@ -199,7 +199,7 @@ final class GatewayRequestHandler: ChannelInboundHandler, RemovableChannelHandle
         abandonment.renew()
         let request = ActiveRequest(
             handler: self, body: stream, abandonable: head.method.isIdempotent, upgrade: upgrade,
-            received: Request(head: head, body: stream.map { RequestBody(asyncSequence: $0) } ?? RequestBody(buffer: ByteBuffer())),
+            received: GatewayRequest(head: head, body: stream),
             context: GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: logger),
                                            remoteAddress: remoteAddress, clientIP: clientIP, hangup: hangup, abandonment: abandonment,
                                            transport: facts?.transport ?? .plain, httpVersion: httpVersion, upgrade: upgrade))

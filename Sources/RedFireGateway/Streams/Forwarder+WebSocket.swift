@@ -9,7 +9,7 @@ extension Forwarder {
     /// `Sec-WebSocket-Accept`) the client gets it and both connections become a `WebSocketTunnel`; any
     /// other answer (403, 404, …) reaches the client as it is. Connection failures are retried on another
     /// instance like any idempotent request; draining instances take no new stream.
-    func forwardUpgrade(_ request: Request, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?,
+    func forwardUpgrade(_ request: GatewayRequest, route: RouteEntry, target requestTarget: RequestTarget, requestID: String, clientIP: String?,
                         clientAddress: String?, identity: UpstreamIdentity, tokenExpiresAt: Date?, revoked: (@Sendable () -> Bool)?,
                         extraHeaders: HTTPFields,
                         bufferLimit: Int, headerFilter: ClientHeaderFilter, peerTrusted: Bool, clientTLS: Bool,
@@ -46,12 +46,12 @@ extension Forwarder {
                                                   tls: member.url.scheme == "https" ? service.tls ?? UpstreamTLSConfig() : nil)
             upstreamRequest.upgrade = true
             upstreamRequest.abandonment = abandonment
-            let dispatched = ContinuousClock.now
+            let dispatched = TelemetryClock.now
             let response: UpstreamResponse
             do {
                 response = try await transport.upgrade(upstreamRequest, timeouts: service.timeouts)
             } catch {
-                let failedAt = ContinuousClock.now
+                let failedAt = TelemetryClock.now
                 lease.release()
                 if Task.isCancelled || abandonment?.isAbandoned == true {
                     recorder.finish(status: GatewayError.clientClosedRequest.status.code, instanceID: runtime.id, attempts: attempts.started,
@@ -79,7 +79,7 @@ extension Forwarder {
                 logger.warning("instance answered a websocket upgrade without the right Sec-WebSocket-Accept", metadata: [
                     "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
                 ])
-                recorder.finish(status: 502, instance: runtime.metrics, upstream: ContinuousClock.now - dispatched, upstreamErrors: 1,
+                recorder.finish(status: 502, instance: runtime.metrics, upstream: TelemetryClock.now - dispatched, upstreamErrors: 1,
                                 instanceID: runtime.id, attempts: attempts.started, errorCode: .badGateway)
                 return GatewayResponse.error(.badGateway, requestID: requestID)
             }
@@ -87,7 +87,7 @@ extension Forwarder {
                                                                  keepCORS: route.config.corsByService)
             responseHeaders[.upgradeField] = "websocket"
             responseHeaders[.connection] = "Upgrade"
-            recorder.finish(status: 101, instance: runtime.metrics, upstream: ContinuousClock.now - dispatched, instanceID: runtime.id,
+            recorder.finish(status: 101, instance: runtime.metrics, upstream: TelemetryClock.now - dispatched, instanceID: runtime.id,
                             attempts: attempts.started)
             let loop = switched.channel.eventLoop
             let now = loop.now

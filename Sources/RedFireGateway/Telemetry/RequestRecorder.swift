@@ -2,7 +2,7 @@ import Synchronization
 
 /// Collects what one request contributes to telemetry and records it once, when the request is done.
 struct RequestRecorder: Sendable {
-    let start: ContinuousClock.Instant
+    let start: TelemetryClock.Instant
     var method: String = ""
     /// The route's series once a route matched; until then the unrouted series.
     var route: MetricSeries
@@ -22,7 +22,7 @@ struct RequestRecorder: Sendable {
         var traceID: TraceID?
     }
 
-    init(start: ContinuousClock.Instant, unrouted: MetricSeries) {
+    init(start: TelemetryClock.Instant, unrouted: MetricSeries) {
         self.start = start
         self.route = unrouted
     }
@@ -30,7 +30,7 @@ struct RequestRecorder: Sendable {
     /// Records the request's outcome in the route (or unrouted) and service series, and the instance
     /// that answered, if any.
     func finish(status: Int, instance: MetricSeries? = nil, upstream: Duration = .zero, bytesIn: Int = 0, bytesOut: Int = 0,
-                upstreamErrors: Int = 0, upstreamTimeouts: Int = 0, truncated: Bool = false, now: ContinuousClock.Instant = .now,
+                upstreamErrors: Int = 0, upstreamTimeouts: Int = 0, truncated: Bool = false, now: TelemetryClock.Instant = TelemetryClock.now,
                 instanceID: String? = nil, attempts: Int? = nil, errorCode: GatewayError? = nil) {
         if let log, let entry {
             let errorCode = errorCode ?? ((hangup?.happened ?? false) ? .clientClosedRequest : nil)
