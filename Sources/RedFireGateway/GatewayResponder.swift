@@ -133,7 +133,8 @@ struct GatewayResponder: Sendable {
                           path: rawPath ?? "", head: head, requestID: requestID, client: client, start: start, context: context)
         }
         let path = Substring(target.path)
-        if let response = await ownEndpoint(request, path: path, target: target, context: context, requestID: requestID, client: client, state: state) {
+        if Self.mayBeOwnEndpoint(path),
+           let response = await ownEndpoint(request, path: path, target: target, context: context, requestID: requestID, client: client, state: state) {
             return logged(response, path: target.path, head: head, requestID: requestID, client: client, start: start, context: context)
         }
 
@@ -258,6 +259,18 @@ struct GatewayResponder: Sendable {
                                        bufferLimit: limits.connectionBuffer, headerFilter: state.clientHeaders,
                                        peerTrusted: ClientAddress.isTrusted(context.clientIP, trusted: state.config.trustedProxies),
                                        clientTLS: context.transport.tls != nil, abandonment: context.abandonment, recorder: recorder)
+    }
+
+    /// Whether `path` can be one of the gateway's own endpoints (`ownEndpoint`), told by its bytes: a path
+    /// routed to a service is turned away without comparing it to each endpoint's.
+    static func mayBeOwnEndpoint(_ path: Substring) -> Bool {
+        let bytes = path.utf8
+        // The shortest is `/ready`; each starts `/h`, `/g`, `/m` or `/r`, or with the auth API's prefix.
+        guard bytes.count >= 6 else { return false }
+        switch bytes[bytes.index(after: bytes.startIndex)] {
+        case UInt8(ascii: "h"), UInt8(ascii: "g"), UInt8(ascii: "m"), UInt8(ascii: "r"): return true
+        default: return bytes.starts(with: AuthEndpoints.prefix.utf8)
+        }
     }
 
     /// The gateway's own endpoints: probes, documents, metrics, the admin API and the auth API; nil for

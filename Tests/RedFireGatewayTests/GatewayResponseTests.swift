@@ -31,6 +31,17 @@ import Testing
         #expect(routed.contentLength == 3)
     }
 
+    @Test("The byte check in front of the gateway's own endpoints lets each of them through and turns routed paths away")
+    func ownEndpointsPassTheByteCheck() {
+        let own = ["/health", "/ready", "/metrics", "/gateway", "/gateway/docs", "/gateway/openapi.json", "/gateway/jwks.json",
+                   "/gateway/services", AuthEndpoints.prefix + "login", AuthEndpoints.prefix + "refresh"]
+        let refused = own.filter { !GatewayResponder.mayBeOwnEndpoint(Substring($0)) }
+        #expect(refused.isEmpty, "\(refused)")
+        for routed in ["/", "/x", "/api/v1/trading/orders", "/api/v1/authors", "/orders/health"] {
+            #expect(!GatewayResponder.mayBeOwnEndpoint(Substring(routed)), "\(routed)")
+        }
+    }
+
     @Test("An error is the envelope with the request ID, its status and the caller's fields")
     func errorIsTheEnvelope() throws {
         let response = GatewayResponse.error(.rateLimited, requestID: "req-1", headers: [.retryAfter: "2"])

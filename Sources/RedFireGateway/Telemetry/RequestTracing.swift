@@ -183,10 +183,10 @@ struct RequestTrace: Sendable {
     /// An event for a policy stage that can take time (authentication, the rate-limit decision), with
     /// its outcome and how long it took since `started` — recorded only when the request is (take
     /// `started` only then: `stageStart`).
-    func stage(_ name: String, since started: ContinuousClock.Instant?, _ attributes: SpanFields = [:]) {
+    func stage(_ name: String, since started: TelemetryClock.Instant?, _ attributes: SpanFields = [:]) {
         guard let started else { return }
         var attributes = attributes
-        attributes["gateway.duration_us"] = .int(Int64(TelemetryClock.micros(.now - started)))
+        attributes["gateway.duration_us"] = .int(Int64(TelemetryClock.micros(TelemetryClock.now - started)))
         if let span {
             span.addEvent(name, attributes)
         } else if let kept {
@@ -196,7 +196,7 @@ struct RequestTrace: Sendable {
     }
 
     /// When a stage starts, if the request is recorded (nil otherwise: nothing to measure).
-    var stageStart: ContinuousClock.Instant? { isRecording ? .now : nil }
+    var stageStart: TelemetryClock.Instant? { isRecording ? TelemetryClock.now : nil }
 
     /// Names the request's span (once its route is known).
     func rename(_ name: SpanName) {
