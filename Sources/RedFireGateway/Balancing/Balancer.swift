@@ -1,7 +1,8 @@
 import Atomics
 
 /// One instance as a balancer sees it: its runtime facts plus the weight and address from the snapshot.
-package struct PoolMember: Sendable {
+/// A class: a request holds the one it was given as one reference, not as a copy of each of its strings.
+package final class PoolMember: Sendable {
     package let runtime: InstanceRuntime
     package let url: UpstreamURL
     package let weight: Int

@@ -34,9 +34,10 @@ struct Forwarder: Sendable {
             headers[.retryAfter] = retryAfter(pool)
             return GatewayResponse.error(.upstreamUnavailable, requestID: requestID, headers: headers)
         }
-        let service = pool.service
+        // Read field by field where needed: a copy of the service's configuration retains each of its
+        // strings and lists.
         var admission: ServiceAdmission?
-        if let limit = service.maxInFlight {
+        if let limit = pool.service.maxInFlight {
             admission = ServiceAdmission(pool.shared, limit: limit)
             if tracing != nil, let trace = RequestTracing.current, trace.isRecording {
                 trace.set("gateway.admission", admission == nil ? "refused" : "admitted")
@@ -65,19 +66,19 @@ struct Forwarder: Sendable {
         let hashKey = Self.hashKey(pool, fields: head.headerFields, clientAddress: clientAddress ?? clientIP)
 
         // A route of long responses (event streams) may allow its instances longer silences.
-        var timeouts = service.timeouts
+        var timeouts = pool.service.timeouts
         if let idle = route.config.streamIdleTimeout { timeouts.idle = idle }
-        var attempts = ForwardAttempts(limit: service.retries.attempts, repeatable: retriable)
+        var attempts = ForwardAttempts(limit: pool.service.retries.attempts, repeatable: retriable)
         while let headers = fields.take(), let member = Self.nextInstance(pool, hashKey: hashKey, attempts: &attempts) {
             let runtime = member.runtime
             let lease = runtime.dispatch()
             // Traced: a client span per attempt (a retry is visible), its traceparent to the instance.
             let traced = tracing.flatMap { tracing in trace.map { trace in
-                tracing.attempt(trace, service: service.name, instance: runtime.id, authority: member.authority, number: attempts.started)
+                tracing.attempt(trace, service: pool.service.name, instance: runtime.id, authority: member.authority, number: attempts.started)
             } }
             var upstreamRequest = UpstreamRequest(method: head.method, upstream: member.url, authority: member.authority, target: target, headers: headers,
                                                   body: body, bufferLimit: bufferLimit,
-                                                  tls: member.url.scheme == "https" ? service.tls ?? UpstreamTLSConfig() : nil)
+                                                  tls: member.url.scheme == "https" ? pool.service.tls ?? UpstreamTLSConfig() : nil)
             upstreamRequest.traceparent = traced?.traceparent
             upstreamRequest.abandonment = abandonment
             let response: UpstreamResponse
@@ -112,9 +113,9 @@ struct Forwarder: Sendable {
                                                      upstreamErrors: timedOut ? 0 : 1, upstreamTimeouts: timedOut ? 1 : 0),
                                        second: TelemetryClock.second(failedAt))
                 lease.release()
-                recordOutcome(runtime, failed: true, service: service)
+                recordOutcome(runtime, failed: true, pool: pool)
                 logger.warning("upstream request failed", metadata: [
-                    "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
+                    "request_id": .string(requestID), "service": .string(pool.service.name), "instance": .string(runtime.id),
                     "upstream": .string(member.baseURL), "failure": .string("\(error)"), "attempt": .stringConvertible(attempts.started),
                 ])
                 let next = attempts.failed(error, on: runtime, after: failedAt - dispatched, bodyUntouched: body.map { !$0.stream.wasRead } ?? true,
@@ -126,7 +127,7 @@ struct Forwarder: Sendable {
                 break
             }
             traced?.answered(status: response.status.code, connection: response.connection == .unknown ? nil : response.connection.rawValue)
-            return streamedResponse(consume response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService, admission: admission,
+            return streamedResponse(consume response, runtime: runtime, lease: lease, pool: pool, corsByService: route.config.corsByService, admission: admission,
                                     requestID: requestID, extraHeaders: extraHeaders, recorder: recorder, dispatched: dispatched, attempts: attempts, body: body)
         }
         let (error, noInstance) = attempts.answer
@@ -193,7 +194,7 @@ struct Forwarder: Sendable {
     /// counted as an upstream error (telemetry, `/metrics`, the console), logged, and recorded in the
     /// access log as `upstream_truncated`; the client's connection is closed, since the response cannot
     /// be completed.
-    func streamedResponse(_ upstream: consuming UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, service: ServiceConfig, corsByService: Bool,
+    func streamedResponse(_ upstream: consuming UpstreamResponse, runtime: InstanceRuntime, lease: consuming InFlightLease, pool: ServicePool, corsByService: Bool,
                                   admission: ServiceAdmission?, requestID: String,
                                   extraHeaders: HTTPFields, recorder: RequestRecorder, dispatched: TelemetryClock.Instant, attempts: ForwardAttempts,
                                   body: UpstreamRequestBody?) -> GatewayResponse {
@@ -221,7 +222,7 @@ struct Forwarder: Sendable {
             // Everything arrived with the head: the exchange with the instance is over, and the client
             // gets head and body in one write.
             lease.release()
-            recordOutcome(runtime, failed: failedStatus, service: service)
+            recordOutcome(runtime, failed: failedStatus, pool: pool)
             record(bytesOut: buffer.readableBytes)
             withExtendedLifetime(admission) {}
             return GatewayResponse(status: status, headers: headers, buffer: buffer)
@@ -231,7 +232,7 @@ struct Forwarder: Sendable {
             // Only an upgrade request can get a connection handed over (`forwardUpgrade` takes it); the
             // transport refuses a 101 to anything else, so this is an instance the gateway cannot use.
             lease.release()
-            recordOutcome(runtime, failed: true, service: service)
+            recordOutcome(runtime, failed: true, pool: pool)
             record(bytesOut: 0, errorCode: .badGateway)
             return GatewayResponse.error(.badGateway, requestID: requestID, headers: extraHeaders)
         }
@@ -265,7 +266,7 @@ struct Forwarder: Sendable {
                     // ends as a complete one, and the client reconnects elsewhere.
                     eventStream.closed(code: 1001)
                     do { try await writer.finish(nil) } catch { clientFailed = true }
-                    recordOutcome(runtime, failed: failedStatus, service: service)
+                    recordOutcome(runtime, failed: failedStatus, pool: pool)
                     record(bytesOut: bytesOut)
                     if clientFailed { throw error }
                     return
@@ -273,28 +274,28 @@ struct Forwarder: Sendable {
                 eventStream?.closed(code: clientFailed || Task.isCancelled ? 1001 : 1014)
                 if clientFailed || Task.isCancelled {
                     // The client went away (or its request was abandoned): not the instance's failure.
-                    recordOutcome(runtime, failed: failedStatus, service: service)
+                    recordOutcome(runtime, failed: failedStatus, pool: pool)
                     record(bytesOut: bytesOut, errorCode: Task.isCancelled ? .clientClosedRequest : nil)
                 } else {
-                    recordOutcome(runtime, failed: true, service: service)
+                    recordOutcome(runtime, failed: true, pool: pool)
                     record(bytesOut: bytesOut, truncated: true, errorCode: .upstreamTruncated)
                     logger.warning("upstream response truncated", metadata: [
-                        "request_id": .string(requestID), "service": .string(service.name), "instance": .string(runtime.id),
+                        "request_id": .string(requestID), "service": .string(pool.service.name), "instance": .string(runtime.id),
                         "status": .stringConvertible(status.code), "bytes_out": .stringConvertible(bytesOut), "failure": .string("\(error)"),
                     ])
                 }
                 throw error
             }
-            recordOutcome(runtime, failed: failedStatus, service: service)
+            recordOutcome(runtime, failed: failedStatus, pool: pool)
             record(bytesOut: bytesOut)
         })
     }
 
-    private func recordOutcome(_ runtime: InstanceRuntime, failed: Bool, service: ServiceConfig) {
-        guard let ejection = runtime.recordOutcome(failed: failed, config: service.passiveEjection, now: .now) else { return }
+    private func recordOutcome(_ runtime: InstanceRuntime, failed: Bool, pool: ServicePool) {
+        guard let ejection = runtime.recordOutcome(failed: failed, config: pool.service.passiveEjection, now: .now) else { return }
         registry.rebuild()
-        registry.record(.ejection, service: service.name, instance: runtime.id,
-                        "\(runtime.id) ejected for \(ConfigDuration.format(ejection)) after \(service.passiveEjection.consecutiveFailures) consecutive failures")
+        registry.record(.ejection, service: pool.service.name, instance: runtime.id,
+                        "\(runtime.id) ejected for \(ConfigDuration.format(ejection)) after \(pool.service.passiveEjection.consecutiveFailures) consecutive failures")
     }
 
     func retryAfter(_ pool: ServicePool) -> String {

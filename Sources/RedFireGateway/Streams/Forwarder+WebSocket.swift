@@ -68,7 +68,7 @@ extension Forwarder {
             }
             guard case .switched(let switched) = response.body else {
                 // The instance answered the upgrade with a response of its own (refused it): passed on.
-                return streamedResponse(response, runtime: runtime, lease: lease, service: service, corsByService: route.config.corsByService,
+                return streamedResponse(response, runtime: runtime, lease: lease, pool: pool, corsByService: route.config.corsByService,
                                         admission: nil, requestID: requestID, extraHeaders: extraHeaders, recorder: recorder,
                                         dispatched: dispatched, attempts: attempts, body: nil)
             }
