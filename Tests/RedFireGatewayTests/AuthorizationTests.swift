@@ -215,8 +215,12 @@ struct APIKeyTests {
         func get(_ key: String, _ method: HTTPMethod = .GET) async throws -> GatewayHarness.Reply {
             try await gateway.send(method, "/api/v1/trading/_echo", headers: [("X-API-Key", key)])
         }
-        // The gateway reloads keys every two seconds.
-        await waitUntil("the new keys are loaded") { (try? await get(userKey).status) == 200 }
+        // The gateway reloads keys every two seconds — possibly between the two keys' creation: wait for both
+        // (the service key, without `trading:read`, is refused with 403 once known, 401 before).
+        await waitUntil("the new keys are loaded") {
+            guard (try? await get(userKey).status) == 200 else { return false }
+            return (try? await get(serviceKey).status) == 403
+        }
         let report = try JSONDecoder().decode(EchoReport.self, from: Data(try await get(userKey).body.utf8))
         #expect(report.headers["x-user-name"] == ["tina"] && report.headers["x-user-roles"] == ["trader"], "a user's key acts as the user")
         #expect(report.headers["x-api-key"] == nil, "the key is not forwarded")
