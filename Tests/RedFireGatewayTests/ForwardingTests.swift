@@ -47,6 +47,25 @@ struct ForwardingTests {
         await stopAll(instances)
     }
 
+    /// A request that declares an empty body (`Content-Length: 0`) has no body stream at the gateway: the
+    /// instance gets the declared length and nothing after it, and the next request follows on its own.
+    @Test(arguments: UpstreamTransportKind.allCases)
+    func anEmptyDeclaredBodyIsForwardedAsEmpty(_ transport: UpstreamTransportKind) async throws {
+        let instances = try await startInstances(.userTrading, count: 1)
+        let gateway = try await tradingGateway(instances, transport: transport)
+        for _ in 0..<2 {
+            let report = try await gateway.echo(.POST, "/api/v1/trading/_echo", headers: [("Content-Length", "0")], body: ByteBuffer())
+            #expect(report.method == "POST")
+            #expect(report.headers["content-length"] == ["0"])
+            #expect(report.headers["transfer-encoding"] == nil)
+            #expect(report.bodyLength == 0)
+        }
+        let after = try await gateway.echo(.POST, "/api/v1/trading/_echo", body: ByteBuffer(string: "next"))
+        #expect(after.bodyLength == 4 && after.headers["content-length"] == ["4"])
+        await gateway.shutdown()
+        await stopAll(instances)
+    }
+
     /// A response to HEAD declares a length but has no body: the gateway must neither wait for one from
     /// the instance nor send one to the client, and both connections stay usable for the next request.
     @Test(arguments: UpstreamTransportKind.allCases)
