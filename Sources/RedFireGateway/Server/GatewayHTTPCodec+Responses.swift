@@ -104,7 +104,7 @@ extension GatewayHTTPCodec {
         switch part {
         case .head(let response):
             let final = response.status.kind != .informational
-            let decision = state.responseHead(final: final, isContinue: response.status == .continue, now: context.eventLoop.now)
+            let decision = state.responseHead(final: final, isContinue: response.status == .continue, now: now)
             // An HTTP/1.0 client gets no interim response (`100 Continue` included).
             if decision.drop {
                 promise?.succeed(())
@@ -136,7 +136,7 @@ extension GatewayHTTPCodec {
             var buffer = takeOutbound(context: context, capacity: 8)
             responseWriter.writeEnd(trailers: trailers, to: &buffer)
             outbound = buffer
-            switch state.responseEnd(now: context.eventLoop.now) {
+            switch state.responseEnd(now: now) {
             case .writeRefusal(let refusal):
                 writeOutbound(context: context, promise: promise)
                 writeRefusal(refusal, context: context)

@@ -35,7 +35,7 @@ extension GatewayHTTPCodec {
     func handleScheduledCallback(eventLoop: some EventLoop) {
         timer = nil
         guard let context else { return }
-        perform(state.timerFired(now: context.eventLoop.now), context: context)
+        perform(state.timerFired(now: now), context: context)
     }
 
     /// The connection switched protocols (`ConnectionUpgrade`): the codec is about to leave the pipeline.

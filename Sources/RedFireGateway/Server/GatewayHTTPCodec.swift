@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOPosix
 
 /// Request bytes → HTTP types (llhttp through `HTTP1Parser`: each head parsed once, straight into the
 /// request the gateway forwards); responses (HTTP types) → bytes (`HTTP1ResponseWriter`), with the
@@ -107,13 +108,18 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
         parser.delegate = self
     }
 
-    /// The event loop's clock (an `EmbeddedEventLoop`'s in tests).
-    var now: NIODeadline { context?.eventLoop.now ?? .now() }
+    /// The event loop's clock (an `EmbeddedEventLoop`'s in tests). A NIO event loop's is the monotonic
+    /// clock itself, read without going through the context and the loop (both retained for each read;
+    /// the connection's rules read the time several times per request).
+    var now: NIODeadline { onEventLoopThread ? .now() : context?.eventLoop.now ?? .now() }
+    /// Added on one of NIO's own event loops (not an `EmbeddedEventLoop`).
+    private var onEventLoopThread = false
 
     // MARK: Lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        onEventLoopThread = MultiThreadedEventLoopGroup.currentEventLoop != nil
         connections.opened()
         if context.channel.isActive { connectionStarted(context: context) }
     }
@@ -166,7 +172,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     func connectionStarted(context: ChannelHandlerContext) {
-        perform(state.started(now: context.eventLoop.now), context: context)
+        perform(state.started(now: now), context: context)
     }
 
     // MARK: Inbound
@@ -200,14 +206,14 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        state.readCompleted(now: context.eventLoop.now)
+        state.readCompleted(now: now)
         // Checked once the parser has taken what was read, so the body bytes are counted too.
         checkChunkFraming(context: context)
         context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
-        state.readRequested(now: context.eventLoop.now)
+        state.readRequested(now: now)
         context.read()
     }
 
@@ -241,7 +247,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
             let http10 = parsed.minorVersion == 0
             let answering = HTTP1ResponseWriter.Request(http10: http10, head: request.method == .head)
             perform(state.requestHead(answering, keepAlive: parsed.keepAlive, upgrade: parsed.upgrade,
-                                      declaresBody: request.headerFields.declaresBody, now: context.eventLoop.now), context: context)
+                                      declaresBody: request.headerFields.declaresBody, now: now), context: context)
             pass(.head(request), context: context)
             return .body
         case .failure(let refusal):
@@ -252,7 +258,7 @@ final class GatewayHTTPCodec: ChannelDuplexHandler, RemovableChannelHandler, NIO
 
     func parsedBody(_ bytes: ByteBuffer) {
         guard let context, !state.inboundClosed else { return }
-        state.bodyPart(bytes: bytes.readableBytes, now: context.eventLoop.now)
+        state.bodyPart(bytes: bytes.readableBytes, now: now)
         if chunkedBody { chunkedPayloadBytes += bytes.readableBytes }
         pass(.body(bytes), context: context)
     }
