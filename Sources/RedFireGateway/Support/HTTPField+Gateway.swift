@@ -38,6 +38,11 @@ extension HTTPField.Name {
 /// 15 bytes is two allocations). Any other spelling is made as before: the bytes decide, so a name
 /// passes on exactly as it came.
 enum KnownFieldNames {
+    private struct Entry {
+        let bytes: [UInt8]
+        let name: HTTPField.Name
+    }
+
     /// The usual names in the two spellings clients and servers send: canonical and lower case.
     static let names: [HTTPField.Name] = {
         let canonical = [
@@ -55,56 +60,22 @@ enum KnownFieldNames {
         return names
     }()
 
-    /// `names` laid out for the lookup, in memory made once and kept for the process's life: their bytes
-    /// one after another, and by length which of them to compare (this runs for every field a client or
-    /// an instance sends; reading Swift arrays of arrays retained and released each one it touched).
-    private struct Table: @unchecked Sendable {
-        /// Every name's bytes.
-        let bytes: UnsafeMutableBufferPointer<UInt8>
-        /// The names, as the lookup returns them.
-        let names: UnsafeMutableBufferPointer<HTTPField.Name>
-        /// Each name's first byte in `bytes`, ordered by length.
-        let starts: UnsafeMutableBufferPointer<Int32>
-        /// Each name's place in `names`, in the order of `starts`.
-        let indices: UnsafeMutableBufferPointer<Int32>
-        /// `starts[byLength[n] ..< byLength[n + 1]]` are the names of `n` bytes.
-        let byLength: UnsafeMutableBufferPointer<Int32>
-
-        static let maxLength = 31
-
-        init(_ names: [HTTPField.Name]) {
-            let ordered = names.indices.sorted { (names[$0].rawName.utf8.count, $0) < (names[$1].rawName.utf8.count, $1) }
-            bytes = .allocate(capacity: names.reduce(0) { $0 + $1.rawName.utf8.count })
-            self.names = .allocate(capacity: names.count)
-            _ = self.names.initialize(from: names)
-            starts = .allocate(capacity: names.count)
-            indices = .allocate(capacity: names.count)
-            byLength = .allocate(capacity: Self.maxLength + 2)
-            byLength.initialize(repeating: 0)
-            var offset = 0
-            for (position, index) in ordered.enumerated() {
-                let name = Array(names[index].rawName.utf8)
-                precondition(name.count <= Self.maxLength)
-                _ = UnsafeMutableBufferPointer(rebasing: bytes[offset ..< offset + name.count]).initialize(from: name)
-                starts[position] = Int32(offset)
-                indices[position] = Int32(index)
-                offset += name.count
-                byLength[name.count + 1] = Int32(position + 1)
-            }
-            // Lengths no name has start where the previous length ended.
-            for length in 1 ... Self.maxLength + 1 where byLength[length] < byLength[length - 1] { byLength[length] = byLength[length - 1] }
+    /// `names` by the length of their bytes.
+    private static let byLength: [[Entry]] = {
+        var table = [[Entry]](repeating: [], count: 32)
+        for name in names {
+            let bytes = Array(name.rawName.utf8)
+            table[bytes.count].append(Entry(bytes: bytes, name: name))
         }
-    }
-
-    private static let table = Table(names)
+        return table
+    }()
 
     /// The made name spelled exactly as `bytes`; nil for any other.
     static func name(_ bytes: UnsafeRawBufferPointer) -> HTTPField.Name? {
-        let count = bytes.count
-        let table = table
-        guard count <= Table.maxLength, let start = bytes.baseAddress, let known = table.bytes.baseAddress else { return nil }
-        for position in Int(table.byLength[count]) ..< Int(table.byLength[count + 1]) where memcmp(known + Int(table.starts[position]), start, count) == 0 {
-            return table.names[Int(table.indices[position])]
+        guard bytes.count < byLength.count, let start = bytes.baseAddress else { return nil }
+        for entry in byLength[bytes.count] {
+            let same = entry.bytes.withUnsafeBytes { memcmp($0.baseAddress!, start, bytes.count) == 0 }
+            if same { return entry.name }
         }
         return nil
     }
