@@ -30,7 +30,7 @@
 # Usage: scripts/bench.sh [--rounds 3] [--duration 8s] [--connections 50] [--no-build] [--binary PATH]
 #                         [--ws-held 9000] [--no-websocket] [--only "proxy traced-1 traced-100"]
 # The "nio relay" rows are the floor of a proxy on SwiftNIO (redfire-ws-load relay, see measure_target).
-# --only measures just the named rows in the alternating rounds (haproxy nginx relay relay-task proxy full traced-1
+# --only measures just the named rows in the alternating rounds (haproxy nginx relay relay-task relay-parse proxy full traced-1
 # traced-100 https haproxy-https h2 haproxy-h2 ws haproxy-ws): a quick A/B; no handshake, held-WebSocket,
 # cluster or Nt rows.
 # --binary measures another gateway build (an A/B of two commits: build each, copy the binaries, alternate).
@@ -328,6 +328,10 @@ fi
 # parsed — through two handlers ("nio relay"), and through a task per connection on the gateway's own
 # task executor, awaiting the request's bytes and then the response's ("nio relay task"). What the
 # gateway costs above "nio relay task" is its own work per request, not SwiftNIO's or the tasks'.
+# "nio relay parsing" adds the least a gateway does on the bytes: both messages parsed by the gateway's
+# own parser (llhttp), the route's prefix matched and stripped, the fields copied on as bytes with Host,
+# X-Forwarded-For/-Proto and a request ID added (the response's without Server, with the ID and a
+# Content-Length). What the gateway costs above it is its data model, policies and telemetry.
 if ((have_relay)); then
   "$ws_load" relay --port 18093 --upstreams 19001,19002 >"$work/relay.log" 2>&1 &
   relay_pid=$!
@@ -335,14 +339,19 @@ if ((have_relay)); then
   "$ws_load" relay --port 18094 --upstreams 19001,19002 --through task >"$work/relay-task.log" 2>&1 &
   relay_task_pid=$!
   pids+=("$relay_task_pid")
+  "$ws_load" relay --port 18095 --upstreams 19001,19002 --through parse >"$work/relay-parse.log" 2>&1 &
+  relay_parse_pid=$!
+  pids+=("$relay_parse_pid")
   wait_port 18093
   wait_port 18094
+  wait_port 18095
 fi
 
 measure_target() {
   case $1 in
     relay) ((have_relay)) && measure "nio relay" "http://127.0.0.1:18093/api/v1/trading/orders" "$relay_pid" ;;
     relay-task) ((have_relay)) && measure "nio relay task" "http://127.0.0.1:18094/api/v1/trading/orders" "$relay_task_pid" ;;
+    relay-parse) ((have_relay)) && measure "nio relay parsing" "http://127.0.0.1:18095/api/v1/trading/orders" "$relay_parse_pid" ;;
     haproxy) ((have_haproxy)) && measure "haproxy" "http://127.0.0.1:18082/api/v1/trading/orders" "$(cat $work/haproxy.pid)" ;;
     nginx) measure "nginx" "http://127.0.0.1:18081/api/v1/trading/orders" $(nginx_pids) ;;
     proxy) measure "gateway proxy" "http://127.0.0.1:18083/api/v1/trading/orders" "$gateway_pid" ;;
@@ -363,8 +372,8 @@ measure_target() {
 measure "direct upstream" "http://127.0.0.1:19001/orders"
 for round in $(seq "$rounds"); do
   echo "round $round of $rounds ($(date -u +%H:%M:%SZ))"
-  if ((round % 2)); then order="haproxy proxy relay-task relay traced-1 traced-100 nginx full haproxy-https https haproxy-h2 h2 haproxy-ws ws"
-  else order="ws haproxy-ws h2 haproxy-h2 https haproxy-https full nginx traced-100 traced-1 relay relay-task proxy haproxy"; fi
+  if ((round % 2)); then order="haproxy proxy relay-task relay-parse relay traced-1 traced-100 nginx full haproxy-https https haproxy-h2 h2 haproxy-ws ws"
+  else order="ws haproxy-ws h2 haproxy-h2 https haproxy-https full nginx traced-100 traced-1 relay relay-parse relay-task proxy haproxy"; fi
   for target in $order; do [[ -z $only || " $only " == *" $target "* ]] && measure_target "$target"; done
 done
 if [[ -n $only ]]; then
@@ -428,7 +437,7 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%f", v / 1000; else if (
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 # One row per target: medians over its measurements (latencies in ms), errors summed, and how many.
 summary=()
-for name in "direct upstream" haproxy nginx "nio relay" "nio relay task" "gateway proxy" "gateway traced 1%" "gateway traced 100%" "gateway full" "gateway cluster" "gateway proxy Nt" \
+for name in "direct upstream" haproxy nginx "nio relay" "nio relay task" "nio relay parsing" "gateway proxy" "gateway traced 1%" "gateway traced 100%" "gateway full" "gateway cluster" "gateway proxy Nt" \
             "haproxy https" "gateway https" "haproxy h2" "gateway h2" "haproxy handshakes" "gateway handshakes" \
             "haproxy ws" "gateway ws" "haproxy ws held" "gateway ws held"; do
   rows=()
@@ -464,7 +473,7 @@ for gateway in "gateway proxy" "gateway full" "gateway proxy Nt"; do
       'BEGIN {printf "%-16s / %-8s throughput %.2f×   p99 %.2f×   CPU/req %s\n", n, ref, g / r, (rp > 0 ? gp / rp : 0), (rc + 0 > 0 && gc + 0 > 0 ? sprintf("%.2f×", gc / rc) : "-")}'
   done
 done
-for pair in "nio relay|haproxy" "nio relay task|haproxy" "gateway proxy|nio relay task" "gateway https|haproxy https" "gateway h2|haproxy h2" "gateway handshakes|haproxy handshakes" "gateway ws|haproxy ws"; do
+for pair in "nio relay|haproxy" "nio relay task|haproxy" "nio relay parsing|haproxy" "gateway proxy|nio relay task" "gateway proxy|nio relay parsing" "gateway https|haproxy https" "gateway h2|haproxy h2" "gateway handshakes|haproxy handshakes" "gateway ws|haproxy ws"; do
   read -r grps gp99 gcpu <<<"$(stat_of "${pair%%|*}")"
   read -r rrps rp99 rcpu <<<"$(stat_of "${pair##*|}")"
   [[ -n $grps && -n $rrps ]] || continue

@@ -5,7 +5,7 @@ import Synchronization
 
 // MARK: Relay — the floor of a proxy on SwiftNIO
 
-/// `redfire-ws-load relay --port P --upstreams 19001,19002 [--through handlers|task]`: each client
+/// `redfire-ws-load relay --port P --upstreams 19001,19002 [--through handlers|task|parse]`: each client
 /// connection gets one upstream connection of its own (round robin over the ports on 127.0.0.1) and the
 /// bytes are relayed both ways, one event loop, nothing parsed. It is what any proxy on NIO pays before it
 /// does anything of its own — the reference `scripts/bench.sh` measures the gateway against:
@@ -13,14 +13,18 @@ import Synchronization
 /// - `task`: a task per connection, isolated to the loop, awaits the client's bytes, writes them on, then
 ///   awaits the upstream's (two suspensions per request, as a request task awaiting its request and its
 ///   response).
+/// - `parse`: the `task` mode doing the least a gateway does on the bytes (`HTTPTranslation`): each message
+///   parsed, the request's route matched, its fields copied on with the proxy's own added.
 /// In `task` mode a request and its response are each expected in one read: right for a keep-alive client
-/// that sends its next request after the response (wrk) and small responses, as the benchmark's.
+/// that sends its next request after the response (wrk) and small responses, as the benchmark's (`parse`
+/// reads until the parser says a message ended).
 func runRelay(_ options: Options) throws {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop = group.next()
     let upstreams = options.upstreams.split(separator: ",").compactMap { Int($0) }
     precondition(!upstreams.isEmpty, "--upstreams PORT[,PORT…]")
-    let throughTask = options.through == "task"
+    let throughTask = options.through == "task" || options.through == "parse"
+    let parsing = options.through == "parse"
     let executor = EventLoopTaskExecutor(loop)
     let accepted = AcceptedCount()
     let server = try ServerBootstrap(group: loop)
@@ -35,7 +39,8 @@ func runRelay(_ options: Options) throws {
                     clientSide.partner = upstreamSide
                     upstreamSide.partner = clientSide
                     if throughTask {
-                        let relay = TaskRelay(client: clientSide, upstream: upstreamSide)
+                        let relay = TaskRelay(client: clientSide, upstream: upstreamSide,
+                                              translation: parsing ? HTTPTranslation(upstreamPort: port, allocator: client.allocator) : nil)
                         clientSide.relay = relay
                         upstreamSide.relay = relay
                         Task(executorPreference: executor) { await relay.run() }
@@ -45,7 +50,7 @@ func runRelay(_ options: Options) throws {
             }
         }
         .bind(host: "127.0.0.1", port: options.port).wait()
-    print("relaying 127.0.0.1:\(options.port) to \(upstreams) through \(throughTask ? "a task" : "handlers")")
+    print("relaying 127.0.0.1:\(options.port) to \(upstreams) through \(parsing ? "a task, parsing" : throughTask ? "a task" : "handlers")")
     fflush(nil)
     try server.closeFuture.wait()
 }
@@ -108,10 +113,12 @@ final class TaskRelay: @unchecked Sendable {
     private var waitingFor: RelayHandler?
     private var arrivedBytes: [(from: RelayHandler, buffer: ByteBuffer)] = []
     private var done = false
+    private let translation: HTTPTranslation?
 
-    init(client: RelayHandler, upstream: RelayHandler) {
+    init(client: RelayHandler, upstream: RelayHandler, translation: HTTPTranslation? = nil) {
         self.client = client
         self.upstream = upstream
+        self.translation = translation
     }
 
     /// Called by the handlers, on the loop.
@@ -140,10 +147,171 @@ final class TaskRelay: @unchecked Sendable {
     }
 
     nonisolated(nonsending) func run() async {
-        while let request = await bytes(from: client) {
-            upstream.send(request, flush: true)
-            guard let response = await bytes(from: upstream) else { return }
-            client.send(response, flush: true)
+        guard let translation else {
+            while let request = await bytes(from: client) {
+                upstream.send(request, flush: true)
+                guard let response = await bytes(from: upstream) else { return }
+                client.send(response, flush: true)
+            }
+            return
+        }
+        while true {
+            translation.beginRequest()
+            repeat {
+                guard let bytes = await bytes(from: client), translation.request(bytes) else { return }
+            } while !translation.requestEnded
+            guard let out = translation.upstreamRequest() else {
+                client.send(translation.notFound(), flush: true)
+                continue
+            }
+            upstream.send(out, flush: true)
+            translation.beginResponse()
+            repeat {
+                guard let bytes = await bytes(from: upstream), translation.response(bytes) else { return }
+            } while !translation.responseEnded
+            client.send(translation.clientResponse(), flush: true)
+        }
+    }
+}
+
+/// The `parse` mode's work per request, the least a gateway does on the bytes: each message parsed by the
+/// gateway's own parser (llhttp), the request's route matched and its prefix stripped, its fields copied
+/// on as bytes (hop-by-hop ones and `Host` left out) with `Host`, `X-Forwarded-For`, `X-Forwarded-Proto`
+/// and a new `X-Request-ID` added; the response's fields copied back the same way (without `Server` and
+/// the framing), with the request ID and a `Content-Length`. No header list, no policy, no telemetry:
+/// what the gateway costs above this is its data model and its policies.
+final class HTTPTranslation: HTTP1ParserDelegate {
+    private static let prefix = Array("/api/v1/trading".utf8)
+    private let requestParser = HTTP1Parser(kind: .request, limits: .init(fieldBytes: 8192, headBytes: 81920, fieldCount: 100))
+    private let responseParser = HTTP1Parser(kind: .response, limits: .init(fieldBytes: 81920, headBytes: 81920, fieldCount: 65534))
+    private let allocator: ByteBufferAllocator
+    private let host: String
+    private var parsingRequest = true
+    private var fields: ByteBuffer
+    private var body: ByteBuffer?
+    private var method = ""
+    private var target = ""
+    private var status = 0
+    private var requestID: UInt64 = 0x5eed
+    private(set) var requestEnded = false
+    private(set) var responseEnded = false
+
+    init(upstreamPort: Int, allocator: ByteBufferAllocator) {
+        self.allocator = allocator
+        host = "127.0.0.1:\(upstreamPort)"
+        fields = allocator.buffer(capacity: 1024)
+        requestParser.delegate = self
+        responseParser.delegate = self
+    }
+
+    func beginRequest() {
+        parsingRequest = true
+        requestEnded = false
+        fields.clear()
+        body = nil
+    }
+
+    func beginResponse() {
+        parsingRequest = false
+        responseEnded = false
+        fields.clear()
+        body = nil
+    }
+
+    func request(_ bytes: ByteBuffer) -> Bool { (try? requestParser.feed(bytes)) != nil }
+    func response(_ bytes: ByteBuffer) -> Bool { (try? responseParser.feed(bytes)) != nil }
+
+    private static func named(_ name: UnsafeRawBufferPointer, _ lowercased: StaticString) -> Bool {
+        guard name.count == lowercased.utf8CodeUnitCount else { return false }
+        for index in 0..<name.count where name[index] | 0x20 != lowercased.utf8Start[index] { return false }
+        return true
+    }
+
+    func parsedField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        if parsingRequest {
+            if Self.named(name, "host") || Self.named(name, "connection") || Self.named(name, "keep-alive") { return }
+        } else if Self.named(name, "server") || Self.named(name, "connection") || Self.named(name, "keep-alive")
+            || Self.named(name, "content-length") || Self.named(name, "transfer-encoding") {
+            return
+        }
+        fields.writeBytes(name)
+        fields.writeStaticString(": ")
+        fields.writeBytes(value)
+        fields.writeStaticString("\r\n")
+    }
+
+    func parsedHead(_ head: HTTP1Parser.Head) -> HTTP1Parser.Continuation {
+        if parsingRequest {
+            method = head.method
+            target = head.target
+        } else {
+            status = head.status
+        }
+        return .body
+    }
+
+    func parsedBody(_ bytes: ByteBuffer) {
+        if body == nil { body = bytes } else { body!.writeImmutableBuffer(bytes) }
+    }
+
+    func parsedEnd() {
+        if parsingRequest { requestEnded = true } else { responseEnded = true }
+    }
+
+    /// The request for the instance, or nil when no route matches.
+    func upstreamRequest() -> ByteBuffer? {
+        guard target.utf8.starts(with: Self.prefix) else { return nil }
+        requestID &+= 0x9e37_79b9_7f4a_7c15
+        var out = allocator.buffer(capacity: 256 + fields.readableBytes + (body?.readableBytes ?? 0))
+        out.writeString(method)
+        out.writeStaticString(" ")
+        let rest = target.utf8.dropFirst(Self.prefix.count)
+        if rest.first != UInt8(ascii: "/") { out.writeStaticString("/") }
+        out.writeBytes(rest)
+        out.writeStaticString(" HTTP/1.1\r\nHost: ")
+        out.writeString(host)
+        out.writeStaticString("\r\n")
+        out.writeImmutableBuffer(fields)
+        out.writeStaticString("X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\nX-Request-ID: ")
+        writeRequestID(to: &out)
+        if let body {
+            out.writeStaticString("\r\nContent-Length: ")
+            out.writeString(String(body.readableBytes))
+        }
+        out.writeStaticString("\r\n\r\n")
+        if let body { out.writeImmutableBuffer(body) }
+        return out
+    }
+
+    func clientResponse() -> ByteBuffer {
+        var out = allocator.buffer(capacity: 128 + fields.readableBytes + (body?.readableBytes ?? 0))
+        out.writeStaticString("HTTP/1.1 ")
+        out.writeString(String(status))
+        out.writeStaticString(status == 200 ? " OK\r\n" : " \r\n")
+        out.writeImmutableBuffer(fields)
+        out.writeStaticString("X-Request-ID: ")
+        writeRequestID(to: &out)
+        out.writeStaticString("\r\nContent-Length: ")
+        out.writeString(String(body?.readableBytes ?? 0))
+        out.writeStaticString("\r\n\r\n")
+        if let body { out.writeImmutableBuffer(body) }
+        return out
+    }
+
+    func notFound() -> ByteBuffer {
+        var out = allocator.buffer(capacity: 64)
+        out.writeStaticString("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        return out
+    }
+
+    private func writeRequestID(to out: inout ByteBuffer) {
+        let id = requestID
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: 16) { bytes in
+            for index in 0..<16 {
+                let digit = UInt8(truncatingIfNeeded: id >> (UInt64(index) * 4)) & 0xf
+                bytes[index] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+            }
+            return 16
         }
     }
 }

@@ -9,7 +9,7 @@
 //       interval (0: the next as soon as the last came back) carrying its send time; prints one JSON
 //       line: connections open and failed, messages sent and echoed, echoes per second, round-trip
 //       latency percentiles (µs), and the first error seen.
-//   redfire-ws-load relay --port 18087 --upstreams 19001,19002 [--through handlers|task]
+//   redfire-ws-load relay --port 18087 --upstreams 19001,19002 [--through handlers|task|parse]
 //       relays each connection's bytes to an upstream connection of its own (see Relay.swift).
 import Foundation
 import NIOCore
@@ -329,6 +329,6 @@ case "echo": try runEcho(options)
 case "run": try runLoad(options)
 case "relay": try runRelay(options)
 default:
-    print("usage: redfire-ws-load echo --port P | run --url ws://HOST:PORT/PATH --connections N [--interval-ms I] [--size B] [--duration S] | relay --port P --upstreams P1,P2 [--through handlers|task]")
+    print("usage: redfire-ws-load echo --port P | run --url ws://HOST:PORT/PATH --connections N [--interval-ms I] [--size B] [--duration S] | relay --port P --upstreams P1,P2 [--through handlers|task|parse]")
     exit(2)
 }

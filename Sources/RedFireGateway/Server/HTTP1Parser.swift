@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 
 /// What an `HTTP1Parser` reads, handed over as it reads it (inside `feed`, as NIO's decoder does).
-protocol HTTP1ParserDelegate: AnyObject {
+package protocol HTTP1ParserDelegate: AnyObject {
     /// One field of the head — or, once the head was handed over, of the trailers. The bytes are valid
     /// during the call only.
     func parsedField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
@@ -29,34 +29,40 @@ protocol HTTP1ParserDelegate: AnyObject {
 /// A field split over two reads is carried over in a small buffer; otherwise nothing is copied. After an
 /// upgrade (llhttp stops after a message that switches protocols) what follows is kept unparsed:
 /// `takeRemainder()` hands it to the next protocol, `restart()` parses it as HTTP/1 after all.
-final class HTTP1Parser {
-    enum Kind {
+package final class HTTP1Parser {
+    package enum Kind {
         case request
         case response
     }
 
-    struct Limits {
-        var fieldBytes: Int
-        var headBytes: Int
-        var fieldCount: Int
+    package struct Limits {
+        package var fieldBytes: Int
+        package var headBytes: Int
+        package var fieldCount: Int
+
+        package init(fieldBytes: Int, headBytes: Int, fieldCount: Int) {
+            self.fieldBytes = fieldBytes
+            self.headBytes = headBytes
+            self.fieldCount = fieldCount
+        }
     }
 
-    struct Head {
+    package struct Head {
         /// 0 or 1 (HTTP/1.0, HTTP/1.1): other versions are refused.
-        var minorVersion: Int
+        package var minorVersion: Int
         /// Requests: the method's name and the target as sent.
-        var method: String
-        var target: String
+        package var method: String
+        package var target: String
         /// Responses: the status code.
-        var status: Int
+        package var status: Int
         /// llhttp's reading of `Connection` (and the version's default).
-        var keepAlive: Bool
+        package var keepAlive: Bool
         /// The message switches protocols (`Upgrade` with `Connection: upgrade`, `CONNECT`, a 101):
         /// parsing stops after it.
-        var upgrade: Bool
+        package var upgrade: Bool
     }
 
-    enum Continuation {
+    package enum Continuation {
         /// The body as the framing fields say.
         case body
         /// No body whatever the fields say (a response to `HEAD`, 1xx, 204, 304).
@@ -67,7 +73,7 @@ final class HTTP1Parser {
 
     /// The parser's owner (it is called only from `feed`, `finish` and `restart`, which its owner calls):
     /// not retained, and read without a weak reference's atomic load per callback.
-    unowned(unsafe) var delegate: (any HTTP1ParserDelegate)?
+    package unowned(unsafe) var delegate: (any HTTP1ParserDelegate)?
     let kind: Kind
     let limits: Limits
     private let parser: UnsafeMutablePointer<llhttp_t>
@@ -110,7 +116,7 @@ final class HTTP1Parser {
     private(set) var upgraded = false
     private(set) var remainder: ByteBuffer?
 
-    init(kind: Kind, limits: Limits) {
+    package init(kind: Kind, limits: Limits) {
         self.kind = kind
         self.limits = limits
         parser = .allocate(capacity: 1)
@@ -138,7 +144,7 @@ final class HTTP1Parser {
     }
 
     /// Parses `bytes`, handing what it reads to the delegate as it goes.
-    func feed(_ bytes: ByteBuffer) throws(HTTPParserError) {
+    package func feed(_ bytes: ByteBuffer) throws(HTTPParserError) {
         if feeding {
             // From within a callback: parsed after what is being parsed.
             if queued == nil { queued = bytes } else { queued!.writeImmutableBuffer(bytes) }
