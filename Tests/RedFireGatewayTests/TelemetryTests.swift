@@ -47,6 +47,23 @@ struct TelemetryTests {
         #expect(series.window(seconds: 10, now: 200).counters.requests == 0)
     }
 
+    @Test func totalsCountEveryMethodAndCodeAcrossRunsAndSwitches() {
+        let series = MetricSeries(name: "t")
+        // Runs of one key, keys alternating, a key coming back after others: every request counts once.
+        let keys: [(String, Int)] = [("GET", 200), ("GET", 200), ("GET", 200), ("POST", 201), ("GET", 200), ("POST", 201),
+                                     ("GET", 404), ("GET", 404), ("GET", 200)]
+        for (method, code) in keys {
+            series.record(RequestSample(status: code, method: method, totalMicros: 10, upstreamMicros: 5, bytesIn: 0, bytesOut: 0), second: 1)
+            // Reading in between does not lose or double the run in progress.
+            _ = series.totals()
+        }
+        let counts = series.totals().byMethodAndCode
+        let text = counts.sorted { ($0.key.method, $0.key.code) < ($1.key.method, $1.key.code) }
+            .map { "\($0.key.method) \($0.key.code) \($0.value)" }.joined(separator: ", ")
+        #expect(text == "GET 200 5, GET 404 2, POST 201 2")
+        #expect(series.totals().count == keys.count)
+    }
+
     @Test func gatewayCountsAKnownMixExactly() async throws {
         let instances = try await startInstances(.userTrading, count: 2)
         // No passive ejection: ten 500s would eject both instances and bend the round robin.

@@ -55,7 +55,18 @@ package final class MetricSeries: Sendable {
 
     /// Counts since start, for Prometheus (counters must only grow).
     struct Totals {
-        var byMethodAndCode: [MethodCode: Int] = [:]
+        /// Requests by method and status code. The latest key's run is counted apart until another key
+        /// comes (`latest`), so the usual run of one method and code adds without hashing a method name
+        /// on every request.
+        var byMethodAndCode: [MethodCode: Int] {
+            guard let latest, latestCount > 0 else { return counted }
+            var all = counted
+            all[latest, default: 0] += latestCount
+            return all
+        }
+        private var counted: [MethodCode: Int] = [:]
+        private var latest: MethodCode?
+        private var latestCount = 0
         /// Cumulative-by-construction counts per `DurationBuckets.bounds` bucket (+Inf last).
         var durationBuckets = Array(repeating: 0, count: DurationBuckets.bounds.count + 1)
         var durationSumMicros: UInt64 = 0
@@ -63,11 +74,21 @@ package final class MetricSeries: Sendable {
         var truncated = 0
 
         mutating func record(_ sample: RequestSample, micros: UInt64) {
-            byMethodAndCode[MethodCode(method: sample.method, code: sample.status), default: 0] += 1
+            count(MethodCode(method: sample.method, code: sample.status))
             if sample.truncated { truncated += 1 }
             durationBuckets[DurationBuckets.index(micros: micros)] += 1
             durationSumMicros &+= micros
             count += 1
+        }
+
+        private mutating func count(_ key: MethodCode) {
+            if key == latest {
+                latestCount += 1
+                return
+            }
+            if let latest { counted[latest, default: 0] += latestCount }
+            latest = key
+            latestCount = 1
         }
     }
 
