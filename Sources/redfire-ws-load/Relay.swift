@@ -156,7 +156,7 @@ final class TaskRelay: @unchecked Sendable {
             return
         }
         while true {
-            translation.beginRequest()
+            translation.begin(request: true)
             repeat {
                 guard let bytes = await bytes(from: client), translation.request(bytes) else { return }
             } while !translation.requestEnded
@@ -165,7 +165,7 @@ final class TaskRelay: @unchecked Sendable {
                 continue
             }
             upstream.send(out, flush: true)
-            translation.beginResponse()
+            translation.begin(request: false)
             repeat {
                 guard let bytes = await bytes(from: upstream), translation.response(bytes) else { return }
             } while !translation.responseEnded
@@ -176,8 +176,8 @@ final class TaskRelay: @unchecked Sendable {
 
 /// The `parse` mode's work per request, the least a gateway does on the bytes: each message parsed by the
 /// gateway's own parser (llhttp), the request's route matched and its prefix stripped, its fields copied
-/// on as bytes (hop-by-hop ones and `Host` left out) with `Host`, `X-Forwarded-For`, `X-Forwarded-Proto`
-/// and a new `X-Request-ID` added; the response's fields copied back the same way (without `Server` and
+/// on as bytes (hop-by-hop ones, the framing and `Host` left out) with `Host`, `X-Forwarded-For`,
+/// `X-Forwarded-Proto`, a new `X-Request-ID` (a counter in hex) and the body's `Content-Length` added; the response's fields copied back the same way (without `Server` and
 /// the framing), with the request ID and a `Content-Length`. No header list, no policy, no telemetry:
 /// what the gateway costs above this is its data model and its policies.
 final class HTTPTranslation: HTTP1ParserDelegate {
@@ -204,16 +204,10 @@ final class HTTPTranslation: HTTP1ParserDelegate {
         responseParser.delegate = self
     }
 
-    func beginRequest() {
-        parsingRequest = true
-        requestEnded = false
-        fields.clear()
-        body = nil
-    }
-
-    func beginResponse() {
-        parsingRequest = false
-        responseEnded = false
+    /// The next message read is a request (or the response to it).
+    func begin(request: Bool) {
+        parsingRequest = request
+        if request { requestEnded = false } else { responseEnded = false }
         fields.clear()
         body = nil
     }
@@ -221,17 +215,11 @@ final class HTTPTranslation: HTTP1ParserDelegate {
     func request(_ bytes: ByteBuffer) -> Bool { (try? requestParser.feed(bytes)) != nil }
     func response(_ bytes: ByteBuffer) -> Bool { (try? responseParser.feed(bytes)) != nil }
 
-    private static func named(_ name: UnsafeRawBufferPointer, _ lowercased: StaticString) -> Bool {
-        guard name.count == lowercased.utf8CodeUnitCount else { return false }
-        for index in 0..<name.count where name[index] | 0x20 != lowercased.utf8Start[index] { return false }
-        return true
-    }
-
+    /// Fields the proxy writes itself (`Host`, the framing) or that end at each hop; `Server` is not passed back.
     func parsedField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        if parsingRequest {
-            if Self.named(name, "host") || Self.named(name, "connection") || Self.named(name, "keep-alive") { return }
-        } else if Self.named(name, "server") || Self.named(name, "connection") || Self.named(name, "keep-alive")
-            || Self.named(name, "content-length") || Self.named(name, "transfer-encoding") {
+        if ASCII.equalsIgnoringCase(bytes: name, "connection") || ASCII.equalsIgnoringCase(bytes: name, "keep-alive")
+            || ASCII.equalsIgnoringCase(bytes: name, "content-length") || ASCII.equalsIgnoringCase(bytes: name, "transfer-encoding")
+            || ASCII.equalsIgnoringCase(bytes: name, parsingRequest ? "host" : "server") {
             return
         }
         fields.writeBytes(name)

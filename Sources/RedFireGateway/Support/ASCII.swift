@@ -1,11 +1,11 @@
 /// ASCII text helpers for protocol elements (field names, tokens): no locale, no allocation.
-enum ASCII {
+package enum ASCII {
     /// ASCII case-insensitive comparison with a lower-case literal, without allocating.
     static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
         equalsIgnoringCase(bytes: name.utf8, lowercase)
     }
 
-    static func equalsIgnoringCase(bytes: some Collection<UInt8>, _ lowercase: StaticString) -> Bool {
+    package static func equalsIgnoringCase(bytes: some Collection<UInt8>, _ lowercase: StaticString) -> Bool {
         let count = lowercase.utf8CodeUnitCount
         guard bytes.count == count else { return false }
         return lowercase.withUTF8Buffer { expected in
